@@ -1,0 +1,186 @@
+// Package pgtest gives tests a real PostgreSQL: one throwaway cluster per test run
+// (wal_level=logical, free port, temp dir), a migrated template database per package, and a
+// fresh clone of it per test. Never a mock.
+//
+// `make test` starts the cluster once (see withpg) and passes its address in
+// KEAPSYNC_TEST_DATABASE_URL; a plain `go test` starts a private cluster for the package.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/migrate"
+	"github.com/keapsync/keapsync/sidecar/pgcluster"
+)
+
+// EnvURL names the variable that carries an already running test cluster's admin URL.
+const EnvURL = "KEAPSYNC_TEST_DATABASE_URL"
+
+// testConfig trades durability for speed: a test cluster never survives a crash anyway.
+var testConfig = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200"}
+
+// StartCluster starts a throwaway cluster in a new temp dir; stop it with the returned function.
+func StartCluster(ctx context.Context) (*pgcluster.Cluster, func(), error) {
+	dir, err := os.MkdirTemp("", "keapsync-pg-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create cluster dir: %w", err)
+	}
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &pgcluster.Cluster{Dir: filepath.Join(dir, "data"), Port: port, Config: testConfig}
+	cleanup := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.Stop(ctx)
+		_ = os.RemoveAll(dir)
+	}
+	if err := c.Init(ctx); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return c, cleanup, nil
+}
+
+var (
+	adminURL string // the cluster's `postgres` database
+	template string // this package's migrated template database
+	counter  atomic.Int64
+)
+
+// Main runs a package's tests against the shared cluster (or a private one) with a migrated
+// template database. Call it from TestMain: `func TestMain(m *testing.M) { pgtest.Main(m) }`.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	adminURL = os.Getenv(EnvURL)
+	if adminURL == "" {
+		c, stop, err := StartCluster(ctx)
+		if err != nil {
+			log.Printf("pgtest: cannot start PostgreSQL for the tests: %v", err)
+			return 1
+		}
+		defer stop()
+		adminURL = c.URL("postgres")
+	}
+	template = fmt.Sprintf("tmpl_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	if err := createTemplate(ctx); err != nil {
+		log.Printf("pgtest: %v", err)
+		return 1
+	}
+	defer dropDatabase(ctx, template)
+	return m.Run()
+}
+
+// createTemplate makes this package's template database with the embedded migrator. Roles are
+// cluster-wide, so packages bootstrap one at a time under an advisory lock.
+func createTemplate(ctx context.Context) error {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to test cluster: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
+		return fmt.Errorf("lock test cluster: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "create database "+pgx.Identifier{template}.Sanitize()); err != nil {
+		return fmt.Errorf("create template database: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, withDatabase(adminURL, template))
+	if err != nil {
+		return fmt.Errorf("connect to template database: %w", err)
+	}
+	defer conn.Close(ctx)
+	mig, err := migrate.Embedded(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := mig.Apply(ctx, conn); err != nil {
+		return fmt.Errorf("migrate template database: %w", err)
+	}
+	return nil
+}
+
+// URL creates a fresh, migrated database for the test and returns its URL; it is dropped when
+// the test ends.
+func URL(t testing.TB) string {
+	t.Helper()
+	return cloneOf(t, template)
+}
+
+func cloneOf(t testing.TB, source string) string {
+	t.Helper()
+	if template == "" {
+		t.Fatal("pgtest: call pgtest.Main from TestMain")
+	}
+	ctx := context.Background()
+	name := fmt.Sprintf("%s_%d", template, counter.Add(1))
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, fmt.Sprintf("create database %s template %s",
+		pgx.Identifier{name}.Sanitize(), pgx.Identifier{source}.Sanitize()))
+	if err != nil {
+		t.Fatalf("pgtest: create database from %s: %v", source, err)
+	}
+	t.Cleanup(func() { dropDatabase(context.Background(), name) })
+	return withDatabase(adminURL, name)
+}
+
+// Pool is URL plus a connection pool closed when the test ends.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), URL(t))
+	if err != nil {
+		t.Fatalf("pgtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func dropDatabase(ctx context.Context, name string) {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	_, _ = admin.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+}
+
+// withDatabase swaps the database name in a postgres:// URL.
+func withDatabase(url, db string) string {
+	base, query, _ := strings.Cut(url, "?")
+	i := strings.LastIndex(base, "/")
+	out := base[:i+1] + db
+	if query != "" {
+		out += "?" + query
+	}
+	return out
+}
+
+// EmptyURL creates an empty database (no bootstrap, no migrations), dropped when the test ends.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	return cloneOf(t, "template0")
+}
