@@ -326,7 +326,7 @@ create table keapsync.change_history (
   id bigint generated always as identity primary key,
   account_id uuid not null,
   table_name text not null,
-  row_id text not null,                 -- the local id (contact_id/tag_id for contact_tags)
+  row_id bigint not null,               -- the local id (the contact's for contact_tags)
   keap_id bigint,
   op text not null check (op in ('insert', 'update', 'delete')),
   origin text not null check (origin in ('local', 'keap', 'rollback', 'resolve')),

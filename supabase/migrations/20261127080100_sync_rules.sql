@@ -492,7 +492,10 @@ begin
   update keapsync.sync_state
      set agreed = new_agreed, keap_modified = coalesce(v_modified, keap_modified), last_applied_at = now()
    where account_id = p_account and object_type = p_type and local_id = v_local_id;
-  return case when new_local is distinct from ldoc then 'updated' else 'unchanged' end;
+  -- 'updated' when data changed, not merely Keap's version clock.
+  return case when (new_local - array['last_updated', 'modification_date', 'modification_time'])
+                   is distinct from (ldoc - array['last_updated', 'modification_date', 'modification_time'])
+              then 'updated' else 'unchanged' end;
 end;
 $$;
 

@@ -121,6 +121,7 @@ create policy members_read_health on keapsync.oauth_tokens for select to authent
   using ((select keapsync.is_member(account_id)));
 
 -- Analysts: only the columns the status and KPI views read.
+grant select on keapsync.object_types to keap_analyst;
 grant select (id, name, needs_reauth, paused) on keapsync.accounts to keap_analyst;
 grant select (account_id, access_expires_at, refresh_expires_at) on keapsync.oauth_tokens to keap_analyst;
 grant select (account_id, status, last_delivery_at) on keapsync.hook_subscriptions to keap_analyst;
