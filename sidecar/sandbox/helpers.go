@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The methods below act as a person working in Keap's web app: they change data without an
+// API credential (no throttle, no request log) and fire the same hook events as the API.
+
+// CreateContact adds a contact from v1-shaped fields and returns its id.
+func (s *Server) CreateContact(fields map[string]any) (int64, error) {
+	body, err := normalize(fields)
+	if err != nil {
+		return 0, err
+	}
+	c, err := s.store.createContact(body)
+	if err != nil {
+		return 0, fmt.Errorf("create contact: %w", err)
+	}
+	return c.id, nil
+}
+
+// EditContact changes a contact's v1 properties (a null value clears one).
+func (s *Server) EditContact(id int64, fields map[string]any) error {
+	body, err := normalize(fields)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.updateContact(id, body, nil); err != nil {
+		return fmt.Errorf("edit contact %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteContact deletes a contact.
+func (s *Server) DeleteContact(id int64) error {
+	if err := s.store.deleteContact(id); err != nil {
+		return fmt.Errorf("delete contact %d: %w", id, err)
+	}
+	return nil
+}
+
+// ApplyTag applies a tag to a contact; RemoveTag removes it.
+func (s *Server) ApplyTag(contactID, tagID int64) error { return s.setTag(contactID, tagID, true) }
+
+// RemoveTag removes a tag from a contact.
+func (s *Server) RemoveTag(contactID, tagID int64) error { return s.setTag(contactID, tagID, false) }
+
+func (s *Server) setTag(contactID, tagID int64, apply bool) error {
+	res := s.store.setTags([][2]int64{{contactID, tagID}}, apply, false)
+	switch r := res[fmt.Sprint(tagID)]; r {
+	case resultSuccess, resultDuplicate:
+		return nil
+	default:
+		return fmt.Errorf("tag %d on contact %d: %s", tagID, contactID, r)
+	}
+}
+
+// PayOrder records a payment on an order (emits order.edit).
+func (s *Server) PayOrder(orderID int64, amount float64) error {
+	if _, _, err := s.store.addPayment(orderID, amount, "CASH", "sandbox", time.Time{}); err != nil {
+		return fmt.Errorf("pay order %d: %w", orderID, err)
+	}
+	return nil
+}
+
+// SetSubscriptionActive (de)activates a subscription (emits subscription.edit).
+func (s *Server) SetSubscriptionActive(id int64, active bool) error {
+	if _, err := s.store.updateSubscription(id, func(sub *subscription) { sub.active = active }); err != nil {
+		return fmt.Errorf("subscription %d: %w", id, err)
+	}
+	return nil
+}
+
+// Faults returns the injected faults; SetFaults replaces them.
+func (s *Server) Faults() Faults { return s.faults.get() }
+
+// SetFaults replaces the injected faults.
+func (s *Server) SetFaults(f Faults) { s.faults.set(f) }
+
+// RevokeTokens kills all OAuth tokens (token == "") or the one given; it returns how many.
+func (s *Server) RevokeTokens(token string) int { return s.auth.revoke(token) }
+
+// SetAutoApprove switches the authorize endpoint between consent page and instant approval.
+func (s *Server) SetAutoApprove(on bool) {
+	s.auth.mu.Lock()
+	s.auth.autoApprove = on
+	s.auth.mu.Unlock()
+}
+
+// Now is the sandbox's time; Advance moves it forward (and wakes the hook dispatcher).
+func (s *Server) Now() time.Time { return s.clock.Now() }
+
+// Advance moves the sandbox clock forward by d.
+func (s *Server) Advance(d time.Duration) {
+	s.clock.advance(d)
+	s.queue.wake()
+}
+
+// Requests returns the request log, oldest first; ClearRequests empties it.
+func (s *Server) Requests() []RequestRecord { return s.reqlog.list() }
+
+// ClearRequests empties the request log.
+func (s *Server) ClearRequests() { s.reqlog.clear() }
+
+// Deliveries returns every hook delivery attempt, oldest first.
+func (s *Server) Deliveries() []DeliveryRecord { return s.queue.history() }
+
+// Hooks returns the hook subscriptions.
+func (s *Server) Hooks() []Hook { return s.hooks.list() }
+
+// FlushHooks makes every queued delivery due now.
+func (s *Server) FlushHooks() { s.queue.flush() }
+
+// WaitHooksIdle waits until no delivery is queued or in flight (checking every few ms).
+func (s *Server) WaitHooksIdle(ctx context.Context) error {
+	for !s.queue.idle() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for hook deliveries: %w", ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// normalize gives Go-built fields the shape decoded JSON has (json.Number, []any), so helper
+// edits and API edits are stored alike.
+func normalize(fields map[string]any) (map[string]any, error) {
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("fields: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("fields: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+type orderItemInput struct {
+	ProductID   int64  `json:"product_id"`
+	Quantity    int    `json:"quantity"`
+	Price       string `json:"price"` // [V1] types the item price as a string
+	Description string `json:"description"`
+	ItemType    string `json:"item_type"`
+}
+
+type orderInput struct {
+	ContactID     int64            `json:"contact_id"`
+	OrderDate     string           `json:"order_date"`
+	Items         []orderItemInput `json:"order_items"`
+	Title         string           `json:"order_title"`
+	OrderType     string           `json:"order_type"`
+	LeadAffiliate int64            `json:"lead_affiliate_id"`
+	SaleAffiliate int64            `json:"sales_affiliate_id"`
+}
+
+// item turns input into a stored item; the caller holds the lock. Without a price the
+// product's price applies.
+func (s *store) item(in orderItemInput) (orderItem, error) {
+	p := s.products[in.ProductID]
+	if p == nil {
+		return orderItem{}, badRequest(fmt.Sprintf("Product with ID %d not found", in.ProductID))
+	}
+	if in.Quantity <= 0 {
+		return orderItem{}, badRequest("quantity must be positive")
+	}
+	price := p.Price
+	if in.Price != "" {
+		v, err := strconv.ParseFloat(in.Price, 64)
+		if err != nil {
+			return orderItem{}, badRequest("Invalid price: " + in.Price)
+		}
+		price = v
+	}
+	typ := in.ItemType
+	if typ == "" {
+		typ = "PRODUCT"
+	}
+	return orderItem{id: s.nextID("orderItem"), productID: p.ID, quantity: in.Quantity, price: price, description: in.Description, itemType: typ}, nil
+}
+
+func (s *store) createOrder(in orderInput) (*order, error) {
+	var out *order
+	err := s.write(func() ([]event, error) {
+		if s.contacts[in.ContactID] == nil {
+			return nil, badRequest(fmt.Sprintf("Contact with ID %d not found", in.ContactID))
+		}
+		od, err := parseKeapTime(in.OrderDate)
+		if err != nil {
+			return nil, badRequest("Invalid order_date: " + in.OrderDate)
+		}
+		o := &order{contactID: in.ContactID, title: in.Title, orderType: in.OrderType, orderDate: od,
+			leadAffiliate: in.LeadAffiliate, saleAffiliate: in.SaleAffiliate}
+		for _, it := range in.Items {
+			item, err := s.item(it)
+			if err != nil {
+				return nil, err
+			}
+			o.items = append(o.items, item)
+		}
+		o.id = s.nextID("order")
+		o.created = s.stamp.next()
+		o.updated = o.created
+		s.orders[o.id] = o
+		s.orderIDs = append(s.orderIDs, o.id)
+		out = o
+		return []event{orderEvent("order.add", o, o.updated)}, nil
+	})
+	return out, err
+}
+
+// changeOrder runs fn on a copy of the order and, when it succeeds, stores the copy with a new
+// modification_date and emits order.edit.
+func (s *store) changeOrder(id int64, fn func(o *order) error) (*order, error) {
+	var out *order
+	err := s.write(func() ([]event, error) {
+		cur := s.orders[id]
+		if cur == nil {
+			return nil, notFound(fmt.Sprintf("Order with ID %d not found", id))
+		}
+		o := *cur
+		o.items = append([]orderItem(nil), cur.items...)
+		o.payments = append([]payment(nil), cur.payments...)
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
+		o.updated = s.stamp.next()
+		s.orders[id] = &o
+		out = &o
+		return []event{orderEvent("order.edit", &o, o.updated)}, nil
+	})
+	return out, err
+}
+
+// deleteOrder refuses orders with payments: v1 deletes only unpaid orders.
+func (s *store) deleteOrder(id int64) error {
+	return s.write(func() ([]event, error) {
+		o := s.orders[id]
+		if o == nil {
+			return nil, notFound(fmt.Sprintf("Order with ID %d not found", id))
+		}
+		if len(o.payments) > 0 {
+			return nil, badRequest(fmt.Sprintf("Order with ID %d has payments and cannot be deleted", id))
+		}
+		delete(s.orders, id)
+		s.orderIDs = removeID(s.orderIDs, id)
+		return []event{orderEvent("order.delete", o, s.stamp.next())}, nil
+	})
+}
+
+func (s *store) addPayment(id int64, amount float64, method, notes string, at time.Time) (*order, payment, error) {
+	var p payment
+	o, err := s.changeOrder(id, func(o *order) error {
+		if amount <= 0 {
+			return badRequest("payment_amount must be positive")
+		}
+		if at.IsZero() {
+			at = s.stamp.clock.Now()
+		}
+		p = payment{id: s.nextID("payment"), amount: round2(amount), date: at, method: method, notes: notes}
+		o.payments = append(o.payments, p)
+		return nil
+	})
+	return o, p, err
+}
+
+func (s *store) getOrder(id int64) (map[string]any, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	o := s.orders[id]
+	if o == nil {
+		return nil, false
+	}
+	return s.renderOrder(o), true
+}

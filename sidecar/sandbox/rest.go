@@ -1,0 +1,94 @@
+package sandbox
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+
+	"github.com/keapsync/keapsync/sidecar/keapspec"
+)
+
+// restAPI serves Keap's REST paths from the store. Authentication, throttling and faults are
+// applied before it (gateway.go), as Keap's gateway does.
+type restAPI struct {
+	store     *store
+	hooks     *hookService
+	validator *keapspec.Validator
+	baseURL   func() string // scheme://host of this server, for absolute next/previous URLs
+}
+
+func (a *restAPI) routes(mux *http.ServeMux) {
+	const v1 = "/crm/rest/v1"
+	h := func(pattern string, fn handlerFunc) { mux.Handle(pattern, handle(a.checked(fn))) }
+	h("GET "+v1+"/contacts", a.listContacts)
+	h("POST "+v1+"/contacts", a.createContact)
+	h("PUT "+v1+"/contacts", a.upsertContact)
+	h("GET "+v1+"/contacts/model", a.contactModel)
+	h("POST "+v1+"/contacts/model/customFields", a.createCustomField)
+	h("GET "+v1+"/contacts/{id}", a.getContact)
+	h("PATCH "+v1+"/contacts/{id}", a.patchContact)
+	h("DELETE "+v1+"/contacts/{id}", a.deleteContact)
+	h("GET "+v1+"/contacts/{id}/tags", a.listContactTags)
+	h("POST "+v1+"/contacts/{id}/tags", a.applyTagsToContact)
+	h("DELETE "+v1+"/contacts/{id}/tags", a.removeTagsFromContact)
+	h("DELETE "+v1+"/contacts/{id}/tags/{tagId}", a.removeTagFromContact)
+	h("GET "+v1+"/tags", a.listTags)
+	h("POST "+v1+"/tags", a.createTag)
+	h("POST "+v1+"/tags/categories", a.createCategory)
+	h("GET "+v1+"/tags/{id}", a.getTag)
+	h("GET "+v1+"/tags/{id}/contacts", a.listTaggedContacts)
+	h("POST "+v1+"/tags/{id}/contacts", a.applyTagToContacts)
+	h("DELETE "+v1+"/tags/{id}/contacts", a.removeTagFromContacts)
+	h("DELETE "+v1+"/tags/{id}/contacts/{contactId}", a.removeTagFromOneContact)
+	h("GET "+v1+"/orders", a.listOrders)
+	h("POST "+v1+"/orders", a.createOrder)
+	h("GET "+v1+"/orders/{id}", a.getOrder)
+	h("DELETE "+v1+"/orders/{id}", a.deleteOrder)
+	h("POST "+v1+"/orders/{id}/items", a.addOrderItem)
+	h("DELETE "+v1+"/orders/{id}/items/{itemId}", a.deleteOrderItem)
+	h("GET "+v1+"/orders/{id}/payments", a.listPayments)
+	h("POST "+v1+"/orders/{id}/payments", a.createPayment)
+	h("GET "+v1+"/subscriptions", a.listSubscriptions)
+	h("POST "+v1+"/subscriptions", a.createSubscription)
+	h("GET "+v1+"/hooks/event_keys", a.listEventKeys)
+	h("GET "+v1+"/hooks", a.listHooks)
+	h("POST "+v1+"/hooks", a.createHook)
+	h("GET "+v1+"/hooks/{key}", a.getHook)
+	h("PUT "+v1+"/hooks/{key}", a.updateHook)
+	h("DELETE "+v1+"/hooks/{key}", a.deleteHook)
+	h("POST "+v1+"/hooks/{key}/verify", a.verifyHook)
+	h("POST "+v1+"/hooks/{key}/delayedVerify", a.delayedVerifyHook)
+	h("GET "+v1+"/oauth/connect/userinfo", a.userInfo)
+	// v2 only where v1 has no way: a subscription's modification_time and get-by-id.
+	h("GET /crm/rest/v2/subscriptions", a.listSubscriptionsV2)
+	h("GET /crm/rest/v2/subscriptions/{id}", a.getSubscriptionV2)
+	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("Resource not found: " + r.URL.Path)
+	}))
+}
+
+// checked validates a request body against Keap's document before the handler runs, so the
+// sandbox refuses what Keap's deserializer refuses, with Keap's message.
+func (a *restAPI) checked(fn handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Body != nil && r.ContentLength != 0 && (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) {
+			body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+			if err != nil {
+				return badRequest("Input could not be converted to a valid request")
+			}
+			if err := a.validator.ValidateBody(r.Context(), r, body); err != nil {
+				return badRequest("Input could not be converted to a valid request")
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		return fn(w, r)
+	}
+}
+
+func (a *restAPI) userInfo(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"sub": "1", "global_user_id": 1, "infusionsoft_id": a.store.tenant,
+		"email": "owner@sandbox.invalid", "given_name": "Sandbox", "family_name": "Owner", "is_admin": true,
+	})
+	return nil
+}

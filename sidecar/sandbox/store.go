@@ -1,0 +1,81 @@
+package sandbox
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// event is one change Keap would announce through REST Hooks.
+type event struct {
+	key        string // e.g. "contact.edit"
+	objectType string // e.g. "contact"
+	id         int64
+	apiPath    string // e.g. "/v1/contacts/12"; made absolute at delivery
+	at         time.Time
+}
+
+// store is the in-memory Keap account. One RWMutex guards it all: the sandbox is about
+// faithfulness, and whole-store locking makes every list a consistent snapshot.
+type store struct {
+	mu      sync.RWMutex
+	stamp   *stamper
+	publish func([]event) // called after the lock is released
+	tenant  string
+
+	seq map[string]int64 // next id per kind
+
+	contacts   map[int64]*contact
+	contactIDs []int64 // ascending; ids only grow so appends keep it sorted
+	fields     []customField
+
+	categories map[int64]*tagCategory
+	tags       map[int64]*tag
+	tagIDs     []int64
+
+	products map[int64]*product
+	orders   map[int64]*order
+	orderIDs []int64
+
+	subs   map[int64]*subscription
+	subIDs []int64
+}
+
+func newStore(clock Clock) *store {
+	return &store{
+		stamp:      &stamper{clock: clock},
+		publish:    func([]event) {},
+		seq:        map[string]int64{},
+		contacts:   map[int64]*contact{},
+		categories: map[int64]*tagCategory{},
+		tags:       map[int64]*tag{},
+		products:   map[int64]*product{},
+		orders:     map[int64]*order{},
+		subs:       map[int64]*subscription{},
+	}
+}
+
+// nextID hands out ids per kind. Keap ids are int64 and never reused.
+func (s *store) nextID(kind string) int64 {
+	s.seq[kind]++
+	return s.seq[kind]
+}
+
+func removeID(ids []int64, id int64) []int64 {
+	if i, ok := slices.BinarySearch(ids, id); ok {
+		return slices.Delete(ids, i, i+1)
+	}
+	return ids
+}
+
+// write runs fn under the write lock and publishes its events after unlocking, so hook
+// delivery never runs under the store lock.
+func (s *store) write(fn func() ([]event, error)) error {
+	s.mu.Lock()
+	evs, err := fn()
+	s.mu.Unlock()
+	if len(evs) > 0 {
+		s.publish(evs)
+	}
+	return err
+}

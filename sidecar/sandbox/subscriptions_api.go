@@ -1,0 +1,124 @@
+package sandbox
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func (a *restAPI) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	pg, err := parsePage(q)
+	if err != nil {
+		return err
+	}
+	var contactID int64
+	if v := q.Get("contact_id"); v != "" {
+		if contactID, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return badRequest("Invalid contact_id: " + v)
+		}
+	}
+	all := a.store.listSubs(contactID)
+	lo, hi := pg.bounds(len(all))
+	next, prev := pg.links(a.baseURL(), r, hi-lo, len(all))
+	return writeList(w, "subscriptions", all[lo:hi], len(all), next, prev, func(s *subscription) ([]byte, error) { return marshal(s.v1()) })
+}
+
+func (a *restAPI) createSubscription(w http.ResponseWriter, r *http.Request) error {
+	var in subscriptionInput
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	sub, err := a.store.createSubscription(in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, sub.v1())
+	return nil
+}
+
+func (a *restAPI) getSubscriptionV2(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	sub := a.store.subs[id]
+	a.store.mu.RUnlock()
+	if sub == nil {
+		return notFound(fmt.Sprintf("Subscription with ID %d not found", id))
+	}
+	writeJSON(w, http.StatusOK, sub.v2())
+	return nil
+}
+
+// listSubscriptionsV2 serves page_size/page_token paging, filter=contact_id==N and
+// order_by=id|modification_time [asc|desc]. The page token is an opaque offset.
+func (a *restAPI) listSubscriptionsV2(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	size := 1000
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1000 {
+			return badRequest("Invalid page_size: " + v)
+		}
+		if n > 0 {
+			size = n
+		}
+	}
+	offset := 0
+	if v := q.Get("page_token"); v != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(v)
+		if err == nil {
+			offset, err = strconv.Atoi(strings.TrimPrefix(string(raw), "o:"))
+		}
+		if err != nil || offset < 0 {
+			return badRequest("Invalid page_token")
+		}
+	}
+	var contactID int64
+	if f := q.Get("filter"); f != "" {
+		for _, clause := range strings.Split(f, ";") {
+			name, val, ok := strings.Cut(clause, "==")
+			if !ok || name != "contact_id" {
+				return badRequest("Invalid filter: " + clause)
+			}
+			id, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return badRequest("Invalid filter: " + clause)
+			}
+			contactID = id
+		}
+	}
+	all := a.store.listSubs(contactID)
+	field, dir, _ := strings.Cut(q.Get("order_by"), " ")
+	if field != "" && field != "id" && field != "modification_time" {
+		return badRequest("Invalid order_by: " + q.Get("order_by"))
+	}
+	desc := strings.EqualFold(dir, "desc")
+	sort.SliceStable(all, func(i, j int) bool {
+		x, y := all[i], all[j]
+		less, eq := x.id < y.id, x.id == y.id
+		if field == "modification_time" && !x.updated.Equal(y.updated) {
+			less, eq = x.updated.Before(y.updated), false
+		}
+		if eq {
+			return false
+		}
+		return less != desc
+	})
+	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
+	items := make([]map[string]any, 0, hi-lo)
+	for _, sub := range all[lo:hi] {
+		items = append(items, sub.v2())
+	}
+	out := map[string]any{"subscriptions": items}
+	if hi < len(all) {
+		out["next_page_token"] = base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(hi)))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
