@@ -23,23 +23,25 @@ var ErrUndocumented = errors.New("operation not in the spec")
 
 // Validator checks requests and responses against the corrected Keap documents. It is safe for
 // concurrent use.
-type Validator struct{}
+type Validator struct {
+	v1, v2 func() (*Spec, error)
+}
 
 // NewValidator loads the v1 document now (the v2 one on first use) so a broken embed fails early.
 func NewValidator() (*Validator, error) {
 	if _, err := V1(); err != nil {
 		return nil, err
 	}
-	return &Validator{}, nil
+	return &Validator{v1: V1, v2: V2}, nil
 }
 
-// SpecFor picks the document for a request path by its base path.
-func SpecFor(path string) (*Spec, error) {
+// specFor picks the document for a request path by its base path.
+func (v *Validator) specFor(path string) (*Spec, error) {
 	switch {
 	case strings.HasPrefix(path, V1Base+"/v1/"):
-		return V1()
+		return v.v1()
 	case strings.HasPrefix(path, V2Base+"/rest/v2/"):
-		return V2()
+		return v.v2()
 	}
 	return nil, fmt.Errorf("%s: %w", path, ErrNotKeapAPI)
 }
@@ -54,7 +56,7 @@ type Exchange struct {
 }
 
 func (v *Validator) route(req *http.Request, body []byte) (*openapi3filter.RequestValidationInput, error) {
-	spec, err := SpecFor(req.URL.Path)
+	spec, err := v.specFor(req.URL.Path)
 	if err != nil {
 		return nil, err
 	}
