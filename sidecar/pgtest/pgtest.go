@@ -27,8 +27,9 @@ import (
 // EnvURL names the variable that carries an already running test cluster's admin URL.
 const EnvURL = "KEAPSYNC_TEST_DATABASE_URL"
 
-// testConfig trades durability for speed: a test cluster never survives a crash anyway.
-var testConfig = []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200"}
+// testConfig trades durability for speed: a test cluster never survives a crash anyway. Not
+// synchronous_commit=off: logical decoding reads only flushed WAL, and tests read it at once.
+var testConfig = []string{"fsync=off", "full_page_writes=off", "max_connections=200"}
 
 // StartCluster starts a throwaway cluster in a new temp dir; stop it with the returned function.
 func StartCluster(ctx context.Context) (*pgcluster.Cluster, func(), error) {

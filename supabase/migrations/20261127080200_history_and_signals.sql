@@ -44,7 +44,7 @@ begin
     into changed
     from jsonb_object_keys(coalesce(n, '{}') || coalesce(o, '{}')) k
    where not (k = any (keapsync.history_ignored()))
-     and (o -> k) is distinct from (n -> k);
+     and coalesce(o -> k, 'null') is distinct from coalesce(n -> k, 'null');
   if changed = '{}' then
     return null;
   end if;

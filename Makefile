@@ -1,0 +1,49 @@
+# keapsync: the front door. `make help` lists the targets.
+GO      ?= go
+BIN     := bin/keapsync
+WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
+SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
+
+.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/keapsync
+	$(GO) build -o $(BIN) ./sidecar/cmd/keapsync
+
+demo: build ## local Postgres (.data/) with schema and sample data, plus the Keap sandbox
+	$(BIN) demo
+
+demo-stop: build ## stop the demo database (data stays in .data/)
+	$(BIN) demo --stop
+
+test: build ## everything: Go tests, pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
+	@command -v pg_prove >/dev/null || { echo "pg_prove missing: apt-get install libtap-parser-sourcehandler-pgtap-perl postgresql-15-pgtap (or run .ci/run)"; exit 1; }
+	@test -x $(SUPABASE_CLI) || (cd .ci/supabase-cli && npm ci --no-audit --no-fund --loglevel=error)
+	$(WITHPG) $(MAKE) --no-print-directory test-inner
+
+# Runs inside withpg: PGHOST/PGPORT/PGUSER and KEAPSYNC_TEST_DATABASE_URL name the cluster.
+test-inner:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory test-sql test-supabase-cli
+
+test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `make test` provides it)
+	psql -q -d postgres -c 'drop database if exists pgtap with (force)' -c 'create database pgtap'
+	$(BIN) migrate --database-url "postgres://postgres@127.0.0.1:$$PGPORT/pgtap?sslmode=disable"
+	psql -q -d pgtap -c 'create extension if not exists pgtap'
+	pg_prove -d pgtap --ext .sql -r supabase/tests
+
+test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical schemas and history
+	.ci/supabase-push-check
+
+bench: build ## benchmarks, each against a same-run baseline
+	$(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 3x ./...
+
+lint: ## gofmt, go vet
+	@test -z "$$(gofmt -l sidecar supabase sql dashboard 2>/dev/null)" || { gofmt -l sidecar supabase sql dashboard; exit 1; }
+	$(GO) vet ./...
+
+clean: ## remove build output (not the demo data)
+	rm -rf bin
