@@ -43,7 +43,8 @@ func appendStmt(stmts []string, s string) []string {
 	return stmts
 }
 
-// skipQuoted returns the index after the string or identifier opened at i ('' and "" escape).
+// skipQuoted returns the index after the string or identifier opened at i; a doubled quote
+// character escapes itself.
 // E'...' strings also honour backslash escapes.
 func skipQuoted(sql string, i int, q byte) int {
 	backslash := q == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e')
