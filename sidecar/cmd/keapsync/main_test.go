@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/pgcluster"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// runApp runs the CLI as a person would and returns what it printed.
+func runApp(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &out
+	err := app.RunContext(context.Background(), append([]string{"keapsync", "--log-level", "warn"}, args...))
+	return out.String(), err
+}
+
+func TestMigrateCommand(t *testing.T) {
+	url := pgtest.EmptyURL(t)
+	out, err := runApp(t, "migrate", "--database-url", url)
+	if err != nil || !strings.Contains(out, "0 already current") {
+		t.Fatalf("first migrate: %v\n%s", err, out)
+	}
+	out, err = runApp(t, "migrate", "--database-url", url)
+	if err != nil || !strings.Contains(out, "0 applied") {
+		t.Fatalf("second migrate: %v\n%s", err, out)
+	}
+}
+
+func TestMigrateCommandUnreachableDatabase(t *testing.T) {
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runApp(t, "migrate", "--database-url", "postgres://postgres@127.0.0.1:"+strconv.Itoa(port)+"/x?sslmode=disable")
+	if err == nil || !strings.Contains(err.Error(), "connect to database") {
+		t.Fatalf("err = %v, want a connection error that says what it was doing", err)
+	}
+}
+
+// The demo starts its own cluster, loads the sample data, and can run again on the same data.
+func TestDemoIsRepeatable(t *testing.T) {
+	dir := t.TempDir()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port)}
+	t.Cleanup(func() { _, _ = runApp(t, append(args, "--stop")...) })
+	for run := 1; run <= 2; run++ {
+		out, err := runApp(t, args...)
+		if err != nil {
+			t.Fatalf("demo run %d: %v\n%s", run, err, out)
+		}
+		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") {
+			t.Fatalf("demo run %d printed:\n%s", run, out)
+		}
+	}
+}
