@@ -279,3 +279,16 @@ func (q *deliveryQueue) idle() bool {
 	}
 	return true
 }
+
+// busy reports whether a batch is in flight or due now.
+func (q *deliveryQueue) busy() bool {
+	now := q.clock.Now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, hq := range q.queues {
+		if hq.inflight || (hq.collecting != nil && !now.Before(hq.collecting.due)) || (len(hq.ready) > 0 && !now.Before(hq.ready[0].due)) {
+			return true
+		}
+	}
+	return false
+}
