@@ -26,6 +26,8 @@ insert into keapsync.hook_subscriptions (account_id, hook_key, event_key, hook_u
 insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload) select id, 'contact.add', 'contact', '{1}', '{}' from acct;
 insert into keapsync.sync_cursors (account_id, object_type, kind) select id, 'contact', 'backfill' from acct;
 insert into keapsync.dead_letters (account_id, source, object_type, error) select id, 'push', 'contact', 'boom' from acct;
+insert into keapsync.oauth_states (state, redirect_uri) values ('s1', 'https://x');
+insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
 select keapsync.apply_keap_record(id, 'order', '{"id": 1, "title": "O", "modification_date": "2026-01-01T00:00:00Z"}') from acct;
@@ -60,6 +62,8 @@ insert into matrix values
   ('keapsync', 'sync_state', $$insert into keapsync.sync_state (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -1)$$, 'last_applied_at'),
   ('keapsync', 'conflicts', $$insert into keapsync.conflicts (account_id, object_type, local_id, field, policy) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contact', -1, 'f', 'manual')$$, 'status'),
   ('keapsync', 'change_history', $$insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contacts', -1, 'update', 'local', '{}')$$, 'actor'),
+  ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
+  ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$
@@ -78,7 +82,8 @@ do $$
 declare m record; acc text;
 begin
   for m in select * from matrix loop
-    acc := case m.tbl when 'accounts' then 'id' when 'object_types' then null else 'account_id' end;
+    acc := case when m.tbl = 'accounts' then 'id' when m.tbl in ('object_types', 'oauth_states', 'rate_budget_members') then null
+                else 'account_id' end;
     execute format('update counts set total = (select count(*) from %I.%I), a_rows = (select count(*) from %I.%I where %s), '
                    'b_rows = (select count(*) from %I.%I where %s) where tbl = %L',
                    m.schema_name, m.tbl, m.schema_name, m.tbl,
@@ -128,6 +133,9 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
                    'conflicts', 'dead_letters', 'object_types') as analyst_reads)
   select case
     when p_who = 'anon' then 'denied'
+    -- service-only tables: no account, no grants but the service role's
+    when p_tbl in ('oauth_states', 'rate_budget_members') then case
+      when p_who <> 'service' then 'denied' when p_op = 'select' then c.total::text else '1' end
     when p_who = 'service' then case p_op when 'select' then c.total::text when 'insert' then '1'
                                           else (case when p_tbl = 'object_types' then 0 else c.a_rows end)::text end
     when p_who = 'analyst' then case when p_op = 'select' and (k.data or k.analyst_reads) then c.total::text else 'denied' end
@@ -148,10 +156,12 @@ select is(pg_temp.attempt(w.who, case op
             when 'update' then format('update %I.%I set %I = %I where %s', m.schema_name, m.tbl, m.upd, m.upd,
                                       case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                                  when 'object_types' then 'false'
+                                                 when 'oauth_states' then 'true' when 'rate_budget_members' then 'true'
                                                  else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end)
             else format('delete from %I.%I where %s', m.schema_name, m.tbl,
                         case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                    when 'object_types' then 'false'
+                                   when 'oauth_states' then 'true' when 'rate_budget_members' then 'true'
                                    else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end) end),
           pg_temp.expect(w.who, m.schema_name, m.tbl, op),
           format('%s %s %s.%s', w.who, op, m.schema_name, m.tbl))
