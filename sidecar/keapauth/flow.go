@@ -1,0 +1,162 @@
+package keapauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// NewState returns an unguessable OAuth state value.
+func NewState() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// LoginOptions shape `keapsync auth login`.
+type LoginOptions struct {
+	Listen string    // where the callback listens (default 127.0.0.1:0, any free port)
+	Out    io.Writer // where the authorize URL is printed
+	// Follow fetches the authorize URL itself, for an authorization server that approves without
+	// a person (the sandbox in auto-approve mode). Otherwise a person opens the printed URL.
+	Follow  bool
+	Timeout time.Duration // how long to wait for the callback (default 10 minutes)
+}
+
+// Login runs the authorization code flow with a one-shot callback server on the loopback
+// interface, checks the returned state, and connects the account. Returns account id and tenant.
+func (k *Keeper) Login(ctx context.Context, o LoginOptions) (account, tenant string, err error) {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return "", "", fmt.Errorf("listen for the OAuth callback on %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+	redirect := "http://" + ln.Addr().String() + "/callback"
+	state, err := NewState()
+	if err != nil {
+		return "", "", err
+	}
+	type result struct {
+		account, tenant string
+		err             error
+	}
+	done := make(chan result, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+			// A stray or forged request: refuse it and keep waiting for the real one.
+			http.Error(w, "state does not match this login", http.StatusBadRequest)
+			return
+		}
+		var res result
+		if e := q.Get("error"); e != "" {
+			res.err = fmt.Errorf("Keap authorization %s: %s", e, q.Get("error_description"))
+		} else {
+			res.account, res.tenant, res.err = k.Connect(r.Context(), q.Get("code"), redirect)
+		}
+		writeOutcome(w, res.tenant, res.err)
+		select {
+		case done <- res:
+		default:
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	authURL := k.AuthCodeURL(state, redirect)
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, "Open this URL to connect keapsync to Keap:\n\n  %s\n\nWaiting for Keap to redirect to %s ...\n", authURL, redirect)
+	}
+	if o.Follow {
+		go func() {
+			resp, err := k.cfg.HTTPClient.Get(authURL)
+			if err != nil {
+				select {
+				case done <- result{err: fmt.Errorf("follow the authorize URL: %w", err)}:
+				default:
+				}
+				return
+			}
+			resp.Body.Close()
+		}()
+	}
+	timer := time.NewTimer(o.Timeout)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		return res.account, res.tenant, res.err
+	case <-timer.C:
+		return "", "", fmt.Errorf("no OAuth callback within %s", o.Timeout)
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+}
+
+func writeOutcome(w http.ResponseWriter, tenant string, err error) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "<h1>keapsync is not connected</h1><p>%s</p>", html.EscapeString(err.Error()))
+		return
+	}
+	fmt.Fprintf(w, "<h1>keapsync is connected to %s</h1><p>You can close this window.</p>", html.EscapeString(tenant))
+}
+
+// ConnectHandler serves the connect flow for server deployments: GET /oauth/start redirects to
+// Keap with a state stored in Postgres (so any sidecar process can serve the callback, and a state
+// is accepted once); GET /oauth/callback checks the state and connects the account. publicURL is
+// how Keap reaches this server (KEAPSYNC_PUBLIC_URL).
+func (k *Keeper) ConnectHandler(publicURL string) http.Handler {
+	redirect := publicURL + "/oauth/callback"
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth/start", func(w http.ResponseWriter, r *http.Request) {
+		state, err := NewState()
+		if err == nil {
+			_, err = k.db.Exec(r.Context(), sqlNewState, state, redirect)
+		}
+		if err != nil {
+			k.log.Error("start OAuth flow", "err", err)
+			http.Error(w, "could not start the Keap connection", http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, k.AuthCodeURL(state, redirect), http.StatusFound)
+	})
+	mux.HandleFunc("GET /oauth/callback", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var stored *string
+		if err := k.db.QueryRow(r.Context(), sqlTakeState, q.Get("state")).Scan(&stored); err != nil {
+			k.log.Error("check OAuth state", "err", err)
+			http.Error(w, "could not check the Keap connection", http.StatusInternalServerError)
+			return
+		}
+		if stored == nil {
+			writeOutcome(w, "", errors.New("unknown or expired state: start again at /oauth/start"))
+			return
+		}
+		if e := q.Get("error"); e != "" {
+			writeOutcome(w, "", fmt.Errorf("Keap authorization %s: %s", e, q.Get("error_description")))
+			return
+		}
+		_, tenant, err := k.Connect(r.Context(), q.Get("code"), *stored)
+		writeOutcome(w, tenant, err)
+	})
+	return mux
+}

@@ -1,0 +1,343 @@
+package keapauth_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/keapauth"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type env struct {
+	sb    *sandbox.Server
+	clock *sandbox.ManualClock
+	url   string // database
+	keys  string
+	logs  *bytes.Buffer
+}
+
+func newEnv(t *testing.T, autoApprove bool) *env {
+	t.Helper()
+	clock := sandbox.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	sb, err := sandbox.New(sandbox.Options{Clock: clock, Seed: 1, Contacts: 3, AutoApprove: autoApprove, Unthrottled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	key, err := keapauth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{sb: sb, clock: clock, url: pgtest.URL(t), keys: key, logs: &bytes.Buffer{}}
+}
+
+func (e *env) keeper(t *testing.T, keys string) *keapauth.Keeper {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	kr, err := keapauth.ParseKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.sb.Credentials()
+	k, err := keapauth.New(keapauth.Config{
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		AuthURL: e.sb.URL() + "/app/oauth/authorize", TokenURL: e.sb.URL() + "/token",
+		Clock: e.clock, Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}, pool, kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func login(t *testing.T, e *env, k *keapauth.Keeper) string {
+	t.Helper()
+	var out bytes.Buffer
+	account, tenant, err := k.Login(context.Background(), keapauth.LoginOptions{Follow: true, Out: &out, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("login: %v\n%s", err, out.String())
+	}
+	if tenant != e.sb.Credentials().Tenant {
+		t.Errorf("tenant = %q, want %q", tenant, e.sb.Credentials().Tenant)
+	}
+	return account
+}
+
+// apiWorks calls the sandbox's REST API with the account's current token.
+func apiWorks(t *testing.T, e *env, k *keapauth.Keeper, account string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.sb.URL()+"/crm/rest/v1/contacts?limit=1", nil)
+	if err := k.For(account).Authorize(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("API call with the kept token: %d", resp.StatusCode)
+	}
+}
+
+func TestLoginStoresOnlyCiphertext(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	account := login(t, e, k)
+	tok, err := k.Token(context.Background(), account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiWorks(t, e, k, account)
+
+	// No secret in any table, in plaintext.
+	pool, _ := pgxpool.New(context.Background(), e.url)
+	defer pool.Close()
+	var everything string
+	err = pool.QueryRow(context.Background(), `select string_agg(x, ' ') from (
+	    select row_to_json(t)::text x from keapsync.oauth_tokens t
+	    union all select row_to_json(a)::text from keapsync.accounts a
+	    union all select row_to_json(h)::text from keapsync.change_history h) s`).Scan(&everything)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken, "client secret": e.sb.Credentials().ClientSecret} {
+		if strings.Contains(everything, secret) {
+			t.Errorf("the %s token is in the database in plaintext", name)
+		}
+		if strings.Contains(e.logs.String(), secret) {
+			t.Errorf("the %s token is in the logs", name)
+		}
+	}
+	if s := tok.String(); strings.Contains(s, tok.AccessToken) || strings.Contains(s, tok.RefreshToken) {
+		t.Errorf("Token.String shows a secret: %s", s)
+	}
+}
+
+func TestTwoKeepersThousandRefreshCycles(t *testing.T) {
+	e := newEnv(t, true)
+	a, b := e.keeper(t, e.keys), e.keeper(t, e.keys)
+	account := login(t, e, a)
+	ctx := context.Background()
+	e.sb.ClearRequests()
+	const cycles = 1000
+	for i := 0; i < cycles; i++ {
+		e.clock.Advance(22 * time.Hour) // inside the 3h refresh-ahead window of a 24h token
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for j, k := range []*keapauth.Keeper{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[j] = k.Token(ctx, account)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+	}
+	refreshes := 0
+	for _, r := range e.sb.Requests() {
+		if r.Path == "/token" {
+			refreshes++
+			if r.Status != 200 {
+				t.Errorf("a refresh failed with %d: no invalid_grant allowed", r.Status)
+			}
+		}
+	}
+	if refreshes != cycles {
+		t.Errorf("%d refreshes in %d cycles: want exactly one per cycle (single-flight)", refreshes, cycles)
+	}
+	apiWorks(t, e, b, account)
+}
+
+func TestQuietAccountIsKeptAlive(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	account := login(t, e, k)
+	ctx := context.Background()
+	// 44 days without a single API call; the scheduler runs daily.
+	for day := 0; day < 44; day++ {
+		e.clock.Advance(24 * time.Hour)
+		if _, err := k.RefreshDue(ctx); err != nil {
+			t.Fatalf("day %d: %v", day, err)
+		}
+	}
+	e.clock.Advance(2 * 24 * time.Hour) // past the original refresh token's 45 days
+	if _, err := k.Refresh(ctx, account, ""); err != nil {
+		t.Fatalf("refresh after 46 quiet days: %v", err)
+	}
+}
+
+func TestRevokedTokenNeedsReauth(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	account := login(t, e, k)
+	ctx := context.Background()
+	tok, _ := k.Token(ctx, account)
+	if n := e.sb.RevokeTokens(tok.RefreshToken); n != 1 {
+		t.Fatalf("sandbox revoked %d tokens", n)
+	}
+	e.clock.Advance(22 * time.Hour)
+	_, err := k.Token(ctx, account)
+	if !errors.Is(err, keapauth.ErrNeedsReauth) {
+		t.Fatalf("err = %v, want ErrNeedsReauth", err)
+	}
+	pool, _ := pgxpool.New(ctx, e.url)
+	defer pool.Close()
+	var needs bool
+	var lastErr string
+	if err := pool.QueryRow(ctx, `select a.needs_reauth, t.last_error from keapsync.accounts a
+	    join keapsync.oauth_tokens t on t.account_id = a.id where a.id = $1`, account).Scan(&needs, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if !needs || !strings.Contains(lastErr, "Invalid refresh token") {
+		t.Errorf("needs_reauth=%v last_error=%q, want true and Keap's message", needs, lastErr)
+	}
+	// Logging in again reconnects the same account.
+	if again := login(t, e, k); again != account {
+		t.Errorf("re-login made account %s, want %s", again, account)
+	}
+}
+
+func TestTamperedWrongAndRotatedKeys(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	account := login(t, e, k)
+	ctx := context.Background()
+	pool, _ := pgxpool.New(ctx, e.url)
+	defer pool.Close()
+
+	other, _ := keapauth.NewKey()
+	if _, err := e.keeper(t, other).Token(ctx, account); !errors.Is(err, keapauth.ErrUnknownKey) {
+		t.Errorf("wrong key: err = %v, want ErrUnknownKey", err)
+	}
+
+	// Rotation: the new key first, the old after it; reading re-seals under the new key.
+	rotated := e.keeper(t, other+","+e.keys)
+	if _, err := rotated.Token(ctx, account); err != nil {
+		t.Fatalf("rotated keyring: %v", err)
+	}
+	kr, _ := keapauth.ParseKeyring(other)
+	var keyID string
+	_ = pool.QueryRow(ctx, `select key_id from keapsync.oauth_tokens where account_id = $1`, account).Scan(&keyID)
+	if keyID != kr.CurrentID() {
+		t.Errorf("after rotation the token is sealed with %s, want the new key %s", keyID, kr.CurrentID())
+	}
+
+	if _, err := pool.Exec(ctx, `update keapsync.oauth_tokens set ciphertext = overlay(ciphertext placing '\xff' from 20 for 1)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.keeper(t, other).Token(ctx, account)
+	if err == nil || !strings.Contains(err.Error(), "failed authentication") {
+		t.Errorf("tampered ciphertext: err = %v", err)
+	}
+}
+
+func TestDenyOnConsentPage(t *testing.T) {
+	e := newEnv(t, false)
+	k := e.keeper(t, e.keys)
+	out := &lockedBuffer{}
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := k.Login(context.Background(), keapauth.LoginOptions{Out: out, Timeout: 20 * time.Second})
+		res <- err
+	}()
+	var authURL string
+	for deadline := time.Now().Add(10 * time.Second); authURL == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		authURL = regexp.MustCompile(`http://\S+/app/oauth/authorize\S+`).FindString(out.String())
+	}
+	u, err := url.Parse(authURL)
+	if err != nil || authURL == "" {
+		t.Fatalf("no authorize URL printed: %q", out.String())
+	}
+	form := u.Query()
+	form.Set("decision", "deny")
+	resp, err := http.PostForm(e.sb.URL()+"/app/oauth/authorize", form) // a person clicks Deny
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-res; err == nil || !strings.Contains(err.Error(), "access_denied") {
+		t.Fatalf("login after a deny: err = %v, want access_denied", err)
+	}
+}
+
+func TestConnectHandlerChecksStateOnce(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k.ConnectHandler(srv.URL).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var callback string
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if strings.HasSuffix(r.URL.Path, "/oauth/callback") {
+			callback = r.URL.String()
+		}
+		return nil
+	}}
+	resp, err := client.Get(srv.URL + "/oauth/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := new(bytes.Buffer)
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(body.String(), "connected to "+e.sb.Credentials().Tenant) {
+		t.Fatalf("connect flow: %d %s", resp.StatusCode, body.String())
+	}
+	resp, err = http.Get(callback) // the same callback, replayed
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Reset()
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(body.String(), "unknown or expired state") {
+		t.Errorf("replayed callback: %d %s", resp.StatusCode, body.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
