@@ -180,3 +180,12 @@ func num(v any) int64 {
 	n, _ := asInt64(v)
 	return n
 }
+
+func fmtJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -17,9 +17,14 @@ type restAPI struct {
 	baseURL   func() string // scheme://host of this server, for absolute next/previous URLs
 }
 
-func (a *restAPI) routes(mux *http.ServeMux) {
+// routes registers every Keap operation the sandbox serves and returns their patterns.
+func (a *restAPI) routes(mux *http.ServeMux) []string {
 	const v1 = "/crm/rest/v1"
-	h := func(pattern string, fn handlerFunc) { mux.Handle(pattern, handle(a.checked(fn))) }
+	var patterns []string
+	h := func(pattern string, fn handlerFunc) {
+		mux.Handle(pattern, handle(a.checked(fn)))
+		patterns = append(patterns, pattern)
+	}
 	h("GET "+v1+"/contacts", a.listContacts)
 	h("POST "+v1+"/contacts", a.createContact)
 	h("PUT "+v1+"/contacts", a.upsertContact)
@@ -65,6 +70,7 @@ func (a *restAPI) routes(mux *http.ServeMux) {
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("Resource not found: " + r.URL.Path)
 	}))
+	return patterns
 }
 
 // checked validates a request body against Keap's document before the handler runs, so the

@@ -1,0 +1,113 @@
+package sandbox
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"testing"
+)
+
+// knownSpecDefects are the operations where Keap's published document is wrong and keapspec
+// corrects it (FACTS.md §8). The contract below validates these against the corrected document.
+var knownSpecDefects = map[string]string{
+	"GET /crm/rest/v1/contacts/{id}":       "declared under /v1/contacts/{id} while PATCH/DELETE sit under /v1/contacts/{contactId}: templates merged",
+	"PATCH /crm/rest/v1/contacts/{id}":     "update_mask declares its enum on the array, not the items: moved to the items",
+	"POST /crm/rest/v1/contacts/{id}/tags": "Map<Long,String> declared as an array of Entry objects; the wire has an object keyed by tag id",
+	"POST /crm/rest/v1/tags/{id}/contacts": "Map<Long,String> declared as an array of Entry objects; the wire has an object keyed by contact id",
+	"GET /crm/rest/v1/contacts":            "custom field content declared type:object (Java Object); it is a string or number: treated as any",
+}
+
+// TestContract drives every operation the sandbox serves through a client whose transport
+// validates each request and response against Keap's (corrected) OpenAPI documents, and fails
+// if any served operation was not exercised with a success status.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{Contacts: 12, Seed: 11})
+	c := newClient(t, srv, false) // every exchange is validated; violations fail the test
+	rcv := newReceiver(t, true)
+	const v1 = "/crm/rest/v1"
+	var ct, tag, cat, o, item, sub, hook map[string]any
+
+	c.json("GET", v1+"/contacts?limit=5&order=email&order_direction=DESCENDING&optional_properties=custom_fields,job_title", nil, 200, nil)
+	c.json("GET", v1+"/contacts/model", nil, 200, nil)
+	c.json("POST", v1+"/contacts/model/customFields", map[string]any{"label": "Size", "field_type": "Text"}, 201, nil)
+	c.json("POST", v1+"/contacts", map[string]any{"given_name": "C", "email_addresses": []any{map[string]any{"email": "c@x.io", "field": "EMAIL1"}},
+		"addresses": []any{map[string]any{"field": "SHIPPING", "line1": "1 A St", "region": "AZ", "country_code": "USA"}},
+		"origin":    map[string]any{"ip_address": "127.0.0.1"}, "opt_in_reason": "asked", "company": map[string]any{"id": 4}}, 201, &ct)
+	id := num(ct["id"])
+	c.json("GET", fmt.Sprintf("%s/contacts/%d?optional_properties=origin,custom_fields", v1, id), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("%s/contacts/%d?update_mask=given_name&update_mask=custom_fields", v1, id),
+		map[string]any{"given_name": "D", "custom_fields": []any{map[string]any{"id": 1, "content": "x"}}}, 200, nil)
+	c.json("PUT", v1+"/contacts", map[string]any{"duplicate_option": "Email", "email_addresses": []any{map[string]any{"email": "c@x.io", "field": "EMAIL1"}}}, 200, nil)
+	c.json("POST", v1+"/tags/categories", map[string]any{"name": "K"}, 200, &cat)
+	c.json("POST", v1+"/tags", map[string]any{"name": "T", "description": "d", "category": map[string]any{"id": num(cat["id"])}}, 200, &tag)
+	tid := num(tag["id"])
+	c.json("GET", v1+"/tags?limit=3", nil, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/tags/%d", v1, tid), nil, 200, nil)
+	c.json("POST", fmt.Sprintf("%s/contacts/%d/tags", v1, id), map[string]any{"tagIds": []int64{tid, 1}}, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/contacts/%d/tags", v1, id), nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("%s/contacts/%d/tags/%d", v1, id, tid), nil, 204, nil)
+	c.json("DELETE", fmt.Sprintf("%s/contacts/%d/tags?ids=1", v1, id), nil, 204, nil)
+	c.json("POST", fmt.Sprintf("%s/tags/%d/contacts", v1, tid), map[string]any{"ids": []int64{id, 2, 3}}, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/tags/%d/contacts", v1, tid), nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("%s/tags/%d/contacts/%d", v1, tid, id), nil, 204, nil)
+	c.json("DELETE", fmt.Sprintf("%s/tags/%d/contacts?ids=2&ids=3", v1, tid), nil, 204, nil)
+	c.json("POST", v1+"/orders", map[string]any{"contact_id": id, "order_date": "2026-02-01T10:00:00.000Z", "order_title": "O",
+		"order_type": "Online", "order_items": []any{map[string]any{"product_id": 1, "quantity": 1, "description": "d", "item_type": "PRODUCT"}}}, 201, &o)
+	oid := num(o["id"])
+	c.json("GET", v1+"/orders?limit=3&order=order_date&paid=false&since=2020-01-01T00:00:00.000Z", nil, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/orders/%d", v1, oid), nil, 200, nil)
+	c.json("POST", fmt.Sprintf("%s/orders/%d/items", v1, oid), map[string]any{"product_id": 2, "quantity": 2}, 201, &item)
+	c.json("DELETE", fmt.Sprintf("%s/orders/%d/items/%d", v1, oid, num(item["id"])), nil, 204, nil)
+	c.json("POST", fmt.Sprintf("%s/orders/%d/payments", v1, oid), map[string]any{"payment_amount": "1.00", "payment_method_type": "CASH", "date": "2026-02-02T00:00:00.000Z"}, 201, nil)
+	c.json("GET", fmt.Sprintf("%s/orders/%d/payments", v1, oid), nil, 200, nil)
+	c.json("POST", v1+"/orders", map[string]any{"contact_id": id, "order_date": "2026-02-01T10:00:00.000Z", "order_title": "O2",
+		"order_type": "Offline", "order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}, 201, &o)
+	c.json("DELETE", fmt.Sprintf("%s/orders/%d", v1, num(o["id"])), nil, 204, nil)
+	c.json("POST", v1+"/subscriptions", map[string]any{"contact_id": id, "subscription_plan_id": 1, "first_bill_date": "2026-04-01"}, 201, &sub)
+	c.json("GET", fmt.Sprintf("%s/subscriptions?contact_id=%d", v1, id), nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
+	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
+	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
+	key := hook["key"].(string)
+	c.json("GET", v1+"/hooks", nil, 200, nil)
+	c.json("GET", v1+"/hooks/"+key, nil, 200, nil)
+	c.json("PUT", v1+"/hooks/"+key, map[string]any{"eventKey": "contact.add", "hookUrl": rcv.URL}, 200, nil)
+	c.json("POST", v1+"/hooks/"+key+"/verify", nil, 200, nil)
+	srv.hooks.mu.Lock()
+	secret := srv.hooks.hooks[key].secret
+	srv.hooks.mu.Unlock()
+	cc := *c
+	cc.header = http.Header{"X-Keap-Api-Key": c.header["X-Keap-Api-Key"], "X-Hook-Secret": {secret}}
+	cc.json("POST", v1+"/hooks/"+key+"/delayedVerify", nil, 200, nil)
+	c.json("DELETE", v1+"/hooks/"+key, nil, 204, nil)
+	c.json("GET", v1+"/oauth/connect/userinfo", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("%s/contacts/%d", v1, id), nil, 204, nil)
+
+	// Coverage: every served operation answered a success at least once.
+	mux := http.NewServeMux()
+	patterns := (&restAPI{}).routes(mux)
+	hit := map[string]bool{}
+	for _, r := range srv.Requests() {
+		if r.Status >= 300 {
+			continue
+		}
+		_, pattern := mux.Handler(httptest.NewRequest(r.Method, r.Path, nil))
+		hit[pattern] = true
+	}
+	var missed []string
+	for _, p := range patterns {
+		if !hit[p] {
+			missed = append(missed, p)
+		}
+		if note, ok := knownSpecDefects[p]; ok {
+			t.Logf("%s: validated against the corrected spec (%s)", p, note)
+		}
+	}
+	sort.Strings(missed)
+	if len(missed) > 0 {
+		t.Fatalf("operations served but not exercised by the contract test: %v", missed)
+	}
+}
