@@ -26,6 +26,9 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Value: ".data", Usage: "where the demo database lives"},
 			&cli.IntFlag{Name: "pg-port", Value: 54329, EnvVars: []string{"KEAPSYNC_DEMO_PG_PORT"}, Usage: "port of the demo PostgreSQL on 127.0.0.1"},
 			&cli.BoolFlag{Name: "stop", Usage: "stop the demo database and exit"},
+			&cli.StringFlag{Name: "sandbox-addr", Value: "127.0.0.1:8089", Usage: "where the demo's Keap sandbox listens"},
+			&cli.IntFlag{Name: "sandbox-contacts", Value: 3000, Usage: "contacts the demo sandbox generates"},
+			&cli.BoolFlag{Name: "serve", Value: true, Usage: "keep the sandbox running until interrupted (false: set up and exit)"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -77,8 +80,8 @@ func demoCommand() *cli.Command {
 			fmt.Fprintf(w, "Connect:  psql '%s'\n", url)
 			fmt.Fprintf(w, "Try:      select given_name, family_name, email, company_name from keap.contacts limit 5;\n")
 			fmt.Fprintf(w, "          select * from keapsync.kpi_orders_monthly order by month;\n")
-			fmt.Fprintf(w, "Stop:     make demo-stop   (data stays in %s; `rm -rf %s` to start over)\n", dir, dir)
-			return nil
+			fmt.Fprintf(w, "Stop:     make demo-stop   (data stays in %s; `rm -rf %s` to start over)\n\n", dir, dir)
+			return runDemoSandbox(c, log, url, dir)
 		},
 	}
 }

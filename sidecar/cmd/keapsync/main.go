@@ -38,6 +38,8 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			migrateCommand(),
 			demoCommand(),
+			keygenCommand(),
+			authCommand(),
 			sandboxCommand(),
 		},
 	}

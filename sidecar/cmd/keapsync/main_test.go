@@ -53,15 +53,27 @@ func TestDemoIsRepeatable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port)}
+	sbPort, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port), "--serve=false",
+		"--sandbox-addr", "127.0.0.1:" + strconv.Itoa(sbPort), "--sandbox-contacts", "50"}
 	t.Cleanup(func() { _, _ = runApp(t, append(args, "--stop")...) })
 	for run := 1; run <= 2; run++ {
 		out, err := runApp(t, args...)
 		if err != nil {
 			t.Fatalf("demo run %d: %v\n%s", run, err, out)
 		}
-		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") {
+		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") ||
+			!strings.Contains(out, "Connected through OAuth: account") {
 			t.Fatalf("demo run %d printed:\n%s", run, out)
 		}
+	}
+	// The connected account shows in auth status without anyone typing a credential.
+	url := "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/keapsync?sslmode=disable"
+	out, err := runApp(t, "auth", "status", "--database-url", url)
+	if err != nil || !strings.Contains(out, "ks001.infusionsoft.com") || !strings.Contains(out, " connected ") {
+		t.Fatalf("auth status after the demo: %v\n%s", err, out)
 	}
 }

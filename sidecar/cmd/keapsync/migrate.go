@@ -9,13 +9,6 @@ import (
 	"github.com/keapsync/keapsync/sidecar/migrate"
 )
 
-var databaseURLFlag = &cli.StringFlag{
-	Name:     "database-url",
-	EnvVars:  []string{"DATABASE_URL"},
-	Usage:    "PostgreSQL connection string (for a Supabase project: the direct connection, port 5432)",
-	Required: true,
-}
-
 func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",

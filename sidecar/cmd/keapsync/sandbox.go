@@ -19,6 +19,7 @@ func sandboxCommand() *cli.Command {
 			&cli.IntFlag{Name: "contacts", Value: 1000, EnvVars: []string{"KEAPSYNC_SANDBOX_CONTACTS"}, Usage: "contacts to generate (with tags, orders, subscriptions)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, EnvVars: []string{"KEAPSYNC_SANDBOX_SEED"}, Usage: "seed for generated data and credentials"},
 			&cli.DurationFlag{Name: "hook-delay", Value: 30 * time.Second, EnvVars: []string{"KEAPSYNC_SANDBOX_HOOK_DELAY"}, Usage: "wait before the first delivery of a batch (Keap: 30-60s)"},
+			&cli.DurationFlag{Name: "tag-hook-delay", Value: 5 * time.Minute, EnvVars: []string{"KEAPSYNC_SANDBOX_TAG_HOOK_DELAY"}, Usage: "first-delivery wait for contactGroup.applied/delete (Keap: 5-10min)"},
 			&cli.StringFlag{Name: "tenant", Value: "ks001.infusionsoft.com", Usage: "tenant (app) name in scope and x-keap-tenant-id"},
 			&cli.BoolFlag{Name: "auto-approve", Usage: "approve OAuth authorization without the consent page"},
 			&cli.BoolFlag{Name: "allow-remote-hooks", Usage: "allow hook URLs on non-loopback hosts"},
@@ -39,6 +40,7 @@ func runSandbox(c *cli.Context) error {
 		Contacts:         c.Int("contacts"),
 		Tenant:           c.String("tenant"),
 		HookDelay:        c.Duration("hook-delay"),
+		TagHookDelay:     c.Duration("tag-hook-delay"),
 		AutoApprove:      c.Bool("auto-approve"),
 		AllowRemoteHooks: c.Bool("allow-remote-hooks"),
 	})
@@ -54,7 +56,7 @@ func runSandbox(c *cli.Context) error {
 	fmt.Fprintf(out, "  REST v1:       %s/crm/rest/v1\n", srv.URL())
 	fmt.Fprintf(out, "  authorize:     %s/app/oauth/authorize\n", srv.URL())
 	fmt.Fprintf(out, "  token:         %s/token\n", srv.URL())
-	fmt.Fprintf(out, "  test surface:  %s/_sandbox/state\n", srv.URL())
+	fmt.Fprintf(out, "  test surface:  %s/_sandbox/\n", srv.URL())
 	fmt.Fprintf(out, "  client id:     %s\n", creds.ClientID)
 	fmt.Fprintf(out, "  client secret: %s\n", creds.ClientSecret)
 	fmt.Fprintf(out, "  personal key:  %s\n", creds.PersonalKey)

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/keapauth"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+func TestAuthCommands(t *testing.T) {
+	sb, err := sandbox.New(sandbox.Options{Seed: 2, Contacts: 2, AutoApprove: true, Unthrottled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	key, _ := keapauth.NewKey()
+	creds := sb.Credentials()
+	common := []string{"--database-url", pgtest.URL(t), "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key}
+
+	out, err := runApp(t, append([]string{"auth", "login", "--follow"}, common...)...)
+	if err != nil || !strings.Contains(out, "connected: account") {
+		t.Fatalf("auth login: %v\n%s", err, out)
+	}
+	out, err = runApp(t, append([]string{"auth", "refresh", "--account", creds.Tenant}, common...)...)
+	if err != nil || !strings.Contains(out, "access token valid until") {
+		t.Fatalf("auth refresh: %v\n%s", err, out)
+	}
+	status, err := runApp(t, "auth", "status", "--database-url", common[1])
+	if err != nil || !strings.Contains(status, creds.Tenant) || !strings.Contains(status, "full|"+creds.Tenant) {
+		t.Fatalf("auth status: %v\n%s", err, status)
+	}
+	for _, secret := range []string{creds.ClientSecret, key} {
+		if strings.Contains(status, secret) {
+			t.Error("auth status shows a secret")
+		}
+	}
+	out, err = runApp(t, append([]string{"auth", "revoke", "--account", creds.Tenant}, common...)...)
+	if err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("auth revoke: %v\n%s", err, out)
+	}
+	status, _ = runApp(t, "auth", "status", "--database-url", common[1])
+	if !strings.Contains(status, "not connected") {
+		t.Errorf("after revoke, status says:\n%s", status)
+	}
+	_, err = runApp(t, append([]string{"auth", "refresh", "--account", "nobody"}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), `no account "nobody"`) {
+		t.Errorf("refresh of an unknown account: %v", err)
+	}
+}
+
+func TestMissingOrMalformedSettingNamesTheVariable(t *testing.T) {
+	url := pgtest.URL(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"auth", "login", "--database-url", url}, "KEAP_CLIENT_ID"},
+		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y"}, "KEAPSYNC_SECRET_KEY"},
+		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y", "--secret-key", "bm90IDMyIGJ5dGVz"}, "KEAPSYNC_SECRET_KEY: key 1 has 12 bytes"},
+		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y", "--token-url", "::"}, "KEAP_TOKEN_URL"},
+	} {
+		_, err := runApp(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v, want one line naming %s", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+
+	"github.com/keapsync/keapsync/sidecar/keapauth"
+)
+
+// Every setting is a flag with an environment variable; the names are part of the interface
+// (README, "Configuration"). Commands pick the flags they need.
+var (
+	databaseURLFlag = &cli.StringFlag{Name: "database-url", EnvVars: []string{"DATABASE_URL"},
+		Value: "postgres://localhost:5432/postgres",
+		Usage: "PostgreSQL connection (for a Supabase project: the direct connection, port 5432)"}
+	clientIDFlag     = &cli.StringFlag{Name: "client-id", EnvVars: []string{"KEAP_CLIENT_ID"}, Usage: "Keap OAuth app client id"}
+	clientSecretFlag = &cli.StringFlag{Name: "client-secret", EnvVars: []string{"KEAP_CLIENT_SECRET"}, Usage: "Keap OAuth app client secret"}
+	apiKeyFlag       = &cli.StringFlag{Name: "api-key", EnvVars: []string{"KEAP_API_KEY"}, Usage: "a personal access or service account key instead of OAuth"}
+	apiURLFlag       = &cli.StringFlag{Name: "api-url", EnvVars: []string{"KEAP_API_URL"}, Value: "https://api.infusionsoft.com/crm/rest",
+		Usage: "base to which /v1/contacts etc. is appended"}
+	authURLFlag   = &cli.StringFlag{Name: "auth-url", EnvVars: []string{"KEAP_AUTH_URL"}, Value: keapauth.DefaultAuthURL, Usage: "Keap authorize endpoint"}
+	tokenURLFlag  = &cli.StringFlag{Name: "token-url", EnvVars: []string{"KEAP_TOKEN_URL"}, Value: keapauth.DefaultTokenURL, Usage: "Keap token endpoint"}
+	secretKeyFlag = &cli.StringFlag{Name: "secret-key", EnvVars: []string{"KEAPSYNC_SECRET_KEY"},
+		Usage: "base64 of 32 random bytes that seals tokens (`keapsync keygen` prints one); for rotation: new,old"}
+)
+
+// checkURL stops at start with one line naming the variable.
+func checkURL(c *cli.Context, f *cli.StringFlag) (string, error) {
+	v := c.String(f.Name)
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("%s: not a URL: %q", f.EnvVars[0], v)
+	}
+	return strings.TrimRight(v, "/"), nil
+}
+
+func required(c *cli.Context, f *cli.StringFlag) (string, error) {
+	v := c.String(f.Name)
+	if v == "" {
+		return "", fmt.Errorf("%s (--%s) is required", f.EnvVars[0], f.Name)
+	}
+	return v, nil
+}
+
+func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, c.String(databaseURLFlag.Name))
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+// newKeeper builds the token keeper from the OAuth flags.
+func newKeeper(c *cli.Context, pool *pgxpool.Pool) (*keapauth.Keeper, error) {
+	log, err := newLogger(c)
+	if err != nil {
+		return nil, err
+	}
+	var cfg keapauth.Config
+	if cfg.ClientID, err = required(c, clientIDFlag); err != nil {
+		return nil, err
+	}
+	if cfg.ClientSecret, err = required(c, clientSecretFlag); err != nil {
+		return nil, err
+	}
+	if cfg.AuthURL, err = checkURL(c, authURLFlag); err != nil {
+		return nil, err
+	}
+	if cfg.TokenURL, err = checkURL(c, tokenURLFlag); err != nil {
+		return nil, err
+	}
+	secret, err := required(c, secretKeyFlag)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keapauth.ParseKeyring(secret)
+	if err != nil {
+		return nil, fmt.Errorf("KEAPSYNC_SECRET_KEY: %w", err)
+	}
+	cfg.Log = log
+	return keapauth.New(cfg, pool, keys)
+}
