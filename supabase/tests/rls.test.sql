@@ -10,7 +10,8 @@ insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-0000000000ad', 'admin-a@example.com'),
   ('b0000000-0000-4000-8000-00000000000b', 'viewer-b@example.com');
 insert into keapsync.accounts (id, name) values
-  ('aaaaaaaa-0000-4000-8000-000000000000', 'A'), ('bbbbbbbb-0000-4000-8000-000000000000', 'B');
+  ('aaaaaaaa-0000-4000-8000-000000000000', 'A'), ('bbbbbbbb-0000-4000-8000-000000000000', 'B'),
+  ('cccccccc-0000-4000-8000-000000000000', 'C without members');
 insert into keapsync.members (account_id, user_id, role) values
   ('aaaaaaaa-0000-4000-8000-000000000000', 'a0000000-0000-4000-8000-00000000000a', 'viewer'),
   ('aaaaaaaa-0000-4000-8000-000000000000', 'a0000000-0000-4000-8000-0000000000ad', 'admin'),
@@ -27,6 +28,7 @@ insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_i
 insert into keapsync.sync_cursors (account_id, object_type, kind) select id, 'contact', 'backfill' from acct;
 insert into keapsync.dead_letters (account_id, source, object_type, error) select id, 'push', 'contact', 'boom' from acct;
 insert into keapsync.oauth_states (state, redirect_uri) values ('s1', 'https://x');
+insert into keapsync.hook_endpoints (account_id) select id from acct;
 insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
@@ -62,6 +64,7 @@ insert into matrix values
   ('keapsync', 'sync_state', $$insert into keapsync.sync_state (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -1)$$, 'last_applied_at'),
   ('keapsync', 'conflicts', $$insert into keapsync.conflicts (account_id, object_type, local_id, field, policy) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contact', -1, 'f', 'manual')$$, 'status'),
   ('keapsync', 'change_history', $$insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contacts', -1, 'update', 'local', '{}')$$, 'actor'),
+  ('keapsync', 'hook_endpoints', $$insert into keapsync.hook_endpoints (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'path_token'),
   ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts');
@@ -134,7 +137,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   select case
     when p_who = 'anon' then 'denied'
     -- service-only tables: no account, no grants but the service role's
-    when p_tbl in ('oauth_states', 'rate_budget_members') then case
+    when p_tbl in ('oauth_states', 'rate_budget_members', 'hook_endpoints') then case
       when p_who <> 'service' then 'denied' when p_op = 'select' then c.total::text else '1' end
     when p_who = 'service' then case p_op when 'select' then c.total::text when 'insert' then '1'
                                           else (case when p_tbl = 'object_types' then 0 else c.a_rows end)::text end
