@@ -190,7 +190,7 @@ select is(pg_temp.attempt('admin_a', $$select count(*) from keapsync.rollback_ch
           'denied', 'an admin of A may not roll back B''s changes');
 select is(pg_temp.attempt('viewer_a', $$select count(*) from realtime.messages where realtime.topic() is null$$), '0',
           'realtime messages are readable only on an authorised topic');
-select is(pg_temp.attempt('analyst', $$select count(*) from keapsync.sync_status$$), '2',
+select is(pg_temp.attempt('analyst', $$select count(*) from keapsync.sync_status$$), '3',
           'analysts read the status view');
 
 select * from finish();
