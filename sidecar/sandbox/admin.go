@@ -13,6 +13,10 @@ type admin struct{ s *Server }
 func (a *admin) routes(mux *http.ServeMux) {
 	h := func(pattern string, fn handlerFunc) { mux.Handle(pattern, handle(fn)) }
 	s := a.s
+	h("GET /_sandbox/{$}", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, map[string]any{"endpoints": testSurface})
+		return nil
+	})
 	h("GET /_sandbox/credentials", func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, s.Credentials())
 		return nil
@@ -76,6 +80,15 @@ func (a *admin) routes(mux *http.ServeMux) {
 		return nil
 	})
 	a.editRoutes(h)
+}
+
+// testSurface lists the /_sandbox endpoints for people exploring with curl.
+var testSurface = []string{
+	"GET /_sandbox/credentials", "GET /_sandbox/state", "GET|DELETE /_sandbox/requests", "GET /_sandbox/deliveries",
+	"POST /_sandbox/hooks/flush", "GET|PUT /_sandbox/faults", "POST /_sandbox/tokens/revoke {token?}",
+	"GET /_sandbox/clock", "POST /_sandbox/clock/advance {by}", "POST /_sandbox/contacts",
+	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}",
+	"POST /_sandbox/orders/{id}/payments {amount}", "PATCH /_sandbox/subscriptions/{id} {active}",
 }
 
 // faultsWire is Faults with the latency in milliseconds, friendlier for curl.

@@ -56,15 +56,16 @@ type deliveryQueue struct {
 	kick    chan struct{}
 	wg      sync.WaitGroup
 
-	clock   Clock
-	delay   time.Duration
-	backoff []time.Duration
-	timeout time.Duration
-	client  *http.Client
-	hooks   *hookService
-	faults  *faultState
-	baseURL func() string
-	log     *slog.Logger
+	clock    Clock
+	delay    time.Duration
+	tagDelay time.Duration // contactGroup.applied and contactGroup.delete
+	backoff  []time.Duration
+	timeout  time.Duration
+	client   *http.Client
+	hooks    *hookService
+	faults   *faultState
+	baseURL  func() string
+	log      *slog.Logger
 }
 
 // enqueue adds events for every verified subscriber. Changes arriving while a batch is still
@@ -80,7 +81,11 @@ func (q *deliveryQueue) enqueue(evs []event) {
 				q.queues[hk.Key] = hq
 			}
 			if hq.collecting == nil {
-				hq.collecting = &batch{eventKey: ev.key, objectType: ev.objectType, due: now.Add(q.delay)}
+				delay := q.delay
+				if ev.key == "contactGroup.applied" || ev.key == "contactGroup.delete" {
+					delay = q.tagDelay
+				}
+				hq.collecting = &batch{eventKey: ev.key, objectType: ev.objectType, due: now.Add(delay)}
 			}
 			hq.collecting.keys = append(hq.collecting.keys, objectKey{
 				ID: ev.id, APIURL: q.baseURL() + "/crm/rest" + ev.apiPath, Timestamp: keapTime(ev.at),

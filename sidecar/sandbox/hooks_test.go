@@ -314,3 +314,28 @@ func TestDeliveryFaults(t *testing.T) {
 		}
 	})
 }
+
+func TestTagEventsWaitLonger(t *testing.T) {
+	t.Parallel()
+	srv, clock := start(t, Options{Contacts: 2, TagHookDelay: 5 * time.Minute})
+	c := newClient(t, srv, false)
+	rcv := newReceiver(t, true)
+	subscribe(t, c, "contactGroup.applied", rcv.URL)
+	subscribe(t, c, "contact.edit", rcv.URL)
+	if err := srv.ApplyTag(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EditContact(2, map[string]any{"given_name": "Q"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, srv)
+	if got := rcv.deliveries(); len(got) != 1 || got[0].EventKey != "contact.edit" {
+		t.Fatalf("before 5 min: %+v", got)
+	}
+	clock.Advance(5 * time.Minute)
+	settle(t, srv)
+	got := rcv.deliveries()
+	if len(got) != 2 || got[1].EventKey != "contactGroup.applied" || got[1].ObjectKeys[0].ID != 1 {
+		t.Fatalf("after 5 min: %+v", got)
+	}
+}

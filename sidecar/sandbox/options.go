@@ -33,6 +33,9 @@ type Options struct {
 	// HookDelay is how long a change waits before its first delivery attempt; changes arriving
 	// meanwhile join the same batch. Keap: 30-60 s. Default 0 (next dispatcher tick).
 	HookDelay time.Duration
+	// TagHookDelay replaces HookDelay for contactGroup.applied and contactGroup.delete, which
+	// Keap first sends after 5-10 minutes. Default: HookDelay.
+	TagHookDelay time.Duration
 	// RetryBackoff is the wait before delivery attempts 2, 3 and 4 (Keap: 30-60 s, 5 min,
 	// 30 min). Its length plus one is the number of attempts. Default: Keap's, with 60 s.
 	RetryBackoff []time.Duration
@@ -95,6 +98,9 @@ func (o Options) withDefaults() Options {
 	if o.RefreshTTL == 0 {
 		o.RefreshTTL = 45 * 24 * time.Hour
 	}
+	if o.TagHookDelay == 0 {
+		o.TagHookDelay = o.HookDelay
+	}
 	if o.RetryBackoff == nil {
 		o.RetryBackoff = []time.Duration{60 * time.Second, 5 * time.Minute, 30 * time.Minute}
 	}
@@ -117,7 +123,7 @@ func (o Options) Validate() error {
 	if o.Contacts < 0 {
 		errs = append(errs, fmt.Errorf("contacts: %d is negative", o.Contacts))
 	}
-	if o.HookDelay < 0 || o.AccessTTL < 0 || o.RefreshTTL < 0 || o.DeliveryTimeout < 0 {
+	if o.HookDelay < 0 || o.TagHookDelay < 0 || o.AccessTTL < 0 || o.RefreshTTL < 0 || o.DeliveryTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	for _, d := range o.RetryBackoff {

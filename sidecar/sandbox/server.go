@@ -66,7 +66,7 @@ func New(o Options) (*Server, error) {
 	s.hooks = &hookService{hooks: map[string]*Hook{}, clock: s.clock, log: s.log, client: client,
 		timeout: o.DeliveryTimeout, allowRemote: o.AllowRemoteHooks}
 	s.queue = &deliveryQueue{queues: map[string]*hookQueue{}, kick: make(chan struct{}, 1), clock: s.clock,
-		delay: o.HookDelay, backoff: o.RetryBackoff, timeout: o.DeliveryTimeout, client: client,
+		delay: o.HookDelay, tagDelay: o.TagHookDelay, backoff: o.RetryBackoff, timeout: o.DeliveryTimeout, client: client,
 		hooks: s.hooks, faults: s.faults, baseURL: s.URL, log: s.log}
 	s.hooks.queue = s.queue
 	s.store.publish = s.queue.enqueue
@@ -153,6 +153,7 @@ func (s *Server) Close() error {
 	}
 	cancel()
 	<-done
+	s.log.Info("sandbox stopped")
 	return nil
 }
 

@@ -20,7 +20,7 @@ type event struct {
 type store struct {
 	mu      sync.RWMutex
 	stamp   *stamper
-	publish func([]event) // called after the lock is released
+	publish func([]event) // called under the write lock, so events queue in stamp order
 	tenant  string
 
 	seq map[string]int64 // next id per kind
@@ -68,12 +68,12 @@ func removeID(ids []int64, id int64) []int64 {
 	return ids
 }
 
-// write runs fn under the write lock and publishes its events after unlocking, so hook
-// delivery never runs under the store lock.
+// write runs fn under the write lock and queues its events before unlocking, so events reach
+// the hook queue in the order of their timestamps. Queueing never blocks on delivery.
 func (s *store) write(fn func() ([]event, error)) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	evs, err := fn()
-	s.mu.Unlock()
 	if len(evs) > 0 {
 		s.publish(evs)
 	}
