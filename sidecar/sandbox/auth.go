@@ -90,8 +90,8 @@ func (a *authority) isKey(k string) bool {
 	return a.personalKey != "" && k == a.personalKey
 }
 
-// tokens are the token-endpoint response.
-type tokens struct {
+// Tokens are the token-endpoint response.
+type Tokens struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
@@ -100,9 +100,9 @@ type tokens struct {
 }
 
 // issue mints an access/refresh pair; the caller holds a.mu.
-func (a *authority) issue(clientID string) tokens {
+func (a *authority) issue(clientID string) Tokens {
 	now := a.clock.Now()
-	t := tokens{AccessToken: newSecret(), TokenType: "bearer", ExpiresIn: int64(a.accessTTL / time.Second),
+	t := Tokens{AccessToken: newSecret(), TokenType: "bearer", ExpiresIn: int64(a.accessTTL / time.Second),
 		RefreshToken: newSecret(), Scope: "full|" + a.tenant}
 	a.access[t.AccessToken] = grant{clientID: clientID, expires: now.Add(a.accessTTL)}
 	a.refresh[t.RefreshToken] = grant{clientID: clientID, expires: now.Add(a.refreshTTL)}

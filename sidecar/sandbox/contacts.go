@@ -226,73 +226,82 @@ func contactEvent(key string, c *contact) event {
 
 // createContact adds a contact from a v1 create body.
 func (s *store) createContact(body map[string]any) (*contact, error) {
-	if !hasItems(body["email_addresses"]) && !hasItems(body["phone_numbers"]) {
-		return nil, badRequest("Contact must have at least one email address or phone number")
-	}
 	var out *contact
-	err := s.write(func() ([]event, error) {
-		c := &contact{f: map[string]any{}, tags: map[int64]time.Time{}}
-		if err := s.applyContactFields(c, body, nil); err != nil {
-			return nil, err
-		}
-		c.id = s.nextID("contact")
-		s.touch(c)
-		c.created = c.updated
-		c.listJSON, _ = json.Marshal(c.render(nil))
-		s.contacts[c.id] = c
-		s.contactIDs = append(s.contactIDs, c.id)
-		out = c
-		return []event{contactEvent("contact.add", c)}, nil
+	err := s.write(func() (evs []event, err error) {
+		out, evs, err = s.createLocked(body)
+		return evs, err
 	})
 	return out, err
+}
+
+func (s *store) createLocked(body map[string]any) (*contact, []event, error) {
+	if !hasItems(body["email_addresses"]) && !hasItems(body["phone_numbers"]) {
+		return nil, nil, badRequest("Contact must have at least one email address or phone number")
+	}
+	c := &contact{f: map[string]any{}, tags: map[int64]time.Time{}}
+	if err := s.applyContactFields(c, body, nil); err != nil {
+		return nil, nil, err
+	}
+	c.id = s.nextID("contact")
+	s.touch(c)
+	c.created = c.updated
+	c.listJSON, _ = json.Marshal(c.render(nil))
+	s.contacts[c.id] = c
+	s.contactIDs = append(s.contactIDs, c.id)
+	return c, []event{contactEvent("contact.add", c)}, nil
 }
 
 // updateContact applies a PATCH. Every accepted update stamps last_updated and emits
 // contact.edit, even when no value changed (Keap saves the record either way).
 func (s *store) updateContact(id int64, body map[string]any, mask map[string]bool) (*contact, error) {
 	var out *contact
-	err := s.write(func() ([]event, error) {
-		c, ok := s.contacts[id]
-		if !ok {
-			return nil, notFound(fmt.Sprintf("Contact with ID %d not found", id))
-		}
-		next := &contact{id: c.id, created: c.created, f: cloneMap(c.f), tags: c.tags}
-		if err := s.applyContactFields(next, body, mask); err != nil {
-			return nil, err
-		}
-		s.touch(next)
-		s.contacts[id] = next
-		out = next
-		return []event{contactEvent("contact.edit", next)}, nil
+	err := s.write(func() (evs []event, err error) {
+		out, evs, err = s.updateLocked(id, body, mask)
+		return evs, err
 	})
 	return out, err
 }
 
-// upsertContact implements PUT /v1/contacts with duplicate_option.
+func (s *store) updateLocked(id int64, body map[string]any, mask map[string]bool) (*contact, []event, error) {
+	c, ok := s.contacts[id]
+	if !ok {
+		return nil, nil, notFound(fmt.Sprintf("Contact with ID %d not found", id))
+	}
+	// Changes go to a copy so a rejected body leaves the stored contact untouched.
+	next := &contact{id: c.id, created: c.created, f: cloneMap(c.f), tags: c.tags}
+	if err := s.applyContactFields(next, body, mask); err != nil {
+		return nil, nil, err
+	}
+	s.touch(next)
+	s.contacts[id] = next
+	return next, []event{contactEvent("contact.edit", next)}, nil
+}
+
+// upsertContact implements PUT /v1/contacts with duplicate_option, matching and writing under
+// one lock so two concurrent PUTs for the same email cannot both create.
 func (s *store) upsertContact(body map[string]any, option string) (*contact, error) {
 	emails := (&contact{f: body}).emails()
 	if len(emails) == 0 {
 		return nil, badRequest("duplicate_option requires an email address")
 	}
-	s.mu.RLock()
-	var match int64
-	for _, id := range s.contactIDs {
-		c := s.contacts[id]
-		if !containsStr(c.emails(), emails[0]) {
-			continue
+	var out *contact
+	err := s.write(func() (evs []event, err error) {
+		for _, id := range s.contactIDs {
+			c := s.contacts[id]
+			if !containsStr(c.emails(), emails[0]) {
+				continue
+			}
+			if option == "EmailAndName" && (!strings.EqualFold(c.str("given_name"), str(body["given_name"])) ||
+				!strings.EqualFold(c.str("family_name"), str(body["family_name"]))) {
+				continue
+			}
+			out, evs, err = s.updateLocked(id, body, nil)
+			return evs, err
 		}
-		if option == "EmailAndName" && (!strings.EqualFold(c.str("given_name"), str(body["given_name"])) ||
-			!strings.EqualFold(c.str("family_name"), str(body["family_name"]))) {
-			continue
-		}
-		match = id
-		break
-	}
-	s.mu.RUnlock()
-	if match == 0 {
-		return s.createContact(body)
-	}
-	return s.updateContact(match, body, nil)
+		out, evs, err = s.createLocked(body)
+		return evs, err
+	})
+	return out, err
 }
 
 func (s *store) deleteContact(id int64) error {

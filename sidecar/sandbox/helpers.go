@@ -85,6 +85,14 @@ func (s *Server) SetFaults(f Faults) { s.faults.set(f) }
 // RevokeTokens kills all OAuth tokens (token == "") or the one given; it returns how many.
 func (s *Server) RevokeTokens(token string) int { return s.auth.revoke(token) }
 
+// IssueTokens mints an OAuth token pair for the sandbox's client, as if the code flow had just
+// completed, for tests that are not about OAuth.
+func (s *Server) IssueTokens() Tokens {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	return s.auth.issue(s.auth.clientID)
+}
+
 // SetAutoApprove switches the authorize endpoint between consent page and instant approval.
 func (s *Server) SetAutoApprove(on bool) {
 	s.auth.mu.Lock()

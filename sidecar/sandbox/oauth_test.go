@@ -207,3 +207,19 @@ func TestGatewayAuthFaults(t *testing.T) {
 		t.Fatal("RevokeTokens revoked nothing")
 	}
 }
+
+func TestIssueTokensAndOptions(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{Contacts: 1})
+	c := newClient(t, srv, false)
+	tok := srv.IssueTokens()
+	c.withBearer(tok.AccessToken).json("GET", "/crm/rest/v1/contacts/1", nil, 200, nil)
+	if resp, _ := refresh(c, tok.RefreshToken); resp.StatusCode != 200 {
+		t.Fatalf("refresh of issued token: %d", resp.StatusCode)
+	}
+	for _, o := range []Options{{Addr: "0.0.0.0:0"}, {Addr: "10.1.2.3:80"}, {Contacts: -1}, {HookDelay: -time.Second}} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
+		}
+	}
+}
