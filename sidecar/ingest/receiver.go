@@ -1,0 +1,134 @@
+package ingest
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DefaultMaxBody bounds a delivery: 1000 object keys with apiUrl and timestamp fit in ~200 KiB.
+const DefaultMaxBody = 1 << 20
+
+// Receiver answers Keap's REST Hook requests at /hooks/{token}. A delivery is acknowledged only
+// after its inbox row commits (law 5); nothing from a request that fails a check is stored.
+type Receiver struct {
+	DB         receiverDB
+	MaxBody    int64  // default DefaultMaxBody
+	SigningKey []byte // if set, require X-Hook-Signature: hex HMAC-SHA256 of the body (for a signing relay)
+	Log        *slog.Logger
+}
+
+type receiverDB interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+const (
+	sqlEndpointAccount = `select account_id from keapsync.hook_endpoints where path_token = $1`
+	// One statement: the inbox row and the subscription's last-delivery time commit together.
+	sqlInboxInsert = `
+with stored as (
+  insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, body_sha256)
+  values ($1, $2, $3, $4, $5, $6)
+  on conflict (account_id, body_sha256) where processed_at is null do nothing
+  returning id)
+update keapsync.hook_subscriptions set last_delivery_at = now()
+ where account_id = $1 and event_key = $2`
+)
+
+func (rv *Receiver) log() *slog.Logger {
+	if rv.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return rv.Log
+}
+
+// ServeHTTP implements http.Handler; mount it at "/hooks/".
+func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token := strings.TrimPrefix(r.URL.Path, "/hooks/")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	if token == "" || strings.Contains(token, "/") || len(token) > 128 {
+		http.NotFound(w, r)
+		return
+	}
+	var account string
+	if err := rv.DB.QueryRow(r.Context(), sqlEndpointAccount, token).Scan(&account); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			http.NotFound(w, r)
+			return
+		}
+		rv.unavailable(w, "look up hook endpoint", err)
+		return
+	}
+	if secret := r.Header.Get("X-Hook-Secret"); secret != "" {
+		// Keap's verification handshake: echo the secret to confirm the subscription.
+		w.Header().Set("X-Hook-Secret", secret)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	maxBody := rv.MaxBody
+	if maxBody == 0 {
+		maxBody = DefaultMaxBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "delivery too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "could not read delivery", http.StatusBadRequest)
+		return
+	}
+	if len(rv.SigningKey) > 0 && !rv.signed(r, body) {
+		http.Error(w, "missing or wrong X-Hook-Signature", http.StatusUnauthorized)
+		return
+	}
+	d, err := DecodeDelivery(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if d.ObjectType == "" || len(d.IDs) == 0 {
+		// Valid but nothing keapsync syncs: accept, so Keap never deactivates the hook for our reasons.
+		rv.log().Debug("ignored hook delivery", "account", account, "event", d.EventKey)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	sum := sha256.Sum256(body)
+	payload := map[string]any{"event_key": d.EventKey, "ids": d.IDs}
+	if _, err := rv.DB.Exec(r.Context(), sqlInboxInsert, account, d.EventKey, d.ObjectType, d.IDs, payload, sum[:]); err != nil {
+		rv.unavailable(w, "store hook delivery", err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// unavailable answers 503 so Keap retries: the delivery was not stored, and must not be lost.
+func (rv *Receiver) unavailable(w http.ResponseWriter, doing string, err error) {
+	rv.log().Error("hook delivery not stored; Keap will retry", "doing", doing, "err", err)
+	http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+}
+
+func (rv *Receiver) signed(r *http.Request, body []byte) bool {
+	got, err := hex.DecodeString(strings.TrimPrefix(r.Header.Get("X-Hook-Signature"), "sha256="))
+	if err != nil || len(got) == 0 {
+		return false
+	}
+	mac := hmac.New(sha256.New, rv.SigningKey)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
