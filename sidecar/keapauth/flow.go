@@ -31,6 +31,7 @@ type LoginOptions struct {
 	// a person (the sandbox in auto-approve mode). Otherwise a person opens the printed URL.
 	Follow  bool
 	Timeout time.Duration // how long to wait for the callback (default 10 minutes)
+	OnURL   func(string)  // called with the authorize URL, e.g. to open a browser
 }
 
 // Login runs the authorization code flow with a one-shot callback server on the loopback
@@ -84,6 +85,9 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) (account, tenant str
 	authURL := k.AuthCodeURL(state, redirect)
 	if o.Out != nil {
 		fmt.Fprintf(o.Out, "Open this URL to connect keapsync to Keap:\n\n  %s\n\nWaiting for Keap to redirect to %s ...\n", authURL, redirect)
+	}
+	if o.OnURL != nil {
+		o.OnURL(authURL)
 	}
 	if o.Follow {
 		go func() {
