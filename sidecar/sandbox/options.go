@@ -57,6 +57,7 @@ type Options struct {
 
 // Limits are Keap's throttles (FACTS.md §2). Per-minute windows are rolling.
 type Limits struct {
+	OAuthPerSecond                int // per client id spike policy: 25 (no headers report it)
 	OAuthPerMinute, OAuthPerDay   int // per client id: 1500, 150000
 	KeyPerSecond, KeyPerMinute    int // per personal key: 10, 240
 	KeyPerDay                     int // 30000
@@ -69,6 +70,7 @@ func (l Limits) withDefaults() Limits {
 			*v = d
 		}
 	}
+	def(&l.OAuthPerSecond, 25)
 	def(&l.OAuthPerMinute, 1500)
 	def(&l.OAuthPerDay, 150000)
 	def(&l.KeyPerSecond, 10)

@@ -59,7 +59,7 @@ func (l *limiter) take(c credential, h http.Header, storm bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
-	perMin, perDay, perSec := l.limits.OAuthPerMinute, l.limits.OAuthPerDay, 0
+	perMin, perDay, perSec := l.limits.OAuthPerMinute, l.limits.OAuthPerDay, l.limits.OAuthPerSecond
 	if c.kind == "key" {
 		perMin, perDay, perSec = l.limits.KeyPerMinute, l.limits.KeyPerDay, l.limits.KeyPerSecond
 	}
@@ -108,7 +108,7 @@ func (l *limiter) take(c credential, h http.Header, storm bool) error {
 	set("x-keap-product-throttle-interval", "1")
 	set("x-keap-product-throttle-used", itoa(minUsed))
 	set("x-keap-product-throttle-available", itoa(max(0, perMin-minUsed)))
-	if perSec > 0 {
+	if c.kind == "key" { // seen on keys; Keap says it returns no metrics for the OAuth spike policy
 		set("x-keap-product-spike-limit", itoa(perSec)+"ps")
 	}
 	l.tenantHeaders(h, tMin, tDay)

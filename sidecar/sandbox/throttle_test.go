@@ -95,13 +95,16 @@ func TestThrottlePerSecondAndRollingMinute(t *testing.T) {
 
 func TestThrottleOAuthMinuteAndDailyQuota(t *testing.T) {
 	t.Parallel()
-	srv, clock := startThrottled(t, Options{Contacts: 1, AutoApprove: true, Limits: Limits{OAuthPerMinute: 3, KeyPerDay: 2}})
+	srv, clock := startThrottled(t, Options{Contacts: 1, AutoApprove: true, Limits: Limits{OAuthPerSecond: 2, OAuthPerMinute: 3, KeyPerDay: 2}})
 	c := newClient(t, srv, false)
 	api := c.withBearer(login(t, c)["access_token"].(string))
-	for i := 0; i < 3; i++ {
-		api.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
-	}
-	expect429(t, api, "policies.ratelimit.QuotaViolation")
+	api.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
+	api.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
+	expect429(t, api, "policies.ratelimit.SpikeArrestViolation") // the OAuth spike policy
+	clock.Advance(time.Second)
+	api.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
+	clock.Advance(time.Second)
+	expect429(t, api, "policies.ratelimit.QuotaViolation") // 3 in the rolling minute
 	// The personal key has its own budget; its day quota is 2.
 	c.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
 	c.json("GET", "/crm/rest/v1/contacts?limit=1", nil, 200, nil)
