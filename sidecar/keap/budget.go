@@ -1,0 +1,348 @@
+package keap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limits are one budget's published throttles (FACTS.md §2).
+type Limits struct {
+	PerSecond int // spike policy; 0 when none applies
+	PerMinute int // rolling window
+	PerDay    int // resets 00:00 UTC
+}
+
+// Keap's published limits.
+var (
+	OAuthLimits  = Limits{PerSecond: 25, PerMinute: 1500, PerDay: 150000}  // per OAuth client id
+	KeyLimits    = Limits{PerSecond: 10, PerMinute: 240, PerDay: 30000}    // per personal/service key
+	TenantLimits = Limits{PerSecond: 0, PerMinute: 10000, PerDay: 250000} // per app instance, all credentials
+)
+
+// BudgetConfig configures a Budget.
+type BudgetConfig struct {
+	// Key names the budget in metrics, logs and keapsync.rate_budget_members
+	// (OAuthBudgetKey, KeyBudgetKey, TenantBudgetKey).
+	Key    string
+	Limits Limits
+	// Margin is the share of the per-minute limit left unspent, for clock skew, network jitter
+	// and calls outside keapsync. Default 0.02.
+	Margin float64
+	// Burst is the token bucket's depth. Default 1 when the spike limit equals the minute
+	// average (OAuth: 25/s = 1500/min), else PerSecond/5.
+	Burst int
+	// DailyReserve is the share of the daily quota that only Live calls may spend. Default 0.01.
+	DailyReserve float64
+	Clock        Clock
+	Logger       *slog.Logger
+}
+
+func (c BudgetConfig) withDefaults() BudgetConfig {
+	if c.Margin == 0 {
+		c.Margin = 0.02
+	}
+	if c.Burst == 0 {
+		c.Burst = 1
+		if l := c.Limits; l.PerSecond > 0 && l.PerSecond*60 > 2*l.PerMinute {
+			c.Burst = max(1, l.PerSecond/5)
+		}
+	}
+	if c.DailyReserve == 0 {
+		c.DailyReserve = 0.01
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c BudgetConfig) Validate() error {
+	var errs []error
+	if c.Key == "" {
+		errs = append(errs, errors.New("budget key is empty"))
+	}
+	if c.Limits.PerMinute <= 0 && c.Limits.PerSecond <= 0 {
+		errs = append(errs, errors.New("budget limits: need a per-minute or per-second limit"))
+	}
+	if c.Margin < 0 || c.Margin >= 0.5 || c.DailyReserve < 0 || c.DailyReserve >= 1 || c.Burst < 0 {
+		errs = append(errs, errors.New("budget margin, reserve or burst out of range"))
+	}
+	return errors.Join(errs...)
+}
+
+// AIMD on the rate: a 429 or a nearly empty throttle window halves it (at most once per
+// cutCooldown, since one overload answers many calls in flight); every comfortable response
+// gives back a little.
+const (
+	cutCooldown = time.Second
+	minFactor   = 1.0 / 64
+	recoverStep = 0.005
+)
+
+// Budget is one Keap budget shared by every call that draws on it: one per OAuth client id (or
+// personal key) and one per tenant, across all Clients of the process. It is a token bucket
+// (golang.org/x/time/rate) sized from the published limits, divided among the processes sharing
+// it (BudgetShare), and corrected by what Keap reports in its x-keap-* headers.
+type Budget struct {
+	cfg BudgetConfig
+	log *slog.Logger
+
+	mu            sync.Mutex
+	lim           *rate.Limiter
+	limits        Limits // published, then as Keap's headers report them
+	members       int
+	factor        float64
+	lastCut       time.Time
+	pausedUntil   time.Time // every call waits (429 backoff, daily quota gone)
+	bgPausedUntil time.Time // Background calls wait (daily reserve reached)
+	queue         waitQueue
+	seq           uint64
+	throttleAvail int // last x-keap-*-throttle-available, -1 unknown
+	quotaAvail    int
+}
+
+// NewBudget returns a budget at its full published rate.
+func NewBudget(cfg BudgetConfig) (*Budget, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("keap budget %q: %w", cfg.Key, err)
+	}
+	cfg = cfg.withDefaults()
+	b := &Budget{cfg: cfg, log: cfg.Logger.With("component", "keap.budget", "budget", cfg.Key),
+		lim: rate.NewLimiter(0, cfg.Burst), limits: cfg.Limits, members: 1, factor: 1,
+		throttleAvail: -1, quotaAvail: -1}
+	now := cfg.Clock.Now()
+	b.lim.SetLimitAt(now, b.targetRate()) // the bucket starts full: the margin covers one burst
+	return b, nil
+}
+
+// Key is the budget's name.
+func (b *Budget) Key() string { return b.cfg.Key }
+
+// targetRate is the steady rate in calls per second. A token bucket of depth B and rate R
+// grants at most B+60R calls in any minute and B+R in any second, so R is chosen to keep both
+// under Keap's windows minus the margin. The caller holds mu.
+func (b *Budget) targetRate() rate.Limit {
+	l, burst := b.limits, float64(b.cfg.Burst)
+	r := math.Inf(1)
+	if l.PerMinute > 0 {
+		r = (float64(l.PerMinute)*(1-b.cfg.Margin) - burst) / 60
+	}
+	if l.PerSecond > 0 {
+		// floor(B+R) calls fit in a one-second window, hence the +0.9.
+		r = min(r, float64(l.PerSecond)-burst+0.9)
+	}
+	r = r / float64(b.members) * b.factor
+	floor := float64(max(l.PerMinute, 60)) / 60 * minFactor / float64(b.members)
+	return rate.Limit(max(r, floor))
+}
+
+func (b *Budget) retune(now time.Time) {
+	b.lim.SetLimitAt(now, b.targetRate())
+	if h := b.queue.head(); h != nil {
+		h.poke() // the head may be sleeping on the old rate
+	}
+}
+
+// Wait blocks until the budget grants one call at the priority of ctx.
+func (b *Budget) Wait(ctx context.Context) error {
+	w := &waiter{prio: PriorityFrom(ctx), wake: make(chan struct{}, 1)}
+	b.mu.Lock()
+	b.seq++
+	w.seq = b.seq
+	b.queue.add(w)
+	b.mu.Unlock()
+	for {
+		b.mu.Lock()
+		if b.queue.head() != w {
+			b.mu.Unlock()
+			select {
+			case <-w.wake:
+				continue
+			case <-ctx.Done():
+				return b.leave(w, ctx)
+			}
+		}
+		now := b.cfg.Clock.Now()
+		d := b.pauseLeft(now, w.prio)
+		var hold time.Duration
+		if d == 0 {
+			r := b.lim.ReserveN(now, 1)
+			switch d = r.DelayFrom(now); {
+			case d == 0:
+			case d <= time.Millisecond:
+				// Rounding: keep the token and sleep the crumb, rather than spin.
+				hold, d = d, 0
+			default:
+				r.CancelAt(now) // a Live call may arrive while we sleep; it must find the token
+			}
+		}
+		if d == 0 {
+			b.queue.remove(w)
+			b.mu.Unlock()
+			if hold > 0 {
+				<-b.cfg.Clock.After(hold)
+			}
+			return nil
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.cfg.Clock.After(d):
+		case <-w.wake:
+		case <-ctx.Done():
+			return b.leave(w, ctx)
+		}
+	}
+}
+
+func (b *Budget) leave(w *waiter, ctx context.Context) error {
+	b.mu.Lock()
+	b.queue.remove(w)
+	b.mu.Unlock()
+	return fmt.Errorf("wait for keap budget %s: %w", b.cfg.Key, ctx.Err())
+}
+
+// pauseLeft is how long a call of priority p must still wait for a pause. The caller holds mu.
+func (b *Budget) pauseLeft(now time.Time, p Priority) time.Duration {
+	until := b.pausedUntil
+	if p == Background && b.bgPausedUntil.After(until) {
+		until = b.bgPausedUntil
+	}
+	if until.After(now) {
+		return until.Sub(now)
+	}
+	return 0
+}
+
+// SetMembers divides the budget among n processes (BudgetShare calls it).
+func (b *Budget) SetMembers(n int) {
+	n = max(n, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n != b.members {
+		b.log.Info("budget shared", "members", n)
+		b.members = n
+		b.retune(b.cfg.Clock.Now())
+	}
+}
+
+// Throttled tells the budget Keap answered 429: every caller slows down (law 7). The rate is
+// halved and the whole budget pauses for pause, the caller's backoff.
+func (b *Budget) Throttled(pause time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Clock.Now()
+	if until := now.Add(pause); until.After(b.pausedUntil) {
+		b.pausedUntil = until
+	}
+	b.cut(now)
+}
+
+// cut halves the rate, at most once per cooldown. The caller holds mu.
+func (b *Budget) cut(now time.Time) {
+	if now.Sub(b.lastCut) < cutCooldown {
+		return
+	}
+	b.lastCut = now
+	b.factor = max(minFactor, b.factor/2)
+	b.log.Debug("budget rate cut", "factor", b.factor)
+	b.retune(now)
+}
+
+// window is one throttle or quota window from Keap's headers.
+type window struct {
+	unit      string // minute, day, second
+	limit     int
+	available int
+	expiry    time.Time // zero when Keap did not say
+}
+
+// observe corrects the budget from the windows one response reported.
+func (b *Budget) observe(ws []window) {
+	if len(ws) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Clock.Now()
+	for _, w := range ws {
+		switch w.unit {
+		case "minute":
+			b.observeMinute(now, w)
+		case "day":
+			b.observeDay(now, w)
+		}
+	}
+}
+
+func (b *Budget) observeMinute(now time.Time, w window) {
+	b.throttleAvail = w.available
+	if w.limit > 0 && w.limit != b.limits.PerMinute {
+		b.log.Info("keap reports another per-minute limit", "published", b.limits.PerMinute, "reported", w.limit)
+		b.limits.PerMinute = w.limit
+		b.retune(now)
+	}
+	// The window is shared with every other consumer of the budget. Steady full-speed draining
+	// leaves about Margin*limit available; half of that means someone else is spending too.
+	low := max(1, int(float64(w.limit)*b.cfg.Margin/2))
+	switch {
+	case w.available <= low:
+		b.cut(now)
+	case b.factor < 1 && now.Sub(b.lastCut) >= cutCooldown:
+		b.factor = min(1, b.factor+recoverStep)
+		b.retune(now)
+	}
+}
+
+func (b *Budget) observeDay(now time.Time, w window) {
+	b.quotaAvail = w.available
+	if w.limit > 0 {
+		b.limits.PerDay = w.limit
+	}
+	expiry := w.expiry
+	if expiry.IsZero() || !expiry.After(now) {
+		expiry = now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour) // Keap resets at 00:00 UTC
+	}
+	switch {
+	case w.available <= 0:
+		if expiry.After(b.pausedUntil) {
+			b.log.Warn("daily quota exhausted; pausing until it resets", "until", expiry)
+			b.pausedUntil = expiry
+		}
+	case float64(w.available) <= float64(w.limit)*b.cfg.DailyReserve:
+		if expiry.After(b.bgPausedUntil) {
+			b.log.Warn("daily quota low; background work paused until it resets", "available", w.available, "until", expiry)
+			b.bgPausedUntil = expiry
+		}
+	}
+}
+
+// BudgetStats is a snapshot for metrics, status and tests.
+type BudgetStats struct {
+	Key               string
+	Rate              float64 // calls per second this process may make now
+	Members           int
+	Factor            float64 // 1 = full share; less after 429s or a crowded window
+	ThrottleAvailable int     // last reported, -1 unknown
+	QuotaAvailable    int
+	PausedUntil       time.Time
+	Waiting           int
+}
+
+// Stats returns a snapshot.
+func (b *Budget) Stats() BudgetStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BudgetStats{Key: b.cfg.Key, Rate: float64(b.lim.Limit()), Members: b.members, Factor: b.factor,
+		ThrottleAvailable: b.throttleAvail, QuotaAvailable: b.quotaAvail, PausedUntil: b.pausedUntil, Waiting: len(b.queue)}
+}
