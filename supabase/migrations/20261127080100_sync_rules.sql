@@ -38,10 +38,11 @@ as $$
   select set_config('keapsync.origin', p_origin, true);
 $$;
 
+-- No SET clause, so the planner can inline it (it names only built-ins, schema-qualified).
 create or replace function keapsync.current_origin() returns text
-language sql stable set search_path = ''
+language sql stable
 as $$
-  select case coalesce(nullif(current_setting('keapsync.origin', true), ''), 'local')
+  select case coalesce(nullif(pg_catalog.current_setting('keapsync.origin', true), ''), 'local')
            when 'keap' then 'keap' when 'rollback' then 'rollback' when 'resolve' then 'resolve'
            else 'local' end;
 $$;

@@ -6,7 +6,8 @@ create or replace function keapsync.tg_stamp_row() returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
-  new.sync_origin := case when keapsync.current_origin() = 'keap' then 'keap' else 'local' end;
+  -- keapsync.current_origin(), inlined: this runs for every row written.
+  new.sync_origin := case when current_setting('keapsync.origin', true) = 'keap' then 'keap' else 'local' end;
   if tg_table_name <> 'contact_tags' then
     new.updated_at := now();
     if tg_op = 'UPDATE' then
@@ -17,19 +18,14 @@ begin
 end;
 $$;
 
--- Columns that are bookkeeping, not data: left out of history.
-create or replace function keapsync.history_ignored() returns text[]
-language sql immutable set search_path = ''
-as $$
-  select array['updated_at', 'version', 'sync_origin', 'keap_object', 'created_at'];
-$$;
-
 -- After a synced row is written: record history and keep sync_state in step with local edits.
 create or replace function keapsync.tg_track_change() returns trigger
-language plpgsql security definer set search_path = '' set timezone to 'UTC'
+language plpgsql security definer set search_path = ''
 as $$
 declare
   origin text := keapsync.current_origin();
+  -- Bookkeeping columns, not data: left out of history.
+  ignored constant text[] := array['updated_at', 'version', 'sync_origin', 'keap_object', 'created_at'];
   o jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
   n jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
   r jsonb := coalesce(n, o);
@@ -40,13 +36,18 @@ declare
   keys text[];
   propagate boolean;
 begin
-  select coalesce(jsonb_object_agg(k, jsonb_build_object('old', o -> k, 'new', n -> k)), '{}')
-    into changed
-    from jsonb_object_keys(coalesce(n, '{}') || coalesce(o, '{}')) k
-   where not (k = any (keapsync.history_ignored()))
-     and coalesce(o -> k, 'null') is distinct from coalesce(n -> k, 'null');
-  if changed = '{}' then
-    return null;
+  -- Updates record {column: {old, new}} for the columns that changed; inserts and deletes record
+  -- the row's data (cheap: no per-column loop on the bulk path of a backfill).
+  if tg_op = 'UPDATE' then
+    select coalesce(jsonb_object_agg(k, jsonb_build_object('old', o -> k, 'new', n -> k)), '{}')
+      into changed
+      from jsonb_object_keys(n) k
+     where not (k = any (ignored)) and (o -> k) is distinct from (n -> k);
+    if changed = '{}' then
+      return null;
+    end if;
+  else
+    changed := jsonb_strip_nulls(r) - ignored;
   end if;
 
   if tg_table_name = 'contact_tags' then
