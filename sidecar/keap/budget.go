@@ -21,8 +21,8 @@ type Limits struct {
 
 // Keap's published limits.
 var (
-	OAuthLimits  = Limits{PerSecond: 25, PerMinute: 1500, PerDay: 150000}  // per OAuth client id
-	KeyLimits    = Limits{PerSecond: 10, PerMinute: 240, PerDay: 30000}    // per personal/service key
+	OAuthLimits  = Limits{PerSecond: 25, PerMinute: 1500, PerDay: 150000} // per OAuth client id
+	KeyLimits    = Limits{PerSecond: 10, PerMinute: 240, PerDay: 30000}   // per personal/service key
 	TenantLimits = Limits{PerSecond: 0, PerMinute: 10000, PerDay: 250000} // per app instance, all credentials
 )
 

@@ -41,6 +41,21 @@ type TagCategory struct {
 	Description string `json:"description,omitempty"`
 }
 
+// UnmarshalJSON accepts the object and, as a contact's tag list has it, the bare category name.
+func (c *TagCategory) UnmarshalJSON(b []byte) error {
+	if s, quoted, ok, err := unquote(b); err != nil || !ok || quoted {
+		*c = TagCategory{Name: s}
+		return err
+	}
+	type plain TagCategory
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("tag category: %w", err)
+	}
+	*c = TagCategory(p)
+	return nil
+}
+
 // ContactTag is a tag applied to a contact (GET /v1/contacts/{id}/tags).
 type ContactTag struct {
 	Tag         Tag             `json:"tag"`

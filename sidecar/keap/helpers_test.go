@@ -1,0 +1,322 @@
+package keap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keapsync/keapsync/sidecar/keapspec"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// fakeClock is a discrete-event clock shared by the client and the sandbox. Time moves only
+// when every participant is parked: quiet reports that (by default always), and then the
+// clock jumps to the earliest pending timer. Requests are therefore never in flight while
+// time moves, i.e. the network has zero latency in fake time, and a limiter wait of a minute
+// costs microseconds.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+	quiet  func() bool
+	kick   chan struct{}
+}
+
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock(t testing.TB) *fakeClock {
+	c := &fakeClock{now: t0, quiet: func() bool { return true }, kick: make(chan struct{}, 1)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go c.drive(stop, done)
+	t.Cleanup(func() { close(stop); <-done })
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.mu.Lock()
+	if d <= 0 {
+		ch <- c.now
+		c.mu.Unlock()
+		return ch
+	}
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
+// setQuiet replaces the quiescence test (before any traffic).
+func (c *fakeClock) setQuiet(q func() bool) {
+	c.mu.Lock()
+	c.quiet = q
+	c.mu.Unlock()
+}
+
+// Advance moves time by d at once, firing what falls due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.fireLocked()
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) fireLocked() {
+	keep := c.timers[:0]
+	for _, tm := range c.timers {
+		if !tm.at.After(c.now) {
+			tm.ch <- c.now
+		} else {
+			keep = append(keep, tm)
+		}
+	}
+	c.timers = keep
+}
+
+func (c *fakeClock) drive(stop, done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-c.kick:
+		}
+		for {
+			c.mu.Lock()
+			pending, quiet := len(c.timers), c.quiet
+			c.mu.Unlock()
+			if pending == 0 {
+				break
+			}
+			if !quiet() {
+				// Someone is still working (a request in flight); let it run. This spin
+				// affects only how fast the test runs, never what fake time it sees.
+				runtime.Gosched()
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				continue
+			}
+			c.mu.Lock()
+			next := c.timers[0].at
+			for _, tm := range c.timers[1:] {
+				if tm.at.Before(next) {
+					next = tm.at
+				}
+			}
+			if next.After(c.now) {
+				c.now = next
+			}
+			c.fireLocked()
+			c.mu.Unlock()
+		}
+	}
+}
+
+// env is a sandbox and a client on one fake clock, every exchange checked by keapspec.
+type env struct {
+	t      testing.TB
+	clock  *fakeClock
+	srv    *sandbox.Server
+	client *Client
+	reg    *prometheus.Registry
+}
+
+type envOptions struct {
+	sandbox   sandbox.Options
+	oauth     bool // OAuth bearer token (1500/min) instead of the personal key (240/min)
+	creds     Credentials
+	config    func(*Config)
+	rawClient bool // no keapspec validation (fault bodies, deliberate bad requests)
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
+	t.Helper()
+	clock := newFakeClock(t)
+	o.sandbox.Clock = clock
+	o.sandbox.Logger = testLogger(t, slog.LevelWarn)
+	srv, err := sandbox.New(o.sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	e := &env{t: t, clock: clock, srv: srv, reg: prometheus.NewRegistry()}
+	cfg := Config{
+		APIURL:     srv.URL() + "/crm/rest",
+		HTTPClient: &http.Client{Transport: validating(t, o.rawClient)},
+		Clock:      clock,
+		Logger:     testLogger(t, slog.LevelWarn),
+		Registerer: e.reg,
+		Limits:     KeyLimits,
+	}
+	switch {
+	case o.creds != nil:
+		cfg.Credentials = o.creds
+	case o.oauth:
+		cfg.Credentials, cfg.Limits = BearerToken(oauthLogin(t, srv).AccessToken), OAuthLimits
+	default:
+		cfg.Credentials = APIKey(srv.Credentials().PersonalKey)
+	}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	if e.client, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// validating checks every REST exchange against Keap's corrected documents.
+func validating(t testing.TB, raw bool) http.RoundTripper {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	if raw {
+		return tr
+	}
+	v, err := keapspec.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &keapspec.Transport{Next: tr, Validator: v, Report: func(err error) { t.Errorf("contract violation: %v", err) }}
+}
+
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// oauthLogin runs the authorization code flow against the auto-approving sandbox.
+func oauthLogin(t testing.TB, srv *sandbox.Server) tokens {
+	t.Helper()
+	srv.SetAutoApprove(true)
+	creds := srv.Credentials()
+	redirect := "http://127.0.0.1:1/callback"
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := url.Values{"client_id": {creds.ClientID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"full"}}
+	resp, err := hc.Get(srv.URL() + "/app/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return tokenRequest(t, srv, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"client_id": {creds.ClientID}, "client_secret": {creds.ClientSecret}, "redirect_uri": {redirect}}, false)
+}
+
+func tokenRequest(t testing.TB, srv *sandbox.Server, form url.Values, basic bool) tokens {
+	t.Helper()
+	tk, err := postToken(srv, form, basic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func postToken(srv *sandbox.Server, form url.Values, basic bool) (tokens, error) {
+	req, _ := http.NewRequest(http.MethodPost, srv.URL()+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic {
+		req.SetBasicAuth(srv.Credentials().ClientID, srv.Credentials().ClientSecret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return tokens{}, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return tokens{}, fmt.Errorf("token endpoint: %d %s", resp.StatusCode, body)
+	}
+	var tk tokens
+	if err := jsonUnmarshal(body, &tk); err != nil {
+		return tokens{}, err
+	}
+	return tk, nil
+}
+
+// refreshingCreds is a minimal stand-in for the token keeper: bearer token plus Refresh.
+type refreshingCreds struct {
+	srv       *sandbox.Server
+	mu        sync.Mutex
+	tk        tokens
+	refreshes int
+}
+
+func (r *refreshingCreds) Authorize(_ context.Context, req *http.Request) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	req.Header.Set("Authorization", "Bearer "+r.tk.AccessToken)
+	return nil
+}
+
+func (r *refreshingCreds) Refresh(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshes++
+	tk, err := postToken(r.srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.tk.RefreshToken}}, true)
+	if err != nil {
+		return err
+	}
+	r.tk = tk
+	return nil
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+// count429 counts the sandbox's 429 answers.
+func count429(srv *sandbox.Server) (n int) {
+	for _, r := range srv.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			n++
+		}
+	}
+	return n
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
