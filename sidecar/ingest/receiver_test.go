@@ -145,3 +145,5 @@ func TestReceiverDeadDatabaseAsksKeapToRetry(t *testing.T) {
 		t.Errorf("with the database gone: %d, want 503 so Keap retries", r.StatusCode)
 	}
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -214,13 +214,22 @@ begin
 end;
 $$;
 
-create or replace function keapsync.keap_doc_groups(p_type text, p_raw jsonb) returns text[]
+-- What a Keap object does not carry, so the merge reads it as unknown rather than removed: exact
+-- keys, or key prefixes ending in '.'. Keap returns job_title, lead_source_id, custom_fields and
+-- tag_ids only when asked (optional_properties), and a partial object may leave out more.
+create or replace function keapsync.keap_unknown(p_type text, p_raw jsonb) returns text[]
 language sql immutable set search_path = ''
 as $$
-  select array_remove(array[
-    case when p_type = 'contact' and jsonb_typeof(p_raw -> 'custom_fields') = 'array' then 'custom_fields.' end,
-    case when p_type = 'contact' and jsonb_typeof(p_raw -> 'tag_ids') = 'array' then 'tag.' end
-  ], null);
+  select case when p_type <> 'contact' then '{}'::text[] else array(
+    select key from (values
+      ('given_name', 'given_name'), ('middle_name', 'middle_name'), ('family_name', 'family_name'),
+      ('email', 'email_addresses'), ('phone', 'phone_numbers'), ('company_name', 'company'),
+      ('job_title', 'job_title'), ('owner_id', 'owner_id'), ('lead_source_id', 'lead_source_id'),
+      ('address_line1', 'addresses'), ('address_line2', 'addresses'), ('locality', 'addresses'),
+      ('region', 'addresses'), ('postal_code', 'addresses'), ('country_code', 'addresses'),
+      ('custom_fields.', 'custom_fields'), ('tag.', 'tag_ids')) m(key, source)
+     where not (p_raw ? m.source or (m.key = 'company_name' and p_raw ? 'company_name')))
+  end;
 $$;
 
 -- The doc of a local row (null when the row does not exist), tags included for contacts.
@@ -354,7 +363,7 @@ declare
   st keapsync.sync_state;
   v_local_id bigint;
   kdoc jsonb;
-  groups text[];
+  unknown text[];
   ldoc jsonb;
   agreed jsonb;
   new_local jsonb;
@@ -390,7 +399,7 @@ begin
   end if;
 
   kdoc := keapsync.keap_doc(p_type, p_raw);
-  groups := keapsync.keap_doc_groups(p_type, p_raw);
+  unknown := keapsync.keap_unknown(p_type, p_raw);
 
   if st.local_id is null then
     execute format('select id from keap.%I where account_id = $1 and keap_id = $2', t.table_name)
@@ -438,10 +447,10 @@ begin
     end if;
     av := agreed -> k;
     lv := ldoc -> k;
-    -- A key group the object did not carry is unknown, not removed.
-    kv := case when exists (select 1 from unnest(groups) g where k like g || '%') or
-                    not (k like 'custom_fields.%' or k like 'tag.%')
-               then kdoc -> k else av end;
+    -- What the object did not carry is unknown, not removed: treat it as unchanged.
+    kv := case when exists (select 1 from unnest(unknown) u
+                             where k = u or (u like '%.' and starts_with(k, u)))
+               then av else kdoc -> k end;
 
     select * into open_conflict from keapsync.conflicts
      where account_id = p_account and object_type = p_type and local_id = v_local_id

@@ -2,7 +2,7 @@
 -- custom fields, tags, deletes, and the push hand-off (pending_push / mark_pushed).
 begin;
 create extension if not exists pgtap;
-select plan(66);
+select plan(67);
 
 insert into keapsync.accounts (id, name) values ('10000000-0000-4000-8000-000000000001', 'A');
 insert into keapsync.settings (account_id, default_policy) values ('10000000-0000-4000-8000-000000000001', 'newest_wins');
@@ -172,6 +172,8 @@ select is((pg_temp.row_of(1)).custom_fields, '{"7": "Platinum", "8": "local"}'::
           'an object fetched without custom fields does not remove them');
 select is((select count(*) from keap.contact_tags where contact_id = (pg_temp.row_of(1)).id)::int, 2,
           'an object fetched without tag ids does not remove tags');
+select is((pg_temp.row_of(1)).job_title, 'Poet',
+          'an object fetched without job_title (an optional property) does not clear it');
 select pg_temp.local_edit(1, 'delete from keap.contact_tags ct using keap.tags t where t.id = ct.tag_id and t.keap_id = 102 and ct.contact_id = (select id from keap.contacts where keap_id = $1)');
 select is(keapsync.pending_push('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(1)).id),
           '{"op": "update", "keap_id": 1, "fields": {"custom_fields.8": "local", "job_title": "Poet"}, "cleared": ["tag.102"]}'::jsonb,

@@ -1,0 +1,265 @@
+package ingest_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+// world is a sandbox, a migrated database with one account, a receiver reachable by the
+// sandbox, and the ingest parts wired as `serve` wires them.
+type world struct {
+	sb      *sandbox.Server
+	db      *pgxpool.Pool
+	account string
+	api     *keap.Client
+	hooks   *httptest.Server
+	worker  *ingest.Worker
+	sweeper *ingest.Sweeper
+}
+
+func newWorld(t *testing.T, contacts int) *world {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	w := &world{sb: sb, db: pgtest.Pool(t)}
+	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('W', $1) returning id`,
+		sb.Credentials().Tenant).Scan(&w.account); err != nil {
+		t.Fatal(err)
+	}
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = sb.URL() + "/crm/rest"
+	cfg.Credentials = keap.APIKey(sb.Credentials().PersonalKey)
+	cfg.Limits = keap.KeyLimits
+	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 30, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	if w.api, err = keap.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	apiOf := func(context.Context, string) (ingest.Keap, error) { return w.api, nil }
+	w.worker = &ingest.Worker{DB: w.db, API: apiOf}
+	w.sweeper = &ingest.Sweeper{DB: w.db, API: apiOf, PageSize: 100}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/", &ingest.Receiver{DB: w.db})
+	w.hooks = httptest.NewServer(mux)
+	t.Cleanup(w.hooks.Close)
+	return w
+}
+
+func (w *world) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := w.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// drain runs the worker until the inbox is empty.
+func (w *world) drain(t *testing.T) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		did, err := w.worker.RunOnce(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !did {
+			return
+		}
+	}
+	t.Fatal("inbox never drained")
+}
+
+func TestBackfillIsCompleteAndResumable(t *testing.T) {
+	w := newWorld(t, 250)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	state := w.sb.Snapshot()
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id is not null`); got != len(state.Contacts) {
+		t.Errorf("contacts: %d in Postgres, %d in the sandbox", got, len(state.Contacts))
+	}
+	if got := w.count(t, `select count(*) from keap.orders`); got != len(state.Orders) {
+		t.Errorf("orders: %d in Postgres, %d in the sandbox", got, len(state.Orders))
+	}
+	if got := w.count(t, `select count(*) from keap.subscriptions`); got != len(state.Subscriptions) {
+		t.Errorf("subscriptions: %d in Postgres, %d in the sandbox", got, len(state.Subscriptions))
+	}
+	if got := w.count(t, `select count(*) from keapsync.sync_state where keap_modified is null and object_type = 'contact'`); got != 0 {
+		t.Errorf("%d contacts without Keap's version clock", got)
+	}
+	versions := w.count(t, `select sum(version) from keap.contacts`)
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	if again := w.count(t, `select sum(version) from keap.contacts`); again != versions {
+		t.Errorf("a second backfill rewrote rows (versions %d -> %d)", versions, again)
+	}
+	if n := w.count(t, `select count(*) from keapsync.sync_state s join keap.contacts c on c.id = s.local_id
+	    where s.object_type = 'contact' and keapsync.pending_push(s.account_id, 'contact', s.local_id) ->> 'op' <> 'none'`); n != 0 {
+		t.Errorf("%d backfilled contacts look like local edits waiting for push", n)
+	}
+}
+
+func TestHooksBringChangesIn(t *testing.T) {
+	w := newWorld(t, 20)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verified != len(ingest.EventKeys) || len(rep.Unverified) != 0 {
+		t.Fatalf("hooks: %+v", rep)
+	}
+	if again, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil || again.Created != 0 {
+		t.Fatalf("ensure twice: %+v %v", again, err)
+	}
+
+	// A person edits, creates, tags and deletes in Keap.
+	state := w.sb.Snapshot()
+	edited, gone := idOf(t, state.Contacts[0]), idOf(t, state.Contacts[1])
+	if err := w.sb.EditContact(edited, map[string]any{"given_name": "Edited", "job_title": "Hooked"}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := w.sb.CreateContact(map[string]any{"given_name": "New", "email_addresses": []map[string]string{{"email": "new@example.com", "field": "EMAIL1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sb.DeleteContact(gone); err != nil {
+		t.Fatal(err)
+	}
+	tag := idOf(t, state.Tags[0])
+	if err := w.sb.ApplyTag(created, tag); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.worker.Window = 0
+	w.drain(t)
+
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = 'Edited' and job_title = 'Hooked'`, edited); got != 1 {
+		t.Error("the edit did not arrive")
+		rows, _ := w.db.Query(ctx, `select event_key, object_ids::text, coalesce(last_error,''), processed_at is not null from keapsync.webhook_inbox`)
+		for rows.Next() {
+			var a, b, c string
+			var d bool
+			rows.Scan(&a, &b, &c, &d)
+			t.Log(a, b, c, d)
+		}
+		rows.Close()
+		var g, j string
+		w.db.QueryRow(ctx, `select coalesce(given_name,''), coalesce(job_title,'') from keap.contacts where keap_id = $1`, edited).Scan(&g, &j)
+		t.Log(edited, g, j)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and email = 'new@example.com'`, created); got != 1 {
+		t.Error("the new contact did not arrive")
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, gone); got != 0 {
+		t.Error("the deleted contact is still here")
+	}
+	if got := w.count(t, `select count(*) from keap.contact_tags ct join keap.contacts c on c.id = ct.contact_id
+	    join keap.tags t on t.id = ct.tag_id where c.keap_id = $1 and t.keap_id = $2`, created, tag); got != 1 {
+		t.Error("the tag applied in Keap is not applied here")
+	}
+	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null`); got != 0 {
+		t.Errorf("%d inbox rows left", got)
+	}
+}
+
+func TestForgedDeleteCannotRemoveData(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(t, w.sb.Snapshot().Contacts[0])
+	body := `{"event_key":"contact.delete","object_keys":[{"id":` + strconv.FormatInt(id, 10) + `}]}`
+	resp, err := http.Post(url, "application/json", stringsReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("forged delivery: %v %v", resp, err)
+	}
+	w.worker.Window = 0
+	w.drain(t)
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
+		t.Error("a forged delete removed a contact Keap still has")
+	}
+}
+
+func TestKeapOutageRetriesWithoutLoss(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(t, w.sb.Snapshot().Contacts[0])
+	resp, err := http.Post(url, "application/json", stringsReader(`{"event_key":"contact.edit","object_keys":[{"id":`+strconv.FormatInt(id, 10)+`}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatal(err)
+	}
+	f := w.sb.Faults()
+	f.ErrorRate = 1
+	w.sb.SetFaults(f)
+	w.worker.Window = 0
+	if _, err := w.worker.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null and attempts = 1 and last_error is not null`); got != 1 {
+		t.Fatalf("after a failed fetch the row should wait for a retry; pending with error: %d", got)
+	}
+	f.ErrorRate = 0
+	w.sb.SetFaults(f)
+	if _, err := w.db.Exec(ctx, `update keapsync.webhook_inbox set next_attempt_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	w.drain(t)
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
+		t.Error("the change was lost after the outage")
+	}
+}
+
+// idOf reads the id of an object in the sandbox's state dump.
+func idOf(t *testing.T, m map[string]any) int64 {
+	t.Helper()
+	switch v := m["id"].(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil {
+			return n
+		}
+	}
+	t.Fatalf("no id in %v", m)
+	return 0
+}

@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// progress reports a long sweep: a bar with rate and ETA on a terminal, a line every few
+// seconds otherwise (logs and CI), and nothing when out is nil.
+type progress struct {
+	out     io.Writer
+	tty     bool
+	label   string
+	total   int64 // 0 when unknown
+	done    int64
+	started time.Time
+	last    time.Time
+}
+
+func newProgress(out io.Writer, label string, total int64) *progress {
+	p := &progress{out: out, label: label, total: total, started: time.Now()}
+	if f, ok := out.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) add(n int) {
+	p.done += int64(n)
+	if p.out == nil {
+		return
+	}
+	now := time.Now()
+	if !p.tty && now.Sub(p.last) < 5*time.Second {
+		return
+	}
+	p.last = now
+	p.print(false)
+}
+
+func (p *progress) finish() {
+	if p.out != nil {
+		p.print(true)
+	}
+}
+
+func (p *progress) print(final bool) {
+	elapsed := time.Since(p.started).Seconds()
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(p.done) / elapsed
+	}
+	eta := "?"
+	if p.total > 0 && rate > 0 && p.done <= p.total {
+		eta = (time.Duration(float64(p.total-p.done)/rate) * time.Second).Round(time.Second).String()
+	}
+	total := "?"
+	if p.total > 0 {
+		total = fmt.Sprint(p.total)
+	}
+	if !p.tty {
+		fmt.Fprintf(p.out, "%s: %d/%s rows, %.0f rows/s, eta %s\n", p.label, p.done, total, rate, eta)
+		return
+	}
+	bar := strings.Repeat(" ", 30)
+	if p.total > 0 {
+		n := min(int(30*p.done/p.total), 30)
+		bar = strings.Repeat("=", n) + strings.Repeat(" ", 30-n)
+	}
+	end := ""
+	if final {
+		end = "\n"
+	}
+	fmt.Fprintf(p.out, "\r%-13s [%s] %d/%s %.0f/s eta %s   %s", p.label, bar, p.done, total, rate, eta, end)
+}
