@@ -53,7 +53,7 @@ func HookURL(ctx context.Context, db DB, account, publicURL string) (string, err
 // HookReport says what EnsureHooks did.
 type HookReport struct {
 	Created, Reverified, Removed, Verified int
-	Unverified                              []string // event keys Keap could not verify
+	Unverified                             []string // event keys Keap could not verify
 }
 
 // EnsureHooks subscribes the account to every event key keapsync needs at its hook URL,

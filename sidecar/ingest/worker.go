@@ -53,9 +53,11 @@ const (
 	// The oldest due row names the group; then every due row of that account and type is claimed.
 	sqlClaimGroup = `
 with first as (
-  select account_id, object_type from keapsync.webhook_inbox
-   where processed_at is null and next_attempt_at <= now() and received_at <= now() - $1::interval
-   order by received_at limit 1 for update skip locked)
+  select i.account_id, i.object_type from keapsync.webhook_inbox i
+    join keapsync.accounts a on a.id = i.account_id
+   where i.processed_at is null and i.next_attempt_at <= now() and i.received_at <= now() - $1::interval
+     and not a.needs_reauth and not a.paused  -- a paused account's work waits, kept
+   order by i.received_at limit 1 for update of i skip locked)
 select i.id, i.event_key, i.object_ids, i.received_at, i.attempts, i.account_id::text, i.object_type
   from keapsync.webhook_inbox i join first f using (account_id, object_type)
  where i.processed_at is null and i.next_attempt_at <= now()

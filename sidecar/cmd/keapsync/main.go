@@ -40,6 +40,10 @@ func newApp() *cli.App {
 			demoCommand(),
 			keygenCommand(),
 			authCommand(),
+			backfillCommand(),
+			reconcileCommand(),
+			hooksCommand(),
+			serveCommand(),
 			sandboxCommand(),
 		},
 	}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+)
+
+var (
+	listenFlag = &cli.StringFlag{Name: "listen", EnvVars: []string{"KEAPSYNC_LISTEN"}, Value: "127.0.0.1:8080",
+		Usage: "HTTP address for hooks, OAuth callback, dashboard, metrics, health"}
+	publicURLFlag = &cli.StringFlag{Name: "public-url", EnvVars: []string{"KEAPSYNC_PUBLIC_URL"},
+		Usage: "how Keap reaches --listen (hook URLs, OAuth redirect); default http:// + listen address"}
+	accountFlag = &cli.StringFlag{Name: "account", Usage: "account id or tenant (default: every connected account)"}
+	objectsFlag = &cli.StringFlag{Name: "objects", Value: strings.Join(ingest.ObjectTypes, ","),
+		Usage: "object types, comma-separated (" + strings.Join(ingest.ObjectTypes, ", ") + ")"}
+	keapFlags = []cli.Flag{databaseURLFlag, apiURLFlag, apiKeyFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag}
+)
+
+// keapSession is what the Keap-facing commands share: a pool and the per-account clients.
+type keapSession struct {
+	pool    *pgxpool.Pool
+	clients *keapClients
+	apiOf   func(ctx context.Context, account string) (ingest.Keap, error)
+}
+
+func openKeapSession(c *cli.Context, reg prometheus.Registerer) (*keapSession, error) {
+	pool, err := openPool(c.Context, c)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := newKeapClients(c, pool, reg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &keapSession{pool: pool, clients: clients, apiOf: func(ctx context.Context, account string) (ingest.Keap, error) {
+		return clients.For(ctx, account)
+	}}, nil
+}
+
+func objectTypes(c *cli.Context) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(c.String("objects"), ",") {
+		t = strings.TrimSuffix(strings.TrimSpace(t), "s")
+		if t == "" {
+			continue
+		}
+		found := false
+		for _, known := range ingest.ObjectTypes {
+			found = found || known == t
+		}
+		if !found {
+			return nil, fmt.Errorf("--objects: unknown object type %q (want %s)", t, strings.Join(ingest.ObjectTypes, ", "))
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func sweepCommand(name, usage string, run func(*ingest.Sweeper, context.Context, string, []string) error) *cli.Command {
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: append([]cli.Flag{accountFlag, objectsFlag}, keapFlags...),
+		Action: func(c *cli.Context) error {
+			types, err := objectTypes(c)
+			if err != nil {
+				return err
+			}
+			s, err := openKeapSession(c, nil)
+			if err != nil {
+				return err
+			}
+			defer s.pool.Close()
+			log, _ := newLogger(c)
+			accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
+			if err != nil {
+				return err
+			}
+			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Log: log.With("component", name)}
+			for _, a := range accounts {
+				if err := run(sw, c.Context, a, types); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "%s done for account %s\n", name, a)
+			}
+			return nil
+		},
+	}
+}
+
+func backfillCommand() *cli.Command {
+	return sweepCommand("backfill", "copy everything from Keap into Postgres (resumable; lower priority than live sync)",
+		(*ingest.Sweeper).Backfill)
+}
+
+func reconcileCommand() *cli.Command {
+	return sweepCommand("reconcile", "apply what changed in Keap since the last sweep (serve runs this on a schedule)",
+		(*ingest.Sweeper).Reconcile)
+}
+
+func publicURL(c *cli.Context) string {
+	if u := c.String(publicURLFlag.Name); u != "" {
+		return strings.TrimRight(u, "/")
+	}
+	return "http://" + c.String(listenFlag.Name)
+}
+
+func hooksCommand() *cli.Command {
+	flags := append([]cli.Flag{accountFlag, listenFlag, publicURLFlag}, keapFlags...)
+	return &cli.Command{
+		Name:  "hooks",
+		Usage: "manage Keap REST Hook subscriptions",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "ensure",
+				Usage: "subscribe every event keapsync needs (keapsync serve must be reachable at --public-url)",
+				Flags: flags,
+				Action: func(c *cli.Context) error {
+					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
+						rep, err := ingest.EnsureHooks(c.Context, s.pool, api, account, publicURL(c))
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "account %s: %d verified, %d created, %d re-verified, %d stale removed\n",
+							account, rep.Verified, rep.Created, rep.Reverified, rep.Removed)
+						if len(rep.Unverified) > 0 {
+							return fmt.Errorf("account %s: Keap could not verify %s: is %s reachable from Keap?",
+								account, strings.Join(rep.Unverified, ", "), publicURL(c))
+						}
+						return nil
+					})
+				},
+			},
+			{
+				Name: "list", Usage: "list the account's subscriptions in Keap", Flags: flags,
+				Action: func(c *cli.Context) error {
+					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
+						hooks, err := api.ListHooks(c.Context)
+						if err != nil {
+							return err
+						}
+						for _, h := range hooks {
+							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, redactHookURL(h.HookURL))
+						}
+						return nil
+					})
+				},
+			},
+			{
+				Name: "delete", Usage: "delete keapsync's subscriptions (all, or --key)", Flags: append(flags, &cli.StringFlag{Name: "key", Usage: "one subscription key"}),
+				Action: func(c *cli.Context) error {
+					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
+						url, err := ingest.HookURL(c.Context, s.pool, account, publicURL(c))
+						if err != nil {
+							return err
+						}
+						hooks, err := api.ListHooks(c.Context)
+						if err != nil {
+							return err
+						}
+						for _, h := range hooks {
+							if (c.String("key") == "" && h.HookURL == url) || h.Key == c.String("key") {
+								if err := api.DeleteHook(c.Context, h.Key); err != nil {
+									return err
+								}
+								fmt.Fprintf(c.App.Writer, "deleted %s (%s)\n", h.Key, h.EventKey)
+							}
+						}
+						_, err = s.pool.Exec(c.Context, `delete from keapsync.hook_subscriptions where account_id = $1 and ($2 = '' or hook_key = $2)`,
+							account, c.String("key"))
+						return err
+					})
+				},
+			},
+		},
+	}
+}
+
+// redactHookURL hides the secret path token of a hook URL in output.
+func redactHookURL(u string) string {
+	if i := strings.Index(u, "/hooks/"); i >= 0 && len(u) > i+7+6 {
+		return u[:i+7+6] + "…"
+	}
+	return u
+}
+
+func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string) error) error {
+	s, err := openKeapSession(c, nil)
+	if err != nil {
+		return err
+	}
+	defer s.pool.Close()
+	accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
+	if err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		api, err := s.clients.For(c.Context, a)
+		if err != nil {
+			return err
+		}
+		if err := f(s, api, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}

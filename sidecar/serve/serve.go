@@ -1,0 +1,211 @@
+// Package serve runs keapsync's long-lived parts in one process: the HTTP surface (REST Hook
+// receiver, OAuth connect flow, /healthz, /readyz, /metrics), the inbox workers, the scheduled
+// reconcile and hook re-verification, and the token keeper. SIGTERM drains: the HTTP server stops
+// taking requests and finishes the ones in flight, and workers leave unfinished rows due.
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+)
+
+// DB is what serve needs of a connection pool.
+type DB = ingest.DB
+
+// Config of a Server.
+type Config struct {
+	Listen         string        // KEAPSYNC_LISTEN
+	PublicURL      string        // KEAPSYNC_PUBLIC_URL: how Keap reaches Listen
+	Workers        int           // inbox workers (default 2)
+	PollEvery      time.Duration // idle inbox poll (default 1 s)
+	ReconcileEvery time.Duration // default 10 minutes; 0 keeps the default, negative disables
+	HooksEvery     time.Duration // re-verify hooks (default 1 hour); negative disables
+	ShutdownGrace  time.Duration // default 20 s
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.PollEvery == 0 {
+		c.PollEvery = time.Second
+	}
+	if c.ReconcileEvery == 0 {
+		c.ReconcileEvery = 10 * time.Minute
+	}
+	if c.HooksEvery == 0 {
+		c.HooksEvery = time.Hour
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 20 * time.Second
+	}
+	return c
+}
+
+// Server wires the parts; set the fields, then Run.
+type Server struct {
+	Config   Config
+	DB       DB
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Worker   *ingest.Worker
+	Sweeper  *ingest.Sweeper
+	Receiver *ingest.Receiver
+	// Connect serves /oauth/start and /oauth/callback (nil without OAuth).
+	Connect http.Handler
+	// Tokens keeps OAuth tokens fresh (nil without OAuth).
+	Tokens interface {
+		Run(ctx context.Context) error
+	}
+	// Hooks returns the hook API of an account, for re-verification (nil to skip).
+	Hooks func(ctx context.Context, account string) (ingest.HookAPI, error)
+	// Started, when set, receives the listening address once the HTTP server is up.
+	Started func(addr string)
+}
+
+const sqlActiveAccounts = `select id::text from keapsync.accounts where not needs_reauth and not paused order by created_at`
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	cfg := s.Config.withDefaults()
+	log := s.Log.With("component", "serve")
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("KEAPSYNC_LISTEN %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		return srv.Shutdown(shut)
+	})
+	for i := 0; i < cfg.Workers; i++ {
+		g.Go(func() error { return s.Worker.Run(gctx, cfg.PollEvery) })
+	}
+	if s.Tokens != nil {
+		g.Go(func() error { return s.Tokens.Run(gctx) })
+	}
+	if cfg.ReconcileEvery > 0 && s.Sweeper != nil {
+		g.Go(func() error {
+			return every(gctx, cfg.ReconcileEvery, func(ctx context.Context) {
+				s.forAccounts(ctx, "reconcile", func(ctx context.Context, account string) error {
+					return s.Sweeper.Reconcile(ctx, account, ingest.ObjectTypes)
+				})
+			})
+		})
+	}
+	if cfg.HooksEvery > 0 && s.Hooks != nil && cfg.PublicURL != "" {
+		g.Go(func() error {
+			return every(gctx, cfg.HooksEvery, func(ctx context.Context) {
+				s.forAccounts(ctx, "verify hooks", func(ctx context.Context, account string) error {
+					api, err := s.Hooks(ctx, account)
+					if err != nil {
+						return err
+					}
+					_, err = ingest.EnsureHooks(ctx, s.DB, api, account, cfg.PublicURL)
+					return err
+				})
+			})
+		})
+	}
+	log.Info("serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL)
+	if s.Started != nil {
+		s.Started(ln.Addr().String())
+	}
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// forAccounts runs f for every active account; one account's failure is logged, not fatal.
+func (s *Server) forAccounts(ctx context.Context, what string, f func(ctx context.Context, account string) error) {
+	rows, err := s.DB.Query(ctx, sqlActiveAccounts)
+	if err != nil {
+		s.Log.Error(what+": list accounts", "err", err)
+		return
+	}
+	accounts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		s.Log.Error(what+": list accounts", "err", err)
+		return
+	}
+	for _, a := range accounts {
+		if err := f(ctx, a); err != nil && ctx.Err() == nil {
+			s.Log.Warn(what+" failed; next round retries", "account", a, "err", err)
+		}
+	}
+}
+
+// every runs f now and then every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(context.Context)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/", s.Receiver)
+	if s.Connect != nil {
+		mux.Handle("/oauth/", s.Connect)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	if s.Registry != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+const sqlReadiness = `select count(*) filter (where needs_reauth), count(*) from keapsync.accounts`
+
+// ready: the database answers and no account needs re-authorization.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
+	status := http.StatusOK
+	var reauth, accounts int
+	if err := s.DB.QueryRow(r.Context(), sqlReadiness).Scan(&reauth, &accounts); err != nil {
+		checks["database"] = "unreachable: " + err.Error()
+		status = http.StatusServiceUnavailable
+	} else {
+		checks["database"] = "ok"
+		checks["tokens"] = "ok"
+		if reauth > 0 {
+			checks["tokens"] = fmt.Sprintf("%d of %d accounts need re-authorization", reauth, accounts)
+			status = http.StatusServiceUnavailable
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(checks)
+}
