@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -337,5 +338,44 @@ func TestTagEventsWaitLonger(t *testing.T) {
 	got := rcv.deliveries()
 	if len(got) != 2 || got[1].EventKey != "contactGroup.applied" || got[1].ObjectKeys[0].ID != 1 {
 		t.Fatalf("after 5 min: %+v", got)
+	}
+}
+
+func TestHookTimeoutIsAFailure(t *testing.T) {
+	t.Parallel()
+	srv, clock := start(t, Options{DeliveryTimeout: 50 * time.Millisecond, RetryBackoff: ScaledBackoff(0.001)})
+	c := newClient(t, srv, false)
+	done := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := r.Header.Get("X-Hook-Secret"); s != "" {
+			w.Header().Set("X-Hook-Secret", s)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body) // lets net/http notice the sandbox hanging up
+		select {                           // never answers; the sandbox gives up
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() { close(done); slow.Close() })
+	h := subscribe(t, c, "contact.add", slow.URL)
+	if _, err := srv.CreateContact(map[string]any{"phone_numbers": []any{map[string]any{"number": "1", "field": "PHONE1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range append([]time.Duration{0}, ScaledBackoff(0.001)...) {
+		clock.Advance(wait)
+		settle(t, srv)
+	}
+	recs := srv.Deliveries()
+	if len(recs) != 4 {
+		t.Fatalf("%d attempts, want 4: %+v", len(recs), recs)
+	}
+	for _, r := range recs {
+		if r.Outcome != "failed" || r.Error == "" {
+			t.Fatalf("attempt %+v, want a failure with the timeout error", r)
+		}
+	}
+	if got, _ := srv.hooks.get(h.Key); got.Status != StatusInactive {
+		t.Fatalf("status %s", got.Status)
 	}
 }

@@ -55,6 +55,19 @@ type Options struct {
 	DispatchInterval time.Duration
 }
 
+// KeapRetryBackoff is Keap's wait before delivery attempts 2, 3 and 4 (FACTS.md §6; the
+// 30-60 s window is taken at 60 s).
+var KeapRetryBackoff = []time.Duration{60 * time.Second, 5 * time.Minute, 30 * time.Minute}
+
+// ScaledBackoff returns Keap's retry schedule scaled by f, e.g. 0.001 for tests.
+func ScaledBackoff(f float64) []time.Duration {
+	out := make([]time.Duration, len(KeapRetryBackoff))
+	for i, d := range KeapRetryBackoff {
+		out[i] = time.Duration(float64(d) * f)
+	}
+	return out
+}
+
 // Limits are Keap's throttles (FACTS.md §2). Per-minute windows are rolling.
 type Limits struct {
 	OAuthPerSecond                int // per client id spike policy: 25 (no headers report it)
@@ -104,7 +117,7 @@ func (o Options) withDefaults() Options {
 		o.TagHookDelay = o.HookDelay
 	}
 	if o.RetryBackoff == nil {
-		o.RetryBackoff = []time.Duration{60 * time.Second, 5 * time.Minute, 30 * time.Minute}
+		o.RetryBackoff = KeapRetryBackoff
 	}
 	if o.DeliveryTimeout == 0 {
 		o.DeliveryTimeout = 30 * time.Second
