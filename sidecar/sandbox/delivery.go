@@ -150,7 +150,7 @@ func (q *deliveryQueue) dispatch(ctx context.Context) {
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
-			q.attempt(ctx, key, b)
+			q.attempt(ctx, key, hq, b)
 		}()
 	}
 }
@@ -158,10 +158,14 @@ func (q *deliveryQueue) dispatch(ctx context.Context) {
 // attempt sends one batch and applies Keap's policy: 2xx/3xx is success; 410 makes the hook
 // Inactive at once; anything else (or no answer within the timeout) is retried after the next
 // backoff, and after the last attempt the hook becomes Inactive.
-func (q *deliveryQueue) attempt(ctx context.Context, hookKey string, b *batch) {
+func (q *deliveryQueue) attempt(ctx context.Context, hookKey string, hq *hookQueue, b *batch) {
 	hk, err := q.hooks.get(hookKey)
 	if err != nil || hk.Status != StatusVerified {
-		q.drop(hookKey)
+		q.mu.Lock()
+		if q.queues[hookKey] == hq {
+			delete(q.queues, hookKey)
+		}
+		q.mu.Unlock()
 		return
 	}
 	b.attempt++
@@ -176,15 +180,18 @@ func (q *deliveryQueue) attempt(ctx context.Context, hookKey string, b *batch) {
 		if err != nil {
 			rec.Error = err.Error()
 		}
-		if outcome == "delivered" && q.faults.roll(func(f Faults) float64 { return f.DuplicateRate }) {
-			dup := rec
-			dup.Status, err = q.post(ctx, hk.HookURL, b)
-			dup.Outcome = "duplicate"
-			q.record(dup)
-		}
 	}
 	rec.Outcome = outcome
 	q.record(rec)
+	if outcome == "delivered" && q.faults.roll(func(f Faults) float64 { return f.DuplicateRate }) {
+		dup := rec
+		dup.Status, err = q.post(ctx, hk.HookURL, b)
+		dup.Outcome, dup.Error, dup.At = "duplicate", "", q.clock.Now()
+		if err != nil {
+			dup.Error = err.Error()
+		}
+		q.record(dup)
+	}
 
 	switch {
 	case outcome == "gone":
@@ -195,7 +202,9 @@ func (q *deliveryQueue) attempt(ctx context.Context, hookKey string, b *batch) {
 		return
 	}
 	q.mu.Lock()
-	if hq := q.queues[hookKey]; hq != nil {
+	// The hook's queue may have been dropped and re-created meanwhile (re-pointed hook);
+	// only the queue this batch came from is ours to update.
+	if q.queues[hookKey] == hq {
 		hq.inflight = false
 		if outcome == "failed" {
 			b.due = q.clock.Now().Add(q.backoff[b.attempt-1])
