@@ -379,3 +379,23 @@ func TestHookTimeoutIsAFailure(t *testing.T) {
 		t.Fatalf("status %s", got.Status)
 	}
 }
+
+func TestFlushAndDeliveryLogOverHTTP(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{HookDelay: time.Hour})
+	c := newClient(t, srv, false)
+	rcv := newReceiver(t, true)
+	subscribe(t, c, "contact.add", rcv.URL)
+	c.json("POST", "/_sandbox/contacts", map[string]any{"email_addresses": []any{map[string]any{"email": "f@x.io", "field": "EMAIL1"}}}, 201, nil)
+	settle(t, srv)
+	if n := len(rcv.deliveries()); n != 0 {
+		t.Fatalf("%d deliveries before the hour", n)
+	}
+	c.json("POST", "/_sandbox/hooks/flush", nil, 204, nil)
+	settle(t, srv)
+	var recs []DeliveryRecord
+	c.json("GET", "/_sandbox/deliveries", nil, 200, &recs)
+	if len(rcv.deliveries()) != 1 || len(recs) != 1 || recs[0].Outcome != "delivered" || recs[0].Status != 200 {
+		t.Fatalf("after flush: %d received, records %+v", len(rcv.deliveries()), recs)
+	}
+}
