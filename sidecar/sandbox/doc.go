@@ -9,11 +9,13 @@
 //
 // In tests:
 //
-//	srv, err := sandbox.New(sandbox.Options{Clock: clock, Seed: 1, Contacts: 100, AutoApprove: true})
+//	srv, err := sandbox.New(sandbox.Options{Clock: clock, Seed: 1, Contacts: 100, AutoApprove: true,
+//		RetryBackoff: sandbox.ScaledBackoff(0.001)})
 //	err = srv.Start(ctx)             // listens on a free 127.0.0.1 port
 //	defer srv.Close()
 //	base := srv.URL() + "/crm/rest/v1"
 //	creds := srv.Credentials()       // client id/secret for /token, personal key for X-Keap-API-Key
+//	tok := srv.IssueTokens()         // skip the code flow when OAuth is not under test
 //	srv.EditContact(7, map[string]any{"given_name": "Ann"}) // a person edits in Keap: hooks fire
 //	srv.Advance(24 * time.Hour)      // tokens expire, throttle windows roll, retries come due
 //
