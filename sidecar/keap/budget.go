@@ -81,13 +81,14 @@ func (c BudgetConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// AIMD on the rate: a 429 or a nearly empty throttle window halves it (at most once per
-// cutCooldown, since one overload answers many calls in flight); every comfortable response
-// gives back a little.
+// The rate adapts: a 429 or a nearly empty throttle window halves it (at most once per
+// cutCooldown, since one overload answers many calls in flight), down to minFactor; below
+// that the 429 pauses do the slowing. Every comfortable response after the cooldown gives
+// back 5%, so a passing storm costs seconds of reduced speed, not minutes.
 const (
-	cutCooldown = time.Second
-	minFactor   = 1.0 / 64
-	recoverStep = 0.005
+	cutCooldown  = time.Second
+	minFactor    = 1.0 / 8
+	recoverRatio = 1.05
 )
 
 // Budget is one Keap budget shared by every call that draws on it: one per OAuth client id (or
@@ -139,8 +140,9 @@ func (b *Budget) targetRate() rate.Limit {
 		r = (float64(l.PerMinute)*(1-b.cfg.Margin) - burst) / 60
 	}
 	if l.PerSecond > 0 {
-		// floor(B+R) calls fit in a one-second window, hence the +0.9.
-		r = min(r, float64(l.PerSecond)-burst+0.9)
+		// Spike policies count single seconds. At R = PerSecond-B a drained bucket spaces calls
+		// so that a second holds at most PerSecond-1 of them: one call of slack for jitter.
+		r = min(r, float64(l.PerSecond)-burst)
 	}
 	r = r / float64(b.members) * b.factor
 	floor := float64(max(l.PerMinute, 60)) / 60 * minFactor / float64(b.members)
@@ -299,7 +301,7 @@ func (b *Budget) observeMinute(now time.Time, w window) {
 	case w.available <= low:
 		b.cut(now)
 	case b.factor < 1 && now.Sub(b.lastCut) >= cutCooldown:
-		b.factor = min(1, b.factor+recoverStep)
+		b.factor = min(1, b.factor*recoverRatio)
 		b.retune(now)
 	}
 }

@@ -115,7 +115,7 @@ func TestBudgetHeadersCorrectIt(t *testing.T) {
 	// ... and creeps back once the window is comfortable again.
 	clock.Advance(2 * time.Second)
 	b.observe([]window{{unit: "minute", limit: 1500, available: 900}})
-	if f := b.Stats().Factor; f <= 0.5 || f >= 1 {
+	if f := b.Stats().Factor; f <= 0.5 || f >= 1 { // 5% back per comfortable response
 		t.Fatalf("recovery: factor %v", f)
 	}
 

@@ -110,7 +110,7 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 			return
 		case <-c.kick:
 		}
-		for {
+		for spins := 0; ; spins++ {
 			c.mu.Lock()
 			pending, quiet := len(c.timers), c.quiet
 			c.mu.Unlock()
@@ -118,9 +118,13 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 				break
 			}
 			if !quiet() {
-				// Someone is still working (a request in flight); let it run. This spin
-				// affects only how fast the test runs, never what fake time it sees.
-				runtime.Gosched()
+				// Someone is still working (a request in flight); let it run. How long this
+				// polls affects only how fast the test runs, never what fake time it sees.
+				if spins < 50 {
+					runtime.Gosched()
+				} else {
+					time.Sleep(20 * time.Microsecond)
+				}
 				select {
 				case <-stop:
 					return
@@ -128,6 +132,7 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 				}
 				continue
 			}
+			spins = 0
 			c.mu.Lock()
 			next := c.timers[0].at
 			for _, tm := range c.timers[1:] {

@@ -1,0 +1,147 @@
+package keap
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+// quietWhen reports quiescence for the fake clock: every worker inside a call is parked in a
+// budget queue. The budgets are locked while counting so no call can be granted meanwhile; a
+// call granted and not yet answered keeps busy above the queued count, so time never moves
+// while a request is on its way (zero network latency in fake time).
+func quietWhen(busy *atomic.Int64, budgets ...*Budget) func() bool {
+	return func() bool {
+		for _, b := range budgets {
+			b.mu.Lock()
+		}
+		queued := 0
+		for _, b := range budgets {
+			queued += len(b.queue)
+		}
+		quiet := busy.Load() == int64(queued)
+		for i := len(budgets) - 1; i >= 0; i-- {
+			budgets[i].mu.Unlock()
+		}
+		return quiet
+	}
+}
+
+type burstResult struct {
+	calls, errors int
+	elapsed       time.Duration
+}
+
+// burst makes n calls from workers goroutines, each one GET /v1/contacts/{id}.
+func burst(t testing.TB, e *env, n, workers int, ids []ID) burstResult {
+	var busy atomic.Int64
+	e.clock.setQuiet(quietWhen(&busy, e.client.app, e.client.tenant))
+	defer e.clock.setQuiet(func() bool { return true })
+	jobs := make(chan ID)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for id := range jobs {
+				busy.Add(1)
+				if _, err := e.client.GetContact(context.Background(), id); err != nil {
+					if errs.Add(1) < 5 {
+						t.Errorf("call %d: %v", id, err)
+					}
+				}
+				busy.Add(-1)
+			}
+		})
+	}
+	start := e.clock.Now()
+	for i := range n {
+		jobs <- ids[i%len(ids)]
+	}
+	close(jobs)
+	wg.Wait()
+	return burstResult{calls: n, errors: int(errs.Load()), elapsed: e.clock.Now().Sub(start)}
+}
+
+func contactIDs(t testing.TB, e *env) []ID {
+	all, err := Collect(e.client.Contacts(context.Background(), ContactQuery{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]ID, len(all))
+	for i, c := range all {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
+// TestBurstAtRealLimits sends 5000 calls through one client at the sandbox's real limits
+// (OAuth: 1500/min rolling, 25/s spike; personal key: 240/min, 10/s) on a shared fake clock:
+// not one 429 when the client is alone.
+func TestBurstAtRealLimits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		oauth  bool
+		limits Limits
+	}{{"oauth", true, OAuthLimits}, {"key", false, KeyLimits}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 50, Seed: 11, RequestLogSize: 20000}, oauth: tc.oauth})
+			ids := contactIDs(t, e)
+			e.srv.ClearRequests()
+			r := burst(t, e, 5000, 16, ids)
+			if r.errors != 0 {
+				t.Fatalf("%d calls failed", r.errors)
+			}
+			if n := count429(e.srv); n != 0 {
+				t.Fatalf("%d 429s from a client alone at Keap's limits", n)
+			}
+			frac := float64(r.calls) / r.elapsed.Minutes() / float64(tc.limits.PerMinute)
+			t.Logf("5000 calls in %v of fake time: %.3f of the per-minute limit", r.elapsed.Round(time.Second), frac)
+			if frac < 0.95 || frac > 1 {
+				t.Fatalf("budget use %.3f, want within [0.95, 1]", frac)
+			}
+		})
+	}
+}
+
+// TestBurstThrottleStorm injects 200 429s at the start of a 5000-call burst: every call still
+// succeeds, no 429 beyond the injected ones follows, and the rate recovers.
+func TestBurstThrottleStorm(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 50, Seed: 12, RequestLogSize: 20000}, oauth: true})
+	ids := contactIDs(t, e)
+	e.srv.ClearRequests()
+	e.srv.SetFaults(sandbox.Faults{Storm429: 200})
+	r := burst(t, e, 5000, 16, ids)
+	if r.errors != 0 {
+		t.Fatalf("%d calls failed", r.errors)
+	}
+	if n := count429(e.srv); n != 200 {
+		t.Fatalf("%d 429s, want exactly the 200 injected", n)
+	}
+	st := e.client.AppBudget().Stats()
+	if st.Factor != 1 {
+		t.Fatalf("rate not recovered after the storm: %+v", st)
+	}
+	// After the last 429 the client must be back at full speed within seconds.
+	reqs := e.srv.Requests()
+	last := 0
+	for i, rq := range reqs {
+		if rq.Status == 429 {
+			last = i
+		}
+	}
+	after := reqs[last+1:]
+	span := after[len(after)-1].At.Sub(reqs[last].At)
+	frac := float64(len(after)) / span.Minutes() / 1500
+	t.Logf("storm of 200 429s over %v of fake time; then %d calls in %v: %.3f of the limit",
+		reqs[last].At.Sub(reqs[0].At).Round(time.Second), len(after), span.Round(time.Second), frac)
+	if frac < 0.9 {
+		t.Fatalf("after the storm the client used only %.3f of the limit", frac)
+	}
+}
