@@ -8,10 +8,11 @@
 
 insert into keapsync.object_types (object_type, table_name, merge_columns, keap_columns, map_column) values
   ('contact', 'contacts',
-   array['given_name', 'middle_name', 'family_name', 'email', 'phone', 'company_name', 'job_title',
+   array['given_name', 'middle_name', 'family_name', 'email', 'phone', 'job_title',
          'address_line1', 'address_line2', 'locality', 'region', 'postal_code', 'country_code',
          'owner_id', 'lead_source_id'],
-   array['email_status', 'email_opted_in', 'date_created', 'last_updated'],
+   -- company_name is Keap's: a contact names its company by id, the name lives on the company.
+   array['company_name', 'email_status', 'email_opted_in', 'date_created', 'last_updated'],
    'custom_fields'),
   ('tag_category', 'tag_categories', array['name', 'description'], array[]::text[], null),
   ('tag', 'tags', array['name', 'description', 'category_keap_id'], array[]::text[], null),
@@ -223,12 +224,12 @@ as $$
   select case when p_type <> 'contact' then '{}'::text[] else array(
     select key from (values
       ('given_name', 'given_name'), ('middle_name', 'middle_name'), ('family_name', 'family_name'),
-      ('email', 'email_addresses'), ('phone', 'phone_numbers'), ('company_name', 'company'),
+      ('email', 'email_addresses'), ('phone', 'phone_numbers'),
       ('job_title', 'job_title'), ('owner_id', 'owner_id'), ('lead_source_id', 'lead_source_id'),
       ('address_line1', 'addresses'), ('address_line2', 'addresses'), ('locality', 'addresses'),
       ('region', 'addresses'), ('postal_code', 'addresses'), ('country_code', 'addresses'),
       ('custom_fields.', 'custom_fields'), ('tag.', 'tag_ids')) m(key, source)
-     where not (p_raw ? m.source or (m.key = 'company_name' and p_raw ? 'company_name')))
+     where not (p_raw ? m.source))
   end;
 $$;
 

@@ -29,6 +29,7 @@ insert into keapsync.sync_cursors (account_id, object_type, kind) select id, 'co
 insert into keapsync.dead_letters (account_id, source, object_type, error) select id, 'push', 'contact', 'boom' from acct;
 insert into keapsync.oauth_states (state, redirect_uri) values ('s1', 'https://x');
 insert into keapsync.hook_endpoints (account_id) select id from acct;
+insert into keapsync.push_queue (account_id, object_type, local_id) select id, 'contact', -1 from acct;
 insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
@@ -67,6 +68,7 @@ insert into matrix values
   ('keapsync', 'hook_endpoints', $$insert into keapsync.hook_endpoints (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'path_token'),
   ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
+  ('keapsync', 'push_queue', $$insert into keapsync.push_queue (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -5)$$, 'attempts'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$
