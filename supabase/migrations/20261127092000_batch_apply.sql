@@ -45,7 +45,7 @@ begin
     raise exception 'keapsync: % from Keap has no id', p_type using errcode = '22023';
   end if;
   perform keapsync.set_origin('keap');
-  cols := t.merge_columns || t.keap_columns || coalesce(array[t.map_column], '{}');
+  cols := t.merge_columns || t.keap_columns || case when t.map_column is null then '{}'::text[] else array[t.map_column] end;
 
   -- New records, newest version of each id, in one statement; a record a concurrent apply
   -- inserted first is left to the per-record path below.

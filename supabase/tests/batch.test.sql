@@ -1,7 +1,7 @@
 -- The set-based batch apply used by backfill and reconcile agrees with the per-record apply.
 begin;
 create extension if not exists pgtap;
-select plan(9);
+select plan(10);
 
 insert into keapsync.accounts (id, name) values ('50000000-0000-4000-8000-000000000005', 'Batch');
 
@@ -28,6 +28,10 @@ select throws_ok($$select keapsync.apply_keap_batch('50000000-0000-4000-8000-000
                  '22023', null, 'a record without an id refuses the whole page');
 select throws_ok($$select keapsync.apply_keap_batch('50000000-0000-4000-8000-000000000005', 'contact', '{"id": 1}')$$,
                  '22023', null, 'a page must be an array');
+
+select is(keapsync.apply_keap_batch('50000000-0000-4000-8000-000000000005', 'order',
+  '[{"id": 1, "title": "O", "total": 10, "modification_date": "2026-01-01T00:00:00.000Z"}]'),
+  '{"inserted": 1}'::jsonb, 'types without a map column batch too');
 
 select * from finish();
 rollback;

@@ -41,18 +41,28 @@ func newKeapClients(c *cli.Context, pool *pgxpool.Pool, reg prometheus.Registere
 	if err != nil {
 		return nil, err
 	}
-	kc := &keapClients{pool: pool, log: log, tenants: map[string]*keap.Budget{}, clients: map[string]*keap.Client{}}
-	kc.base = keap.DefaultConfig()
-	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log.With("component", "keap"), reg
-	budget := keap.BudgetConfig{Logger: log}
-	if kc.apiKey = c.String(apiKeyFlag.Name); kc.apiKey != "" {
-		budget.Key, budget.Limits = keap.KeyBudgetKey(kc.apiKey), keap.KeyLimits
-	} else {
-		if kc.keeper, err = newKeeper(c, pool); err != nil {
+	var keeper *keapauth.Keeper
+	apiKey, clientID := c.String(apiKeyFlag.Name), c.String(clientIDFlag.Name)
+	if apiKey == "" {
+		if keeper, err = newKeeper(c, pool); err != nil {
 			return nil, err
 		}
-		budget.Key, budget.Limits = keap.OAuthBudgetKey(c.String(clientIDFlag.Name)), keap.OAuthLimits
 	}
+	return makeKeapClients(log, pool, reg, apiURL, apiKey, clientID, keeper)
+}
+
+// makeKeapClients is newKeapClients without flags (the demo wires its own).
+func makeKeapClients(log *slog.Logger, pool *pgxpool.Pool, reg prometheus.Registerer,
+	apiURL, apiKey, clientID string, keeper *keapauth.Keeper) (*keapClients, error) {
+	kc := &keapClients{pool: pool, log: log, apiKey: apiKey, keeper: keeper,
+		tenants: map[string]*keap.Budget{}, clients: map[string]*keap.Client{}}
+	kc.base = keap.DefaultConfig()
+	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log.With("component", "keap"), reg
+	budget := keap.BudgetConfig{Logger: log, Key: keap.OAuthBudgetKey(clientID), Limits: keap.OAuthLimits}
+	if apiKey != "" {
+		budget.Key, budget.Limits = keap.KeyBudgetKey(apiKey), keap.KeyLimits
+	}
+	var err error
 	if kc.app, err = keap.NewBudget(budget); err != nil {
 		return nil, err
 	}

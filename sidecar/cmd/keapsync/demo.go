@@ -13,7 +13,12 @@ import (
 	"github.com/keapsync/keapsync/supabase"
 )
 
-const demoDatabase = "keapsync"
+const (
+	demoDatabase  = "keapsync"
+	demoAccount   = "00000000-0000-4000-8000-0000000000de" // supabase/seed.sql
+	sqlDemoCounts = `select (select count(*) from keap.contacts where account_id = $1),
+	                        (select count(*) from keap.orders where account_id = $1)`
+)
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
@@ -28,7 +33,8 @@ func demoCommand() *cli.Command {
 			&cli.BoolFlag{Name: "stop", Usage: "stop the demo database and exit"},
 			&cli.StringFlag{Name: "sandbox-addr", Value: "127.0.0.1:8089", Usage: "where the demo's Keap sandbox listens"},
 			&cli.IntFlag{Name: "sandbox-contacts", Value: 3000, Usage: "contacts the demo sandbox generates"},
-			&cli.BoolFlag{Name: "serve", Value: true, Usage: "keep the sandbox running until interrupted (false: set up and exit)"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "where the demo's keapsync serves (hooks, health, metrics)"},
+			&cli.BoolFlag{Name: "serve", Value: true, Usage: "keep the sandbox and keapsync running until interrupted (false: set up and exit)"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c)
@@ -69,8 +75,7 @@ func demoCommand() *cli.Command {
 				return fmt.Errorf("load sample data (supabase/seed.sql): %w", err)
 			}
 			var contacts, orders int
-			if err := conn.QueryRow(ctx, "select (select count(*) from keap.contacts), (select count(*) from keap.orders)").
-				Scan(&contacts, &orders); err != nil {
+			if err := conn.QueryRow(ctx, sqlDemoCounts, demoAccount).Scan(&contacts, &orders); err != nil {
 				return fmt.Errorf("count sample data: %w", err)
 			}
 			w := c.App.Writer

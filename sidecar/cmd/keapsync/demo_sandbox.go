@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,8 +14,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
+	"github.com/keapsync/keapsync/sidecar/serve"
 )
 
 // runDemoSandbox starts the demo's Keap sandbox (auto-approving OAuth), connects keapsync to it
@@ -61,6 +64,49 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	}
 
 	w := c.App.Writer
+	fmt.Fprintf(w, "Keap sandbox at %s with %d generated contacts (state: %s/_sandbox/state)\n",
+		srv.URL(), c.Int("sandbox-contacts"), srv.URL())
+	fmt.Fprintf(w, "Connected through OAuth: account %s (%s)\n\n", account, tenant)
+
+	// Backfill the sandbox into Postgres, then serve: hooks, workers, reconcile, token refresh.
+	reg := newRegistry()
+	clients, err := makeKeapClients(log, pool, reg, srv.URL()+"/crm/rest", "", creds.ClientID, keeper)
+	if err != nil {
+		return err
+	}
+	apiOf := func(ctx context.Context, account string) (ingest.Keap, error) { return clients.For(ctx, account) }
+	sweeper := &ingest.Sweeper{DB: pool, API: apiOf, Progress: w, Log: log.With("component", "backfill")}
+	if err := sweeper.Backfill(ctx, account, ingest.ObjectTypes); err != nil {
+		return fmt.Errorf("backfill the demo sandbox: %w", err)
+	}
+	listen := c.String("listen")
+	public := "http://" + listen
+	server, stop, err := buildServer(ctx, log, reg, pool, clients,
+		serve.Config{Listen: listen, PublicURL: public}, time.Second, nil)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	serveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	up := make(chan struct{})
+	server.Started = func(string) { close(up) }
+	go func() { served <- server.Run(serveCtx) }()
+	select {
+	case <-up:
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	}
+	cl, err := clients.For(ctx, account)
+	if err != nil {
+		return err
+	}
+	rep, err := ingest.EnsureHooks(ctx, pool, cl, account, public)
+	if err != nil {
+		return fmt.Errorf("register the demo's hooks: %w", err)
+	}
+
 	env := []string{
 		"DATABASE_URL='" + dbURL + "'",
 		"KEAP_API_URL=" + srv.URL() + "/crm/rest",
@@ -70,17 +116,20 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		"KEAP_CLIENT_SECRET=" + creds.ClientSecret,
 		"KEAPSYNC_SECRET_KEY=$(cat " + filepath.Join(dir, "secret.key") + ")",
 	}
-	fmt.Fprintf(w, "Keap sandbox at %s with %d generated contacts (state: %s/_sandbox/state)\n",
-		srv.URL(), c.Int("sandbox-contacts"), srv.URL())
-	fmt.Fprintf(w, "Connected through OAuth: account %s (%s)\n\n", account, tenant)
+	fmt.Fprintf(w, "\nkeapsync serves on %s (%d hooks verified; /healthz, /readyz, /metrics)\n\n", public, rep.Verified)
+	fmt.Fprintf(w, "Try it: change a contact in Keap (the sandbox) and watch it arrive in Postgres:\n")
+	fmt.Fprintf(w, "  curl -s -X PATCH %s/_sandbox/contacts/1 -d '{\"given_name\": \"Changed in Keap\"}'\n", srv.URL())
+	fmt.Fprintf(w, "  psql '%s' -c \"select keap_id, given_name from keap.contacts c join keapsync.accounts a on a.id = c.account_id where a.keap_tenant = '%s' and keap_id = 1\"\n\n", dbURL, tenant)
 	fmt.Fprintf(w, "Point keapsync at the demo:\n  export %s\n", strings.Join(env, " \\\n         "))
 	fmt.Fprintf(w, "  bin/keapsync auth status\n\n")
 	if !c.Bool("serve") {
-		return nil
+		cancel()
+		return <-served
 	}
-	fmt.Fprintln(w, "The sandbox serves until Ctrl-C; the database keeps running after it.")
+	fmt.Fprintln(w, "Serving until Ctrl-C; the database keeps running after it.")
 	<-ctx.Done()
-	return nil
+	cancel()
+	return <-served
 }
 
 // demoSecretKey reads the demo's sealing key from dir, creating it on first use.

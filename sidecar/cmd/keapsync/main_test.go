@@ -57,7 +57,11 @@ func TestDemoIsRepeatable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port), "--serve=false",
+	listen, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port), "--serve=false", "--listen", "127.0.0.1:" + strconv.Itoa(listen),
 		"--sandbox-addr", "127.0.0.1:" + strconv.Itoa(sbPort), "--sandbox-contacts", "50"}
 	t.Cleanup(func() { _, _ = runApp(t, append(args, "--stop")...) })
 	for run := 1; run <= 2; run++ {
@@ -66,7 +70,7 @@ func TestDemoIsRepeatable(t *testing.T) {
 			t.Fatalf("demo run %d: %v\n%s", run, err, out)
 		}
 		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") ||
-			!strings.Contains(out, "Connected through OAuth: account") {
+			!strings.Contains(out, "Connected through OAuth: account") || !strings.Contains(out, "14 hooks verified") {
 			t.Fatalf("demo run %d printed:\n%s", run, out)
 		}
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
@@ -32,47 +34,69 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	s, err := openKeapSession(c, reg)
 	if err != nil {
 		return err
 	}
 	defer s.pool.Close()
-	ctx := c.Context
-
-	// Share each Keap budget with the other sidecar processes on this database.
-	for _, b := range s.clients.budgets() {
-		share, err := keap.NewBudgetShare(s.pool, b, keap.BudgetShareConfig{Logger: log})
-		if err != nil {
-			return err
-		}
-		if err := share.Start(ctx); err != nil {
-			return err
-		}
-		defer share.Stop()
-	}
-
 	reconcile := c.Duration("reconcile-every")
 	if reconcile == 0 {
 		reconcile = -1
 	}
-	srv := &serve.Server{
-		Config: serve.Config{Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile},
-		DB:     s.pool, Log: log, Registry: reg,
-		Receiver: &ingest.Receiver{DB: s.pool, SigningKey: []byte(c.String("hook-signing-key")), Log: log.With("component", "hooks")},
-		Worker:   &ingest.Worker{DB: s.pool, API: s.apiOf, Window: c.Duration("coalesce"), Log: log.With("component", "ingest")},
-		Sweeper:  &ingest.Sweeper{DB: s.pool, API: s.apiOf, Log: log.With("component", "reconcile")},
-		Hooks: func(ctx context.Context, account string) (ingest.HookAPI, error) {
-			return s.clients.For(ctx, account)
-		},
+	srv, stop, err := buildServer(c.Context, log, reg, s.pool, s.clients, serve.Config{
+		Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile},
+		c.Duration("coalesce"), []byte(c.String("hook-signing-key")))
+	if err != nil {
+		return err
 	}
-	if s.clients.keeper != nil {
-		srv.Connect = s.clients.keeper.ConnectHandler(publicURL(c))
-		srv.Tokens = s.clients.keeper
-	}
-	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	defer stop()
+	if err := srv.Run(c.Context); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// buildServer wires serve's parts around one pool and the per-account Keap clients, and starts
+// sharing the Keap budgets with the other sidecar processes on this database. Call stop when done.
+func buildServer(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.Pool,
+	clients *keapClients, cfg serve.Config, coalesce time.Duration, signingKey []byte) (*serve.Server, func(), error) {
+	var shares []*keap.BudgetShare
+	stop := func() {
+		for _, s := range shares {
+			s.Stop()
+		}
+	}
+	for _, b := range clients.budgets() {
+		share, err := keap.NewBudgetShare(pool, b, keap.BudgetShareConfig{Logger: log})
+		if err == nil {
+			err = share.Start(ctx)
+		}
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		shares = append(shares, share)
+	}
+	apiOf := func(ctx context.Context, account string) (ingest.Keap, error) { return clients.For(ctx, account) }
+	srv := &serve.Server{
+		Config: cfg, DB: pool, Log: log, Registry: reg,
+		Receiver: &ingest.Receiver{DB: pool, SigningKey: signingKey, Log: log.With("component", "hooks")},
+		Worker:   &ingest.Worker{DB: pool, API: apiOf, Window: coalesce, Log: log.With("component", "ingest")},
+		Sweeper:  &ingest.Sweeper{DB: pool, API: apiOf, Log: log.With("component", "reconcile")},
+		Hooks: func(ctx context.Context, account string) (ingest.HookAPI, error) {
+			return clients.For(ctx, account)
+		},
+	}
+	if clients.keeper != nil {
+		srv.Connect = clients.keeper.ConnectHandler(cfg.PublicURL)
+		srv.Tokens = clients.keeper
+	}
+	return srv, stop, nil
 }
