@@ -27,7 +27,7 @@ type Config struct {
 	// instance's. Clients drawing on the same Keap budget must share the same *Budget (law 7).
 	// When nil, a private budget is made from Limits / TenantLimits.
 	AppBudget, TenantBudget *Budget
-	// Limits size a private AppBudget. Default OAuthLimits; use KeyLimits with APIKey.
+	// Limits size a private AppBudget. Default KeyLimits with APIKey credentials, else OAuthLimits.
 	Limits Limits
 	// Retry bounds retries of throttled, failed and unreachable calls.
 	Retry RetryPolicy
@@ -70,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Limits == (Limits{}) {
 		c.Limits = d.Limits
+		if _, ok := c.Credentials.(apiKey); ok {
+			c.Limits = KeyLimits
+		}
 	}
 	if c.Retry.MaxAttempts == 0 {
 		c.Retry.MaxAttempts = d.Retry.MaxAttempts
