@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,12 @@ type Client struct {
 	tenant  *Budget
 	log     *slog.Logger
 	metrics *metrics
+
+	// refreshMu and refreshGen make token refreshes single-flight within the client: calls
+	// that were sent with a token already replaced retry with the new one instead of
+	// refreshing again (each refresh rotates the refresh token: FACTS.md §1).
+	refreshMu  sync.Mutex
+	refreshGen uint64
 }
 
 // New checks cfg, fills defaults and returns a client.
@@ -102,7 +109,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if err := c.wait(ctx); err != nil {
 			return fmt.Errorf("keap %s %s: %w", r.method, r.endpoint, err)
 		}
+		gen := c.generation()
 		status, header, body, err := c.send(ctx, r, target, payload)
+		if errors.Is(err, errNotSent) {
+			return fmt.Errorf("keap %s %s: %w", r.method, r.endpoint, err)
+		}
 		if err != nil {
 			c.metrics.response(r.endpoint, r.method, 0)
 			if ctx.Err() != nil {
@@ -143,8 +154,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			}
 			refreshed = true
 			c.metrics.retries.WithLabelValues(r.endpoint, "refresh").Inc()
-			c.log.Info("access token rejected; refreshing once", "endpoint", r.endpoint, "code", apiErr.Code)
-			if err := rf.Refresh(ctx); err != nil {
+			if err := c.refresh(ctx, rf, gen, apiErr); err != nil {
 				return fmt.Errorf("%w (refresh failed: %w)", apiErr, err)
 			}
 		case status == http.StatusTooManyRequests:
@@ -168,6 +178,27 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return apiErr
 		}
 	}
+}
+
+func (c *Client) generation() uint64 {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	return c.refreshGen
+}
+
+// refresh renews the credentials unless another call already did since this one was sent.
+func (c *Client) refresh(ctx context.Context, rf Refresher, sentWith uint64, cause *APIError) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	if c.refreshGen != sentWith {
+		return nil
+	}
+	c.log.Info("access token rejected; refreshing once", "endpoint", cause.Endpoint, "code", cause.Code)
+	if err := rf.Refresh(ctx); err != nil {
+		return err
+	}
+	c.refreshGen++
+	return nil
 }
 
 // wait draws one call from the app budget, then the tenant budget.
@@ -219,7 +250,7 @@ func (c *Client) send(ctx context.Context, r request, target string, payload []b
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("build request: %w", err)
+		return 0, nil, nil, fmt.Errorf("%w: build request: %w", errNotSent, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
@@ -230,7 +261,8 @@ func (c *Client) send(ctx context.Context, r request, target string, payload []b
 		req.Header[k] = v
 	}
 	if err := c.cfg.Credentials.Authorize(ctx, req); err != nil {
-		return 0, nil, nil, fmt.Errorf("authorize: %w", err)
+		// Not a network error: the token keeper may say the account needs re-authorization.
+		return 0, nil, nil, fmt.Errorf("%w: authorize: %w", errNotSent, err)
 	}
 	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
@@ -258,6 +290,9 @@ func (c *Client) target(r request) string {
 	}
 	return u.String()
 }
+
+// errNotSent marks a failure before anything went on the wire; it is never retried.
+var errNotSent = errors.New("request not sent")
 
 // errForeignLink refuses a next link that leaves the API: credentials go only to APIURL.
 var errForeignLink = errors.New("keap: next link outside APIURL")

@@ -19,7 +19,8 @@ const DefaultAPIURL = "https://api.infusionsoft.com/crm/rest"
 type Config struct {
 	// APIURL is the REST base (KEAP_API_URL). Default DefaultAPIURL.
 	APIURL string
-	// HTTPClient sends the requests. Default: a client with a 60 s timeout.
+	// HTTPClient sends the requests. Default: a 60 s timeout and no redirects. A custom client
+	// should refuse redirects too, or a redirect could carry the API key elsewhere.
 	HTTPClient *http.Client
 	// Credentials authorize every request. Required.
 	Credentials Credentials
@@ -66,7 +67,10 @@ func (c Config) withDefaults() Config {
 		c.APIURL = d.APIURL
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+		// No redirects: Keap's API does not redirect, and Go forwards custom headers such as
+		// X-Keap-API-Key to whatever host a redirect names.
+		c.HTTPClient = &http.Client{Timeout: 60 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if c.Limits == (Limits{}) {
 		c.Limits = d.Limits

@@ -215,3 +215,51 @@ func TestCanceledDuringBackoff(t *testing.T) {
 		t.Fatalf("want canceled wrapping the 500, got %v", err)
 	}
 }
+
+// Calls that fail together on an expired token refresh once between them: each refresh rotates
+// the refresh token, so refreshing per call would burn through them.
+func TestConcurrentExpiredCallsRefreshOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 2}})
+	creds := &refreshingCreds{srv: e.srv, tk: oauthLogin(t, e.srv)}
+	c, err := New(Config{APIURL: e.srv.URL() + "/crm/rest", Credentials: creds, Clock: e.clock,
+		HTTPClient: &http.Client{Transport: validating(t, false)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(25 * time.Hour)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := c.ListContacts(context.Background(), ContactQuery{})
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if creds.refreshes != 1 {
+		t.Fatalf("%d refreshes for one expired token", creds.refreshes)
+	}
+}
+
+type brokenCreds struct{}
+
+func (brokenCreds) Authorize(context.Context, *http.Request) error {
+	return errors.New("account needs re-authorization")
+}
+
+func TestAuthorizeFailureIsNotRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 1}, creds: brokenCreds{}})
+	e.srv.ClearRequests()
+	_, err := e.client.GetContact(context.Background(), 1)
+	if err == nil || !strings.Contains(err.Error(), "re-authorization") || len(e.srv.Requests()) != 0 {
+		t.Fatalf("err = %v, %d requests", err, len(e.srv.Requests()))
+	}
+	if got := testutil.ToFloat64(e.client.metrics.retries.WithLabelValues("/v1/contacts/{id}", "network")); got != 0 {
+		t.Fatalf("authorize failure retried %v times", got)
+	}
+}
