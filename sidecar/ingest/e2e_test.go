@@ -28,7 +28,7 @@ type world struct {
 	sweeper *ingest.Sweeper
 }
 
-func newWorld(t *testing.T, contacts int) *world {
+func newWorld(t testing.TB, contacts int) *world {
 	t.Helper()
 	ctx := context.Background()
 	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
@@ -62,7 +62,7 @@ func newWorld(t *testing.T, contacts int) *world {
 	return w
 }
 
-func (w *world) count(t *testing.T, sql string, args ...any) int {
+func (w *world) count(t testing.TB, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := w.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {

@@ -119,31 +119,47 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	}
 	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", 0)
 	bar.done = done
-	page := make([]record, 0, s.PageSize)
-	flush := func() error {
-		if len(page) == 0 {
-			return nil
+	// Fetch the next page while the database applies this one: Keap's latency and Postgres's
+	// work overlap instead of adding up.
+	pages := make(chan []record, 1)
+	fetchErr := make(chan error, 1)
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	go func() {
+		defer close(pages)
+		page := make([]record, 0, s.PageSize)
+		for rec, err := range k.list(fetchCtx, api, since) {
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			page = append(page, rec)
+			if len(page) == s.PageSize {
+				select {
+				case pages <- page:
+				case <-fetchCtx.Done():
+					return
+				}
+				page = make([]record, 0, s.PageSize)
+			}
 		}
+		if len(page) > 0 {
+			select {
+			case pages <- page:
+			case <-fetchCtx.Done():
+			}
+		}
+	}()
+	for page := range pages {
 		if err := s.applyPage(ctx, account, k.objectType, kindName, page); err != nil {
 			return err
 		}
 		bar.add(len(page))
-		page = page[:0]
-		return nil
 	}
-	for rec, err := range k.list(ctx, api, since) {
-		if err != nil {
-			return err
-		}
-		page = append(page, rec)
-		if len(page) == s.PageSize {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	select {
+	case err := <-fetchErr:
 		return err
+	default:
 	}
 	bar.finish()
 	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName); err != nil {

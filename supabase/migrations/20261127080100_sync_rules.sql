@@ -84,15 +84,16 @@ end;
 $$;
 
 -- Keap timestamps, read liberally: `Z` or `+0000`, with or without milliseconds; empty is null.
+-- No SET clauses, so these inline into the set-based apply; Keap's timestamps carry their offset.
 create or replace function keapsync.keap_time(p text) returns timestamptz
-language sql immutable set search_path = '' set timezone to 'UTC'
+language sql stable
 as $$
-  select nullif(btrim(p), '')::timestamptz;
+  select nullif(pg_catalog.btrim(p), '')::pg_catalog.timestamptz;
 $$;
 
 -- Keap's own version clock for a record: the field Keap bumps on every change.
 create or replace function keapsync.keap_modified(p_type text, p_raw jsonb) returns timestamptz
-language sql stable set search_path = '' set timezone to 'UTC'
+language sql stable
 as $$
   select keapsync.keap_time(case p_type
     when 'contact' then coalesce(p_raw ->> 'last_updated', p_raw ->> 'update_time')
@@ -171,31 +172,34 @@ begin
 end;
 $$;
 
--- A column-shaped jsonb (a row as to_jsonb gives it, or keap_columns_of) -> flat doc, normalised
--- through the table's column types.
+-- A typed row (to_jsonb of a keap.* row) -> flat doc: the merged and Keap-owned columns, the map
+-- column expanded key by key, nulls dropped.
+create or replace function keapsync.flat_doc_typed(p_type text, p_typed jsonb) returns jsonb
+language sql stable set search_path = ''
+as $$
+  select coalesce((select jsonb_object_agg(c, p_typed -> c) from unnest(t.merge_columns || t.keap_columns) c
+                    where jsonb_typeof(p_typed -> c) <> 'null'), '{}')
+      || coalesce((select jsonb_object_agg(t.map_column || '.' || e.key, e.value)
+                     from jsonb_each(case when jsonb_typeof(p_typed -> t.map_column) = 'object'
+                                          then p_typed -> t.map_column else '{}' end) e
+                    where jsonb_typeof(e.value) <> 'null'), '{}')
+    from keapsync.object_types t where t.object_type = p_type;
+$$;
+
+-- A column-shaped jsonb with Keap's strings (keap_columns_of) -> flat doc, normalised through
+-- the table's column types so Keap's values and our columns compare equal.
 create or replace function keapsync.flat_doc(p_type text, p_cols jsonb) returns jsonb
 language plpgsql stable set search_path = '' set timezone to 'UTC'
 as $$
 declare
-  t keapsync.object_types;
   typed jsonb;
-  doc jsonb := '{}';
-  c text;
 begin
-  select * into strict t from keapsync.object_types where object_type = p_type;
-  execute format('select to_jsonb(jsonb_populate_record(null::keap.%I, $1))', t.table_name)
+  execute format('select to_jsonb(jsonb_populate_record(null::keap.%I, $1))',
+                 (select table_name from keapsync.object_types where object_type = p_type))
     into typed using p_cols;
-  foreach c in array t.merge_columns || t.keap_columns loop
-    if p_cols ? c and jsonb_typeof(typed -> c) <> 'null' then
-      doc := doc || jsonb_build_object(c, typed -> c);
-    end if;
-  end loop;
-  if t.map_column is not null and jsonb_typeof(p_cols -> t.map_column) = 'object' then
-    doc := doc || coalesce((select jsonb_object_agg(t.map_column || '.' || e.key, e.value)
-                              from jsonb_each(p_cols -> t.map_column) e
-                             where jsonb_typeof(e.value) <> 'null'), '{}');
-  end if;
-  return doc;
+  -- Only what the object carried: a column absent from p_cols stays absent.
+  return keapsync.flat_doc_typed(p_type, (select coalesce(jsonb_object_agg(key, value), '{}')
+                                            from jsonb_each(typed) where p_cols ? key));
 end;
 $$;
 
@@ -247,7 +251,7 @@ begin
   if r is null then
     return null;
   end if;
-  doc := keapsync.flat_doc(p_type, r);
+  doc := keapsync.flat_doc_typed(p_type, r);
   if p_type = 'contact' then
     doc := doc || coalesce((select jsonb_object_agg('tag.' || tg.keap_id, true)
                               from keap.contact_tags ct join keap.tags tg on tg.id = ct.tag_id
@@ -258,8 +262,9 @@ end;
 $$;
 
 -- Is this doc key one of the merged ones (as opposed to Keap-owned)?
+-- No SET clause: it inlines into the merge loops (it names only built-ins).
 create or replace function keapsync.is_merge_key(t keapsync.object_types, p_key text) returns boolean
-language sql immutable set search_path = ''
+language sql immutable
 as $$
   select p_key = any (t.merge_columns)
       or (t.map_column is not null and p_key like t.map_column || '.%')

@@ -64,7 +64,8 @@ begin
           case when tg_table_name = 'contact_tags'
                then (select c.keap_id from keap.contacts c where c.id = v_row)
                else (r ->> 'keap_id')::bigint end,
-          lower(tg_op), origin, changed, o, n, auth.uid());
+          -- An insert's data is in `changed` already; storing the row again would double a backfill.
+          lower(tg_op), origin, changed, o, case when tg_op = 'UPDATE' then n end, auth.uid());
 
   if origin = 'keap' then
     return null;

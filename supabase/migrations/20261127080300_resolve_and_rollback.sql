@@ -107,8 +107,8 @@ begin
 
   if h.table_name = 'contact_tags' then
     if h.op = 'insert' then
-      delete from keap.contact_tags where contact_id = (h.new_row ->> 'contact_id')::bigint
-                                      and tag_id = (h.new_row ->> 'tag_id')::bigint;
+      delete from keap.contact_tags where contact_id = (h.changed ->> 'contact_id')::bigint
+                                      and tag_id = (h.changed ->> 'tag_id')::bigint;
     elsif h.op = 'delete' then
       insert into keap.contact_tags (account_id, contact_id, tag_id, date_applied)
       select h.account_id, c.id, tg.id, now() from keap.contacts c, keap.tags tg
