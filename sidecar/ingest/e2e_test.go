@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -262,4 +263,87 @@ func idOf(t *testing.T, m map[string]any) int64 {
 	}
 	t.Fatalf("no id in %v", m)
 	return 0
+}
+
+func TestDeleteSweepCatchesUnhookedDeletes(t *testing.T) {
+	w := newWorld(t, 30)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	gone := idOf(t, w.sb.Snapshot().Contacts[3])
+	if err := w.sb.DeleteContact(gone); err != nil { // no hooks registered: nobody tells us
+		t.Fatal(err)
+	}
+	if err := w.sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, gone); got != 1 {
+		t.Fatalf("reconcile by modification time cannot see deletes; row count %d", got)
+	}
+	n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"contact"})
+	if err != nil || n != 1 {
+		t.Fatalf("delete sweep applied %d deletes (%v), want 1", n, err)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, gone); got != 0 {
+		t.Error("the unhooked delete was not applied")
+	}
+	if got := w.count(t, `select count(*) from keap.contacts`); got != 29 {
+		t.Errorf("%d contacts left, want 29", got)
+	}
+}
+
+// Hooks arriving twice, out of order, and dropped, with Keap failing some calls: after the
+// workers and one reconcile, Postgres has every change.
+func TestHooksUnderDeliveryFaultsConverge(t *testing.T) {
+	w := newWorld(t, 40)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.SetFaults(sandbox.Faults{DuplicateRate: 0.5, DropRate: 0.3, Reorder: true, ErrorRate: 0.2})
+	state := w.sb.Snapshot()
+	for i := 0; i < 20; i++ {
+		id := idOf(t, state.Contacts[i])
+		for v := 0; v < 3; v++ {
+			if err := w.sb.EditContact(id, map[string]any{"given_name": fmt.Sprintf("v%d-%d", v, id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.worker.Window = 0
+	for i := 0; i < 200; i++ { // retries come due as 5xx answers fail fetches
+		did, err := w.worker.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !did {
+			if _, err := w.db.Exec(ctx, `update keapsync.webhook_inbox set next_attempt_at = now() where processed_at is null`); err != nil {
+				t.Fatal(err)
+			}
+			if w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null`) == 0 {
+				break
+			}
+		}
+	}
+	w.sb.SetFaults(sandbox.Faults{})
+	if err := w.sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil { // the safety net for dropped hooks
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		id := idOf(t, state.Contacts[i])
+		if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = $2`, id, fmt.Sprintf("v2-%d", id)); got != 1 {
+			t.Errorf("contact %d did not converge to its last edit", id)
+		}
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters`); got != 0 {
+		t.Errorf("%d dead letters from transient faults", got)
+	}
 }

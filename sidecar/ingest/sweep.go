@@ -211,3 +211,59 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType, kindName s
 		return err
 	})
 }
+
+const (
+	sqlLocalKeapIDs = `
+select s.keap_id from keapsync.sync_state s
+ where s.account_id = $1 and s.object_type = $2 and s.keap_id is not null and s.local_deleted_at is null`
+)
+
+// SweepDeletes compares the ids Keap has with the ids synced here and applies the deletes no hook
+// reported. Every candidate is confirmed with a GET first, so an object created in Keap during
+// the listing is never removed. Returns how many deletes it applied.
+func (s *Sweeper) SweepDeletes(ctx context.Context, account string, objectTypes []string) (int, error) {
+	s.defaults()
+	api, err := s.API(ctx, account)
+	if err != nil {
+		return 0, err
+	}
+	ctx = keap.WithPriority(ctx, keap.Background)
+	total := 0
+	for _, t := range objectTypes {
+		k, err := kindOf(t)
+		if err != nil {
+			return total, err
+		}
+		rows, err := s.DB.Query(ctx, sqlLocalKeapIDs, account, t)
+		if err != nil {
+			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+		}
+		local, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+		}
+		inKeap := make(map[int64]bool, len(local))
+		for rec, err := range k.list(ctx, api, time.Time{}) {
+			if err != nil {
+				return total, fmt.Errorf("list %ss: %w", t, err)
+			}
+			inKeap[rec.id] = true
+		}
+		for _, id := range local {
+			if inKeap[id] {
+				continue
+			}
+			if _, err := k.get(ctx, api, id); !errors.Is(err, keap.ErrNotFound) {
+				if err != nil {
+					return total, fmt.Errorf("confirm %s %d is gone: %w", t, id, err)
+				}
+				continue // it exists after all
+			}
+			if _, err := s.DB.Exec(ctx, sqlApplyDel, account, t, id); err != nil {
+				return total, fmt.Errorf("apply delete of %s %d: %w", t, id, err)
+			}
+			total++
+		}
+	}
+	return total, nil
+}

@@ -33,6 +33,7 @@ type Config struct {
 	PollEvery      time.Duration // idle inbox poll (default 1 s)
 	ReconcileEvery time.Duration // default 10 minutes; 0 keeps the default, negative disables
 	HooksEvery     time.Duration // re-verify hooks (default 1 hour); negative disables
+	DeletesEvery   time.Duration // compare id sets for unhooked deletes (default 24 hours); negative disables
 	ShutdownGrace  time.Duration // default 20 s
 }
 
@@ -48,6 +49,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HooksEvery == 0 {
 		c.HooksEvery = time.Hour
+	}
+	if c.DeletesEvery == 0 {
+		c.DeletesEvery = 24 * time.Hour
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 20 * time.Second
@@ -111,6 +115,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return every(gctx, cfg.ReconcileEvery, func(ctx context.Context) {
 				s.forAccounts(ctx, "reconcile", func(ctx context.Context, account string) error {
 					return s.Sweeper.Reconcile(ctx, account, ingest.ObjectTypes)
+				})
+			})
+		})
+	}
+	if cfg.DeletesEvery > 0 && s.Sweeper != nil {
+		g.Go(func() error {
+			return every(gctx, cfg.DeletesEvery, func(ctx context.Context) {
+				s.forAccounts(ctx, "delete sweep", func(ctx context.Context, account string) error {
+					_, err := s.Sweeper.SweepDeletes(ctx, account, ingest.ObjectTypes)
+					return err
 				})
 			})
 		})

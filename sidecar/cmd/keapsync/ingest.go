@@ -65,11 +65,11 @@ func objectTypes(c *cli.Context) ([]string, error) {
 	return out, nil
 }
 
-func sweepCommand(name, usage string, run func(*ingest.Sweeper, context.Context, string, []string) error) *cli.Command {
+func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, string, []string) error, extra ...cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
-		Flags: append([]cli.Flag{accountFlag, objectsFlag}, keapFlags...),
+		Flags: append(append([]cli.Flag{accountFlag, objectsFlag}, extra...), keapFlags...),
 		Action: func(c *cli.Context) error {
 			types, err := objectTypes(c)
 			if err != nil {
@@ -87,7 +87,7 @@ func sweepCommand(name, usage string, run func(*ingest.Sweeper, context.Context,
 			}
 			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Log: log.With("component", name)}
 			for _, a := range accounts {
-				if err := run(sw, c.Context, a, types); err != nil {
+				if err := run(c, sw, a, types); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "%s done for account %s\n", name, a)
@@ -99,12 +99,27 @@ func sweepCommand(name, usage string, run func(*ingest.Sweeper, context.Context,
 
 func backfillCommand() *cli.Command {
 	return sweepCommand("backfill", "copy everything from Keap into Postgres (resumable; lower priority than live sync)",
-		(*ingest.Sweeper).Backfill)
+		func(c *cli.Context, s *ingest.Sweeper, account string, types []string) error {
+			return s.Backfill(c.Context, account, types)
+		})
 }
 
 func reconcileCommand() *cli.Command {
 	return sweepCommand("reconcile", "apply what changed in Keap since the last sweep (serve runs this on a schedule)",
-		(*ingest.Sweeper).Reconcile)
+		func(c *cli.Context, s *ingest.Sweeper, account string, types []string) error {
+			if err := s.Reconcile(c.Context, account, types); err != nil {
+				return err
+			}
+			if !c.Bool("deletes") {
+				return nil
+			}
+			n, err := s.SweepDeletes(c.Context, account, types)
+			if err == nil {
+				fmt.Fprintf(c.App.Writer, "applied %d deletes no hook reported\n", n)
+			}
+			return err
+		},
+		&cli.BoolFlag{Name: "deletes", Usage: "also compare id sets to catch deletes no hook reported (lists everything)"})
 }
 
 func publicURL(c *cli.Context) string {
