@@ -1,0 +1,119 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Pusher. Start from DefaultConfig; DB and API are required.
+type Config struct {
+	// DB is the pool the workers and the consumer's enqueues use.
+	DB *pgxpool.Pool
+	// ReplicationURL is the database URL for the replication connection (the role needs the
+	// REPLICATION attribute). Default: the pool's own connection string.
+	ReplicationURL string
+	// API returns the Keap client of an account.
+	API func(ctx context.Context, account string) (Keap, error)
+	// Log receives the pusher's logs. Default: discard.
+	Log *slog.Logger
+	// Registerer receives the metrics. Default: none are registered.
+	Registerer prometheus.Registerer
+
+	// Slot and Publication name the logical replication slot and publication this pusher owns.
+	Slot, Publication string
+	// Workers is how many records are pushed to Keap at once.
+	Workers int
+	// BatchSize is how many distinct changed records the consumer gathers before it writes them
+	// to the queue; FlushInterval is how long it lets a partial batch wait.
+	BatchSize     int
+	FlushInterval time.Duration
+	// StatusInterval is how often the consumer reports its confirmed position, well inside the
+	// server's wal_sender_timeout (60 s by default).
+	StatusInterval time.Duration
+	// ReconnectDelay is the wait before reconnecting after a lost connection, and before trying
+	// again to take a slot another process holds.
+	ReconnectDelay time.Duration
+	// Lease is how long a claimed queue row stays out of other workers' sight; an advisory lock
+	// (not the lease) keeps two workers off one record, so a short lease only costs re-reads.
+	Lease time.Duration
+	// PollInterval is how often an idle worker looks for due work.
+	PollInterval time.Duration
+	// RetryBase and RetryMax bound the exponential backoff after a retryable failure.
+	RetryBase, RetryMax time.Duration
+	// CallTimeout bounds one record's Keap calls.
+	CallTimeout time.Duration
+	// MetricsInterval is how often queue depth and slot lag are sampled.
+	MetricsInterval time.Duration
+}
+
+// DefaultConfig returns the defaults; set DB and API.
+func DefaultConfig() Config {
+	return Config{
+		Slot:            "keapsync_push",
+		Publication:     "keapsync_push",
+		Workers:         4,
+		BatchSize:       5000,
+		FlushInterval:   100 * time.Millisecond,
+		StatusInterval:  10 * time.Second,
+		ReconnectDelay:  time.Second,
+		Lease:           30 * time.Second,
+		PollInterval:    250 * time.Millisecond,
+		RetryBase:       time.Second,
+		RetryMax:        5 * time.Minute,
+		CallTimeout:     2 * time.Minute,
+		MetricsInterval: 5 * time.Second,
+	}
+}
+
+// A slot or publication name goes into replication commands unquoted, so it must be a plain
+// identifier.
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.DB == nil:
+		return errors.New("push: DB is required")
+	case c.API == nil:
+		return errors.New("push: API is required")
+	case !identifier.MatchString(c.Slot):
+		return fmt.Errorf("push: slot name %q: lower-case letters, digits and _ only", c.Slot)
+	case !identifier.MatchString(c.Publication):
+		return fmt.Errorf("push: publication name %q: lower-case letters, digits and _ only", c.Publication)
+	case c.Workers < 1:
+		return fmt.Errorf("push: workers %d: at least 1", c.Workers)
+	case c.BatchSize < 1:
+		return fmt.Errorf("push: batch size %d: at least 1", c.BatchSize)
+	case c.FlushInterval <= 0, c.StatusInterval <= 0, c.ReconnectDelay <= 0, c.Lease <= 0,
+		c.PollInterval <= 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
+		c.MetricsInterval <= 0:
+		return errors.New("push: intervals must be positive (and RetryMax >= RetryBase)")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.ReplicationURL == "" && c.DB != nil {
+		c.ReplicationURL = c.DB.Config().ConnString()
+	}
+	return c
+}
+
+// backoff is the wait before attempt n+1 after n failed ones.
+func (c Config) backoff(attempts int) time.Duration {
+	d := c.RetryBase
+	for i := 1; i < attempts && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.RetryMax)
+}

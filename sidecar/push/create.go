@@ -1,0 +1,145 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+)
+
+// lookBack widens the search for an earlier create against clock skew between us and Keap.
+const lookBack = 5 * time.Minute
+
+// findContact looks for the contact a create sent at `at` may have made: same names and first
+// phone number, changed since then. Keap has no idempotency keys; this is the next best thing.
+func findContact(ctx context.Context, api Keap, body json.RawMessage, at time.Time) (*keap.Contact, error) {
+	var want keap.Contact
+	if err := json.Unmarshal(body, &want); err != nil {
+		return nil, fmt.Errorf("push: contact body: %w", err)
+	}
+	page, err := api.ListContacts(ctx, keap.ContactQuery{GivenName: want.GivenName, FamilyName: want.FamilyName,
+		Since: at.Add(-lookBack), Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+	}
+	var found *keap.Contact
+	for i, c := range page.Items {
+		if c.GivenName == want.GivenName && c.FamilyName == want.FamilyName && firstPhone(c) == firstPhone(want) &&
+			(found == nil || c.ID > found.ID) {
+			found = &page.Items[i]
+		}
+	}
+	return found, nil
+}
+
+func firstPhone(c keap.Contact) string {
+	if len(c.PhoneNumbers) == 0 {
+		return ""
+	}
+	return c.PhoneNumbers[0].Number
+}
+
+// pushCreate creates a tag or an order: marked before it is sent, looked for before a marked
+// create is sent again.
+func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+	at, marked := createSentAt(j.lastError)
+	var raw json.RawMessage
+	var err error
+	switch j.objectType {
+	case "tag":
+		raw, err = p.createTag(ctx, conn, api, j, req, at, marked)
+	case "order":
+		raw, err = p.createOrder(ctx, conn, api, j, req, at, marked)
+	}
+	if err != nil {
+		return "", err
+	}
+	return OutcomeCreated, p.done(ctx, conn, *j, req.Pushed, raw, true)
+}
+
+func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+	var body struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		Category    struct {
+			ID keap.ID `json:"id"`
+		} `json:"category"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return nil, fmt.Errorf("push: tag body: %w", err)
+	}
+	if marked {
+		page, err := api.ListTags(ctx, keap.TagQuery{Name: body.Name, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+		}
+		var found *keap.Tag
+		for i, t := range page.Items {
+			if t.Name == body.Name && (found == nil || t.ID > found.ID) {
+				found = &page.Items[i]
+			}
+		}
+		if found != nil {
+			return found.Raw, nil
+		}
+	}
+	if err := p.noteCreate(ctx, conn, j); err != nil {
+		return nil, err
+	}
+	t, err := api.CreateTag(ctx, keap.TagInput{Name: body.Name, Description: body.Description, CategoryID: body.Category.ID})
+	if err != nil {
+		return nil, refused(err, req)
+	}
+	return t.Raw, nil
+}
+
+func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+	var body struct {
+		ContactID  keap.ID   `json:"contact_id"`
+		OrderDate  keap.Time `json:"order_date"`
+		OrderTitle string    `json:"order_title"`
+		OrderType  string    `json:"order_type"`
+		Items      []struct {
+			ProductID   keap.ID     `json:"product_id"`
+			Quantity    int         `json:"quantity"`
+			Price       json.Number `json:"price"`
+			Description string      `json:"description"`
+		} `json:"order_items"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return nil, fmt.Errorf("push: order body: %w", err)
+	}
+	if body.ContactID == 0 {
+		// Retried, not parked: the contact's own create is likely still queued.
+		return nil, errors.New("push: the order's contact is not in Keap yet")
+	}
+	in := keap.OrderInput{ContactID: body.ContactID, OrderDate: body.OrderDate, OrderTitle: body.OrderTitle, OrderType: body.OrderType}
+	for _, it := range body.Items {
+		in.OrderItems = append(in.OrderItems, keap.OrderItemInput{ProductID: it.ProductID, Quantity: it.Quantity,
+			Price: it.Price.String(), Description: it.Description})
+	}
+	if marked {
+		page, err := api.ListOrders(ctx, keap.OrderQuery{ContactID: body.ContactID, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+		}
+		for _, o := range page.Items {
+			if o.Title == body.OrderTitle && !o.CreationDate.Time.Before(at.Add(-lookBack)) {
+				return o.Raw, nil
+			}
+		}
+	}
+	if err := p.noteCreate(ctx, conn, j); err != nil {
+		return nil, err
+	}
+	o, err := api.CreateOrder(ctx, in)
+	if err != nil {
+		return nil, refused(err, req)
+	}
+	return o.Raw, nil
+}

@@ -1,0 +1,47 @@
+// Package push carries local edits of the keap.* tables to Keap: it tails logical replication
+// (pgoutput) and turns "record X changed" into Keap API calls decided by SQL.
+//
+// # Durability: enqueue, then confirm
+//
+// The consumer owns a publication and a named logical replication slot. For every local change
+// it reads it records only (account, object type, local id) with keapsync.enqueue_push, which
+// coalesces: one queue row per record, however often it changed. Changes are written in
+// batches, one transaction per batch, and only after that transaction commits does the consumer
+// confirm the end LSN of the last transaction it received whole. So the slot never holds WAL
+// while Keap is slow or down (the queue holds the work, not the WAL), and a crash at any point
+// loses nothing: what was not confirmed is sent again, and enqueueing twice is harmless. While
+// nothing is pending, the keepalive's WAL position is confirmed too, so WAL of unrelated
+// tables is released.
+//
+// # No echo
+//
+// Writes made on behalf of Keap run with the transaction-local setting keapsync.origin =
+// 'keap'; a BEFORE trigger stamps it into each row's sync_origin column, so the marker travels
+// in the replication stream itself and the consumer drops those rows. Deletes carry only the
+// primary key: their account is found in keapsync.sync_state, which keeps the row only when a
+// local delete is to be propagated (Keap's own deletes and unpropagated ones leave nothing to
+// find). A tag change on a contact (keap.contact_tags) is a change of that contact. Whatever
+// slips through still costs no call: keapsync.push_request compares the row with the agreed
+// state and answers "none".
+//
+// # Pushing
+//
+// Workers claim due queue rows (FOR UPDATE SKIP LOCKED, then a lease) and take a session
+// advisory lock per record, so two workers, in one process or two, never push one record at
+// once. A worker reads keapsync.push_request at send time, so ten quick edits become one PATCH
+// with only the changed fields (update_mask), sends it, and records Keap's answer with
+// keapsync.mark_pushed in the same transaction that removes the queue row (only if no newer
+// change arrived meanwhile). A crash between Keap's answer and that commit repeats the push:
+// PATCH, tag calls and deletes are idempotent; contacts with an email are created with PUT
+// create-or-update by email; other creates are marked in the queue row before they are sent,
+// and a marked create first looks in Keap for the record it may have made.
+//
+// Keap's 4xx for a record parks it in keapsync.dead_letters and lets everything else flow;
+// 5xx, 429, 401/403 and network errors keep it queued with exponential backoff.
+//
+// # High availability
+//
+// The slot admits one reader: a second process finds it active, stands by, and takes it over
+// within ReconnectDelay after the first one's connection ends, resuming at the confirmed LSN.
+// Workers in every process share the queue.
+package push

@@ -1,0 +1,299 @@
+package push_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+// synced returns a backfilled contact's local and Keap ids, the n-th by id.
+func (w *world) synced(n int) (int64, int64) {
+	w.t.Helper()
+	var local, kid int64
+	if err := w.db.QueryRow(context.Background(),
+		`select id, keap_id from keap.contacts where keap_id is not null order by id offset $1 limit 1`, n).Scan(&local, &kid); err != nil {
+		w.t.Fatal(err)
+	}
+	return local, kid
+}
+
+func TestPushesLocalEdits(t *testing.T) {
+	w := newWorld(t, 20)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	if got := w.writes(); len(got) != 0 {
+		t.Fatalf("the backfill (Keap's own writes) was pushed back: %v", got)
+	}
+
+	t.Run("insert with email: PUT create-or-update, id written back", func(t *testing.T) {
+		w.sb.ClearRequests()
+		id := w.int(`insert into keap.contacts (account_id, given_name, family_name, email) values ($1, 'Ada', 'Lovelace', 'ada@example.com') returning id`, w.account)
+		w.quiet()
+		kid := w.int(`select coalesce(keap_id, 0) from keap.contacts where id = $1`, id)
+		if kid == 0 {
+			t.Fatal("no Keap id written back")
+		}
+		if c := w.contact(kid); c.GivenName != "Ada" || c.Email() != "ada@example.com" {
+			t.Errorf("in Keap: %+v", c)
+		}
+		if got := w.writes(); !slices.Equal(got, []string{"PUT /v1/contacts"}) {
+			t.Errorf("calls: %v", got)
+		}
+	})
+
+	t.Run("insert without email: POST", func(t *testing.T) {
+		w.sb.ClearRequests()
+		id := w.int(`insert into keap.contacts (account_id, given_name, family_name, phone) values ($1, 'Phone', 'Only', '555-0100') returning id`, w.account)
+		w.quiet()
+		kid := w.int(`select coalesce(keap_id, 0) from keap.contacts where id = $1`, id)
+		if kid == 0 {
+			t.Fatal("no Keap id written back")
+		}
+		if got := w.writes(); !slices.Equal(got, []string{"POST /v1/contacts"}) {
+			t.Errorf("calls: %v", got)
+		}
+	})
+
+	t.Run("update: one PATCH with only the changed fields", func(t *testing.T) {
+		w.sb.ClearRequests()
+		id, kid := w.synced(0)
+		w.exec(`update keap.contacts set given_name = 'Grace', job_title = 'Admiral' where id = $1`, id)
+		w.quiet()
+		got := w.writes()
+		if len(got) != 1 || !strings.HasPrefix(got[0], "PATCH /v1/contacts/"+strconv.FormatInt(kid, 10)+"?") {
+			t.Fatalf("calls: %v", got)
+		}
+		q, _ := url.ParseQuery(strings.SplitN(got[0], "?", 2)[1])
+		if mask := q["update_mask"]; !sameSet(mask, []string{"given_name", "job_title"}) {
+			t.Errorf("update_mask %v", mask)
+		}
+		if c := w.contact(kid); c.GivenName != "Grace" || c.JobTitle != "Admiral" {
+			t.Errorf("in Keap: given %q job %q", c.GivenName, c.JobTitle)
+		}
+		if op := w.int(`select count(*) from keapsync.pending_push($1, 'contact', $2) p where p ->> 'op' <> 'none'`, w.account, id); op != 0 {
+			t.Error("the record still looks pending after the push")
+		}
+	})
+
+	t.Run("tags applied and removed", func(t *testing.T) {
+		w.sb.ClearRequests()
+		id, kid := w.synced(1)
+		var tagID, tagKeap int64
+		if err := w.db.QueryRow(context.Background(), `select id, keap_id from keap.tags t where keap_id is not null
+		    and not exists (select 1 from keap.contact_tags ct where ct.contact_id = $1 and ct.tag_id = t.id) order by id limit 1`, id).Scan(&tagID, &tagKeap); err != nil {
+			t.Fatal(err)
+		}
+		w.exec(`insert into keap.contact_tags (account_id, contact_id, tag_id) values ($1, $2, $3)`, w.account, id, tagID)
+		w.quiet()
+		if c := w.contact(kid); !slices.Contains(c.TagIDs, keap.ID(tagKeap)) {
+			t.Errorf("tag %d not applied in Keap: %v (calls %v)", tagKeap, c.TagIDs, w.writes())
+		}
+		w.exec(`delete from keap.contact_tags where contact_id = $1 and tag_id = $2`, id, tagID)
+		w.quiet()
+		if c := w.contact(kid); slices.Contains(c.TagIDs, keap.ID(tagKeap)) {
+			t.Errorf("tag %d still on the contact in Keap (calls %v)", tagKeap, w.writes())
+		}
+		want := []string{"POST /v1/contacts/" + strconv.FormatInt(kid, 10) + "/tags",
+			"DELETE /v1/contacts/" + strconv.FormatInt(kid, 10) + "/tags/" + strconv.FormatInt(tagKeap, 10)}
+		if got := w.writes(); !slices.Equal(got, want) {
+			t.Errorf("calls %v, want %v", got, want)
+		}
+	})
+
+	t.Run("delete: propagated only when the account says so", func(t *testing.T) {
+		w.sb.ClearRequests()
+		kept, keptKeap := w.synced(2)
+		w.exec(`delete from keap.contacts where id = $1`, kept)
+		w.quiet()
+		if got := w.writes(); len(got) != 0 {
+			t.Errorf("an unpropagated delete made calls: %v", got)
+		}
+		w.contact(keptKeap) // still in Keap
+
+		w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
+		        on conflict (account_id) do update set propagate_deletes = true`, w.account)
+		gone, goneKeap := w.synced(2)
+		w.exec(`delete from keap.contacts where id = $1`, gone)
+		w.quiet()
+		if _, err := w.api.GetContact(context.Background(), keap.ID(goneKeap)); !errors.Is(err, keap.ErrNotFound) {
+			t.Errorf("deleted contact still in Keap: %v", err)
+		}
+		if got := w.writes(); !slices.Equal(got, []string{"DELETE /v1/contacts/" + strconv.FormatInt(goneKeap, 10)}) {
+			t.Errorf("calls: %v", got)
+		}
+		if n := w.int(`select count(*) from keapsync.sync_state where local_id = $1 and object_type = 'contact'`, gone); n != 0 {
+			t.Error("sync state of the deleted contact is left")
+		}
+	})
+}
+
+// Changes applied on behalf of Keap (a reconcile here; hooks use the same apply) make no calls.
+func TestNoEcho(t *testing.T) {
+	w := newWorld(t, 10)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	_, kid := w.synced(3)
+	if err := w.sb.EditContact(kid, map[string]any{"given_name": "FromKeap", "job_title": "Echo?"}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := w.sb.CreateContact(map[string]any{"given_name": "BornInKeap",
+		"email_addresses": []map[string]string{{"email": "born@example.com", "field": "EMAIL1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}
+	if err := sweeper.Reconcile(context.Background(), w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.int(`select count(*) from keap.contacts where keap_id in ($1, $2) and given_name in ('FromKeap', 'BornInKeap')`, kid, created); n != 2 {
+		t.Fatalf("the Keap changes did not arrive (%d of 2)", n)
+	}
+	w.sb.ClearRequests()
+	w.quiet()
+	if got := w.writes(); len(got) != 0 {
+		t.Errorf("echo calls: %v", got)
+	}
+}
+
+// Ten quick edits of one record are one call carrying the final values.
+func TestCoalescing(t *testing.T) {
+	w := newWorld(t, 5)
+	p := w.pusher(w.config(nil))
+	w.start(p.Consume)
+	w.enqueued()
+	id, kid := w.synced(0)
+	for i := range 10 {
+		w.exec(`update keap.contacts set job_title = $2 where id = $1`, id, "Edit "+strconv.Itoa(i))
+	}
+	w.enqueued()
+	if n := w.int(`select count(*) from keapsync.push_queue`); n != 1 {
+		t.Fatalf("%d queue rows for one record", n)
+	}
+	w.sb.ClearRequests()
+	w.start(p.Work)
+	w.quiet()
+	if got := w.writes(); len(got) != 1 || !strings.Contains(got[0], "update_mask=job_title") {
+		t.Errorf("calls: %v", got)
+	}
+	if c := w.contact(kid); c.JobTitle != "Edit 9" {
+		t.Errorf("job title in Keap %q", c.JobTitle)
+	}
+}
+
+func TestBulkUpdate(t *testing.T) {
+	const rows = 2000 // bench: 10k
+	w := newWorld(t, rows)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	n := w.int(`select count(*) from keap.contacts`)
+	w.sb.ClearRequests()
+	w.exec(`update keap.contacts set job_title = 'Bulk ' || id`)
+	w.quiet()
+	patches := 0
+	for _, c := range w.writes() {
+		if strings.HasPrefix(c, "PATCH /v1/contacts/") && strings.HasSuffix(c, "?update_mask=job_title") {
+			patches++
+		} else {
+			t.Errorf("unexpected call %s", c)
+		}
+	}
+	if int64(patches) != n {
+		t.Errorf("%d PATCHes for %d updated contacts", patches, n)
+	}
+	id, kid := w.synced(rows / 2)
+	if c := w.contact(kid); c.JobTitle != "Bulk "+strconv.FormatInt(id, 10) {
+		t.Errorf("job title in Keap %q", c.JobTitle)
+	}
+}
+
+// Edits made while Keap fails (5xx, then a 429 storm) arrive once it recovers; the queue, not
+// the slot, holds them meanwhile.
+func TestKeapOutage(t *testing.T) {
+	w := newWorld(t, 10)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	for round, faults := range []sandbox.Faults{{ErrorRate: 1}, {Storm429: 40}} {
+		w.sb.SetFaults(faults)
+		for i := range 5 {
+			id, _ := w.synced(i)
+			w.exec(`update keap.contacts set job_title = $2 where id = $1`, id, "Outage "+strconv.Itoa(round*10+i))
+		}
+		w.enqueued() // confirmed although Keap is down
+		if faults.ErrorRate > 0 {
+			w.eventually("failed attempts to be recorded", func() bool {
+				return w.int(`select count(*) from keapsync.push_queue where attempts > 0 and last_error is not null`) == 5
+			})
+			w.sb.SetFaults(sandbox.Faults{})
+		}
+		w.quiet()
+		w.sb.SetFaults(sandbox.Faults{}) // what is left of a storm would hit the checks below
+		if faults.Storm429 > 0 && throttledPatches(w.sb.Requests()) == 0 {
+			t.Error("no push met the 429 storm")
+		}
+		for i := range 5 {
+			_, kid := w.synced(i)
+			if c := w.contact(kid); c.JobTitle != "Outage "+strconv.Itoa(round*10+i) {
+				t.Errorf("after %+v: contact %d job title %q", faults, kid, c.JobTitle)
+			}
+		}
+	}
+	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters from transient failures", n)
+	}
+}
+
+// Keap's 400 for one record parks it; the others flow.
+func TestRefusedRecordIsParked(t *testing.T) {
+	w := newWorld(t, 10)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	bad, _ := w.synced(0)
+	good, goodKeap := w.synced(1)
+	w.exec(`update keap.contacts set region = 'CA', country_code = null where id = $1`, bad)
+	w.exec(`update keap.contacts set job_title = 'Flows' where id = $1`, good)
+	w.quiet()
+	var status int
+	var msg string
+	if err := w.db.QueryRow(context.Background(), `select http_status, error from keapsync.dead_letters
+	    where source = 'push' and object_type = 'contact' and local_id = $1 and status = 'parked'`, bad).Scan(&status, &msg); err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if status != 400 || !strings.Contains(msg, "country_code") {
+		t.Errorf("dead letter %d %q", status, msg)
+	}
+	if c := w.contact(goodKeap); c.JobTitle != "Flows" {
+		t.Errorf("the good record did not flow: %q", c.JobTitle)
+	}
+	// Fixed and retried through the SQL function the dashboard and CLI use.
+	w.exec(`update keap.contacts set country_code = 'US' where id = $1`, bad)
+	w.exec(`select keapsync.retry_dead_letter(id) from keapsync.dead_letters where local_id = $1`, bad)
+	w.quiet()
+	if n := w.int(`select count(*) from keapsync.pending_push($1, 'contact', $2) p where p ->> 'op' <> 'none'`, w.account, bad); n != 0 {
+		t.Error("the fixed record was not pushed")
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func throttledPatches(log []sandbox.RequestRecord) int {
+	n := 0
+	for _, r := range log {
+		if r.Method == "PATCH" && r.Status == 429 {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,199 @@
+package push_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/push"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// world is a sandbox backfilled into a fresh database with one account, and a Keap client.
+type world struct {
+	t       testing.TB
+	sb      *sandbox.Server
+	db      *pgxpool.Pool
+	account string
+	api     *keap.Client
+	slot    string
+}
+
+var slots atomic.Int64
+
+// Limits far above what a test spends, on both sides: the client follows the limits the
+// sandbox reports, and Keap's real ones would make a 2000-row test take minutes.
+var roomy = sandbox.Limits{KeyPerSecond: 1e6, KeyPerMinute: 1e8, KeyPerDay: 1e9, TenantPerMinute: 1e8, TenantPerDay: 1e9}
+
+func newWorld(t testing.TB, contacts int) *world {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := sandbox.New(sandbox.Options{Seed: 11, Contacts: contacts, Unthrottled: true, Limits: roomy,
+		RequestLogSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	w := &world{t: t, sb: sb, db: pgtest.Pool(t), slot: fmt.Sprintf("push_test_%d_%d", time.Now().UnixNano()%1e9, slots.Add(1))}
+	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('W', $1) returning id`,
+		sb.Credentials().Tenant).Scan(&w.account); err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := keap.NewBudget(keap.BudgetConfig{Key: "tenant", Limits: keap.Limits{PerMinute: 1e8, PerDay: 1e9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = sb.URL() + "/crm/rest"
+	cfg.Credentials = keap.APIKey(sb.Credentials().PersonalKey)
+	cfg.Limits = keap.Limits{PerMinute: 1e8, PerDay: 1e9}
+	cfg.TenantBudget = tenant
+	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	if w.api, err = keap.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }, PageSize: 1000}
+	if err := sweeper.Backfill(ctx, w.account, []string{"tag", "contact"}); err != nil {
+		t.Fatal(err)
+	}
+	// Dropping the test database needs the slot gone; cleanups run last-registered first, so
+	// this runs after the pushers (registered later) have stopped.
+	t.Cleanup(func() { _, _ = w.db.Exec(context.Background(), `select pg_drop_replication_slot($1)`, w.slot) })
+	return w
+}
+
+// config is a pusher configuration with short intervals, for tests.
+func (w *world) config(api func(context.Context, string) (push.Keap, error)) push.Config {
+	cfg := push.DefaultConfig()
+	cfg.DB = w.db
+	cfg.Slot, cfg.Publication = w.slot, "keapsync_push"
+	if api == nil {
+		api = func(context.Context, string) (push.Keap, error) { return w.api, nil }
+	}
+	cfg.API = api
+	cfg.Log = slog.New(slog.NewTextHandler(tlog{w.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.FlushInterval, cfg.PollInterval, cfg.ReconnectDelay = 10*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
+	cfg.RetryBase, cfg.RetryMax, cfg.MetricsInterval = 20*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	cfg.StatusInterval, cfg.Lease = time.Second, 5*time.Second
+	return cfg
+}
+
+// start runs f (a pusher part) until the returned stop is called or the test ends.
+func (w *world) start(f func(context.Context) error) (stop func()) {
+	w.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := f(ctx); err != nil {
+			w.t.Errorf("pusher: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	w.t.Cleanup(stop)
+	return stop
+}
+
+func (w *world) pusher(cfg push.Config) *push.Pusher {
+	w.t.Helper()
+	p, err := push.New(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *world) exec(sql string, args ...any) {
+	w.t.Helper()
+	if _, err := w.db.Exec(context.Background(), sql, args...); err != nil {
+		w.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (w *world) int(sql string, args ...any) int64 {
+	w.t.Helper()
+	var n int64
+	if err := w.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		w.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// eventually polls cond until it holds, failing after a generous bound.
+func (w *world) eventually(what string, cond func() bool) {
+	w.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	w.t.Fatalf("timed out waiting for %s", what)
+}
+
+// enqueued waits until the slot has confirmed everything written so far: every change made
+// before the call is in the push queue (or was dropped as Keap's own).
+func (w *world) enqueued() {
+	w.t.Helper()
+	var lsn string
+	if err := w.db.QueryRow(context.Background(), `select pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		w.t.Fatal(err)
+	}
+	w.eventually("the slot to confirm "+lsn, func() bool {
+		return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and confirmed_flush_lsn >= $2::pg_lsn`, w.slot, lsn) == 1
+	})
+}
+
+// quiet waits until every change made so far is enqueued and pushed.
+func (w *world) quiet() {
+	w.t.Helper()
+	w.enqueued()
+	w.eventually("an empty push queue", func() bool { return w.int(`select count(*) from keapsync.push_queue`) == 0 })
+}
+
+// writes returns the sandbox's logged write calls (the pushes), as "METHOD path?query".
+func (w *world) writes() []string {
+	var out []string
+	for _, r := range w.sb.Requests() {
+		if r.Method != "GET" {
+			s := r.Method + " " + r.Path[strings.Index(r.Path, "/v1/"):]
+			if r.Query != "" {
+				s += "?" + r.Query
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (w *world) contact(id int64) *keap.Contact {
+	w.t.Helper()
+	c, err := w.api.GetContact(context.Background(), keap.ID(id), keap.PropJobTitle, keap.PropTagIDs)
+	if err != nil {
+		w.t.Fatalf("get contact %d: %v", id, err)
+	}
+	return c
+}
+
+type tlog struct{ t testing.TB }
+
+func (l tlog) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

@@ -1,0 +1,240 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+)
+
+// Keap is what the push path needs of a Keap client (*keap.Client has it).
+type Keap interface {
+	UpsertContact(ctx context.Context, duplicateOption string, body any) (*keap.Contact, error)
+	CreateContact(ctx context.Context, body any) (*keap.Contact, error)
+	UpdateContact(ctx context.Context, id keap.ID, body any, updateMask ...string) (*keap.Contact, error)
+	DeleteContact(ctx context.Context, id keap.ID) error
+	GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error)
+	ListContacts(ctx context.Context, q keap.ContactQuery) (*keap.Page[keap.Contact], error)
+	ApplyTags(ctx context.Context, contactID keap.ID, tagIDs ...keap.ID) (keap.TagResults, error)
+	RemoveTags(ctx context.Context, contactID keap.ID, tagIDs ...keap.ID) error
+	CreateTag(ctx context.Context, in keap.TagInput) (*keap.Tag, error)
+	ListTags(ctx context.Context, q keap.TagQuery) (*keap.Page[keap.Tag], error)
+	CreateOrder(ctx context.Context, in keap.OrderInput) (*keap.Order, error)
+	ListOrders(ctx context.Context, q keap.OrderQuery) (*keap.Page[keap.Order], error)
+	DeleteOrder(ctx context.Context, id keap.ID) error
+}
+
+var _ Keap = (*keap.Client)(nil)
+
+// request is keapsync.push_request's answer: what to send, decided in SQL.
+type request struct {
+	Op         string          `json:"op"`
+	KeapID     *int64          `json:"keap_id"`
+	Body       json.RawMessage `json:"body"`
+	UpdateMask []string        `json:"update_mask"`
+	TagsAdd    []keap.ID       `json:"tags_add"`
+	TagsRemove []keap.ID       `json:"tags_remove"`
+	Email      *string         `json:"email"`
+	Pushed     json.RawMessage `json:"pushed"`
+	Reason     string          `json:"reason"`
+}
+
+func (r *request) payload() json.RawMessage {
+	b, _ := json.Marshal(r)
+	return b
+}
+
+func (r *request) keapID() keap.ID {
+	if r.KeapID == nil {
+		return 0
+	}
+	return keap.ID(*r.KeapID)
+}
+
+// push sends one record to Keap and records the answer. It returns the outcome, or an error:
+// a *refusal parks the record, anything else is retried.
+func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, error) {
+	var raw []byte
+	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
+		return "", fmt.Errorf("push: push_request: %w", err)
+	}
+	var req request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return "", fmt.Errorf("push: push_request answer: %w", err)
+	}
+	switch req.Op {
+	case "none":
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	case "unsupported":
+		return "", &refusal{keapID: req.KeapID, payload: raw, err: errors.New(req.Reason)}
+	}
+	api, err := p.cfg.API(ctx, j.account)
+	if err != nil {
+		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
+	}
+	cctx, cancel := context.WithTimeout(keap.WithPriority(ctx, keap.Live), p.cfg.CallTimeout)
+	defer cancel()
+	switch {
+	case req.Op == "delete":
+		return p.pushDelete(cctx, conn, api, j, &req)
+	case j.objectType == "contact":
+		return p.pushContact(cctx, conn, api, j, &req)
+	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
+		return p.pushCreate(cctx, conn, api, j, &req)
+	}
+	return "", &refusal{keapID: req.KeapID, payload: raw,
+		err: fmt.Errorf("push: %s of a %s is not something keapsync can send", req.Op, j.objectType)}
+}
+
+func (p *Pusher) pushDelete(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+	var err error
+	switch j.objectType {
+	case "contact":
+		err = api.DeleteContact(ctx, req.keapID())
+	case "order":
+		err = api.DeleteOrder(ctx, req.keapID())
+	default:
+		return "", &refusal{keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("Keap's API cannot delete a %s", j.objectType)}
+	}
+	if err != nil && !errors.Is(err, keap.ErrNotFound) { // gone already is what we wanted
+		return "", refused(err, req)
+	}
+	return OutcomeDeleted, p.done(ctx, conn, *j, req.Pushed, nil, true)
+}
+
+// pushContact creates or updates a contact, then applies and removes tags. A create is recorded
+// on its own first, so the Keap id is written back before anything else can fail.
+func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+	var answer *keap.Contact
+	var err error
+	outcome := OutcomeUpdated
+	pushed := req.Pushed
+	switch {
+	case req.Op == "create":
+		outcome = OutcomeCreated
+		if answer, err = p.createContact(ctx, conn, api, j, req); err != nil {
+			return "", err
+		}
+		contactPart, tagPart := splitTags(req.Pushed)
+		if err := p.markCreated(ctx, conn, *j, contactPart, answer.Raw); err != nil {
+			return "", err
+		}
+		pushed = tagPart
+	case len(req.UpdateMask) > 0:
+		if answer, err = api.UpdateContact(ctx, req.keapID(), req.Body, req.UpdateMask...); err != nil {
+			return "", refused(err, req)
+		}
+	}
+	id := req.keapID()
+	if answer != nil {
+		id = answer.ID
+	}
+	if len(req.TagsAdd) > 0 {
+		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
+		if err != nil {
+			return "", refused(err, req)
+		}
+		if failed := res.Failed(); len(failed) > 0 {
+			return "", &refusal{status: 400, keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("keap refused tags %v", failed)}
+		}
+	}
+	if len(req.TagsRemove) > 0 {
+		if err := api.RemoveTags(ctx, id, req.TagsRemove...); err != nil && !errors.Is(err, keap.ErrNotFound) {
+			return "", refused(err, req)
+		}
+	}
+	raw, err := p.contactAnswer(ctx, conn, api, j, id, answer)
+	if err != nil {
+		return "", err
+	}
+	return outcome, p.done(ctx, conn, *j, pushed, raw, true)
+}
+
+// contactAnswer is the Keap object mark_pushed applies after the push. The answer to a PATCH or
+// a create predates the tag calls that followed it, so its tag list is left out (unknown, not
+// "no tags"). With only tags sent there is no answer: the stored object stands in, and being
+// the version already applied, the apply is a no-op after the pushed values become agreed.
+func (p *Pusher) contactAnswer(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, id keap.ID, answer *keap.Contact) (json.RawMessage, error) {
+	if answer == nil {
+		var stored json.RawMessage
+		if err := conn.QueryRow(ctx, sqlKeapObject, j.localID).Scan(&stored); err != nil {
+			return nil, fmt.Errorf("push: stored Keap object: %w", err)
+		}
+		if stored != nil {
+			return stored, nil
+		}
+		c, err := api.GetContact(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("push: fetch contact %d: %w", id, err)
+		}
+		answer = c
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(answer.Raw, &obj); err != nil {
+		return nil, fmt.Errorf("push: Keap's answer: %w", err)
+	}
+	delete(obj, "tag_ids")
+	return json.Marshal(obj)
+}
+
+// createContact makes the contact in Keap without ever making two. With an email address it is
+// PUT create-or-update by email, safe to repeat. Without one a create is marked in the queue row
+// before it is sent, and a marked create first looks for the contact it may have made.
+func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
+	if req.Email != nil && *req.Email != "" {
+		c, err := api.UpsertContact(ctx, keap.DuplicateEmail, req.Body)
+		return c, refused(err, req)
+	}
+	if at, ok := createSentAt(j.lastError); ok {
+		found, err := findContact(ctx, api, req.Body, at)
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			p.log.Info("adopting the contact an earlier create made", "record", j.String(), "keap_id", found.ID)
+			c, err := api.UpdateContact(ctx, found.ID, req.Body, req.UpdateMask...)
+			return c, refused(err, req)
+		}
+	}
+	if err := p.noteCreate(ctx, conn, j); err != nil {
+		return nil, err
+	}
+	c, err := api.CreateContact(ctx, req.Body)
+	return c, refused(err, req)
+}
+
+func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job) error {
+	j.lastError = createNote(time.Now())
+	if _, err := conn.Exec(ctx, sqlNote, j.account, j.objectType, j.localID, j.lastError); err != nil {
+		return fmt.Errorf("push: mark create: %w", err)
+	}
+	return nil
+}
+
+func (p *Pusher) markCreated(ctx context.Context, conn *pgxpool.Conn, j job, pushed, raw json.RawMessage) error {
+	if _, err := conn.Exec(ctx, sqlMarkPushed, j.account, j.objectType, j.localID, pushed, raw); err != nil {
+		return fmt.Errorf("push: record create: %w", err)
+	}
+	return nil
+}
+
+// splitTags splits pushed {field: value} into contact fields and tag keys ("tag.<id>").
+func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
+	var all map[string]json.RawMessage
+	if json.Unmarshal(pushed, &all) != nil {
+		return pushed, nil
+	}
+	tags := maps.Clone(all)
+	maps.DeleteFunc(all, func(k string, _ json.RawMessage) bool { return strings.HasPrefix(k, "tag.") })
+	maps.DeleteFunc(tags, func(k string, _ json.RawMessage) bool { return !strings.HasPrefix(k, "tag.") })
+	a, _ := json.Marshal(all)
+	t, _ := json.Marshal(tags)
+	return a, t
+}
