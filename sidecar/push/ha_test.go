@@ -1,0 +1,192 @@
+package push_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/push"
+)
+
+// The consumer is stopped mid-stream and its connection killed server-side; nothing is lost
+// and nothing is pushed twice.
+func TestConsumerResumesWithoutLoss(t *testing.T) {
+	w := newWorld(t, 300)
+	p := w.pusher(w.config(nil))
+	stop := w.start(p.Consume)
+	w.enqueued()
+	n := int(w.int(`select count(*) from keap.contacts`))
+	for i := range n {
+		id, _ := w.synced(i)
+		w.exec(`update keap.contacts set job_title = $2 where id = $1`, id, "Resume "+strconv.Itoa(i))
+		switch i {
+		case n / 3:
+			stop()
+		case n / 2:
+			w.start(p.Consume)
+		case 2 * n / 3:
+			w.exec(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, w.slot)
+		}
+	}
+	w.enqueued()
+	if got := w.int(`select count(*) from keapsync.push_queue`); got != int64(n) {
+		t.Fatalf("%d of %d edited records queued", got, n)
+	}
+	w.sb.ClearRequests()
+	w.start(p.Work)
+	w.quiet()
+	if got := len(w.writes()); got != n {
+		t.Errorf("%d calls for %d edited records", got, n)
+	}
+	_, kid := w.synced(n - 1)
+	if c := w.contact(kid); c.JobTitle != "Resume "+strconv.Itoa(n-1) {
+		t.Errorf("last edit in Keap: %q", c.JobTitle)
+	}
+}
+
+// Two pushers, one slot: one streams, the other stands by and takes over when it dies.
+func TestHandover(t *testing.T) {
+	w := newWorld(t, 20)
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	cfgA, cfgB := w.config(nil), w.config(nil)
+	cfgA.Registerer, cfgB.Registerer = regA, regB
+	stopA := w.start(w.pusher(cfgA).Run)
+	w.quiet()
+	w.start(w.pusher(cfgB).Run)
+	edit := func(from, to int, value string) {
+		for i := from; i < to; i++ {
+			id, _ := w.synced(i)
+			w.exec(`update keap.contacts set job_title = $2 where id = $1`, id, value)
+		}
+	}
+	w.sb.ClearRequests()
+	edit(0, 10, "Before")
+	w.quiet()
+	if gauge(t, regA, "keapsync_push_slot_active") != 1 || gauge(t, regB, "keapsync_push_slot_active") != 0 {
+		t.Fatal("A should stream and B stand by")
+	}
+	stopA()
+	edit(5, 15, "After")
+	w.quiet()
+	w.eventually("B to stream", func() bool { return gauge(t, regB, "keapsync_push_slot_active") == 1 })
+	if got := len(w.writes()); got != 20 {
+		t.Errorf("%d calls for 20 edits: %v", got, w.writes())
+	}
+	for i, want := range map[int]string{0: "Before", 9: "After", 14: "After"} {
+		_, kid := w.synced(i)
+		if c := w.contact(kid); c.JobTitle != want {
+			t.Errorf("contact %d: %q, want %q", kid, c.JobTitle, want)
+		}
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// lossy loses Keap's answer to the first creates, as a crash between Keap's answer and
+// mark_pushed would: Keap made the contact, we never heard.
+type lossy struct {
+	push.Keap
+	lose atomic.Int32
+}
+
+var errLost = errors.New("connection reset by peer (answer lost)")
+
+func (l *lossy) CreateContact(ctx context.Context, body any) (*keap.Contact, error) {
+	c, err := l.Keap.CreateContact(ctx, body)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return nil, errLost
+	}
+	return c, err
+}
+
+func (l *lossy) UpsertContact(ctx context.Context, dup string, body any) (*keap.Contact, error) {
+	c, err := l.Keap.UpsertContact(ctx, dup, body)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return nil, errLost
+	}
+	return c, err
+}
+
+func TestCreateIsNotDoubled(t *testing.T) {
+	w := newWorld(t, 5)
+	api := &lossy{Keap: w.api}
+	api.lose.Store(2)
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+	w.exec(`insert into keap.contacts (account_id, given_name, family_name, phone) values ($1, 'Lost', 'Answer', '555-0199')`, w.account)
+	w.exec(`insert into keap.contacts (account_id, given_name, family_name, email) values ($1, 'Lost', 'Mail', 'lost@example.com')`, w.account)
+	w.quiet()
+	page, err := w.api.ListContacts(context.Background(), keap.ContactQuery{GivenName: "Lost", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 2 {
+		t.Errorf("%d contacts named Lost in Keap, want 2", len(page.Items))
+	}
+	if n := w.int(`select count(*) from keap.contacts where given_name = 'Lost' and keap_id is not null`); n != 2 {
+		t.Errorf("%d of 2 Keap ids written back", n)
+	}
+	if api.lose.Load() >= 0 {
+		t.Error("no answer was lost: the test proves nothing")
+	}
+}
+
+func TestSetupErrors(t *testing.T) {
+	w := newWorld(t, 1)
+	ctx := context.Background()
+	t.Run("slot of another plugin", func(t *testing.T) {
+		w.exec(`select pg_create_logical_replication_slot($1, 'test_decoding')`, w.slot)
+		defer w.exec(`select pg_drop_replication_slot($1)`, w.slot)
+		if err := w.pusher(w.config(nil)).Check(ctx); !errors.Is(err, push.ErrSlotMismatch) {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("role without replication", func(t *testing.T) {
+		role := "push_norepl_" + strings.TrimPrefix(w.slot, "push_test_")
+		w.exec(`create role ` + role + ` login`)
+		defer w.exec(`drop role ` + role)
+		pcfg, err := pgxpool.ParseConfig(w.db.Config().ConnString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcfg.ConnConfig.User = role
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		cfg := w.config(nil)
+		cfg.DB = pool
+		if err := w.pusher(cfg).Check(ctx); !errors.Is(err, push.ErrNoReplication) {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("slot held by another process", func(t *testing.T) {
+		w.start(w.pusher(w.config(nil)).Consume)
+		w.eventually("the slot to be active", func() bool {
+			return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and active`, w.slot) == 1
+		})
+		if err := w.pusher(w.config(nil)).Check(ctx); !errors.Is(err, push.ErrSlotBusy) {
+			t.Errorf("got %v", err)
+		}
+	})
+}
