@@ -1,4 +1,9 @@
-// Package dashboard will serve keapsync's server-rendered dashboard: sync health, KPIs,
-// conflicts, dead letters and history, behind Supabase Auth and reading under RLS. It reads the
-// keapsync views and calls the SQL functions of supabase/migrations; it holds no sync rules.
+// Package dashboard serves keapsync's server-rendered dashboard: KPIs, sync health, conflicts,
+// dead letters, change history and the synced data, behind Supabase Auth.
+//
+// Every request verifies the user's JWT and runs its queries in a transaction as that user
+// (role authenticated, request.jwt.claims set), so row-level security, not this package, decides
+// what a person sees and may do. Actions call the keapsync SQL functions that the CLI also calls;
+// the package holds no sync rules. Pages refresh their fragments live on Realtime broadcasts (or,
+// without Supabase, on Server-Sent Events fed by LISTEN keapsync).
 package dashboard

@@ -1,0 +1,272 @@
+package dashboard
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]Config{
+		"local with SUPABASE_URL": {Local: true, SupabaseURL: "https://x.supabase.co"},
+		"no auth at all":          {},
+		"no anon key":             {SupabaseURL: "https://x.supabase.co"},
+		"short secret":            {Local: true, JWTSecret: "short"},
+		"bad url":                 {SupabaseURL: "x.supabase.co", AnonKey: "k"},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	for name, c := range map[string]Config{
+		"local":    {Local: true},
+		"supabase": {SupabaseURL: "https://x.supabase.co", AnonKey: "k"},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Forged, expired, wrongly addressed or non-user tokens all end on the sign-in page.
+func TestBadTokensGetSigninPage(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	sign := func(secret string, claims jwt.MapClaims) string {
+		base := jwt.MapClaims{"iss": localIssuer, "aud": "authenticated", "sub": adminA, "role": "authenticated",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		for k, v := range claims {
+			if v == nil {
+				delete(base, k)
+			} else {
+				base[k] = v
+			}
+		}
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, base).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := sign(testSecret, nil)
+	if resp, _ := e.withToken(good).get("/"); resp.StatusCode != 200 {
+		t.Fatalf("good token: %d", resp.StatusCode)
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": localIssuer, "aud": "authenticated",
+		"sub": adminA, "role": "authenticated", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	parts := strings.Split(good, ".")
+	for name, tok := range map[string]string{
+		"forged signature": sign("another-secret-another-secret-another-1", nil),
+		"expired":          sign(testSecret, jwt.MapClaims{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix()}),
+		"no exp":           sign(testSecret, jwt.MapClaims{"exp": nil}),
+		"wrong audience":   sign(testSecret, jwt.MapClaims{"aud": "anon"}),
+		"wrong issuer":     sign(testSecret, jwt.MapClaims{"iss": "https://evil.example/auth/v1"}),
+		"service role":     sign(testSecret, jwt.MapClaims{"role": "service_role"}),
+		"alg none":         none,
+		"tampered payload": parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"`+adminB+`","role":"authenticated","aud":"authenticated","iss":"keapsync-local","exp":9999999999}`)) + "." + parts[2],
+		"garbage":          "not-a-jwt",
+	} {
+		c := e.withToken(tok)
+		resp, _ := c.get("/conflicts")
+		if resp.StatusCode != 303 || !strings.HasPrefix(resp.Header.Get("Location"), "/signin") {
+			t.Errorf("%s: GET %d %s, want redirect to sign-in", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, body := c.post("/conflicts/"+e.conflictID(accountA)+"/resolve", url.Values{"choice": {"keap"}})
+		if resp.StatusCode != 401 || !strings.Contains(body, "Sign in") {
+			t.Errorf("%s: POST %d, want the sign-in page", name, resp.StatusCode)
+		}
+	}
+	if got := e.scalar(`select count(*)::text from keapsync.conflicts where status = 'open'`); got != "2" {
+		t.Fatalf("open conflicts %s after bad tokens", got)
+	}
+}
+
+func TestLocalSignInFlow(t *testing.T) {
+	e := newEnv(t)
+	c := e.withToken("")
+	resp, body := c.get("/signin")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Sign in as the demo user") {
+		t.Fatalf("signin page: %d", resp.StatusCode)
+	}
+	resp, _ = c.post("/signin/local", url.Values{"next": {"/health"}})
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/health" {
+		t.Fatalf("local sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ = c.get("/health"); resp.StatusCode != 200 {
+		t.Fatalf("after sign-in: %d", resp.StatusCode)
+	}
+	if resp, _ = c.post("/signin/local", url.Values{"next": {"//evil.example/"}}); resp.Header.Get("Location") != "/" {
+		t.Fatalf("open redirect: %s", resp.Header.Get("Location"))
+	}
+}
+
+// fakeAuth is a stand-in Supabase Auth: JWKS with an ES256 and an RS256 key, password and
+// refresh grants.
+type fakeAuth struct {
+	*httptest.Server
+	ec       *ecdsa.PrivateKey
+	rsa      *rsa.PrivateKey
+	fetches  atomic.Int32
+	refreshs atomic.Int32
+}
+
+func newFakeAuth(t *testing.T) *fakeAuth {
+	f := &fakeAuth{}
+	f.ec, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.rsa, _ = rsa.GenerateKey(rand.Reader, 2048)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /auth/v1/.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		f.fetches.Add(1)
+		b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.Bytes()) }
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{
+			{"kid": "ec1", "kty": "EC", "crv": "P-256", "x": b64(f.ec.X), "y": b64(f.ec.Y), "alg": "ES256"},
+			{"kid": "rsa1", "kty": "RSA", "n": b64(f.rsa.N), "e": b64(big.NewInt(int64(f.rsa.E))), "alg": "RS256"},
+		}})
+	})
+	mux.HandleFunc("POST /auth/v1/token", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("apikey") != "anon-key" {
+			http.Error(w, "no apikey", 401)
+			return
+		}
+		var body map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		switch r.URL.Query().Get("grant_type") {
+		case "password":
+			if body["email"] != "demo@keapsync.local" || body["password"] != "right" {
+				http.Error(w, `{"error":"invalid_grant"}`, 400)
+				return
+			}
+		case "refresh_token":
+			f.refreshs.Add(1)
+			if body["refresh_token"] != "rt-1" {
+				http.Error(w, `{"error":"invalid_grant"}`, 400)
+				return
+			}
+		default:
+			http.Error(w, "grant", 400)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(session{AccessToken: f.token(t, "ec1", time.Hour, nil), RefreshToken: "rt-1", ExpiresIn: 3600})
+	})
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeAuth) token(t *testing.T, kid string, ttl time.Duration, extra jwt.MapClaims) string {
+	now := time.Now()
+	claims := jwt.MapClaims{"iss": f.URL + "/auth/v1", "aud": "authenticated", "sub": adminA, "role": "authenticated",
+		"email": "demo@keapsync.local", "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "session_id": "s1"}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	var tok *jwt.Token
+	var key any
+	if kid == "rsa1" {
+		tok, key = jwt.NewWithClaims(jwt.SigningMethodRS256, claims), f.rsa
+	} else {
+		tok, key = jwt.NewWithClaims(jwt.SigningMethodES256, claims), f.ec
+	}
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSupabaseAuthMode(t *testing.T) {
+	auth := newFakeAuth(t)
+	base := newEnv(t)
+	e := &env{t: t, db: base.db}
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := New(Config{SupabaseURL: auth.URL, AnonKey: "anon-key", PublicURL: "http://" + ts.Listener.Addr().String(),
+		Log: testLogger(t)}, base.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	e.srv, e.ts = srv, ts
+
+	// Password sign-in through GoTrue.
+	c := e.withToken("")
+	if resp, _ := c.post("/signin", url.Values{"email": {"demo@keapsync.local"}, "password": {"wrong"}}); resp.StatusCode != 401 {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
+	}
+	resp, _ := c.post("/signin", url.Values{"email": {"demo@keapsync.local"}, "password": {"right"}, "next": {"/conflicts"}})
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/conflicts" {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, ck := range resp.Cookies() {
+		if (ck.Name == cookieAccess || ck.Name == cookieRefresh) && (!ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode) {
+			t.Errorf("cookie %s not HttpOnly+SameSite", ck.Name)
+		}
+	}
+	if resp, body := c.get("/conflicts"); resp.StatusCode != 200 || !strings.Contains(body, "Ada (Keap)") {
+		t.Fatalf("after sign-in: %d", resp.StatusCode)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "ws://"+strings.TrimPrefix(auth.URL, "http://")) {
+		t.Errorf("CSP lacks the Realtime socket: %s", csp)
+	}
+
+	// RS256 by kid works too; an unknown kid refetches the JWKS once, then is refused.
+	if resp, _ := e.withToken(auth.token(t, "rsa1", time.Hour, nil)).get("/"); resp.StatusCode != 200 {
+		t.Fatalf("RS256: %d", resp.StatusCode)
+	}
+	before := auth.fetches.Load()
+	if resp, _ := e.withToken(auth.token(t, "nope", time.Hour, nil)).get("/"); resp.StatusCode != 303 {
+		t.Fatalf("unknown kid: %d", resp.StatusCode)
+	}
+	if resp, _ := e.withToken(auth.token(t, "nope2", time.Hour, nil)).get("/"); resp.StatusCode != 303 {
+		t.Fatalf("unknown kid: %d", resp.StatusCode)
+	}
+	if got := auth.fetches.Load() - before; got > 1 {
+		t.Fatalf("unknown kids fetched the JWKS %d times; want at most one per 30 s", got)
+	}
+	// HS256 is refused when no legacy secret is configured (alg confusion).
+	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": auth.URL + "/auth/v1", "aud": "authenticated",
+		"sub": adminA, "role": "authenticated", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("anon-key"))
+	if resp, _ := e.withToken(hs).get("/"); resp.StatusCode != 303 {
+		t.Fatalf("HS256 without secret: %d", resp.StatusCode)
+	}
+
+	// An expired access token with a refresh cookie is refreshed, once for parallel requests.
+	jar := e.withToken(auth.token(t, "ec1", -time.Minute, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix()}))
+	u, _ := url.Parse(ts.URL)
+	jar.hc.Jar.SetCookies(u, []*http.Cookie{{Name: cookieRefresh, Value: "rt-1"}})
+	resp, _ = jar.get("/")
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d", resp.StatusCode)
+	}
+	if auth.refreshs.Load() != 1 {
+		t.Fatalf("refreshes: %d", auth.refreshs.Load())
+	}
+	var renewed bool
+	for _, ck := range resp.Cookies() {
+		renewed = renewed || ck.Name == cookieAccess && ck.Value != ""
+	}
+	if !renewed {
+		t.Fatal("refreshed session not stored")
+	}
+	// A revoked refresh token ends the session.
+	bad := e.withToken(auth.token(t, "ec1", -time.Minute, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix()}))
+	bad.hc.Jar.SetCookies(u, []*http.Cookie{{Name: cookieRefresh, Value: "revoked"}})
+	if resp, _ := bad.get("/"); resp.StatusCode != 303 {
+		t.Fatalf("revoked refresh: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,124 @@
+package dashboard
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type healthData struct {
+	Now                              time.Time
+	Connection                       string
+	AccessExpires, RefreshExpires    *time.Time
+	HooksVerified, HooksTotal        int64
+	LastHook, InboxOldest            *time.Time
+	InboxPending, Conflicts, Letters int64
+	BackfillDone                     int64
+	BackfillTotal                    *int64
+	BackfillFinished                 *bool
+	Cursors                          []cursorRow
+	Hooks                            []hookRow
+	Errors                           []errorRow
+	Slots                            []slotRow
+	SlotsUnknown                     bool
+}
+
+type cursorRow struct {
+	ObjectType, Kind string
+	Done             int64
+	Total            *int64
+	HighWater        *time.Time
+	Finished         *time.Time
+	Updated          time.Time
+}
+
+type hookRow struct {
+	Event, Status      string
+	Verified, Delivery *time.Time
+}
+
+type errorRow struct {
+	At      time.Time
+	Source  string
+	Message string
+}
+
+type slotRow struct {
+	Name   string
+	Active bool
+	Lag    *int64
+}
+
+const (
+	sqlHealthStatus = `select connection, access_expires_at, refresh_expires_at, hooks_verified, hooks_total,
+       last_hook_at, inbox_pending, inbox_oldest, conflicts_open, dead_letters,
+       backfill_rows_done, backfill_rows_total, backfill_done
+  from keapsync.sync_status where account_id = $1`
+	sqlHealthCursors = `select object_type, kind, rows_done, rows_total, high_water, finished_at, updated_at
+  from keapsync.sync_cursors where account_id = $1 order by object_type, kind`
+	sqlHealthHooks = `select event_key, status, verified_at, last_delivery_at
+  from keapsync.hook_subscriptions where account_id = $1 order by event_key`
+	// Recent errors from the three places they land; each arm uses an index or a tiny table.
+	sqlHealthErrors = `select at, source, message from (
+  (select last_failed_at as at, 'dead letter (' || source || ' ' || object_type || ')' as source, error as message
+     from keapsync.dead_letters where account_id = $1 and status in ('parked', 'retry')
+    order by last_failed_at desc limit 10)
+  union all
+  (select received_at, 'hook inbox (' || event_key || ')', last_error
+     from keapsync.webhook_inbox where account_id = $1 and processed_at is null and last_error is not null
+    order by received_at desc limit 10)
+  union all
+  (select refreshed_at, 'token refresh', last_error
+     from keapsync.oauth_tokens where account_id = $1 and last_error is not null)
+) e order by at desc limit 10`
+	// Slots belong to the database, not an account; readable by everyone in PostgreSQL.
+	sqlHealthSlots = `select slot_name::text, active,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint
+  from pg_replication_slots where database = current_database() order by slot_name`
+)
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
+	v := &view{Title: "Sync health", Nav: "health", User: u, CSRF: u.CSRF}
+	d := &healthData{Now: s.cfg.Now()}
+	err := s.asUser(r.Context(), u, 8*time.Second, func(tx pgx.Tx) error {
+		if err := s.loadAccounts(r, tx, v); err != nil || v.Account == nil {
+			return err
+		}
+		ctx, acct := r.Context(), v.Account.ID
+		if err := tx.QueryRow(ctx, sqlHealthStatus, acct).Scan(&d.Connection, &d.AccessExpires, &d.RefreshExpires,
+			&d.HooksVerified, &d.HooksTotal, &d.LastHook, &d.InboxPending, &d.InboxOldest, &d.Conflicts,
+			&d.Letters, &d.BackfillDone, &d.BackfillTotal, &d.BackfillFinished); err != nil {
+			return err
+		}
+		var err error
+		rows, _ := tx.Query(ctx, sqlHealthCursors, acct)
+		if d.Cursors, err = pgx.CollectRows(rows, pgx.RowToStructByPos[cursorRow]); err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, sqlHealthHooks, acct)
+		if d.Hooks, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hookRow]); err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, sqlHealthErrors, acct)
+		if d.Errors, err = pgx.CollectRows(rows, pgx.RowToStructByPos[errorRow]); err != nil {
+			return err
+		}
+		// A hosted project may restrict the WAL functions: show "unknown", not an error page.
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		rows, _ = sp.Query(ctx, sqlHealthSlots)
+		if d.Slots, err = pgx.CollectRows(rows, pgx.RowToStructByPos[slotRow]); err != nil {
+			d.SlotsUnknown = true
+			return sp.Rollback(ctx)
+		}
+		return sp.Commit(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	v.Data = d
+	return s.render(w, r, http.StatusOK, "health", v)
+}
