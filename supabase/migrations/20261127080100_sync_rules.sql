@@ -103,73 +103,71 @@ as $$
     else null end);
 $$;
 
--- Keap's JSON -> column-shaped jsonb (values still Keap's strings; normalised later).
+-- Keap's JSON -> column-shaped jsonb (values still Keap's strings; normalised later). A plain SQL
+-- expression without SET clauses, so it inlines into the set-based apply of a backfill page.
+-- Unknown types yield null; callers check the type against keapsync.object_types first.
 create or replace function keapsync.keap_columns_of(p_type text, p_raw jsonb) returns jsonb
-language plpgsql stable set search_path = ''
+language sql stable
 as $$
-declare
-  v jsonb;
-  addr jsonb;
-begin
-  case p_type
+  select case p_type
   when 'contact' then
-    select a into addr from jsonb_array_elements(coalesce(p_raw -> 'addresses', '[]')) a
-      order by (a ->> 'field' = 'BILLING') desc, a ->> 'field' limit 1;
-    v := jsonb_build_object(
+    pg_catalog.jsonb_build_object(
       'given_name', p_raw ->> 'given_name',
       'middle_name', p_raw ->> 'middle_name',
       'family_name', p_raw ->> 'family_name',
-      'email', (select e ->> 'email' from jsonb_array_elements(coalesce(p_raw -> 'email_addresses', '[]')) e
+      'email', (select e ->> 'email' from pg_catalog.jsonb_array_elements(
+                  case when pg_catalog.jsonb_typeof(p_raw -> 'email_addresses') = 'array' then p_raw -> 'email_addresses' else '[]' end) e
                  order by e ->> 'field' limit 1),
-      'phone', (select p ->> 'number' from jsonb_array_elements(coalesce(p_raw -> 'phone_numbers', '[]')) p
-                 order by p ->> 'field' limit 1),
+      'phone', (select ph ->> 'number' from pg_catalog.jsonb_array_elements(
+                  case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end) ph
+                 order by ph ->> 'field' limit 1),
       'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
       'job_title', p_raw ->> 'job_title',
-      'address_line1', addr ->> 'line1',
-      'address_line2', addr ->> 'line2',
-      'locality', addr ->> 'locality',
-      'region', addr ->> 'region',
-      'postal_code', coalesce(addr ->> 'postal_code', addr ->> 'zip_code'),
-      'country_code', addr ->> 'country_code',
       'owner_id', p_raw ->> 'owner_id',
       'lead_source_id', p_raw ->> 'lead_source_id',
       'email_status', p_raw ->> 'email_status',
       'email_opted_in', p_raw ->> 'email_opted_in',
       'date_created', p_raw ->> 'date_created',
-      'last_updated', p_raw ->> 'last_updated');
-    if jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
-      v := v || jsonb_build_object('custom_fields', coalesce(
-        (select jsonb_object_agg(cf ->> 'id', cf -> 'content')
-           from jsonb_array_elements(p_raw -> 'custom_fields') cf
-          where cf ->> 'id' is not null and jsonb_typeof(cf -> 'content') <> 'null'), '{}'));
-    end if;
+      'last_updated', p_raw ->> 'last_updated')
+    -- The billing address (else the first one) fills the address columns.
+    || coalesce((select pg_catalog.jsonb_build_object(
+                   'address_line1', a ->> 'line1', 'address_line2', a ->> 'line2', 'locality', a ->> 'locality',
+                   'region', a ->> 'region', 'postal_code', coalesce(a ->> 'postal_code', a ->> 'zip_code'),
+                   'country_code', a ->> 'country_code')
+                   from pg_catalog.jsonb_array_elements(
+                     case when pg_catalog.jsonb_typeof(p_raw -> 'addresses') = 'array' then p_raw -> 'addresses' else '[]' end) a
+                  order by (a ->> 'field' = 'BILLING') desc, a ->> 'field' limit 1),
+                 pg_catalog.jsonb_build_object('address_line1', null, 'address_line2', null, 'locality', null,
+                   'region', null, 'postal_code', null, 'country_code', null))
+    || case when pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
+         pg_catalog.jsonb_build_object('custom_fields', coalesce(
+           (select pg_catalog.jsonb_object_agg(cf ->> 'id', cf -> 'content')
+              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') cf
+             where cf ->> 'id' is not null and pg_catalog.jsonb_typeof(cf -> 'content') <> 'null'), '{}'))
+       else '{}' end
   when 'tag_category' then
-    v := jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description');
+    pg_catalog.jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description')
   when 'tag' then
-    v := jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description',
-                            'category_keap_id', coalesce(p_raw -> 'category' ->> 'id', p_raw ->> 'category_id'));
+    pg_catalog.jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description',
+      'category_keap_id', coalesce(p_raw -> 'category' ->> 'id', p_raw ->> 'category_id'))
   when 'order' then
-    v := jsonb_build_object(
+    pg_catalog.jsonb_build_object(
       'contact_keap_id', coalesce(p_raw -> 'contact' ->> 'id', p_raw ->> 'contact_id'),
       'title', p_raw ->> 'title', 'status', p_raw ->> 'status', 'order_type', p_raw ->> 'order_type',
       'source_type', p_raw ->> 'source_type', 'order_date', p_raw ->> 'order_date',
       'total', p_raw ->> 'total', 'total_paid', p_raw ->> 'total_paid', 'total_due', p_raw ->> 'total_due',
       'refund_total', p_raw ->> 'refund_total', 'notes', p_raw ->> 'notes',
-      'creation_date', p_raw ->> 'creation_date', 'modification_date', p_raw ->> 'modification_date');
+      'creation_date', p_raw ->> 'creation_date', 'modification_date', p_raw ->> 'modification_date')
   when 'subscription' then
-    v := jsonb_build_object(
+    pg_catalog.jsonb_build_object(
       'contact_keap_id', p_raw ->> 'contact_id', 'product_id', p_raw ->> 'product_id',
       'subscription_plan_id', p_raw ->> 'subscription_plan_id', 'active', p_raw ->> 'active',
       'billing_amount', p_raw ->> 'billing_amount', 'billing_cycle', p_raw ->> 'billing_cycle',
       'billing_frequency', p_raw ->> 'billing_frequency', 'quantity', p_raw ->> 'quantity',
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
-      'modification_time', p_raw ->> 'modification_time');
-  else
-    raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
-  end case;
-  return v;
-end;
+      'modification_time', p_raw ->> 'modification_time')
+  end;
 $$;
 
 -- A typed row (to_jsonb of a keap.* row) -> flat doc: the merged and Keap-owned columns, the map
