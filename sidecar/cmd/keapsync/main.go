@@ -44,6 +44,7 @@ func newApp() *cli.App {
 			reconcileCommand(),
 			hooksCommand(),
 			serveCommand(),
+			doctorCommand(),
 			sandboxCommand(),
 		},
 	}
