@@ -1,4 +1,5 @@
 # keapsync: the front door. `make help` lists the targets.
+SHELL := /bin/bash
 GO      ?= go
 BIN     := bin/keapsync
 WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
@@ -38,8 +39,9 @@ test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `ma
 test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical schemas and history
 	.ci/supabase-push-check
 
-bench: build ## benchmarks, each against a same-run baseline
-	$(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 3x ./...
+bench: build ## every benchmark against its same-run baseline, as one table (also docs/benchmarks.md)
+	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \
+	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l sidecar supabase sql dashboard 2>/dev/null)" || { gofmt -l sidecar supabase sql dashboard; exit 1; }
