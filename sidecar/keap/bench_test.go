@@ -3,7 +3,6 @@ package keap
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/keapsync/keapsync/sidecar/sandbox"
@@ -15,8 +14,7 @@ import (
 func BenchmarkBacklogDrain(b *testing.B) {
 	e := newEnv(b, envOptions{sandbox: sandbox.Options{Contacts: 100, Seed: 13, RequestLogSize: 50000}, oauth: true})
 	ids := contactIDs(b, e)
-	var busy atomic.Int64
-	e.clock.setQuiet(quietWhen(&busy, e.client.app, e.client.tenant))
+	e.clock.setGate(quietWhen(e))
 	ctx := WithPriority(context.Background(), Background)
 	const perOp = 1500
 	e.srv.ClearRequests()
@@ -29,11 +27,9 @@ func BenchmarkBacklogDrain(b *testing.B) {
 		for range 16 {
 			wg.Go(func() {
 				for id := range jobs {
-					busy.Add(1)
 					if _, err := e.client.GetContact(ctx, id); err != nil {
 						b.Error(err)
 					}
-					busy.Add(-1)
 				}
 			})
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -111,6 +112,7 @@ type Budget struct {
 	seq           uint64
 	throttleAvail int // last x-keap-*-throttle-available, -1 unknown
 	quotaAvail    int
+	granted       atomic.Uint64
 }
 
 // NewBudget returns a budget at its full published rate.
@@ -177,24 +179,16 @@ func (b *Budget) Wait(ctx context.Context) error {
 		}
 		now := b.cfg.Clock.Now()
 		d := b.pauseLeft(now, w.prio)
-		var hold time.Duration
 		if d == 0 {
 			r := b.lim.ReserveN(now, 1)
-			switch d = r.DelayFrom(now); {
-			case d == 0:
-			case d <= time.Millisecond:
-				// Rounding: keep the token and sleep the crumb, rather than spin.
-				hold, d = d, 0
-			default:
+			if d = r.DelayFrom(now); d > 0 {
 				r.CancelAt(now) // a Live call may arrive while we sleep; it must find the token
 			}
 		}
 		if d == 0 {
 			b.queue.remove(w)
+			b.granted.Add(1)
 			b.mu.Unlock()
-			if hold > 0 {
-				<-b.cfg.Clock.After(hold)
-			}
 			return nil
 		}
 		b.mu.Unlock()
@@ -338,7 +332,8 @@ type BudgetStats struct {
 	ThrottleAvailable int     // last reported, -1 unknown
 	QuotaAvailable    int
 	PausedUntil       time.Time
-	Waiting           int
+	Waiting           int    // calls queued now
+	Granted           uint64 // calls granted since the budget was made
 }
 
 // Stats returns a snapshot.
@@ -346,5 +341,6 @@ func (b *Budget) Stats() BudgetStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return BudgetStats{Key: b.cfg.Key, Rate: float64(b.lim.Limit()), Members: b.members, Factor: b.factor,
-		ThrottleAvailable: b.throttleAvail, QuotaAvailable: b.quotaAvail, PausedUntil: b.pausedUntil, Waiting: len(b.queue)}
+		ThrottleAvailable: b.throttleAvail, QuotaAvailable: b.quotaAvail, PausedUntil: b.pausedUntil, Waiting: len(b.queue),
+		Granted: b.granted.Load()}
 }

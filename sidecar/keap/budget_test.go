@@ -30,7 +30,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestBudgetLiveBeforeBackground(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock(t)
-	clock.setQuiet(func() bool { return false }) // hold time still while the queue forms
+	clock.setGate(never) // hold time still while the queue forms
 	b := newTestBudget(t, clock, KeyLimits)
 	bg, live := WithPriority(context.Background(), Background), context.Background()
 	for range b.cfg.Burst { // empty the full bucket
@@ -54,7 +54,7 @@ func TestBudgetLiveBeforeBackground(t *testing.T) {
 	start(live)
 	start(live)
 	waitFor(t, func() bool { return b.Stats().Waiting == 7 })
-	clock.setQuiet(func() bool { return true })
+	clock.setGate(always)
 	var got []Priority
 	for range 7 {
 		got = append(got, <-order)
@@ -152,7 +152,7 @@ func TestBudgetMembersAndCancel(t *testing.T) {
 	if r := b.Stats().Rate; math.Abs(r-full/3) > 1e-9 {
 		t.Fatalf("3 members: %v, want %v", r, full/3)
 	}
-	clock.setQuiet(func() bool { return false })
+	clock.setGate(never)
 	for range b.cfg.Burst {
 		_ = b.Wait(context.Background())
 	}

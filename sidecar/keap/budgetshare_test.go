@@ -16,7 +16,7 @@ func TestBudgetShareDividesTheBudget(t *testing.T) {
 	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	clock := newFakeClock(t)
-	clock.setQuiet(func() bool { return false }) // heartbeats only when the test advances time
+	clock.setGate(never) // heartbeats only when the test advances time
 	key := OAuthBudgetKey("client-1")
 	newProc := func(member string) (*Budget, *BudgetShare) {
 		b, err := NewBudget(BudgetConfig{Key: key, Limits: OAuthLimits, Clock: clock})

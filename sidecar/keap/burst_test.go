@@ -10,24 +10,31 @@ import (
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
-// quietWhen reports quiescence for the fake clock: every worker inside a call is parked in a
-// budget queue. The budgets are locked while counting so no call can be granted meanwhile; a
-// call granted and not yet answered keeps busy above the queued count, so time never moves
-// while a request is on its way (zero network latency in fake time).
-func quietWhen(busy *atomic.Int64, budgets ...*Budget) func() bool {
-	return func() bool {
+// quietWhen lets the fake clock move only while no granted call is still on the wire: every
+// grant of the app budget ends in exactly one finished round trip. The budgets stay locked
+// while the clock moves, so no call is granted at the old time and sent at the new one:
+// requests arrive at the sandbox at the instant the limiter granted them (zero network
+// latency in fake time).
+func quietWhen(e *env) func(advance func()) bool {
+	budgets := []*Budget{e.client.app, e.client.tenant}
+	return func(advance func()) bool {
+		if e.client.app.granted.Load() != e.wire.done.Load() {
+			return false // cheap check first: the locks below slow the callers down
+		}
 		for _, b := range budgets {
 			b.mu.Lock()
 		}
-		queued := 0
-		for _, b := range budgets {
-			queued += len(b.queue)
+		defer func() {
+			for i := len(budgets) - 1; i >= 0; i-- {
+				budgets[i].mu.Unlock()
+			}
+		}()
+		done := e.wire.done.Load()
+		if e.client.app.granted.Load() != done {
+			return false
 		}
-		quiet := busy.Load() == int64(queued)
-		for i := len(budgets) - 1; i >= 0; i-- {
-			budgets[i].mu.Unlock()
-		}
-		return quiet
+		advance()
+		return true
 	}
 }
 
@@ -38,22 +45,19 @@ type burstResult struct {
 
 // burst makes n calls from workers goroutines, each one GET /v1/contacts/{id}.
 func burst(t testing.TB, e *env, n, workers int, ids []ID) burstResult {
-	var busy atomic.Int64
-	e.clock.setQuiet(quietWhen(&busy, e.client.app, e.client.tenant))
-	defer e.clock.setQuiet(func() bool { return true })
+	e.clock.setGate(quietWhen(e))
+	defer e.clock.setGate(always)
 	jobs := make(chan ID)
 	var errs atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for id := range jobs {
-				busy.Add(1)
 				if _, err := e.client.GetContact(context.Background(), id); err != nil {
 					if errs.Add(1) < 5 {
 						t.Errorf("call %d: %v", id, err)
 					}
 				}
-				busy.Add(-1)
 			}
 		})
 	}

@@ -201,12 +201,15 @@ func (c *Client) refresh(ctx context.Context, rf Refresher, sentWith uint64, cau
 	return nil
 }
 
-// wait draws one call from the app budget, then the tenant budget.
+// wait draws one call from the tenant budget, then the app budget. The app budget is the
+// tighter one (1500/min against the tenant's 10,000), so taking it last means its grant goes
+// straight onto the wire and Keap sees the spacing the limiter chose; a tenant token held
+// meanwhile costs little.
 func (c *Client) wait(ctx context.Context) error {
-	if err := c.app.Wait(ctx); err != nil {
+	if err := c.tenant.Wait(ctx); err != nil {
 		return err
 	}
-	return c.tenant.Wait(ctx)
+	return c.app.Wait(ctx)
 }
 
 func (c *Client) observe(h http.Header) {

@@ -25,8 +25,9 @@
 // Keap counts calls per OAuth client id (1500/min rolling, 25/s spikes, 150,000/day), per
 // personal key (240/min, 10/s, 30,000/day) and per tenant (10,000/min, 250,000/day, all
 // credentials together). A Budget is one of those counters on our side: a token bucket from
-// golang.org/x/time/rate shared by every Client that draws on it. A Client waits on its app
-// budget (client id or key) and then its tenant budget before each request. Create one Budget
+// golang.org/x/time/rate shared by every Client that draws on it. A Client waits on its tenant
+// budget and then its app budget (client id or key) before each request: the tighter budget
+// last, so its grant goes straight onto the wire. Create one Budget
 // per Keap budget in the process and pass it to every Client concerned (Config.AppBudget,
 // Config.TenantBudget); a Client without them gets private ones.
 //

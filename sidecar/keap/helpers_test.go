@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,16 +26,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
-// fakeClock is a discrete-event clock shared by the client and the sandbox. Time moves only
-// when every participant is parked: quiet reports that (by default always), and then the
-// clock jumps to the earliest pending timer. Requests are therefore never in flight while
-// time moves, i.e. the network has zero latency in fake time, and a limiter wait of a minute
-// costs microseconds.
+// fakeClock is a discrete-event clock shared by the client and the sandbox: when a timer is
+// pending, it jumps to the earliest one, so a limiter wait of a minute costs microseconds.
+// gate decides whether time may move now and, if so, calls advance while holding whatever
+// must not change meanwhile (see quietWhen); by default time always may move.
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []fakeTimer
-	quiet  func() bool
+	gate   func(advance func()) bool
 	kick   chan struct{}
 }
 
@@ -44,7 +44,7 @@ type fakeTimer struct {
 }
 
 func newFakeClock(t testing.TB) *fakeClock {
-	c := &fakeClock{now: t0, quiet: func() bool { return true }, kick: make(chan struct{}, 1)}
+	c := &fakeClock{now: t0, gate: always, kick: make(chan struct{}, 1)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go c.drive(stop, done)
@@ -75,10 +75,14 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
-// setQuiet replaces the quiescence test (before any traffic).
-func (c *fakeClock) setQuiet(q func() bool) {
+func always(advance func()) bool { advance(); return true }
+
+func never(func()) bool { return false }
+
+// setGate replaces the gate.
+func (c *fakeClock) setGate(g func(advance func()) bool) {
 	c.mu.Lock()
-	c.quiet = q
+	c.gate = g
 	c.mu.Unlock()
 }
 
@@ -112,12 +116,12 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 		}
 		for spins := 0; ; spins++ {
 			c.mu.Lock()
-			pending, quiet := len(c.timers), c.quiet
+			pending, gate := len(c.timers), c.gate
 			c.mu.Unlock()
 			if pending == 0 {
 				break
 			}
-			if !quiet() {
+			if !gate(c.advance) {
 				// Someone is still working (a request in flight); let it run. How long this
 				// polls affects only how fast the test runs, never what fake time it sees.
 				if spins < 50 {
@@ -133,20 +137,27 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 				continue
 			}
 			spins = 0
-			c.mu.Lock()
-			next := c.timers[0].at
-			for _, tm := range c.timers[1:] {
-				if tm.at.Before(next) {
-					next = tm.at
-				}
-			}
-			if next.After(c.now) {
-				c.now = next
-			}
-			c.fireLocked()
-			c.mu.Unlock()
 		}
 	}
+}
+
+// advance jumps to the earliest pending timer and fires what falls due.
+func (c *fakeClock) advance() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.timers) == 0 {
+		return
+	}
+	next := c.timers[0].at
+	for _, tm := range c.timers[1:] {
+		if tm.at.Before(next) {
+			next = tm.at
+		}
+	}
+	if next.After(c.now) {
+		c.now = next
+	}
+	c.fireLocked()
 }
 
 // env is a sandbox and a client on one fake clock, every exchange checked by keapspec.
@@ -156,6 +167,18 @@ type env struct {
 	srv    *sandbox.Server
 	client *Client
 	reg    *prometheus.Registry
+	wire   *countingTransport
+}
+
+// countingTransport counts finished round trips: a granted call is on the wire until then.
+type countingTransport struct {
+	next http.RoundTripper
+	done atomic.Uint64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	defer c.done.Add(1)
+	return c.next.RoundTrip(r)
 }
 
 type envOptions struct {
@@ -179,10 +202,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	e := &env{t: t, clock: clock, srv: srv, reg: prometheus.NewRegistry()}
+	e := &env{t: t, clock: clock, srv: srv, reg: prometheus.NewRegistry(), wire: &countingTransport{next: validating(t, o.rawClient)}}
 	cfg := Config{
 		APIURL:     srv.URL() + "/crm/rest",
-		HTTPClient: &http.Client{Transport: validating(t, o.rawClient)},
+		HTTPClient: &http.Client{Transport: e.wire},
 		Clock:      clock,
 		Logger:     testLogger(t, slog.LevelWarn),
 		Registerer: e.reg,

@@ -199,7 +199,7 @@ func TestNetworkErrorsRetriedOnlyWhenIdempotent(t *testing.T) {
 func TestCanceledDuringBackoff(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 1}})
-	e.clock.setQuiet(func() bool { return false }) // time stands still: backoff never ends
+	e.clock.setGate(never) // time stands still: backoff never ends
 	e.srv.SetFaults(sandbox.Faults{ErrorRate: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
