@@ -20,6 +20,7 @@ type bar struct {
 	ShowLabel  bool
 	LabelX     float64 // vertical: x of the label; horizontal: y of the text baseline
 	ValueX     float64 // horizontal: where the value text starts
+	Anchor     string  // text-anchor of the label: the first one starts at the edge, not past it
 }
 
 type chart struct {
@@ -57,7 +58,11 @@ func barChart(title string, pts []point) chart {
 		c.Bars = append(c.Bars, bar{
 			X: float64(i)*slot + slot*0.1, W: slot * 0.8, Y: chartPad + plotH - h, H: h,
 			Label: p.Label, Display: p.Display, ShowLabel: i%every == 0, LabelX: float64(i)*slot + slot/2,
+			Anchor: "middle",
 		})
+		if i == 0 {
+			c.Bars[0].Anchor, c.Bars[0].LabelX = "start", 0
+		}
 	}
 	return c
 }

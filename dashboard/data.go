@@ -13,7 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// dataTable describes a browsable table. All SQL is assembled once, at init, from the constants
+// dataTable describes a browsable table. The table is aliased t and sort keys say t.id: a bare
+// "id" in ORDER BY would name the output column id::text and sort 99 after 989. All SQL is assembled once, at init, from the constants
 // below; a request only picks among the prepared variants and passes its input as parameters.
 type dataTable struct {
 	Name    string
@@ -46,13 +47,13 @@ var contactsTable = prepare(&dataTable{
        coalesce(email, ''), coalesce(company_name, ''), coalesce(locality, ''),
        case email_opted_in when true then 'yes' when false then 'no' else '' end,
        coalesce(to_char(last_updated at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.contacts`,
+	from:   `keap.contacts t`,
 	search: `($2 = '' or email ilike $2 or given_name ilike $2 or family_name ilike $2 or company_name ilike $2)`,
 	filter: `($3 = '' or company_name = $3) and ($4 = '' or email_opted_in = ($4 = 'yes'))`,
 	Filters: [2]filterSpec{{Param: "company", Label: "Company"},
 		{Param: "opted", Label: "Opted in", Options: []string{"yes", "no"}}},
 	Sorts: []sortSpec{
-		{Key: "id", Label: "ID", expr: `id`, cast: `bigint`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
 		{Key: "name", Label: "Name", expr: `(coalesce(family_name, '') || ' ' || coalesce(given_name, ''))`, cast: `text`},
 		{Key: "email", Label: "Email", expr: `coalesce(lower(email), '')`, cast: `text`},
 		{Key: "updated", Label: "Last updated", expr: `coalesce(last_updated, '-infinity')`, cast: `timestamptz`},
@@ -66,14 +67,14 @@ var ordersTable = prepare(&dataTable{
        coalesce(contact_keap_id::text, ''),
        coalesce(to_char(order_date at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), ''),
        coalesce(total::text, ''), coalesce(total_paid::text, ''), coalesce(total_due::text, '')`,
-	from:   `keap.orders`,
+	from:   `keap.orders t`,
 	search: `($2 = '' or title ilike $2)`,
 	filter: `($3 = '' or status = $3) and ($4 = '' or contact_keap_id::text = $4)`,
 	Filters: [2]filterSpec{{Param: "status", Label: "Status", Options: []string{"PAID", "SENT", "DRAFT"}},
 		{Param: "contact", Label: "Contact Keap ID"}},
 	Sorts: []sortSpec{
 		{Key: "date", Label: "Order date", expr: `coalesce(order_date, '-infinity')`, cast: `timestamptz`},
-		{Key: "id", Label: "ID", expr: `id`, cast: `bigint`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
 		{Key: "total", Label: "Total", expr: `coalesce(total, 0)`, cast: `numeric`},
 	},
 })
@@ -88,11 +89,11 @@ func prepare(t *dataTable) *dataTable {
 				cmp = "<"
 			}
 			t.queries[s.Key+" "+dir] = `select ` + t.sel + `, (` + s.expr + `)::text from ` + t.from + where +
-				` and ($5::text is null or (` + s.expr + `, id) ` + cmp + ` ($5::` + s.cast + `, $6::bigint))` +
-				` order by ` + s.expr + ` ` + dir + `, id ` + dir + ` limit $7`
+				` and ($5::text is null or (` + s.expr + `, t.id) ` + cmp + ` ($5::` + s.cast + `, $6::bigint))` +
+				` order by ` + s.expr + ` ` + dir + `, t.id ` + dir + ` limit $7`
 		}
 	}
-	t.export = `select ` + t.sel + ` from ` + t.from + where + ` order by id`
+	t.export = `select ` + t.sel + ` from ` + t.from + where + ` order by t.id`
 	return t
 }
 

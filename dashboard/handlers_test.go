@@ -216,26 +216,32 @@ var emailCell = regexp.MustCompile(`<td>(contact\d+@example\.com)</td>`)
 func TestKeysetPagination(t *testing.T) {
 	e := newEnv(t)
 	c := e.as(adminA)
-	seen := map[string]bool{}
-	next := "/data/contacts?sort=email&dir=asc"
-	pages := 0
-	for next != "" {
-		_, body := c.get(next)
-		pages++
-		for _, m := range emailCell.FindAllStringSubmatch(body, -1) {
-			if seen[m[1]] {
-				t.Fatalf("%s twice on page %d (%s)", m[1], pages, next)
-			}
-			seen[m[1]] = true
-		}
-		next = ""
-		if i := strings.Index(body, `rel="next"`); i > 0 {
-			h := body[strings.LastIndex(body[:i], `href="`)+6:]
-			next = "/data/contacts" + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
-		}
+	maxID := e.scalar(`select max(id)::text from keap.contacts where account_id = $1`, accountA)
+	if _, body := c.get("/data/contacts"); !strings.Contains(body, "<tbody><tr><td>"+maxID+"</td>") {
+		t.Fatalf("default sort (id, descending) does not start at id %s", maxID)
 	}
-	if len(seen) != 1200 || pages != 24 {
-		t.Fatalf("saw %d contacts on %d pages, want 1200 on 24", len(seen), pages)
+	for _, start := range []string{"/data/contacts?sort=email&dir=asc", "/data/contacts?sort=id&dir=desc",
+		"/data/contacts?sort=updated&dir=asc", "/data/contacts?sort=name&dir=desc"} {
+		seen := map[string]bool{}
+		next, pages := start, 0
+		for next != "" {
+			_, body := c.get(next)
+			pages++
+			for _, m := range emailCell.FindAllStringSubmatch(body, -1) {
+				if seen[m[1]] {
+					t.Fatalf("%s: %s twice on page %d", start, m[1], pages)
+				}
+				seen[m[1]] = true
+			}
+			next = ""
+			if i := strings.Index(body, `rel="next"`); i > 0 {
+				h := body[strings.LastIndex(body[:i], `href="`)+6:]
+				next = "/data/contacts" + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
+			}
+		}
+		if len(seen) != 1200 || pages != 24 {
+			t.Fatalf("%s: saw %d contacts on %d pages, want 1200 on 24", start, len(seen), pages)
+		}
 	}
 }
 

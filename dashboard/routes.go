@@ -17,6 +17,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, u *user) error
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", cacheFor(time.Hour, staticFiles()))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("GET /signin", s.signinPage)
 	mux.HandleFunc("POST /signin", s.signinPassword)
 	mux.HandleFunc("POST /signin/magic", s.signinMagic)
