@@ -59,7 +59,7 @@ func DefaultConfig() Config {
 		Slot:            "keapsync_push",
 		Publication:     "keapsync_push",
 		Workers:         4,
-		BatchSize:       5000,
+		BatchSize:       1000,
 		FlushInterval:   100 * time.Millisecond,
 		StatusInterval:  10 * time.Second,
 		ReconnectDelay:  time.Second,

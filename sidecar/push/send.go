@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -219,10 +220,7 @@ func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job) err
 }
 
 func (p *Pusher) markCreated(ctx context.Context, conn *pgxpool.Conn, j job, pushed, raw json.RawMessage) error {
-	if _, err := conn.Exec(ctx, sqlMarkPushed, j.account, j.objectType, j.localID, pushed, raw); err != nil {
-		return fmt.Errorf("push: record create: %w", err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return record(ctx, tx, j, pushed, raw) })
 }
 
 // splitTags splits pushed {field: value} into contact fields and tag keys ("tag.<id>").

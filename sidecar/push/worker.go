@@ -255,13 +255,37 @@ func (p *Pusher) park(ctx context.Context, conn *pgxpool.Conn, j job, r *refusal
 	})
 }
 
+// lockRow locks a record's row before mark_pushed touches its sync state. A local edit locks
+// the row, then its trigger the sync state; mark_pushed would take them the other way round
+// (sync state, then the row it writes back to), and the two would deadlock.
+var lockRow = map[string]string{
+	"contact":      `select 1 from keap.contacts where id = $1 for update`,
+	"tag":          `select 1 from keap.tags where id = $1 for update`,
+	"tag_category": `select 1 from keap.tag_categories where id = $1 for update`,
+	"order":        `select 1 from keap.orders where id = $1 for update`,
+	"subscription": `select 1 from keap.subscriptions where id = $1 for update`,
+}
+
+// record hands Keap's answer to mark_pushed.
+func record(ctx context.Context, tx pgx.Tx, j job, pushed, answer json.RawMessage) error {
+	if sql, ok := lockRow[j.objectType]; ok {
+		if _, err := tx.Exec(ctx, sql, j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, sqlMarkPushed, j.account, j.objectType, j.localID, pushed, answer); err != nil {
+		return fmt.Errorf("push: mark pushed: %w", err)
+	}
+	return nil
+}
+
 // done records Keap's answer (when there is one) and takes the record off the queue, in one
 // transaction: a crash before it commits leaves the record queued, and the push is repeated.
 func (p *Pusher) done(ctx context.Context, conn *pgxpool.Conn, j job, pushed, answer json.RawMessage, mark bool) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if mark {
-			if _, err := tx.Exec(ctx, sqlMarkPushed, j.account, j.objectType, j.localID, pushed, answer); err != nil {
-				return fmt.Errorf("push: mark pushed: %w", err)
+			if err := record(ctx, tx, j, pushed, answer); err != nil {
+				return err
 			}
 		}
 		tag, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.lsn)
