@@ -347,3 +347,33 @@ func TestHooksUnderDeliveryFaultsConverge(t *testing.T) {
 		t.Errorf("%d dead letters from transient faults", got)
 	}
 }
+
+// A worker killed mid-fetch (its context cancelled) leaves its rows due, uncounted, for the next.
+func TestKilledWorkerLosesNothing(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(t, w.sb.Snapshot().Contacts[0])
+	resp, err := http.Post(url, "application/json", stringsReader(`{"event_key":"contact.add","object_keys":[{"id":`+strconv.FormatInt(id, 10)+`}]}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatal(err)
+	}
+	w.sb.SetFaults(sandbox.Faults{Latency: 2 * time.Second})
+	w.worker.Window = 0
+	killed, kill := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer kill()
+	if _, err := w.worker.RunOnce(killed); err == nil {
+		t.Fatal("the interrupted worker reported success")
+	}
+	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null and attempts = 0`); got != 1 {
+		t.Fatalf("after the kill: %d due rows with no attempt counted, want 1", got)
+	}
+	w.sb.SetFaults(sandbox.Faults{})
+	w.drain(t)
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
+		t.Error("the delivery was lost with the killed worker")
+	}
+}
