@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/push"
 )
 
 const recvlogical = "/usr/lib/postgresql/15/bin/pg_recvlogical"
@@ -85,7 +87,9 @@ func BenchmarkSlotThroughput(b *testing.B) {
 func BenchmarkCoalescing(b *testing.B) {
 	const contacts, edits = 100, 1000
 	w := newWorld(b, contacts)
-	w.start(w.pusher(w.config(nil)).Run)
+	cfg := w.config(nil)
+	cfg.Settle = push.DefaultConfig().Settle
+	w.start(w.pusher(cfg).Run)
 	w.quiet()
 	rows, err := w.db.Query(context.Background(), `select id from keap.contacts`)
 	if err != nil {

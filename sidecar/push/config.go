@@ -43,6 +43,9 @@ type Config struct {
 	// Lease is how long a claimed queue row stays out of other workers' sight; an advisory lock
 	// (not the lease) keeps two workers off one record, so a short lease only costs re-reads.
 	Lease time.Duration
+	// Settle is how long a changed record rests before it is pushed, so a burst of edits to it
+	// becomes one call; it adds as much to the commit-to-Keap latency.
+	Settle time.Duration
 	// PollInterval is how often an idle worker looks for due work.
 	PollInterval time.Duration
 	// RetryBase and RetryMax bound the exponential backoff after a retryable failure.
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		StatusInterval:  10 * time.Second,
 		ReconnectDelay:  time.Second,
 		Lease:           30 * time.Second,
+		Settle:          500 * time.Millisecond,
 		PollInterval:    250 * time.Millisecond,
 		RetryBase:       time.Second,
 		RetryMax:        5 * time.Minute,
@@ -92,7 +96,7 @@ func (c Config) Validate() error {
 	case c.BatchSize < 1:
 		return fmt.Errorf("push: batch size %d: at least 1", c.BatchSize)
 	case c.FlushInterval <= 0, c.StatusInterval <= 0, c.ReconnectDelay <= 0, c.Lease <= 0,
-		c.PollInterval <= 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
+		c.PollInterval <= 0, c.Settle < 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
 		c.MetricsInterval <= 0:
 		return errors.New("push: intervals must be positive (and RetryMax >= RetryBase)")
 	}

@@ -59,8 +59,17 @@ func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 	if err != nil {
 		return "", err
 	}
-	return OutcomeCreated, p.done(ctx, conn, *j, req.Pushed, raw, true)
+	var then []string
+	if j.objectType == "tag" {
+		then = append(then, sqlTagFollowers)
+	}
+	return OutcomeCreated, p.done(ctx, conn, *j, req.Pushed, raw, true, then...)
 }
+
+// A tag applied to contacts before it existed in Keap could not be applied there (it had no
+// Keap id); now it has one, those contacts have a tag to push.
+const sqlTagFollowers = `
+select keapsync.enqueue_push(ct.account_id, 'contact', ct.contact_id, null) from keap.contact_tags ct where ct.tag_id = $1`
 
 func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, at time.Time, marked bool) (json.RawMessage, error) {
 	var body struct {

@@ -108,6 +108,35 @@ func TestPushesLocalEdits(t *testing.T) {
 		}
 	})
 
+	t.Run("new tag, applied before it reached Keap", func(t *testing.T) {
+		w.sb.ClearRequests()
+		id, kid := w.synced(4)
+		tag := w.int(`with t as (insert into keap.tags (account_id, name) values ($1, 'Local tag') returning id)
+		    insert into keap.contact_tags (account_id, contact_id, tag_id) select $1, $2, id from t returning tag_id`, w.account, id)
+		w.quiet()
+		tagKeap := w.int(`select coalesce(keap_id, 0) from keap.tags where id = $1`, tag)
+		if tagKeap == 0 {
+			t.Fatalf("no Keap id for the new tag (calls %v)", w.writes())
+		}
+		if c := w.contact(kid); !slices.Contains(c.TagIDs, keap.ID(tagKeap)) {
+			t.Errorf("new tag not applied in Keap: %v (calls %v)", c.TagIDs, w.writes())
+		}
+	})
+
+	t.Run("what Keap's API cannot do is parked with the reason", func(t *testing.T) {
+		w.exec(`update keap.tags set name = 'Renamed' where keap_id is not null and id = (select min(id) from keap.tags where keap_id is not null)`)
+		w.quiet()
+		var msg string
+		var status *int
+		if err := w.db.QueryRow(context.Background(), `select error, http_status from keapsync.dead_letters
+		    where source = 'push' and object_type = 'tag'`).Scan(&msg, &status); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(msg, "no tag update") || status != nil {
+			t.Errorf("dead letter %q %v", msg, status)
+		}
+	})
+
 	t.Run("delete: propagated only when the account says so", func(t *testing.T) {
 		w.sb.ClearRequests()
 		kept, keptKeap := w.synced(2)

@@ -31,7 +31,8 @@ var (
 with c as materialized (
   select q.account_id, q.object_type, q.local_id from keapsync.push_queue q
     join keapsync.accounts a on a.id = q.account_id
-   where q.next_attempt_at <= now() and not a.paused and not a.needs_reauth
+   where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
+     and not a.paused and not a.needs_reauth
    order by q.next_attempt_at
    limit $1
    for update of q skip locked
@@ -134,7 +135,7 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("push: acquire connection: %w", err)
 	}
 	defer conn.Release()
-	rows, err := conn.Query(ctx, sqlClaim, claimBatch, p.cfg.Lease.String())
+	rows, err := conn.Query(ctx, sqlClaim, claimBatch, p.cfg.Lease.String(), p.cfg.Settle.String())
 	if err != nil {
 		discard(conn) // advisory locks may have been taken: never hand such a session back
 		return 0, fmt.Errorf("push: claim: %w", err)
@@ -281,11 +282,17 @@ func record(ctx context.Context, tx pgx.Tx, j job, pushed, answer json.RawMessag
 
 // done records Keap's answer (when there is one) and takes the record off the queue, in one
 // transaction: a crash before it commits leaves the record queued, and the push is repeated.
-func (p *Pusher) done(ctx context.Context, conn *pgxpool.Conn, j job, pushed, answer json.RawMessage, mark bool) error {
+// Statements in then run in the same transaction with the record's local id as $1.
+func (p *Pusher) done(ctx context.Context, conn *pgxpool.Conn, j job, pushed, answer json.RawMessage, mark bool, then ...string) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if mark {
 			if err := record(ctx, tx, j, pushed, answer); err != nil {
 				return err
+			}
+		}
+		for _, sql := range then {
+			if _, err := tx.Exec(ctx, sql, j.localID); err != nil {
+				return fmt.Errorf("push: after push: %w", err)
 			}
 		}
 		tag, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.lsn)
