@@ -13,6 +13,8 @@ import (
 
 // Keap is what ingest needs of the Keap client (*keap.Client satisfies it).
 type Keap interface {
+	ListContacts(ctx context.Context, q keap.ContactQuery) (*keap.Page[keap.Contact], error)
+	ListOrders(ctx context.Context, q keap.OrderQuery) (*keap.Page[keap.Order], error)
 	ContactsSince(ctx context.Context, since time.Time, q keap.ContactQuery) iter.Seq2[keap.Contact, error]
 	GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error)
 	Tags(ctx context.Context, q keap.TagQuery) iter.Seq2[keap.Tag, error]
@@ -38,6 +40,8 @@ type kind struct {
 	list func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error]
 	// get fetches one object; keap.ErrNotFound when Keap has no such object.
 	get func(ctx context.Context, api Keap, id int64) (record, error)
+	// count, where Keap reports totals, says how many objects list will yield (for progress).
+	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
 }
 
 // contactProps are asked for on every contact read, so the merge sees custom fields and tags.
@@ -49,6 +53,13 @@ var kinds = map[string]kind{
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: contactProps, Limit: 1000}),
 				func(c keap.Contact) record { return record{int64(c.ID), c.LastUpdated.Time, c.Raw} })
+		},
+		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
+			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})
+			if err != nil {
+				return 0, err
+			}
+			return int64(p.Count), nil
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			c, err := api.GetContact(ctx, keap.ID(id), contactProps...)
@@ -78,6 +89,13 @@ var kinds = map[string]kind{
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}),
 				func(o keap.Order) record { return record{int64(o.ID), o.ModificationDate.Time, o.Raw} })
+		},
+		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
+			p, err := api.ListOrders(ctx, keap.OrderQuery{Since: since, Limit: 1})
+			if err != nil {
+				return 0, err
+			}
+			return int64(p.Count), nil
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			o, err := api.GetOrder(ctx, keap.ID(id))

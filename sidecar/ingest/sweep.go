@@ -117,7 +117,14 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 			since = since.Add(-s.Overlap)
 		}
 	}
-	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", 0)
+	var total int64
+	if k.count != nil && s.Progress != nil {
+		// One extra call buys an ETA; a failure here only costs the ETA.
+		if n, err := k.count(ctx, api, since); err == nil {
+			total = done + n
+		}
+	}
+	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", total)
 	bar.done = done
 	// Fetch the next page while the database applies this one: Keap's latency and Postgres's
 	// work overlap instead of adding up.
