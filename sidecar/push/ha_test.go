@@ -58,7 +58,7 @@ func TestHandover(t *testing.T) {
 	cfgA, cfgB := w.config(nil), w.config(nil)
 	cfgA.Registerer, cfgB.Registerer = regA, regB
 	stopA := w.start(w.pusher(cfgA).Run)
-	w.quiet()
+	w.eventually("A to stream", func() bool { return gauge(t, regA, "keapsync_push_slot_active") == 1 })
 	w.start(w.pusher(cfgB).Run)
 	edit := func(from, to int, value string) {
 		for i := from; i < to; i++ {
