@@ -37,7 +37,8 @@ type BudgetConfig struct {
 	// and calls outside keapsync. Default 0.02.
 	Margin float64
 	// Burst is the token bucket's depth. Default 1 when the spike limit equals the minute
-	// average (OAuth: 25/s = 1500/min), else PerSecond/5.
+	// average (OAuth: 25/s = 1500/min), PerSecond/5 for a looser spike limit (keys: 2), and
+	// PerMinute/100 without a spike limit (tenant: 100).
 	Burst int
 	// DailyReserve is the share of the daily quota that only Live calls may spend. Default 0.01.
 	DailyReserve float64
@@ -50,9 +51,15 @@ func (c BudgetConfig) withDefaults() BudgetConfig {
 		c.Margin = 0.02
 	}
 	if c.Burst == 0 {
-		c.Burst = 1
-		if l := c.Limits; l.PerSecond > 0 && l.PerSecond*60 > 2*l.PerMinute {
+		switch l := c.Limits; {
+		case l.PerSecond == 0:
+			// No spike policy (the tenant budget): a deeper bucket, so a live call seldom
+			// waits here behind backfill workers holding tokens while they queue elsewhere.
+			c.Burst = max(1, l.PerMinute/100)
+		case l.PerSecond*60 > 2*l.PerMinute:
 			c.Burst = max(1, l.PerSecond/5)
+		default:
+			c.Burst = 1
 		}
 	}
 	if c.DailyReserve == 0 {

@@ -2,6 +2,7 @@ package keap
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,10 @@ import (
 // while the clock moves, so no call is granted at the old time and sent at the new one:
 // requests arrive at the sandbox at the instant the limiter granted them (zero network
 // latency in fake time).
-func quietWhen(e *env) func(advance func()) bool {
+func quietWhen(e *env) func(advance func()) bool { return quietWhenAlso(e, nil) }
+
+// quietWhenAlso adds a condition checked under the budget locks.
+func quietWhenAlso(e *env, also func() bool) func(advance func()) bool {
 	budgets := []*Budget{e.client.app, e.client.tenant}
 	return func(advance func()) bool {
 		if e.client.app.granted.Load() != e.wire.done.Load() {
@@ -30,7 +34,7 @@ func quietWhen(e *env) func(advance func()) bool {
 			}
 		}()
 		done := e.wire.done.Load()
-		if e.client.app.granted.Load() != done {
+		if e.client.app.granted.Load() != done || (also != nil && !also()) {
 			return false
 		}
 		advance()
@@ -45,6 +49,10 @@ type burstResult struct {
 
 // burst makes n calls from workers goroutines, each one GET /v1/contacts/{id}.
 func burst(t testing.TB, e *env, n, workers int, ids []ID) burstResult {
+	return burstAt(t, e, context.Background(), n, workers, ids)
+}
+
+func burstAt(t testing.TB, e *env, ctx context.Context, n, workers int, ids []ID) burstResult {
 	e.clock.setGate(quietWhen(e))
 	defer e.clock.setGate(always)
 	jobs := make(chan ID)
@@ -53,7 +61,7 @@ func burst(t testing.TB, e *env, n, workers int, ids []ID) burstResult {
 	for range workers {
 		wg.Go(func() {
 			for id := range jobs {
-				if _, err := e.client.GetContact(context.Background(), id); err != nil {
+				if _, err := e.client.GetContact(ctx, id); err != nil {
 					if errs.Add(1) < 5 {
 						t.Errorf("call %d: %v", id, err)
 					}
@@ -148,5 +156,42 @@ func TestBurstThrottleStorm(t *testing.T) {
 		reqs[last].At.Sub(reqs[0].At).Round(time.Second), len(after), span.Round(time.Second), frac)
 	if frac < 0.9 {
 		t.Fatalf("after the storm the client used only %.3f of the limit", frac)
+	}
+}
+
+// TestLiveBeforeBackfill runs a 2000-call backfill (Background, 16 workers) and, meanwhile, live
+// calls one at a time: each live call goes next, not behind the backlog.
+func TestLiveBeforeBackfill(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 20, Seed: 14, RequestLogSize: 5000}, oauth: true})
+	ids := contactIDs(t, e)
+	done := make(chan burstResult)
+	go func() { done <- burstAt(t, e, WithPriority(context.Background(), Background), 2000, 16, ids) }()
+	waitFor(t, func() bool { return e.client.AppBudget().Stats().Waiting >= 10 })
+	// While a live call is being made, time moves only once it is queued on the app budget:
+	// its wait is then measured in fake time exactly, however the goroutines are scheduled.
+	var calling atomic.Bool
+	e.clock.setGate(quietWhenAlso(e, func() bool {
+		return !calling.Load() || slices.ContainsFunc(e.client.app.queue, func(w *waiter) bool { return w.prio == Live })
+	}))
+	interval := time.Duration(float64(time.Second) / e.client.AppBudget().Stats().Rate)
+	var worst time.Duration
+	for i := range 20 {
+		calling.Store(true)
+		start := e.clock.Now()
+		if _, err := e.client.GetContact(context.Background(), ids[i]); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, e.clock.Now().Sub(start))
+		calling.Store(false)
+	}
+	r := <-done
+	if r.errors != 0 || count429(e.srv) != 0 {
+		t.Fatalf("%d errors, %d 429s", r.errors, count429(e.srv))
+	}
+	// In FIFO order a live call would wait behind the 16 queued workers: 16 intervals.
+	t.Logf("live calls waited at most %v behind a backlog of 16 workers (token interval %v)", worst, interval)
+	if worst > interval+time.Millisecond {
+		t.Fatalf("a live call waited %v behind the backfill", worst)
 	}
 }
