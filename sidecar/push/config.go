@@ -46,6 +46,10 @@ type Config struct {
 	// Settle is how long a changed record rests before it is pushed, so a burst of edits to it
 	// becomes one call; it adds as much to the commit-to-Keap latency.
 	Settle time.Duration
+	// FetchBeforeUpdate reads a contact from Keap and applies it before sending an update, so
+	// a field changed in Keap since the agreed state goes through the conflict policy instead of
+	// being overwritten. It costs one GET per update.
+	FetchBeforeUpdate bool
 	// PollInterval is how often an idle worker looks for due work.
 	PollInterval time.Duration
 	// RetryBase and RetryMax bound the exponential backoff after a retryable failure.
@@ -59,20 +63,21 @@ type Config struct {
 // DefaultConfig returns the defaults; set DB and API.
 func DefaultConfig() Config {
 	return Config{
-		Slot:            "keapsync_push",
-		Publication:     "keapsync_push",
-		Workers:         4,
-		BatchSize:       1000,
-		FlushInterval:   100 * time.Millisecond,
-		StatusInterval:  10 * time.Second,
-		ReconnectDelay:  time.Second,
-		Lease:           30 * time.Second,
-		Settle:          500 * time.Millisecond,
-		PollInterval:    250 * time.Millisecond,
-		RetryBase:       time.Second,
-		RetryMax:        5 * time.Minute,
-		CallTimeout:     2 * time.Minute,
-		MetricsInterval: 5 * time.Second,
+		Slot:              "keapsync_push",
+		Publication:       "keapsync_push",
+		Workers:           4,
+		BatchSize:         1000,
+		FlushInterval:     100 * time.Millisecond,
+		StatusInterval:    10 * time.Second,
+		ReconnectDelay:    time.Second,
+		Lease:             30 * time.Second,
+		Settle:            500 * time.Millisecond,
+		FetchBeforeUpdate: true,
+		PollInterval:      250 * time.Millisecond,
+		RetryBase:         time.Second,
+		RetryMax:          5 * time.Minute,
+		CallTimeout:       2 * time.Minute,
+		MetricsInterval:   5 * time.Second,
 	}
 }
 

@@ -264,7 +264,7 @@ func TestKeapOutage(t *testing.T) {
 		}
 		w.quiet()
 		w.sb.SetFaults(sandbox.Faults{}) // what is left of a storm would hit the checks below
-		if faults.Storm429 > 0 && throttledPatches(w.sb.Requests()) == 0 {
+		if faults.Storm429 > 0 && throttled(w.sb.Requests()) == 0 {
 			t.Error("no push met the 429 storm")
 		}
 		for i := range 5 {
@@ -317,12 +317,41 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-func throttledPatches(log []sandbox.RequestRecord) int {
+func throttled(log []sandbox.RequestRecord) int {
 	n := 0
 	for _, r := range log {
-		if r.Method == "PATCH" && r.Status == 429 {
+		if r.Status == 429 {
 			n++
 		}
 	}
 	return n
+}
+
+// A field changed in Keap since the agreed state meets the conflict policy before the push
+// (here keap_wins): Keap's value stays, the other local change goes out.
+func TestConflictAtPushTime(t *testing.T) {
+	w := newWorld(t, 5)
+	w.exec(`insert into keapsync.conflict_policies (account_id, object_type, field, policy) values ($1, 'contact', '*', 'keap_wins')`, w.account)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	id, kid := w.synced(0)
+	if err := w.sb.EditContact(kid, map[string]any{"job_title": "Set in Keap"}); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	w.exec(`update keap.contacts set job_title = 'Set here', given_name = 'Only here' where id = $1`, id)
+	w.quiet()
+	c := w.contact(kid)
+	if c.JobTitle != "Set in Keap" || c.GivenName != "Only here" {
+		t.Errorf("in Keap: job %q given %q", c.JobTitle, c.GivenName)
+	}
+	if got := w.writes(); len(got) != 1 || !strings.HasSuffix(got[0], "?update_mask=given_name") {
+		t.Errorf("calls: %v", got)
+	}
+	if n := w.int(`select count(*) from keap.contacts where id = $1 and job_title = 'Set in Keap'`, id); n != 1 {
+		t.Error("Keap's value did not win locally")
+	}
+	if n := w.int(`select count(*) from keapsync.conflicts where local_id = $1 and field = 'job_title' and resolution = 'keap'`, id); n != 1 {
+		t.Error("no conflict recorded")
+	}
 }

@@ -70,27 +70,30 @@ func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, 
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return "", fmt.Errorf("push: push_request answer: %w", err)
 	}
-	switch req.Op {
-	case "none":
-		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
-	case "unsupported":
-		return "", &refusal{keapID: req.KeapID, payload: raw, err: errors.New(req.Reason)}
-	}
 	api, err := p.cfg.API(ctx, j.account)
 	if err != nil {
 		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
 	}
 	cctx, cancel := context.WithTimeout(keap.WithPriority(ctx, keap.Live), p.cfg.CallTimeout)
 	defer cancel()
+	return p.send(cctx, conn, api, j, &req, false)
+}
+
+// send carries out a request; refreshed says Keap's current version was applied before it.
+func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
 	switch {
+	case req.Op == "none":
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	case req.Op == "unsupported":
+		return "", &refusal{keapID: req.KeapID, payload: req.payload(), err: errors.New(req.Reason)}
 	case req.Op == "delete":
-		return p.pushDelete(cctx, conn, api, j, &req)
+		return p.pushDelete(ctx, conn, api, j, req)
 	case j.objectType == "contact":
-		return p.pushContact(cctx, conn, api, j, &req)
+		return p.pushContact(ctx, conn, api, j, req, refreshed)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
-		return p.pushCreate(cctx, conn, api, j, &req)
+		return p.pushCreate(ctx, conn, api, j, req)
 	}
-	return "", &refusal{keapID: req.KeapID, payload: raw,
+	return "", &refusal{keapID: req.KeapID, payload: req.payload(),
 		err: fmt.Errorf("push: %s of a %s is not something keapsync can send", req.Op, j.objectType)}
 }
 
@@ -112,7 +115,7 @@ func (p *Pusher) pushDelete(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 
 // pushContact creates or updates a contact, then applies and removes tags. A create is recorded
 // on its own first, so the Keap id is written back before anything else can fail.
-func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
 	var answer *keap.Contact
 	var err error
 	outcome := OutcomeUpdated
@@ -129,6 +132,13 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		}
 		pushed = tagPart
 	case len(req.UpdateMask) > 0:
+		if p.cfg.FetchBeforeUpdate && !refreshed {
+			fresh, err := p.refresh(ctx, conn, api, j, req)
+			if err != nil {
+				return "", err
+			}
+			return p.send(ctx, conn, api, j, fresh, true)
+		}
 		if answer, err = api.UpdateContact(ctx, req.keapID(), req.Body, req.UpdateMask...); err != nil {
 			return "", refused(err, req)
 		}
@@ -235,4 +245,40 @@ func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
 	a, _ := json.Marshal(all)
 	t, _ := json.Marshal(tags)
 	return a, t
+}
+
+// contactProps are the optional properties a fetched contact must carry to be applied whole.
+var contactProps = []string{keap.PropCustomFields, keap.PropTagIDs, keap.PropJobTitle, keap.PropLeadSourceID}
+
+const sqlApply = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
+
+// refresh applies Keap's current version of a contact before an update goes out, so a field
+// someone changed in Keap since the agreed state is settled by the conflict policy in SQL
+// rather than overwritten, then reads the request again.
+func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
+	c, err := api.GetContact(ctx, req.keapID(), contactProps...)
+	if err != nil {
+		return nil, refused(err, req) // 404: deleted in Keap; parked until ingest settles it
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
+			return fmt.Errorf("push: apply Keap's version: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var raw []byte
+	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("push: push_request: %w", err)
+	}
+	var fresh request
+	if err := json.Unmarshal(raw, &fresh); err != nil {
+		return nil, fmt.Errorf("push: push_request answer: %w", err)
+	}
+	return &fresh, nil
 }
