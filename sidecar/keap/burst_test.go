@@ -195,3 +195,41 @@ func TestLiveBeforeBackfill(t *testing.T) {
 		t.Fatalf("a live call waited %v behind the backfill", worst)
 	}
 }
+
+// TestClientsShareOneBudget runs two Clients (say, two tenants of one OAuth app) on one app
+// Budget: together they stay inside the app's limit instead of each spending all of it.
+func TestClientsShareOneBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 30, Seed: 15, RequestLogSize: 10000}, oauth: true})
+	second, err := New(Config{APIURL: e.client.cfg.APIURL, HTTPClient: e.client.cfg.HTTPClient, Clock: e.clock,
+		Credentials: e.client.cfg.Credentials, AppBudget: e.client.AppBudget(), Registerer: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := contactIDs(t, e)
+	e.srv.ClearRequests()
+	e.clock.setGate(quietWhen(e)) // the shared app budget counts both clients' grants
+	start := e.clock.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 16 {
+		c := e.client
+		if w%2 == 1 {
+			c = second
+		}
+		wg.Go(func() {
+			for i := range 200 {
+				if _, err := c.GetContact(context.Background(), ids[(w+i)%len(ids)]); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	e.clock.setGate(always)
+	perMinute := 3200 / e.clock.Now().Sub(start).Minutes()
+	t.Logf("two clients, one budget: %.0f calls/min together", perMinute)
+	if failed.Load() != 0 || count429(e.srv) != 0 || perMinute > 1500 || perMinute < 0.95*1500 {
+		t.Fatalf("%d failed, %d 429s, %.0f/min", failed.Load(), count429(e.srv), perMinute)
+	}
+}
