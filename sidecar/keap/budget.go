@@ -167,6 +167,9 @@ func (b *Budget) retune(now time.Time) {
 
 // Wait blocks until the budget grants one call at the priority of ctx.
 func (b *Budget) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wait for keap budget %s: %w", b.cfg.Key, err)
+	}
 	w := &waiter{prio: PriorityFrom(ctx), wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.seq++
