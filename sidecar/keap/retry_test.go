@@ -45,10 +45,10 @@ func TestServerErrorsRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 30, Seed: 9}, rawClient: false})
 	c, ctx := e.client, context.Background()
-	e.srv.SetFaults(sandbox.Faults{ErrorRate: 0.3})
+	e.srv.SetFaults(sandbox.Faults{ErrorRate: 0.2})
 	all, err := Collect(c.Contacts(ctx, ContactQuery{Limit: 3}))
 	if err != nil || len(all) != 30 {
-		t.Fatalf("walk through 30%% 500s: %d contacts, %v", len(all), err)
+		t.Fatalf("walk through 20%% 500s: %d contacts, %v", len(all), err)
 	}
 	for _, ct := range all[:10] {
 		if _, err := c.GetContact(ctx, ct.ID); err != nil {
