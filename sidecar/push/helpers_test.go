@@ -38,10 +38,14 @@ var slots atomic.Int64
 var roomy = sandbox.Limits{KeyPerSecond: 1e6, KeyPerMinute: 1e8, KeyPerDay: 1e9, TenantPerMinute: 1e8, TenantPerDay: 1e9}
 
 func newWorld(t testing.TB, contacts int) *world {
+	return newWorldWith(t, sandbox.Options{Seed: 11, Contacts: contacts, Unthrottled: true, Limits: roomy})
+}
+
+func newWorldWith(t testing.TB, opts sandbox.Options) *world {
 	t.Helper()
 	ctx := context.Background()
-	sb, err := sandbox.New(sandbox.Options{Seed: 11, Contacts: contacts, Unthrottled: true, Limits: roomy,
-		RequestLogSize: 1 << 20})
+	opts.RequestLogSize = 1 << 20
+	sb, err := sandbox.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,19 +58,7 @@ func newWorld(t testing.TB, contacts int) *world {
 		sb.Credentials().Tenant).Scan(&w.account); err != nil {
 		t.Fatal(err)
 	}
-	tenant, err := keap.NewBudget(keap.BudgetConfig{Key: "tenant", Limits: keap.Limits{PerMinute: 1e8, PerDay: 1e9}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := keap.DefaultConfig()
-	cfg.APIURL = sb.URL() + "/crm/rest"
-	cfg.Credentials = keap.APIKey(sb.Credentials().PersonalKey)
-	cfg.Limits = keap.Limits{PerMinute: 1e8, PerDay: 1e9}
-	cfg.TenantBudget = tenant
-	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
-	if w.api, err = keap.New(cfg); err != nil {
-		t.Fatal(err)
-	}
+	w.api = w.client(keap.Limits{PerMinute: 1e8, PerDay: 1e9})
 	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }, PageSize: 1000}
 	if err := sweeper.Backfill(ctx, w.account, []string{"tag", "contact"}); err != nil {
 		t.Fatal(err)
@@ -196,4 +188,24 @@ type tlog struct{ t testing.TB }
 func (l tlog) Write(b []byte) (int, error) {
 	l.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// client is a Keap client of the sandbox with the given limits.
+func (w *world) client(limits keap.Limits) *keap.Client {
+	w.t.Helper()
+	tenant, err := keap.NewBudget(keap.BudgetConfig{Key: "tenant", Limits: keap.Limits{PerMinute: 1e8, PerDay: 1e9}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = w.sb.URL() + "/crm/rest"
+	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
+	cfg.Limits = limits
+	cfg.TenantBudget = tenant
+	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	c, err := keap.New(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
 }
