@@ -42,17 +42,19 @@ with c as materialized (
 update keapsync.push_queue q set next_attempt_at = now() + $2::interval
   from l
  where l.got and q.account_id = l.account_id and q.object_type = l.object_type and q.local_id = l.local_id
-returning q.account_id::text, q.object_type, q.local_id, coalesce(q.last_lsn::text, ''), q.attempts, coalesce(q.last_error, '')`
+returning q.account_id::text, q.object_type, q.local_id, q.next_attempt_at, q.attempts, coalesce(q.last_error, '')`
 	sqlUnlock = `select pg_advisory_unlock(` + fmt.Sprintf(lockKey, "$1::text", "$2::text", "$3::bigint") + `)`
 )
 
 const (
 	sqlPushRequest = `select keapsync.push_request($1::uuid, $2, $3)`
 	sqlMarkPushed  = `select keapsync.mark_pushed($1::uuid, $2, $3, $4::jsonb, $5::jsonb)`
-	// Done only if no newer change arrived while Keap was called; otherwise the row stays due.
+	// Done only if no change arrived while Keap was called; otherwise the row stays, due. Any
+	// enqueue makes the row due at once, so a lease time that is still ours means none came
+	// (the LSN would miss enqueues without one, e.g. after a tag got its Keap id).
 	sqlDone = `
 delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2 and local_id = $3
-   and last_lsn is not distinct from nullif($4, '')::pg_lsn`
+   and next_attempt_at = $4`
 	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlRetry = `update keapsync.push_queue set attempts = attempts + 1, next_attempt_at = now() + $4::interval, last_error = $5
@@ -81,7 +83,7 @@ select keapsync.enqueue_push(r.account_id, r.object_type, r.local_id, null) from
 type job struct {
 	account, objectType string
 	localID             int64
-	lsn                 string
+	leased              time.Time // next_attempt_at as claimed; an enqueue moves it
 	attempts            int
 	lastError           string
 }
@@ -142,7 +144,7 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
 		var j job
-		return j, r.Scan(&j.account, &j.objectType, &j.localID, &j.lsn, &j.attempts, &j.lastError)
+		return j, r.Scan(&j.account, &j.objectType, &j.localID, &j.leased, &j.attempts, &j.lastError)
 	})
 	if err != nil {
 		discard(conn)
@@ -249,7 +251,7 @@ func (p *Pusher) park(ctx context.Context, conn *pgxpool.Conn, j job, r *refusal
 				return fmt.Errorf("insert dead letter: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.lsn); err != nil {
+		if _, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.leased); err != nil {
 			return fmt.Errorf("dequeue: %w", err)
 		}
 		return nil
@@ -295,7 +297,7 @@ func (p *Pusher) done(ctx context.Context, conn *pgxpool.Conn, j job, pushed, an
 				return fmt.Errorf("push: after push: %w", err)
 			}
 		}
-		tag, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.lsn)
+		tag, err := tx.Exec(ctx, sqlDone, j.account, j.objectType, j.localID, j.leased)
 		if err != nil {
 			return fmt.Errorf("push: dequeue: %w", err)
 		}
