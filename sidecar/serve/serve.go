@@ -1,6 +1,6 @@
 // Package serve runs keapsync's long-lived parts in one process: the HTTP surface (REST Hook
-// receiver, OAuth connect flow, /healthz, /readyz, /metrics), the inbox workers, the scheduled
-// reconcile and hook re-verification, and the token keeper. SIGTERM drains: the HTTP server stops
+// receiver, OAuth connect flow, /healthz, /readyz, /metrics), the inbox workers, the push path,
+// the scheduled reconcile and hook re-verification, and the token keeper. SIGTERM drains: the HTTP server stops
 // taking requests and finishes the ones in flight, and workers leave unfinished rows due.
 package serve
 
@@ -74,6 +74,10 @@ type Server struct {
 	Tokens interface {
 		Run(ctx context.Context) error
 	}
+	// Push carries local edits to Keap (logical replication consumer and workers; nil to skip).
+	Push interface {
+		Run(ctx context.Context) error
+	}
 	// Hooks returns the hook API of an account, for re-verification (nil to skip).
 	Hooks func(ctx context.Context, account string) (ingest.HookAPI, error)
 	// Started, when set, receives the listening address once the HTTP server is up.
@@ -109,6 +113,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.Tokens != nil {
 		g.Go(func() error { return s.Tokens.Run(gctx) })
+	}
+	if s.Push != nil {
+		g.Go(func() error { return s.Push.Run(gctx) })
 	}
 	if cfg.ReconcileEvery > 0 && s.Sweeper != nil {
 		g.Go(func() error {

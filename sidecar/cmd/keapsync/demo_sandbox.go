@@ -117,7 +117,10 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		"KEAPSYNC_SECRET_KEY=$(cat " + filepath.Join(dir, "secret.key") + ")",
 	}
 	fmt.Fprintf(w, "\nkeapsync serves on %s (%d hooks verified; /healthz, /readyz, /metrics)\n\n", public, rep.Verified)
-	fmt.Fprintf(w, "Try it: change a contact in Keap (the sandbox) and watch it arrive in Postgres:\n")
+	fmt.Fprintf(w, "Try it: edit a contact with plain SQL and see Keap (the sandbox) have it seconds later:\n")
+	fmt.Fprintf(w, "  psql '%s' -c \"update keap.contacts c set job_title = 'Edited in Postgres' from keapsync.accounts a where a.id = c.account_id and a.keap_tenant = '%s' and c.keap_id = 2\"\n", dbURL, tenant)
+	fmt.Fprintf(w, "  curl -s %s/_sandbox/state | grep -o '\"job_title\":\"Edited in Postgres\"'\n\n", srv.URL())
+	fmt.Fprintf(w, "And the other way: change a contact in Keap and watch it arrive in Postgres:\n")
 	fmt.Fprintf(w, "  curl -s -X PATCH %s/_sandbox/contacts/1 -d '{\"given_name\": \"Changed in Keap\"}'\n", srv.URL())
 	fmt.Fprintf(w, "  psql '%s' -c \"select keap_id, given_name from keap.contacts c join keapsync.accounts a on a.id = c.account_id where a.keap_tenant = '%s' and keap_id = 1\"\n\n", dbURL, tenant)
 	fmt.Fprintf(w, "Point keapsync at the demo:\n  export %s\n", strings.Join(env, " \\\n         "))

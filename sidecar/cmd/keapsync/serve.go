@@ -13,6 +13,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/push"
 	"github.com/keapsync/keapsync/sidecar/serve"
 )
 
@@ -98,5 +99,14 @@ func buildServer(ctx context.Context, log *slog.Logger, reg *prometheus.Registry
 		srv.Connect = clients.keeper.ConnectHandler(cfg.PublicURL)
 		srv.Tokens = clients.keeper
 	}
+	pcfg := push.DefaultConfig()
+	pcfg.DB, pcfg.Log, pcfg.Registerer = pool, log.With("component", "push"), reg
+	pcfg.API = func(ctx context.Context, account string) (push.Keap, error) { return clients.For(ctx, account) }
+	pusher, err := push.New(pcfg)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	srv.Push = pusher
 	return srv, stop, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -53,6 +54,11 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	}()
 	base := "http://" + listen
 	waitFor(t, "serve to answer /healthz", func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("serve stopped: %v\n%s", err, serveOut.String())
+		default:
+		}
 		resp, err := http.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -84,6 +90,24 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		var n int
 		_ = conn.QueryRow(ctx, `select count(*) from keap.contacts where keap_id = $1 and family_name = 'Through-A-Hook'`, first).Scan(&n)
 		return n == 1
+	})
+
+	// And the other way: a plain SQL edit reaches Keap, and the hooked change above was not echoed.
+	for _, r := range sb.Requests() {
+		if r.Method == "PATCH" || r.Method == "PUT" {
+			t.Errorf("echo: %s %s after a change that came from Keap", r.Method, r.Path)
+		}
+	}
+	if _, err := conn.Exec(ctx, `update keap.contacts set job_title = 'Pushed from SQL' where keap_id = $1`, first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the SQL edit to reach Keap", func() bool {
+		for _, c := range sb.Snapshot().Contacts {
+			if fmt.Sprint(c["id"]) == strconv.FormatInt(first, 10) {
+				return c["job_title"] == "Pushed from SQL"
+			}
+		}
+		return false
 	})
 
 	for path, want := range map[string]string{"/readyz": `"tokens":"ok"`, "/metrics": "keapsync_keap_requests_total"} {
