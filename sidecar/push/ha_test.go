@@ -8,11 +8,15 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/migrate"
+	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/push"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
 // The consumer is stopped mid-stream and its connection killed server-side; nothing is lost
@@ -189,4 +193,57 @@ func TestSetupErrors(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+}
+
+// Postgres restarts under a running pusher (on a private cluster): it reconnects, resumes from
+// the confirmed position, and edits on both sides of the restart reach Keap.
+func TestPostgresRestart(t *testing.T) {
+	ctx := context.Background()
+	cluster, stopCluster, err := pgtest.StartCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopCluster)
+	url := cluster.URL("postgres")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mig, err := migrate.Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mig.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	w := newWorldOn(t, sandbox.Options{Seed: 11, Contacts: 10, Unthrottled: true, Limits: roomy}, pool)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	edit := func(from, to int, value string) {
+		for i := from; i < to; i++ {
+			id, _ := w.synced(i)
+			w.exec(`update keap.contacts set job_title = $2 where id = $1`, id, value)
+		}
+	}
+	edit(0, 5, "Before restart")
+	if err := cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	edit(3, 8, "After restart")
+	w.quiet()
+	for i, want := range map[int]string{0: "Before restart", 4: "After restart", 7: "After restart"} {
+		_, kid := w.synced(i)
+		if c := w.contact(kid); c.JobTitle != want {
+			t.Errorf("contact %d: %q, want %q", kid, c.JobTitle, want)
+		}
+	}
 }

@@ -42,6 +42,11 @@ func newWorld(t testing.TB, contacts int) *world {
 }
 
 func newWorldWith(t testing.TB, opts sandbox.Options) *world {
+	return newWorldOn(t, opts, pgtest.Pool(t))
+}
+
+// newWorldOn is a world on a given database.
+func newWorldOn(t testing.TB, opts sandbox.Options, db *pgxpool.Pool) *world {
 	t.Helper()
 	ctx := context.Background()
 	opts.RequestLogSize = 1 << 20
@@ -53,7 +58,7 @@ func newWorldWith(t testing.TB, opts sandbox.Options) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	w := &world{t: t, sb: sb, db: pgtest.Pool(t), slot: fmt.Sprintf("push_test_%d_%d", time.Now().UnixNano()%1e9, slots.Add(1))}
+	w := &world{t: t, sb: sb, db: db, slot: fmt.Sprintf("push_test_%d_%d", time.Now().UnixNano()%1e9, slots.Add(1))}
 	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('W', $1) returning id`,
 		sb.Credentials().Tenant).Scan(&w.account); err != nil {
 		t.Fatal(err)
