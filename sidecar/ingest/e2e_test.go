@@ -195,16 +195,8 @@ func TestForgedDeleteCannotRemoveData(t *testing.T) {
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
 		t.Fatal(err)
 	}
-	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := idOf(t, w.sb.Snapshot().Contacts[0])
-	body := `{"event_key":"contact.delete","object_keys":[{"id":` + strconv.FormatInt(id, 10) + `}]}`
-	resp, err := http.Post(url, "application/json", stringsReader(body))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("forged delivery: %v %v", resp, err)
-	}
+	w.deliver(t, "contact.delete", id) // forged: Keap still has the contact
 	w.worker.Window = 0
 	w.drain(t)
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
@@ -215,15 +207,8 @@ func TestForgedDeleteCannotRemoveData(t *testing.T) {
 func TestKeapOutageRetriesWithoutLoss(t *testing.T) {
 	w := newWorld(t, 5)
 	ctx := context.Background()
-	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := idOf(t, w.sb.Snapshot().Contacts[0])
-	resp, err := http.Post(url, "application/json", stringsReader(`{"event_key":"contact.edit","object_keys":[{"id":`+strconv.FormatInt(id, 10)+`}]}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatal(err)
-	}
+	w.deliver(t, "contact.edit", id)
 	f := w.sb.Faults()
 	f.ErrorRate = 1
 	w.sb.SetFaults(f)
@@ -352,15 +337,8 @@ func TestHooksUnderDeliveryFaultsConverge(t *testing.T) {
 func TestKilledWorkerLosesNothing(t *testing.T) {
 	w := newWorld(t, 5)
 	ctx := context.Background()
-	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := idOf(t, w.sb.Snapshot().Contacts[0])
-	resp, err := http.Post(url, "application/json", stringsReader(`{"event_key":"contact.add","object_keys":[{"id":`+strconv.FormatInt(id, 10)+`}]}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatal(err)
-	}
+	w.deliver(t, "contact.add", id)
 	w.sb.SetFaults(sandbox.Faults{Latency: 2 * time.Second})
 	w.worker.Window = 0
 	killed, kill := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -375,5 +353,23 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	w.drain(t)
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
 		t.Error("the delivery was lost with the killed worker")
+	}
+}
+
+// deliver posts a hook delivery naming one object to the account's hook URL, as Keap would.
+func (w *world) deliver(t testing.TB, eventKey string, id int64) {
+	t.Helper()
+	url, err := ingest.HookURL(context.Background(), w.db, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"event_key":"` + eventKey + `","object_keys":[{"id":` + strconv.FormatInt(id, 10) + `}]}`
+	resp, err := http.Post(url, "application/json", stringsReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("delivery answered %d", resp.StatusCode)
 	}
 }

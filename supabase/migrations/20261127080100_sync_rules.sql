@@ -170,17 +170,21 @@ as $$
   end;
 $$;
 
--- A typed row (to_jsonb of a keap.* row) -> flat doc: the merged and Keap-owned columns, the map
--- column expanded key by key, nulls dropped.
-create or replace function keapsync.flat_doc_typed(p_type text, p_typed jsonb) returns jsonb
-language sql stable set search_path = ''
+-- A typed row (to_jsonb of a keap.* row) -> flat doc: the merged (and unless p_merged_only, the
+-- Keap-owned) columns, the map column expanded key by key, nulls dropped. No SET clause, so it
+-- inlines into the set-based apply.
+create or replace function keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean default false)
+returns jsonb
+language sql stable
 as $$
-  select coalesce((select jsonb_object_agg(c, p_typed -> c) from unnest(t.merge_columns || t.keap_columns) c
-                    where jsonb_typeof(p_typed -> c) <> 'null'), '{}')
-      || coalesce((select jsonb_object_agg(t.map_column || '.' || e.key, e.value)
-                     from jsonb_each(case when jsonb_typeof(p_typed -> t.map_column) = 'object'
-                                          then p_typed -> t.map_column else '{}' end) e
-                    where jsonb_typeof(e.value) <> 'null'), '{}')
+  select coalesce((select pg_catalog.jsonb_object_agg(c, p_typed -> c)
+                     from pg_catalog.unnest(case when p_merged_only then t.merge_columns
+                                                 else t.merge_columns || t.keap_columns end) c
+                    where pg_catalog.jsonb_typeof(p_typed -> c) <> 'null'), '{}')
+      || coalesce((select pg_catalog.jsonb_object_agg(t.map_column || '.' || e.key, e.value)
+                     from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(p_typed -> t.map_column) = 'object'
+                                                     then p_typed -> t.map_column else '{}' end) e
+                    where pg_catalog.jsonb_typeof(e.value) <> 'null'), '{}')
     from keapsync.object_types t where t.object_type = p_type;
 $$;
 

@@ -161,7 +161,9 @@ begin
 end;
 $$;
 
-create or replace function keapsync.retry_dead_letter(p_id bigint) returns keapsync.dead_letters
+-- Retry or discard a parked failure: p_status 'retry' (the sidecar picks it up again) or
+-- 'discarded'. Only a parked (or already retrying) dead letter can be retried.
+create or replace function keapsync.set_dead_letter(p_id bigint, p_status text) returns keapsync.dead_letters
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -172,28 +174,21 @@ begin
     raise exception 'keapsync: no dead letter %', p_id using errcode = 'P0002';
   end if;
   perform keapsync.require_admin(d.account_id);
-  if d.status not in ('parked', 'retry') then
+  if p_status = 'retry' and d.status not in ('parked', 'retry') then
     raise exception 'keapsync: dead letter % is %', p_id, d.status using errcode = '55000';
   end if;
-  update keapsync.dead_letters set status = 'retry', retry_requested_at = now(), retry_requested_by = auth.uid()
+  update keapsync.dead_letters
+     set status = p_status, retry_requested_by = auth.uid(),
+         retry_requested_at = case when p_status = 'retry' then now() else retry_requested_at end
    where id = p_id returning * into d;
   return d;
 end;
 $$;
 
+create or replace function keapsync.retry_dead_letter(p_id bigint) returns keapsync.dead_letters
+language sql volatile security definer set search_path = ''
+as $$ select keapsync.set_dead_letter(p_id, 'retry'); $$;
+
 create or replace function keapsync.discard_dead_letter(p_id bigint) returns keapsync.dead_letters
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  d keapsync.dead_letters;
-begin
-  select * into d from keapsync.dead_letters where id = p_id for update;
-  if not found then
-    raise exception 'keapsync: no dead letter %', p_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(d.account_id);
-  update keapsync.dead_letters set status = 'discarded', retry_requested_by = auth.uid()
-   where id = p_id returning * into d;
-  return d;
-end;
-$$;
+language sql volatile security definer set search_path = ''
+as $$ select keapsync.set_dead_letter(p_id, 'discarded'); $$;

@@ -3,17 +3,10 @@
 -- per-record three-way merge as a hook (apply_keap_record), so the rules stay in one place.
 
 -- The merged part of a typed row (to_jsonb of a keap.* row): what becomes the agreed state.
--- Written out rather than filtered through is_merge_key: it runs for every row of a backfill.
 create or replace function keapsync.merge_doc(p_type text, p_row jsonb) returns jsonb
 language sql stable
 as $$
-  select coalesce((select pg_catalog.jsonb_object_agg(c, p_row -> c) from pg_catalog.unnest(t.merge_columns) c
-                    where pg_catalog.jsonb_typeof(p_row -> c) <> 'null'), '{}')
-      || coalesce((select pg_catalog.jsonb_object_agg(t.map_column || '.' || e.key, e.value)
-                     from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(p_row -> t.map_column) = 'object'
-                                                     then p_row -> t.map_column else '{}' end) e
-                    where pg_catalog.jsonb_typeof(e.value) <> 'null'), '{}')
-    from keapsync.object_types t where t.object_type = p_type;
+  select keapsync.flat_doc_typed(p_type, p_row, true);
 $$;
 
 -- Tag keys (`tag.<id>`) a contact object carries, for the agreed state.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/sidecar/keapauth"
@@ -60,7 +61,8 @@ func authCommand() *cli.Command {
 	}
 }
 
-func authLogin(c *cli.Context) error {
+// withKeeper opens the pool and the token keeper for one command.
+func withKeeper(c *cli.Context, f func(pool *pgxpool.Pool, k *keapauth.Keeper) error) error {
 	pool, err := openPool(c.Context, c)
 	if err != nil {
 		return err
@@ -70,16 +72,22 @@ func authLogin(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := keapauth.LoginOptions{Listen: c.String("listen"), Out: c.App.Writer, Follow: c.Bool("follow")}
-	if !c.Bool("no-browser") && !opts.Follow {
-		opts.OnURL = func(u string) { _ = exec.Command("xdg-open", u).Start() } // best effort
-	}
-	account, tenant, err := k.Login(c.Context, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "connected: account %s (%s)\n", account, tenant)
-	return nil
+	return f(pool, k)
+}
+
+func authLogin(c *cli.Context) error {
+	return withKeeper(c, func(_ *pgxpool.Pool, k *keapauth.Keeper) error {
+		opts := keapauth.LoginOptions{Listen: c.String("listen"), Out: c.App.Writer, Follow: c.Bool("follow")}
+		if !c.Bool("no-browser") && !opts.Follow {
+			opts.OnURL = func(u string) { _ = exec.Command("xdg-open", u).Start() } // best effort
+		}
+		account, tenant, err := k.Login(c.Context, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "connected: account %s (%s)\n", account, tenant)
+		return nil
+	})
 }
 
 const sqlAuthStatus = `
@@ -136,66 +144,49 @@ func when(t *time.Time) string {
 const sqlFindAccount = `select id::text from keapsync.accounts where id::text = $1 or keap_tenant = $1`
 
 func authRefresh(c *cli.Context) error {
-	pool, err := openPool(c.Context, c)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	k, err := newKeeper(c, pool)
-	if err != nil {
-		return err
-	}
-	if key := c.String("account"); key != "" {
+	return withKeeper(c, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
+		var accounts []string
+		if key := c.String("account"); key != "" {
+			var account string
+			if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&account); err != nil {
+				return accountError(key, err)
+			}
+			accounts = []string{account}
+		} else {
+			rows, err := pool.Query(c.Context, `select account_id::text from keapsync.oauth_tokens`)
+			if err == nil {
+				accounts, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil {
+				return fmt.Errorf("read accounts: %w", err)
+			}
+		}
+		var errs []error
+		for _, a := range accounts {
+			t, err := k.Refresh(c.Context, a, "")
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(c.App.Writer, "refreshed %s: access token valid until %s\n", a, t.Expiry.UTC().Format(time.RFC3339))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+func authRevoke(c *cli.Context) error {
+	return withKeeper(c, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
+		key := c.String("account")
 		var account string
 		if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&account); err != nil {
 			return accountError(key, err)
 		}
-		t, err := k.Refresh(c.Context, account, "")
-		if err != nil {
+		if err := k.Revoke(c.Context, account); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "refreshed %s: access token valid until %s\n", account, t.Expiry.UTC().Format(time.RFC3339))
+		fmt.Fprintf(c.App.Writer, "revoked: tokens of %s forgotten; it now needs re-authorization\n", account)
 		return nil
-	}
-	rows, err := pool.Query(c.Context, `select account_id::text from keapsync.oauth_tokens`)
-	if err != nil {
-		return fmt.Errorf("read accounts: %w", err)
-	}
-	accounts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("read accounts: %w", err)
-	}
-	var errs []error
-	for _, a := range accounts {
-		if _, err := k.Refresh(c.Context, a, ""); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(c.App.Writer, "refreshed %s\n", a)
-	}
-	return errors.Join(errs...)
-}
-
-func authRevoke(c *cli.Context) error {
-	pool, err := openPool(c.Context, c)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	k, err := newKeeper(c, pool)
-	if err != nil {
-		return err
-	}
-	key := c.String("account")
-	var account string
-	if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&account); err != nil {
-		return accountError(key, err)
-	}
-	if err := k.Revoke(c.Context, account); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "revoked: tokens of %s forgotten; it now needs re-authorization\n", account)
-	return nil
+	})
 }
 
 func accountError(key string, err error) error {
