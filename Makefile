@@ -21,7 +21,7 @@ demo-stop: build ## stop the demo database (data stays in .data/)
 
 test: build ## everything: Go tests, pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
 	@command -v pg_prove >/dev/null || { echo "pg_prove missing: apt-get install libtap-parser-sourcehandler-pgtap-perl postgresql-15-pgtap (or run .ci/run)"; exit 1; }
-	@test -x $(SUPABASE_CLI) || (cd .ci/supabase-cli && npm ci --no-audit --no-fund --loglevel=error)
+	@for pkg in .ci/supabase-cli .ci/dashboard-e2e; do test -d $$pkg/node_modules || (cd $$pkg && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	$(WITHPG) $(MAKE) --no-print-directory test-inner
 
 # Runs inside withpg: PGHOST/PGPORT/PGUSER and KEAPSYNC_TEST_DATABASE_URL name the cluster.
