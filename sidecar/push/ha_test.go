@@ -186,10 +186,14 @@ func TestSetupErrors(t *testing.T) {
 	})
 	t.Run("slot held by another process", func(t *testing.T) {
 		w.start(w.pusher(w.config(nil)).Consume)
-		w.eventually("the slot to be active", func() bool {
-			return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and active`, w.slot) == 1
+		other := w.pusher(w.config(nil))
+		var err error
+		w.eventually("the slot to be reported busy", func() bool {
+			err = other.Check(ctx)
+			return errors.Is(err, push.ErrSlotBusy)
 		})
-		if err := w.pusher(w.config(nil)).Check(ctx); !errors.Is(err, push.ErrSlotBusy) {
+		var busy *push.SlotBusyError
+		if !errors.As(err, &busy) || busy.PID == 0 {
 			t.Errorf("got %v", err)
 		}
 	})
