@@ -223,7 +223,9 @@ func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType strin
 	if _, err := sp.Exec(ctx, sqlApply, account, objectType, rec.raw); err != nil {
 		_ = sp.Rollback(ctx)
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
+		if !errors.As(err, &pgErr) || pgErr.Code == "40P01" || pgErr.Code == "40001" {
+			// Not the record's fault (a lost connection, a deadlock or serialization failure
+			// with a concurrent edit): the whole group retries.
 			return fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
 		}
 		w.Log.Warn("parked a record the database refused", "type", objectType, "id", rec.id, "err", err)

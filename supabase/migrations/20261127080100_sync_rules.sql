@@ -394,6 +394,13 @@ begin
   -- Serialise concurrent applies of one record (a hook and a reconcile may race).
   perform pg_advisory_xact_lock(hashtextextended(p_account::text || '/' || p_type || '/' || v_keap_id, 0));
 
+  -- Lock order: the local row, then its sync state, as a local edit takes them (the row, then
+  -- its trigger's sync_state update), so an apply and an edit of one record cannot deadlock.
+  select s.local_id into v_local_id from keapsync.sync_state s
+   where s.account_id = p_account and s.object_type = p_type and s.keap_id = v_keap_id;
+  if v_local_id is not null then
+    execute format('select 1 from keap.%I where id = $1 for update', t.table_name) using v_local_id;
+  end if;
   select * into st from keapsync.sync_state
    where account_id = p_account and object_type = p_type and keap_id = v_keap_id for update;
   if found and st.keap_modified is not null and v_modified is not null and v_modified <= st.keap_modified then

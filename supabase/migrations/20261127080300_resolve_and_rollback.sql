@@ -26,6 +26,9 @@ begin
   end if;
   v := case p_choice when 'keap' then c.keap_value when 'local' then c.local_value else p_value end;
 
+  -- The local row before its sync state, the order a local edit takes them in.
+  execute format('select 1 from keap.%I where id = $1 for update',
+                 (select table_name from keapsync.object_types where object_type = c.object_type)) using c.local_id;
   select * into strict st from keapsync.sync_state
    where account_id = c.account_id and object_type = c.object_type and local_id = c.local_id for update;
   ldoc := keapsync.row_doc(c.object_type, c.local_id);

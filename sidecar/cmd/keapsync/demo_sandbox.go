@@ -81,7 +81,11 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	}
 	listen := c.String("listen")
 	public := "http://" + listen
-	server, stop, err := buildServer(ctx, log, reg, pool, clients,
+	pusher, err := pusherFor(log, reg, pool, clients, nil)
+	if err != nil {
+		return err
+	}
+	server, stop, err := buildServer(ctx, log, reg, pool, clients, pusher,
 		serve.Config{Listen: listen, PublicURL: public}, time.Second, nil)
 	if err != nil {
 		return err

@@ -34,10 +34,19 @@ func newPusher(c *cli.Context, log *slog.Logger, reg prometheus.Registerer, pool
 	if c.Bool(pushOffFlag.Name) {
 		return nil, nil
 	}
+	return pusherFor(log, reg, pool, clients, func(cfg *push.Config) {
+		cfg.Slot, cfg.Publication = c.String(pushSlotFlag.Name), c.String(pushPublicationFlag.Name)
+		cfg.Workers, cfg.Settle = c.Int(pushWorkersFlag.Name), c.Duration(pushSettleFlag.Name)
+	})
+}
+
+// pusherFor builds a pusher with the defaults, adjusted by set (may be nil).
+func pusherFor(log *slog.Logger, reg prometheus.Registerer, pool *pgxpool.Pool, clients *keapClients, set func(*push.Config)) (*push.Pusher, error) {
 	cfg := push.DefaultConfig()
 	cfg.DB, cfg.Log, cfg.Registerer = pool, log, reg
-	cfg.Slot, cfg.Publication = c.String(pushSlotFlag.Name), c.String(pushPublicationFlag.Name)
-	cfg.Workers, cfg.Settle = c.Int(pushWorkersFlag.Name), c.Duration(pushSettleFlag.Name)
 	cfg.API = func(ctx context.Context, account string) (push.Keap, error) { return clients.For(ctx, account) }
+	if set != nil {
+		set(&cfg)
+	}
 	return push.New(cfg)
 }

@@ -21,11 +21,11 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the sidecar: hook receiver, inbox workers, scheduled reconcile, token refresh, OAuth connect, health and metrics",
-		Flags: append([]cli.Flag{listenFlag, publicURLFlag,
+		Flags: append(append([]cli.Flag{listenFlag, publicURLFlag,
 			&cli.DurationFlag{Name: "reconcile-every", Value: 10 * time.Minute, EnvVars: []string{"KEAPSYNC_RECONCILE_EVERY"}, Usage: "how often to sweep for changes hooks missed (0 disables)"},
 			&cli.DurationFlag{Name: "coalesce", Value: 2 * time.Second, EnvVars: []string{"KEAPSYNC_COALESCE"}, Usage: "how long hooked ids gather before one fetch"},
 			&cli.StringFlag{Name: "hook-signing-key", EnvVars: []string{"KEAPSYNC_HOOK_SIGNING_KEY"}, Usage: "require X-Hook-Signature (HMAC-SHA256) from a signing relay"},
-		}, keapFlags...),
+		}, pushFlags...), keapFlags...),
 		Action: runServe,
 	}
 }
@@ -45,7 +45,11 @@ func runServe(c *cli.Context) error {
 	if reconcile == 0 {
 		reconcile = -1
 	}
-	srv, stop, err := buildServer(c.Context, log, reg, s.pool, s.clients, serve.Config{
+	pusher, err := newPusher(c, log, reg, s.pool, s.clients)
+	if err != nil {
+		return err
+	}
+	srv, stop, err := buildServer(c.Context, log, reg, s.pool, s.clients, pusher, serve.Config{
 		Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile},
 		c.Duration("coalesce"), []byte(c.String("hook-signing-key")))
 	if err != nil {
@@ -67,7 +71,7 @@ func newRegistry() *prometheus.Registry {
 // buildServer wires serve's parts around one pool and the per-account Keap clients, and starts
 // sharing the Keap budgets with the other sidecar processes on this database. Call stop when done.
 func buildServer(ctx context.Context, log *slog.Logger, reg *prometheus.Registry, pool *pgxpool.Pool,
-	clients *keapClients, cfg serve.Config, coalesce time.Duration, signingKey []byte) (*serve.Server, func(), error) {
+	clients *keapClients, pusher *push.Pusher, cfg serve.Config, coalesce time.Duration, signingKey []byte) (*serve.Server, func(), error) {
 	var shares []*keap.BudgetShare
 	stop := func() {
 		for _, s := range shares {
@@ -99,14 +103,8 @@ func buildServer(ctx context.Context, log *slog.Logger, reg *prometheus.Registry
 		srv.Connect = clients.keeper.ConnectHandler(cfg.PublicURL)
 		srv.Tokens = clients.keeper
 	}
-	pcfg := push.DefaultConfig()
-	pcfg.DB, pcfg.Log, pcfg.Registerer = pool, log.With("component", "push"), reg
-	pcfg.API = func(ctx context.Context, account string) (push.Keap, error) { return clients.For(ctx, account) }
-	pusher, err := push.New(pcfg)
-	if err != nil {
-		stop()
-		return nil, nil, err
+	if pusher != nil {
+		srv.Push = pusher
 	}
-	srv.Push = pusher
 	return srv, stop, nil
 }
