@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -117,10 +118,11 @@ func TestLocalSignInFlow(t *testing.T) {
 // refresh grants.
 type fakeAuth struct {
 	*httptest.Server
-	ec       *ecdsa.PrivateKey
-	rsa      *rsa.PrivateKey
-	fetches  atomic.Int32
-	refreshs atomic.Int32
+	challenge atomic.Value // the PKCE challenge of the last magic link
+	ec        *ecdsa.PrivateKey
+	rsa       *rsa.PrivateKey
+	fetches   atomic.Int32
+	refreshs  atomic.Int32
 }
 
 func newFakeAuth(t *testing.T) *fakeAuth {
@@ -136,6 +138,15 @@ func newFakeAuth(t *testing.T) *fakeAuth {
 			{"kid": "rsa1", "kty": "RSA", "n": b64(f.rsa.N), "e": b64(big.NewInt(int64(f.rsa.E))), "alg": "RS256"},
 		}})
 	})
+	mux.HandleFunc("POST /auth/v1/otp", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body["code_challenge_method"] != "s256" || !strings.HasSuffix(r.URL.Query().Get("redirect_to"), "/auth/callback?next=%2Fhealth") {
+			http.Error(w, "bad otp request", 400)
+			return
+		}
+		f.challenge.Store(body["code_challenge"])
+	})
 	mux.HandleFunc("POST /auth/v1/token", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("apikey") != "anon-key" {
 			http.Error(w, "no apikey", 401)
@@ -146,6 +157,12 @@ func newFakeAuth(t *testing.T) *fakeAuth {
 		switch r.URL.Query().Get("grant_type") {
 		case "password":
 			if body["email"] != "demo@keapsync.local" || body["password"] != "right" {
+				http.Error(w, `{"error":"invalid_grant"}`, 400)
+				return
+			}
+		case "pkce":
+			sum := sha256.Sum256([]byte(body["code_verifier"]))
+			if body["auth_code"] != "code-1" || base64.RawURLEncoding.EncodeToString(sum[:]) != f.challenge.Load() {
 				http.Error(w, `{"error":"invalid_grant"}`, 400)
 				return
 			}
@@ -222,6 +239,24 @@ func TestSupabaseAuthMode(t *testing.T) {
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "ws://"+strings.TrimPrefix(auth.URL, "http://")) {
 		t.Errorf("CSP lacks the Realtime socket: %s", csp)
+	}
+
+	// Magic link with PKCE: the verifier stays in an HttpOnly cookie, the code comes back.
+	m := e.withToken("")
+	if resp, _ := m.post("/signin/magic", url.Values{"email": {"demo@keapsync.local"}, "next": {"/health"}}); resp.StatusCode != 303 {
+		t.Fatalf("magic link: %d", resp.StatusCode)
+	}
+	if resp, _ := m.get("/auth/callback?code=wrong&next=/health"); resp.StatusCode != 401 {
+		t.Fatalf("callback with a wrong code: %d", resp.StatusCode)
+	}
+	if resp, _ := m.post("/signin/magic", url.Values{"email": {"demo@keapsync.local"}, "next": {"/health"}}); resp.StatusCode != 303 {
+		t.Fatalf("magic link: %d", resp.StatusCode)
+	}
+	if resp, _ := m.get("/auth/callback?code=code-1&next=/health"); resp.StatusCode != 303 || resp.Header.Get("Location") != "/health" {
+		t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := m.get("/health"); resp.StatusCode != 200 {
+		t.Fatalf("after magic link: %d", resp.StatusCode)
 	}
 
 	// RS256 by kid works too; an unknown kid refetches the JWKS once, then is refused.

@@ -16,7 +16,7 @@ func TestPagesRenderForMember(t *testing.T) {
 	e := newEnv(t)
 	c := e.as(adminA)
 	for _, p := range []string{"/", "/health", "/conflicts", "/dead-letters", "/data/contacts", "/data/orders",
-		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total",
+		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total", "/settings",
 		"/history?table=contacts&row=1", "/?fragment=kpis", "/health?fragment=health"} {
 		resp, body := c.get(p)
 		if resp.StatusCode != 200 {
@@ -295,5 +295,39 @@ func waitLine(t *testing.T, lines <-chan string, prefix string) string {
 		case <-timeout:
 			t.Fatalf("no %q within 10s", prefix)
 		}
+	}
+}
+
+func TestSettingsAdminOnly(t *testing.T) {
+	e := newEnv(t)
+	a, v := e.as(adminA), e.as(viewerA)
+	if resp, body := a.get("/settings"); resp.StatusCode != 200 || !strings.Contains(body, viewerA) {
+		t.Fatalf("settings: %d", resp.StatusCode)
+	}
+	for _, c := range []struct {
+		what string
+		form url.Values
+	}{
+		{"general", url.Values{"default_policy": {"manual"}, "propagate_deletes": {"on"}}},
+		{"policy", url.Values{"object_type": {"order"}, "field": {"notes"}, "policy": {"keap_wins"}}},
+		{"member", url.Values{"user_id": {viewerA}, "role": {"admin"}}},
+	} {
+		c.form.Set("account", accountA)
+		if resp, _ := v.post("/settings/"+c.what, c.form); resp.StatusCode != 403 {
+			t.Errorf("viewer %s: %d, want 403", c.what, resp.StatusCode)
+		}
+		if resp, body := a.post("/settings/"+c.what, c.form); resp.StatusCode != 303 {
+			t.Errorf("admin %s: %d %s", c.what, resp.StatusCode, body)
+		}
+	}
+	if got := e.scalar(`select default_policy || ' ' || propagate_deletes from keapsync.settings where account_id = $1`, accountA); got != "manual true" {
+		t.Fatalf("settings %q", got)
+	}
+	if got := e.scalar(`select role from keapsync.members where account_id = $1 and user_id = $2`, accountA, viewerA); got != "admin" {
+		t.Fatalf("member role %q", got)
+	}
+	// An admin of A cannot write B's settings: RLS's WITH CHECK refuses.
+	if resp, _ := a.post("/settings/policy", url.Values{"account": {accountB}, "object_type": {"order"}, "field": {"notes"}, "policy": {"manual"}}); resp.StatusCode != 403 {
+		t.Fatalf("A's admin on B: %d", resp.StatusCode)
 	}
 }

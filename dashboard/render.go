@@ -22,7 +22,7 @@ var staticFS embed.FS
 
 // pageNames are the templates/*.html files that are whole pages (each parsed with layout.html).
 var pageNames = []string{"overview", "health", "conflicts", "conflict", "deadletters", "history",
-	"contacts", "orders", "signin", "error"}
+	"contacts", "orders", "settings", "signin", "error"}
 
 type pages struct{ set map[string]*template.Template }
 
@@ -87,6 +87,7 @@ var flashes = map[string]string{
 	"rollback":  "Change rolled back. The rollback is pushed to Keap like any edit.",
 	"magic":     "Check your email for a sign-in link.",
 	"signedout": "You are signed out.",
+	"saved":     "Saved.",
 }
 
 // pageError is an error with what to tell the person; everything else is a 500 with a code.

@@ -41,6 +41,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /data/orders", s.page(s.dataPage(ordersTable)))
 	mux.Handle("GET /data/contacts.csv", s.page(s.exportCSV(contactsTable)))
 	mux.Handle("GET /data/orders.csv", s.page(s.exportCSV(ordersTable)))
+	mux.Handle("GET /settings", s.page(s.settings))
+	mux.Handle("POST /settings/{what}", s.page(s.saveSettings))
 	mux.Handle("GET /live/events", s.page(s.events))
 	mux.Handle("GET /live/token", s.page(s.liveToken))
 

@@ -114,10 +114,14 @@ try {
   await page.waitForSelector('h1:has-text("History of")');
   await shot('11-history');
 
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.waitForSelector('h1:has-text("Settings")');
+  await shot('12-settings');
+
   // 375 px wide: nothing overflows the viewport.
   const mobile = await browser.newContext({ viewport: { width: 375, height: 812 }, storageState: await ctx.storageState() });
   const m = await mobile.newPage();
-  for (const [p, name] of [['/', '12-mobile-overview'], ['/conflicts', '13-mobile-conflicts'], ['/data/contacts', '14-mobile-data']]) {
+  for (const [p, name] of [['/', '13-mobile-overview'], ['/conflicts', '14-mobile-conflicts'], ['/data/contacts', '15-mobile-data']]) {
     await m.goto(BASE + p);
     await shot(name, m);
     const width = await m.evaluate(() => document.documentElement.scrollWidth);
