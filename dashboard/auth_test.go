@@ -305,3 +305,15 @@ func TestSupabaseAuthMode(t *testing.T) {
 		t.Fatalf("revoked refresh: %d", resp.StatusCode)
 	}
 }
+
+func TestRealtimeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://abc.supabase.co":  "wss://abc.supabase.co/realtime/v1/websocket",
+		"http://127.0.0.1:54321":   "ws://127.0.0.1:54321/realtime/v1/websocket",
+		"https://abc.supabase.co/": "wss://abc.supabase.co/realtime/v1/websocket",
+	} {
+		if got := realtimeURL(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}

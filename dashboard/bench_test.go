@@ -90,7 +90,7 @@ func BenchmarkRender(b *testing.B) {
 	}
 	for _, page := range []string{"/", "/health"} {
 		name := map[string]string{"/": "overview", "/health": "sync-health"}[page]
-		b.Run(name, func(b *testing.B) {
+		b.Run(name+"/contacts="+strconv.Itoa(n), func(b *testing.B) {
 			// Several samples per iteration, so -benchtime 3x still yields a p95; at most ~5 s
 			// of them, so a slow page does not turn the benchmark into an hour.
 			var d []time.Duration

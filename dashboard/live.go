@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -29,13 +30,23 @@ func (s *Server) liveConfig(a *account) liveConfig {
 	}
 	if s.cfg.SupabaseURL != "" {
 		lc.Mode = "realtime"
-		lc.RealtimeURL = "wss" + s.cfg.SupabaseURL[len("http"):] + "/realtime/v1/websocket"
-		if s.cfg.SupabaseURL[:5] == "http:" {
-			lc.RealtimeURL = "ws" + s.cfg.SupabaseURL[len("http"):] + "/realtime/v1/websocket"
-		}
+		lc.RealtimeURL = realtimeURL(s.cfg.SupabaseURL)
 		lc.AnonKey = s.cfg.AnonKey
 	}
 	return lc
+}
+
+// realtimeURL is the project's Realtime websocket: https → wss, http (local CLI) → ws.
+func realtimeURL(supabaseURL string) string {
+	u, err := url.Parse(supabaseURL)
+	if err != nil {
+		return ""
+	}
+	scheme := "wss"
+	if u.Scheme == "http" {
+		scheme = "ws"
+	}
+	return scheme + "://" + u.Host + "/realtime/v1/websocket"
 }
 
 // liveToken hands the browser's Realtime client the user's access token (it must send it to join
