@@ -20,6 +20,8 @@ type healthData struct {
 	Cursors                          []cursorRow
 	Hooks                            []hookRow
 	Errors                           []errorRow
+	PushPending, PushFailing         int64
+	PushOldest                       *time.Time
 	Slots                            []slotRow
 	SlotsUnknown                     bool
 }
@@ -69,9 +71,16 @@ const (
      from keapsync.webhook_inbox where account_id = $1 and processed_at is null and last_error is not null
     order by received_at desc limit 10)
   union all
+  (select first_enqueued_at, 'push (' || object_type || ' #' || local_id || ')', last_error
+     from keapsync.push_queue where account_id = $1 and last_error is not null
+    order by first_enqueued_at desc limit 10)
+  union all
   (select refreshed_at, 'token refresh', last_error
      from keapsync.oauth_tokens where account_id = $1 and last_error is not null)
 ) e order by at desc limit 10`
+	// The push queue holds one row per record with unpushed local changes.
+	sqlHealthPush = `select count(*), count(*) filter (where last_error is not null), min(first_enqueued_at)
+  from keapsync.push_queue where account_id = $1`
 	// Slots belong to the database, not an account; readable by everyone in PostgreSQL.
 	sqlHealthSlots = `select slot_name::text, active,
        pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint
@@ -89,6 +98,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 		if err := tx.QueryRow(ctx, sqlHealthStatus, acct).Scan(&d.Connection, &d.AccessExpires, &d.RefreshExpires,
 			&d.HooksVerified, &d.HooksTotal, &d.LastHook, &d.InboxPending, &d.InboxOldest, &d.Conflicts,
 			&d.Letters, &d.BackfillDone, &d.BackfillTotal, &d.BackfillFinished); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, sqlHealthPush, acct).Scan(&d.PushPending, &d.PushFailing, &d.PushOldest); err != nil {
 			return err
 		}
 		var err error
