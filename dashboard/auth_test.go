@@ -118,6 +118,7 @@ func TestLocalSignInFlow(t *testing.T) {
 // refresh grants.
 type fakeAuth struct {
 	*httptest.Server
+	mux       *http.ServeMux
 	challenge atomic.Value // the PKCE challenge of the last magic link
 	ec        *ecdsa.PrivateKey
 	rsa       *rsa.PrivateKey
@@ -178,6 +179,7 @@ func newFakeAuth(t *testing.T) *fakeAuth {
 		}
 		_ = json.NewEncoder(w).Encode(session{AccessToken: f.token(t, "ec1", time.Hour, nil), RefreshToken: "rt-1", ExpiresIn: 3600})
 	})
+	f.mux = mux
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
@@ -234,8 +236,12 @@ func TestSupabaseAuthMode(t *testing.T) {
 			t.Errorf("cookie %s not HttpOnly+SameSite", ck.Name)
 		}
 	}
-	if resp, body := c.get("/conflicts"); resp.StatusCode != 200 || !strings.Contains(body, "Ada (Keap)") {
+	resp, body := c.get("/conflicts")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Ada (Keap)") {
 		t.Fatalf("after sign-in: %d", resp.StatusCode)
+	}
+	if !strings.Contains(body, `data-realtime-socket="ws://`+strings.TrimPrefix(auth.URL, "http://")+`/realtime/v1/websocket"`) {
+		t.Error("page lacks the Realtime socket URL (html/template may have rewritten it)")
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "ws://"+strings.TrimPrefix(auth.URL, "http://")) {
 		t.Errorf("CSP lacks the Realtime socket: %s", csp)

@@ -23,10 +23,44 @@ or run .ci/run; go test -short skips this test`
 // appearing live, resolving a conflict, retrying a dead letter, CSV export, 375 px layout.
 // Screenshots go to $KEAPSYNC_ARTIFACTS (or a temp dir, printed).
 func TestBrowserE2E(t *testing.T) {
+	node, chromium, artifacts := e2eTools(t)
+	e := newEnv(t)
+	runBrowser(t, e, node, chromium, artifacts, "sse")
+}
+
+// TestBrowserE2ERealtime is the same browser against Supabase-mode auth (password sign-in via a
+// stand-in GoTrue, ES256 tokens checked with its JWKS) and live updates over the Phoenix
+// websocket of a stand-in Realtime server that authorises the private channel with RLS.
+func TestBrowserE2ERealtime(t *testing.T) {
+	node, chromium, artifacts := e2eTools(t)
+	auth := newFakeAuth(t)
+	e := &env{t: t, db: seededPool(t)}
+	ts := httptest.NewUnstartedServer(nil)
+	srv, err := New(Config{SupabaseURL: auth.URL, AnonKey: "anon-key", PublicURL: "http://" + ts.Listener.Addr().String(),
+		Log: testLogger(t)}, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	e.srv, e.ts = srv, ts
+	rt := &fakeRealtime{db: e.db, verify: srv.verify, apikey: "anon-key", logf: t.Logf}
+	auth.mux.Handle("GET /realtime/v1/websocket", rt)
+	runBrowser(t, e, node, chromium, artifacts, "realtime")
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if len(rt.joins) == 0 || rt.joins[0] != "keapsync:"+accountA || rt.refused != 0 {
+		t.Fatalf("realtime joins %v, refused %d", rt.joins, rt.refused)
+	}
+}
+
+// e2eTools finds node, chromium and the npm package, or fails saying how to install them.
+func e2eTools(t *testing.T) (node, chromium, artifacts string) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	chromium := os.Getenv("CHROMIUM")
+	chromium = os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
@@ -40,7 +74,7 @@ func TestBrowserE2E(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json")); err != nil {
 		t.Fatalf("playwright-core not installed in %s\n%s", e2eDir, e2eHint)
 	}
-	artifacts := os.Getenv("KEAPSYNC_ARTIFACTS")
+	artifacts = os.Getenv("KEAPSYNC_ARTIFACTS")
 	if artifacts == "" {
 		artifacts, err = os.MkdirTemp("", "keapsync-dashboard-e2e-")
 		if err != nil {
@@ -49,15 +83,17 @@ func TestBrowserE2E(t *testing.T) {
 	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return node, chromium, artifacts
+}
 
-	e := newEnv(t)
+func runBrowser(t *testing.T, e *env, node, chromium, artifacts, mode string) {
 	ctl := httptest.NewServer(e.control(t))
 	defer ctl.Close()
-
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(e2eDir, "e2e.mjs"))
-	cmd.Env = append(os.Environ(), "BASE_URL="+e.ts.URL, "CONTROL_URL="+ctl.URL, "ARTIFACTS="+artifacts, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "BASE_URL="+e.ts.URL, "CONTROL_URL="+ctl.URL, "ARTIFACTS="+artifacts,
+		"CHROMIUM="+chromium, "MODE="+mode)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test output:\n%s", out)
 	t.Logf("screenshots in %s", artifacts)

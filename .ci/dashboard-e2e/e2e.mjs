@@ -41,6 +41,30 @@ try {
   page.on('dialog', (d) => d.accept());
   const shot = (name, p = page) => p.screenshot({ path: path.join(OUT, name + '.png'), fullPage: true });
 
+  if (process.env.MODE === 'realtime') {
+    // Supabase mode: password sign-in through GoTrue, live updates over the Realtime websocket.
+    await page.goto(BASE + '/');
+    check(page.url().startsWith(BASE + '/signin'), 'signed-out visit lands on the sign-in page');
+    await page.fill('#email', 'demo@keapsync.local');
+    await page.fill('#password', 'right');
+    await shot('rt-01-signin');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(BASE + '/');
+    check(await page.getAttribute('body', 'data-live-mode') === 'realtime', 'page uses Realtime');
+    await page.waitForSelector('body[data-live=on]').catch((e) => {
+      throw new Error(e.message + '\nlive status: ' + problems.join('; '));
+    });
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await control('insert-contact');
+    await page.waitForFunction(() => document.querySelector('[data-kpi=contacts]').textContent.trim() === '1,201');
+    check(await page.evaluate(() => window.__sameDocument === true), 'broadcast over the Realtime channel updated the KPI, no reload');
+    await shot('rt-02-overview-live');
+    check(problems.length === 0, 'no console errors or CSP violations: ' + problems.join('; '));
+    console.log('screenshots: ' + OUT);
+    await browser.close();
+    process.exit(0);
+  }
+
   // Sign in (local mode).
   await page.goto(BASE + '/');
   check(page.url().startsWith(BASE + '/signin'), 'signed-out visit lands on the sign-in page');

@@ -106,7 +106,7 @@
   }
   function connect() {
     getToken().then(function (tok) {
-      var ws = new WebSocket(body.dataset.realtimeUrl + '?apikey=' + encodeURIComponent(body.dataset.apikey) + '&vsn=1.0.0');
+      var ws = new WebSocket(body.dataset.realtimeSocket + '?apikey=' + encodeURIComponent(body.dataset.apikey) + '&vsn=1.0.0');
       var topic = 'realtime:keapsync:' + account;
       var ref = 0, hb = null, renew = null;
       function send(f) { f.ref = String(++ref); if (ws.readyState === 1) ws.send(JSON.stringify(f)); }
