@@ -80,7 +80,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 // flashes are the only messages a redirect may ask for; nothing from the URL is echoed.
 var flashes = map[string]string{
-	"resolved":  "Conflict resolved. The chosen value is pushed to Keap.",
+	"resolved":  "Conflict resolved. The chosen value is queued for push to Keap.",
 	"bulk":      "Conflicts resolved by policy.",
 	"retry":     "Dead letter queued for retry.",
 	"discarded": "Dead letter discarded.",
