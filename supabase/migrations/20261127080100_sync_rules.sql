@@ -66,6 +66,22 @@ as $$
                   where m.account_id = p_account and m.user_id = (select auth.uid()) and m.role = 'admin');
 $$;
 
+-- The accounts the requesting user belongs to (or administers), as arrays: RLS policies compare
+-- `account_id = any ((select keapsync.my_accounts())::uuid[])`, which PostgreSQL evaluates once per query
+-- (an initPlan) instead of once per row.
+create or replace function keapsync.my_accounts() returns uuid[]
+language sql stable security definer set search_path = ''
+as $$
+  select coalesce(array_agg(m.account_id), '{}') from keapsync.members m where m.user_id = (select auth.uid());
+$$;
+
+create or replace function keapsync.my_admin_accounts() returns uuid[]
+language sql stable security definer set search_path = ''
+as $$
+  select coalesce(array_agg(m.account_id), '{}') from keapsync.members m
+   where m.user_id = (select auth.uid()) and m.role = 'admin';
+$$;
+
 -- Gate for the functions that change sync state. A request from Supabase (a JWT with role
 -- `authenticated` or `anon`, or a session that did `set role authenticated`) must come from an
 -- admin member of the account; the service role and trusted database owners pass. EXECUTE on the

@@ -31,6 +31,7 @@ alter default privileges in schema keapsync revoke execute on functions from pub
 grant execute on all functions in schema keapsync to service_role;
 grant execute on function
   keapsync.is_member(uuid), keapsync.is_admin(uuid), keapsync.require_admin(uuid),
+  keapsync.my_accounts(), keapsync.my_admin_accounts(),
   keapsync.current_origin(),
   keapsync.resolve_conflict(bigint, text, jsonb), keapsync.resolve_conflicts_by_policy(uuid, text, text),
   keapsync.rollback_change(bigint), keapsync.retry_dead_letter(bigint), keapsync.discard_dead_letter(bigint),
@@ -51,19 +52,20 @@ begin
     execute format('grant select, insert, update, delete on keap.%I to authenticated', t);
     execute format('grant select on keap.%I to keap_analyst', t);
     execute format('create policy members_read on keap.%I for select to authenticated
-                      using ((select keapsync.is_member(account_id)))', t);
+                      using (account_id = any ((select keapsync.my_accounts())::uuid[]))', t);
     execute format('create policy admins_insert on keap.%I for insert to authenticated
-                      with check ((select keapsync.is_admin(account_id)))', t);
+                      with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
     execute format('create policy admins_update on keap.%I for update to authenticated
-                      using ((select keapsync.is_admin(account_id)))
-                      with check ((select keapsync.is_admin(account_id)))', t);
+                      using (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))
+                      with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
     execute format('create policy admins_delete on keap.%I for delete to authenticated
-                      using ((select keapsync.is_admin(account_id)))', t);
+                      using (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
     execute format('create policy analysts_read on keap.%I for select to keap_analyst using (true)', t);
   end loop;
 end
 $policies$;
-grant execute on function keapsync.is_member(uuid), keapsync.is_admin(uuid) to keap_analyst;
+grant execute on function keapsync.is_member(uuid), keapsync.is_admin(uuid),
+  keapsync.my_accounts(), keapsync.my_admin_accounts() to keap_analyst;
 
 -- ---------------------------------------------------------------------------------------------
 -- Machinery: members read their accounts' rows; admins manage members and settings.
@@ -82,7 +84,7 @@ begin
       execute 'create policy everyone_reads on keapsync.object_types for select to authenticated, keap_analyst using (true)';
     elsif t <> 'oauth_tokens' then
       execute format('create policy members_read on keapsync.%I for select to authenticated
-                        using ((select keapsync.is_member(%I)))', t, acct);
+                        using (%I = any ((select keapsync.my_accounts())::uuid[]))', t, acct);
     end if;
   end loop;
 end
@@ -96,7 +98,7 @@ grant select on keapsync.accounts, keapsync.members, keapsync.settings, keapsync
 -- Admins manage their account: its name and pause switch, members, settings and policies.
 grant update (name, paused) on keapsync.accounts to authenticated;
 create policy admins_update on keapsync.accounts for update to authenticated
-  using ((select keapsync.is_admin(id))) with check ((select keapsync.is_admin(id)));
+  using (id = any ((select keapsync.my_admin_accounts())::uuid[])) with check (id = any ((select keapsync.my_admin_accounts())::uuid[]));
 do $policies$
 declare
   t text;
@@ -104,11 +106,11 @@ begin
   foreach t in array array['members', 'settings', 'conflict_policies'] loop
     execute format('grant insert, update, delete on keapsync.%I to authenticated', t);
     execute format('create policy admins_insert on keapsync.%I for insert to authenticated
-                      with check ((select keapsync.is_admin(account_id)))', t);
+                      with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
     execute format('create policy admins_update on keapsync.%I for update to authenticated
-                      using ((select keapsync.is_admin(account_id))) with check ((select keapsync.is_admin(account_id)))', t);
+                      using (account_id = any ((select keapsync.my_admin_accounts())::uuid[])) with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
     execute format('create policy admins_delete on keapsync.%I for delete to authenticated
-                      using ((select keapsync.is_admin(account_id)))', t);
+                      using (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))', t);
   end loop;
 end
 $policies$;
@@ -118,7 +120,7 @@ $policies$;
 grant select (account_id, access_expires_at, refresh_expires_at, scope, refreshed_at, last_error, updated_at)
   on keapsync.oauth_tokens to authenticated;
 create policy members_read_health on keapsync.oauth_tokens for select to authenticated
-  using ((select keapsync.is_member(account_id)));
+  using (account_id = any ((select keapsync.my_accounts())::uuid[]));
 
 -- Analysts: only the columns the status and KPI views read.
 grant select on keapsync.object_types to keap_analyst;

@@ -20,7 +20,7 @@ alter table keapsync.push_queue enable row level security;
 grant select on keapsync.push_queue to authenticated;
 grant all on keapsync.push_queue to service_role;
 create policy members_read on keapsync.push_queue for select to authenticated
-  using ((select keapsync.is_member(account_id)));
+  using (account_id = any ((select keapsync.my_accounts())::uuid[]));
 
 -- Record that a record changed at p_lsn. Idempotent; the earliest enqueue time is kept.
 create or replace function keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn)
