@@ -74,6 +74,10 @@ type Server struct {
 	Tokens interface {
 		Run(ctx context.Context) error
 	}
+	// Dashboard serves the dashboard on its own listener (nil to skip).
+	Dashboard interface {
+		Run(ctx context.Context) error
+	}
 	// Push carries local edits to Keap (logical replication consumer and workers; nil to skip).
 	Push interface {
 		Run(ctx context.Context) error
@@ -116,6 +120,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.Push != nil {
 		g.Go(func() error { return s.Push.Run(gctx) })
+	}
+	if s.Dashboard != nil {
+		g.Go(func() error { return s.Dashboard.Run(gctx) })
 	}
 	if cfg.ReconcileEvery > 0 && s.Sweeper != nil {
 		g.Go(func() error {

@@ -37,25 +37,12 @@ func dashboardCommand() *cli.Command {
 }
 
 func runDashboard(c *cli.Context) error {
-	log, err := newLogger(c)
+	cfg, err := dashboardConfig(c, dashboardListenFlag.Name, dashboardPublicURLFlag.Name, dashboardLocalFlag.Name)
 	if err != nil {
 		return err
 	}
-	cfg := dashboard.DefaultConfig()
-	cfg.Listen = c.String(dashboardListenFlag.Name)
-	cfg.PublicURL = c.String(dashboardPublicURLFlag.Name)
-	cfg.SupabaseURL = c.String(supabaseURLFlag.Name)
-	cfg.AnonKey = c.String(supabaseAnonKeyFlag.Name)
-	cfg.JWTSecret = c.String(supabaseJWTSecretFlag.Name)
-	// Local mode is explicit: a missing SUPABASE_URL in production must stop the dashboard, not
-	// open it without passwords.
-	cfg.Local = c.Bool(dashboardLocalFlag.Name)
-	cfg.Log = log
 	if !cfg.Local && cfg.SupabaseURL == "" {
 		return errors.New("SUPABASE_URL (--supabase-url) is required; for the demo, pass --local")
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
 	}
 	pool, err := openPool(c.Context, c)
 	if err != nil {
@@ -69,3 +56,35 @@ func runDashboard(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "keapsync dashboard: %s\n", srv.URL())
 	return srv.Run(c.Context)
 }
+
+// dashboardConfig reads the dashboard flags (the listen and local flag names differ between
+// `keapsync dashboard` and `keapsync serve`).
+func dashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (dashboard.Config, error) {
+	log, err := newLogger(c)
+	if err != nil {
+		return dashboard.Config{}, err
+	}
+	cfg := dashboard.DefaultConfig()
+	cfg.Listen = c.String(listenFlag)
+	cfg.PublicURL = c.String(urlFlag)
+	cfg.SupabaseURL = c.String(supabaseURLFlag.Name)
+	cfg.AnonKey = c.String(supabaseAnonKeyFlag.Name)
+	cfg.JWTSecret = c.String(supabaseJWTSecretFlag.Name)
+	// Local mode is explicit: a missing SUPABASE_URL in production must stop the dashboard, not
+	// open it without passwords.
+	cfg.Local = c.Bool(localFlag)
+	cfg.Log = log
+	return cfg, cfg.Validate()
+}
+
+// Serve's dashboard flags (prefixed: serve has its own --listen and --public-url): the dashboard
+// runs inside serve when Supabase Auth is configured or --dashboard-local is given.
+var (
+	serveDashboardListenFlag = &cli.StringFlag{Name: "dashboard-listen", EnvVars: []string{"KEAPSYNC_DASHBOARD_LISTEN"},
+		Value: dashboard.DefaultConfig().Listen, Usage: "where serve's dashboard listens"}
+	serveDashboardURLFlag = &cli.StringFlag{Name: "dashboard-url", EnvVars: []string{"KEAPSYNC_DASHBOARD_URL"},
+		Usage: "how browsers reach serve's dashboard (default http://<dashboard-listen>)"}
+	serveDashboardLocalFlag = &cli.BoolFlag{Name: "dashboard-local", Usage: "serve the dashboard in local (demo) mode"}
+	serveDashboardFlags     = []cli.Flag{serveDashboardListenFlag, serveDashboardURLFlag, serveDashboardLocalFlag,
+		supabaseURLFlag, supabaseAnonKeyFlag, supabaseJWTSecretFlag}
+)

@@ -34,6 +34,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "sandbox-addr", Value: "127.0.0.1:8089", Usage: "where the demo's Keap sandbox listens"},
 			&cli.IntFlag{Name: "sandbox-contacts", Value: 3000, Usage: "contacts the demo sandbox generates"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "where the demo's keapsync serves (hooks, health, metrics)"},
+			&cli.StringFlag{Name: "dashboard-listen", Value: "127.0.0.1:8090", Usage: "where the demo's dashboard listens"},
 			&cli.BoolFlag{Name: "serve", Value: true, Usage: "keep the sandbox and keapsync running until interrupted (false: set up and exit)"},
 		},
 		Action: func(c *cli.Context) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
@@ -85,6 +86,16 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
+	// The dashboard in local mode, with one conflict waiting for a person.
+	if err := dashboard.SeedDemoConflict(ctx, pool, demoAccount, 1001, "Grace (edited here)", "Grace (edited in Keap)"); err != nil {
+		return fmt.Errorf("seed the demo conflict: %w", err)
+	}
+	dcfg := dashboard.DefaultConfig()
+	dcfg.Local, dcfg.Listen, dcfg.Log = true, c.String("dashboard-listen"), log
+	dash, err := dashboard.New(dcfg, pool)
+	if err != nil {
+		return err
+	}
 	server, stop, err := buildServer(ctx, log, reg, pool, clients, pusher,
 		serve.Config{Listen: listen, PublicURL: public}, time.Second, nil)
 	if err != nil {
@@ -95,6 +106,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	defer cancel()
 	served := make(chan error, 1)
 	up := make(chan struct{})
+	server.Dashboard = dash
 	server.Started = func(string) { close(up) }
 	go func() { served <- server.Run(serveCtx) }()
 	select {
@@ -120,7 +132,8 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		"KEAP_CLIENT_SECRET=" + creds.ClientSecret,
 		"KEAPSYNC_SECRET_KEY=$(cat " + filepath.Join(dir, "secret.key") + ")",
 	}
-	fmt.Fprintf(w, "\nkeapsync serves on %s (%d hooks verified; /healthz, /readyz, /metrics)\n\n", public, rep.Verified)
+	fmt.Fprintf(w, "\nkeapsync serves on %s (%d hooks verified; /healthz, /readyz, /metrics)\n", public, rep.Verified)
+	fmt.Fprintf(w, "Dashboard: %s (local mode: \"Sign in as the demo user\"; a conflict waits under Conflicts)\n\n", dash.URL())
 	fmt.Fprintf(w, "Try it: edit a contact with plain SQL and see Keap (the sandbox) have it seconds later:\n")
 	fmt.Fprintf(w, "  psql '%s' -c \"update keap.contacts c set job_title = 'Edited in Postgres' from keapsync.accounts a where a.id = c.account_id and a.keap_tenant = '%s' and c.keap_id = 2\"\n", dbURL, tenant)
 	fmt.Fprintf(w, "  curl -s %s/_sandbox/state | grep -o '\"job_title\":\"Edited in Postgres\"'\n\n", srv.URL())

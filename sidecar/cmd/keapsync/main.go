@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			hooksCommand(),
 			serveCommand(),
 			doctorCommand(),
+			dashboardCommand(),
 			sandboxCommand(),
 		},
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
@@ -61,7 +63,12 @@ func TestDemoIsRepeatable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dash, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"demo", "--dir", dir, "--pg-port", strconv.Itoa(port), "--serve=false", "--listen", "127.0.0.1:" + strconv.Itoa(listen),
+		"--dashboard-listen", "127.0.0.1:" + strconv.Itoa(dash),
 		"--sandbox-addr", "127.0.0.1:" + strconv.Itoa(sbPort), "--sandbox-contacts", "50"}
 	t.Cleanup(func() { _, _ = runApp(t, append(args, "--stop")...) })
 	for run := 1; run <= 2; run++ {
@@ -70,7 +77,8 @@ func TestDemoIsRepeatable(t *testing.T) {
 			t.Fatalf("demo run %d: %v\n%s", run, err, out)
 		}
 		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") ||
-			!strings.Contains(out, "Connected through OAuth: account") || !strings.Contains(out, "14 hooks verified") {
+			!strings.Contains(out, "Connected through OAuth: account") || !strings.Contains(out, "14 hooks verified") ||
+			!strings.Contains(out, "Dashboard: http://") {
 			t.Fatalf("demo run %d printed:\n%s", run, out)
 		}
 	}
@@ -80,4 +88,22 @@ func TestDemoIsRepeatable(t *testing.T) {
 	if err != nil || !strings.Contains(out, "ks001.infusionsoft.com") || !strings.Contains(out, " connected ") {
 		t.Fatalf("auth status after the demo: %v\n%s", err, out)
 	}
+}
+
+// Every command's flags parse (a name defined twice panics only when the command runs).
+func TestEveryCommandParses(t *testing.T) {
+	var walk func(prefix []string, cmds []*cli.Command)
+	walk = func(prefix []string, cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			args := append(append([]string{}, prefix...), cmd.Name)
+			if len(cmd.Subcommands) > 0 {
+				walk(args, cmd.Subcommands)
+				continue
+			}
+			if out, err := runApp(t, append(args, "--help")...); err != nil || !strings.Contains(out, "USAGE") {
+				t.Errorf("keapsync %s --help: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	}
+	walk(nil, newApp().Commands)
 }

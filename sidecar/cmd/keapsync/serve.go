@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/push"
@@ -25,7 +26,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reconcile-every", Value: 10 * time.Minute, EnvVars: []string{"KEAPSYNC_RECONCILE_EVERY"}, Usage: "how often to sweep for changes hooks missed (0 disables)"},
 			&cli.DurationFlag{Name: "coalesce", Value: 2 * time.Second, EnvVars: []string{"KEAPSYNC_COALESCE"}, Usage: "how long hooked ids gather before one fetch"},
 			&cli.StringFlag{Name: "hook-signing-key", EnvVars: []string{"KEAPSYNC_HOOK_SIGNING_KEY"}, Usage: "require X-Hook-Signature (HMAC-SHA256) from a signing relay"},
-		}, pushFlags...), keapFlags...),
+		}, pushFlags...), append(serveDashboardFlags, keapFlags...)...),
 		Action: runServe,
 	}
 }
@@ -56,6 +57,15 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer stop()
+	if c.String(supabaseURLFlag.Name) != "" || c.Bool(serveDashboardLocalFlag.Name) {
+		cfg, err := dashboardConfig(c, serveDashboardListenFlag.Name, serveDashboardURLFlag.Name, serveDashboardLocalFlag.Name)
+		if err != nil {
+			return err
+		}
+		if srv.Dashboard, err = dashboard.New(cfg, s.pool); err != nil {
+			return err
+		}
+	}
 	if err := srv.Run(c.Context); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
