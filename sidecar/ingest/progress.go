@@ -16,6 +16,7 @@ type progress struct {
 	label   string
 	total   int64 // 0 when unknown
 	done    int64
+	printed int64 // done as of the last line written
 	started time.Time
 	last    time.Time
 }
@@ -44,7 +45,8 @@ func (p *progress) add(n int) {
 }
 
 func (p *progress) finish() {
-	if p.out != nil {
+	// Off a terminal, the last line may already say it all.
+	if p.out != nil && (p.tty || p.done != p.printed) {
 		p.print(true)
 	}
 }
@@ -63,6 +65,7 @@ func (p *progress) print(final bool) {
 	if p.total > 0 {
 		total = fmt.Sprint(p.total)
 	}
+	p.printed = p.done
 	if !p.tty {
 		fmt.Fprintf(p.out, "%s: %d/%s rows, %.0f rows/s, eta %s\n", p.label, p.done, total, rate, eta)
 		return

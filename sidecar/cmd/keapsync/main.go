@@ -46,6 +46,9 @@ func newApp() *cli.App {
 			serveCommand(),
 			doctorCommand(),
 			dashboardCommand(),
+			conflictsCommand(),
+			deadLettersCommand(),
+			rollbackCommand(),
 			sandboxCommand(),
 		},
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v2"
+)
+
+// The commands a person uses to settle what sync could not: each is a thin call of the SQL
+// function the dashboard calls too (law 10).
+
+const (
+	sqlListConflicts = `
+select c.id, coalesce(a.keap_tenant, a.name), c.object_type, c.local_id, coalesce(c.keap_id::text, '-'), c.field,
+       coalesce(c.base_value::text, 'null'), coalesce(c.local_value::text, 'null'), coalesce(c.keap_value::text, 'null'),
+       c.policy, c.status, c.detected_at
+  from keapsync.conflicts c join keapsync.accounts a on a.id = c.account_id
+ where ($1 or c.status = 'open') and ($2 = '' or a.id::text = $2 or a.keap_tenant = $2)
+ order by c.id`
+	sqlResolve     = `select status from keapsync.resolve_conflict($1, $2, $3)`
+	sqlResolveBulk = `select keapsync.resolve_conflicts_by_policy(a.id, $2, nullif($3, '')) from keapsync.accounts a where a.id::text = $1 or a.keap_tenant = $1`
+	sqlListDead    = `
+select d.id, coalesce(a.keap_tenant, a.name), d.source, d.object_type, coalesce(d.keap_id::text, '-'),
+       coalesce(d.local_id::text, '-'), coalesce(d.http_status::text, '-'), d.error, d.status, d.attempts, d.last_failed_at
+  from keapsync.dead_letters d join keapsync.accounts a on a.id = d.account_id
+ where ($1 or d.status in ('parked', 'retry')) and ($2 = '' or a.id::text = $2 or a.keap_tenant = $2)
+ order by d.id`
+	sqlRetryDead   = `select status from keapsync.retry_dead_letter($1)`
+	sqlDiscardDead = `select status from keapsync.discard_dead_letter($1)`
+	sqlRollback    = `select keapsync.rollback_change($1)`
+)
+
+var (
+	manageAccountFlag = &cli.StringFlag{Name: "account", Usage: "account id or tenant (default: all)"}
+	manageAllFlag     = &cli.BoolFlag{Name: "all", Usage: "include settled ones"}
+)
+
+func withPool(c *cli.Context, f func(pool *pgxpool.Pool) error) error {
+	pool, err := openPool(c.Context, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return f(pool)
+}
+
+func idArg(c *cli.Context, what string) (int64, error) {
+	id, err := strconv.ParseInt(c.Args().First(), 10, 64)
+	if err != nil || c.NArg() != 1 {
+		return 0, fmt.Errorf("give one %s id after the flags (see the list command)", what)
+	}
+	return id, nil
+}
+
+func conflictsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "conflicts",
+		Usage: "list and resolve conflicts (fields changed on both sides)",
+		Subcommands: []*cli.Command{
+			{
+				Name: "list", Usage: "open conflicts (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
+				Action: func(c *cli.Context) error {
+					return withPool(c, func(pool *pgxpool.Pool) error {
+						rows, err := pool.Query(c.Context, sqlListConflicts, c.Bool("all"), c.String("account"))
+						if err != nil {
+							return fmt.Errorf("list conflicts: %w", err)
+						}
+						return printRows(c, rows, "ID\tACCOUNT\tOBJECT\tLOCAL ID\tKEAP ID\tFIELD\tBASE\tLOCAL\tKEAP\tPOLICY\tSTATUS\tDETECTED")
+					})
+				},
+			},
+			{
+				Name:      "resolve",
+				Usage:     "resolve one conflict (--keep keap|local, or --value JSON), or all of an account's by --policy",
+				ArgsUsage: "[flags] <conflict id>",
+				Flags: []cli.Flag{databaseURLFlag, manageAccountFlag,
+					&cli.StringFlag{Name: "keep", Usage: "keap or local"},
+					&cli.StringFlag{Name: "value", Usage: "a JSON value to set instead (a bare word is taken as a string)"},
+					&cli.StringFlag{Name: "policy", Usage: "with --account: keap_wins, local_wins or newest_wins for every open conflict"},
+					&cli.StringFlag{Name: "type", Usage: "with --policy: only this object type"}},
+				Action: resolveConflicts,
+			},
+		},
+	}
+}
+
+func resolveConflicts(c *cli.Context) error {
+	return withPool(c, func(pool *pgxpool.Pool) error {
+		if p := c.String("policy"); p != "" {
+			if c.String("account") == "" {
+				return errors.New("--policy needs --account")
+			}
+			var n *int
+			if err := pool.QueryRow(c.Context, sqlResolveBulk, c.String("account"), p, c.String("type")).Scan(&n); err != nil {
+				return accountError(c.String("account"), err)
+			}
+			fmt.Fprintf(c.App.Writer, "resolved %d conflicts by %s\n", *n, p)
+			return nil
+		}
+		id, err := idArg(c, "conflict")
+		if err != nil {
+			return err
+		}
+		choice, value := c.String("keep"), []byte(nil)
+		switch {
+		case c.IsSet("value") && choice != "":
+			return errors.New("give --keep or --value, not both")
+		case c.IsSet("value"):
+			choice, value = "value", []byte(c.String("value"))
+			if !json.Valid(value) {
+				value, _ = json.Marshal(c.String("value"))
+			}
+		case choice != "keap" && choice != "local":
+			return errors.New("--keep keap, --keep local, or --value JSON")
+		}
+		var status string
+		if err := pool.QueryRow(c.Context, sqlResolve, id, choice, value).Scan(&status); err != nil {
+			return fmt.Errorf("resolve conflict %d: %w", id, err)
+		}
+		fmt.Fprintf(c.App.Writer, "conflict %d %s (%s)\n", id, status, choice)
+		return nil
+	})
+}
+
+func deadLettersCommand() *cli.Command {
+	act := func(sql, done string) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			id, err := idArg(c, "dead letter")
+			if err != nil {
+				return err
+			}
+			return withPool(c, func(pool *pgxpool.Pool) error {
+				var status string
+				if err := pool.QueryRow(c.Context, sql, id).Scan(&status); err != nil {
+					return fmt.Errorf("dead letter %d: %w", id, err)
+				}
+				fmt.Fprintf(c.App.Writer, "dead letter %d %s\n", id, done)
+				return nil
+			})
+		}
+	}
+	return &cli.Command{
+		Name:  "deadletters",
+		Usage: "list, retry or discard records Keap or the database refused",
+		Subcommands: []*cli.Command{
+			{
+				Name: "list", Usage: "parked ones (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
+				Action: func(c *cli.Context) error {
+					return withPool(c, func(pool *pgxpool.Pool) error {
+						rows, err := pool.Query(c.Context, sqlListDead, c.Bool("all"), c.String("account"))
+						if err != nil {
+							return fmt.Errorf("list dead letters: %w", err)
+						}
+						return printRows(c, rows, "ID\tACCOUNT\tSOURCE\tOBJECT\tKEAP ID\tLOCAL ID\tHTTP\tERROR\tSTATUS\tATTEMPTS\tLAST FAILED")
+					})
+				},
+			},
+			{Name: "retry", Usage: "try it again", ArgsUsage: "[flags] <id>", Flags: []cli.Flag{databaseURLFlag}, Action: act(sqlRetryDead, "queued for retry")},
+			{Name: "discard", Usage: "give up on it", ArgsUsage: "[flags] <id>", Flags: []cli.Flag{databaseURLFlag}, Action: act(sqlDiscardDead, "discarded")},
+		},
+	}
+}
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "undo one recorded change (keapsync.change_history id); the undo is a local edit and is pushed",
+		ArgsUsage: "[flags] <history id>",
+		Flags:     []cli.Flag{databaseURLFlag},
+		Action: func(c *cli.Context) error {
+			id, err := idArg(c, "change history")
+			if err != nil {
+				return err
+			}
+			return withPool(c, func(pool *pgxpool.Pool) error {
+				var undo *int64
+				if err := pool.QueryRow(c.Context, sqlRollback, id).Scan(&undo); err != nil {
+					return fmt.Errorf("roll back change %d: %w", id, err)
+				}
+				if undo == nil {
+					fmt.Fprintf(c.App.Writer, "change %d rolled back\n", id)
+				} else {
+					fmt.Fprintf(c.App.Writer, "change %d rolled back by change %d\n", id, *undo)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// printRows writes a query's rows as a table under header.
+func printRows(c *cli.Context, rows pgx.Rows, header string) error {
+	defer rows.Close()
+	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	n := 0
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if i > 0 {
+				fmt.Fprint(w, "\t")
+			}
+			if t, ok := v.(time.Time); ok {
+				v = t.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprint(w, v)
+		}
+		fmt.Fprintln(w)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	w.Flush()
+	if n == 0 {
+		fmt.Fprintln(c.App.Writer, "none")
+	}
+	return nil
+}
