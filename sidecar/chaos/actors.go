@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+// Both actors draw every choice from their own seeded source and run as one goroutine each, so
+// a seed replays the same sequence of intended operations. Values are unique per write
+// ("K17-job", "L230-job"), so the checker can tell exactly whose write a final value is.
+
+// universe is what both actors know at the start: the contacts they fight over, the tags and
+// the text custom field.
+type universe struct {
+	hot  []int64 // Keap ids both actors edit
+	all  []int64 // every Keap id present after backfill
+	tags []int64
+	cf   int64 // the "Favourite colour" text custom field
+}
+
+type keapActor struct {
+	sb  *sandbox.Server
+	u   universe
+	rnd *rand.Rand
+	led *ledger
+	own []int64 // contacts it created
+	seq int
+}
+
+func (a *keapActor) pick() int64 {
+	if len(a.own) > 0 && a.rnd.IntN(4) == 0 {
+		return a.own[a.rnd.IntN(len(a.own))]
+	}
+	if a.rnd.IntN(3) == 0 {
+		return a.u.all[a.rnd.IntN(len(a.u.all))]
+	}
+	return a.u.hot[a.rnd.IntN(len(a.u.hot))]
+}
+
+// step makes one change the way a person in Keap's web app would.
+func (a *keapActor) step() {
+	a.seq++
+	id := a.pick()
+	ref := "k" + strconv.FormatInt(id, 10)
+	v := fmt.Sprintf("K%d", a.seq)
+	edit := func(op string, body map[string]any, field, value string) {
+		if err := a.sb.EditContact(id, body); err == nil {
+			a.led.record(sideKeap, ref, false, map[string]string{field: value})
+			a.led.count(sideKeap, op)
+		}
+	}
+	switch r := a.rnd.IntN(100); {
+	case r < 12:
+		edit("edit", map[string]any{"given_name": v + "-given"}, "given_name", v+"-given")
+	case r < 22:
+		edit("edit", map[string]any{"family_name": v + "-family"}, "family_name", v+"-family")
+	case r < 32:
+		edit("edit", map[string]any{"job_title": v + "-job"}, "job_title", v+"-job")
+	case r < 40:
+		e := "k" + strconv.Itoa(a.seq) + "@chaos.test"
+		edit("edit", map[string]any{"email_addresses": []any{map[string]any{"field": "EMAIL1", "email": e}}}, "email", e)
+	case r < 48:
+		edit("edit", map[string]any{"phone_numbers": []any{map[string]any{"field": "PHONE1", "number": v}}}, "phone", v)
+	case r < 58:
+		edit("edit", map[string]any{"custom_fields": []any{map[string]any{"id": a.u.cf, "content": v + "-cf"}}},
+			"custom_fields."+strconv.FormatInt(a.u.cf, 10), v+"-cf")
+	case r < 70:
+		tag := a.u.tags[a.rnd.IntN(len(a.u.tags))]
+		if a.sb.ApplyTag(id, tag) == nil {
+			a.led.record(sideKeap, ref, false, map[string]string{"tag." + strconv.FormatInt(tag, 10): "true"})
+			a.led.count(sideKeap, "tag")
+		}
+	case r < 82:
+		tag := a.u.tags[a.rnd.IntN(len(a.u.tags))]
+		if a.sb.RemoveTag(id, tag) == nil {
+			a.led.record(sideKeap, ref, false, map[string]string{"tag." + strconv.FormatInt(tag, 10): ""})
+			a.led.count(sideKeap, "untag")
+		}
+	case r < 94:
+		e := "kc" + strconv.Itoa(a.seq) + "@chaos.test"
+		nid, err := a.sb.CreateContact(map[string]any{"given_name": v + "-given", "family_name": v + "-family",
+			"email_addresses": []any{map[string]any{"field": "EMAIL1", "email": e}},
+			"phone_numbers":   []any{map[string]any{"field": "PHONE1", "number": v}}})
+		if err == nil {
+			a.own = append(a.own, nid)
+			a.led.record(sideKeap, "k"+strconv.FormatInt(nid, 10), false, map[string]string{
+				"given_name": v + "-given", "family_name": v + "-family", "email": e, "phone": v})
+			a.led.count(sideKeap, "create")
+		}
+	default:
+		if a.sb.DeleteContact(id) == nil {
+			a.led.delete(sideKeap, ref)
+			a.led.count(sideKeap, "delete")
+		}
+	}
+}
+
+type localActor struct {
+	pool    *pgxpool.Pool
+	account string
+	u       universe
+	rnd     *rand.Rand
+	led     *ledger
+	own     []int64 // local ids of contacts it inserted
+	seq     int
+}
+
+// target picks a contact: by Keap id for the shared ones, by local id for its own inserts.
+func (a *localActor) target() (ref, cond string, arg int64) {
+	if len(a.own) > 0 && a.rnd.IntN(4) == 0 {
+		id := a.own[a.rnd.IntN(len(a.own))]
+		return "l" + strconv.FormatInt(id, 10), "c.id = $1", id
+	}
+	id := a.u.hot[a.rnd.IntN(len(a.u.hot))]
+	return "k" + strconv.FormatInt(id, 10), "c.keap_id = $1", id
+}
+
+// step makes one change the way an analyst or an app would: plain SQL on keap.*.
+func (a *localActor) step(ctx context.Context) {
+	a.seq++
+	ref, cond, arg := a.target()
+	v := fmt.Sprintf("L%d", a.seq)
+	// exec runs one statement; one affected row is a write, an error may or may not have
+	// committed (the Postgres restart), so it is recorded as uncertain.
+	exec := func(op, sql string, fields map[string]string, args ...any) bool {
+		tag, err := a.pool.Exec(ctx, sql, append([]any{arg, a.account}, args...)...)
+		switch {
+		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
+			a.led.record(sideLocal, ref, true, fields)
+			if op == "delete" {
+				a.led.delete(sideLocal+"?", ref) // may have happened: either outcome is accepted
+			}
+			return false
+		case err == nil && tag.RowsAffected() == 1:
+			a.led.record(sideLocal, ref, false, fields)
+			a.led.count(sideLocal, op)
+			return true
+		}
+		return false
+	}
+	set := func(col, value string) {
+		exec("edit", "update keap.contacts c set "+col+" = $3 where c.account_id = $2 and "+cond,
+			map[string]string{col: value}, value)
+	}
+	switch r := a.rnd.IntN(100); {
+	case r < 12:
+		set("given_name", v+"-given")
+	case r < 22:
+		set("family_name", v+"-family")
+	case r < 32:
+		set("job_title", v+"-job")
+	case r < 40:
+		set("email", "l"+strconv.Itoa(a.seq)+"@chaos.test")
+	case r < 48:
+		set("phone", v)
+	case r < 58:
+		cf := strconv.FormatInt(a.u.cf, 10)
+		exec("edit", "update keap.contacts c set custom_fields = custom_fields || jsonb_build_object($3::text, $4::text) where c.account_id = $2 and "+cond,
+			map[string]string{"custom_fields." + cf: v + "-cf"}, cf, v+"-cf")
+	case r < 70:
+		tag := a.u.tags[a.rnd.IntN(len(a.u.tags))]
+		exec("tag", `insert into keap.contact_tags (account_id, contact_id, tag_id)
+			select c.account_id, c.id, t.id from keap.contacts c join keap.tags t on t.account_id = c.account_id and t.keap_id = $3
+			 where c.account_id = $2 and `+cond+` on conflict do nothing`,
+			map[string]string{"tag." + strconv.FormatInt(tag, 10): "true"}, tag)
+	case r < 82:
+		tag := a.u.tags[a.rnd.IntN(len(a.u.tags))]
+		exec("untag", `delete from keap.contact_tags ct using keap.contacts c, keap.tags t
+			 where ct.contact_id = c.id and ct.tag_id = t.id and t.keap_id = $3 and c.account_id = $2 and `+cond,
+			map[string]string{"tag." + strconv.FormatInt(tag, 10): ""}, tag)
+	case r < 94:
+		e := "lc" + strconv.Itoa(a.seq) + "@chaos.test"
+		var id int64
+		err := a.pool.QueryRow(ctx, `insert into keap.contacts (account_id, given_name, family_name, email, phone)
+			values ($1, $2, $3, $4, $5) returning id`, a.account, v+"-given", v+"-family", e, v).Scan(&id)
+		if err == nil {
+			a.own = append(a.own, id)
+			a.led.record(sideLocal, "l"+strconv.FormatInt(id, 10), false, map[string]string{
+				"given_name": v + "-given", "family_name": v + "-family", "email": e, "phone": v})
+			a.led.count(sideLocal, "create")
+		}
+	default:
+		if exec("delete", "delete from keap.contacts c where c.account_id = $2 and "+cond, nil) {
+			a.led.delete(sideLocal, ref)
+		}
+	}
+}
+
+// runActors drives both actors at rate operations per second each until ctx ends.
+func runActors(ctx context.Context, ka *keapActor, la *localActor, rate float64) {
+	tick := time.Duration(float64(time.Second) / rate)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			la.step(ctx)
+			sleepCtx(ctx, tick)
+		}
+	}()
+	for ctx.Err() == nil {
+		ka.step()
+		sleepCtx(ctx, tick)
+	}
+	<-done
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

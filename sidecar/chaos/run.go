@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keapsync/keapsync/sidecar/sandbox"
+)
+
+// Run performs one soak and returns its report. An error means the harness itself could not
+// do its job (a report may still come with it); a report that is not OK means the engine did
+// not converge.
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
+	cfg.defaults()
+	start := time.Now()
+	w, err := newWorld(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep = &Report{Cfg: cfg, Dir: w.dir}
+	defer func() {
+		rep.Serves = w.serveSummary()
+		w.close()
+		rep.Elapsed = time.Since(start)
+		if err != nil {
+			rep.HarnessErr = err.Error()
+		}
+		if err == nil && rep.OK() {
+			_ = os.RemoveAll(w.dir)
+		}
+	}()
+	if err := w.prepare(ctx); err != nil {
+		return rep, err
+	}
+	u, initial := w.universe()
+	led := newLedger()
+	ka := &keapActor{sb: w.sb, u: u, rnd: rand.New(rand.NewPCG(uint64(cfg.Seed), 3)), led: led}
+	la := &localActor{pool: w.pool, account: w.account, u: u, rnd: rand.New(rand.NewPCG(uint64(cfg.Seed), 4)), led: led}
+
+	soakStart := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	faultsDone := make(chan error, 1)
+	go func() {
+		var ferr error
+		rep.Faults, ferr = runFaults(runCtx, w, plan(cfg.Seed, cfg.Duration))
+		faultsDone <- ferr
+	}()
+	runActors(runCtx, ka, la, cfg.Rate)
+	cancel()
+	if err := <-faultsDone; err != nil {
+		return rep, err
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+
+	// Faults off; let everything drain; one reconcile pass with the delete sweep; drain again.
+	w.sb.SetFaults(sandbox.Faults{})
+	for _, s := range w.serves {
+		if err := s.waitUp(ctx, time.Minute); err != nil {
+			return rep, err
+		}
+	}
+	if err := w.quiesce(ctx, cfg.Quiesce); err != nil {
+		rep.QuiesceErr = "before reconcile: " + err.Error()
+		w.stuck(rep)
+	}
+	out, rerr := w.cli(ctx, append([]string{"reconcile", "--deletes"}, w.keapArgs...)...)
+	rep.Reconcile = strings.Join(strings.Fields(out), " ")
+	if rerr != nil {
+		return rep, fmt.Errorf("reconcile: %w\n%s", rerr, out)
+	}
+	if err := w.quiesce(ctx, cfg.Quiesce); err != nil && rep.QuiesceErr == "" {
+		rep.QuiesceErr = "after reconcile: " + err.Error()
+		w.stuck(rep)
+	}
+	return rep, w.check(ctx, rep, led, initial, soakStart)
+}
+
+// universe picks what the actors fight over from the state after backfill: 40 hot contacts
+// (seeded), every tag, and the free-text custom field. It also returns that state, the
+// baseline for fields nobody wrote.
+func (w *world) universe() (universe, map[int64]fields) {
+	st := w.sb.Snapshot()
+	initial, _ := keapContacts(st)
+	var u universe
+	u.all = sortedKeys(initial)
+	rnd := rand.New(rand.NewPCG(uint64(w.cfg.Seed), 5))
+	hot := slices.Clone(u.all)
+	rnd.Shuffle(len(hot), func(i, j int) { hot[i], hot[j] = hot[j], hot[i] })
+	u.hot = hot[:min(40, len(hot))]
+	for _, t := range st.Tags {
+		u.tags = append(u.tags, asInt64(t["id"]))
+	}
+	for _, f := range st.CustomFields {
+		if f.FieldType == "Text" {
+			u.cf = f.ID
+		}
+	}
+	return u, initial
+}
