@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +58,23 @@ func StartCluster(ctx context.Context) (*pgcluster.Cluster, func(), error) {
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
+	watchdog(dir, c.Dir)
 	return c, cleanup, nil
+}
+
+// watchdog stops the cluster and removes dir if this process dies without cleaning up (a test
+// binary killed by its timeout, or by a person): pg_ctl daemonizes the server, so nothing else
+// would. It signals the postmaster directly (SIGQUIT: immediate shutdown), which root may do
+// where pg_ctl refuses to run.
+func watchdog(dir, dataDir string) {
+	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 %q/postmaster.pid 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null
+sleep 2; rm -rf %q`, os.Getpid(), dataDir, dir)
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives us, by design
+	if err := cmd.Start(); err == nil {
+		go cmd.Wait() // reap it if we outlive it after all
+	}
 }
 
 var (
