@@ -219,8 +219,17 @@ func judgeWrites(rep *Report, writes []write, deleted map[string]string, initial
 				}
 				hist = append(hist, fmt.Sprintf("%s%s %q @%s", wr.Side, u, wr.Value, wr.At.Format("15:04:05.000")))
 			}
-			rep.LostUpdates = append(rep.LostUpdates, fmt.Sprintf("contact %d %s = %q (initially %q); writes: %s",
-				k.id, k.field, got, initial[k.id][k.field], strings.Join(hist, ", ")))
+			hint := ""
+			for _, wr := range ws {
+				if wr.Value == got {
+					// Typically: a push Keap accepted whose mark_pushed never committed (SIGKILL,
+					// Postgres restart), then a Keap version carrying it won newest_wins against
+					// the newer local edit, on Keap's record-level clock.
+					hint = " [an earlier write came back]"
+				}
+			}
+			rep.LostUpdates = append(rep.LostUpdates, fmt.Sprintf("contact %d %s = %q (initially %q)%s; writes: %s",
+				k.id, k.field, got, initial[k.id][k.field], hint, strings.Join(hist, ", ")))
 			continue
 		}
 		if len(last) == 2 && last[sideKeap] != last[sideLocal] {

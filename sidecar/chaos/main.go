@@ -10,6 +10,28 @@
 // The seed fixes the sandbox data, the fault plan and every choice the actors make. It cannot
 // fix the interleaving of real processes and goroutines, so a seed replays the same scenario,
 // not the same nanosecond schedule; a failure prints the command that replays its scenario.
+//
+// How the checker judges (approximations on purpose):
+//   - Divergence: Keap's snapshot and keap.contacts compared by Keap id, field by field (names,
+//     job title, first email and phone, custom fields, tags); fields parked as open conflicts
+//     are listed apart. Duplicates: two Keap contacts with one email, or two local rows.
+//   - Lost updates: each actor is one goroutine, so each side's writes are exactly ordered. A
+//     field only one side wrote must end at that side's last write; a field both wrote must end
+//     at one of the two last writes. Which one is not predicted: newest_wins compares Postgres
+//     now() of the local edit with Keap's record-level last_updated at apply time (two clocks,
+//     and the sandbox clock jumps 25 h to expire the token), which the harness cannot replay.
+//   - Echo: a successful write call naming a contact the local actor never wrote or deleted.
+//   - Deletes: a contact either side deleted must be gone from both, and its email from Keap.
+//
+// Engine bugs this soak found (it fails on them; details in the report it prints):
+//   - Pool starvation deadlock: push workers keep their claim connection while the Keap call
+//     needs a second one (token load in keapauth, account lookup in keapClients.For under its
+//     mutex); with 4 workers and pgxpool's default MaxConns of 4 a serve that starts with a
+//     backlog stops for good, /healthz still 200. -pool-max-conns 20 runs the soak past it.
+//   - Create/import race: a push create Keap accepted whose markCreated never committed (the
+//     Postgres restart: "conn closed") is imported by the hook as a second local row; the retry
+//     upserts by email, finds the same Keap id, and mark_pushed fails on
+//     contacts_account_id_keap_id_key forever.
 package main
 
 import (
