@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -130,10 +129,14 @@ func (a *localActor) step(ctx context.Context) {
 	v := fmt.Sprintf("L%d", a.seq)
 	// exec runs one statement; one affected row is a write, an error may or may not have
 	// committed (the Postgres restart), so it is recorded as uncertain.
+	// Statements are not cut off when the soak ends (that would leave their outcome unknown);
+	// the timeout only bounds one stuck on a Postgres that went away.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	exec := func(op, sql string, fields map[string]string, args ...any) bool {
-		tag, err := a.pool.Exec(ctx, sql, append([]any{arg, a.account}, args...)...)
+		tag, err := a.pool.Exec(sctx, sql, append([]any{arg, a.account}, args...)...)
 		switch {
-		case err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled):
+		case err != nil:
 			a.led.record(sideLocal, ref, true, fields)
 			if op == "delete" {
 				a.led.delete(sideLocal+"?", ref) // may have happened: either outcome is accepted
@@ -179,7 +182,7 @@ func (a *localActor) step(ctx context.Context) {
 	case r < 94:
 		e := "lc" + strconv.Itoa(a.seq) + "@chaos.test"
 		var id int64
-		err := a.pool.QueryRow(ctx, `insert into keap.contacts (account_id, given_name, family_name, email, phone)
+		err := a.pool.QueryRow(sctx, `insert into keap.contacts (account_id, given_name, family_name, email, phone)
 			values ($1, $2, $3, $4, $5) returning id`, a.account, v+"-given", v+"-family", e, v).Scan(&id)
 		if err == nil {
 			a.own = append(a.own, id)

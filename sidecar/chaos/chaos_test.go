@@ -19,7 +19,7 @@ import (
 // TestChaosShort is the short soak `make test` runs: a fixed seed, every fault kind, about a
 // minute of chaos. The longer ones are `go run ./sidecar/chaos -seed N -duration D`.
 func TestChaosShort(t *testing.T) {
-	cfg := Config{Seed: 1, Duration: 45 * time.Second, Contacts: 200, Rate: 6, Quiesce: 3 * time.Minute,
+	cfg := Config{Seed: 1, Duration: 45 * time.Second, Contacts: 200, Rate: 6, Quiesce: 2 * time.Minute,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	rep, err := Run(context.Background(), cfg)
 	var b strings.Builder
