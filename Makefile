@@ -41,7 +41,8 @@ test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical 
 
 bench: build ## every benchmark against its same-run baseline, as one table (also docs/benchmarks.md)
 	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \
-	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md
+	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md \
+	    -command "$(if $(KEAPSYNC_BENCH_CONTACTS),KEAPSYNC_BENCH_CONTACTS=$(KEAPSYNC_BENCH_CONTACTS) )make bench"
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l sidecar supabase sql dashboard 2>/dev/null)" || { gofmt -l sidecar supabase sql dashboard; exit 1; }

@@ -24,6 +24,14 @@ type row struct {
 
 var goalPattern = regexp.MustCompile(`^(.*)\(goal\s*(<=|>=|<|>)\s*([0-9.]+)\)$`)
 
+// goals for metrics whose benchmarks do not name theirs in the unit (from the issues).
+var goals = map[string][2]string{
+	"budget-frac":          {">=", "0.95"},
+	"budget-used":          {">=", "0.95"},
+	"ratio-vs-recvlogical": {">=", "0.5"},
+	"429s":                 {"<=", "0"},
+}
+
 func main() {
 	out := flag.String("out", "", "also write the table to this Markdown file")
 	command := flag.String("command", "make bench", "the command that produced the input, for the record")
@@ -85,6 +93,11 @@ func parse(r io.Reader) ([]row, string, error) {
 			if m := goalPattern.FindStringSubmatch(unit); m != nil {
 				rw.metric, rw.goal = m[1], m[2]+" "+m[3]
 				rw.verdict = verdict(f[i], m[2], m[3])
+			} else if g, ok := goals[unit]; ok {
+				rw.goal, rw.verdict = g[0]+" "+g[1], verdict(f[i], g[0], g[1])
+			} else if unit == "p95-ms" && strings.HasPrefix(name, "dashboard ") {
+				// The issue's goal is < 100 ms with 1M contacts; the row says how many it ran with.
+				rw.goal, rw.verdict = "< 100 (at 1M contacts)", verdict(f[i], "<", "100")
 			}
 			rows = append(rows, rw)
 		}
