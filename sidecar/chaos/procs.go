@@ -41,6 +41,7 @@ func (p *serveProc) supervise(ctx context.Context, wg *sync.WaitGroup) {
 	for ctx.Err() == nil {
 		cmd := exec.Command(p.bin, p.args...)
 		cmd.Stdout, cmd.Stderr = p.out, p.out
+		cmd.SysProcAttr = dieWithUs()
 		if err := cmd.Start(); err != nil {
 			p.log.Warn("start serve", "serve", p.name, "err", err)
 		} else {
@@ -112,6 +113,12 @@ func (p *serveProc) kill(hold time.Duration) bool {
 	p.kills++
 	_ = p.cmd.Process.Kill()
 	return true
+}
+
+// dieWithUs makes a child die when the harness does (a test timeout, a SIGKILL of the
+// harness itself): a serve left behind would spin against a database that is gone.
+func dieWithUs() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 // dump asks the running process for its goroutine stacks (SIGQUIT: the Go runtime prints them

@@ -147,6 +147,7 @@ func (w *world) cli(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, w.bin, append([]string{"--log-level", "warn"}, args...)...)
+	cmd.SysProcAttr = dieWithUs()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -205,6 +206,7 @@ func (w *world) prepare(ctx context.Context) error {
 		return fmt.Errorf("hooks ensure: %v\n%s", err, out)
 	}
 	cmd := exec.Command(w.bin, append([]string{"--log-level", "error", "backfill"}, w.keapArgs...)...)
+	cmd.SysProcAttr = dieWithUs()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start backfill: %w", err)
 	}
