@@ -652,6 +652,7 @@ declare
   st keapsync.sync_state;
   tbl text := (select table_name from keapsync.object_types where object_type = p_type);
   v_keap_id bigint := (p_keap_raw ->> 'id')::bigint;
+  v_twin bigint;
   e record;
 begin
   perform keapsync.require_admin(p_account);
@@ -669,6 +670,15 @@ begin
     raise exception 'keapsync: Keap answer for % % has no id', p_type, p_local_id using errcode = '22023';
   end if;
   if st.keap_id is null then
+    -- The create reached Keap before, but its write-back was lost (a crash, a dropped
+    -- connection), and a hook meanwhile imported the Keap record as a new row: that row is this
+    -- record's twin. Ours keeps its id and data; the twin goes (as Keap's write: not pushed).
+    execute format('select id from keap.%I where account_id = $1 and keap_id = $2 and id <> $3', tbl)
+      into v_twin using p_account, v_keap_id, p_local_id;
+    if v_twin is not null then
+      delete from keapsync.sync_state where account_id = p_account and object_type = p_type and local_id = v_twin;
+      execute format('delete from keap.%I where id = $1', tbl) using v_twin;
+    end if;
     execute format('update keap.%I set keap_id = $1 where id = $2', tbl) using v_keap_id, p_local_id;
   end if;
   for e in select key, value from jsonb_each(coalesce(p_pushed, '{}')) loop

@@ -2,7 +2,7 @@
 -- custom fields, tags, deletes, and the push hand-off (pending_push / mark_pushed).
 begin;
 create extension if not exists pgtap;
-select plan(67);
+select plan(71);
 
 insert into keapsync.accounts (id, name) values ('10000000-0000-4000-8000-000000000001', 'A');
 insert into keapsync.settings (account_id, default_policy) values ('10000000-0000-4000-8000-000000000001', 'newest_wins');
@@ -190,6 +190,19 @@ select is(keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact'
           'unchanged', 'marking the create done');
 select is((select keap_id from keap.contacts where email = 'grace@example.com'), 2::bigint, 'the Keap id is written back');
 select is((select sync_origin from keap.contacts where email = 'grace@example.com'), 'keap', 'the write-back is not an edit to push');
+
+-- A create whose write-back was lost, and whose Keap record a hook imported meanwhile: the
+-- retry's mark_pushed keeps our row and drops the imported twin.
+select pg_temp.local_edit(null, 'insert into keap.contacts (account_id, given_name, email) values (''10000000-0000-4000-8000-000000000001'', ''Twin'', ''twin@example.com'')');
+select pg_temp.apply('{"id": 60, "given_name": "Twin", "email_addresses": [{"email": "twin@example.com", "field": "EMAIL1"}], "last_updated": "2026-03-14T00:00:00.000Z"}');
+select is((select count(*) from keap.contacts where email = 'twin@example.com')::int, 2, 'the hook imported our own create as a second row');
+select lives_ok($$select keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact',
+          (select id from keap.contacts where email = 'twin@example.com' and keap_id is null),
+          '{"email": "twin@example.com", "given_name": "Twin"}',
+          '{"id": 60, "given_name": "Twin", "email_addresses": [{"email": "twin@example.com", "field": "EMAIL1"}], "last_updated": "2026-03-14T00:00:00.000Z"}')$$,
+          'marking the retried create done does not trip over the twin');
+select is((select count(*) from keap.contacts where email = 'twin@example.com')::int, 1, 'one row is left');
+select is((select count(*) from keapsync.sync_state where keap_id = 60)::int, 1, 'with one sync state');
 
 select is(keapsync.apply_keap_delete('10000000-0000-4000-8000-000000000001', 'contact', 2), 'deleted', 'Keap deleted it: gone here');
 select is((select count(*) from keapsync.sync_state where keap_id = 2)::int, 0, 'with its sync state');

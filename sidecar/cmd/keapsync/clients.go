@@ -72,13 +72,21 @@ func makeKeapClients(log *slog.Logger, pool *pgxpool.Pool, reg prometheus.Regist
 // For returns the client of an account.
 func (kc *keapClients) For(ctx context.Context, account string) (*keap.Client, error) {
 	kc.mu.Lock()
-	defer kc.mu.Unlock()
-	if cl, ok := kc.clients[account]; ok {
+	cl, ok := kc.clients[account]
+	kc.mu.Unlock()
+	if ok {
 		return cl, nil
 	}
+	// Outside the lock: a query waits for a pooled connection, and holding the lock meanwhile
+	// would stall every other worker's lookup behind it.
 	var tenant string
 	if err := kc.pool.QueryRow(ctx, sqlAccountTenant, account).Scan(&tenant); err != nil {
 		return nil, fmt.Errorf("account %s: %w", account, err)
+	}
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if cl, ok := kc.clients[account]; ok {
+		return cl, nil // another worker made it meanwhile
 	}
 	tb, ok := kc.tenants[tenant]
 	if !ok {

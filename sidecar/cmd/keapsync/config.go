@@ -47,8 +47,20 @@ func required(c *cli.Context, f *cli.StringFlag) (string, error) {
 	return v, nil
 }
 
+// defaultPoolSize: a push or inbox worker holds a connection (its claim and locks) while its Keap
+// call needs another (the token, the account), so the pool must outnumber the workers several
+// times over; pgxpool's default (max(4, CPUs)) starves them. pool_max_conns in the URL wins.
+const defaultPoolSize = 20
+
 func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, c.String(databaseURLFlag.Name))
+	cfg, err := pgxpool.ParseConfig(c.String(databaseURLFlag.Name))
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if !strings.Contains(c.String(databaseURLFlag.Name), "pool_max_conns") {
+		cfg.MaxConns = defaultPoolSize
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -46,7 +46,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, dbURL+"&pool_max_conns=20") // see defaultPoolSize
 	if err != nil {
 		return fmt.Errorf("connect to demo database: %w", err)
 	}
