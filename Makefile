@@ -5,7 +5,7 @@ BIN     := bin/keapsync
 WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
 SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
 
-.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli bench lint clean
+.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli bench chaos lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ bench: build ## every benchmark against its same-run baseline, as one table (als
 	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \
 	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md \
 	    -command "$(if $(KEAPSYNC_BENCH_CONTACTS),KEAPSYNC_BENCH_CONTACTS=$(KEAPSYNC_BENCH_CONTACTS) )make bench"
+
+chaos: ## chaos convergence soak: real serve processes, SIGKILLs, faults, then a field-by-field check (SEED=1 DURATION=2m)
+	$(GO) run ./sidecar/chaos -seed $(or $(SEED),1) -duration $(or $(DURATION),2m)
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l sidecar supabase sql dashboard 2>/dev/null)" || { gofmt -l sidecar supabase sql dashboard; exit 1; }
