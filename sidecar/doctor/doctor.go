@@ -54,7 +54,7 @@ type Config struct {
 
 const (
 	sqlWalLevel    = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
-	sqlSlot        = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint from pg_replication_slots where slot_name = $1`
+	sqlSlot        = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint from pg_replication_slots where slot_name = $1 and database = current_database()`
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
 	sqlApplied     = `select version from supabase_migrations.schema_migrations`
 	sqlAccounts    = `
