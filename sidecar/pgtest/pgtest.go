@@ -184,6 +184,9 @@ func dropDatabase(ctx context.Context, name string) {
 		return
 	}
 	defer admin.Close(ctx)
+	// A logical replication slot (the push path's) keeps its database from being dropped.
+	_, _ = admin.Exec(ctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots
+	                         where database = $1 and not active`, name)
 	_, _ = admin.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
 }
 
