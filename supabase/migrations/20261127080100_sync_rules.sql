@@ -221,20 +221,21 @@ begin
 end;
 $$;
 
--- The doc of a Keap object, and which key groups it actually carries: an object fetched without
--- custom fields or tag ids says nothing about them, so the merge must not read that as "removed".
-create or replace function keapsync.keap_doc(p_type text, p_raw jsonb) returns jsonb
-language plpgsql stable set search_path = '' set timezone to 'UTC'
+-- Tag keys (`tag.<id>`) a contact object carries (none when it carries no tag ids).
+create or replace function keapsync.tag_doc(p_raw jsonb) returns jsonb
+language sql immutable set search_path = ''
 as $$
-declare
-  doc jsonb := keapsync.flat_doc(p_type, keapsync.keap_columns_of(p_type, p_raw));
-begin
-  if p_type = 'contact' and jsonb_typeof(p_raw -> 'tag_ids') = 'array' then
-    doc := doc || coalesce((select jsonb_object_agg('tag.' || (t #>> '{}'), true)
-                              from jsonb_array_elements(p_raw -> 'tag_ids') t), '{}');
-  end if;
-  return doc;
-end;
+  select coalesce(jsonb_object_agg('tag.' || (t #>> '{}'), true), '{}')
+    from jsonb_array_elements(case when jsonb_typeof(p_raw -> 'tag_ids') = 'array' then p_raw -> 'tag_ids' else '[]' end) t;
+$$;
+
+-- The doc of a Keap object, tags included. What the object does not carry is decided by
+-- keap_unknown below, so the merge reads it as unknown rather than removed.
+create or replace function keapsync.keap_doc(p_type text, p_raw jsonb) returns jsonb
+language sql stable set search_path = '' set timezone to 'UTC'
+as $$
+  select keapsync.flat_doc(p_type, keapsync.keap_columns_of(p_type, p_raw))
+      || case when p_type = 'contact' then keapsync.tag_doc(p_raw) else '{}' end;
 $$;
 
 -- What a Keap object does not carry, so the merge reads it as unknown rather than removed: exact

@@ -9,14 +9,6 @@ as $$
   select keapsync.flat_doc_typed(p_type, p_row, true);
 $$;
 
--- Tag keys (`tag.<id>`) a contact object carries, for the agreed state.
-create or replace function keapsync.tag_doc(p_raw jsonb) returns jsonb
-language sql immutable set search_path = ''
-as $$
-  select coalesce(jsonb_object_agg('tag.' || (t #>> '{}'), true), '{}')
-    from jsonb_array_elements(case when jsonb_typeof(p_raw -> 'tag_ids') = 'array' then p_raw -> 'tag_ids' else '[]' end) t;
-$$;
-
 create or replace function keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb)
 returns jsonb
 language plpgsql volatile security definer set search_path = '' set timezone to 'UTC'
@@ -101,6 +93,6 @@ begin
 end;
 $$;
 
-revoke execute on function keapsync.merge_doc(text, jsonb), keapsync.tag_doc(jsonb),
+revoke execute on function keapsync.merge_doc(text, jsonb),
   keapsync.apply_keap_batch(uuid, text, jsonb) from public;
 grant execute on function keapsync.apply_keap_batch(uuid, text, jsonb) to service_role;
