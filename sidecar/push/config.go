@@ -58,6 +58,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// MetricsInterval is how often queue depth and slot lag are sampled.
 	MetricsInterval time.Duration
+	// MaxSlotLag is the retained WAL (bytes) past which keapsync_push_slot_lag_over_limit
+	// raises and a warning is logged; 0 disables the alarm.
+	MaxSlotLag int64
 }
 
 // DefaultConfig returns the defaults; set DB and API.
@@ -78,6 +81,7 @@ func DefaultConfig() Config {
 		RetryMax:          5 * time.Minute,
 		CallTimeout:       2 * time.Minute,
 		MetricsInterval:   5 * time.Second,
+		MaxSlotLag:        1 << 30,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	active     prometheus.Gauge
 	lagBytes   prometheus.Gauge
+	lagOver    prometheus.Gauge
 	lagSeconds prometheus.Gauge
 	depth      prometheus.Gauge
 	oldest     prometheus.Gauge
@@ -37,6 +38,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 while this process streams from the replication slot (0 on a standby)."}),
 		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keapsync_push_slot_lag_bytes",
 			Help: "WAL bytes between the server's current position and the slot's confirmed position."}),
+		lagOver: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keapsync_push_slot_lag_over_limit",
+			Help: "1 while the slot retains more WAL than MaxSlotLag (alert on it; see docs/runbook.md, WAL pile-up)."}),
 		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keapsync_push_slot_lag_seconds",
 			Help: "Age of the last transaction confirmed when it was confirmed (0 when caught up)."}),
 		depth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keapsync_push_queue_depth",
@@ -53,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes} {
+	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagOver, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -86,6 +89,14 @@ func (p *Pusher) sample(ctx context.Context) error {
 			p.metrics.depth.Set(float64(depth))
 			p.metrics.oldest.Set(oldest)
 			p.metrics.lagBytes.Set(lag)
+			over := p.cfg.MaxSlotLag > 0 && lag > float64(p.cfg.MaxSlotLag)
+			if over {
+				p.metrics.lagOver.Set(1)
+				p.log.Warn("the push slot retains more WAL than allowed; see docs/runbook.md (WAL pile-up)",
+					"lag_bytes", int64(lag), "limit_bytes", p.cfg.MaxSlotLag)
+			} else {
+				p.metrics.lagOver.Set(0)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -25,7 +25,10 @@ var (
 	pushOffFlag = &cli.BoolFlag{Name: "no-push", EnvVars: []string{"KEAPSYNC_NO_PUSH"},
 		Usage: "do not push local edits to Keap (no slot is created)"}
 
-	pushFlags = []cli.Flag{pushSlotFlag, pushPublicationFlag, pushWorkersFlag, pushSettleFlag, pushOffFlag}
+	pushMaxLagFlag = &cli.Int64Flag{Name: "push-max-slot-lag-mib", EnvVars: []string{"KEAPSYNC_MAX_SLOT_LAG_MIB"}, Value: 1024,
+		Usage: "retained WAL past which keapsync_push_slot_lag_over_limit raises (0 disables)"}
+
+	pushFlags = []cli.Flag{pushSlotFlag, pushPublicationFlag, pushWorkersFlag, pushSettleFlag, pushOffFlag, pushMaxLagFlag}
 )
 
 // newPusher builds the push path from serve's flags, the shared pool, the per-account Keap
@@ -37,6 +40,7 @@ func newPusher(c *cli.Context, log *slog.Logger, reg prometheus.Registerer, pool
 	return pusherFor(log, reg, pool, clients, func(cfg *push.Config) {
 		cfg.Slot, cfg.Publication = c.String(pushSlotFlag.Name), c.String(pushPublicationFlag.Name)
 		cfg.Workers, cfg.Settle = c.Int(pushWorkersFlag.Name), c.Duration(pushSettleFlag.Name)
+		cfg.MaxSlotLag = c.Int64(pushMaxLagFlag.Name) << 20
 	})
 }
 
