@@ -189,9 +189,11 @@ func TestLiveBeforeBackfill(t *testing.T) {
 	if r.errors != 0 || count429(e.srv) != 0 {
 		t.Fatalf("%d errors, %d 429s", r.errors, count429(e.srv))
 	}
-	// In FIFO order a live call would wait behind the 16 queued workers: 16 intervals.
+	// In FIFO order a live call would wait behind the 16 queued workers: 16 intervals. With
+	// priority it waits for the next token; when it queues just as a token is being handed to a
+	// background waiter (a scheduling race the fake clock cannot exclude), for the one after.
 	t.Logf("live calls waited at most %v behind a backlog of 16 workers (token interval %v)", worst, interval)
-	if worst > interval+time.Millisecond {
+	if worst > 2*interval+time.Millisecond {
 		t.Fatalf("a live call waited %v behind the backfill", worst)
 	}
 }
