@@ -46,21 +46,16 @@ func TestBudgetShareDividesTheBudget(t *testing.T) {
 	if b.Members() != 2 || math.Abs(budgetB.Stats().Rate-full/2) > 1e-9 {
 		t.Fatalf("second process: %d members, rate %v", b.Members(), budgetB.Stats().Rate)
 	}
-	// A learns of B on its next heartbeat.
-	clock.Advance(5 * time.Second)
-	for budgetA.Stats().Members != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	// A learns of B on its next heartbeat. Advance until it has: A's heartbeat goroutine may not
+	// be waiting on the fake clock yet when time first moves.
+	beatUntil(t, clock, func() bool { return budgetA.Stats().Members == 2 })
 	if math.Abs(budgetA.Stats().Rate-full/2) > 1e-9 {
 		t.Fatalf("A after B joined: rate %v", budgetA.Stats().Rate)
 	}
 
 	// B leaves cleanly: A is back to the full budget on its next beat.
 	b.Stop()
-	clock.Advance(5 * time.Second)
-	for budgetA.Stats().Members != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	beatUntil(t, clock, func() bool { return budgetA.Stats().Members == 1 })
 	if budgetA.Stats().Rate != full {
 		t.Fatalf("A alone again: rate %v", budgetA.Stats().Rate)
 	}
@@ -110,5 +105,17 @@ func TestBudgetShareKeepsLastShareWhenDatabaseFails(t *testing.T) {
 	}
 	if got := b.Key(); got == "" || got == "key:KeapAK-secret" || len(got) != len("key:")+16 {
 		t.Fatalf("key budget name %q must not carry the key", got)
+	}
+}
+
+// beatUntil moves the fake clock one heartbeat at a time until cond holds (bounded, so a broken
+// share fails the test instead of hanging it).
+func beatUntil(t *testing.T, clock *fakeClock, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the share never caught up")
+		}
+		clock.Advance(5 * time.Second)
 	}
 }
