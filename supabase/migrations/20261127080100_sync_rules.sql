@@ -388,6 +388,7 @@ declare
   st keapsync.sync_state;
   v_local_id bigint;
   kdoc jsonb;
+  kmerged jsonb;
   unknown text[];
   ldoc jsonb;
   agreed jsonb;
@@ -431,6 +432,9 @@ begin
   end if;
 
   kdoc := keapsync.keap_doc(p_type, p_raw);
+  -- Keap's merged fields: the agreed state of a record first met here.
+  kmerged := (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(kdoc) e
+               where keapsync.is_merge_key(t, e.key));
   unknown := keapsync.keap_unknown(p_type, p_raw);
 
   if st.local_id is null then
@@ -440,8 +444,7 @@ begin
       v_local_id := keapsync.write_row(p_account, p_type, null, v_keap_id, kdoc, p_raw);
       insert into keapsync.sync_state (account_id, object_type, local_id, keap_id, agreed, keap_modified, last_applied_at)
       values (p_account, p_type, v_local_id, v_keap_id,
-              (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(kdoc) e
-                where keapsync.is_merge_key(t, e.key)),
+              kmerged,
               v_modified, now());
       return 'inserted';
     end if;
@@ -459,8 +462,7 @@ begin
     if ldoc is null then  -- the row is gone without a pending delete: bring it back from Keap
       v_local_id := keapsync.write_row(p_account, p_type, null, v_keap_id, kdoc, p_raw);
       update keapsync.sync_state set local_id = v_local_id,
-             agreed = (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(kdoc) e
-                        where keapsync.is_merge_key(t, e.key)),
+             agreed = kmerged,
              keap_modified = v_modified, last_applied_at = now()
        where account_id = st.account_id and object_type = st.object_type and local_id = st.local_id;
       return 'inserted';
