@@ -151,58 +151,39 @@ func (a *restAPI) applyTagToContacts(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (a *restAPI) removeTagsFromContact(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
+// removeListed serves the removals whose other side is listed in ?ids= (DELETE
+// /contacts/{id}/tags and /tags/{id}/contacts); tagSide says which side {id} names.
+func (a *restAPI) removeListed(tagSide bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		others, err := parseIDs(listValues(r.URL.Query(), "ids"))
+		if err != nil {
+			return err
+		}
+		if len(others) == 0 {
+			return badRequest("ids is required")
+		}
+		return a.removePairs(w, id, others, tagSide)
 	}
-	tagIDs, err := parseIDs(listValues(r.URL.Query(), "ids"))
-	if err != nil {
-		return err
-	}
-	if len(tagIDs) == 0 {
-		return badRequest("ids is required")
-	}
-	return a.removePairs(w, id, tagIDs, false)
 }
 
-func (a *restAPI) removeTagFromContact(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
+// removeOne serves the removals whose other side is a path parameter (DELETE
+// /contacts/{id}/tags/{tagId} and /tags/{id}/contacts/{contactId}).
+func (a *restAPI) removeOne(other string, tagSide bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		otherID, err := pathID(r, other)
+		if err != nil {
+			return err
+		}
+		return a.removePairs(w, id, []int64{otherID}, tagSide)
 	}
-	tagID, err := pathID(r, "tagId")
-	if err != nil {
-		return err
-	}
-	return a.removePairs(w, id, []int64{tagID}, false)
-}
-
-func (a *restAPI) removeTagFromContacts(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	contactIDs, err := parseIDs(listValues(r.URL.Query(), "ids"))
-	if err != nil {
-		return err
-	}
-	if len(contactIDs) == 0 {
-		return badRequest("ids is required")
-	}
-	return a.removePairs(w, id, contactIDs, true)
-}
-
-func (a *restAPI) removeTagFromOneContact(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	contactID, err := pathID(r, "contactId")
-	if err != nil {
-		return err
-	}
-	return a.removePairs(w, id, []int64{contactID}, true)
 }
 
 // removePairs removes tags; removing a tag that is not applied is a no-op 204. An unknown
