@@ -44,14 +44,11 @@ type kind struct {
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
 }
 
-// contactProps are asked for on every contact read, so the merge sees custom fields and tags.
-var contactProps = []string{keap.PropCustomFields, keap.PropTagIDs, "job_title", "lead_source_id"}
-
 var kinds = map[string]kind{
 	"contact": {
 		objectType: "contact",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
-			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: contactProps, Limit: 1000}),
+			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: 1000}),
 				func(c keap.Contact) record { return record{int64(c.ID), c.LastUpdated.Time, c.Raw} })
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
@@ -62,7 +59,7 @@ var kinds = map[string]kind{
 			return int64(p.Count), nil
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
-			c, err := api.GetContact(ctx, keap.ID(id), contactProps...)
+			c, err := api.GetContact(ctx, keap.ID(id), keap.SyncProperties...)
 			if err != nil {
 				return record{}, err
 			}

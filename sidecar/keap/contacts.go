@@ -105,6 +105,10 @@ const (
 	PropTagIDs       = "tag_ids"
 )
 
+// SyncProperties are the optional properties every contact read of keapsync asks for: without
+// them the merge would read custom fields, tags, job title and lead source as unknown.
+var SyncProperties = []string{PropCustomFields, PropTagIDs, PropJobTitle, PropLeadSourceID}
+
 // Contact list orders.
 const (
 	OrderByID          = "id"

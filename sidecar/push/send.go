@@ -247,16 +247,13 @@ func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
 	return a, t
 }
 
-// contactProps are the optional properties a fetched contact must carry to be applied whole.
-var contactProps = []string{keap.PropCustomFields, keap.PropTagIDs, keap.PropJobTitle, keap.PropLeadSourceID}
-
 const sqlApply = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field
 // someone changed in Keap since the agreed state is settled by the conflict policy in SQL
 // rather than overwritten, then reads the request again.
 func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
-	c, err := api.GetContact(ctx, req.keapID(), contactProps...)
+	c, err := api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
 	if err != nil {
 		return nil, refused(err, req) // 404: deleted in Keap; parked until ingest settles it
 	}
