@@ -88,7 +88,7 @@ var testSurface = []string{
 	"POST /_sandbox/hooks/flush", "GET|PUT /_sandbox/faults", "POST /_sandbox/tokens/revoke {token?}",
 	"GET /_sandbox/clock", "POST /_sandbox/clock/advance {by}", "POST /_sandbox/contacts",
 	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}",
-	"POST /_sandbox/orders/{id}/payments {amount}", "PATCH /_sandbox/subscriptions/{id} {active}",
+	"POST /_sandbox/orders", "DELETE /_sandbox/orders/{id}", "POST /_sandbox/orders/{id}/payments {amount}", "PATCH /_sandbox/subscriptions/{id} {active}",
 }
 
 // faultsWire is Faults with the latency in milliseconds, friendlier for curl.

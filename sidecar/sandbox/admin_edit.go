@@ -50,6 +50,30 @@ func (a *admin) editRoutes(h func(string, handlerFunc)) {
 	h("DELETE /_sandbox/contacts/{id}/tags/{tagId}", func(w http.ResponseWriter, r *http.Request) error {
 		return a.tag(w, r, false)
 	})
+	h("POST /_sandbox/orders", func(w http.ResponseWriter, r *http.Request) error {
+		var in orderInput
+		if err := decodeBody(r, &in); err != nil {
+			return err
+		}
+		o, err := s.enterOrder(in)
+		if err != nil {
+			return err
+		}
+		body, _ := s.store.getOrder(o.id)
+		writeJSON(w, http.StatusCreated, body)
+		return nil
+	})
+	h("DELETE /_sandbox/orders/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		if err := s.store.deleteOrder(id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 	h("POST /_sandbox/orders/{id}/payments", func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathID(r, "id")
 		if err != nil {

@@ -60,6 +60,40 @@ func (s *Server) setTag(contactID, tagID int64, apply bool) error {
 	}
 }
 
+// CreateOrder enters an order from fields shaped like the body of POST /v1/orders (contact_id,
+// order_title, order_type, order_items) and returns its id (emits order.add). Without an
+// order_date it is dated now, as the web app's order form is.
+func (s *Server) CreateOrder(fields map[string]any) (int64, error) {
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return 0, fmt.Errorf("create order: %w", err)
+	}
+	var in orderInput
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return 0, fmt.Errorf("create order: %w", err)
+	}
+	o, err := s.enterOrder(in)
+	if err != nil {
+		return 0, fmt.Errorf("create order: %w", err)
+	}
+	return o.id, nil
+}
+
+func (s *Server) enterOrder(in orderInput) (*order, error) {
+	if in.OrderDate == "" {
+		in.OrderDate = keapTime(s.clock.Now())
+	}
+	return s.store.createOrder(in)
+}
+
+// DeleteOrder deletes an order; like the API, it refuses one with payments (emits order.delete).
+func (s *Server) DeleteOrder(id int64) error {
+	if err := s.store.deleteOrder(id); err != nil {
+		return fmt.Errorf("delete order %d: %w", id, err)
+	}
+	return nil
+}
+
 // PayOrder records a payment on an order (emits order.edit).
 func (s *Server) PayOrder(orderID int64, amount float64) error {
 	if _, _, err := s.store.addPayment(orderID, amount, "CASH", "sandbox", time.Time{}); err != nil {

@@ -63,6 +63,38 @@ func TestOrders(t *testing.T) {
 		"order_title": "x", "order_type": "Online", "order_items": []any{map[string]any{"product_id": 4242, "quantity": 1}}}, 400, nil)
 }
 
+// A person enters and deletes orders in the web app: the Go helpers and the test surface.
+func TestOrderHelpers(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{Contacts: 20, Seed: 2})
+	id, err := srv.CreateOrder(map[string]any{"contact_id": 3, "order_title": "By hand", "order_type": "Offline",
+		"order_items": []any{map[string]any{"product_id": 1, "quantity": 2, "price": "5"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, srv, false)
+	var o map[string]any
+	c.json("GET", fmt.Sprintf("/crm/rest/v1/orders/%d", id), nil, 200, &o)
+	if o["title"] != "By hand" || fmt.Sprint(o["total"]) != "10" || o["order_date"] == "" {
+		t.Fatalf("entered order: %v", o)
+	}
+	if _, err := srv.CreateOrder(map[string]any{"contact_id": 99999, "order_title": "Nobody", "order_type": "Offline"}); err == nil {
+		t.Fatal("an order for an unknown contact was entered")
+	}
+	if err := srv.PayOrder(id, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.DeleteOrder(id); err == nil {
+		t.Fatal("a paid order was deleted")
+	}
+	var made map[string]any
+	c.json("POST", "/_sandbox/orders", map[string]any{"contact_id": 3, "order_title": "Over curl", "order_type": "Online",
+		"order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}, 201, &made)
+	c.json("DELETE", fmt.Sprintf("/_sandbox/orders/%d", num(made["id"])), nil, 204, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v1/orders/%d", num(made["id"])), nil, 404, nil)
+	c.json("POST", "/_sandbox/orders", map[string]any{"contact_id": 99999, "order_type": "Online"}, 400, nil)
+}
+
 func TestSubscriptions(t *testing.T) {
 	t.Parallel()
 	srv, _ := start(t, Options{Contacts: 40, Seed: 5})
