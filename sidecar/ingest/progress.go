@@ -16,6 +16,7 @@ type progress struct {
 	label   string
 	total   int64 // 0 when unknown
 	done    int64
+	resumed int64 // done before this run: not part of its rate
 	printed int64 // done as of the last line written
 	started time.Time
 	last    time.Time
@@ -29,6 +30,11 @@ func newProgress(out io.Writer, label string, total int64) *progress {
 		}
 	}
 	return p
+}
+
+// resume counts rows an earlier, interrupted run did.
+func (p *progress) resume(done int64) {
+	p.done, p.resumed = done, done
 }
 
 func (p *progress) add(n int) {
@@ -55,7 +61,7 @@ func (p *progress) print(final bool) {
 	elapsed := time.Since(p.started).Seconds()
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(p.done) / elapsed
+		rate = float64(p.done-p.resumed) / elapsed
 	}
 	eta := "?"
 	if p.total > 0 && rate > 0 && p.done <= p.total {

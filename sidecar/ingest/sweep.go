@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +21,9 @@ import (
 type Sweeper struct {
 	DB       DB
 	API      func(ctx context.Context, account string) (Keap, error)
-	PageSize int       // records applied per transaction (default 1000)
+	PageSize int // records applied per transaction (default 1000)
+	// Appliers is how many pages are applied at once, each in its own transaction (default 2).
+	Appliers int
 	Progress io.Writer // where progress goes; nil for none
 	Log      *slog.Logger
 	// Overlap re-reads this much before a reconcile's high-water mark, for changes Keap
@@ -51,6 +54,9 @@ select high_water from keapsync.sync_cursors where account_id = $1 and object_ty
 func (s *Sweeper) defaults() {
 	if s.PageSize == 0 {
 		s.PageSize = 1000
+	}
+	if s.Appliers == 0 {
+		s.Appliers = 2
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
@@ -125,48 +131,24 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		}
 	}
 	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", total)
-	bar.done = done
-	// Fetch the next page while the database applies this one: Keap's latency and Postgres's
-	// work overlap instead of adding up.
-	pages := make(chan []record, 1)
-	fetchErr := make(chan error, 1)
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	defer stopFetch()
-	go func() {
-		defer close(pages)
-		page := make([]record, 0, s.PageSize)
-		for rec, err := range k.list(fetchCtx, api, since) {
-			if err != nil {
-				fetchErr <- err
-				return
-			}
-			page = append(page, rec)
-			if len(page) == s.PageSize {
-				select {
-				case pages <- page:
-				case <-fetchCtx.Done():
-					return
-				}
-				page = make([]record, 0, s.PageSize)
-			}
-		}
-		if len(page) > 0 {
-			select {
-			case pages <- page:
-			case <-fetchCtx.Done():
-			}
-		}
-	}()
-	for page := range pages {
-		if err := s.applyPage(ctx, account, k.objectType, kindName, page); err != nil {
-			return err
-		}
-		bar.add(len(page))
+	bar.resume(done)
+	fetch := func(ctx context.Context, out chan<- numberedPage) error {
+		return s.fetchPages(ctx, api, k, since, out)
 	}
-	select {
-	case err := <-fetchErr:
+	apply := func(ctx context.Context, page []record) error {
+		return s.applyPage(ctx, account, k.objectType, page)
+	}
+	err := applyInOrder(ctx, s.Appliers, fetch, apply, func(n int, newest *time.Time) error {
+		// The checkpoint advances over the applied pages in listing order only, so a crash
+		// re-applies at most the pages that were in flight: harmless, applying is idempotent.
+		if _, err := s.DB.Exec(ctx, sqlCursorAdvance, account, k.objectType, kindName, newest, n, nil); err != nil {
+			return fmt.Errorf("record checkpoint: %w", err)
+		}
+		bar.add(n)
+		return nil
+	})
+	if err != nil {
 		return err
-	default:
 	}
 	bar.finish()
 	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName); err != nil {
@@ -175,9 +157,111 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	return nil
 }
 
-// applyPage copies a page into a staging table and applies it set-based, advancing the
-// checkpoint in the same transaction: a crash repeats at most this page, harmlessly.
-func (s *Sweeper) applyPage(ctx context.Context, account, objectType, kindName string, page []record) error {
+// numberedPage is a page of the listing and its place in it.
+type numberedPage struct {
+	seq     int
+	records []record
+}
+
+// pageDone is an applied (or failed) page.
+type pageDone struct {
+	seq    int
+	n      int
+	newest *time.Time
+	err    error
+}
+
+// applyInOrder applies the pages fetch lists, `appliers` at once while the next pages are
+// fetched: Keap's latency and the database's work overlap, and the database's work spreads over
+// its cores. done is called for each applied page in listing order, never for a page after one
+// that failed; the first error stops everything.
+func applyInOrder(ctx context.Context, appliers int,
+	fetch func(ctx context.Context, out chan<- numberedPage) error,
+	apply func(ctx context.Context, page []record) error,
+	done func(n int, newest *time.Time) error) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pages := make(chan numberedPage, appliers)
+	results := make(chan pageDone, appliers)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		fetchErr <- fetch(ctx, pages)
+	}()
+	var wg sync.WaitGroup
+	for range appliers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range pages {
+				err := apply(ctx, p.records)
+				results <- pageDone{seq: p.seq, n: len(p.records), newest: newestOf(p.records), err: err}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	// Pages finish out of order; report them in order.
+	var firstErr error
+	waiting := map[int]pageDone{}
+	next := 0
+	for r := range results {
+		if firstErr != nil {
+			continue // draining after a failure
+		}
+		waiting[r.seq] = r
+		for p, ok := waiting[next]; ok; p, ok = waiting[next] {
+			delete(waiting, next)
+			next++
+			if p.err == nil {
+				p.err = done(p.n, p.newest)
+			}
+			if p.err != nil {
+				firstErr = p.err
+				stop()
+				break
+			}
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := <-fetchErr; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// fetchPages lists records into pages of s.PageSize until the listing ends.
+func (s *Sweeper) fetchPages(ctx context.Context, api Keap, k kind, since time.Time, out chan<- numberedPage) error {
+	seq := 0
+	page := make([]record, 0, s.PageSize)
+	send := func() bool {
+		select {
+		case out <- numberedPage{seq: seq, records: page}:
+			seq++
+			page = make([]record, 0, s.PageSize)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for rec, err := range k.list(ctx, api, since) {
+		if err != nil {
+			return err
+		}
+		page = append(page, rec)
+		if len(page) == s.PageSize && !send() {
+			return ctx.Err()
+		}
+	}
+	if len(page) > 0 && !send() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+func newestOf(page []record) *time.Time {
 	var newest *time.Time
 	for _, r := range page {
 		if !r.modified.IsZero() && (newest == nil || r.modified.After(*newest)) {
@@ -185,27 +269,40 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType, kindName s
 			newest = &t
 		}
 	}
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
-			return fmt.Errorf("staging table: %w", err)
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
-			pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
-		if err != nil {
-			return fmt.Errorf("copy page into staging: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlApplyStaging, account, objectType); err != nil {
+	return newest
+}
+
+// applyPage copies a page into a staging table and applies it set-based in one transaction.
+// Concurrent pages may deadlock on a shared row (a tag both create): PostgreSQL picks one, and
+// it is retried. Any other refusal is applied record by record, so only the bad record is
+// parked (law 6).
+func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, page []record) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, sqlStaging); err != nil {
+				return fmt.Errorf("staging table: %w", err)
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
+				pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
+			if err != nil {
+				return fmt.Errorf("copy page into staging: %w", err)
+			}
+			_, err = tx.Exec(ctx, sqlApplyStaging, account, objectType)
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) {
 			return err
 		}
-		_, err = tx.Exec(ctx, sqlCursorAdvance, account, objectType, kindName, newest, len(page), nil)
-		return err
-	})
+		if !contention(pgErr) {
+			break
+		}
+	}
 	var pgErr *pgconn.PgError
-	if err == nil || !errors.As(err, &pgErr) {
+	if !errors.As(err, &pgErr) {
 		return err
 	}
-	// The database refused something in the page: apply record by record so only the bad
-	// record is parked (law 6).
 	s.Log.Warn("page refused; applying record by record", "type", objectType, "err", err)
 	w := &Worker{DB: s.DB, Log: s.Log}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
@@ -214,8 +311,7 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType, kindName s
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, sqlCursorAdvance, account, objectType, kindName, newest, len(page), nil)
-		return err
+		return nil
 	})
 }
 

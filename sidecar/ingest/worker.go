@@ -214,6 +214,12 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	return nil
 }
 
+// contention reports an error PostgreSQL raised because of a concurrent transaction (a deadlock
+// or a serialization failure), not because of the statement: trying again is the cure.
+func contention(err *pgconn.PgError) bool {
+	return err.Code == "40P01" || err.Code == "40001"
+}
+
 // apply runs the SQL apply in a savepoint: a record the database refuses is parked, not fatal.
 func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) error {
 	sp, err := tx.Begin(ctx)
@@ -223,7 +229,7 @@ func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType strin
 	if _, err := sp.Exec(ctx, sqlApply, account, objectType, rec.raw); err != nil {
 		_ = sp.Rollback(ctx)
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code == "40P01" || pgErr.Code == "40001" {
+		if !errors.As(err, &pgErr) || contention(pgErr) {
 			// Not the record's fault (a lost connection, a deadlock or serialization failure
 			// with a concurrent edit): the whole group retries.
 			return fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)

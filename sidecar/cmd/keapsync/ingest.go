@@ -65,11 +65,14 @@ func objectTypes(c *cli.Context) ([]string, error) {
 	return out, nil
 }
 
+var appliersFlag = &cli.IntFlag{Name: "appliers", Value: 2, EnvVars: []string{"KEAPSYNC_APPLIERS"},
+	Usage: "pages applied at once, each in its own transaction (more use more of the database's cores)"}
+
 func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, string, []string) error, extra ...cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
-		Flags: append(append([]cli.Flag{accountFlag, objectsFlag}, extra...), keapFlags...),
+		Flags: append(append([]cli.Flag{accountFlag, objectsFlag, appliersFlag}, extra...), keapFlags...),
 		Action: func(c *cli.Context) error {
 			types, err := objectTypes(c)
 			if err != nil {
@@ -85,7 +88,11 @@ func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, st
 			if err != nil {
 				return err
 			}
-			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Log: log.With("component", name)}
+			if c.Int("appliers") < 1 {
+				return fmt.Errorf("--appliers: want at least 1, got %d", c.Int("appliers"))
+			}
+			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Appliers: c.Int("appliers"),
+				Log: log.With("component", name)}
 			for _, a := range accounts {
 				if err := run(c, sw, a, types); err != nil {
 					return err

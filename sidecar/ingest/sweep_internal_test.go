@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// pagesOf lists n pages of one record each, page i modified at minute i.
+func pagesOf(n int) func(ctx context.Context, out chan<- numberedPage) error {
+	base := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	return func(ctx context.Context, out chan<- numberedPage) error {
+		for i := range n {
+			select {
+			case out <- numberedPage{seq: i, records: []record{{id: int64(i), modified: base.Add(time.Duration(i) * time.Minute)}}}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+}
+
+// slowEven applies even pages slower than odd ones, so pages finish out of listing order.
+func slowEven(fail int64) func(ctx context.Context, page []record) error {
+	return func(ctx context.Context, page []record) error {
+		if page[0].id%2 == 0 {
+			time.Sleep(3 * time.Millisecond)
+		}
+		if page[0].id == fail {
+			return errors.New("page refused")
+		}
+		return ctx.Err()
+	}
+}
+
+// The checkpoint (done) sees pages in listing order however they finish, and never a page at
+// or after one that failed: resuming from it can skip nothing.
+func TestApplyInOrderReportsPagesInListingOrder(t *testing.T) {
+	var seen []int
+	done := func(n int, newest *time.Time) error {
+		seen = append(seen, newest.Minute())
+		return nil
+	}
+	if err := applyInOrder(context.Background(), 3, pagesOf(40), slowEven(-1), done); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int, 40)
+	for i := range want {
+		want[i] = i
+	}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("checkpoint order %v, want %v", seen, want)
+	}
+
+	seen = nil
+	err := applyInOrder(context.Background(), 3, pagesOf(40), slowEven(12), done)
+	if err == nil || err.Error() != "page refused" {
+		t.Fatalf("err = %v, want the refused page's", err)
+	}
+	if !slices.Equal(seen, want[:12]) {
+		t.Fatalf("checkpoint saw %v after page 12 failed, want pages 0..11 only", seen)
+	}
+}
+
+// A failing checkpoint write stops the pipeline with its error; a failing listing likewise.
+func TestApplyInOrderStopsOnCheckpointOrListingError(t *testing.T) {
+	calls := 0
+	done := func(int, *time.Time) error {
+		calls++
+		if calls == 5 {
+			return errors.New("checkpoint lost")
+		}
+		return nil
+	}
+	if err := applyInOrder(context.Background(), 2, pagesOf(40), slowEven(-1), done); err == nil || err.Error() != "checkpoint lost" {
+		t.Fatalf("err = %v", err)
+	}
+	if calls != 5 {
+		t.Fatalf("checkpoint written %d times after it failed at 5", calls)
+	}
+	listing := func(ctx context.Context, out chan<- numberedPage) error {
+		if err := pagesOf(3)(ctx, out); err != nil {
+			return err
+		}
+		return errors.New("keap went away")
+	}
+	if err := applyInOrder(context.Background(), 2, listing, slowEven(-1), func(int, *time.Time) error { return nil }); err == nil || err.Error() != "keap went away" {
+		t.Fatalf("err = %v", err)
+	}
+}
