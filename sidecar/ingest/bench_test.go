@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,23 +30,14 @@ func benchContacts() int {
 
 // BenchmarkBackfillVsCopy: backfill rows/s (HTTP from the sandbox, COPY into staging, set-based
 // apply, triggers and history) divided by the rows/s of a plain COPY of the same Keap rows into
-// the same table, measured in the same run. Goal >= 0.5. Also reports peak RSS.
+// the same table, measured in the same run. Goal >= 0.5. Memory: the backfill's peak heap, and
+// how much more it is for 5x the rows (flat in rows: goal <= 1.5).
 func BenchmarkBackfillVsCopy(b *testing.B) {
 	n := benchContacts()
 	ctx := context.Background()
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
-		w := newWorld(b, n)
-		w.sweeper.PageSize = 0 // the production page size, not the tests' small one
-		// An OAuth connection, as `keapsync auth login` makes: a personal key's 240 calls a
-		// minute would cap any backfill at 4,000 rows/s, whatever keapsync does.
-		cfg := keap.DefaultConfig()
-		cfg.APIURL = w.sb.URL() + "/crm/rest"
-		cfg.Credentials = keap.BearerToken(w.sb.IssueTokens().AccessToken)
-		var err error
-		if w.api, err = keap.New(cfg); err != nil {
-			b.Fatal(err)
-		}
+		w := oauthWorld(b, n)
 		// The same rows, as Keap sends them to the backfill: read once through the client.
 		var rows [][]any
 		fetchStart := time.Now()
@@ -60,6 +54,7 @@ func BenchmarkBackfillVsCopy(b *testing.B) {
 			b.Fatal(err)
 		}
 		copyRate := float64(len(rows)) / time.Since(start).Seconds()
+		rows = nil
 		if _, err := w.db.Exec(ctx, `truncate keap.contacts cascade; delete from keapsync.sync_state; delete from keapsync.change_history`); err != nil {
 			b.Fatal(err)
 		}
@@ -74,8 +69,69 @@ func BenchmarkBackfillVsCopy(b *testing.B) {
 		b.ReportMetric(ours, "backfill-rows/s")
 		b.ReportMetric(copyRate, "copy-rows/s")
 		b.ReportMetric(ours/copyRate, "ratio(goal>=0.5)")
+
+		// Memory, apart from the timed run: the heap a backfill holds at its peak, for a quarter
+		// and a twentieth of the rows.
+		heap := func(contacts int) float64 {
+			w := oauthWorld(b, contacts)
+			return heapGrowthMiB(b, func() error { return w.sweeper.Backfill(ctx, w.account, []string{"contact"}) })
+		}
+		large, small := heap(max(n/4, 1)), heap(max(n/20, 1))
+		b.ReportMetric(large, "backfill-heap-MiB")
+		b.ReportMetric(large/small, "heap-5x-rows-ratio(goal<=1.5)")
 		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 	}
+}
+
+// oauthWorld is a world whose client connects with OAuth, as `keapsync auth login` does (a
+// personal key's 240 calls a minute would cap any backfill at 4,000 rows/s, whatever keapsync
+// does), and whose sweeper uses the production page size.
+func oauthWorld(b *testing.B, contacts int) *world {
+	w := newWorld(b, contacts)
+	w.sweeper.PageSize = 0
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = w.sb.URL() + "/crm/rest"
+	cfg.Credentials = keap.BearerToken(w.sb.IssueTokens().AccessToken)
+	var err error
+	if w.api, err = keap.New(cfg); err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
+// heapGrowthMiB runs f and returns how far the Go heap rose above its level before f (sampled
+// every few milliseconds): what f holds at its peak. The GC runs far more often meanwhile
+// (GOGC=5): by default it lets garbage pile up in proportion to what was live before (here the
+// sandbox's data), whatever f does.
+func heapGrowthMiB(b *testing.B, f func() error) float64 {
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	runtime.GC()
+	base := read()
+	peak := base
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				peak = max(peak, read())
+			}
+		}
+	}()
+	err := f()
+	close(stop)
+	<-sampled
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(peak-base) / (1 << 20)
 }
 
 // BenchmarkHookedChangesAPICalls: Keap API calls spent per 1000 contacts changed in Keap and
