@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ func (e event) String() string {
 		return fmt.Sprintf("%7.2fs %s serve %s (down ≥%s)", e.At.Seconds(), e.Kind, serveName(e.Serve), e.Hold)
 	case "pg-restart":
 		return fmt.Sprintf("%7.2fs pg-restart (down %s)", e.At.Seconds(), e.Hold.Round(time.Millisecond))
+	case "kill-mid-refresh":
+		return fmt.Sprintf("%7.2fs expire-token, then SIGKILL the serve whose refresh is out", e.At.Seconds())
+	case "kill-mid-push":
+		return fmt.Sprintf("%7.2fs SIGKILL a serve whose push Keap has just accepted, with a push backlog", e.At.Seconds())
 	}
 	return fmt.Sprintf("%7.2fs %s", e.At.Seconds(), e.Kind)
 }
@@ -39,16 +44,18 @@ func plan(seed int64, d time.Duration) []event {
 	at := func(lo, hi float64) time.Duration { return time.Duration((lo + rnd.Float64()*(hi-lo)) * float64(d)) }
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rnd.IntN(hi-lo)) * time.Millisecond }
 	errStart := at(0.1, 0.3)
-	expire := at(0.3, 0.5)
 	evs := []event{
 		{At: 0, Kind: "hook-faults-on"},
 		{At: errStart, Kind: "errors-on"},
 		{At: errStart + d/5, Kind: "errors-off"},
 		{At: at(0.2, 0.5), Kind: "storm-429"},
 		{At: at(0.6, 0.9), Kind: "storm-429"},
-		{At: expire, Kind: "expire-token"},
-		// Right after the clock jump the next call gets a 401 and refreshes: mid-refresh.
-		{At: expire + ms(20, 300), Kind: "kill", Serve: rnd.IntN(2)},
+		// The clock jump expires every access token; the first serve to refresh is killed with
+		// its refresh held (and the token row locked), before Keap rotates anything.
+		{At: at(0.3, 0.5), Kind: "kill-mid-refresh"},
+		// Keap accepts a push and the serve dies before it hears: the write-back is lost.
+		// Early, while pushes flow freely (later the 429 storms slow them to a trickle).
+		{At: at(0.1, 0.3), Kind: "kill-mid-push"},
 		{At: at(0.5, 0.65), Kind: "pg-restart", Hold: ms(500, 2000)},
 		// A goes down long enough for B to take the slot over (ReconnectDelay is 1 s).
 		{At: at(0.7, 0.8), Kind: "takeover", Serve: 0, Hold: 4 * time.Second},
@@ -64,31 +71,80 @@ func plan(seed int64, d time.Duration) []event {
 // reordering must be harmless on their own.
 var hookFaults = sandbox.Faults{DropRate: 0.05, DuplicateRate: 0.1, Reorder: true}
 
-// runFaults executes the plan against the world until it is done or ctx ends; it returns the
-// log of what happened when, for the report.
-func runFaults(ctx context.Context, w *world, evs []event) (done []string, err error) {
+// faultRun is what the fault plan did: a line per event, where each SIGKILL landed, and the
+// deliberate kills that found nothing to land on.
+type faultRun struct {
+	mu     sync.Mutex
+	lines  []faultLine
+	Landed map[string]int // mid-refresh, mid-push, mid-read, idle -> kills
+	Missed []string
+}
+
+type faultLine struct {
+	at   time.Duration
+	text string
+}
+
+func (f *faultRun) note(at time.Duration, text string) {
+	f.mu.Lock()
+	f.lines = append(f.lines, faultLine{at, text})
+	f.mu.Unlock()
+}
+
+func (f *faultRun) landed(where string) {
+	f.mu.Lock()
+	f.Landed[where]++
+	f.mu.Unlock()
+}
+
+func (f *faultRun) missed(text string) {
+	f.mu.Lock()
+	f.Missed = append(f.Missed, text)
+	f.mu.Unlock()
+}
+
+// Lines is the log in plan order.
+func (f *faultRun) Lines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sort.SliceStable(f.lines, func(i, j int) bool { return f.lines[i].at < f.lines[j].at })
+	out := make([]string, len(f.lines))
+	for i, l := range f.lines {
+		out[i] = l.text
+	}
+	return out
+}
+
+// runFaults executes the plan against the world until it is done or ctx ends. Events that wait
+// for something (a Postgres restart, a call to hold) run beside the plan, so it keeps its times.
+func runFaults(ctx context.Context, w *world, evs []event) (*faultRun, error) {
 	start := time.Now()
-	var pg sync.WaitGroup
-	pgErr, pgNote := make(chan error, 1), make(chan string, 1)
-	defer func() {
-		pg.Wait()
-		select {
-		case n := <-pgNote:
-			done = append(done, n)
-		default:
-		}
-		select {
-		case e := <-pgErr:
-			err = errors.Join(err, e)
-		default:
-		}
-	}()
+	run := &faultRun{Landed: map[string]int{}}
+	var bg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs error
+	background := func(e event, fn func() (string, error)) {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			text, err := fn()
+			run.note(e.At, fmt.Sprintf("%s: %s", e, text))
+			if err != nil {
+				errMu.Lock()
+				errs = errors.Join(errs, err)
+				errMu.Unlock()
+			}
+		}()
+	}
 	for _, e := range evs {
 		if wait := time.Until(start.Add(e.At)); wait > 0 {
 			sleepCtx(ctx, wait)
 		}
 		if ctx.Err() != nil {
-			done = append(done, fmt.Sprintf("%s: not reached, the soak ended", e))
+			run.note(e.At, fmt.Sprintf("%s: not reached, the soak ended", e))
+			if strings.HasPrefix(e.Kind, "kill-mid-") {
+				run.missed(e.String() + ": the soak ended first")
+			}
 			continue
 		}
 		note := ""
@@ -107,36 +163,75 @@ func runFaults(ctx context.Context, w *world, evs []event) (done []string, err e
 			f := w.sb.Faults()
 			f.Storm429 += 40
 			w.sb.SetFaults(f)
-		case "expire-token":
-			// Past Keap's 24 h access-token lifetime: every stored access token is now expired.
-			w.sb.Advance(25 * time.Hour)
 		case "kill", "takeover":
-			if !w.serves[e.Serve].kill(e.Hold) {
-				note = " (was not running)"
+			where, text := w.kill(ctx, e.Serve, e.Hold)
+			if where != "" {
+				run.landed(where)
 			}
+			note = " " + text
+		case "kill-mid-refresh":
+			background(e, func() (string, error) {
+				// Past Keap's 24 h access-token lifetime: every stored access token is now expired.
+				return run.trapKill(ctx, w, newTrap(callRefresh, "", false), func() { w.sb.Advance(25 * time.Hour) },
+					"held before Keap saw it (the token row stays locked until the kill ends its session)"), nil
+			})
+		case "kill-mid-push":
+			background(e, func() (string, error) {
+				return run.trapKill(ctx, w, newTrap(callWrite, "", true), func() { w.waitBacklog(ctx, 2) },
+					"answered by Keap, the answer withheld (its write-back is lost)"), nil
+			})
 		case "pg-restart":
-			// In the background: a slow shutdown must not hold back the rest of the plan.
-			pg.Add(1)
-			go func(e event) {
-				defer pg.Done()
+			// Beside the plan: a slow shutdown must not hold back the rest of it.
+			background(e, func() (string, error) {
 				t0 := time.Now()
 				// Not bound to ctx: the soak ending must not kill pg_ctl halfway.
 				if err := w.cluster.Stop(context.WithoutCancel(ctx)); err != nil {
-					pgErr <- fmt.Errorf("stop Postgres: %w", err)
-					return
+					return "failed", fmt.Errorf("stop Postgres: %w", err)
 				}
 				stopped := time.Since(t0)
 				time.Sleep(e.Hold)
 				if err := w.cluster.Start(context.WithoutCancel(ctx)); err != nil {
-					pgErr <- fmt.Errorf("start Postgres again: %w", err)
-					return
+					return "failed", fmt.Errorf("start Postgres again: %w", err)
 				}
-				pgNote <- fmt.Sprintf("Postgres restart at %.2fs: fast shutdown took %s, up again at %.2fs",
-					e.At.Seconds(), stopped.Round(time.Millisecond), time.Since(start).Seconds())
-			}(e)
+				return fmt.Sprintf("fast shutdown took %s, up again at %.2fs", stopped.Round(time.Millisecond),
+					time.Since(start).Seconds()), nil
+			})
+			continue
 		}
-		done = append(done, fmt.Sprintf("%s (at %.2fs)%s", e, time.Since(start).Seconds(), note))
+		if !strings.HasPrefix(e.Kind, "kill-mid-") {
+			run.note(e.At, fmt.Sprintf("%s (at %.2fs)%s", e, time.Since(start).Seconds(), note))
+		}
 		w.log.Info("fault", "event", e.String())
 	}
-	return done, nil
+	bg.Wait()
+	return run, errs
+}
+
+// trapKill arms tr at both serves' taps, sets off cause, waits until one of them holds a
+// matching call (or the soak ends: a miss), and SIGKILLs that serve while the call is held. It
+// says what landed.
+func (run *faultRun) trapKill(ctx context.Context, w *world, tr *trap, cause func(), how string) string {
+	for _, s := range w.serves {
+		w.taps[s.name].arm(tr)
+	}
+	defer func() {
+		for _, s := range w.serves {
+			w.taps[s.name].disarm(tr)
+		}
+	}()
+	cause()
+	select {
+	case h := <-tr.held:
+		where, text := w.kill(ctx, int(h.tap[0]-'A'), 0)
+		tr.done(true)
+		if where != "" {
+			run.landed(where)
+		}
+		return fmt.Sprintf("serve %s SIGKILLed with its %s %s; %s", h.tap, h.call, how, text)
+	case <-ctx.Done():
+		tr.done(false)
+		text := fmt.Sprintf("MISSED: the soak ended before a %s call came", tr.kind)
+		run.missed(text)
+		return text
+	}
 }

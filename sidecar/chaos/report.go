@@ -15,6 +15,8 @@ type Report struct {
 	Cfg                      Config
 	Dir                      string // logs of the serve processes (kept when the soak fails)
 	Faults                   []string
+	KillsLanded              map[string]int // where each SIGKILL landed: mid-backfill, mid-refresh, mid-push, mid-read, idle
+	MissedKills              []string       // deliberate kills that found nothing to land on (coverage lost)
 	Ops                      map[string]int
 	Writes                   int
 	KeapContacts, PGContacts int
@@ -41,7 +43,7 @@ type Report struct {
 
 // OK is the verdict: converged, nothing lost, duplicated, resurrected or echoed.
 func (r *Report) OK() bool {
-	return r.HarnessErr == "" && r.QuiesceErr == "" && len(r.EngineBugs) == 0 && len(r.Divergent) == 0 && len(r.Duplicates) == 0 && len(r.LostUpdates) == 0 &&
+	return r.HarnessErr == "" && r.QuiesceErr == "" && len(r.MissedKills) == 0 && len(r.EngineBugs) == 0 && len(r.Divergent) == 0 && len(r.Duplicates) == 0 && len(r.LostUpdates) == 0 &&
 		len(r.Resurrected) == 0 && len(r.Echoes) == 0
 }
 
@@ -57,6 +59,7 @@ func (r *Report) Print(out io.Writer) {
 	for _, f := range r.Faults {
 		fmt.Fprintf(out, "  %s\n", f)
 	}
+	fmt.Fprintf(out, "SIGKILLs landed: %s\n", mapLine(r.KillsLanded))
 	fmt.Fprintf(out, "serves: %s\n", strings.Join(r.Serves, "; "))
 	fmt.Fprintf(out, "operations: %s (%d field writes)\n", mapLine(r.Ops), r.Writes)
 	fmt.Fprintf(out, "final: %d contacts in Keap, %d in Postgres; reconcile: %s\n", r.KeapContacts, r.PGContacts, r.Reconcile)
@@ -72,6 +75,7 @@ func (r *Report) Print(out io.Writer) {
 	if len(r.Stuck) > 0 {
 		section(out, "serve goroutines when quiescence timed out", r.Stuck)
 	}
+	section(out, "deliberate kills that did not land (goal 0)", r.MissedKills)
 	section(out, "engine bugs recognised (goal 0)", r.EngineBugs)
 	section(out, "divergent fields (goal 0)", r.Divergent)
 	section(out, "parked as open manual conflicts", r.Parked)

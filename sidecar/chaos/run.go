@@ -22,7 +22,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rep = &Report{Cfg: cfg, Dir: w.dir}
+	rep = &Report{Cfg: cfg, Dir: w.dir, KillsLanded: map[string]int{}}
 	defer func() {
 		rep.Serves = w.serveSummary()
 		w.close()
@@ -34,7 +34,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			_ = os.RemoveAll(w.dir)
 		}
 	}()
-	if err := w.prepare(ctx); err != nil {
+	setup, err := w.prepare(ctx)
+	if setup != "" {
+		rep.Faults = append(rep.Faults, setup)
+		rep.KillsLanded["mid-backfill"]++
+	}
+	if err != nil {
 		return rep, err
 	}
 	u, initial := w.universe()
@@ -45,15 +50,22 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	soakStart := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	faultsDone := make(chan error, 1)
+	var faults *faultRun
 	go func() {
 		var ferr error
-		rep.Faults, ferr = runFaults(runCtx, w, plan(cfg.Seed, cfg.Duration))
+		faults, ferr = runFaults(runCtx, w, plan(cfg.Seed, cfg.Duration))
 		faultsDone <- ferr
 	}()
 	runActors(runCtx, ka, la, cfg.Rate)
 	cancel()
-	if err := <-faultsDone; err != nil {
-		return rep, err
+	ferr := <-faultsDone
+	rep.Faults = append(rep.Faults, faults.Lines()...)
+	for where, n := range faults.Landed {
+		rep.KillsLanded[where] += n
+	}
+	rep.MissedKills = faults.Missed
+	if ferr != nil {
+		return rep, ferr
 	}
 	if ctx.Err() != nil {
 		return rep, ctx.Err()

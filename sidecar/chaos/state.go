@@ -131,8 +131,7 @@ func (w *world) quiesce(ctx context.Context, bound time.Duration) error {
 		hctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		hooksIdle := w.sb.WaitHooksIdle(hctx) == nil
 		cancel()
-		err := w.pool.QueryRow(ctx, `select (select count(*) from keapsync.webhook_inbox where processed_at is null),
-			(select count(*) from keapsync.push_queue)`).Scan(&inbox, &queue)
+		err := w.pool.QueryRow(ctx, sqlBacklog).Scan(&inbox, &queue)
 		if err == nil && hooksIdle && inbox == 0 && queue == 0 {
 			if quiet++; quiet >= 3 {
 				return nil

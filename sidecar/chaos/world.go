@@ -36,8 +36,10 @@ type world struct {
 	dbURL    string
 	sb       *sandbox.Server
 	bin      string
-	oauth    []string // the OAuth flags every command takes
-	keapArgs []string // oauth plus --api-url
+	key      string   // the sealing key every command takes
+	oauth    []string // the OAuth flags every command takes (straight to the sandbox)
+	keapArgs []string // oauth plus --api-url (straight to the sandbox)
+	taps     map[string]*tap
 	pool     *pgxpool.Pool
 	account  string
 	proxyURL string
@@ -49,7 +51,7 @@ type world struct {
 }
 
 func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
-	w = &world{cfg: cfg, log: cfg.Log, rnd: rand.New(rand.NewPCG(uint64(cfg.Seed), 1))}
+	w = &world{cfg: cfg, log: cfg.Log, rnd: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)), taps: map[string]*tap{}}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -87,14 +89,11 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 	if err := <-built; err != nil {
 		return nil, err
 	}
-	key, err := keapauth.NewKey()
-	if err != nil {
+	if w.key, err = keapauth.NewKey(); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	creds := w.sb.Credentials()
-	w.oauth = []string{"--database-url", w.dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", w.sb.URL() + "/app/oauth/authorize", "--token-url", w.sb.URL() + "/token", "--secret-key", key}
-	w.keapArgs = append(append([]string{}, w.oauth...), "--api-url", w.sb.URL()+"/crm/rest")
+	w.oauth = w.oauthVia(w.sb.URL())
+	w.keapArgs = w.keapVia(w.sb.URL())
 	if out, err := w.cli(ctx, "migrate", "--database-url", w.dbURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w\n%s", err, out)
 	}
@@ -113,6 +112,18 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 		return nil, fmt.Errorf("enable delete propagation: %w", err)
 	}
 	return w, w.startServes(ctx)
+}
+
+// oauthVia is the OAuth flags with the token endpoint at base: the sandbox, or a tap before it.
+func (w *world) oauthVia(base string) []string {
+	creds := w.sb.Credentials()
+	return []string{"--database-url", w.dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
+		"--auth-url", w.sb.URL() + "/app/oauth/authorize", "--token-url", base + "/token", "--secret-key", w.key}
+}
+
+// keapVia is oauthVia plus the API at base.
+func (w *world) keapVia(base string) []string {
+	return append(w.oauthVia(base), "--api-url", base+"/crm/rest")
 }
 
 // build compiles the real binary, so SIGKILL hits a real process.
@@ -176,8 +187,13 @@ func (w *world) startServes(ctx context.Context) error {
 			return fmt.Errorf("serve log: %w", err)
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
+		t, err := startTap(name, w.sb.URL())
+		if err != nil {
+			return err
+		}
+		w.taps[name] = t
 		args := append([]string{"--log-level", "warn", "serve", "--listen", addr, "--public-url", w.proxyURL,
-			"--coalesce", "200ms", "--reconcile-every", "0s"}, w.keapArgs...)
+			"--coalesce", "200ms", "--reconcile-every", "0s"}, w.keapVia(t.url)...)
 		if w.cfg.PoolMaxConns > 0 {
 			// Later flags win: the same database, a bigger pool.
 			args = append(args, "--database-url", w.dbURL+"&pool_max_conns="+strconv.Itoa(w.cfg.PoolMaxConns))
@@ -198,25 +214,123 @@ func (w *world) startServes(ctx context.Context) error {
 	return nil
 }
 
-// prepare subscribes the hooks at the proxy and backfills, killing the first backfill partway
-// (resumability under SIGKILL), then waits until the backfill's effects have settled.
-func (w *world) prepare(ctx context.Context) error {
+// prepare subscribes the hooks at the proxy and backfills: the first backfill is SIGKILLed
+// while one of its Keap reads is held (tags are read first, so at least one object type is
+// checkpointed and the rest is not), then run again to the end. It waits until the backfill's
+// effects have settled and returns what happened, for the report.
+func (w *world) prepare(ctx context.Context) (string, error) {
 	out, err := w.cli(ctx, append([]string{"hooks", "ensure", "--public-url", w.proxyURL}, w.keapArgs...)...)
 	if err != nil || !strings.Contains(out, "verified") {
-		return fmt.Errorf("hooks ensure: %v\n%s", err, out)
+		return "", fmt.Errorf("hooks ensure: %v\n%s", err, out)
 	}
-	cmd := exec.Command(w.bin, append([]string{"--log-level", "error", "backfill"}, w.keapArgs...)...)
+	t, err := startTap("backfill", w.sb.URL())
+	if err != nil {
+		return "", err
+	}
+	w.taps[t.name] = t
+	tr := newTrap(callRead, []string{"/v1/contacts", "/v1/orders", "/v2/subscriptions"}[w.rnd.IntN(3)], false)
+	t.arm(tr)
+	defer t.disarm(tr)
+	cmd := exec.Command(w.bin, append([]string{"--log-level", "error", "backfill"}, w.keapVia(t.url)...)...)
 	cmd.SysProcAttr = dieWithUs()
+	var first bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &first, &first
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start backfill: %w", err)
+		return "", fmt.Errorf("start backfill: %w", err)
 	}
-	time.Sleep(time.Duration(100+w.rnd.IntN(400)) * time.Millisecond)
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapArgs...)...); err != nil || !strings.Contains(out, "backfill done") {
-		return fmt.Errorf("backfill after SIGKILL: %v\n%s", err, out)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
 	}
-	return w.quiesce(ctx, time.Minute)
+	var note string
+	select {
+	case h := <-tr.held:
+		stop()
+		tr.done(true)
+		note = fmt.Sprintf("setup: backfill SIGKILLed mid-backfill, its %s held before Keap saw it; checkpoints then: %s",
+			h.call, w.backfillCursors(ctx))
+	case err := <-exited:
+		tr.done(false)
+		return "", fmt.Errorf("the backfill ended (%v) before it read %s, so no kill could land in it:\n%s", err, tr.path, first.String())
+	case <-time.After(time.Minute):
+		stop()
+		tr.done(true)
+		return "", fmt.Errorf("the backfill did not read %s within a minute:\n%s", tr.path, first.String())
+	case <-ctx.Done():
+		stop()
+		tr.done(true)
+		return "", ctx.Err()
+	}
+	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapVia(t.url)...)...); err != nil || !strings.Contains(out, "backfill done") {
+		return note, fmt.Errorf("backfill after SIGKILL: %v\n%s", err, out)
+	}
+	note += "; resumed to the end: " + w.backfillCursors(ctx)
+	return note, w.quiesce(ctx, time.Minute)
+}
+
+// sqlBackfillCursors sums up the backfill checkpoints: rows applied per object type, and
+// whether it finished.
+const sqlBackfillCursors = `
+select coalesce(string_agg(format('%s %s rows%s', object_type, rows_done,
+                                  case when finished_at is null then ' (unfinished)' else ' done' end),
+                           ', ' order by started_at, object_type), 'none')
+  from keapsync.sync_cursors where account_id = $1 and kind = 'backfill'`
+
+func (w *world) backfillCursors(ctx context.Context) string {
+	var s string
+	if err := w.pool.QueryRow(ctx, sqlBackfillCursors, w.account).Scan(&s); err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	return s
+}
+
+// sqlBacklog is the work not yet done: hook deliveries in the inbox, records in the push queue.
+const sqlBacklog = `
+select (select count(*) from keapsync.webhook_inbox where processed_at is null),
+       (select count(*) from keapsync.push_queue)`
+
+// backlog describes the work queued in Postgres, asked briefly (Postgres may be restarting).
+func (w *world) backlog(ctx context.Context) string {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var inbox, queue int
+	if err := w.pool.QueryRow(qctx, sqlBacklog).Scan(&inbox, &queue); err != nil {
+		return "push queue unknown (" + err.Error() + ")"
+	}
+	return fmt.Sprintf("push queue %d, inbox %d", queue, inbox)
+}
+
+// waitBacklog waits until at least n records wait in the push queue, or ctx ends.
+func (w *world) waitBacklog(ctx context.Context, n int) {
+	for ctx.Err() == nil {
+		var inbox, queue int
+		if w.pool.QueryRow(ctx, sqlBacklog).Scan(&inbox, &queue) == nil && queue >= n {
+			return
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// kill SIGKILLs serve i (kept down for at least hold) and says where the kill landed: what
+// that serve had in flight at Keap, and the backlog in Postgres.
+func (w *world) kill(ctx context.Context, i int, hold time.Duration) (where, note string) {
+	flight := w.taps[serveName(i)].inFlight()
+	if !w.serves[i].kill(hold) {
+		return "", "(was not running)"
+	}
+	switch {
+	case flight[callRefresh] > 0:
+		where = "mid-refresh"
+	case flight[callWrite] > 0:
+		where = "mid-push"
+	case flight[callRead] > 0:
+		where = "mid-read"
+	default:
+		where = "idle"
+	}
+	return where, fmt.Sprintf("landed %s: %s; %s", where, describeFlight(flight), w.backlog(ctx))
 }
 
 // close stops everything this soak started: the serve processes (by their own pids, through
@@ -228,6 +342,9 @@ func (w *world) close() {
 	}
 	if w.proxySrv != nil {
 		_ = w.proxySrv.Close()
+	}
+	for _, t := range w.taps {
+		t.close()
 	}
 	for _, s := range w.serves {
 		_ = s.out.Close()
