@@ -20,9 +20,11 @@ type overviewData struct {
 }
 
 // Overview queries. Every one names the account the person picked; RLS decides whether they may.
+// They read the KPI views, which read per-account summaries kept by triggers (migration
+// 20261127095000_kpi_summaries.sql): a few hundred rows per account whatever its size.
 const (
-	sqlOverviewTotals = `select (select count(*) from keap.contacts where account_id = $1),
-       (select count(*) from keap.orders where account_id = $1),
+	sqlOverviewTotals = `select coalesce((select contacts from keapsync.kpi_totals where account_id = $1), 0),
+       coalesce((select orders from keapsync.kpi_totals where account_id = $1), 0),
        coalesce((select active_subscriptions from keapsync.kpi_subscriptions where account_id = $1), 0),
        coalesce((select mrr from keapsync.kpi_subscriptions where account_id = $1), 0)::float8,
        coalesce((select connection from keapsync.sync_status where account_id = $1), 'unknown'),

@@ -69,14 +69,18 @@ insert into matrix values
   ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'push_queue', $$insert into keapsync.push_queue (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -5)$$, 'attempts'),
-  ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts');
+  ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts'),
+  ('keapsync', 'kpi_contacts_by_week', $$insert into keapsync.kpi_contacts_by_week values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-03', 1)$$, 'contacts'),
+  ('keapsync', 'kpi_orders_by_month', $$insert into keapsync.kpi_orders_by_month values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-01', 1, 0, 0)$$, 'orders'),
+  ('keapsync', 'kpi_tag_counts', $$insert into keapsync.kpi_tag_counts values ('aaaaaaaa-0000-4000-8000-000000000000', -1, 1)$$, 'contacts'),
+  ('keapsync', 'kpi_subscription_totals', $$insert into keapsync.kpi_subscription_totals values ('cccccccc-0000-4000-8000-000000000000', 1, 1, 0)$$, 'active');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$
  where tbl = 'contact_tags';
 insert into keap.tags (account_id, name) select id, 'free' from acct;
 
 -- Every table of both schemas is in the matrix (a new table must be added here).
-select plan(1 + (select count(*)::int * 6 * 4 from matrix) + 8);
+select plan(1 + (select count(*)::int * 6 * 4 from matrix) + 9);
 select set_eq($$select table_schema || '.' || table_name from information_schema.tables
                  where table_schema in ('keap', 'keapsync') and table_type = 'BASE TABLE'$$,
               $$select schema_name || '.' || tbl from matrix$$, 'the matrix covers every table');
@@ -135,7 +139,8 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
          p_schema = 'keap' as data,
          p_tbl in ('members', 'settings', 'conflict_policies') as managed,
          p_tbl in ('accounts', 'oauth_tokens', 'hook_subscriptions', 'webhook_inbox', 'sync_cursors',
-                   'conflicts', 'dead_letters', 'object_types') as analyst_reads)
+                   'conflicts', 'dead_letters', 'object_types')
+           or p_tbl like 'kpi\_%' as analyst_reads)
   select case
     when p_who = 'anon' then 'denied'
     -- service-only tables: no account, no grants but the service role's
@@ -194,6 +199,9 @@ select is(pg_temp.attempt('viewer_a', $$select count(*) from realtime.messages w
           'realtime messages are readable only on an authorised topic');
 select is(pg_temp.attempt('analyst', $$select count(*) from keapsync.sync_status$$), '3',
           'analysts read the status view');
+
+select is(pg_temp.attempt('viewer_b', $$select count(*) from keapsync.kpi_totals$$), '1',
+          'a member reads the KPI totals of their own account only');
 
 select * from finish();
 rollback;
