@@ -79,6 +79,34 @@ func TestMemberOfANeverSeesB(t *testing.T) {
 	}
 }
 
+// Sync health shows the account's Keap budget as serve recorded it; a member sees their own
+// account's numbers only (RLS on keapsync.rate_budget_usage).
+func TestHealthShowsKeapBudget(t *testing.T) {
+	e := newEnv(t)
+	c := e.as(viewerA)
+	if _, body := c.get("/health"); !strings.Contains(body, "No Keap calls reported yet") {
+		t.Fatalf("before any report: %s", body)
+	}
+	if _, err := e.db.Exec(context.Background(), `insert into keapsync.rate_budget_usage
+		(account_id, per_minute, minute_available, per_day, day_available, day_resets_at) values
+		($1, 10000, 9876, 250000, 237655, now() + interval '5 hours'),
+		($2, 10000, 1, 250000, 172223, now() + interval '5 hours')`, accountA, accountB); err != nil {
+		t.Fatal(err)
+	}
+	_, body := c.get("/health")
+	for _, want := range []string{`data-budget="day-used">12,345 / 250,000`, `data-budget="minute-left">9,876`, "Daily quota used: 4%"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("health lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "77,777") {
+		t.Error("A's viewer sees B's budget")
+	}
+	if _, body := e.as(adminB).get("/health"); !strings.Contains(body, "77,777 / 250,000") {
+		t.Error("B's admin does not see B's budget")
+	}
+}
+
 func TestViewerCannotResolve(t *testing.T) {
 	e := newEnv(t)
 	id := e.conflictID(accountA)

@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -24,6 +26,17 @@ type healthData struct {
 	PushOldest                       *time.Time
 	Slots                            []slotRow
 	SlotsUnknown                     bool
+	Budget                           *budgetRow // nil until serve reported one
+}
+
+// budgetRow is the account's Keap budget as `keapsync serve` last saw it: nil numbers are
+// unknown (no call made yet in that window).
+type budgetRow struct {
+	PerMinute, MinuteAvailable    *int64
+	PerDay, DayAvailable, DayUsed *int64
+	DayResets, PausedUntil        *time.Time
+	Observed                      time.Time
+	Paused                        bool
 }
 
 type cursorRow struct {
@@ -81,6 +94,10 @@ const (
 	// The push queue holds one row per record with unpushed local changes.
 	sqlHealthPush = `select count(*), count(*) filter (where last_error is not null), min(first_enqueued_at)
   from keapsync.push_queue where account_id = $1`
+	// The account's own Keap budget (its app's throttle and daily quota), written by serve.
+	sqlHealthBudget = `select per_minute, minute_available, per_day, day_available, per_day - day_available,
+       day_resets_at, paused_until, observed_at, coalesce(paused_until > $2, false)
+  from keapsync.rate_budget_usage where account_id = $1`
 	// Slots belong to the database, not an account; readable by everyone in PostgreSQL.
 	sqlHealthSlots = `select slot_name::text, active,
        pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint
@@ -102,6 +119,14 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 		}
 		if err := tx.QueryRow(ctx, sqlHealthPush, acct).Scan(&d.PushPending, &d.PushFailing, &d.PushOldest); err != nil {
 			return err
+		}
+		var b budgetRow
+		switch err := tx.QueryRow(ctx, sqlHealthBudget, acct, d.Now).Scan(&b.PerMinute, &b.MinuteAvailable, &b.PerDay,
+			&b.DayAvailable, &b.DayUsed, &b.DayResets, &b.PausedUntil, &b.Observed, &b.Paused); {
+		case err == nil:
+			d.Budget = &b
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("keap budget: %w", err)
 		}
 		var err error
 		rows, _ := tx.Query(ctx, sqlHealthCursors, acct)

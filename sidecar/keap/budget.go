@@ -109,6 +109,7 @@ type Budget struct {
 
 	mu            sync.Mutex
 	lim           *rate.Limiter
+	limAt         time.Time // the latest moment given to lim: it must never see an earlier one
 	limits        Limits // published, then as Keap's headers report them
 	members       int
 	factor        float64
@@ -119,6 +120,7 @@ type Budget struct {
 	seq           uint64
 	throttleAvail int // last x-keap-*-throttle-available, -1 unknown
 	quotaAvail    int
+	quotaResets   time.Time // when the daily window last reported resets
 	granted       atomic.Uint64
 }
 
@@ -133,6 +135,7 @@ func NewBudget(cfg BudgetConfig) (*Budget, error) {
 		throttleAvail: -1, quotaAvail: -1}
 	now := cfg.Clock.Now()
 	b.lim.SetLimitAt(now, b.targetRate()) // the bucket starts full: the margin covers one burst
+	b.limAt = now
 	return b, nil
 }
 
@@ -159,7 +162,9 @@ func (b *Budget) targetRate() rate.Limit {
 }
 
 func (b *Budget) retune(now time.Time) {
+	now = max(now, b.limAt)
 	b.lim.SetLimitAt(now, b.targetRate())
+	b.limAt = now
 	if h := b.queue.head(); h != nil {
 		h.poke() // the head may be sleeping on the old rate
 	}
@@ -176,10 +181,12 @@ func (b *Budget) Wait(ctx context.Context) error {
 	w.seq = b.seq
 	b.queue.add(w)
 	b.mu.Unlock()
+	var due time.Time // when the token this waiter last slept for came free
 	for {
 		b.mu.Lock()
 		if b.queue.head() != w {
 			b.mu.Unlock()
+			due = time.Time{}
 			select {
 			case <-w.wake:
 				continue
@@ -190,10 +197,8 @@ func (b *Budget) Wait(ctx context.Context) error {
 		now := b.cfg.Clock.Now()
 		d := b.pauseLeft(now, w.prio)
 		if d == 0 {
-			r := b.lim.ReserveN(now, 1)
-			if d = r.DelayFrom(now); d > 0 {
-				r.CancelAt(now) // a Live call may arrive while we sleep; it must find the token
-			}
+			d = b.reserve(now, due)
+			due = now.Add(d)
 		}
 		if d == 0 {
 			b.queue.remove(w)
@@ -209,6 +214,35 @@ func (b *Budget) Wait(ctx context.Context) error {
 			return b.leave(w, ctx)
 		}
 	}
+}
+
+// reserve takes a token for the head waiter, or says how long until one is free. A head that
+// slept for a token and woke late takes it as of when it came free (at most half an interval
+// back): the bucket is one token deep, so lateness would otherwise be lost for good, and a
+// loaded machine wakes sleepers a millisecond or more late (at 100 calls/s, a tenth of the
+// budget). Half an interval keeps every second within the spike limit. A token not taken now
+// is given back: a Live call may arrive while the head sleeps, and it must find the token.
+// The caller holds mu.
+func (b *Budget) reserve(now, due time.Time) time.Duration {
+	if !due.IsZero() && due.Before(now) && b.lim.Limit() > 0 {
+		half := time.Duration(float64(time.Second) / float64(b.lim.Limit()) / 2)
+		// Never before a moment the limiter has seen: it would count that time twice.
+		at := max(due, now.Add(-half), b.limAt)
+		if r := b.lim.ReserveN(at, 1); r.DelayFrom(at) == 0 {
+			b.limAt = at
+			return 0
+		} else {
+			r.CancelAt(at)
+			b.limAt = at
+		}
+	}
+	r := b.lim.ReserveN(now, 1)
+	b.limAt = now
+	d := r.DelayFrom(now)
+	if d > 0 {
+		r.CancelAt(now)
+	}
+	return d
 }
 
 func (b *Budget) leave(w *waiter, ctx context.Context) error {
@@ -319,6 +353,7 @@ func (b *Budget) observeDay(now time.Time, w window) {
 	if expiry.IsZero() || !expiry.After(now) {
 		expiry = now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour) // Keap resets at 00:00 UTC
 	}
+	b.quotaResets = expiry
 	switch {
 	case w.available <= 0:
 		if expiry.After(b.pausedUntil) {
@@ -341,6 +376,8 @@ type BudgetStats struct {
 	Factor            float64 // 1 = full share; less after 429s or a crowded window
 	ThrottleAvailable int     // last reported, -1 unknown
 	QuotaAvailable    int
+	Limits            Limits    // as Keap last reported them (published until it does)
+	QuotaResets       time.Time // when the reported daily quota resets; zero until reported
 	PausedUntil       time.Time
 	Waiting           int    // calls queued now
 	Granted           uint64 // calls granted since the budget was made
@@ -351,6 +388,7 @@ func (b *Budget) Stats() BudgetStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return BudgetStats{Key: b.cfg.Key, Rate: float64(b.lim.Limit()), Members: b.members, Factor: b.factor,
-		ThrottleAvailable: b.throttleAvail, QuotaAvailable: b.quotaAvail, PausedUntil: b.pausedUntil, Waiting: len(b.queue),
+		ThrottleAvailable: b.throttleAvail, QuotaAvailable: b.quotaAvail, Limits: b.limits, QuotaResets: b.quotaResets,
+		PausedUntil: b.pausedUntil, Waiting: len(b.queue),
 		Granted: b.granted.Load()}
 }

@@ -123,6 +123,10 @@ func TestBudgetHeadersCorrectIt(t *testing.T) {
 	// it resets.
 	expiry := clock.Now().Add(3 * time.Hour)
 	b.observe([]window{{unit: "day", limit: 150000, available: 1000, expiry: expiry}})
+	// What the dashboard shows comes from the same numbers.
+	if st := b.Stats(); st.QuotaAvailable != 1000 || st.Limits.PerDay != 150000 || !st.QuotaResets.Equal(expiry) || st.Limits.PerMinute != 1500 {
+		t.Fatalf("stats after the day window: %+v", st)
+	}
 	if err := b.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}

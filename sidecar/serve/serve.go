@@ -1,7 +1,8 @@
 // Package serve runs keapsync's long-lived parts in one process: the HTTP surface (REST Hook
 // receiver, OAuth connect flow, /healthz, /readyz, /metrics), the inbox workers, the push path,
-// the scheduled reconcile and hook re-verification, and the token keeper. SIGTERM drains: the HTTP server stops
-// taking requests and finishes the ones in flight, and workers leave unfinished rows due.
+// the scheduled reconcile and hook re-verification, the token keeper, and the Keap budget
+// figures for the dashboard. SIGTERM drains: the HTTP server stops taking requests and finishes
+// the ones in flight, and workers leave unfinished rows due.
 package serve
 
 import (
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keap"
 )
 
 // DB is what serve needs of a connection pool.
@@ -34,6 +36,7 @@ type Config struct {
 	ReconcileEvery time.Duration // default 10 minutes; 0 keeps the default, negative disables
 	HooksEvery     time.Duration // re-verify hooks (default 1 hour); negative disables
 	DeletesEvery   time.Duration // compare id sets for unhooked deletes (default 24 hours); negative disables
+	BudgetsEvery   time.Duration // copy changed Keap budgets to the database (default 5 s); negative disables
 	ShutdownGrace  time.Duration // default 20 s
 }
 
@@ -52,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeletesEvery == 0 {
 		c.DeletesEvery = 24 * time.Hour
+	}
+	if c.BudgetsEvery == 0 {
+		c.BudgetsEvery = 5 * time.Second
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 20 * time.Second
@@ -84,6 +90,9 @@ type Server struct {
 	}
 	// Hooks returns the hook API of an account, for re-verification (nil to skip).
 	Hooks func(ctx context.Context, account string) (ingest.HookAPI, error)
+	// Budgets returns each account's own Keap budget (its app's, the tenant's) as the limiter
+	// knows it, for keapsync.rate_budget_usage and the dashboard (nil to skip).
+	Budgets func() map[string]keap.BudgetStats
 	// Started, when set, receives the listening address once the HTTP server is up.
 	Started func(addr string)
 }
@@ -154,6 +163,16 @@ func (s *Server) Run(ctx context.Context) error {
 					_, err = ingest.EnsureHooks(ctx, s.DB, api, account, cfg.PublicURL)
 					return err
 				})
+			})
+		})
+	}
+	if cfg.BudgetsEvery > 0 && s.Budgets != nil {
+		r := &budgetReporter{db: s.DB, budgets: s.Budgets}
+		g.Go(func() error {
+			return every(gctx, cfg.BudgetsEvery, func(ctx context.Context) {
+				if err := r.report(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("keap budgets not recorded; next round retries", "err", err)
+				}
 			})
 		})
 	}

@@ -31,6 +31,7 @@ insert into keapsync.oauth_states (state, redirect_uri) values ('s1', 'https://x
 insert into keapsync.hook_endpoints (account_id) select id from acct;
 insert into keapsync.push_queue (account_id, object_type, local_id) select id, 'contact', -1 from acct;
 insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
+insert into keapsync.rate_budget_usage (account_id, per_day, day_available) select id, 250000, 240000 from acct;
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
 select keapsync.apply_keap_record(id, 'order', '{"id": 1, "title": "O", "modification_date": "2026-01-01T00:00:00Z"}') from acct;
@@ -73,6 +74,7 @@ insert into matrix values
   ('keapsync', 'kpi_contacts_by_week', $$insert into keapsync.kpi_contacts_by_week values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-03', 1)$$, 'contacts'),
   ('keapsync', 'kpi_orders_by_month', $$insert into keapsync.kpi_orders_by_month values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-01', 1, 0, 0)$$, 'orders'),
   ('keapsync', 'kpi_tag_counts', $$insert into keapsync.kpi_tag_counts values ('aaaaaaaa-0000-4000-8000-000000000000', -1, 1)$$, 'contacts'),
+  ('keapsync', 'rate_budget_usage', $$insert into keapsync.rate_budget_usage (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'per_day'),
   ('keapsync', 'kpi_subscription_totals', $$insert into keapsync.kpi_subscription_totals values ('cccccccc-0000-4000-8000-000000000000', 1, 1, 0)$$, 'active');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$

@@ -111,6 +111,18 @@ func (kc *keapClients) For(ctx context.Context, account string) (*keap.Client, e
 	return cl, nil
 }
 
+// tenantBudgets returns, per account with a client, the stats of its Keap app's (tenant) budget:
+// the account's own numbers, which the dashboard shows its members.
+func (kc *keapClients) tenantBudgets() map[string]keap.BudgetStats {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	out := make(map[string]keap.BudgetStats, len(kc.clients))
+	for account, cl := range kc.clients {
+		out[account] = cl.TenantBudget().Stats()
+	}
+	return out
+}
+
 // budgets lists the shared budgets, for cross-process sharing.
 func (kc *keapClients) budgets() []*keap.Budget {
 	kc.mu.Lock()

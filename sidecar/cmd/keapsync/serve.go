@@ -108,6 +108,7 @@ func buildServer(ctx context.Context, log *slog.Logger, reg *prometheus.Registry
 		Hooks: func(ctx context.Context, account string) (ingest.HookAPI, error) {
 			return clients.For(ctx, account)
 		},
+		Budgets: clients.tenantBudgets,
 	}
 	if clients.keeper != nil {
 		srv.Connect = clients.keeper.ConnectHandler(cfg.PublicURL)
