@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -9,6 +10,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/push"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
 // e2eDir holds the browser test and its pinned npm package (playwright-core).
@@ -20,12 +27,77 @@ const e2eHint = `the browser test needs Debian's chromium and the e2e npm packag
 or run .ci/run; go test -short skips this test`
 
 // TestBrowserE2E drives the dashboard in headless Chromium: sign in, KPIs, a database change
-// appearing live, resolving a conflict, retrying a dead letter, CSV export, 375 px layout.
-// Screenshots go to $KEAPSYNC_ARTIFACTS (or a temp dir, printed).
+// appearing live, resolving a conflict and seeing the value pushed to Keap (the sandbox),
+// retrying a dead letter, CSV export, 375 px layout. Screenshots go to $KEAPSYNC_ARTIFACTS (or
+// a temp dir, printed).
 func TestBrowserE2E(t *testing.T) {
 	node, chromium, artifacts := e2eTools(t)
 	e := newEnv(t)
+	e.keap = startPush(t, e.db)
 	runBrowser(t, e, node, chromium, artifacts, "sse")
+}
+
+// startPush stands up Keap for account A, the sandbox, holding the Keap side of the seeded
+// conflict, and runs the push component against the test database as `keapsync serve` does,
+// so what the dashboard resolves travels to Keap the real way (replication slot, queue, worker).
+func startPush(t *testing.T, db *pgxpool.Pool) *sandbox.Server {
+	t.Helper()
+	ctx := context.Background()
+	// The sandbox numbers its contacts from 1: with 2200 of them, each of the seed's contacts (Keap
+	// ids 1001-2200) has a Keap side, and a contact the push creates gets an id the seed does not
+	// use (an id already taken here would make it the twin of another contact).
+	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: 2200, Unthrottled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Close() })
+	if err := sb.EditContact(1001, map[string]any{"given_name": "Ada (Keap)"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = sb.URL() + "/crm/rest"
+	cfg.Credentials = keap.APIKey(sb.Credentials().PersonalKey)
+	cfg.Limits = keap.Limits{PerMinute: 1e8, PerDay: 1e9} // the sandbox is unthrottled
+	api, err := keap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pool of its own, as in serve (sized for the workers): the test pool is the dashboard's.
+	pool, err := pgxpool.New(ctx, db.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	pc := push.DefaultConfig()
+	pc.DB, pc.Log = pool, testLogger(t)
+	pc.Slot = fmt.Sprintf("dash_e2e_%d_%d", os.Getpid(), seedN.Add(1))
+	pc.API = func(_ context.Context, account string) (push.Keap, error) {
+		if account != accountA {
+			return nil, fmt.Errorf("no Keap for account %s in this test", account)
+		}
+		return api, nil
+	}
+	pc.FlushInterval, pc.PollInterval, pc.Settle = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	p, err := push.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last-registered first: the pusher stops, then its slot goes, then the
+	// database (registered earlier) can be dropped.
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `select pg_drop_replication_slot($1)`, pc.Slot) })
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("pusher: %v", err)
+		}
+	})
+	return sb
 }
 
 // TestBrowserE2ERealtime is the same browser against Supabase-mode auth (password sign-in via a
@@ -114,6 +186,22 @@ func (e *env) control(t *testing.T) http.Handler {
 	})
 	mux.HandleFunc("POST /new-conflict", func(w http.ResponseWriter, r *http.Request) {
 		reply(t, w, "ok", SeedDemoConflict(ctx, e.db, accountA, 1003, "Alan (local)", "Alan (Keap)"))
+	})
+	// What Keap (the sandbox) holds as the given name of the conflicted contact, read through
+	// the sandbox's test surface.
+	mux.HandleFunc("POST /keap-given-name", func(w http.ResponseWriter, r *http.Request) {
+		if e.keap == nil {
+			http.Error(w, "no sandbox in this test", http.StatusNotFound)
+			return
+		}
+		for _, c := range e.keap.Snapshot().Contacts {
+			if id, _ := c["id"].(int64); id == 1001 {
+				name, _ := c["given_name"].(string)
+				reply(t, w, name, nil)
+				return
+			}
+		}
+		http.Error(w, "contact 1001 not in the sandbox", http.StatusNotFound)
 	})
 	mux.HandleFunc("POST /conflict-status", func(w http.ResponseWriter, r *http.Request) {
 		var s string

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
 	"github.com/keapsync/keapsync/supabase"
 )
 
@@ -62,6 +63,7 @@ type env struct {
 	ts   *httptest.Server
 	now  time.Time
 	stop context.CancelFunc
+	keap *sandbox.Server // Keap, when the test pushes to it
 }
 
 // newEnv starts a dashboard in local mode over a fresh copy of the seeded database.

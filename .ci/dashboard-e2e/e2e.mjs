@@ -111,6 +111,12 @@ try {
   check(await page.locator('#conflict-list tbody tr').count() === 1, 'resolved conflict left the list');
   check((await control('conflict-status')) === 'resolved local Ada (local)', 'database has the conflict resolved as local');
   await shot('07-resolved');
+  // The kept value travels to Keap: replication slot, push queue, worker, PATCH to the sandbox.
+  let inKeap = '';
+  for (const until = Date.now() + 30000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+    if ((inKeap = await control('keap-given-name')) === 'Ada (local)') break;
+  }
+  check(inKeap === 'Ada (local)', `Keap holds the resolved value (sandbox has "${inKeap}")`);
 
   // Dead letters: retry.
   await page.getByRole('link', { name: 'Dead letters' }).click();

@@ -2,7 +2,7 @@
 -- recorded change, and dead-letter actions.
 begin;
 create extension if not exists pgtap;
-select plan(22);
+select plan(25);
 
 insert into keapsync.accounts (id, name) values ('20000000-0000-4000-8000-000000000002', 'B');
 insert into keapsync.settings (account_id, default_policy) values ('20000000-0000-4000-8000-000000000002', 'manual');
@@ -28,14 +28,21 @@ select is((select count(*) from keapsync.conflicts where status = 'open')::int, 
 select is((keapsync.resolve_conflict(pg_temp.conflict(1, 'job_title'), 'keap')).resolution, 'keap', 'resolve: keep Keap''s');
 select is((select job_title from keap.contacts where keap_id = 1), 'theirs', 'the row takes Keap''s value');
 select is(pg_temp.pending(1), '{}'::jsonb, 'nothing to push after keeping Keap''s');
+select is((select count(*)::int from keapsync.push_queue q join keap.contacts c on c.id = q.local_id where c.keap_id = 1), 0,
+          '... and nothing queued');
 
 select lives_ok($$select keapsync.resolve_conflict(pg_temp.conflict(2, 'job_title'), 'local')$$, 'resolve: keep local');
 select is((select job_title from keap.contacts where keap_id = 2), 'ours', 'the row keeps ours');
 select is(pg_temp.pending(2), '{"job_title": "ours"}'::jsonb, 'and ours is pending push');
+select is((select count(*)::int from keapsync.push_queue q join keap.contacts c on c.id = q.local_id
+             where c.keap_id = 2 and q.object_type = 'contact' and q.next_attempt_at <= now()), 1,
+          '... and queued for push, though the row did not change');
 
 select lives_ok($$select keapsync.resolve_conflict(pg_temp.conflict(3, 'job_title'), 'value', '"merged"')$$, 'resolve: a given value');
 select is((select job_title from keap.contacts where keap_id = 3), 'merged', 'the row takes the given value');
 select is(pg_temp.pending(3), '{"job_title": "merged"}'::jsonb, 'and it is pending push');
+select is((select count(*)::int from keapsync.push_queue q join keap.contacts c on c.id = q.local_id where c.keap_id = 3), 1,
+          '... and queued');
 
 select throws_ok($$select keapsync.resolve_conflict((select id from keapsync.conflicts where keap_id = 1 and field = 'job_title'), 'keap')$$,
                  '55000', null, 'a resolved conflict cannot be resolved again');
