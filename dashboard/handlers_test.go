@@ -34,6 +34,20 @@ func TestPagesRenderForMember(t *testing.T) {
 	}
 }
 
+// A contact can carry a tag Keap has not sent yet (the tag row has its id, not its name).
+func TestOverviewWithUnnamedTag(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.db.Exec(context.Background(), `with t as (insert into keap.tags (account_id, keap_id) values ($1, 999) returning id, account_id)
+		insert into keap.contact_tags (account_id, contact_id, tag_id)
+		select t.account_id, c.id, t.id from t join keap.contacts c on c.account_id = t.account_id and c.keap_id < 1010`, accountA); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.as(adminA).get("/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Tag 999") {
+		t.Fatalf("overview: %d\n%s", resp.StatusCode, body)
+	}
+}
+
 func mustGet(t *testing.T, c *client, path string) *http.Response {
 	t.Helper()
 	resp, _ := c.get(path)

@@ -38,7 +38,9 @@ const (
  where account_id = $1 and month > date_trunc('month', $2::timestamptz) - interval '12 months'
    and month <= $2::timestamptz
  order by month`
-	sqlOverviewTags = `select name, contacts from keapsync.kpi_top_tags where account_id = $1
+	// A tag applied in Keap before the tag itself was fetched has no name here yet.
+	sqlOverviewTags = `select coalesce(name, 'Tag ' || coalesce(tag_keap_id, tag_id)), contacts
+  from keapsync.kpi_top_tags where account_id = $1
  order by contacts desc, name limit 8`
 )
 
