@@ -150,5 +150,13 @@ func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 	if err != nil {
 		return nil, refused(err, req)
 	}
-	return o.Raw, nil
+	// Keap answers a create with its Order shape, which lacks order_type and source_type: applied
+	// as the order, it would clear them here, and the reads that carry them later have the same
+	// modification_date, so they would be skipped as duplicates. The order as Keap serves it is
+	// what mark_pushed gets. Should this read fail, the marked create is found by the retry.
+	full, err := api.GetOrder(ctx, o.ID)
+	if err != nil {
+		return nil, fmt.Errorf("push: read back order %d: %w", o.ID, err)
+	}
+	return full.Raw, nil
 }

@@ -123,6 +123,33 @@ func TestPushesLocalEdits(t *testing.T) {
 		}
 	})
 
+	t.Run("new order: created with its items, kept as Keap serves it", func(t *testing.T) {
+		w.sb.ClearRequests()
+		_, kid := w.synced(3)
+		id := w.int(`with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
+		    values ($1, $2, 'Local order', 'Offline', now()) returning id)
+		    insert into keap.order_items (account_id, order_id, product_id, quantity, price) select $1, id, 1, 2, 10.25 from o
+		    returning order_id`, w.account, kid)
+		w.quiet()
+		if got := w.writes(); !slices.Equal(got, []string{"POST /v1/orders"}) {
+			t.Errorf("calls: %v", got)
+		}
+		var keapID int64
+		var typ, source, total string
+		if err := w.db.QueryRow(context.Background(), `select coalesce(keap_id, 0), coalesce(order_type, ''),
+		    coalesce(source_type, ''), coalesce(total::text, '') from keap.orders where id = $1`, id).Scan(&keapID, &typ, &source, &total); err != nil {
+			t.Fatal(err)
+		}
+		// Keap's answer to the create carries neither order type nor source type; they must not
+		// be cleared by it.
+		if keapID == 0 || typ != "Offline" || source != "API" || total != "20.50" {
+			t.Errorf("local order after the push: keap id %d, type %q, source %q, total %s", keapID, typ, source, total)
+		}
+		if o, err := w.api.GetOrder(context.Background(), keap.ID(keapID)); err != nil || o.Title != "Local order" {
+			t.Errorf("in Keap: %+v, %v", o, err)
+		}
+	})
+
 	t.Run("what Keap's API cannot do is parked with the reason", func(t *testing.T) {
 		w.exec(`update keap.tags set name = 'Renamed' where keap_id is not null and id = (select min(id) from keap.tags where keap_id is not null)`)
 		w.quiet()

@@ -28,6 +28,7 @@ type Keap interface {
 	CreateTag(ctx context.Context, in keap.TagInput) (*keap.Tag, error)
 	ListTags(ctx context.Context, q keap.TagQuery) (*keap.Page[keap.Tag], error)
 	CreateOrder(ctx context.Context, in keap.OrderInput) (*keap.Order, error)
+	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	ListOrders(ctx context.Context, q keap.OrderQuery) (*keap.Page[keap.Order], error)
 	DeleteOrder(ctx context.Context, id keap.ID) error
 }
