@@ -110,7 +110,7 @@ type Budget struct {
 	mu            sync.Mutex
 	lim           *rate.Limiter
 	limAt         time.Time // the latest moment given to lim: it must never see an earlier one
-	limits        Limits // published, then as Keap's headers report them
+	limits        Limits    // published, then as Keap's headers report them
 	members       int
 	factor        float64
 	lastCut       time.Time
@@ -162,7 +162,7 @@ func (b *Budget) targetRate() rate.Limit {
 }
 
 func (b *Budget) retune(now time.Time) {
-	now = max(now, b.limAt)
+	now = latest(now, b.limAt)
 	b.lim.SetLimitAt(now, b.targetRate())
 	b.limAt = now
 	if h := b.queue.head(); h != nil {
@@ -227,14 +227,13 @@ func (b *Budget) reserve(now, due time.Time) time.Duration {
 	if !due.IsZero() && due.Before(now) && b.lim.Limit() > 0 {
 		half := time.Duration(float64(time.Second) / float64(b.lim.Limit()) / 2)
 		// Never before a moment the limiter has seen: it would count that time twice.
-		at := max(due, now.Add(-half), b.limAt)
-		if r := b.lim.ReserveN(at, 1); r.DelayFrom(at) == 0 {
-			b.limAt = at
+		at := latest(due, now.Add(-half), b.limAt)
+		r := b.lim.ReserveN(at, 1)
+		b.limAt = at
+		if r.DelayFrom(at) == 0 {
 			return 0
-		} else {
-			r.CancelAt(at)
-			b.limAt = at
 		}
+		r.CancelAt(at)
 	}
 	r := b.lim.ReserveN(now, 1)
 	b.limAt = now
@@ -243,6 +242,15 @@ func (b *Budget) reserve(now, due time.Time) time.Duration {
 		r.CancelAt(now)
 	}
 	return d
+}
+
+func latest(t time.Time, more ...time.Time) time.Time {
+	for _, m := range more {
+		if m.After(t) {
+			t = m
+		}
+	}
+	return t
 }
 
 func (b *Budget) leave(w *waiter, ctx context.Context) error {

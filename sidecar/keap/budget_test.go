@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,6 +89,64 @@ func TestBudgetRateMatchesPublishedLimits(t *testing.T) {
 		secs := b.Stats().Rate
 		if l.PerSecond > 0 && float64(b.cfg.Burst)+secs >= float64(l.PerSecond+1) {
 			t.Fatalf("%+v: burst %d + rate %.2f/s would break the spike limit", l, b.cfg.Burst, secs)
+		}
+	}
+}
+
+// lateClock wakes every sleeper late, as a loaded machine does: After(d) fires at d+late.
+// One caller at a time, so fake time is simply moved on.
+type lateClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	late time.Duration
+}
+
+func (c *lateClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *lateClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d + c.late)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+// A waiter woken late takes the token it slept for as of when it came free (up to half an
+// interval back): a bucket one token deep would otherwise lose every millisecond of lateness.
+// Whatever the lateness, no second holds more calls than the spike limit.
+func TestBudgetLateWakeupsLoseNoBudget(t *testing.T) {
+	t.Parallel()
+	l := Limits{PerSecond: 10, PerMinute: 600, PerDay: 1e9} // rate 9/s: one call every 111 ms
+	for _, late := range []time.Duration{30 * time.Millisecond, 80 * time.Millisecond} {
+		clock := &lateClock{now: t0, late: late}
+		b, err := NewBudget(BudgetConfig{Key: "late", Limits: l, Clock: clock, Logger: testLogger(t, slog.LevelWarn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var grants []time.Time
+		for range 300 {
+			if err := b.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			grants = append(grants, clock.Now())
+		}
+		for i := range grants {
+			j := i
+			for j < len(grants) && grants[j].Sub(grants[i]) < time.Second {
+				j++
+			}
+			if j-i > l.PerSecond {
+				t.Fatalf("late %v: %d calls in the second from %v", late, j-i, grants[i].Sub(t0))
+			}
+		}
+		rate := float64(len(grants)-1) / grants[len(grants)-1].Sub(grants[0]).Seconds()
+		if want := 0.99 * b.Stats().Rate; late == 30*time.Millisecond && rate < want {
+			t.Fatalf("late %v: %.2f calls/s, want the budget's %.2f", late, rate, b.Stats().Rate)
 		}
 	}
 }
