@@ -382,3 +382,31 @@ func TestConflictAtPushTime(t *testing.T) {
 		t.Error("no conflict recorded")
 	}
 }
+
+// A local edit of a contact someone deleted in Keap meanwhile: Keap's confirmed delete wins, as
+// when its hook arrives. The row goes (the history keeps it); nothing is parked, nothing sent.
+func TestEditOfContactDeletedInKeap(t *testing.T) {
+	w := newWorld(t, 5)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	id, kid := w.synced(0)
+	if err := w.sb.DeleteContact(kid); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	w.exec(`update keap.contacts set job_title = 'Too late' where id = $1`, id)
+	w.quiet()
+	if n := w.int(`select count(*) from keap.contacts where id = $1`, id); n != 0 {
+		t.Error("the contact Keap deleted is still here")
+	}
+	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+	if got := w.writes(); len(got) != 0 {
+		t.Errorf("writes to Keap: %v", got)
+	}
+	if n := w.int(`select count(*) from keapsync.change_history where row_id = $1 and op = 'delete' and origin = 'keap'
+	    and old_row ->> 'job_title' = 'Too late'`, id); n != 1 {
+		t.Error("the history does not keep the deleted row with its local edit")
+	}
+}

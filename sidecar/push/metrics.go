@@ -26,10 +26,11 @@ const (
 	OutcomeCreated     = "created"
 	OutcomeUpdated     = "updated"
 	OutcomeDeleted     = "deleted"
-	OutcomeNone        = "none"        // nothing left to send (coalesced, or equal to agreed)
-	OutcomeRetry       = "retry"       // Keap down, throttling or a network error: kept, backed off
-	OutcomeDeadLetter  = "dead_letter" // Keap refused the record (4xx): parked
-	OutcomeUnsupported = "unsupported" // Keap's API cannot do it: parked with the reason
+	OutcomeKeapDeleted = "keap-deleted" // an update for a contact Keap had deleted: deleted here too
+	OutcomeNone        = "none"         // nothing left to send (coalesced, or equal to agreed)
+	OutcomeRetry       = "retry"        // Keap down, throttling or a network error: kept, backed off
+	OutcomeDeadLetter  = "dead_letter"  // Keap refused the record (4xx): parked
+	OutcomeUnsupported = "unsupported"  // Keap's API cannot do it: parked with the reason
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -135,6 +135,9 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 	case len(req.UpdateMask) > 0:
 		if p.cfg.FetchBeforeUpdate && !refreshed {
 			fresh, err := p.refresh(ctx, conn, api, j, req)
+			if errors.Is(err, errDeletedInKeap) {
+				return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
+			}
 			if err != nil {
 				return "", err
 			}
@@ -248,19 +251,34 @@ func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
 	return a, t
 }
 
-const sqlApply = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
+const (
+	sqlApply       = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
+	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
+)
+
+// errDeletedInKeap: the contact an update was for is gone from Keap, and gone here now too.
+var errDeletedInKeap = errors.New("push: deleted in Keap")
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field
 // someone changed in Keap since the agreed state is settled by the conflict policy in SQL
 // rather than overwritten, then reads the request again.
 func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
 	c, err := api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
-	if err != nil {
-		return nil, refused(err, req) // 404: deleted in Keap; parked until ingest settles it
+	deleted := errors.Is(err, keap.ErrNotFound)
+	if err != nil && !deleted {
+		return nil, refused(err, req)
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
 			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if deleted {
+			// Someone deleted it in Keap since: Keap's confirmed delete wins over a local edit,
+			// exactly as when its hook arrives (the row stays in the change history).
+			if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(req.keapID())); err != nil {
+				return fmt.Errorf("push: apply Keap's delete: %w", err)
+			}
+			return nil
 		}
 		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
 			return fmt.Errorf("push: apply Keap's version: %w", err)
@@ -269,6 +287,9 @@ func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *j
 	})
 	if err != nil {
 		return nil, err
+	}
+	if deleted {
+		return nil, errDeletedInKeap
 	}
 	var raw []byte
 	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
