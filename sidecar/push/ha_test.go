@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -151,6 +152,64 @@ func TestCreateIsNotDoubled(t *testing.T) {
 	}
 	if api.lose.Load() >= 0 {
 		t.Error("no answer was lost: the test proves nothing")
+	}
+}
+
+// answerLost loses Keap's answer to the first update, as a crash between Keap's answer and
+// mark_pushed would; meanwhile (before the retry) runs while the answer is "on its way".
+type answerLost struct {
+	push.Keap
+	once      sync.Once
+	meanwhile func()
+}
+
+func (a *answerLost) UpdateContact(ctx context.Context, id keap.ID, body any, mask ...string) (*keap.Contact, error) {
+	c, err := a.Keap.UpdateContact(ctx, id, body, mask...)
+	lost := false
+	a.once.Do(func() {
+		if err == nil {
+			a.meanwhile()
+			lost = true
+		}
+	})
+	if lost {
+		return nil, errLost
+	}
+	return c, err
+}
+
+// An update Keap took whose answer was lost: the value Keap then holds is the push's own, not
+// an edit made in Keap, so it cannot win a conflict against what was edited here since (here
+// under keap_wins, where it always would).
+func TestUpdateAnswerLost(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	w.exec(`insert into keapsync.settings (account_id, default_policy) values ($1, 'keap_wins')`, w.account)
+	id, kid := w.synced(0)
+	api := &answerLost{Keap: w.api}
+	api.meanwhile = func() {
+		// Someone edits the row again, and Keap's hook for the lost update is applied.
+		w.exec(`update keap.contacts set job_title = 'Second' where id = $1`, id)
+		c, err := w.api.GetContact(ctx, keap.ID(kid), keap.PropCustomFields, keap.PropTagIDs, keap.PropJobTitle, keap.PropLeadSourceID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		w.exec(`select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`, w.account, c.Raw)
+	}
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+	w.exec(`update keap.contacts set job_title = 'First' where id = $1`, id)
+	w.quiet()
+	if c := w.contact(kid); c.JobTitle != "Second" {
+		t.Errorf("Keap holds job title %q, want the later local edit %q", c.JobTitle, "Second")
+	}
+	var local string
+	if err := w.db.QueryRow(ctx, `select job_title from keap.contacts where id = $1`, id).Scan(&local); err != nil || local != "Second" {
+		t.Errorf("local job title %q (%v), want %q", local, err, "Second")
+	}
+	if n := w.int(`select count(*) from keapsync.conflicts where local_id = $1`, id); n != 0 {
+		t.Errorf("%d conflicts: the push's own value was taken for an edit made in Keap", n)
 	}
 }
 

@@ -143,6 +143,11 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 			}
 			return p.send(ctx, conn, api, j, fresh, true)
 		}
+	}
+	if err := p.noteSent(ctx, conn, j, pushed); err != nil {
+		return "", err
+	}
+	if req.Op != "create" && len(req.UpdateMask) > 0 {
 		if answer, err = api.UpdateContact(ctx, req.keapID(), req.Body, req.UpdateMask...); err != nil {
 			return "", refused(err, req)
 		}
@@ -223,6 +228,19 @@ func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap
 	}
 	c, err := api.CreateContact(ctx, req.Body)
 	return c, refused(err, req)
+}
+
+// noteSent records, before the calls that change a contact in Keap, what they send: should
+// Keap's answers never reach us, the merge knows those values as ours when Keap's next version
+// shows them (keapsync.apply_keap_record), instead of taking them for an edit made in Keap.
+func (p *Pusher) noteSent(ctx context.Context, conn *pgxpool.Conn, j *job, pushed json.RawMessage) error {
+	if len(pushed) == 0 || string(pushed) == "{}" || string(pushed) == "null" {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, sqlSent, j.account, j.objectType, j.localID, pushed); err != nil {
+		return fmt.Errorf("push: note what is sent: %w", err)
+	}
+	return nil
 }
 
 func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job) error {

@@ -55,11 +55,13 @@ const (
 	sqlDone = `
 delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2 and local_id = $3
    and next_attempt_at = $4`
-	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null
+	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null, sent = null
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlRetry = `update keapsync.push_queue set attempts = attempts + 1, next_attempt_at = now() + $4::interval, last_error = $5
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlNote = `update keapsync.push_queue set last_error = $4
+ where account_id = $1::uuid and object_type = $2 and local_id = $3`
+	sqlSent = `update keapsync.push_queue set sent = $4::jsonb
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	// One parked letter per record: a record refused again updates its letter.
 	sqlParkAgain = `
