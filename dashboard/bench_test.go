@@ -12,9 +12,11 @@ import (
 	"time"
 )
 
-// sqlBenchData bulk-loads a large account beside the demo one: $2 contacts, one tag each, and
-// $2/10 orders. Triggers are off for the load (session_replication_role = replica, the test
-// cluster's superuser): history rows for a synthetic million would only slow the setup.
+// sqlBenchData bulk-loads a large account beside the demo one, set-based: $2 contacts, one tag
+// each, $2/10 orders and $2/20 subscriptions. session_replication_role = replica (the test
+// cluster's superuser) switches the history and signal triggers off: history rows for a
+// synthetic million would only slow the setup. The KPI summary triggers are ENABLE ALWAYS, so
+// they still run, once per statement, as they would for a backfill.
 var sqlBenchData = []string{`set session_replication_role = replica`, `
 insert into keap.contacts (account_id, keap_id, given_name, family_name, email, company_name, date_created, last_updated)
 select $1, 100000 + g, 'Given' || g, 'Family' || (g % 997), 'bench' || g || '@example.com', 'Co' || (g % 50),
@@ -27,29 +29,17 @@ select c.account_id, c.id, t.id from keap.contacts c
  where c.account_id = $1`, `
 insert into keap.orders (account_id, keap_id, contact_keap_id, title, status, order_date, total, total_paid)
 select $1, 500000 + g, 100000 + g * 10, 'Order ' || g, 'PAID', timestamptz '2025-12-01' + g * interval '2 minutes', 49 + g % 200, 49 + g % 200
-  from generate_series(1, $2::int / 10) g`, `set session_replication_role = origin`, `analyze`}
-
-// sqlProposedRLS is the policy change the dashboard asks for (not a migration: measured here
-// only, with KEAPSYNC_BENCH_PROPOSED_RLS=1): membership computed once per statement as an
-// InitPlan instead of one keapsync.is_member() call per row.
-var sqlProposedRLS = []string{
-	`create function keapsync.my_accounts() returns uuid[] language sql stable security definer set search_path = ''
-	 as $$ select coalesce(array_agg(m.account_id), '{}') from keapsync.members m where m.user_id = (select auth.uid()) $$`,
-	`grant execute on function keapsync.my_accounts() to authenticated`,
-	`alter policy members_read on keap.contacts using (account_id = any ((select keapsync.my_accounts())::uuid[]))`,
-	`alter policy members_read on keap.contact_tags using (account_id = any ((select keapsync.my_accounts())::uuid[]))`,
-	`alter policy members_read on keap.tags using (account_id = any ((select keapsync.my_accounts())::uuid[]))`,
-	`alter policy members_read on keap.orders using (account_id = any ((select keapsync.my_accounts())::uuid[]))`,
-	`alter policy members_read on keap.subscriptions using (account_id = any ((select keapsync.my_accounts())::uuid[]))`,
-}
+  from generate_series(1, $2::int / 10) g`, `
+insert into keap.subscriptions (account_id, keap_id, contact_keap_id, active, billing_amount, billing_cycle, billing_frequency, quantity)
+select $1, 700000 + g, 100000 + g * 20, g % 5 <> 0, 10 + g % 90, (array['MONTH', 'YEAR', 'WEEK'])[1 + g % 3], 1, 1
+  from generate_series(1, $2::int / 20) g`, `set session_replication_role = origin`, `analyze`}
 
 // BenchmarkRender measures overview and sync-health render time (request in, HTML out, as a
-// member under RLS) and reports p95. Size: KEAPSYNC_BENCH_CONTACTS, default 20,000. With the
-// current per-row RLS policies the overview costs tens of µs per contact (one is_member() call
-// per row, per query), so 1M contacts would take about a minute per render: far too slow for
-// `make bench`. KEAPSYNC_BENCH_PROPOSED_RLS=1 measures the policy fix proposed above.
+// member under RLS) and reports p95. Size: KEAPSYNC_BENCH_CONTACTS, default 1,000,000, the size
+// issue 7 judges the goal at (loading it takes about a minute; the renders read summaries, so
+// their time barely depends on it).
 func BenchmarkRender(b *testing.B) {
-	n := 20_000
+	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("KEAPSYNC_BENCH_CONTACTS")); err == nil && v > 0 {
 		n = v
 	}
@@ -73,16 +63,13 @@ func BenchmarkRender(b *testing.B) {
 			b.Fatalf("bench data: %v", err)
 		}
 	}
-	if os.Getenv("KEAPSYNC_BENCH_PROPOSED_RLS") == "1" {
-		for _, q := range sqlProposedRLS {
-			if _, err := conn.Exec(ctx, q); err != nil {
-				conn.Release()
-				b.Fatalf("proposed RLS: %v", err)
-			}
-		}
-	}
+	var total int64 // what the overview must show: the load, and the fixtures' contact of B
+	err = conn.QueryRow(ctx, `select count(*) from keap.contacts where account_id = $1`, accountB).Scan(&total)
 	conn.Release()
-	b.Logf("loaded %d contacts, %d orders into one account in %s", n, n/10, time.Since(start).Round(time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded %d contacts, %d orders, %d subscriptions into one account in %s", n, n/10, n/20, time.Since(start).Round(time.Second))
 	e := startEnv(b, db)
 	tok, _, err := e.srv.mint.access(adminB, "")
 	if err != nil {
@@ -105,6 +92,10 @@ func BenchmarkRender(b *testing.B) {
 					d = append(d, time.Since(t0))
 					if rec.Code != 200 {
 						b.Fatalf("%s: %d %s", page, rec.Code, rec.Body.String())
+					}
+					// Fast must still be right: the summaries counted the bulk load.
+					if page == "/" && s == 0 && !strings.Contains(rec.Body.String(), ">"+group(itoa(total))+"<") {
+						b.Fatalf("the overview does not show the %d contacts", total)
 					}
 				}
 			}
