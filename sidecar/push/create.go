@@ -37,6 +37,111 @@ func findContact(ctx context.Context, api Keap, body json.RawMessage, at time.Ti
 	return found, nil
 }
 
+// findOrder looks for the order a create sent at `at` may have made: the contact's order with
+// that title, created since then.
+func findOrder(ctx context.Context, api Keap, contact keap.ID, title string, at time.Time) (*keap.Order, error) {
+	page, err := api.ListOrders(ctx, keap.OrderQuery{ContactID: contact, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+	}
+	for i, o := range page.Items {
+		if o.Title == title && !o.CreationDate.Time.Before(at.Add(-lookBack)) {
+			return &page.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// findCreatedContact looks for a contact a create sent at `at` made, from the fields it sent:
+// by email, one created since then (a PUT by email that matched an older contact made nothing);
+// without one, as findContact does.
+func findCreatedContact(ctx context.Context, api Keap, sent map[string]any, at time.Time) (*keap.Contact, error) {
+	email, _ := sent["email"].(string)
+	if email == "" {
+		given, _ := sent["given_name"].(string)
+		family, _ := sent["family_name"].(string)
+		phone, _ := sent["phone"].(string)
+		body, err := json.Marshal(keap.Contact{GivenName: given, FamilyName: family,
+			PhoneNumbers: []keap.PhoneNumber{{Field: "PHONE1", Number: phone}}})
+		if err != nil {
+			return nil, fmt.Errorf("push: contact body: %w", err)
+		}
+		return findContact(ctx, api, body, at)
+	}
+	page, err := api.ListContacts(ctx, keap.ContactQuery{Email: email, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+	}
+	var found *keap.Contact
+	for i, c := range page.Items {
+		if !c.DateCreated.Time.Before(at.Add(-lookBack)) && (found == nil || c.ID > found.ID) {
+			found = &page.Items[i]
+		}
+	}
+	return found, nil
+}
+
+const (
+	// sqlUnsynced: the record has no sync state, so its row is gone (a row has one from its
+	// insert on; with a Keap id and deletes propagated, it keeps it until the delete is pushed).
+	sqlUnsynced = `
+select not exists (select 1 from keapsync.sync_state where account_id = $1::uuid and object_type = $2 and local_id = $3)`
+	// sqlPropagateDeletes: whether the account sends local deletes to Keap.
+	sqlPropagateDeletes = `select coalesce((select propagate_deletes from keapsync.settings where account_id = $1), false)`
+)
+
+// undoCreate handles a record deleted here after its create was sent but before Keap's answer
+// was recorded (a crash, a lost connection): the create is marked, and push_request has nothing
+// to send because the row is gone. Keap may hold what the create made, which nothing here
+// names any more (its hook may even have imported it as a new row). It is a local delete like
+// any other: when the account sends deletes to Keap, what the create made is found as a marked
+// create finds it, and deleted; Keap's delete hook then removes any imported copy here.
+func (p *Pusher) undoCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, at time.Time) (string, error) {
+	var gone, propagate bool
+	if err := conn.QueryRow(ctx, sqlUnsynced, j.account, j.objectType, j.localID).Scan(&gone); err != nil {
+		return "", fmt.Errorf("push: read sync state: %w", err)
+	}
+	if err := conn.QueryRow(ctx, sqlPropagateDeletes, j.account).Scan(&propagate); err != nil {
+		return "", fmt.Errorf("push: read settings: %w", err)
+	}
+	var sent map[string]any
+	if err := json.Unmarshal(j.sent, &sent); err != nil || !gone || !propagate {
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	}
+	var id keap.ID
+	switch j.objectType {
+	case "contact":
+		c, err := findCreatedContact(ctx, api, sent, at)
+		if err != nil {
+			return "", err
+		}
+		if c != nil {
+			id = c.ID
+		}
+	case "order":
+		contact, _ := sent["contact_keap_id"].(float64)
+		title, _ := sent["title"].(string)
+		o, err := findOrder(ctx, api, keap.ID(contact), title, at)
+		if err != nil {
+			return "", err
+		}
+		if o != nil {
+			id = o.ID
+		}
+	}
+	if id == 0 {
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	}
+	p.log.Info("deleting what a create made for a record deleted here before its answer was recorded",
+		"record", j.String(), "keap_id", id)
+	kid := int64(id)
+	if err := deleteInKeap(ctx, api, j, &request{Op: "delete", KeapID: &kid}); err != nil {
+		return "", err
+	}
+	// Nothing to mark: the record has no sync state here any more.
+	return OutcomeDeleted, p.done(ctx, conn, *j, nil, nil, false)
+}
+
 func firstPhone(c keap.Contact) string {
 	if len(c.PhoneNumbers) == 0 {
 		return ""
@@ -97,7 +202,7 @@ func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j 
 			return found.Raw, nil
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j); err != nil {
+	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
 		return nil, err
 	}
 	t, err := api.CreateTag(ctx, keap.TagInput{Name: body.Name, Description: body.Description, CategoryID: body.Category.ID})
@@ -133,17 +238,15 @@ func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 			Price: it.Price.String(), Description: it.Description})
 	}
 	if marked {
-		page, err := api.ListOrders(ctx, keap.OrderQuery{ContactID: body.ContactID, Limit: 1000})
+		found, err := findOrder(ctx, api, body.ContactID, body.OrderTitle, at)
 		if err != nil {
-			return nil, fmt.Errorf("push: look for an earlier create: %w", err)
+			return nil, err
 		}
-		for _, o := range page.Items {
-			if o.Title == body.OrderTitle && !o.CreationDate.Time.Before(at.Add(-lookBack)) {
-				return o.Raw, nil
-			}
+		if found != nil {
+			return found.Raw, nil
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j); err != nil {
+	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
 		return nil, err
 	}
 	o, err := api.CreateOrder(ctx, in)

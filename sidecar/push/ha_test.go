@@ -155,16 +155,15 @@ func TestCreateIsNotDoubled(t *testing.T) {
 	}
 }
 
-// answerLost loses Keap's answer to the first update, as a crash between Keap's answer and
-// mark_pushed would; meanwhile (before the retry) runs while the answer is "on its way".
+// answerLost loses Keap's answer to the first update or create that succeeds, as a crash
+// between Keap's answer and mark_pushed would; meanwhile runs while the answer is "on its way".
 type answerLost struct {
 	push.Keap
 	once      sync.Once
 	meanwhile func()
 }
 
-func (a *answerLost) UpdateContact(ctx context.Context, id keap.ID, body any, mask ...string) (*keap.Contact, error) {
-	c, err := a.Keap.UpdateContact(ctx, id, body, mask...)
+func (a *answerLost) lose(err error) bool {
 	lost := false
 	a.once.Do(func() {
 		if err == nil {
@@ -172,10 +171,78 @@ func (a *answerLost) UpdateContact(ctx context.Context, id keap.ID, body any, ma
 			lost = true
 		}
 	})
-	if lost {
+	return lost
+}
+
+func (a *answerLost) UpdateContact(ctx context.Context, id keap.ID, body any, mask ...string) (*keap.Contact, error) {
+	c, err := a.Keap.UpdateContact(ctx, id, body, mask...)
+	if a.lose(err) {
 		return nil, errLost
 	}
 	return c, err
+}
+
+func (a *answerLost) UpsertContact(ctx context.Context, dup string, body any) (*keap.Contact, error) {
+	c, err := a.Keap.UpsertContact(ctx, dup, body)
+	if a.lose(err) {
+		return nil, errLost
+	}
+	return c, err
+}
+
+func (a *answerLost) CreateOrder(ctx context.Context, in keap.OrderInput) (*keap.Order, error) {
+	o, err := a.Keap.CreateOrder(ctx, in)
+	if a.lose(err) {
+		return nil, errLost
+	}
+	return o, err
+}
+
+// A record deleted here after Keap took its create but before the answer was recorded: nothing
+// here names what the create made any more, and it must not outlive the delete in Keap.
+func TestDeletedBeforeCreateAnswer(t *testing.T) {
+	for _, tc := range []struct{ name, insert string }{
+		{"contact", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Gone', 'gone@example.com') returning id`},
+		{"order", `with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
+		    values ($1, (select min(keap_id) from keap.contacts), 'Gone order', 'Offline', now()) returning id)
+		    insert into keap.order_items (account_id, order_id, product_id, quantity) select $1, id, 1, 1 from o returning order_id`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 5)
+			ctx := context.Background()
+			w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)`, w.account)
+			var id int64
+			api := &answerLost{Keap: w.api}
+			api.meanwhile = func() { w.exec(`delete from keap.`+tc.name+`s where id = $1`, id) }
+			w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+			w.quiet()
+			id = w.int(tc.insert, w.account)
+			w.quiet()
+			switch tc.name {
+			case "contact":
+				page, err := w.api.ListContacts(ctx, keap.ContactQuery{Email: "gone@example.com"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range page.Items {
+					t.Errorf("Keap still holds the contact deleted here: %d", c.ID)
+				}
+			case "order":
+				page, err := w.api.ListOrders(ctx, keap.OrderQuery{Limit: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range page.Items {
+					if o.Title == "Gone order" {
+						t.Errorf("Keap still holds the order deleted here: %d", o.ID)
+					}
+				}
+			}
+			if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+				t.Errorf("%d dead letters", n)
+			}
+		})
+	}
 }
 
 // An update Keap took whose answer was lost: the value Keap then holds is the push's own, not

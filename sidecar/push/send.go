@@ -84,6 +84,9 @@ func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, 
 func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
 	switch {
 	case req.Op == "none":
+		if at, marked := createSentAt(j.lastError); marked {
+			return p.undoCreate(ctx, conn, api, j, at)
+		}
 		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
 	case req.Op == "unsupported":
 		return "", &refusal{keapID: req.KeapID, payload: req.payload(), err: errors.New(req.Reason)}
@@ -99,6 +102,14 @@ func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job,
 }
 
 func (p *Pusher) pushDelete(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+	if err := deleteInKeap(ctx, api, j, req); err != nil {
+		return "", err
+	}
+	return OutcomeDeleted, p.done(ctx, conn, *j, req.Pushed, nil, true)
+}
+
+// deleteInKeap deletes the record req names in Keap; gone already is what was wanted.
+func deleteInKeap(ctx context.Context, api Keap, j *job, req *request) error {
 	var err error
 	switch j.objectType {
 	case "contact":
@@ -106,12 +117,12 @@ func (p *Pusher) pushDelete(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 	case "order":
 		err = api.DeleteOrder(ctx, req.keapID())
 	default:
-		return "", &refusal{keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("Keap's API cannot delete a %s", j.objectType)}
+		return &refusal{keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("Keap's API cannot delete a %s", j.objectType)}
 	}
-	if err != nil && !errors.Is(err, keap.ErrNotFound) { // gone already is what we wanted
-		return "", refused(err, req)
+	if err != nil && !errors.Is(err, keap.ErrNotFound) {
+		return refused(err, req)
 	}
-	return OutcomeDeleted, p.done(ctx, conn, *j, req.Pushed, nil, true)
+	return nil
 }
 
 // pushContact creates or updates a contact, then applies and removes tags. A create is recorded
@@ -204,11 +215,15 @@ func (p *Pusher) contactAnswer(ctx context.Context, conn *pgxpool.Conn, api Keap
 	return json.Marshal(obj)
 }
 
-// createContact makes the contact in Keap without ever making two. With an email address it is
-// PUT create-or-update by email, safe to repeat. Without one a create is marked in the queue row
-// before it is sent, and a marked create first looks for the contact it may have made.
+// createContact makes the contact in Keap without ever making two. A create is marked in the
+// queue row before it is sent (for undoCreate, should the row go before the answer is recorded).
+// With an email address it is PUT create-or-update by email, safe to repeat. Without one a
+// marked create first looks for the contact it may have made.
 func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
 	if req.Email != nil && *req.Email != "" {
+		if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+			return nil, err
+		}
 		c, err := api.UpsertContact(ctx, keap.DuplicateEmail, req.Body)
 		return c, refused(err, req)
 	}
@@ -223,7 +238,7 @@ func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap
 			return c, refused(err, req)
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j); err != nil {
+	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
 		return nil, err
 	}
 	c, err := api.CreateContact(ctx, req.Body)
@@ -243,9 +258,10 @@ func (p *Pusher) noteSent(ctx context.Context, conn *pgxpool.Conn, j *job, pushe
 	return nil
 }
 
-func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job) error {
-	j.lastError = createNote(time.Now())
-	if _, err := conn.Exec(ctx, sqlNote, j.account, j.objectType, j.localID, j.lastError); err != nil {
+// noteCreate marks a create in the queue row before it is sent: when it was sent, and what.
+func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job, sent json.RawMessage) error {
+	j.lastError, j.sent = createNote(time.Now()), sent
+	if _, err := conn.Exec(ctx, sqlNoteCreate, j.account, j.objectType, j.localID, j.lastError, sent); err != nil {
 		return fmt.Errorf("push: mark create: %w", err)
 	}
 	return nil

@@ -42,7 +42,7 @@ with c as materialized (
 update keapsync.push_queue q set next_attempt_at = now() + $2::interval
   from l
  where l.got and q.account_id = l.account_id and q.object_type = l.object_type and q.local_id = l.local_id
-returning q.account_id::text, q.object_type, q.local_id, q.next_attempt_at, q.attempts, coalesce(q.last_error, '')`
+returning q.account_id::text, q.object_type, q.local_id, q.next_attempt_at, q.attempts, coalesce(q.last_error, ''), q.sent`
 	sqlUnlock = `select pg_advisory_unlock(` + fmt.Sprintf(lockKey, "$1::text", "$2::text", "$3::bigint") + `)`
 )
 
@@ -59,7 +59,7 @@ delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlRetry = `update keapsync.push_queue set attempts = attempts + 1, next_attempt_at = now() + $4::interval, last_error = $5
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
-	sqlNote = `update keapsync.push_queue set last_error = $4
+	sqlNoteCreate = `update keapsync.push_queue set last_error = $4, sent = $5::jsonb
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlSent = `update keapsync.push_queue set sent = $4::jsonb
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
@@ -88,6 +88,7 @@ type job struct {
 	leased              time.Time // next_attempt_at as claimed; an enqueue moves it
 	attempts            int
 	lastError           string
+	sent                json.RawMessage // what a push whose answer is not recorded sent (push_queue.sent)
 }
 
 func (j job) String() string { return fmt.Sprintf("%s %d", j.objectType, j.localID) }
@@ -146,7 +147,7 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
 		var j job
-		return j, r.Scan(&j.account, &j.objectType, &j.localID, &j.leased, &j.attempts, &j.lastError)
+		return j, r.Scan(&j.account, &j.objectType, &j.localID, &j.leased, &j.attempts, &j.lastError, &j.sent)
 	})
 	if err != nil {
 		discard(conn)
