@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -44,18 +45,23 @@ func plan(seed int64, d time.Duration) []event {
 	at := func(lo, hi float64) time.Duration { return time.Duration((lo + rnd.Float64()*(hi-lo)) * float64(d)) }
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+rnd.IntN(hi-lo)) * time.Millisecond }
 	errStart := at(0.1, 0.3)
+	storm1, storm2 := at(0.2, 0.5), at(0.6, 0.85)
 	evs := []event{
 		{At: 0, Kind: "hook-faults-on"},
 		{At: errStart, Kind: "errors-on"},
 		{At: errStart + d/5, Kind: "errors-off"},
-		{At: at(0.2, 0.5), Kind: "storm-429"},
-		{At: at(0.6, 0.9), Kind: "storm-429"},
+		// A storm lasts a while, as Keap's quota windows do, however politely the client backs
+		// off (a storm of N calls would last longer the better the client behaves).
+		{At: storm1, Kind: "storm-429-on"},
+		{At: storm1 + ms(1500, 4000), Kind: "storm-429-off"},
+		{At: storm2, Kind: "storm-429-on"},
+		{At: storm2 + ms(1500, 4000), Kind: "storm-429-off"},
 		// The clock jump expires every access token; the first serve to refresh is killed with
 		// its refresh held (and the token row locked), before Keap rotates anything.
 		{At: at(0.3, 0.5), Kind: "kill-mid-refresh"},
 		// Keap accepts a push and the serve dies before it hears: the write-back is lost.
-		// Early, while pushes flow freely (later the 429 storms slow them to a trickle).
-		{At: at(0.1, 0.3), Kind: "kill-mid-push"},
+		// Before the first storm, while pushes flow at full speed.
+		{At: at(0.05, 0.18), Kind: "kill-mid-push"},
 		{At: at(0.5, 0.65), Kind: "pg-restart", Hold: ms(500, 2000)},
 		// A goes down long enough for B to take the slot over (ReconnectDelay is 1 s).
 		{At: at(0.7, 0.8), Kind: "takeover", Serve: 0, Hold: 4 * time.Second},
@@ -159,9 +165,12 @@ func runFaults(ctx context.Context, w *world, evs []event) (*faultRun, error) {
 			f := w.sb.Faults()
 			f.ErrorRate, f.Latency = 0, 0
 			w.sb.SetFaults(f)
-		case "storm-429":
+		case "storm-429-on", "storm-429-off":
 			f := w.sb.Faults()
-			f.Storm429 += 40
+			f.Storm429 = 0
+			if e.Kind == "storm-429-on" {
+				f.Storm429 = math.MaxInt32 // every Keap call, until the storm is off
+			}
 			w.sb.SetFaults(f)
 		case "kill", "takeover":
 			where, text := w.kill(ctx, e.Serve, e.Hold)

@@ -63,13 +63,17 @@ func (p *serveProc) supervise(ctx context.Context, wg *sync.WaitGroup) {
 			p.mu.Unlock()
 			p.log.Info("serve exited", "serve", p.name, "err", err)
 		}
-		// A short pause like a supervisor's RestartSec, or longer while a takeover is staged.
-		p.mu.Lock()
-		wait := time.Until(p.downUntil)
-		p.mu.Unlock()
-		select {
-		case <-ctx.Done():
-		case <-time.After(max(wait, 300*time.Millisecond)):
+		// A short pause like a supervisor's RestartSec, or longer while a takeover is staged
+		// (read again after the pause: a takeover may be staged while the process is down).
+		sleepCtx(ctx, 300*time.Millisecond)
+		for ctx.Err() == nil {
+			p.mu.Lock()
+			wait := time.Until(p.downUntil)
+			p.mu.Unlock()
+			if wait <= 0 {
+				break
+			}
+			sleepCtx(ctx, wait)
 		}
 	}
 }

@@ -318,7 +318,7 @@ func (w *world) waitBacklog(ctx context.Context, n int) {
 func (w *world) kill(ctx context.Context, i int, hold time.Duration) (where, note string) {
 	flight := w.taps[serveName(i)].inFlight()
 	if !w.serves[i].kill(hold) {
-		return "", "(was not running)"
+		return "", fmt.Sprintf("(was down already; kept down ≥%s)", hold)
 	}
 	switch {
 	case flight[callRefresh] > 0:
