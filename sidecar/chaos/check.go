@@ -13,7 +13,7 @@ import (
 
 // check compares Keap and Postgres after quiescence and the reconcile pass, and judges the
 // ledger of what the actors did against the result.
-func (w *world) check(ctx context.Context, rep *Report, led *ledger, initial map[int64]fields, soakStart time.Time) error {
+func (w *world) check(ctx context.Context, rep *Report, led *ledger, u universe, initial map[int64]fields, soakStart time.Time) error {
 	keap, keapEmails := keapContacts(w.sb.Snapshot())
 	pg, err := w.pgContacts(ctx)
 	if err != nil {
@@ -85,7 +85,7 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, initial map
 	sort.Strings(rep.Duplicates)
 
 	// 3. The ledger: lost updates, resurrected deletes.
-	history, err := w.historyKeapIDs(ctx)
+	history, err := w.historyKeapIDs(ctx, "contacts")
 	if err != nil {
 		return err
 	}
@@ -106,11 +106,19 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, initial map
 	w.judgeDeletes(rep, deleted, emails, keap, byKeap, owners, resolve)
 	judgeWrites(rep, writes, deleted, initial, keap, resolve)
 
-	// 4. Echo calls: writes to Keap for a contact the local actor never touched.
-	touched := map[int64]bool{}
+	// 4. Echo calls: writes to Keap for a contact the local actor never touched, among those the
+	// Keap actor knows (present at the start, or made by it). The others were made by pushes of
+	// local inserts, which only the local actor edits or deletes; it may delete one before the
+	// push learnt its Keap id, which the checker then never learns either.
+	touched, keapKnown := map[int64]bool{}, map[int64]bool{}
+	for id := range initial {
+		keapKnown[id] = true
+	}
 	for _, wr := range writes {
 		if wr.Side == sideLocal {
 			touched[resolve(wr.Ref)] = true
+		} else {
+			keapKnown[resolve(wr.Ref)] = true
 		}
 	}
 	for ref, side := range deleted {
@@ -118,8 +126,16 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, initial map
 			touched[resolve(ref)] = true
 		}
 	}
-	w.judgeCalls(rep, touched, soakStart)
-	return w.deadLetters(ctx, rep)
+	parked, err := w.deadLetters(ctx, rep)
+	if err != nil {
+		return err
+	}
+	orders, err := w.checkOrders(ctx, rep, led.orderOps(), u, keap, parked)
+	if err != nil {
+		return err
+	}
+	w.judgeCalls(rep, touched, keapKnown, orders, soakStart)
+	return nil
 }
 
 // judgeDeletes: a contact either actor deleted must be gone from both sides, and no contact may
@@ -242,15 +258,20 @@ func judgeWrites(rep *Report, writes []write, deleted map[string]string, initial
 	}
 }
 
-var contactWrite = regexp.MustCompile(`/v1/contacts/(\d+)(/tags(/\d+)?)?$`)
+var (
+	contactWrite = regexp.MustCompile(`/v1/contacts/(\d+)(/tags(/\d+)?)?$`)
+	orderWrite   = regexp.MustCompile(`/v1/orders(/(\d+))?$`)
+)
 
 // judgeCalls counts write calls to Keap during the soak. An echo is approximated as a
 // successful write (PATCH, PUT, POST, DELETE) naming a contact the local actor never wrote or
-// deleted: nothing local can justify it, so it can only be a change that came from Keap going
-// back. Writes to contacts that were also edited locally are not judged one by one (a push
-// legitimately follows each local edit, and a crash between Keap's answer and mark_pushed
-// legitimately repeats one); their count is reported.
-func (w *world) judgeCalls(rep *Report, touched map[int64]bool, since time.Time) {
+// deleted, or an order it never deleted, among those the Keap actor knows: nothing local can
+// justify it, so it can only be a change that came from Keap going back. Writes to contacts that were also edited locally are
+// not judged one by one (a push legitimately follows each local edit, and a crash between
+// Keap's answer and mark_pushed legitimately repeats one); their count is reported. Order
+// creates are counted against the local inserts: one more is an order sent back.
+func (w *world) judgeCalls(rep *Report, touched, keapKnown map[int64]bool, orders orderCalls, since time.Time) {
+	creates := 0
 	for _, r := range w.sb.Requests() {
 		if r.At.Before(since) || r.Status >= 300 {
 			continue
@@ -258,6 +279,17 @@ func (w *world) judgeCalls(rep *Report, touched map[int64]bool, since time.Time)
 		switch r.Method {
 		case "PATCH", "PUT", "POST", "DELETE":
 		default:
+			continue
+		}
+		if m := orderWrite.FindStringSubmatch(r.Path); m != nil {
+			rep.WriteCalls++
+			if m[2] == "" {
+				creates++
+				continue
+			}
+			if id, _ := strconv.ParseInt(m[2], 10, 64); orders.keapKnown[id] && !orders.deleted[id] {
+				rep.Echoes = append(rep.Echoes, fmt.Sprintf("%s %s at %s", r.Method, r.Path, r.At.Format("15:04:05.000")))
+			}
 			continue
 		}
 		if !strings.Contains(r.Path, "/contacts") {
@@ -269,8 +301,11 @@ func (w *world) judgeCalls(rep *Report, touched map[int64]bool, since time.Time)
 			continue // a create (PUT/POST /v1/contacts): only ever for a local insert
 		}
 		id, _ := strconv.ParseInt(m[1], 10, 64)
-		if !touched[id] {
+		if keapKnown[id] && !touched[id] {
 			rep.Echoes = append(rep.Echoes, fmt.Sprintf("%s %s at %s", r.Method, r.Path, r.At.Format("15:04:05.000")))
 		}
+	}
+	if creates > orders.inserts {
+		rep.Echoes = append(rep.Echoes, fmt.Sprintf("%d orders created in Keap for %d local inserts", creates, orders.inserts))
 	}
 }

@@ -23,10 +23,22 @@ const (
 	sideLocal = "local"
 )
 
+// orderOp is one order an actor created or deleted. Orders change no other way: Keap's v1 has
+// no order update, and payments are Keap's alone (the checker compares their totals directly).
+type orderOp struct {
+	Side      string
+	Op        string // create or delete
+	Ref       string // kNNN: a Keap order id; lNNN: a local id; "l?" an insert whose outcome is unknown
+	Title     string // creates: unique per write, so a record is found by it on either side
+	Contact   int64  // creates: the contact's Keap id
+	Uncertain bool   // the statement failed in a way that may have committed
+}
+
 // ledger records what both actors did, for the lost-update and resurrection checks.
 type ledger struct {
 	mu      sync.Mutex
 	writes  []write
+	orders  []orderOp
 	deleted map[string]string   // ref -> side that deleted it
 	emails  map[string][]string // ref -> every email it was given, to spot a resurrected contact
 	ops     map[string]int      // "side/op" -> count, for the report
@@ -59,6 +71,18 @@ func (l *ledger) delete(side, ref string) {
 	if _, ok := l.deleted[ref]; !ok {
 		l.deleted[ref] = side
 	}
+}
+
+func (l *ledger) order(op orderOp) {
+	l.mu.Lock()
+	l.orders = append(l.orders, op)
+	l.mu.Unlock()
+}
+
+func (l *ledger) orderOps() []orderOp {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.orders)
 }
 
 func (l *ledger) count(side, op string) {

@@ -20,6 +20,7 @@ type Report struct {
 	Ops                      map[string]int
 	Writes                   int
 	KeapContacts, PGContacts int
+	KeapOrders, PGOrders     int
 	Reconcile                string
 	QuiesceErr               string
 	HarnessErr               string // the soak could not finish; no verdict on the engine
@@ -31,6 +32,7 @@ type Report struct {
 	Resurrected []string
 	Echoes      []string
 	DeadLetters []string
+	Refused     []string // local orders Keap refused because their contact is gone (dead-lettered, by design)
 	Stuck       []string // where serve goroutines waited when the system would not quiesce
 	EngineBugs  []string // bugs recognised by their symptoms
 
@@ -62,10 +64,11 @@ func (r *Report) Print(out io.Writer) {
 	fmt.Fprintf(out, "SIGKILLs landed: %s\n", mapLine(r.KillsLanded))
 	fmt.Fprintf(out, "serves: %s\n", strings.Join(r.Serves, "; "))
 	fmt.Fprintf(out, "operations: %s (%d field writes)\n", mapLine(r.Ops), r.Writes)
-	fmt.Fprintf(out, "final: %d contacts in Keap, %d in Postgres; reconcile: %s\n", r.KeapContacts, r.PGContacts, r.Reconcile)
+	fmt.Fprintf(out, "final: %d contacts and %d orders in Keap, %d and %d in Postgres; reconcile: %s\n",
+		r.KeapContacts, r.KeapOrders, r.PGContacts, r.PGOrders, r.Reconcile)
 	fmt.Fprintf(out, "conflicts: %s; fields both actors wrote: Keap's last write won %d, local's %d\n",
 		mapLine(r.Conflicts), r.BothWroteKeapWon, r.BothWroteLocalWon)
-	fmt.Fprintf(out, "write calls to Keap contacts during the soak: %d\n", r.WriteCalls)
+	fmt.Fprintf(out, "write calls to Keap contacts and orders during the soak: %d\n", r.WriteCalls)
 	if r.HarnessErr != "" {
 		fmt.Fprintf(out, "harness error: %s\n", r.HarnessErr)
 	}
@@ -79,11 +82,12 @@ func (r *Report) Print(out io.Writer) {
 	section(out, "engine bugs recognised (goal 0)", r.EngineBugs)
 	section(out, "divergent fields (goal 0)", r.Divergent)
 	section(out, "parked as open manual conflicts", r.Parked)
-	section(out, "duplicate contacts in Keap by email (goal 0)", r.Duplicates)
+	section(out, "duplicates: contacts by email, orders by title (goal 0)", r.Duplicates)
 	section(out, "lost updates (goal 0)", r.LostUpdates)
 	section(out, "deletes undone (goal 0)", r.Resurrected)
 	section(out, "echo calls (goal 0)", r.Echoes)
 	section(out, "dead letters", r.DeadLetters)
+	section(out, "local orders Keap refused, their contact being gone (dead-lettered by design)", r.Refused)
 	if !r.OK() {
 		fmt.Fprintf(out, "serve logs: %s\nreproduce with: %s\n", r.Dir, r.Cfg.Command())
 	}
@@ -131,11 +135,14 @@ func unionKeys(a, b fields) []string {
 	return sortedKeys(m)
 }
 
+const sqlConflicts = `
+select local_id, field, status, coalesce(resolution, '') from keapsync.conflicts
+ where account_id = $1 and object_type = 'contact'`
+
 // openConflicts returns the fields parked as open conflicts ("localID/field") and counts every
 // conflict by how it ended, for the report.
 func (w *world) openConflicts(ctx context.Context, rep *Report) (map[string]bool, error) {
-	rows, err := w.pool.Query(ctx, `select local_id, field, status, coalesce(resolution, '') from keapsync.conflicts
-		where account_id = $1 and object_type = 'contact'`, w.account)
+	rows, err := w.pool.Query(ctx, sqlConflicts, w.account)
 	if err != nil {
 		return nil, fmt.Errorf("read conflicts: %w", err)
 	}
@@ -156,11 +163,14 @@ func (w *world) openConflicts(ctx context.Context, rep *Report) (map[string]bool
 	return open, rows.Err()
 }
 
-// historyKeapIDs maps local contact ids to the Keap ids they ever had, from the change history,
-// so a contact created here, pushed and then deleted can still be named by its Keap id.
-func (w *world) historyKeapIDs(ctx context.Context) (map[int64]int64, error) {
-	rows, err := w.pool.Query(ctx, `select distinct row_id, keap_id from keapsync.change_history
-		where account_id = $1 and table_name = 'contacts' and keap_id is not null`, w.account)
+const sqlHistoryKeapIDs = `
+select distinct row_id, keap_id from keapsync.change_history
+ where account_id = $1 and table_name = $2 and keap_id is not null`
+
+// historyKeapIDs maps local ids of a keap.* table to the Keap ids they ever had, from the change
+// history, so a record created here, pushed and then deleted can still be named by its Keap id.
+func (w *world) historyKeapIDs(ctx context.Context, table string) (map[int64]int64, error) {
+	rows, err := w.pool.Query(ctx, sqlHistoryKeapIDs, w.account, table)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
@@ -176,24 +186,31 @@ func (w *world) historyKeapIDs(ctx context.Context) (map[int64]int64, error) {
 	return out, rows.Err()
 }
 
-func (w *world) deadLetters(ctx context.Context, rep *Report) error {
-	rows, err := w.pool.Query(ctx, `select source, object_type, coalesce(keap_id, 0), coalesce(local_id, 0), status,
-		attempts, coalesce(http_status, 0), error from keapsync.dead_letters where account_id = $1 order by id`, w.account)
+const sqlDeadLetters = `
+select source, object_type, coalesce(keap_id, 0), coalesce(local_id, 0), status, attempts, coalesce(http_status, 0), error
+  from keapsync.dead_letters where account_id = $1 order by id`
+
+// deadLetters lists the dead letters for the report and returns Keap's message for each parked
+// record, keyed "type/local id".
+func (w *world) deadLetters(ctx context.Context, rep *Report) (map[string]string, error) {
+	rows, err := w.pool.Query(ctx, sqlDeadLetters, w.account)
 	if err != nil {
-		return fmt.Errorf("read dead letters: %w", err)
+		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	defer rows.Close()
+	parked := map[string]string{}
 	for rows.Next() {
 		var source, typ, status, msg string
 		var keapID, localID int64
 		var attempts, httpStatus int
 		if err := rows.Scan(&source, &typ, &keapID, &localID, &status, &attempts, &httpStatus, &msg); err != nil {
-			return fmt.Errorf("read dead letters: %w", err)
+			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
 		rep.DeadLetters = append(rep.DeadLetters, fmt.Sprintf("%s %s keap %d local %d: %s after %d attempts, HTTP %d: %.200s",
 			source, typ, keapID, localID, status, attempts, httpStatus, msg))
+		parked[fmt.Sprintf("%s/%d", typ, localID)] = msg
 	}
-	return rows.Err()
+	return parked, rows.Err()
 }
 
 func (w *world) serveSummary() []string {

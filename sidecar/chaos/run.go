@@ -91,12 +91,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		rep.QuiesceErr = "after reconcile: " + err.Error()
 		w.stuck(rep)
 	}
-	return rep, w.check(ctx, rep, led, initial, soakStart)
+	return rep, w.check(ctx, rep, led, u, initial, soakStart)
 }
 
 // universe picks what the actors fight over from the state after backfill: 40 hot contacts
-// (seeded), every tag, and the free-text custom field. It also returns that state, the
-// baseline for fields nobody wrote.
+// (seeded), every tag, the free-text custom field, every product and the orders. It also
+// returns the contacts' state, the baseline for fields nobody wrote.
 func (w *world) universe() (universe, map[int64]fields) {
 	st := w.sb.Snapshot()
 	initial, _ := keapContacts(st)
@@ -112,6 +112,19 @@ func (w *world) universe() (universe, map[int64]fields) {
 	for _, f := range st.CustomFields {
 		if f.FieldType == "Text" {
 			u.cf = f.ID
+		}
+	}
+	for _, p := range st.Products {
+		u.products = append(u.products, p.ID)
+	}
+	for i, o := range st.Orders {
+		id := asInt64(o["id"])
+		u.orders = append(u.orders, id)
+		switch {
+		case i%2 == 0:
+			u.payable = append(u.payable, id)
+		case scalar(o["total_paid"]) == "0":
+			u.deletable = append(u.deletable, id)
 		}
 	}
 	return u, initial

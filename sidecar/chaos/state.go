@@ -119,6 +119,77 @@ func (w *world) pgContacts(ctx context.Context) ([]pgContact, error) {
 	return out, nil
 }
 
+// orderFields are what the checker compares of an order: what both sides keep (the contact,
+// title, type and date Keap stores as sent, and the totals and status Keap computes).
+var orderFields = []string{"contact", "title", "order_type", "order_date", "status", "total", "total_paid", "total_due"}
+
+// keapOrders reads every order of a sandbox snapshot, keyed by Keap id, normalised as pgOrders.
+func keapOrders(st sandbox.State) map[int64]fields {
+	out := map[int64]fields{}
+	for _, o := range st.Orders {
+		out[asInt64(o["id"])] = orderDoc(scalar(o["contact_id"]), scalar(o["title"]), scalar(o["order_type"]),
+			scalar(o["order_date"]), scalar(o["status"]), scalar(o["total"]), scalar(o["total_paid"]), scalar(o["total_due"]))
+	}
+	return out
+}
+
+// orderDoc normalises an order's values (money to cents, times to UTC at full precision) so
+// Keap's JSON and Postgres's columns compare equal; "" and absent alike.
+func orderDoc(contact, title, typ, date, status, total, paid, due string) fields {
+	f := fields{}
+	money := func(s string) string {
+		if v, err := strconv.ParseFloat(s, 64); err == nil {
+			return strconv.FormatFloat(v, 'f', 2, 64)
+		}
+		return s
+	}
+	if t, err := time.Parse(time.RFC3339Nano, date); err == nil {
+		date = t.UTC().Format(time.RFC3339Nano)
+	}
+	for k, v := range map[string]string{"contact": contact, "title": title, "order_type": typ, "order_date": date,
+		"status": status, "total": money(total), "total_paid": money(paid), "total_due": money(due)} {
+		if v != "" {
+			f[k] = v
+		}
+	}
+	return f
+}
+
+// pgOrder is one keap.orders row as the checker sees it.
+type pgOrder struct {
+	localID int64
+	keapID  int64 // 0 when never pushed
+	f       fields
+}
+
+const sqlOrders = `
+select o.id, coalesce(o.keap_id, 0), coalesce(o.contact_keap_id::text, ''), coalesce(o.title, ''),
+       coalesce(o.order_type, ''), coalesce(to_char(o.order_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), ''),
+       coalesce(o.status, ''), coalesce(o.total::text, ''), coalesce(o.total_paid::text, ''), coalesce(o.total_due::text, '')
+  from keap.orders o where o.account_id = $1 order by o.id`
+
+func (w *world) pgOrders(ctx context.Context) ([]pgOrder, error) {
+	rows, err := w.pool.Query(ctx, sqlOrders, w.account)
+	if err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	defer rows.Close()
+	var out []pgOrder
+	for rows.Next() {
+		var o pgOrder
+		var contact, title, typ, date, status, total, paid, due string
+		if err := rows.Scan(&o.localID, &o.keapID, &contact, &title, &typ, &date, &status, &total, &paid, &due); err != nil {
+			return nil, fmt.Errorf("read orders: %w", err)
+		}
+		o.f = orderDoc(contact, title, typ, date, status, total, paid, due)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	return out, nil
+}
+
 // quiesce waits, within bound, until no hook delivery is queued in the sandbox, the inbox has no
 // pending row and the push queue is empty, three polls in a row (a hook applied can enqueue a
 // push that then settles; one quiet poll could fall between the two).
