@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/sandbox"
@@ -253,11 +255,13 @@ func (a *localActor) step(ctx context.Context) {
 
 // sqlInsertOrder inserts an order with one item in one statement, as an app would: Keap's v1
 // can create an order (with its items) but not change one, so these are the order writes that
-// have somewhere to go.
+// have somewhere to go. Like an app, it orders only for a contact it still has.
 const sqlInsertOrder = `
 with o as (
   insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
-  values ($1, $2, $3, 'Offline', now()) returning id, account_id)
+  select $1, $2, $3, 'Offline', now()
+   where exists (select 1 from keap.contacts c where c.account_id = $1 and c.keap_id = $2)
+  returning id, account_id)
 insert into keap.order_items (account_id, order_id, product_id, quantity, price)
 select o.account_id, o.id, $4, $5, $6 from o returning order_id`
 
@@ -270,6 +274,9 @@ func (a *localActor) createOrder(ctx context.Context, v string) {
 	qty, price := 1+a.rnd.IntN(3), fmt.Sprintf("%d.%02d", 1+a.rnd.IntN(90), a.rnd.IntN(100))
 	var id int64
 	err := a.pool.QueryRow(ctx, sqlInsertOrder, a.account, contact, title, product, qty, price).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return // the contact is gone here
+	}
 	ref := "l" + strconv.FormatInt(id, 10)
 	if err != nil {
 		// It may have committed (Postgres went away): the order may exist or not, unnamed.
