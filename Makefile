@@ -19,7 +19,7 @@ demo: build ## local Postgres (.data/) with schema and sample data, plus the Kea
 demo-stop: build ## stop the demo database (data stays in .data/)
 	$(BIN) demo --stop
 
-test: build ## everything: Go tests, pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
+test: build ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
 	@command -v pg_prove >/dev/null || { echo "pg_prove missing: apt-get install libtap-parser-sourcehandler-pgtap-perl postgresql-15-pgtap (or run .ci/run)"; exit 1; }
 	@for pkg in .ci/supabase-cli .ci/dashboard-e2e; do test -d $$pkg/node_modules || (cd $$pkg && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	$(WITHPG) $(MAKE) --no-print-directory test-inner
@@ -44,7 +44,7 @@ bench: build ## every benchmark against its same-run baseline, as one table (als
 	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md \
 	    -command "$(if $(KEAPSYNC_BENCH_CONTACTS),KEAPSYNC_BENCH_CONTACTS=$(KEAPSYNC_BENCH_CONTACTS) )make bench"
 
-chaos: ## chaos convergence soak: real serve processes, SIGKILLs, faults, then a field-by-field check (SEED=1 DURATION=2m)
+chaos: ## chaos convergence soak: serve processes SIGKILLed mid-push/refresh/backfill, faults, then a record-by-record check (SEED=1 DURATION=2m; make test runs a 90 s one)
 	$(GO) run ./sidecar/chaos -seed $(or $(SEED),1) -duration $(or $(DURATION),2m)
 
 lint: ## gofmt, go vet

@@ -70,8 +70,8 @@ func summarizeDump(path string) (lines, bugs []string) {
 			"(sidecar/push/worker.go: claim, then p.run for each job on that conn) while the Keap call path needs a "+
 			"second pooled connection (token load in sidecar/keapauth/store.go via keeper.Token, or the account "+
 			"lookup in keapClients.For, sidecar/cmd/keapsync/clients.go, under kc.mu); %d goroutines wait in "+
-			"pgxpool Acquire (%s). With 4 push workers and pgxpool's default MaxConns (max(4, NumCPU)) a serve "+
-			"that starts with a backlog, or must reload its token, stops for good while /healthz answers 200",
+			"pgxpool Acquire (%s). A pool too small for the workers' needs stops a serve that starts with a "+
+			"backlog, or must reload its token, for good while /healthz answers 200",
 			holders, waiting, strings.Join(at, ", ")))
 	}
 	return lines, bugs
