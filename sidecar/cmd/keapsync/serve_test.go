@@ -110,6 +110,13 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		return false
 	})
 
+	// What Keap said about the account's budget is recorded for the dashboard's sync health.
+	waitFor(t, "serve to record the account's Keap budget", func() bool {
+		var used int
+		_ = conn.QueryRow(ctx, `select coalesce(per_day - day_available, 0) from keapsync.rate_budget_usage`).Scan(&used)
+		return used > 0
+	})
+
 	for path, want := range map[string]string{"/readyz": `"tokens":"ok"`, "/metrics": "keapsync_keap_requests_total"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
