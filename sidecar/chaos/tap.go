@@ -56,7 +56,10 @@ func startTap(name, target string) (*tap, error) {
 	}
 	t := &tap{name: name, url: "http://" + ln.Addr().String(), flight: map[callKind]int{},
 		rp: httputil.NewSingleHostReverseProxy(u)}
-	t.rp.ErrorLog = nil
+	// A killed caller cancels its call; that is the point, not something to log.
+	t.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		http.Error(w, "tap "+name+": "+err.Error(), http.StatusBadGateway)
+	}
 	t.rp.ModifyResponse = t.holdAnswer
 	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = t.srv.Serve(ln) }()
