@@ -383,30 +383,37 @@ func TestConflictAtPushTime(t *testing.T) {
 	}
 }
 
-// A local edit of a contact someone deleted in Keap meanwhile: Keap's confirmed delete wins, as
-// when its hook arrives. The row goes (the history keeps it); nothing is parked, nothing sent.
+// A local edit (or tag) of a contact someone deleted in Keap meanwhile: Keap's confirmed delete
+// wins, as when its hook arrives. The row goes (the history keeps it); nothing is parked or sent.
 func TestEditOfContactDeletedInKeap(t *testing.T) {
 	w := newWorld(t, 5)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
-	id, kid := w.synced(0)
-	if err := w.sb.DeleteContact(kid); err != nil {
-		t.Fatal(err)
+	edited, editedKeap := w.synced(0)
+	tagged, taggedKeap := w.synced(1)
+	for _, kid := range []int64{editedKeap, taggedKeap} {
+		if err := w.sb.DeleteContact(kid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	w.sb.ClearRequests()
-	w.exec(`update keap.contacts set job_title = 'Too late' where id = $1`, id)
+	w.exec(`update keap.contacts set job_title = 'Too late' where id = $1`, edited)
+	w.exec(`insert into keap.contact_tags (account_id, contact_id, tag_id)
+	    select c.account_id, c.id, t.id from keap.contacts c, keap.tags t
+	     where c.id = $1 and t.account_id = c.account_id and t.keap_id is not null
+	       and not exists (select 1 from keap.contact_tags x where x.contact_id = c.id and x.tag_id = t.id) limit 1`, tagged)
 	w.quiet()
-	if n := w.int(`select count(*) from keap.contacts where id = $1`, id); n != 0 {
-		t.Error("the contact Keap deleted is still here")
+	if n := w.int(`select count(*) from keap.contacts where id in ($1, $2)`, edited, tagged); n != 0 {
+		t.Errorf("%d contacts Keap deleted are still here", n)
 	}
 	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
 		t.Errorf("%d dead letters", n)
 	}
-	if got := w.writes(); len(got) != 0 {
-		t.Errorf("writes to Keap: %v", got)
+	if got := w.writes(); len(got) != 1 || !strings.Contains(got[0], "/tags") {
+		t.Errorf("writes to Keap: %v (want only the refused tag call)", got)
 	}
 	if n := w.int(`select count(*) from keapsync.change_history where row_id = $1 and op = 'delete' and origin = 'keap'
-	    and old_row ->> 'job_title' = 'Too late'`, id); n != 1 {
+	    and old_row ->> 'job_title' = 'Too late'`, edited); n != 1 {
 		t.Error("the history does not keep the deleted row with its local edit")
 	}
 }

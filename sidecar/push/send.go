@@ -169,6 +169,16 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 	}
 	if len(req.TagsAdd) > 0 {
 		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
+		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" {
+			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
+			// delete wins, as on the update path.
+			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
+				if err := p.applyKeapDelete(ctx, conn, j, id); err != nil {
+					return "", err
+				}
+				return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
+			}
+		}
 		if err != nil {
 			return "", refused(err, req)
 		}
@@ -293,26 +303,37 @@ const (
 // errDeletedInKeap: the contact an update was for is gone from Keap, and gone here now too.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
 
+// applyKeapDelete applies a delete Keap confirmed (a 404 for the contact): Keap's delete wins
+// over a local edit, exactly as when its hook arrives; the row stays in the change history.
+func (p *Pusher) applyKeapDelete(ctx context.Context, conn *pgxpool.Conn, j *job, id keap.ID) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(id)); err != nil {
+			return fmt.Errorf("push: apply Keap's delete: %w", err)
+		}
+		return nil
+	})
+}
+
 // refresh applies Keap's current version of a contact before an update goes out, so a field
 // someone changed in Keap since the agreed state is settled by the conflict policy in SQL
 // rather than overwritten, then reads the request again.
 func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
 	c, err := api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
-	deleted := errors.Is(err, keap.ErrNotFound)
-	if err != nil && !deleted {
+	if errors.Is(err, keap.ErrNotFound) {
+		if err := p.applyKeapDelete(ctx, conn, j, req.keapID()); err != nil {
+			return nil, err
+		}
+		return nil, errDeletedInKeap
+	}
+	if err != nil {
 		return nil, refused(err, req)
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
 			return fmt.Errorf("push: lock row: %w", err)
-		}
-		if deleted {
-			// Someone deleted it in Keap since: Keap's confirmed delete wins over a local edit,
-			// exactly as when its hook arrives (the row stays in the change history).
-			if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(req.keapID())); err != nil {
-				return fmt.Errorf("push: apply Keap's delete: %w", err)
-			}
-			return nil
 		}
 		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
 			return fmt.Errorf("push: apply Keap's version: %w", err)
@@ -321,9 +342,6 @@ func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *j
 	})
 	if err != nil {
 		return nil, err
-	}
-	if deleted {
-		return nil, errDeletedInKeap
 	}
 	var raw []byte
 	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
