@@ -55,7 +55,7 @@ func BenchmarkBackfillVsCopy(b *testing.B) {
 		}
 		copyRate := float64(len(rows)) / time.Since(start).Seconds()
 		rows = nil
-		if _, err := w.db.Exec(ctx, `truncate keap.contacts cascade; delete from keapsync.sync_state; delete from keapsync.change_history`); err != nil {
+		if _, err := w.db.Exec(ctx, `truncate keap.contacts cascade; delete from keapsync.sync_state; truncate keapsync.change_history`); err != nil {
 			b.Fatal(err)
 		}
 
