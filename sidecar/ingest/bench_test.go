@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -30,13 +29,23 @@ func benchContacts() int {
 
 // BenchmarkBackfillVsCopy: backfill rows/s (HTTP from the sandbox, COPY into staging, set-based
 // apply, triggers and history) divided by the rows/s of a plain COPY of the same Keap rows into
-// the same table, measured in the same run. Goal >= 0.5. Memory: the backfill's peak heap, and
-// how much more it is for 5x the rows (flat in rows: goal <= 1.5).
+// the same table, measured in the same run. Goal >= 0.5. Memory: the heap a backfill of 50k
+// rows holds at its peak, and how much more that is than for 10k (flat in rows: goal <= 1.5).
 func BenchmarkBackfillVsCopy(b *testing.B) {
 	n := benchContacts()
 	ctx := context.Background()
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
+		// Memory, apart from the timed run and before its world exists: the heap a backfill
+		// holds at its peak, for 50k and 10k rows (both many times the pages in flight).
+		heap := func(contacts int) float64 {
+			w := oauthWorld(b, contacts)
+			return heapGrowthMiB(b, func() error { return w.sweeper.Backfill(ctx, w.account, []string{"contact"}) })
+		}
+		large, small := heap(50000), heap(10000)
+		b.ReportMetric(large, "backfill-heap-MiB")
+		b.ReportMetric(large/small, "heap-5x-rows-ratio(goal<=1.5)")
+
 		w := oauthWorld(b, n)
 		// The same rows, as Keap sends them to the backfill: read once through the client.
 		var rows [][]any
@@ -70,15 +79,6 @@ func BenchmarkBackfillVsCopy(b *testing.B) {
 		b.ReportMetric(copyRate, "copy-rows/s")
 		b.ReportMetric(ours/copyRate, "ratio(goal>=0.5)")
 
-		// Memory, apart from the timed run: the heap a backfill holds at its peak, for a quarter
-		// and a twentieth of the rows.
-		heap := func(contacts int) float64 {
-			w := oauthWorld(b, contacts)
-			return heapGrowthMiB(b, func() error { return w.sweeper.Backfill(ctx, w.account, []string{"contact"}) })
-		}
-		large, small := heap(max(n/4, 1)), heap(max(n/20, 1))
-		b.ReportMetric(large, "backfill-heap-MiB")
-		b.ReportMetric(large/small, "heap-5x-rows-ratio(goal<=1.5)")
 		b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 	}
 }
@@ -99,29 +99,27 @@ func oauthWorld(b *testing.B, contacts int) *world {
 	return w
 }
 
-// heapGrowthMiB runs f and returns how far the Go heap rose above its level before f (sampled
-// every few milliseconds): what f holds at its peak. The GC runs far more often meanwhile
-// (GOGC=5): by default it lets garbage pile up in proportion to what was live before (here the
-// sandbox's data), whatever f does.
+// heapGrowthMiB runs f and returns how far the live heap rose above its level before f: what
+// f itself holds at its peak. The sampler collects every 20 ms and reads the live heap the
+// collection found; the heap's total size would also count garbage, which the GC lets pile up
+// in proportion to whatever else is live, whatever f does.
 func heapGrowthMiB(b *testing.B, f func() error) float64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	base := read()
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	live := func() uint64 { runtime.GC(); metrics.Read(sample); return sample[0].Value.Uint64() }
+	base := live()
 	peak := base
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		t := time.NewTicker(2 * time.Millisecond)
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				peak = max(peak, read())
+				peak = max(peak, live())
 			}
 		}
 	}()
