@@ -272,32 +272,13 @@ func newestOf(page []record) *time.Time {
 	return newest
 }
 
-// applyPage copies a page into a staging table and applies it set-based in one transaction.
-// Concurrent pages may deadlock on a shared row (a tag both create): PostgreSQL picks one, and
-// it is retried. Any other refusal is applied record by record, so only the bad record is
-// parked (law 6).
+// applyPage applies a page set-based in one transaction. Concurrent pages may deadlock on a
+// shared row (a tag both create): PostgreSQL picks one, and it is retried. Any other refusal is
+// applied record by record, so only the bad record is parked (law 6).
 func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, page []record) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, sqlStaging); err != nil {
-				return fmt.Errorf("staging table: %w", err)
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
-				pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
-			if err != nil {
-				return fmt.Errorf("copy page into staging: %w", err)
-			}
-			_, err = tx.Exec(ctx, sqlApplyStaging, account, objectType)
-			return err
-		})
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) {
-			return err
-		}
-		if !contention(pgErr) {
-			break
-		}
+	err := s.applySetBased(ctx, account, objectType, page)
+	for attempt := 1; attempt < 5 && isContention(err); attempt++ {
+		err = s.applySetBased(ctx, account, objectType, page)
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -312,6 +293,22 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 			}
 		}
 		return nil
+	})
+}
+
+// applySetBased copies a page into a staging table and applies it with one call.
+func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record) error {
+	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
+			return fmt.Errorf("staging table: %w", err)
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
+			pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
+		if err != nil {
+			return fmt.Errorf("copy page into staging: %w", err)
+		}
+		_, err = tx.Exec(ctx, sqlApplyStaging, account, objectType)
+		return err
 	})
 }
 

@@ -220,6 +220,12 @@ func contention(err *pgconn.PgError) bool {
 	return err.Code == "40P01" || err.Code == "40001"
 }
 
+// isContention is contention for any error.
+func isContention(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && contention(pgErr)
+}
+
 // apply runs the SQL apply in a savepoint: a record the database refuses is parked, not fatal.
 func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) error {
 	sp, err := tx.Begin(ctx)
