@@ -147,7 +147,7 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		if p.cfg.FetchBeforeUpdate && !refreshed {
 			fresh, err := p.refresh(ctx, conn, api, j, req)
 			if errors.Is(err, errDeletedInKeap) {
-				return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
+				return p.deletedInKeap(ctx, conn, j, req.keapID())
 			}
 			if err != nil {
 				return "", err
@@ -173,10 +173,7 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
 			// delete wins, as on the update path.
 			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
-				if err := p.applyKeapDelete(ctx, conn, j, id); err != nil {
-					return "", err
-				}
-				return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
+				return p.deletedInKeap(ctx, conn, j, id)
 			}
 		}
 		if err != nil {
@@ -300,13 +297,14 @@ const (
 	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
 )
 
-// errDeletedInKeap: the contact an update was for is gone from Keap, and gone here now too.
+// errDeletedInKeap: Keap answered 404 for the contact an update was for.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
 
-// applyKeapDelete applies a delete Keap confirmed (a 404 for the contact): Keap's delete wins
-// over a local edit, exactly as when its hook arrives; the row stays in the change history.
-func (p *Pusher) applyKeapDelete(ctx context.Context, conn *pgxpool.Conn, j *job, id keap.ID) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+// deletedInKeap applies a delete Keap confirmed (a 404 for the contact) and finishes the job:
+// Keap's delete wins over a local edit, exactly as when its hook arrives; the row stays in the
+// change history.
+func (p *Pusher) deletedInKeap(ctx context.Context, conn *pgxpool.Conn, j *job, id keap.ID) (string, error) {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
 			return fmt.Errorf("push: lock row: %w", err)
 		}
@@ -315,6 +313,10 @@ func (p *Pusher) applyKeapDelete(ctx context.Context, conn *pgxpool.Conn, j *job
 		}
 		return nil
 	})
+	if err != nil {
+		return "", err
+	}
+	return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
 }
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field
@@ -323,9 +325,6 @@ func (p *Pusher) applyKeapDelete(ctx context.Context, conn *pgxpool.Conn, j *job
 func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
 	c, err := api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
 	if errors.Is(err, keap.ErrNotFound) {
-		if err := p.applyKeapDelete(ctx, conn, j, req.keapID()); err != nil {
-			return nil, err
-		}
 		return nil, errDeletedInKeap
 	}
 	if err != nil {
