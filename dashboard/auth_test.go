@@ -209,18 +209,7 @@ func (f *fakeAuth) token(t *testing.T, kid string, ttl time.Duration, extra jwt.
 
 func TestSupabaseAuthMode(t *testing.T) {
 	auth := newFakeAuth(t)
-	base := newEnv(t)
-	e := &env{t: t, db: base.db}
-	ts := httptest.NewUnstartedServer(nil)
-	srv, err := New(Config{SupabaseURL: auth.URL, AnonKey: "anon-key", PublicURL: "http://" + ts.Listener.Addr().String(),
-		Log: testLogger(t)}, base.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Config.Handler = srv.Handler()
-	ts.Start()
-	t.Cleanup(ts.Close)
-	e.srv, e.ts = srv, ts
+	e := supabaseEnv(t, newEnv(t).db, auth.URL)
 
 	// Password sign-in through GoTrue.
 	c := e.withToken("")
@@ -288,7 +277,7 @@ func TestSupabaseAuthMode(t *testing.T) {
 
 	// An expired access token with a refresh cookie is refreshed, once for parallel requests.
 	jar := e.withToken(auth.token(t, "ec1", -time.Minute, jwt.MapClaims{"iat": time.Now().Add(-time.Hour).Unix()}))
-	u, _ := url.Parse(ts.URL)
+	u, _ := url.Parse(e.ts.URL)
 	jar.hc.Jar.SetCookies(u, []*http.Cookie{{Name: cookieRefresh, Value: "rt-1"}})
 	resp, _ = jar.get("/")
 	if resp.StatusCode != 200 {

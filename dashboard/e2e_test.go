@@ -106,18 +106,8 @@ func startPush(t *testing.T, db *pgxpool.Pool) *sandbox.Server {
 func TestBrowserE2ERealtime(t *testing.T) {
 	node, chromium, artifacts := e2eTools(t)
 	auth := newFakeAuth(t)
-	e := &env{t: t, db: seededPool(t)}
-	ts := httptest.NewUnstartedServer(nil)
-	srv, err := New(Config{SupabaseURL: auth.URL, AnonKey: "anon-key", PublicURL: "http://" + ts.Listener.Addr().String(),
-		Log: testLogger(t)}, e.db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Config.Handler = srv.Handler()
-	ts.Start()
-	t.Cleanup(ts.Close)
-	e.srv, e.ts = srv, ts
-	rt := &fakeRealtime{db: e.db, verify: srv.verify, apikey: "anon-key", logf: t.Logf}
+	e := supabaseEnv(t, seededPool(t), auth.URL)
+	rt := &fakeRealtime{db: e.db, verify: e.srv.verify, apikey: "anon-key", logf: t.Logf}
 	auth.mux.Handle("GET /realtime/v1/websocket", rt)
 	runBrowser(t, e, node, chromium, artifacts, "realtime")
 	rt.mu.Lock()

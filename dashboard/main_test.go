@@ -156,18 +156,34 @@ func withDB(u, db string) string {
 	return out
 }
 
-func startEnv(t testing.TB, db *pgxpool.Pool) *env {
+// serveDashboard serves a dashboard made from cfg, which is given the server's own URL.
+func serveDashboard(t testing.TB, db *pgxpool.Pool, cfg func(publicURL string) Config) (*Server, *httptest.Server) {
 	t.Helper()
-	e := &env{t: t, db: db}
 	ts := httptest.NewUnstartedServer(nil)
-	cfg := Config{Local: true, JWTSecret: testSecret, PublicURL: "http://" + ts.Listener.Addr().String(),
-		Log: testLogger(t)}
-	srv, err := New(cfg, db)
+	srv, err := New(cfg("http://"+ts.Listener.Addr().String()), db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
+	return srv, ts
+}
+
+// supabaseEnv is a dashboard in Supabase mode against the Auth server at authURL.
+func supabaseEnv(t testing.TB, db *pgxpool.Pool, authURL string) *env {
+	srv, ts := serveDashboard(t, db, func(publicURL string) Config {
+		return Config{SupabaseURL: authURL, AnonKey: "anon-key", PublicURL: publicURL, Log: testLogger(t)}
+	})
+	t.Cleanup(ts.Close)
+	return &env{t: t, db: db, srv: srv, ts: ts}
+}
+
+func startEnv(t testing.TB, db *pgxpool.Pool) *env {
+	t.Helper()
+	e := &env{t: t, db: db}
+	srv, ts := serveDashboard(t, db, func(publicURL string) Config {
+		return Config{Local: true, JWTSecret: testSecret, PublicURL: publicURL, Log: testLogger(t)}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Start(ctx); close(done) }()
