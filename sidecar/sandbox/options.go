@@ -50,6 +50,9 @@ type Options struct {
 	Unthrottled bool
 	// RequestLogSize bounds the request log. Default 10000.
 	RequestLogSize int
+	// Profile picks among Keap behaviours the documents leave open; the zero value follows the
+	// documents. See profile.go.
+	Profile Profile
 	// DispatchInterval is how often the hook dispatcher looks for due batches on the wall
 	// clock; advancing the sandbox clock also wakes it. Default 10 ms.
 	DispatchInterval time.Duration

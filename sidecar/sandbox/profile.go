@@ -1,0 +1,66 @@
+package sandbox
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Profile chooses among behaviours Keap's documents leave open (or where our emulator used to
+// share the client's assumptions). Each switch defaults to what the documents say; where they
+// say nothing, the "hardest" profile picks the answer that is hardest for a sync client. The
+// suites run under both, so keapsync must be right whichever Keap really does.
+//
+// Every field is named for the behaviour it turns on; the zero value is the documented profile.
+type Profile struct {
+	// OrdersOldestFirst lists GET /v1/orders oldest first. Keap documents "most recent at the
+	// top", so the zero value (newest first) is the documented behaviour.
+	OrdersOldestFirst bool
+	// SecondStamps stamps last_updated / modification dates at whole seconds, so two edits in
+	// one second share a stamp. Undocumented (FACTS §7).
+	SecondStamps bool
+	// TagsKeepStamp applies and removes tags without bumping the contact's last_updated.
+	// Undocumented (FACTS §7).
+	TagsKeepStamp bool
+	// SinceExclusive makes `since` filters exclusive (strictly after). Undocumented.
+	SinceExclusive bool
+	// TagHookCarriesTagIDs makes contactGroup.applied/removed deliveries carry tag ids instead
+	// of contact ids. Undocumented (FACTS §6).
+	TagHookCarriesTagIDs bool
+	// PatchMergesLists merges v1 PATCH /contacts email_addresses/phone_numbers/addresses by
+	// `field` instead of replacing the whole list (v2 documents replacement).
+	PatchMergesLists bool
+	// NullIgnored makes PATCH ignore a JSON null instead of clearing the field.
+	NullIgnored bool
+}
+
+// profiles are the named presets `keapsync sandbox --profile` and the test API accept.
+var profiles = map[string]Profile{
+	"documented": {},
+	"hardest": {
+		SecondStamps:         true,
+		TagsKeepStamp:        true,
+		SinceExclusive:       true,
+		TagHookCarriesTagIDs: true,
+		NullIgnored:          true,
+	},
+}
+
+// ProfileNames lists the named presets, sorted.
+func ProfileNames() []string {
+	names := make([]string, 0, len(profiles))
+	for n := range profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseProfile returns the named preset.
+func ParseProfile(name string) (Profile, error) {
+	p, ok := profiles[strings.ToLower(strings.TrimSpace(name))]
+	if !ok {
+		return Profile{}, fmt.Errorf("unknown sandbox profile %q (known: %s)", name, strings.Join(ProfileNames(), ", "))
+	}
+	return p, nil
+}
