@@ -47,6 +47,81 @@ begin
 end;
 $$;
 
+-- As in 20261127080100_sync_rules.sql; an existing row is written only if it is the account's
+-- (the update sets account_id, so a foreign id would have carried another account's row over).
+create or replace function keapsync.write_row(
+  p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb)
+returns bigint
+language plpgsql volatile set search_path = '' set timezone to 'UTC'
+as $$
+declare
+  t keapsync.object_types;
+  cols jsonb := '{}';
+  c text;
+  collist text;
+  id bigint := p_local_id;
+  n integer;
+begin
+  select * into strict t from keapsync.object_types where object_type = p_type;
+  foreach c in array t.merge_columns || t.keap_columns loop
+    cols := cols || jsonb_build_object(c, p_doc -> c);
+  end loop;
+  if t.map_column is not null then
+    cols := cols || jsonb_build_object(t.map_column, coalesce(
+      (select jsonb_object_agg(substr(e.key, length(t.map_column) + 2), e.value)
+         from jsonb_each(p_doc) e where e.key like t.map_column || '.%'), '{}'));
+  end if;
+  cols := cols || jsonb_build_object('account_id', p_account, 'keap_id', p_keap_id,
+                                     'keap_object', coalesce(p_raw, 'null'::jsonb));
+  select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
+  if id is null then
+    execute format('insert into keap.%I (%s) select %s from jsonb_populate_record(null::keap.%I, $1) returning id',
+                   t.table_name, collist, collist, t.table_name)
+      into id using cols;
+  else
+    if p_raw is null then  -- keep the Keap object we have; this write is local
+      cols := cols - 'keap_object';
+      select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
+    end if;
+    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
+                   t.table_name, collist, collist, t.table_name)
+      using cols, id, p_account;
+    get diagnostics n = row_count;
+    if n = 0 then
+      raise exception 'keapsync: no % % in account %', p_type, id, p_account using errcode = 'P0002';
+    end if;
+  end if;
+  if p_type = 'contact' then
+    perform keapsync.write_contact_tags(p_account, id, p_doc);
+  end if;
+  return id;
+end;
+$$;
+
+-- As in 20261127080100_sync_rules.sql, touching only the account's tag rows (the composite
+-- foreign keys refuse a link to another account's contact or tag).
+create or replace function keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb)
+returns void
+language plpgsql volatile set search_path = ''
+as $$
+declare
+  wanted bigint[] := array(select substr(k, 5)::bigint from jsonb_object_keys(p_doc) k where k like 'tag.%');
+begin
+  insert into keap.tags (account_id, keap_id)
+  select p_account, w from unnest(wanted) w
+  on conflict (account_id, keap_id) do nothing;
+
+  delete from keap.contact_tags ct using keap.tags tg
+   where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
+     and not (tg.keap_id = any (wanted));
+
+  insert into keap.contact_tags (account_id, contact_id, tag_id)
+  select p_account, p_contact_id, tg.id from keap.tags tg
+   where tg.account_id = p_account and tg.keap_id = any (wanted)
+  on conflict do nothing;
+end;
+$$;
+
 -- As in 20261127080100_sync_rules.sql, reading the row only if it is the account's.
 create or replace function keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint)
 returns jsonb
