@@ -31,16 +31,17 @@ as $$
   select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
 $$;
 
--- Gate for the functions that find the account through the id they are given: like
--- require_admin, but a Supabase user who is not a member of the account is told that the thing
--- does not exist (p_missing, e.g. 'conflict 12'), exactly as for an id nobody has.
+-- Gate for the functions that find the account through the id they are given (p_account: the
+-- id's account, null when there is no such id): like require_admin, but to a Supabase user who is
+-- not a member of the account the thing does not exist (P0002, 'keapsync: no <p_missing>'), the
+-- same answer as for an id nobody has.
 create or replace function keapsync.require_admin_or_hide(p_account uuid, p_missing text) returns void
 language plpgsql stable security definer set search_path = ''
 as $$
 declare
   v_role text := coalesce(auth.role(), nullif(current_setting('role', true), 'none'));
 begin
-  if v_role in ('authenticated', 'anon') and not keapsync.is_member(p_account) then
+  if p_account is null or (v_role in ('authenticated', 'anon') and not keapsync.is_member(p_account)) then
     raise exception 'keapsync: no %', p_missing using errcode = 'P0002';
   end if;
   perform keapsync.require_admin(p_account);
@@ -227,12 +228,9 @@ declare
   ldoc jsonb;
   v jsonb;
 begin
-  -- Check before locking: no row lock is taken on a conflict the caller may not see.
-  select * into c from keapsync.conflicts where id = p_conflict_id;
-  if not found then
-    raise exception 'keapsync: no conflict %', p_conflict_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin_or_hide(c.account_id, format('conflict %s', p_conflict_id));
+  -- Checked before locking: no row lock is taken on a conflict the caller may not see.
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.conflicts where id = p_conflict_id),
+                                         format('conflict %s', p_conflict_id));
   select * into strict c from keapsync.conflicts where id = p_conflict_id for update;
   if c.status <> 'open' then
     raise exception 'keapsync: conflict % is already %', p_conflict_id, c.status using errcode = '55000';
@@ -280,11 +278,8 @@ declare
   cols text;
   new_id bigint;
 begin
-  select * into h from keapsync.change_history where id = p_history_id;
-  if not found then
-    raise exception 'keapsync: no change %', p_history_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin_or_hide(h.account_id, format('change %s', p_history_id));
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.change_history where id = p_history_id),
+                                         format('change %s', p_history_id));
   select * into strict h from keapsync.change_history where id = p_history_id for update;
   if h.rolled_back_by is not null then
     raise exception 'keapsync: change % was already rolled back by %', p_history_id, h.rolled_back_by
@@ -359,11 +354,8 @@ as $$
 declare
   d keapsync.dead_letters;
 begin
-  select * into d from keapsync.dead_letters where id = p_id;
-  if not found then
-    raise exception 'keapsync: no dead letter %', p_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin_or_hide(d.account_id, format('dead letter %s', p_id));
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.dead_letters where id = p_id),
+                                         format('dead letter %s', p_id));
   select * into strict d from keapsync.dead_letters where id = p_id for update;
   if p_status = 'retry' and d.status not in ('parked', 'retry') then
     raise exception 'keapsync: dead letter % is %', p_id, d.status using errcode = '55000';
