@@ -5,7 +5,7 @@ BIN     := bin/keapsync
 WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
 SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
 
-.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema schema schema-inner cover bench chaos lint clean
+.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema test-docs schema schema-inner cover bench chaos lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ demo: build ## local Postgres (.data/) with schema and sample data, plus the Kea
 demo-stop: build ## stop the demo database (data stays in .data/)
 	$(BIN) demo --stop
 
-test: build ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
+test: build test-docs ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
 	@command -v pg_prove >/dev/null || { echo "pg_prove missing: apt-get install libtap-parser-sourcehandler-pgtap-perl postgresql-15-pgtap (or run .ci/run)"; exit 1; }
 	@for pkg in .ci/supabase-cli .ci/dashboard-e2e; do test -d $$pkg/node_modules || (cd $$pkg && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	$(WITHPG) $(MAKE) --no-print-directory test-inner
@@ -47,6 +47,10 @@ schema-inner:
 
 test-schema: ## sql/schema/ matches the migrations (needs PG* env; `make test` provides it)
 	@$(MAKE) --no-print-directory schema-inner SCHEMA_CHECK=-check && echo "ok - sql/schema is current"
+
+test-docs: ## docs and comments cite only what ships in the repository (docs/, not ../shared)
+	@if git grep -n -e '\.\./shared' -- ':!Makefile'; then echo "not ok - the lines above cite files outside the repository: copy what they cite into docs/"; exit 1; fi
+	@echo "ok - docs cite only the repository"
 
 test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical schemas and history
 	.ci/supabase-push-check
