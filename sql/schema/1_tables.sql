@@ -859,6 +859,14 @@ ALTER TABLE ONLY keap.contact_tags
 
 --
 
+-- Name: contacts contacts_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.contacts
+    ADD CONSTRAINT contacts_account_id_id_key UNIQUE (account_id, id);
+
+
+--
+
 -- Name: contacts contacts_account_id_keap_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contacts
@@ -907,6 +915,14 @@ ALTER TABLE ONLY keap.order_payments
 
 --
 
+-- Name: orders orders_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.orders
+    ADD CONSTRAINT orders_account_id_id_key UNIQUE (account_id, id);
+
+
+--
+
 -- Name: orders orders_account_id_keap_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.orders
@@ -951,6 +967,14 @@ ALTER TABLE ONLY keap.tag_categories
 
 ALTER TABLE ONLY keap.tag_categories
     ADD CONSTRAINT tag_categories_pkey PRIMARY KEY (id);
+
+
+--
+
+-- Name: tags tags_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.tags
+    ADD CONSTRAINT tags_account_id_id_key UNIQUE (account_id, id);
 
 
 --
@@ -1330,18 +1354,18 @@ ALTER TABLE ONLY keap.contact_tags
 
 --
 
--- Name: contact_tags contact_tags_contact_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: contact_tags contact_tags_contact_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contact_tags
-    ADD CONSTRAINT contact_tags_contact_id_fkey FOREIGN KEY (contact_id) REFERENCES keap.contacts(id) ON DELETE CASCADE;
+    ADD CONSTRAINT contact_tags_contact_fkey FOREIGN KEY (account_id, contact_id) REFERENCES keap.contacts(account_id, id) ON DELETE CASCADE;
 
 
 --
 
--- Name: contact_tags contact_tags_tag_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: contact_tags contact_tags_tag_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contact_tags
-    ADD CONSTRAINT contact_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES keap.tags(id) ON DELETE CASCADE;
+    ADD CONSTRAINT contact_tags_tag_fkey FOREIGN KEY (account_id, tag_id) REFERENCES keap.tags(account_id, id) ON DELETE CASCADE;
 
 
 --
@@ -1362,10 +1386,10 @@ ALTER TABLE ONLY keap.order_items
 
 --
 
--- Name: order_items order_items_order_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: order_items order_items_order_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.order_items
-    ADD CONSTRAINT order_items_order_id_fkey FOREIGN KEY (order_id) REFERENCES keap.orders(id) ON DELETE CASCADE;
+    ADD CONSTRAINT order_items_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
 
 
 --
@@ -1378,10 +1402,10 @@ ALTER TABLE ONLY keap.order_payments
 
 --
 
--- Name: order_payments order_payments_order_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: order_payments order_payments_order_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.order_payments
-    ADD CONSTRAINT order_payments_order_id_fkey FOREIGN KEY (order_id) REFERENCES keap.orders(id) ON DELETE CASCADE;
+    ADD CONSTRAINT order_payments_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
 
 
 --

@@ -788,9 +788,10 @@ begin
       into v_twin using p_account, v_keap_id, p_local_id;
     if v_twin is not null then
       delete from keapsync.sync_state where account_id = p_account and object_type = p_type and local_id = v_twin;
-      execute format('delete from keap.%I where id = $1', tbl) using v_twin;
+      execute format('delete from keap.%I where id = $1 and account_id = $2', tbl) using v_twin, p_account;
     end if;
-    execute format('update keap.%I set keap_id = $1 where id = $2', tbl) using v_keap_id, p_local_id;
+    execute format('update keap.%I set keap_id = $1 where id = $2 and account_id = $3', tbl)
+      using v_keap_id, p_local_id, p_account;
   end if;
   for e in select key, value from jsonb_each(coalesce(p_pushed, '{}')) loop
     st.agreed := keapsync.doc_set(st.agreed, e.key, e.value);
@@ -840,6 +841,25 @@ $$;
 
 --
 
+-- Name: owns_row(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_owned boolean;
+begin
+  execute format('select exists (select 1 from keap.%I where id = $1 and account_id = $2)',
+                 (select table_name from keapsync.object_types where object_type = p_type))
+    into v_owned using p_local_id, p_account;
+  return v_owned;
+end;
+$_$;
+
+
+--
+
 -- Name: pending_push(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
@@ -862,7 +882,7 @@ begin
   if st.local_deleted_at is not null then
     return jsonb_build_object('op', 'delete', 'keap_id', st.keap_id, 'fields', '{}'::jsonb, 'cleared', '[]'::jsonb);
   end if;
-  ldoc := keapsync.row_doc(p_type, p_local_id);
+  ldoc := keapsync.row_doc(p_account, p_type, p_local_id);
   if ldoc is null then
     return jsonb_build_object('op', 'none', 'keap_id', st.keap_id, 'fields', '{}'::jsonb, 'cleared', '[]'::jsonb);
   end if;
@@ -1037,6 +1057,25 @@ $$;
 
 --
 
+-- Name: require_admin_or_hide(uuid, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_role text := coalesce(auth.role(), nullif(current_setting('role', true), 'none'));
+begin
+  if p_account is null or (v_role in ('authenticated', 'anon') and not keapsync.is_member(p_account)) then
+    raise exception 'keapsync: no %', p_missing using errcode = 'P0002';
+  end if;
+  perform keapsync.require_admin(p_account);
+end;
+$$;
+
+
+--
+
 -- Name: resolve_conflict(bigint, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb DEFAULT NULL::jsonb) RETURNS keapsync.conflicts
@@ -1050,11 +1089,10 @@ declare
   ldoc jsonb;
   v jsonb;
 begin
-  select * into c from keapsync.conflicts where id = p_conflict_id for update;
-  if not found then
-    raise exception 'keapsync: no conflict %', p_conflict_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(c.account_id);
+  -- Checked before locking: no row lock is taken on a conflict the caller may not see.
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.conflicts where id = p_conflict_id),
+                                         format('conflict %s', p_conflict_id));
+  select * into strict c from keapsync.conflicts where id = p_conflict_id for update;
   if c.status <> 'open' then
     raise exception 'keapsync: conflict % is already %', p_conflict_id, c.status using errcode = '55000';
   end if;
@@ -1064,11 +1102,12 @@ begin
   v := case p_choice when 'keap' then c.keap_value when 'local' then c.local_value else p_value end;
 
   -- The local row before its sync state, the order a local edit takes them in.
-  execute format('select 1 from keap.%I where id = $1 for update',
-                 (select table_name from keapsync.object_types where object_type = c.object_type)) using c.local_id;
+  execute format('select 1 from keap.%I where id = $1 and account_id = $2 for update',
+                 (select table_name from keapsync.object_types where object_type = c.object_type))
+    using c.local_id, c.account_id;
   select * into strict st from keapsync.sync_state
    where account_id = c.account_id and object_type = c.object_type and local_id = c.local_id for update;
-  ldoc := keapsync.row_doc(c.object_type, c.local_id);
+  ldoc := keapsync.row_doc(c.account_id, c.object_type, c.local_id);
   perform keapsync.set_origin(case when p_choice = 'keap' then 'keap' else 'resolve' end);
   if ldoc is not null and (ldoc -> c.field) is distinct from v then
     perform keapsync.write_row(c.account_id, c.object_type, c.local_id, st.keap_id,
@@ -1151,11 +1190,9 @@ declare
   cols text;
   new_id bigint;
 begin
-  select * into h from keapsync.change_history where id = p_history_id for update;
-  if not found then
-    raise exception 'keapsync: no change %', p_history_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(h.account_id);
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.change_history where id = p_history_id),
+                                         format('change %s', p_history_id));
+  select * into strict h from keapsync.change_history where id = p_history_id for update;
   if h.rolled_back_by is not null then
     raise exception 'keapsync: change % was already rolled back by %', p_history_id, h.rolled_back_by
       using errcode = '55000';
@@ -1164,18 +1201,20 @@ begin
 
   if h.table_name = 'contact_tags' then
     if h.op = 'insert' then
-      delete from keap.contact_tags where contact_id = (h.changed ->> 'contact_id')::bigint
+      delete from keap.contact_tags where account_id = h.account_id
+                                      and contact_id = (h.changed ->> 'contact_id')::bigint
                                       and tag_id = (h.changed ->> 'tag_id')::bigint;
     elsif h.op = 'delete' then
       insert into keap.contact_tags (account_id, contact_id, tag_id, date_applied)
       select h.account_id, c.id, tg.id, now() from keap.contacts c, keap.tags tg
-       where c.id = (h.old_row ->> 'contact_id')::bigint and tg.id = (h.old_row ->> 'tag_id')::bigint
+       where c.id = (h.old_row ->> 'contact_id')::bigint and c.account_id = h.account_id
+         and tg.id = (h.old_row ->> 'tag_id')::bigint and tg.account_id = h.account_id
       on conflict do nothing;
     end if;
   else
     select * into strict t from keapsync.object_types where table_name = h.table_name;
     if h.op = 'insert' then
-      execute format('delete from keap.%I where id = $1', t.table_name) using h.row_id;
+      execute format('delete from keap.%I where id = $1 and account_id = $2', t.table_name) using h.row_id, h.account_id;
     elsif h.op = 'update' then
       -- Only data a person can change goes back; Keap-owned columns follow Keap.
       for k in select key from jsonb_object_keys(h.changed) key loop
@@ -1188,13 +1227,14 @@ begin
           using errcode = '55000';
       end if;
       select string_agg(format('%I', key), ', ') into cols from jsonb_object_keys(restore) key;
-      execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
+      execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
                      t.table_name, cols, cols, t.table_name)
-        using restore, h.row_id;
+        using restore, h.row_id, h.account_id;
     else
       -- Bring a deleted row back as a new local record: if Keap deleted it, it is created again.
       restore := (h.old_row - array['keap_id', 'sync_origin', 'version', 'updated_at', 'created_at', 'keap_object'])
-                 || jsonb_build_object('keap_id', (select s.keap_id from keapsync.sync_state s
+                 || jsonb_build_object('account_id', h.account_id,
+                                       'keap_id', (select s.keap_id from keapsync.sync_state s
                                                     where s.account_id = h.account_id and s.object_type = t.object_type
                                                       and s.local_id = h.row_id and s.local_deleted_at is not null));
       select string_agg(format('%I', key), ', ') into cols from jsonb_object_keys(restore) key;
@@ -1205,14 +1245,14 @@ begin
         using restore;
       if restore ->> 'keap_id' is not null then
         -- The delete had not reached Keap: the record is synced again as it was.
-        update keapsync.sync_state s set agreed = keapsync.row_doc(t.object_type, h.row_id)
+        update keapsync.sync_state s set agreed = keapsync.row_doc(h.account_id, t.object_type, h.row_id)
          where s.account_id = h.account_id and s.object_type = t.object_type and s.local_id = h.row_id;
       end if;
     end if;
   end if;
 
   select max(id) into new_id from keapsync.change_history
-   where txid = txid_current() and id > p_history_id;
+   where txid = txid_current() and id > p_history_id and account_id = h.account_id;
   update keapsync.change_history set rolled_back_by = new_id where id = p_history_id;
   return new_id;
 end;
@@ -1251,6 +1291,18 @@ $_$;
 
 --
 
+-- Name: row_doc(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
+$$;
+
+
+--
+
 -- Name: set_dead_letter(bigint, text); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) RETURNS keapsync.dead_letters
@@ -1260,11 +1312,9 @@ CREATE FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) RETURNS kea
 declare
   d keapsync.dead_letters;
 begin
-  select * into d from keapsync.dead_letters where id = p_id for update;
-  if not found then
-    raise exception 'keapsync: no dead letter %', p_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(d.account_id);
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.dead_letters where id = p_id),
+                                         format('dead letter %s', p_id));
+  select * into strict d from keapsync.dead_letters where id = p_id for update;
   if p_status = 'retry' and d.status not in ('parked', 'retry') then
     raise exception 'keapsync: dead letter % is %', p_id, d.status using errcode = '55000';
   end if;
@@ -1998,7 +2048,7 @@ begin
   on conflict (account_id, keap_id) do nothing;
 
   delete from keap.contact_tags ct using keap.tags tg
-   where ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
+   where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
      and not (tg.keap_id = any (wanted));
 
   insert into keap.contact_tags (account_id, contact_id, tag_id)
@@ -2024,6 +2074,7 @@ declare
   c text;
   collist text;
   id bigint := p_local_id;
+  n integer;
 begin
   select * into strict t from keapsync.object_types where object_type = p_type;
   foreach c in array t.merge_columns || t.keap_columns loop
@@ -2046,9 +2097,13 @@ begin
       cols := cols - 'keap_object';
       select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
     end if;
-    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
+    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
                    t.table_name, collist, collist, t.table_name)
-      using cols, id;
+      using cols, id, p_account;
+    get diagnostics n = row_count;
+    if n = 0 then
+      raise exception 'keapsync: no % % in account %', p_type, id, p_account using errcode = 'P0002';
+    end if;
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);

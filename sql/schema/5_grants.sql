@@ -54,6 +54,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 -- Name: FUNCTION contact_body(p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) TO service_role;
 
 
 --
@@ -224,6 +225,14 @@ GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service
 
 --
 
+-- Name: FUNCTION kpi_summaries(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.kpi_summaries() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO service_role;
+
+
+--
+
 -- Name: FUNCTION mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) FROM PUBLIC;
@@ -235,6 +244,7 @@ GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_
 -- Name: FUNCTION merge_doc(p_type text, p_row jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) TO service_role;
 
 
 --
@@ -255,6 +265,14 @@ REVOKE ALL ON FUNCTION keapsync.my_admin_accounts() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO service_role;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
+
+
+--
+
+-- Name: FUNCTION owns_row(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO service_role;
 
 
 --
@@ -302,6 +320,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_tt
 
 -- Name: FUNCTION rebuild_kpi_summaries(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
+REVOKE ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_role;
 
 
@@ -312,6 +331,14 @@ GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_
 REVOKE ALL ON FUNCTION keapsync.require_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
+
+
+--
+
+-- Name: FUNCTION require_admin_or_hide(p_account uuid, p_missing text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) TO service_role;
 
 
 --
@@ -382,6 +409,14 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO servic
 
 --
 
+-- Name: FUNCTION row_doc(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+
+
+--
+
 -- Name: FUNCTION set_dead_letter(p_id bigint, p_status text); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) FROM PUBLIC;
@@ -422,6 +457,118 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
 
 --
 
+-- Name: FUNCTION tg_kpi_contact_tags_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_summary(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_summary() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_push_resolution(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_push_resolution() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO service_role;
+
+
+--
+
 -- Name: FUNCTION tg_signal_data(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_signal_data() FROM PUBLIC;
@@ -456,6 +603,8 @@ GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
 
 -- Name: FUNCTION topic_account(p_topic text); Type: ACL; Schema: keapsync; Owner: -
 
+REVOKE ALL ON FUNCTION keapsync.topic_account(p_topic text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 
@@ -1029,6 +1178,13 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  T
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+
+
+--
+
+-- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: keapsync; Owner: -
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCTIONS  TO service_role;
 
 
 --
