@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -289,11 +290,23 @@ func (s *Server) exportCSV(t *dataTable) handlerFunc {
 	}
 }
 
-// defuseFormula stops spreadsheet apps from running a cell as a formula (CSV injection); a
-// leading minus stays, so negative numbers survive.
+// negativeNumber is a cell a spreadsheet reads as a number, not a formula.
+var negativeNumber = regexp.MustCompile(`^-[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
+// defuseFormula stops spreadsheet apps from running a cell as a formula (CSV injection) by
+// prefixing a quote. A leading minus starts a formula too (`-2+3+cmd|' /C calc'!A0`), so text
+// starting with one is prefixed; a cell that is a plain number keeps its minus.
 func defuseFormula(s string) string {
-	if s != "" && strings.ContainsRune("=+@\t\r", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '@', '\t', '\r':
 		return "'" + s
+	case '-':
+		if !negativeNumber.MatchString(s) {
+			return "'" + s
+		}
 	}
 	return s
 }
