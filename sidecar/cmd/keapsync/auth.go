@@ -29,7 +29,7 @@ func keygenCommand() *cli.Command {
 	}
 }
 
-var oauthFlags = []cli.Flag{databaseURLFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag}
+var oauthFlags = []cli.Flag{databaseURLFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag, allowedTenantsFlag}
 
 func authCommand() *cli.Command {
 	return &cli.Command{
@@ -45,6 +45,13 @@ func authCommand() *cli.Command {
 					&cli.BoolFlag{Name: "follow", Usage: "fetch the authorize URL ourselves (for servers that approve without a person, e.g. the sandbox)"},
 				}, oauthFlags...),
 				Action: authLogin,
+			},
+			{
+				Name:  "link",
+				Usage: "print a one-time link that connects a Keap account through serve's /oauth/start",
+				Flags: []cli.Flag{databaseURLFlag, listenFlag, publicURLFlag,
+					&cli.DurationFlag{Name: "ttl", Value: keapauth.DefaultLinkTTL, Usage: "how long the link stays usable (at most 24h)"}},
+				Action: authLink,
 			},
 			{Name: "status", Usage: "show each account's connection and token lifetimes (never a token)", Flags: []cli.Flag{databaseURLFlag, apiKeyFlag}, Action: authStatus},
 			{
@@ -88,6 +95,23 @@ func authLogin(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "connected: account %s (%s)\n", account, tenant)
 		return nil
 	})
+}
+
+// authLink prints a connect link for `serve`. The link is the credential: whoever opens it may
+// connect one Keap account, so it is printed only to the operator who ran this.
+func authLink(c *cli.Context) error {
+	pool, err := openPool(c.Context, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	link, expires, err := keapauth.NewConnectLink(c.Context, pool, publicURL(c), c.Duration("ttl"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "Open this link (once, before %s) to connect a Keap account through keapsync serve:\n\n  %s\n",
+		expires.UTC().Format(time.RFC3339), link)
+	return nil
 }
 
 const sqlAuthStatus = `

@@ -23,8 +23,10 @@ var (
 	apiKeyFlag       = &cli.StringFlag{Name: "api-key", EnvVars: []string{"KEAP_API_KEY"}, Usage: "a personal access or service account key instead of OAuth"}
 	apiURLFlag       = &cli.StringFlag{Name: "api-url", EnvVars: []string{"KEAP_API_URL"}, Value: "https://api.infusionsoft.com/crm/rest",
 		Usage: "base to which /v1/contacts etc. is appended"}
-	authURLFlag   = &cli.StringFlag{Name: "auth-url", EnvVars: []string{"KEAP_AUTH_URL"}, Value: keapauth.DefaultAuthURL, Usage: "Keap authorize endpoint"}
-	tokenURLFlag  = &cli.StringFlag{Name: "token-url", EnvVars: []string{"KEAP_TOKEN_URL"}, Value: keapauth.DefaultTokenURL, Usage: "Keap token endpoint"}
+	authURLFlag        = &cli.StringFlag{Name: "auth-url", EnvVars: []string{"KEAP_AUTH_URL"}, Value: keapauth.DefaultAuthURL, Usage: "Keap authorize endpoint"}
+	tokenURLFlag       = &cli.StringFlag{Name: "token-url", EnvVars: []string{"KEAP_TOKEN_URL"}, Value: keapauth.DefaultTokenURL, Usage: "Keap token endpoint"}
+	allowedTenantsFlag = &cli.StringFlag{Name: "allowed-tenants", EnvVars: []string{"KEAPSYNC_ALLOWED_TENANTS"},
+		Usage: "comma-separated Keap tenants (e.g. ab123.infusionsoft.com) that may be connected; empty allows any"}
 	secretKeyFlag = &cli.StringFlag{Name: "secret-key", EnvVars: []string{"KEAPSYNC_SECRET_KEY"},
 		Usage: "base64 of 32 random bytes that seals tokens (`keapsync keygen` prints one); for rotation: new,old"}
 )
@@ -97,6 +99,11 @@ func newKeeper(c *cli.Context, pool *pgxpool.Pool) (*keapauth.Keeper, error) {
 	keys, err := keapauth.ParseKeyring(secret)
 	if err != nil {
 		return nil, fmt.Errorf("KEAPSYNC_SECRET_KEY: %w", err)
+	}
+	for _, t := range strings.Split(c.String(allowedTenantsFlag.Name), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.AllowedTenants = append(cfg.AllowedTenants, t)
+		}
 	}
 	cfg.Log = log
 	return keapauth.New(cfg, pool, keys)

@@ -21,7 +21,7 @@ var (
 	accountFlag = &cli.StringFlag{Name: "account", Usage: "account id or tenant (default: every connected account)"}
 	objectsFlag = &cli.StringFlag{Name: "objects", Value: strings.Join(ingest.ObjectTypes, ","),
 		Usage: "object types, comma-separated (" + strings.Join(ingest.ObjectTypes, ", ") + ")"}
-	keapFlags = []cli.Flag{databaseURLFlag, apiURLFlag, apiKeyFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag}
+	keapFlags = []cli.Flag{databaseURLFlag, apiURLFlag, apiKeyFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag, allowedTenantsFlag}
 )
 
 // keapSession is what the Keap-facing commands share: a pool and the per-account clients.
