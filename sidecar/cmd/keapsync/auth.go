@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,8 @@ func keygenCommand() *cli.Command {
 	}
 }
 
-var oauthFlags = []cli.Flag{databaseURLFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag, allowedTenantsFlag}
+var oauthFlags = slices.Concat([]cli.Flag{databaseURLFlag, clientIDFlag, authURLFlag, tokenURLFlag, allowedTenantsFlag},
+	clientSecretFlag.Flags(), secretKeyFlag.Flags())
 
 func authCommand() *cli.Command {
 	return &cli.Command{
@@ -53,7 +55,7 @@ func authCommand() *cli.Command {
 					&cli.DurationFlag{Name: "ttl", Value: keapauth.DefaultLinkTTL, Usage: "how long the link stays usable (at most 24h)"}},
 				Action: authLink,
 			},
-			{Name: "status", Usage: "show each account's connection and token lifetimes (never a token)", Flags: []cli.Flag{databaseURLFlag, apiKeyFlag}, Action: authStatus},
+			{Name: "status", Usage: "show each account's connection and token lifetimes (never a token)", Flags: append([]cli.Flag{databaseURLFlag}, apiKeyFlag.Flags()...), Action: authStatus},
 			{
 				Name: "refresh", Usage: "refresh tokens now (one account, or every connected one)",
 				Flags:  append([]cli.Flag{&cli.StringFlag{Name: "account", Usage: "account id or tenant"}}, oauthFlags...),
@@ -152,7 +154,9 @@ func authStatus(c *cli.Context) error {
 	if n == 0 {
 		fmt.Fprintln(c.App.Writer, "no accounts yet: run keapsync auth login")
 	}
-	if c.String(apiKeyFlag.Name) != "" {
+	if key, err := apiKeyFlag.get(c); err != nil {
+		return err
+	} else if key != "" {
 		fmt.Fprintln(c.App.Writer, "a personal access key is configured (KEAP_API_KEY)")
 	}
 	return nil

@@ -37,10 +37,10 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	port, _ := pgcluster.FreePort()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	dbURL := pgtest.URL(t)
-	common := []string{"--database-url", dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key,
-		"--api-url", sb.URL() + "/crm/rest"}
-	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, common[:12]...)...); err != nil {
+	oauth := append([]string{"--database-url", dbURL, "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)
+	common := append(oauth[:len(oauth):len(oauth)], "--api-url", sb.URL()+"/crm/rest")
+	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, oauth...)...); err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
 
