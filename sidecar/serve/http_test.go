@@ -3,12 +3,18 @@ package serve
 import (
 	"context"
 	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/httpguard/guardtest"
 	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
@@ -59,4 +65,32 @@ func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
 		t.Fatalf("serve: %v", err)
 	}
 	return addr, token
+}
+
+// Issue #12: with the database down, /readyz printed the DSN's user, database, host and port.
+func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
+	pc := pgtest.Pool(t).Config().Copy()
+	port, err := pgcluster.FreePort() // nothing listens there: the database is "down"
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.Port = uint16(port)
+	db, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := pc.ConnConfig
+	s := &Server{DB: db, Log: slog.New(slog.DiscardHandler)}
+	rec := httptest.NewRecorder()
+	s.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	body := rec.Body.String()
+	if rec.Code != 503 || !strings.Contains(body, `"database":"unreachable"`) {
+		t.Fatalf("/readyz with the database down: %d %s", rec.Code, body)
+	}
+	for _, part := range []string{cfg.User, cfg.Database, cfg.Host, strconv.Itoa(int(cfg.Port))} {
+		if strings.Contains(body, part) {
+			t.Errorf("/readyz shows %q of the DSN: %s", part, body)
+		}
+	}
 }
