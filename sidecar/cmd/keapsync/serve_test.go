@@ -127,6 +127,9 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d %.300s", path, resp.StatusCode, body)
 		}
+		if strings.Contains(string(body), creds.ClientID) {
+			t.Errorf("%s shows the OAuth client id", path)
+		}
 	}
 	cancel()
 	select {
