@@ -259,6 +259,14 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
 
 --
 
+-- Name: FUNCTION new_oauth_link(p_link_hash bytea, p_ttl interval); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO service_role;
+
+
+--
+
 -- Name: FUNCTION pending_push(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
@@ -272,6 +280,14 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
+
+
+--
+
+-- Name: FUNCTION purge_oauth_expired(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.purge_oauth_expired() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.purge_oauth_expired() TO service_role;
 
 
 --
@@ -402,6 +418,14 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO service_role;
+
+
+--
+
+-- Name: FUNCTION start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) TO service_role;
 
 
 --
@@ -801,6 +825,13 @@ GRANT SELECT ON TABLE keapsync.kpi_totals TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.members TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
+
+
+--
+
+-- Name: TABLE oauth_links; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.oauth_links TO service_role;
 
 
 --
