@@ -34,30 +34,31 @@ var (
 
 // secretSetting is a secret: it comes from its environment variable or from a file named by
 // --<name>-file (or <ENV>_FILE), never from the command line, where `ps` and shell history show
-// it to anyone on the machine. The bare --<name> flag stays defined, hidden, only to say so.
+// it to anyone on the machine. The bare --<name> flag stays defined, hidden, only to say so: it
+// has no EnvVars, so a value in it came from the command line.
 type secretSetting struct {
 	name, env string
-	value     *cli.StringFlag // reads the environment variable
+	argv      *cli.StringFlag
 	file      *cli.StringFlag
 }
 
 func newSecret(name, env, usage string) *secretSetting {
 	return &secretSetting{name: name, env: env,
-		value: &cli.StringFlag{Name: name, EnvVars: []string{env}, Hidden: true, Usage: usage},
+		argv: &cli.StringFlag{Name: name, Hidden: true, Usage: usage},
 		file: &cli.StringFlag{Name: name + "-file", EnvVars: []string{env + "_FILE"},
 			Usage: usage + ": set " + env + ", or name a file holding it here"}}
 }
 
-// Flags returns the hidden value flag and the file flag, for a command's flag list.
-func (s *secretSetting) Flags() []cli.Flag { return []cli.Flag{s.value, s.file} }
+// Flags returns the hidden command-line flag and the file flag, for a command's flag list.
+func (s *secretSetting) Flags() []cli.Flag { return []cli.Flag{s.argv, s.file} }
 
 // get returns the secret ("" when not set), refusing one given on the command line.
 func (s *secretSetting) get(c *cli.Context) (string, error) {
-	if v := c.String(s.name); v != "" {
-		if v != os.Getenv(s.env) {
-			return "", fmt.Errorf("%s: --%s on the command line is visible to every user of the machine; set %s or --%s-file instead",
-				s.env, s.name, s.env, s.name)
-		}
+	if c.String(s.name) != "" {
+		return "", fmt.Errorf("%s: --%s on the command line is visible to every user of the machine; set %s or --%s-file instead",
+			s.env, s.name, s.env, s.name)
+	}
+	if v := os.Getenv(s.env); v != "" {
 		return v, nil
 	}
 	path := c.String(s.file.Name)
