@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 )
 
 // DemoUserID is the admin user supabase/seed.sql creates; local mode signs in as this user unless
@@ -38,6 +40,9 @@ type Config struct {
 	RefreshBefore time.Duration
 	// PageSize of the data tables. Default 50.
 	PageSize int
+
+	// HTTP: timeouts and the cap on slow bodies of Run and Serve (httpguard defaults).
+	HTTP httpguard.Config
 
 	Log *slog.Logger     // default slog.Default()
 	Now func() time.Time // default time.Now; tests inject a clock

@@ -639,6 +639,18 @@ CREATE TABLE keapsync.members (
 
 --
 
+-- Name: oauth_links; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.oauth_links (
+    link_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT oauth_links_link_hash_check CHECK ((octet_length(link_hash) = 32))
+);
+
+
+--
+
 -- Name: oauth_states; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.oauth_states (
@@ -1075,6 +1087,14 @@ ALTER TABLE ONLY keapsync.members
 
 --
 
+-- Name: oauth_links oauth_links_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.oauth_links
+    ADD CONSTRAINT oauth_links_pkey PRIMARY KEY (link_hash);
+
+
+--
+
 -- Name: oauth_states oauth_states_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
 
 ALTER TABLE ONLY keapsync.oauth_states
@@ -1314,6 +1334,20 @@ CREATE INDEX kpi_tag_counts_idx ON keapsync.kpi_tag_counts USING btree (account_
 -- Name: members_user_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX members_user_idx ON keapsync.members USING btree (user_id);
+
+
+--
+
+-- Name: oauth_links_expires_at; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX oauth_links_expires_at ON keapsync.oauth_links USING btree (expires_at);
+
+
+--
+
+-- Name: oauth_states_expires_at; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX oauth_states_expires_at ON keapsync.oauth_states USING btree (expires_at);
 
 
 --

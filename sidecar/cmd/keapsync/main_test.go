@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,24 @@ func runApp(t *testing.T, args ...string) (string, error) {
 	app.Writer, app.ErrWriter = &out, &out
 	err := app.RunContext(context.Background(), append([]string{"keapsync", "--log-level", "warn"}, args...))
 	return out.String(), err
+}
+
+// secretFiles writes the OAuth secrets to files and returns the flags naming them, as an operator
+// passes secrets (never on the command line); an empty value is left out.
+func secretFiles(t *testing.T, clientSecret, key string) []string {
+	t.Helper()
+	var args []string
+	for flag, v := range map[string]string{"--client-secret-file": clientSecret, "--secret-key-file": key} {
+		if v == "" {
+			continue
+		}
+		f := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(f, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, flag, f)
+	}
+	return args
 }
 
 func TestMigrateCommand(t *testing.T) {

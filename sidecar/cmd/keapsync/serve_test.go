@@ -37,34 +37,14 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	port, _ := pgcluster.FreePort()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	dbURL := pgtest.URL(t)
-	common := []string{"--database-url", dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key,
-		"--api-url", sb.URL() + "/crm/rest"}
-	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, common[:12]...)...); err != nil {
+	oauth := append([]string{"--database-url", dbURL, "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)
+	common := append(oauth[:len(oauth):len(oauth)], "--api-url", sb.URL()+"/crm/rest")
+	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, oauth...)...); err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
 
-	served := make(chan error, 1)
-	var serveOut bytes.Buffer
-	go func() {
-		app := newApp()
-		app.Writer, app.ErrWriter = &serveOut, &serveOut
-		served <- app.RunContext(ctx, append([]string{"keapsync", "--log-level", "warn", "serve", "--listen", listen,
-			"--coalesce", "0s", "--reconcile-every", "0s"}, common...))
-	}()
-	base := "http://" + listen
-	waitFor(t, "serve to answer /healthz", func() bool {
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, serveOut.String())
-		default:
-		}
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	base, stop := startServe(t, ctx, append([]string{"--listen", listen, "--coalesce", "0s", "--reconcile-every", "0s"}, common...))
 
 	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, "14 verified") {
 		t.Fatalf("hooks ensure: %v\n%s", err, out)
@@ -127,15 +107,53 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d %.300s", path, resp.StatusCode, body)
 		}
+		if strings.Contains(string(body), creds.ClientID) {
+			t.Errorf("%s shows the OAuth client id", path)
+		}
 	}
 	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("serve ended with %v\n%s", err, serveOut.String())
+	stop()
+}
+
+// startServe runs `keapsync serve args...` until ctx ends and waits for /healthz; it returns
+// serve's base URL (args must hold --listen) and a stop that, once ctx is cancelled, waits for
+// a clean exit.
+func startServe(t *testing.T, ctx context.Context, args []string) (base string, stop func()) {
+	t.Helper()
+	served := make(chan error, 1)
+	var serveOut bytes.Buffer
+	go func() {
+		app := newApp()
+		app.Writer, app.ErrWriter = &serveOut, &serveOut
+		served <- app.RunContext(ctx, append([]string{"keapsync", "--log-level", "warn", "serve"}, args...))
+	}()
+	for i, a := range args {
+		if a == "--listen" {
+			base = "http://" + args[i+1]
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not shut down")
+	}
+	waitFor(t, "serve to answer /healthz", func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("serve stopped: %v\n%s", err, serveOut.String())
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	return base, func() {
+		t.Helper()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("serve ended with %v\n%s", err, serveOut.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not shut down")
+		}
 	}
 }
 
