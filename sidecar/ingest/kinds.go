@@ -30,6 +30,8 @@ type record struct {
 	id       int64
 	modified time.Time // Keap's version clock; zero where the object has none (tags)
 	raw      json.RawMessage
+	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
+	bad error
 }
 
 // kind knows how to read one object type from Keap.
@@ -49,7 +51,7 @@ var kinds = map[string]kind{
 		objectType: "contact",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: 1000}),
-				func(c keap.Contact) record { return record{int64(c.ID), c.LastUpdated.Time, c.Raw} })
+				func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})
@@ -63,7 +65,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(c.ID), c.LastUpdated.Time, c.Raw}, nil
+			return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}, nil
 		},
 	},
 	"tag": {
@@ -85,7 +87,7 @@ var kinds = map[string]kind{
 		objectType: "order",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}),
-				func(o keap.Order) record { return record{int64(o.ID), o.ModificationDate.Time, o.Raw} })
+				func(o keap.Order) record { return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw} })
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListOrders(ctx, keap.OrderQuery{Since: since, Limit: 1})
@@ -99,7 +101,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(o.ID), o.ModificationDate.Time, o.Raw}, nil
+			return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw}, nil
 		},
 	},
 	"subscription": {
@@ -117,7 +119,7 @@ var kinds = map[string]kind{
 					if !since.IsZero() && s.ModificationTime.Time.Before(since) {
 						continue
 					}
-					if !yield(record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil) {
+					if !yield(record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil) {
 						return
 					}
 				}
@@ -128,7 +130,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil
+			return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil
 		},
 	},
 }
@@ -144,9 +146,30 @@ func kindOf(objectType string) (kind, error) {
 	return k, nil
 }
 
+// kindsOf resolves every type before any work starts, so a typo fails at once.
+func kindsOf(objectTypes []string) ([]kind, error) {
+	ks := make([]kind, 0, len(objectTypes))
+	for _, t := range objectTypes {
+		k, err := kindOf(t)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
 func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, error] {
 	return func(yield func(record, error) bool) {
 		for v, err := range seq {
+			var item *keap.ItemError
+			if errors.As(err, &item) {
+				// One object of the listing: it becomes a record to park, and the listing goes on.
+				if !yield(record{id: int64(item.ID), raw: item.Raw, bad: item}, nil) {
+					return
+				}
+				continue
+			}
 			if err != nil {
 				yield(record{}, err)
 				return

@@ -80,6 +80,35 @@ func (e *ResponseError) Unwrap() error { return e.Err }
 // Is lets callers write errors.Is(err, keap.ErrBadResponse).
 func (e *ResponseError) Is(target error) bool { return target == ErrBadResponse }
 
+// ItemError is one item of a list page that does not decode. A listing yields it in place of the
+// item and goes on if the caller does (see Page.Bad). ID is the item's id when one could be read.
+type ItemError struct {
+	Endpoint string
+	ID       ID
+	Raw      json.RawMessage // the item as Keap listed it
+	Err      error
+}
+
+func newItemError(r request, raw json.RawMessage, err error) *ItemError {
+	var idOnly struct {
+		ID json.RawMessage `json:"id"`
+	}
+	e := &ItemError{Endpoint: r.endpoint, Raw: raw, Err: err}
+	if json.Unmarshal(raw, &idOnly) == nil {
+		_ = e.ID.UnmarshalJSON(idOnly.ID) // left 0 when the id itself is what fails
+	}
+	return e
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("keap %s: item %d does not decode: %v", e.Endpoint, e.ID, e.Err)
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// Is lets callers write errors.Is(err, keap.ErrBadResponse).
+func (e *ItemError) Is(target error) bool { return target == ErrBadResponse }
+
 // tokenRejected reports a 401 that says the access token itself is bad, the case a refresh
 // can fix. A wrong personal key (oauth.v2.InvalidApiKey) cannot be refreshed.
 func (e *APIError) tokenRejected() bool {
