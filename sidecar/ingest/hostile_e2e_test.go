@@ -1,0 +1,132 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+)
+
+// A contact whose name holds a NUL (PostgreSQL's text and jsonb refuse it) arrives by hook with
+// 8 valid ones, and a second delivery is claimed into the same group. The 8 and the neighbour are
+// applied; the bad one is applied with the NUL removed and parked with its original, escaped;
+// nothing is left to retry. On the code before the storable rule, parking it failed the same way
+// as applying it, and the whole group waited for retries without the 8.
+func TestHookBatchWithANULContactAppliesTheOthers(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+	var valid []int64
+	var bad int64
+	for i := range 9 {
+		name := fmt.Sprintf("Valid %d", i)
+		if i == 4 {
+			name = "Ann\x00Lee"
+		}
+		id, err := w.sb.CreateContact(map[string]any{"given_name": name,
+			"email_addresses": []map[string]string{{"email": fmt.Sprintf("h%d@example.com", i), "field": "EMAIL1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 4 {
+			bad = id
+		} else {
+			valid = append(valid, id)
+		}
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A neighbouring delivery, due with the batch, lands in the same claimed group.
+	neighbour, err := w.sb.CreateContact(map[string]any{"given_name": "Neighbour",
+		"email_addresses": []map[string]string{{"email": "neighbour@example.com", "field": "EMAIL1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null and object_type = 'contact'`); n < 2 {
+		t.Fatalf("%d inbox rows due; the test needs the batch and a neighbouring delivery", n)
+	}
+	w.worker.Window = 0
+	w.drain(t)
+
+	for i, id := range append(valid, neighbour) {
+		if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name like $2 || '%'`, id,
+			map[bool]string{true: "Neighbour", false: "Valid"}[i == len(valid)]); got != 1 {
+			t.Errorf("valid contact %d was not applied", id)
+		}
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = 'AnnLee'`, bad); got != 1 {
+		t.Errorf("the NUL contact was not applied with the NUL removed")
+	}
+	var original, stored, cause string
+	if err := w.db.QueryRow(ctx, `select payload ->> 'original', payload -> 'record' ->> 'given_name', error
+	    from keapsync.dead_letters where account_id = $1 and object_type = 'contact' and keap_id = $2 and status = 'parked'`,
+		w.account, bad).Scan(&original, &stored, &cause); err != nil {
+		t.Fatalf("no dead letter for the NUL contact: %v", err)
+	}
+	if !strings.Contains(original, `"given_name":"Ann\u0000Lee"`) || stored != "AnnLee" || !strings.Contains(cause, "NUL") {
+		t.Errorf("dead letter: original %q, stored %q, error %q", original, stored, cause)
+	}
+	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null`); got != 0 {
+		t.Errorf("%d inbox rows still waiting for a retry", got)
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters where keap_id is distinct from $1`, bad); got != 0 {
+		t.Errorf("%d other dead letters", got)
+	}
+}
+
+// A tag named with a NUL used to fail the tag sweep, and the sweep returned on it before contacts
+// and orders were looked at, every run. Now the tag is stored without the NUL (and parked with
+// its original), every other type is reconciled, and the next reconcile passes again, with the
+// same one letter.
+func TestReconcileMovesPastANULTag(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := w.sb.CreateTag("VIP\x00customers", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := w.sb.Snapshot()
+	contact := idOf(t, state.Contacts[0])
+	if err := w.sb.EditContact(contact, map[string]any{"given_name": "Reconciled"}); err != nil {
+		t.Fatal(err)
+	}
+	order, err := w.sb.CreateOrder(map[string]any{"contact_id": contact, "order_title": "After the tag", "order_type": "Offline",
+		"order_items": []map[string]any{{"product_id": state.Products[0].ID, "quantity": 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		if err := w.sweeper.Reconcile(ctx, w.account, ingest.ObjectTypes); err != nil {
+			t.Fatalf("reconcile %d: %v", run, err)
+		}
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = 'Reconciled'`, contact); got != 1 {
+		t.Error("the contact edit was not reconciled")
+	}
+	if got := w.count(t, `select count(*) from keap.orders where keap_id = $1`, order); got != 1 {
+		t.Error("the new order was not reconciled")
+	}
+	if got := w.count(t, `select count(*) from keap.tags where keap_id = $1 and name = 'VIPcustomers'`, tag); got != 1 {
+		t.Error("the NUL tag was not stored without its NUL")
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters where object_type = 'tag' and keap_id = $1 and status = 'parked'
+	    and payload ->> 'original' like '%VIP\\u0000customers%'`, tag); got != 1 {
+		t.Errorf("%d open dead letters keep the tag's original; want exactly one across both runs", got)
+	}
+}
