@@ -87,7 +87,9 @@ var kinds = map[string]kind{
 		objectType: "order",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}),
-				func(o keap.Order) record { return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw} })
+				func(o keap.Order) record {
+					return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw}
+				})
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListOrders(ctx, keap.OrderQuery{Since: since, Limit: 1})
