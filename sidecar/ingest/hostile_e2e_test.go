@@ -3,10 +3,15 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keap"
 )
 
 // A contact whose name holds a NUL (PostgreSQL's text and jsonb refuse it) arrives by hook with
@@ -128,5 +133,67 @@ func TestReconcileMovesPastANULTag(t *testing.T) {
 	if got := w.count(t, `select count(*) from keapsync.dead_letters where object_type = 'tag' and keap_id = $1 and status = 'parked'
 	    and payload ->> 'original' like '%VIP\\u0000customers%'`, tag); got != 1 {
 		t.Errorf("%d open dead letters keep the tag's original; want exactly one across both runs", got)
+	}
+}
+
+// Keap (here a proxy in front of the sandbox) answers 200 with an empty body for one order. The
+// client used to take that for an order with id 0, parked as "order from Keap has no id" with the
+// real id lost. Now it is an error for that id: the order is parked under its own id with the
+// status Keap sent, and the orders beside it are applied.
+func TestEmptySuccessParksTheRecordUnderItsID(t *testing.T) {
+	w := newWorld(t, 3)
+	state := w.sb.Snapshot()
+	var orders []int64
+	for i := range 3 {
+		id, err := w.sb.CreateOrder(map[string]any{"contact_id": idOf(t, state.Contacts[0]), "order_title": fmt.Sprintf("Order %d", i),
+			"order_type": "Offline", "order_items": []map[string]any{{"product_id": state.Products[0].ID, "quantity": 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, id)
+	}
+	blank := fmt.Sprintf("/crm/rest/v1/orders/%d", orders[1])
+	sandboxURL, err := url.Parse(w.sb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(sandboxURL)
+	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == blank {
+			rw.WriteHeader(http.StatusOK) // and no body
+			return
+		}
+		forward.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(proxy.Close)
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = proxy.URL + "/crm/rest"
+	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
+	cfg.Limits = keap.KeyLimits
+	api, err := keap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.worker.API = func(context.Context, string) (ingest.Keap, error) { return api, nil }
+	for _, id := range orders {
+		w.deliver(t, "order.edit", id)
+	}
+	w.worker.Window = 0
+	w.drain(t)
+
+	for _, id := range []int64{orders[0], orders[2]} {
+		if got := w.count(t, `select count(*) from keap.orders where keap_id = $1`, id); got != 1 {
+			t.Errorf("order %d beside the blank one was not applied", id)
+		}
+	}
+	if got := w.count(t, `select count(*) from keap.orders where keap_id = $1 or keap_id = 0`, orders[1]); got != 0 {
+		t.Errorf("the blank answer was applied as an order (%d rows)", got)
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters where object_type = 'order' and keap_id = $1 and http_status = 200
+	    and error like '%answer unusable%'`, orders[1]); got != 1 {
+		t.Errorf("the blank order is not parked under its own id (%d letters)", got)
+	}
+	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null`); got != 0 {
+		t.Errorf("%d inbox rows still waiting", got)
 	}
 }
