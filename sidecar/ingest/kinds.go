@@ -114,6 +114,12 @@ var kinds = map[string]kind{
 			seq := api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time asc", PageSize: 1000})
 			return func(yield func(record, error) bool) {
 				for s, err := range seq {
+					if bad, ok := badRecord(err); ok {
+						if !yield(bad, nil) {
+							return
+						}
+						continue
+					}
 					if err != nil {
 						yield(record{}, err)
 						return
@@ -161,13 +167,21 @@ func kindsOf(objectTypes []string) ([]kind, error) {
 	return ks, nil
 }
 
+// badRecord turns a listing's *keap.ItemError (one object that does not decode) into a record to
+// park; the listing goes on.
+func badRecord(err error) (record, bool) {
+	var item *keap.ItemError
+	if !errors.As(err, &item) {
+		return record{}, false
+	}
+	return record{id: int64(item.ID), raw: item.Raw, bad: item}, true
+}
+
 func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, error] {
 	return func(yield func(record, error) bool) {
 		for v, err := range seq {
-			var item *keap.ItemError
-			if errors.As(err, &item) {
-				// One object of the listing: it becomes a record to park, and the listing goes on.
-				if !yield(record{id: int64(item.ID), raw: item.Raw, bad: item}, nil) {
+			if bad, ok := badRecord(err); ok {
+				if !yield(bad, nil) {
 					return
 				}
 				continue

@@ -37,15 +37,7 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 		if err := json.Unmarshal(raw, &items); err != nil {
 			return nil, &ResponseError{Method: r.method, Endpoint: r.endpoint, Status: 200, Err: fmt.Errorf("decode %s: %w", key, err)}
 		}
-		p.Items = make([]T, 0, len(items))
-		for _, it := range items {
-			var v T
-			if err := json.Unmarshal(it, &v); err != nil {
-				p.Bad = append(p.Bad, newItemError(r, it, err))
-				continue
-			}
-			p.Items = append(p.Items, v)
-		}
+		p.Items, p.Bad = decodeItems[T](r, items)
 	}
 	if raw, ok := env["count"]; ok {
 		var n Number
@@ -59,6 +51,21 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 		}
 	}
 	return p, nil
+}
+
+// decodeItems decodes a page's items one by one, so one that does not decode is reported alone.
+func decodeItems[T any](r request, items []json.RawMessage) ([]T, []*ItemError) {
+	out := make([]T, 0, len(items))
+	var bad []*ItemError
+	for _, it := range items {
+		var v T
+		if err := json.Unmarshal(it, &v); err != nil {
+			bad = append(bad, newItemError(r, it, err))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, bad
 }
 
 // walk yields every item of a v1 list, following next links from the first request. The walk
