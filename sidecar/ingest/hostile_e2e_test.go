@@ -1,8 +1,11 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -195,5 +198,76 @@ func TestEmptySuccessParksTheRecordUnderItsID(t *testing.T) {
 	}
 	if got := w.count(t, `select count(*) from keapsync.webhook_inbox where processed_at is null`); got != 0 {
 		t.Errorf("%d inbox rows still waiting", got)
+	}
+}
+
+// A contact Keap lists in a shape the client cannot decode (here a proxy turns its
+// email_opted_in into "maybe") used to fail its whole page, and so every reconcile of contacts.
+// Now it is parked under its id, the other contacts are reconciled, and the next run passes too.
+func TestReconcileMovesPastAnUndecodableContact(t *testing.T) {
+	w := newWorld(t, 6)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	state := w.sb.Snapshot()
+	bad, edited := idOf(t, state.Contacts[1]), idOf(t, state.Contacts[2])
+	for _, id := range []int64{bad, edited} {
+		if err := w.sb.EditContact(id, map[string]any{"given_name": "Changed"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sandboxURL, err := url.Parse(w.sb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(sandboxURL)
+	forward.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.URL.Path != "/crm/rest/v1/contacts" || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		var page map[string]any
+		dec := json.NewDecoder(resp.Body)
+		dec.UseNumber()
+		if err := dec.Decode(&page); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		for _, c := range page["contacts"].([]any) {
+			if c := c.(map[string]any); fmt.Sprint(c["id"]) == fmt.Sprint(bad) {
+				c["email_opted_in"] = "maybe"
+			}
+		}
+		body, err := json.Marshal(page)
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
+		return nil
+	}
+	proxy := httptest.NewServer(forward)
+	t.Cleanup(proxy.Close)
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = proxy.URL + "/crm/rest"
+	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
+	cfg.Limits = keap.KeyLimits
+	api, err := keap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return api, nil }, PageSize: 100}
+	for run := 1; run <= 2; run++ {
+		if err := sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil {
+			t.Fatalf("reconcile %d: %v", run, err)
+		}
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = 'Changed'`, edited); got != 1 {
+		t.Error("the contact beside the undecodable one was not reconciled")
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters where object_type = 'contact' and keap_id = $1
+	    and status = 'parked' and error like '%does not decode%' and payload ->> 'email_opted_in' = 'maybe'`, bad); got != 1 {
+		t.Errorf("%d open dead letters for the undecodable contact, want one keeping what Keap sent", got)
 	}
 }
