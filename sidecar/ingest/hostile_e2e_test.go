@@ -1,17 +1,16 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -156,27 +155,15 @@ func TestEmptySuccessParksTheRecordUnderItsID(t *testing.T) {
 		orders = append(orders, id)
 	}
 	blank := fmt.Sprintf("/crm/rest/v1/orders/%d", orders[1])
-	sandboxURL, err := url.Parse(w.sb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := httputil.NewSingleHostReverseProxy(sandboxURL)
-	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == blank {
-			rw.WriteHeader(http.StatusOK) // and no body
-			return
-		}
-		forward.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(proxy.Close)
-	cfg := keap.DefaultConfig()
-	cfg.APIURL = proxy.URL + "/crm/rest"
-	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
-	cfg.Limits = keap.KeyLimits
-	api, err := keap.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := w.apiThrough(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == blank {
+				rw.WriteHeader(http.StatusOK) // and no body
+				return
+			}
+			next.ServeHTTP(rw, r)
+		})
+	})
 	w.worker.API = func(context.Context, string) (ingest.Keap, error) { return api, nil }
 	for _, id := range orders {
 		w.deliver(t, "order.edit", id)
@@ -217,46 +204,30 @@ func TestReconcileMovesPastAnUndecodableContact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sandboxURL, err := url.Parse(w.sb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := httputil.NewSingleHostReverseProxy(sandboxURL)
-	forward.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.URL.Path != "/crm/rest/v1/contacts" || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		var page map[string]any
-		dec := json.NewDecoder(resp.Body)
-		dec.UseNumber()
-		if err := dec.Decode(&page); err != nil {
-			return err
-		}
-		resp.Body.Close()
-		for _, c := range page["contacts"].([]any) {
-			if c := c.(map[string]any); fmt.Sprint(c["id"]) == fmt.Sprint(bad) {
-				c["email_opted_in"] = "maybe"
+	api := w.apiThrough(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/crm/rest/v1/contacts" {
+				next.ServeHTTP(rw, r)
+				return
 			}
-		}
-		body, err := json.Marshal(page)
-		if err != nil {
-			return err
-		}
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
-		return nil
-	}
-	proxy := httptest.NewServer(forward)
-	t.Cleanup(proxy.Close)
-	cfg := keap.DefaultConfig()
-	cfg.APIURL = proxy.URL + "/crm/rest"
-	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
-	cfg.Limits = keap.KeyLimits
-	api, err := keap.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var page map[string]any
+			dec := json.NewDecoder(rec.Body)
+			dec.UseNumber()
+			if err := dec.Decode(&page); err != nil {
+				t.Error(err)
+				return
+			}
+			for _, c := range page["contacts"].([]any) {
+				if c := c.(map[string]any); fmt.Sprint(c["id"]) == fmt.Sprint(bad) {
+					c["email_opted_in"] = "maybe"
+				}
+			}
+			rw.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(rw).Encode(page)
+		})
+	})
 	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return api, nil }, PageSize: 100}
 	for run := 1; run <= 2; run++ {
 		if err := sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil {
@@ -270,4 +241,66 @@ func TestReconcileMovesPastAnUndecodableContact(t *testing.T) {
 	    and status = 'parked' and error like '%does not decode%' and payload ->> 'email_opted_in' = 'maybe'`, bad); got != 1 {
 		t.Errorf("%d open dead letters for the undecodable contact, want one keeping what Keap sent", got)
 	}
+}
+
+// Tags cannot be listed at all (Keap answers 500 every time): reconcile still sweeps contacts and
+// orders, and reports the tag failure. Tags used to be swept first and end the run.
+func TestReconcileSweepsEachTypeWhateverTheOthersDo(t *testing.T) {
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	state := w.sb.Snapshot()
+	contact := idOf(t, state.Contacts[0])
+	if err := w.sb.EditContact(contact, map[string]any{"given_name": "Reconciled"}); err != nil {
+		t.Fatal(err)
+	}
+	order, err := w.sb.CreateOrder(map[string]any{"contact_id": contact, "order_title": "Despite tags", "order_type": "Offline",
+		"order_items": []map[string]any{{"product_id": state.Products[0].ID, "quantity": 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := w.apiThrough(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/crm/rest/v1/tags" {
+				http.Error(rw, `{"message":"Internal Server Error"}`, http.StatusInternalServerError)
+				return
+			}
+			next.ServeHTTP(rw, r)
+		})
+	})
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return api, nil }}
+	err = sweeper.Reconcile(ctx, w.account, ingest.ObjectTypes)
+	if err == nil || !strings.Contains(err.Error(), "reconcile tags") || strings.Contains(err.Error(), "reconcile contacts") {
+		t.Fatalf("want only the tag sweep reported, got %v", err)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and given_name = 'Reconciled'`, contact); got != 1 {
+		t.Error("contacts were not reconciled after the tag sweep failed")
+	}
+	if got := w.count(t, `select count(*) from keap.orders where keap_id = $1`, order); got != 1 {
+		t.Error("orders were not reconciled after the tag sweep failed")
+	}
+}
+
+// apiThrough is a Keap client whose calls pass through wrap on their way to the sandbox: Keap
+// misbehaving in ways the sandbox never does.
+func (w *world) apiThrough(t *testing.T, wrap func(next http.Handler) http.Handler) *keap.Client {
+	t.Helper()
+	sandboxURL, err := url.Parse(w.sb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(wrap(httputil.NewSingleHostReverseProxy(sandboxURL)))
+	t.Cleanup(proxy.Close)
+	cfg := keap.DefaultConfig()
+	cfg.APIURL = proxy.URL + "/crm/rest"
+	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
+	cfg.Limits = keap.KeyLimits
+	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 30, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	api, err := keap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
 }
