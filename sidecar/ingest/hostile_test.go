@@ -291,3 +291,30 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return n, nil
 }
+
+// A letter is written even when PostgreSQL refuses its payload: it then keeps only the escaped
+// original, a plain string, and the error text is made storable too.
+func TestParkAlwaysWrites(t *testing.T) {
+	db := pgtest.Pool(t)
+	ctx := context.Background()
+	var account string
+	if err := db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('Park', 'pk') returning id`).Scan(&account); err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("{\"id\": 7, \"name\": \"a\\u0000\xff\"}")
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		return park(ctx, tx, deadLetter{account: account, objectType: "tag", keapID: 7, raw: raw,
+			clean: []byte(`{"name": "\u0000"}`), alt: alterations{nul: 1}, cause: "refused: \x00\xfe"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var original, unstorable, cause string
+	if err := db.QueryRow(ctx, `select payload ->> 'original', payload ->> 'unstorable', error from keapsync.dead_letters
+	    where account_id = $1 and keap_id = 7`, account).Scan(&original, &unstorable, &cause); err != nil {
+		t.Fatal(err)
+	}
+	if original != `{"id": 7, "name": "a\u0000\xff"}` || unstorable == "" || cause != "refused: \uFFFD" {
+		t.Fatalf("letter: original %q, unstorable %q, error %q", original, unstorable, cause)
+	}
+}
