@@ -41,11 +41,30 @@ type deadLetter struct {
 	status              *int // Keap's HTTP status, when Keap refused
 }
 
-// rewritten is the letter of a record applied after storable rewrote it.
-func (d deadLetter) rewritten(stored []byte, alt alterations) deadLetter {
-	d.clean, d.alt = stored, alt
-	d.cause = "applied after rewriting what PostgreSQL cannot store: " + alt.String()
-	return d
+// prepared is a record made ready for the apply functions.
+type prepared struct {
+	stored json.RawMessage // what to apply; nil when nothing can be (the record only gets its letter)
+	letter deadLetter      // the record's letter; needed, once applied, only if letter.alt.any()
+}
+
+// prepare makes rec storable (see storable). A record rewritten on the way gets a letter even
+// when its apply succeeds, saying what was changed and keeping the original.
+func prepare(account, objectType string, rec record) prepared {
+	letter := deadLetter{account: account, objectType: objectType, keapID: rec.id, raw: rec.raw}
+	if rec.bad != nil {
+		letter.cause = rec.bad.Error()
+		return prepared{letter: letter}
+	}
+	stored, alt, err := storable(rec.raw)
+	if err != nil {
+		letter.cause = err.Error()
+		return prepared{letter: letter}
+	}
+	if alt.any() {
+		letter.clean, letter.alt = stored, alt
+		letter.cause = "applied after rewriting what PostgreSQL cannot store: " + alt.String()
+	}
+	return prepared{stored: stored, letter: letter}
 }
 
 // payload is what the letter keeps of the record: the record itself when PostgreSQL can store

@@ -203,17 +203,7 @@ func applyAsWorker(t *testing.T, ctx context.Context, db *pgxpool.Pool, account,
 	t.Helper()
 	w := &Worker{DB: db, Log: testLog(t)}
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		var settled []int64
-		for _, r := range page {
-			clean, err := w.apply(ctx, tx, account, objectType, r)
-			if err != nil {
-				return err
-			}
-			if clean {
-				settled = append(settled, r.id)
-			}
-		}
-		return settle(ctx, tx, account, objectType, settled)
+		return w.applyEach(ctx, tx, account, objectType, page)
 	})
 	if err != nil {
 		t.Fatalf("worker group with one hostile %s: %v", objectType, err)

@@ -295,17 +295,7 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 	s.Log.Warn("page refused; applying record by record", "type", objectType, "err", err)
 	w := &Worker{DB: s.DB, Log: s.Log}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		var settled []int64
-		for _, r := range page {
-			clean, err := w.apply(ctx, tx, account, objectType, r)
-			if err != nil {
-				return err
-			}
-			if clean {
-				settled = append(settled, r.id)
-			}
-		}
-		return settle(ctx, tx, account, objectType, settled)
+		return w.applyEach(ctx, tx, account, objectType, page)
 	})
 }
 
@@ -317,20 +307,15 @@ func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string,
 	settled := make([]int64, 0, len(page))
 	var letters []deadLetter
 	for _, r := range page {
-		letter := deadLetter{account: account, objectType: objectType, keapID: r.id, raw: r.raw}
-		stored, alt, err := storable(r.raw)
+		p := prepare(account, objectType, r)
 		switch {
-		case r.bad != nil:
-			letter.cause = r.bad.Error()
-			letters = append(letters, letter)
-		case err != nil:
-			letter.cause = err.Error()
-			letters = append(letters, letter)
-		case alt.any():
-			stage = append(stage, stored)
-			letters = append(letters, letter.rewritten(stored, alt))
+		case p.stored == nil:
+			letters = append(letters, p.letter)
+		case p.letter.alt.any():
+			stage = append(stage, p.stored)
+			letters = append(letters, p.letter)
 		default:
-			stage = append(stage, stored)
+			stage = append(stage, p.stored)
 			settled = append(settled, r.id)
 		}
 	}

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -253,21 +252,15 @@ func isContention(err error) bool {
 // and its letter keeps the original). clean reports a record applied exactly as Keap sent it. An
 // error means a failure that is not the record's fault, and the whole group retries.
 func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) (clean bool, err error) {
-	letter := deadLetter{account: account, objectType: objectType, keapID: rec.id, raw: rec.raw}
-	if rec.bad != nil {
-		letter.cause = rec.bad.Error()
-		return false, park(ctx, tx, letter)
-	}
-	stored, alt, err := storable(rec.raw)
-	if err != nil {
-		letter.cause = err.Error()
-		return false, park(ctx, tx, letter)
+	p := prepare(account, objectType, rec)
+	if p.stored == nil {
+		return false, park(ctx, tx, p.letter)
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("savepoint: %w", err)
 	}
-	if _, err := sp.Exec(ctx, sqlApply, account, objectType, json.RawMessage(stored)); err != nil {
+	if _, err := sp.Exec(ctx, sqlApply, account, objectType, p.stored); err != nil {
 		_ = sp.Rollback(ctx)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || contention(pgErr) {
@@ -276,18 +269,34 @@ func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType strin
 			return false, fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
 		}
 		w.Log.Warn("parked a record the database refused", "type", objectType, "id", rec.id, "err", err)
-		letter.alt, letter.cause = alt, pgErr.Error()
-		return false, park(ctx, tx, letter)
+		p.letter.cause = pgErr.Error()
+		return false, park(ctx, tx, p.letter)
 	}
 	if err := sp.Commit(ctx); err != nil {
 		return false, fmt.Errorf("release savepoint: %w", err)
 	}
-	if !alt.any() {
+	if !p.letter.alt.any() {
 		return true, nil
 	}
 	w.Log.Warn("applied a record rewritten to be storable; original kept in a dead letter",
-		"type", objectType, "id", rec.id, "altered", alt.String())
-	return false, park(ctx, tx, letter.rewritten(stored, alt))
+		"type", objectType, "id", rec.id, "altered", p.letter.alt.String())
+	return false, park(ctx, tx, p.letter)
+}
+
+// applyEach applies records one by one within tx, each in its own savepoint, and settles the
+// letters of those applied as Keap sent them.
+func (w *Worker) applyEach(ctx context.Context, tx pgx.Tx, account, objectType string, recs []record) error {
+	var settled []int64
+	for _, r := range recs {
+		clean, err := w.apply(ctx, tx, account, objectType, r)
+		if err != nil {
+			return err
+		}
+		if clean {
+			settled = append(settled, r.id)
+		}
+	}
+	return settle(ctx, tx, account, objectType, settled)
 }
 
 func (w *Worker) retry(ctx context.Context, account, objectType string, group []inboxRow, cause error) error {
