@@ -16,7 +16,7 @@ import (
 // (22P02), and jsonb's numeric cannot hold a number with more than 131072 digits before the point
 // or 16383 after it (22003). Such a record used to fail its apply, then its dead letter (the
 // raw payload goes into jsonb too), and so its whole batch. Before a record reaches PostgreSQL it
-// is made storable here, by one rule (README, "Ingest"):
+// is made storable here, by one rule (README, "Keap → Postgres"):
 //
 //   - NUL is removed from every string and key;
 //   - an invalid UTF-8 byte and a lone surrogate escape become U+FFFD;
