@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Keap stores strings PostgreSQL refuses: text and jsonb cannot hold the NUL character (\u0000
+// Keap holds strings PostgreSQL refuses: text and jsonb cannot hold the NUL character (\u0000
 // in JSON, SQLSTATE 22P05), bytes that are not UTF-8 (22021) or a lone UTF-16 surrogate escape
 // (22P02), and jsonb's numeric cannot hold a number with more than 131072 digits before the point
 // or 16383 after it (22003). Such a record used to fail its apply, then its dead letter (the
