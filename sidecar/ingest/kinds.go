@@ -30,6 +30,8 @@ type record struct {
 	id       int64
 	modified time.Time // Keap's version clock; zero where the object has none (tags)
 	raw      json.RawMessage
+	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
+	bad error
 }
 
 // kind knows how to read one object type from Keap.
@@ -49,7 +51,7 @@ var kinds = map[string]kind{
 		objectType: "contact",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: 1000}),
-				func(c keap.Contact) record { return record{int64(c.ID), c.LastUpdated.Time, c.Raw} })
+				func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})
@@ -63,7 +65,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(c.ID), c.LastUpdated.Time, c.Raw}, nil
+			return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}, nil
 		},
 	},
 	"tag": {
@@ -85,7 +87,9 @@ var kinds = map[string]kind{
 		objectType: "order",
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}),
-				func(o keap.Order) record { return record{int64(o.ID), o.ModificationDate.Time, o.Raw} })
+				func(o keap.Order) record {
+					return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw}
+				})
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListOrders(ctx, keap.OrderQuery{Since: since, Limit: 1})
@@ -99,7 +103,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(o.ID), o.ModificationDate.Time, o.Raw}, nil
+			return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw}, nil
 		},
 	},
 	"subscription": {
@@ -110,6 +114,12 @@ var kinds = map[string]kind{
 			seq := api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time asc", PageSize: 1000})
 			return func(yield func(record, error) bool) {
 				for s, err := range seq {
+					if bad, ok := badRecord(err); ok {
+						if !yield(bad, nil) {
+							return
+						}
+						continue
+					}
 					if err != nil {
 						yield(record{}, err)
 						return
@@ -117,7 +127,7 @@ var kinds = map[string]kind{
 					if !since.IsZero() && s.ModificationTime.Time.Before(since) {
 						continue
 					}
-					if !yield(record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil) {
+					if !yield(record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil) {
 						return
 					}
 				}
@@ -128,7 +138,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil
+			return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil
 		},
 	},
 }
@@ -144,9 +154,38 @@ func kindOf(objectType string) (kind, error) {
 	return k, nil
 }
 
+// kindsOf resolves every type before any work starts, so a typo fails at once.
+func kindsOf(objectTypes []string) ([]kind, error) {
+	ks := make([]kind, 0, len(objectTypes))
+	for _, t := range objectTypes {
+		k, err := kindOf(t)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+// badRecord turns a listing's *keap.ItemError (one object that does not decode) into a record to
+// park; the listing goes on.
+func badRecord(err error) (record, bool) {
+	var item *keap.ItemError
+	if !errors.As(err, &item) {
+		return record{}, false
+	}
+	return record{id: int64(item.ID), raw: item.Raw, bad: item}, true
+}
+
 func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, error] {
 	return func(yield func(record, error) bool) {
 		for v, err := range seq {
+			if bad, ok := badRecord(err); ok {
+				if !yield(bad, nil) {
+					return
+				}
+				continue
+			}
 			if err != nil {
 				yield(record{}, err)
 				return

@@ -88,16 +88,24 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		prio = keap.Live
 	}
 	ctx = keap.WithPriority(ctx, prio)
-	for _, t := range objectTypes {
-		k, err := kindOf(t)
-		if err != nil {
-			return err
-		}
+	ks, err := kindsOf(objectTypes)
+	if err != nil {
+		return err
+	}
+	// Each type is swept whatever happened to the others: a type Keap cannot list today (or a
+	// database failure on its page) must not stop the rest. Every failure is reported.
+	var errs []error
+	for _, k := range ks {
 		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
-			return fmt.Errorf("%s %ss of account %s: %w", kindName, t, account, err)
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)
+			}
+			s.Log.Warn("sweep of one object type failed; continuing with the others", "kind", kindName,
+				"type", k.objectType, "account", account, "err", err)
+			errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind, kindName string) error {
@@ -287,28 +295,49 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 	s.Log.Warn("page refused; applying record by record", "type", objectType, "err", err)
 	w := &Worker{DB: s.DB, Log: s.Log}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		for _, r := range page {
-			if err := w.apply(ctx, tx, account, objectType, r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return w.applyEach(ctx, tx, account, objectType, page)
 	})
 }
 
-// applySetBased copies a page into a staging table and applies it with one call.
+// applySetBased copies a page, made storable, into a staging table and applies it with one call.
+// Records that had to be rewritten are applied as rewritten and parked with their original in the
+// same transaction; one that is not JSON at all is only parked.
 func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record) error {
+	stage := make([]json.RawMessage, 0, len(page))
+	settled := make([]int64, 0, len(page))
+	var letters []deadLetter
+	for _, r := range page {
+		p := prepare(account, objectType, r)
+		switch {
+		case p.stored == nil:
+			letters = append(letters, p.letter)
+		case p.letter.alt.any():
+			stage = append(stage, p.stored)
+			letters = append(letters, p.letter)
+		default:
+			stage = append(stage, p.stored)
+			settled = append(settled, r.id)
+		}
+	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if len(stage) == 0 {
+			return parkAll(ctx, tx, letters)
+		}
 		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
 			return fmt.Errorf("staging table: %w", err)
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
-			pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
+			pgx.CopyFromSlice(len(stage), func(i int) ([]any, error) { return []any{stage[i]}, nil }))
 		if err != nil {
 			return fmt.Errorf("copy page into staging: %w", err)
 		}
-		_, err = tx.Exec(ctx, sqlApplyStaging, account, objectType)
-		return err
+		if _, err = tx.Exec(ctx, sqlApplyStaging, account, objectType); err != nil {
+			return err
+		}
+		if err := parkAll(ctx, tx, letters); err != nil {
+			return err
+		}
+		return settle(ctx, tx, account, objectType, settled)
 	})
 }
 
@@ -328,42 +357,57 @@ func (s *Sweeper) SweepDeletes(ctx context.Context, account string, objectTypes 
 		return 0, err
 	}
 	ctx = keap.WithPriority(ctx, keap.Background)
+	ks, err := kindsOf(objectTypes)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	for _, t := range objectTypes {
-		k, err := kindOf(t)
+	var errs []error
+	for _, k := range ks {
+		n, err := s.sweepDeletesOne(ctx, api, account, k)
+		total += n
 		if err != nil {
-			return total, err
+			errs = append(errs, fmt.Errorf("delete sweep of %ss of account %s: %w", k.objectType, account, err))
+			if ctx.Err() != nil {
+				break
+			}
 		}
-		rows, err := s.DB.Query(ctx, sqlLocalKeapIDs, account, t)
+	}
+	return total, errors.Join(errs...)
+}
+
+func (s *Sweeper) sweepDeletesOne(ctx context.Context, api Keap, account string, k kind) (int, error) {
+	t := k.objectType
+	rows, err := s.DB.Query(ctx, sqlLocalKeapIDs, account, t)
+	if err != nil {
+		return 0, fmt.Errorf("read synced %s ids: %w", t, err)
+	}
+	local, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("read synced %s ids: %w", t, err)
+	}
+	inKeap := make(map[int64]bool, len(local))
+	for rec, err := range k.list(ctx, api, time.Time{}) {
 		if err != nil {
-			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+			return 0, fmt.Errorf("list %ss: %w", t, err)
 		}
-		local, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+		inKeap[rec.id] = true
+	}
+	total := 0
+	for _, id := range local {
+		if inKeap[id] {
+			continue
 		}
-		inKeap := make(map[int64]bool, len(local))
-		for rec, err := range k.list(ctx, api, time.Time{}) {
+		if _, err := k.get(ctx, api, id); !errors.Is(err, keap.ErrNotFound) {
 			if err != nil {
-				return total, fmt.Errorf("list %ss: %w", t, err)
+				return total, fmt.Errorf("confirm %s %d is gone: %w", t, id, err)
 			}
-			inKeap[rec.id] = true
+			continue // it exists after all
 		}
-		for _, id := range local {
-			if inKeap[id] {
-				continue
-			}
-			if _, err := k.get(ctx, api, id); !errors.Is(err, keap.ErrNotFound) {
-				if err != nil {
-					return total, fmt.Errorf("confirm %s %d is gone: %w", t, id, err)
-				}
-				continue // it exists after all
-			}
-			if _, err := s.DB.Exec(ctx, sqlApplyDel, account, t, id); err != nil {
-				return total, fmt.Errorf("apply delete of %s %d: %w", t, id, err)
-			}
-			total++
+		if _, err := s.DB.Exec(ctx, sqlApplyDel, account, t, id); err != nil {
+			return total, fmt.Errorf("apply delete of %s %d: %w", t, id, err)
 		}
+		total++
 	}
 	return total, nil
 }

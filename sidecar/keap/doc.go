@@ -75,6 +75,9 @@
 //     Keap's status, code and message (from the Apigee fault envelope, v2's {code,message,status}
 //     or v1's {message}) and the raw body for the dead-letter table. errors.Is works with
 //     ErrUnauthorized, ErrNotFound, ErrBadRequest, ErrRateLimited, ErrServer.
+//   - A 2xx whose body is empty, null or does not decode is a *ResponseError (ErrBadResponse),
+//     never a zero value that would pass for a record with id 0. In a list page only the item
+//     that does not decode fails: the listing yields an *ItemError for it and goes on.
 //
 // Waits, backoffs and quota pauses read Config.Clock, so tests run a minute of throttling in
 // microseconds. Metrics (Config.Registerer): keapsync_keap_requests_total by route template,

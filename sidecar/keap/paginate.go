@@ -17,7 +17,13 @@ type Page[T any] struct {
 	Count    int
 	Next     string
 	Previous string
+	// Bad are the items Keap listed that do not decode into T (an id that is not an integer, a
+	// number beyond float64): one hostile record costs only itself, not its page.
+	Bad []*ItemError
 }
+
+// listed is how many items the page held, decoded or not.
+func (p *Page[T]) listed() int { return len(p.Items) + len(p.Bad) }
 
 // listPage fetches one v1 list page whose items sit under key ("contacts", "tags", ...).
 func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Page[T], error) {
@@ -27,9 +33,11 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 	}
 	p := &Page[T]{}
 	if raw, ok := env[key]; ok {
-		if err := json.Unmarshal(raw, &p.Items); err != nil {
-			return nil, fmt.Errorf("keap %s %s: decode %s: %w", r.method, r.endpoint, key, err)
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, &ResponseError{Method: r.method, Endpoint: r.endpoint, Status: 200, Err: fmt.Errorf("decode %s: %w", key, err)}
 		}
+		p.Items, p.Bad = decodeItems[T](r, items)
 	}
 	if raw, ok := env["count"]; ok {
 		var n Number
@@ -43,6 +51,21 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 		}
 	}
 	return p, nil
+}
+
+// decodeItems decodes a page's items one by one, so one that does not decode is reported alone.
+func decodeItems[T any](r request, items []json.RawMessage) ([]T, []*ItemError) {
+	out := make([]T, 0, len(items))
+	var bad []*ItemError
+	for _, it := range items {
+		var v T
+		if err := json.Unmarshal(it, &v); err != nil {
+			bad = append(bad, newItemError(r, it, err))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, bad
 }
 
 // walk yields every item of a v1 list, following next links from the first request. The walk
@@ -65,7 +88,10 @@ func walk[T any](ctx context.Context, c *Client, first request, key string) iter
 					return
 				}
 			}
-			if p.Next == "" || len(p.Items) == 0 {
+			if !yieldBad(p.Bad, yield) {
+				return
+			}
+			if p.Next == "" || p.listed() == 0 {
 				return
 			}
 			link, err := c.resolve(p.Next)
@@ -118,16 +144,31 @@ func keyset[T any](ctx context.Context, c *Client, since time.Time, build func(s
 					atCursor[id] = true
 				}
 			}
-			if p.Next == "" || len(p.Items) == 0 {
+			if !yieldBad(p.Bad, yield) {
+				return
+			}
+			if p.Next == "" || p.listed() == 0 {
 				return
 			}
 			if moved {
 				offset = 0
 			} else {
-				offset += len(p.Items)
+				offset += p.listed()
 			}
 		}
 	}
+}
+
+// yieldBad reports a page's undecodable items as *ItemError values. The walk goes on if the
+// consumer does: an ItemError is about one item, not the listing.
+func yieldBad[T any](bad []*ItemError, yield func(T, error) bool) bool {
+	var zero T
+	for _, b := range bad {
+		if !yield(zero, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // pageQuery sets limit and offset when given.

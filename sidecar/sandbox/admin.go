@@ -87,7 +87,7 @@ var testSurface = []string{
 	"GET /_sandbox/credentials", "GET /_sandbox/state", "GET|DELETE /_sandbox/requests", "GET /_sandbox/deliveries",
 	"POST /_sandbox/hooks/flush", "GET|PUT /_sandbox/faults", "POST /_sandbox/tokens/revoke {token?}",
 	"GET /_sandbox/clock", "POST /_sandbox/clock/advance {by}", "POST /_sandbox/contacts",
-	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}",
+	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}", "POST /_sandbox/tags {name, description}",
 	"POST /_sandbox/orders", "DELETE /_sandbox/orders/{id}", "POST /_sandbox/orders/{id}/payments {amount}", "PATCH /_sandbox/subscriptions/{id} {active}",
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -37,7 +38,7 @@ func (s *store) item(in orderItemInput) (orderItem, error) {
 	price := p.Price
 	if in.Price != "" {
 		v, err := strconv.ParseFloat(in.Price, 64)
-		if err != nil {
+		if err != nil || !storableAmount(v) {
 			return orderItem{}, badRequest("Invalid price: " + in.Price)
 		}
 		price = v
@@ -47,6 +48,15 @@ func (s *store) item(in orderItemInput) (orderItem, error) {
 		typ = "PRODUCT"
 	}
 	return orderItem{id: s.nextID("orderItem"), productID: p.ID, quantity: in.Quantity, price: price, description: in.Description, itemType: typ}, nil
+}
+
+// maxAmount bounds a price or payment. Keap keeps money as a decimal amount and refuses what it
+// cannot hold with a 400; the sandbox refuses NaN, infinities and amounts whose totals would
+// overflow a float64, so every order it accepts can be rendered as JSON.
+const maxAmount = 1e12
+
+func storableAmount(v float64) bool {
+	return !math.IsNaN(v) && math.Abs(v) <= maxAmount
 }
 
 func (s *store) createOrder(in orderInput) (*order, error) {
@@ -121,7 +131,7 @@ func (s *store) deleteOrder(id int64) error {
 func (s *store) addPayment(id int64, amount float64, method, notes string, at time.Time) (*order, payment, error) {
 	var p payment
 	o, err := s.changeOrder(id, func(o *order) error {
-		if amount <= 0 {
+		if !(amount > 0) || !storableAmount(amount) { // !(>) also refuses NaN
 			return badRequest("payment_amount must be positive")
 		}
 		if at.IsZero() {
