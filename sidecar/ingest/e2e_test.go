@@ -31,8 +31,15 @@ type world struct {
 
 func newWorld(t testing.TB, contacts int) *world {
 	t.Helper()
+	return newWorldWith(t, sandbox.Options{Seed: 7, Contacts: contacts})
+}
+
+// newWorldWith is newWorld with the sandbox's options (a profile, say) given.
+func newWorldWith(t testing.TB, o sandbox.Options) *world {
+	t.Helper()
 	ctx := context.Background()
-	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
+	o.Unthrottled = true
+	sb, err := sandbox.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,21 @@ update keapsync.sync_cursors
        rows_total = coalesce($6, rows_total), updated_at = now()
  where account_id = $1 and object_type = $2 and kind = $3`
 	sqlCursorFinish = `
-update keapsync.sync_cursors set finished_at = now(), updated_at = now()
+update keapsync.sync_cursors
+   set finished_at = now(), updated_at = now(), high_water = coalesce(greatest(high_water, $4), high_water)
  where account_id = $1 and object_type = $2 and kind = $3`
 	sqlBackfillHighWater = `
 select high_water from keapsync.sync_cursors where account_id = $1 and object_type = $2 and kind = 'backfill'`
+	// Orders whose payments are here and whose totals Keap has not changed: their payments need
+	// no fetch. (Payments cannot change without total_paid or refund_total changing with them.)
+	sqlPaymentsCurrent = `
+select x.id from unnest($2::bigint[], $3::numeric[], $4::numeric[]) x(id, paid, refunded)
+  join keap.orders o on o.account_id = $1 and o.keap_id = x.id
+ where o.total_paid = x.paid and coalesce(o.refund_total, 0) = x.refunded
+   and exists (select 1 from keap.order_payments p where p.order_id = o.id)`
+	sqlCursorRestart = `
+update keapsync.sync_cursors set rows_done = 0, updated_at = now()
+ where account_id = $1 and object_type = $2 and kind = $3`
 	sqlStaging      = `create temp table if not exists keap_staging (raw jsonb not null) on commit delete rows`
 	sqlApplyStaging = `select keapsync.apply_keap_batch($1, $2, (select jsonb_agg(raw) from pg_temp.keap_staging))`
 )
@@ -123,6 +134,14 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 			since = since.Add(-s.Overlap)
 		}
 	}
+	if kindName == "backfill" && finished == nil && done > 0 && !k.ascending {
+		// An interrupted backfill of a listing without a usable checkpoint starts over; so does
+		// its count, or the progress would promise more rows than there are.
+		if _, err := s.DB.Exec(ctx, sqlCursorRestart, account, k.objectType, kindName); err != nil {
+			return fmt.Errorf("restart checkpoint: %w", err)
+		}
+		done = 0
+	}
 	var total int64
 	if k.count != nil && s.Progress != nil {
 		// One extra call buys an ETA; a failure here only costs the ETA.
@@ -136,12 +155,27 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		return s.fetchPages(ctx, api, k, since, out)
 	}
 	apply := func(ctx context.Context, page []record) error {
+		if k.objectType == "order" {
+			var err error
+			if page, err = s.withPayments(ctx, api, account, page); err != nil {
+				return err
+			}
+		}
 		return s.applyPage(ctx, account, k.objectType, page)
 	}
+	// The newest stamp applied. A checkpoint never moves past rows not yet applied: for a listing
+	// in Keap's clock order it follows each page (in listing order), else it moves at the end.
+	var newestAll *time.Time
 	err := applyInOrder(ctx, s.Appliers, fetch, apply, func(n int, newest *time.Time) error {
-		// The checkpoint advances over the applied pages in listing order only, so a crash
-		// re-applies at most the pages that were in flight: harmless, applying is idempotent.
-		if _, err := s.DB.Exec(ctx, sqlCursorAdvance, account, k.objectType, kindName, newest, n, nil); err != nil {
+		if newest != nil && (newestAll == nil || newest.After(*newestAll)) {
+			newestAll = newest
+		}
+		mark := newest
+		if !k.ascending {
+			mark = nil
+		}
+		// A crash re-applies at most the pages that were in flight: harmless, applying is idempotent.
+		if _, err := s.DB.Exec(ctx, sqlCursorAdvance, account, k.objectType, kindName, mark, n, nil); err != nil {
 			return fmt.Errorf("record checkpoint: %w", err)
 		}
 		bar.add(n)
@@ -151,10 +185,50 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		return err
 	}
 	bar.finish()
-	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName); err != nil {
+	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName, newestAll); err != nil {
 		return fmt.Errorf("record checkpoint: %w", err)
 	}
 	return nil
+}
+
+// withPayments adds payments to the page's orders (see withPayments in kinds.go): none for an
+// order nothing was paid on, fetched for one whose totals changed or whose payments are not here
+// yet, and left out (kept as they are) for the rest, so a sweep does not cost a call per order.
+func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, page []record) ([]record, error) {
+	ids, paid, refunded := make([]int64, 0, len(page)), make([]float64, 0, len(page)), make([]float64, 0, len(page))
+	for _, r := range page {
+		if r.hasPayments() {
+			ids = append(ids, r.id)
+			paid = append(paid, float64(r.order.TotalPaid))
+			refunded = append(refunded, float64(r.order.RefundTotal))
+		}
+	}
+	current := map[int64]bool{}
+	if len(ids) > 0 {
+		rows, err := s.DB.Query(ctx, sqlPaymentsCurrent, account, ids, paid, refunded)
+		if err != nil {
+			return nil, fmt.Errorf("read stored order totals: %w", err)
+		}
+		have, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("read stored order totals: %w", err)
+		}
+		for _, id := range have {
+			current[id] = true
+		}
+	}
+	out := make([]record, len(page))
+	for i, r := range page {
+		if current[r.id] {
+			out[i] = r
+			continue
+		}
+		var err error
+		if out[i], err = withPayments(ctx, api, r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // numberedPage is a page of the listing and its place in it.
