@@ -95,7 +95,13 @@ func (w *world) drain(t *testing.T) {
 }
 
 func TestBackfillIsCompleteAndResumable(t *testing.T) {
-	w := newWorld(t, 250)
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) { backfillIsCompleteAndResumable(t, pr.p) })
+	}
+}
+
+func backfillIsCompleteAndResumable(t *testing.T, p sandbox.Profile) {
+	w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 250, Profile: p})
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
 		t.Fatal(err)
@@ -127,7 +133,13 @@ func TestBackfillIsCompleteAndResumable(t *testing.T) {
 }
 
 func TestHooksBringChangesIn(t *testing.T) {
-	w := newWorld(t, 20)
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) { hooksBringChangesIn(t, pr.p) })
+	}
+}
+
+func hooksBringChangesIn(t *testing.T, p sandbox.Profile) {
+	w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 20, Profile: p})
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
 		t.Fatal(err)

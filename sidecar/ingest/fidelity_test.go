@@ -213,3 +213,55 @@ func TestPagingSurvivesTies(t *testing.T) {
 		})
 	}
 }
+
+// cancelOnWrite cancels a context the first time progress is printed: after the first page.
+type cancelOnWrite struct {
+	cancel context.CancelFunc
+	buf    bytes.Buffer
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	c.cancel()
+	return c.buf.Write(p)
+}
+
+// An interrupted backfill of newest-first orders leaves no checkpoint past what it applied, and
+// the next run stores every order with a progress total that matches.
+func TestInterruptedOrderBackfillLosesNothing(t *testing.T) {
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) {
+			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 10, Profile: pr.p})
+			for i := range 600 {
+				if _, err := w.sb.CreateOrder(map[string]any{"contact_id": 1 + i%10, "order_title": "x", "order_type": "Online",
+					"order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			w.sweeper.Progress = &cancelOnWrite{cancel: cancel}
+			w.sweeper.Appliers = 1
+			if err := w.sweeper.Backfill(ctx, w.account, []string{"order"}); err == nil {
+				t.Fatal("the interrupted backfill did not stop")
+			}
+			stored := w.count(t, `select count(*) from keap.orders`)
+			if stored == 0 || stored >= 600 {
+				t.Fatalf("the interruption came at %d orders", stored)
+			}
+			if n := w.count(t, `select count(*) from keapsync.sync_cursors where object_type = 'order' and high_water is not null`); n != 0 {
+				t.Fatal("an interrupted backfill of a newest-first listing recorded a checkpoint")
+			}
+			var progress bytes.Buffer
+			w.sweeper.Progress = &progress
+			if err := w.sweeper.Backfill(context.Background(), w.account, []string{"order"}); err != nil {
+				t.Fatal(err)
+			}
+			total := len(w.sb.Snapshot().Orders)
+			if got := w.count(t, `select count(*) from keap.orders`); got != total {
+				t.Fatalf("after resuming: %d of %d orders", got, total)
+			}
+			if want := fmt.Sprintf("backfill orders: %d/%d rows", total, total); !strings.Contains(progress.String(), want) {
+				t.Fatalf("progress does not say %q:\n%s", want, progress.String())
+			}
+		})
+	}
+}
