@@ -174,7 +174,11 @@ func withPayments(ctx context.Context, api Keap, rec record) (record, error) {
 		}
 		payments = raws
 	}
-	return rec.with("payments", payments)
+	out, err := rec.with("payments", payments)
+	if err != nil {
+		return rec, nil // not an object we can add to: the apply judges (and parks) it as it is
+	}
+	return out, nil
 }
 
 // with returns the record with one member added to its Keap object.
