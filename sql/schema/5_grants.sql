@@ -184,6 +184,14 @@ GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO serv
 
 --
 
+-- Name: FUNCTION keap_content(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO service_role;
+
+
+--
+
 -- Name: FUNCTION keap_doc(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
@@ -220,6 +228,14 @@ GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service_role;
+
+
+--
+
+-- Name: FUNCTION keyed_by_id(p_list jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) TO service_role;
 
 
 --
@@ -465,6 +481,14 @@ GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 REVOKE ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO service_role;
+
+
+--
+
+-- Name: FUNCTION write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) TO service_role;
 
 
 --
