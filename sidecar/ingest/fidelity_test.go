@@ -265,3 +265,45 @@ func TestInterruptedOrderBackfillLosesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A payment that leaves the order's stamp alone and whose hook never comes is still found by the
+// next reconcile, which fetches the payments of that order alone.
+func TestReconcileFindsPaymentsWithoutHooks(t *testing.T) {
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) {
+			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 30, Profile: pr.p})
+			ctx := context.Background()
+			if err := w.sweeper.Backfill(ctx, w.account, []string{"tag", "contact", "order"}); err != nil {
+				t.Fatal(err)
+			}
+			// The oldest unpaid order: its stamp lies well before the reconcile's overlap.
+			var unpaid int64
+			oldest := "9999"
+			for _, o := range w.sb.Snapshot().Orders {
+				if m := o["modification_date"].(string); o["total_paid"].(float64) == 0 && m < oldest {
+					unpaid, oldest = o["id"].(int64), m
+				}
+			}
+			if err := w.sb.PayOrder(unpaid, 2.25); err != nil {
+				t.Fatal(err)
+			}
+			w.sb.ClearRequests()
+			if err := w.sweeper.Reconcile(ctx, w.account, []string{"order"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.count(t, `select count(*) from keap.orders o join keap.order_payments p on p.order_id = o.id
+			    where o.keap_id = $1 and o.total_paid = 2.25 and p.amount = 2.25`, unpaid); got != 1 {
+				t.Fatalf("the payment on order %d did not arrive by reconcile", unpaid)
+			}
+			fetched := 0
+			for _, r := range w.sb.Requests() {
+				if strings.HasSuffix(r.Path, "/payments") {
+					fetched++
+				}
+			}
+			if fetched != 1 {
+				t.Fatalf("the reconcile fetched payments %d times, want once (for the order that changed)", fetched)
+			}
+		})
+	}
+}

@@ -42,6 +42,10 @@ type kind struct {
 	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
 	// checkpoint may follow each applied page. Otherwise it moves only when a sweep is done.
 	ascending bool
+	// reconcileAll: a reconcile walks everything, not what changed since its checkpoint, because
+	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
+	// what is stored are skipped before the apply.
+	reconcileAll bool
 	// get fetches one object; keap.ErrNotFound when Keap has no such object.
 	get func(ctx context.Context, api Keap, id int64) (record, error)
 	// complete, where set, adds what list leaves out and get includes (an order's payments).
@@ -90,6 +94,9 @@ var kinds = map[string]kind{
 	},
 	"order": {
 		objectType: "order",
+		// A payment may leave modification_date alone (FACTS §7); should its hook be lost (or
+		// not offered), only a walk over every order sees the new totals.
+		reconcileAll: true,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}), orderRecord)
 		},
