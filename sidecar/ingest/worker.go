@@ -145,13 +145,18 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	}
 	ctx = keap.WithPriority(ctx, keap.Live)
 	changed, deleted := map[int64]bool{}, map[int64]bool{}
+	named := map[int64]bool{} // ids an event names as the object itself: a 404 means deleted
 	oldest := group[0].receivedAt
 	for _, r := range group {
+		d := Delivery{EventKey: r.eventKey}
 		for _, id := range r.ids {
-			if (Delivery{EventKey: r.eventKey}).IsDelete() {
+			if d.IsDelete() {
 				deleted[id] = true
 			} else {
 				changed[id] = true
+			}
+			if d.NamesObject() {
+				named[id] = true
 			}
 		}
 		if r.receivedAt.Before(oldest) {
@@ -190,6 +195,11 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 				continue // also changed, but not asked about: the reconcile sweep covers it
 			}
 			found[rec.id] = true
+			if k.complete != nil && rec.bad == nil {
+				if rec, err = k.complete(ctx, api, rec); err != nil {
+					return fmt.Errorf("fetch %s %d: %w", objectType, rec.id, err)
+				}
+			}
 			if err := applyOne(rec); err != nil {
 				return err
 			}
@@ -205,6 +215,8 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	for _, id := range ids {
 		rec, err := k.get(ctx, api, id)
 		switch {
+		case errors.Is(err, keap.ErrNotFound) && !named[id]:
+			// Not an id of this object type after all: nothing to fetch, nothing to delete.
 		case errors.Is(err, keap.ErrNotFound):
 			if _, err := tx.Exec(ctx, sqlApplyDel, account, objectType, id); err != nil {
 				return fmt.Errorf("apply delete of %s %d: %w", objectType, id, err)

@@ -80,6 +80,10 @@ begin
      where tg.account_id = p_account and tg.keap_id = x.tag::bigint
     on conflict do nothing;
   end if;
+  if p_type = 'order' and new_ids is not null then
+    perform keapsync.write_order_children(p_account, o.id, o.keap_object)
+       from keap.orders o where o.id = any (new_ids) order by o.id;
+  end if;
   outcomes := jsonb_build_object('inserted', coalesce(cardinality(new_ids), 0));
 
   -- Everything else merges record by record. Older copies of an id inserted above are skipped:
@@ -174,8 +178,21 @@ begin
   end if;
   select * into st from keapsync.sync_state
    where account_id = p_account and object_type = p_type and keap_id = v_keap_id for update;
-  if found and st.keap_modified is not null and v_modified is not null and v_modified <= st.keap_modified then
-    return case when v_modified = st.keap_modified then 'duplicate' else 'stale' end;
+  -- Keap's clock orders versions, but it does not tell every change: a tag applied without a
+  -- last_updated bump, two edits within one second at second precision, a payment that leaves
+  -- modification_date alone. Only a strictly older version is stale; one with the same stamp
+  -- is a duplicate only when its content is the same (tags and custom fields as sets).
+  if found and st.keap_modified is not null and v_modified is not null and v_modified < st.keap_modified then
+    return 'stale';
+  end if;
+  -- What the object does not carry (an optional property not asked for, payments not fetched)
+  -- cannot differ: it is left out of the stored side too.
+  if found and st.keap_modified is not null and v_modified is not null and v_modified = st.keap_modified
+     and keapsync.keap_content(p_type, p_raw)
+         = (select keapsync.keap_content(p_type, x.keap_object - array(select ok from jsonb_object_keys(x.keap_object) ok
+                                                                      where not p_raw ? ok))
+              from keapsync.keap_object_of(p_type, st.local_id) x) then
+    return 'duplicate';
   end if;
   if found and st.local_deleted_at is not null then
     -- Deleted here and the delete awaits push: the delete wins; remember Keap's version only.
@@ -596,6 +613,26 @@ $$;
 
 --
 
+-- Name: keap_content(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    SET "TimeZone" TO 'UTC'
+    AS $$
+  select case when p_raw is null then null else
+    keapsync.keap_doc(p_type, p_raw)
+    || case when p_type = 'order' then
+         jsonb_build_object('order_items', keapsync.keyed_by_id(p_raw -> 'order_items'))
+         || case when p_raw ? 'payments' then jsonb_build_object('payments', keapsync.keyed_by_id(p_raw -> 'payments'))
+                 else '{}' end
+       else '{}' end
+  end;
+$$;
+
+
+--
+
 -- Name: keap_doc(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) RETURNS jsonb
@@ -668,6 +705,20 @@ CREATE FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) RETURNS text[]
       ('custom_fields.', 'custom_fields'), ('tag.', 'tag_ids')) m(key, source)
      where not (p_raw ? m.source))
   end;
+$$;
+
+
+--
+
+-- Name: keyed_by_id(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keyed_by_id(p_list jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce((select jsonb_object_agg(coalesce(x ->> 'id', x ->> 'payment_id', md5(x::text)), x)
+                     from jsonb_array_elements(case when jsonb_typeof(p_list) = 'array' then p_list else '[]' end) x
+                    where jsonb_typeof(x) = 'object'), '{}');
 $$;
 
 
@@ -2061,6 +2112,62 @@ $$;
 
 --
 
+-- Name: write_order_children(uuid, bigint, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET "TimeZone" TO 'UTC'
+    AS $$
+begin
+  if not exists (select 1 from keap.orders o where o.id = p_order_id and o.account_id = p_account) then
+    raise exception 'keapsync: order % is not in account %', p_order_id, p_account using errcode = '42501';
+  end if;
+  if jsonb_typeof(p_raw -> 'order_items') = 'array' then
+    delete from keap.order_items i
+     where i.order_id = p_order_id
+       and not exists (select 1 from jsonb_array_elements(p_raw -> 'order_items') x
+                        where jsonb_typeof(x) = 'object' and (x ->> 'id')::bigint = i.keap_id);
+    insert into keap.order_items as i (account_id, order_id, keap_id, product_id, name, description, item_type,
+                                       quantity, price, keap_object)
+    select distinct on ((x ->> 'id')::bigint)
+           p_account, p_order_id, (x ->> 'id')::bigint, coalesce(x -> 'product' ->> 'id', x ->> 'product_id')::bigint,
+           coalesce(nullif(x ->> 'name', ''), x -> 'product' ->> 'name', x -> 'product' ->> 'product_name'),
+           x ->> 'description', coalesce(x ->> 'type', x ->> 'item_type'),
+           round((x ->> 'quantity')::numeric)::integer, (x ->> 'price')::numeric, x
+      from jsonb_array_elements(p_raw -> 'order_items') x
+     where jsonb_typeof(x) = 'object' and x ->> 'id' is not null
+    on conflict (order_id, keap_id) do update
+       set product_id = excluded.product_id, name = excluded.name, description = excluded.description,
+           item_type = excluded.item_type, quantity = excluded.quantity, price = excluded.price,
+           keap_object = excluded.keap_object
+     where i.keap_object is distinct from excluded.keap_object;
+  end if;
+  if jsonb_typeof(p_raw -> 'payments') = 'array' then
+    delete from keap.order_payments p
+     where p.order_id = p_order_id
+       and not exists (select 1 from jsonb_array_elements(p_raw -> 'payments') x
+                        where jsonb_typeof(x) = 'object' and coalesce(x ->> 'id', x ->> 'payment_id')::bigint = p.keap_id);
+    insert into keap.order_payments as p (account_id, order_id, keap_id, amount, pay_date, pay_status, invoice_id,
+                                          note, last_updated, keap_object)
+    select distinct on (coalesce(x ->> 'id', x ->> 'payment_id')::bigint)
+           p_account, p_order_id, coalesce(x ->> 'id', x ->> 'payment_id')::bigint, (x ->> 'amount')::numeric,
+           keapsync.keap_time(x ->> 'pay_date'), x ->> 'pay_status', (x ->> 'invoice_id')::bigint,
+           x ->> 'note', keapsync.keap_time(x ->> 'last_updated'), x
+      from jsonb_array_elements(p_raw -> 'payments') x
+     where jsonb_typeof(x) = 'object' and coalesce(x ->> 'id', x ->> 'payment_id') is not null
+    on conflict (order_id, keap_id) do update
+       set amount = excluded.amount, pay_date = excluded.pay_date, pay_status = excluded.pay_status,
+           invoice_id = excluded.invoice_id, note = excluded.note, last_updated = excluded.last_updated,
+           keap_object = excluded.keap_object
+     where p.keap_object is distinct from excluded.keap_object;
+  end if;
+end;
+$$;
+
+
+--
+
 -- Name: write_row(uuid, text, bigint, bigint, jsonb, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) RETURNS bigint
@@ -2107,6 +2214,8 @@ begin
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);
+  elsif p_type = 'order' and p_raw is not null then
+    perform keapsync.write_order_children(p_account, id, p_raw);
   end if;
   return id;
 end;
