@@ -31,8 +31,14 @@ type world struct {
 
 func newWorld(t testing.TB, contacts int) *world {
 	t.Helper()
+	return newWorldWith(t, sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
+}
+
+// newWorldWith is newWorld with the sandbox options given (a profile, say).
+func newWorldWith(t testing.TB, opts sandbox.Options) *world {
+	t.Helper()
 	ctx := context.Background()
-	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
+	sb, err := sandbox.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,8 +158,9 @@ func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, 
 	}
 }
 
-// permanent reports a Keap answer that retrying will not change (a 4xx other than 429).
+// permanent reports a Keap answer about the record that retrying will not change (a 4xx other
+// than 429). A 404 for the route is about the configuration, not the record (keap.ErrRouteNotFound).
 func permanent(err error) bool {
 	var api *keap.APIError
-	return errors.As(err, &api) && api.Status >= 400 && api.Status < 500 && api.Status != 429
+	return errors.As(err, &api) && api.Status >= 400 && api.Status < 500 && api.Status != 429 && !api.RouteNotFound()
 }

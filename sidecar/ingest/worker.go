@@ -124,6 +124,11 @@ func (w *Worker) RunOnce(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			return true, ctx.Err() // shutting down: the rows stay due, no attempt is counted
 		}
+		if errors.Is(err, keap.ErrRouteNotFound) {
+			// Keap's routes are not where KEAP_API_URL says: every fetch would fail alike and
+			// none says anything about the records. The rows stay due, no attempt counted.
+			return true, err
+		}
 		w.Log.Warn("inbox group failed; will retry", "account", account, "type", objectType, "rows", len(group), "err", err)
 		return true, w.retry(ctx, account, objectType, group, err)
 	}
@@ -290,6 +295,10 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) error {
 	w.defaults()
 	for {
 		did, err := w.RunOnce(ctx)
+		if errors.Is(err, keap.ErrRouteNotFound) && ctx.Err() == nil {
+			w.Log.Error("inbox worker stopped: Keap answered 404 for the route itself; fix KEAP_API_URL", "err", err)
+			return fmt.Errorf("inbox worker: %w", err)
+		}
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("inbox worker", "err", err)
 		}

@@ -32,6 +32,10 @@ type Profile struct {
 	PatchMergesLists bool
 	// NullIgnored makes PATCH ignore a JSON null instead of clearing the field.
 	NullIgnored bool
+	// TagHookOmitsAPIURL sends contactGroup.applied/removed object keys without apiUrl (third
+	// parties report it empty or missing), so a receiver cannot tell from the delivery whether
+	// an id names a contact or a tag.
+	TagHookOmitsAPIURL bool
 }
 
 // profiles are the named presets `keapsync sandbox --profile` and the test API accept.
@@ -42,6 +46,7 @@ var profiles = map[string]Profile{
 		TagsKeepStamp:        true,
 		SinceExclusive:       true,
 		TagHookCarriesTagIDs: true,
+		TagHookOmitsAPIURL:   true,
 		NullIgnored:          true,
 	},
 }

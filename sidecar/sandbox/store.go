@@ -22,6 +22,7 @@ type store struct {
 	stamp   *stamper
 	publish func([]event) // called under the write lock, so events queue in stamp order
 	tenant  string
+	profile Profile
 
 	seq map[string]int64 // next id per kind
 
