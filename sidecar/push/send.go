@@ -46,6 +46,9 @@ type request struct {
 	Email      *string         `json:"email"`
 	Pushed     json.RawMessage `json:"pushed"`
 	Reason     string          `json:"reason"`
+
+	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
+	current *keap.Contact
 }
 
 func (r *request) payload() json.RawMessage {
@@ -159,8 +162,18 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		return "", err
 	}
 	if req.Op != "create" && len(req.UpdateMask) > 0 {
-		if answer, err = api.UpdateContact(ctx, req.keapID(), req.Body, req.UpdateMask...); err != nil {
+		body, err := p.updateBody(ctx, api, req)
+		if errors.Is(err, errDeletedInKeap) {
+			return p.deletedInKeap(ctx, conn, j, req.keapID())
+		}
+		if err != nil {
+			return "", err
+		}
+		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
 			return "", refused(err, req)
+		}
+		if answer, err = clearIgnored(ctx, api, req, answer); err != nil {
+			return "", err
 		}
 	}
 	id := req.keapID()
@@ -350,5 +363,55 @@ func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *j
 	if err := json.Unmarshal(raw, &fresh); err != nil {
 		return nil, fmt.Errorf("push: push_request answer: %w", err)
 	}
+	fresh.current = c
 	return &fresh, nil
+}
+
+// clearIgnored makes the clears of req hold whether Keap applies a null or ignores it: a
+// property sent as null that Keap's answer still holds is sent again as "" (one more call, only
+// where Keap ignores nulls).
+func clearIgnored(ctx context.Context, api Keap, req *request, answer *keap.Contact) (*keap.Contact, error) {
+	cleared := clearedStrings(req.Body)
+	if len(cleared) == 0 || answer == nil {
+		return answer, nil
+	}
+	if again := stillSet(answer.Raw, cleared); len(again) > 0 {
+		body := make(map[string]string, len(again))
+		for _, k := range again {
+			body[k] = ""
+		}
+		next, err := api.UpdateContact(ctx, req.keapID(), body, again...)
+		if err != nil {
+			return nil, refused(err, req)
+		}
+		answer = next
+	}
+	raw, err := withoutEmpty(answer.Raw, cleared)
+	if err != nil {
+		return nil, err
+	}
+	out := *answer
+	out.Raw = raw
+	return &out, nil
+}
+
+// updateBody is the PATCH body for req: lists completed from Keap's current contact (fetched
+// now unless the refresh just did), so no column we do not model is lost (see lists.go).
+func (p *Pusher) updateBody(ctx context.Context, api Keap, req *request) (json.RawMessage, error) {
+	var current json.RawMessage
+	if hasFieldLists(req.Body) {
+		c := req.current
+		if c == nil {
+			fetched, err := api.GetContact(ctx, req.keapID())
+			if errors.Is(err, keap.ErrNotFound) {
+				return nil, errDeletedInKeap
+			}
+			if err != nil {
+				return nil, refused(err, req)
+			}
+			c = fetched
+		}
+		current = c.Raw
+	}
+	return updateBody(req.Body, current)
 }
