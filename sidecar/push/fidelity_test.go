@@ -26,6 +26,19 @@ func mustProfile(name string) sandbox.Profile {
 	return p
 }
 
+// underProfiles runs a key end-to-end case under the documented and the hardest sandbox
+// profile: keapsync must be right whichever way Keap answers what its documents leave open.
+func underProfiles(t *testing.T, f func(*testing.T, sandbox.Profile)) {
+	for _, name := range []string{"documented", "hardest"} {
+		t.Run(name, func(t *testing.T) { f(t, profiles[name]) })
+	}
+}
+
+// profileOptions are newWorld's sandbox options under a profile.
+func profileOptions(contacts int, profile sandbox.Profile) sandbox.Options {
+	return sandbox.Options{Seed: 11, Contacts: contacts, Unthrottled: true, Limits: roomy, Profile: profile}
+}
+
 func (w *world) lists(kid int64) (emails, phones, addresses []map[string]any) {
 	w.t.Helper()
 	c := w.contact(kid)
@@ -56,7 +69,7 @@ func TestPushKeepsKeapListColumns(t *testing.T) {
 	for name, profile := range profiles {
 		for _, fetch := range []bool{true, false} {
 			t.Run(name+map[bool]string{true: "/fetch first", false: "/no fetch first"}[fetch], func(t *testing.T) {
-				w := newWorldWith(t, sandbox.Options{Seed: 11, Contacts: 4, Unthrottled: true, Limits: roomy, Profile: profile})
+				w := newWorldWith(t, profileOptions(4, profile))
 				id, kid := w.synced(0)
 				// Someone in Keap fills the columns keapsync does not model.
 				err := w.sb.EditContact(kid, map[string]any{
@@ -104,7 +117,7 @@ func TestPushKeepsKeapListColumns(t *testing.T) {
 func TestPushClearsUnderEitherNullSemantics(t *testing.T) {
 	for name, profile := range map[string]sandbox.Profile{"null clears": {}, "null ignored": {NullIgnored: true}} {
 		t.Run(name, func(t *testing.T) {
-			w := newWorldWith(t, sandbox.Options{Seed: 11, Contacts: 4, Unthrottled: true, Limits: roomy, Profile: profile})
+			w := newWorldWith(t, profileOptions(4, profile))
 			id, kid := w.synced(1)
 			if n := w.int(`select count(*) from keap.contacts where id = $1 and job_title <> '' and family_name <> ''`, id); n != 1 {
 				t.Fatal("the generated contact should have a job title and family name to clear")
