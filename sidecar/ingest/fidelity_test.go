@@ -3,11 +3,15 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
-	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
 // retire makes the sandbox's gateway answer a route-level 404 for the patterns given (nil
@@ -84,4 +88,126 @@ func TestRouteNotFoundDeletesNothingInSweep(t *testing.T) {
 	}
 }
 
-var _ = sandbox.Profile{}
+// hookCreates counts the create calls the sandbox saw.
+func (w *world) hookCreates() int {
+	n := 0
+	for _, r := range w.sb.Requests() {
+		if r.Method == "POST" && r.Path == "/crm/rest/v1/hooks" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkOnePerKey fails unless Keap holds exactly one subscription per event key keapsync needs
+// at the account's URL and keapsync.hook_subscriptions holds exactly those.
+func (w *world) checkOnePerKey(t *testing.T) {
+	t.Helper()
+	per := map[string]int{}
+	inKeap := map[string]bool{}
+	for _, h := range w.sb.Hooks() {
+		per[h.EventKey]++
+		inKeap[h.Key] = true
+	}
+	for _, ev := range ingest.EventKeys {
+		if per[ev] != 1 {
+			t.Errorf("%s: %d subscriptions in Keap, want 1", ev, per[ev])
+		}
+	}
+	if len(w.sb.Hooks()) != len(ingest.EventKeys) {
+		t.Errorf("Keap holds %d subscriptions, want %d", len(w.sb.Hooks()), len(ingest.EventKeys))
+	}
+	rows, err := w.db.Query(context.Background(), `select hook_key from keapsync.hook_subscriptions where account_id = $1`, w.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != len(inKeap) {
+		t.Errorf("hook_subscriptions has %d rows, Keap %d subscriptions", len(keys), len(inKeap))
+	}
+	for _, k := range keys {
+		if !inKeap[k] {
+			t.Errorf("hook_subscriptions has %s, which Keap does not hold", k)
+		}
+	}
+}
+
+// One subscription per event key per account, ever: two runs at once (serve's first hourly
+// round racing `hooks ensure`, which is how the demo came to hold 26), a third run, copies made
+// by hand and a URL Keap stored in another form all end with exactly one, and a run that finds
+// everything in place makes no create call.
+func TestEnsureHooksOnePerEventKey(t *testing.T) {
+	w := newWorld(t, 1)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	w.checkOnePerKey(t)
+	if n := w.hookCreates(); n != len(ingest.EventKeys) {
+		t.Errorf("%d create calls for %d event keys", n, len(ingest.EventKeys))
+	}
+
+	w.sb.ClearRequests()
+	rep, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL)
+	if err != nil || rep.Created != 0 || rep.Removed != 0 || rep.Verified != len(ingest.EventKeys) {
+		t.Fatalf("second run: %+v %v", rep, err)
+	}
+	if n := w.hookCreates(); n != 0 {
+		t.Errorf("second run made %d create calls", n)
+	}
+
+	// Copies made outside keapsync's control, one at the URL written differently.
+	url, err := ingest.HookURL(ctx, w.db, w.account, w.hooks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{url, strings.Replace(url, "http://127.0.0.1", "HTTP://127.0.0.1", 1) + "/"} {
+		if _, err := w.api.CreateHook(ctx, "contact.edit", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.sb.ClearRequests()
+	rep, err = ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL)
+	if err != nil || rep.Created != 0 || rep.Removed != 2 {
+		t.Fatalf("run with copies: %+v %v; want 2 removed, none created", rep, err)
+	}
+	w.checkOnePerKey(t)
+}
+
+// A URL keapsync retired answers 410, which makes Keap deactivate that subscription at once.
+func TestRetiredHookURLIsDeactivated(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx := context.Background()
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.db.Exec(ctx, `update keapsync.hook_endpoints set path_token = 'retired-' || path_token where account_id = $1`, w.account); err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(t, w.sb.Snapshot().Contacts[0])
+	if err := w.sb.EditContact(id, map[string]any{"given_name": "After retirement"}); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range w.sb.Hooks() {
+		if h.EventKey == "contact.edit" && h.Status != "Inactive" {
+			t.Errorf("contact.edit subscription is %s after its URL answered 410", h.Status)
+		}
+	}
+}

@@ -67,7 +67,9 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var account string
 	if err := rv.DB.QueryRow(r.Context(), sqlEndpointAccount, token).Scan(&account); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			http.NotFound(w, r)
+			// A URL keapsync retired (or never gave out): 410 makes Keap deactivate the
+			// subscription at once, where any other 4xx is retried four times (FACTS.md §6).
+			http.Error(w, "this hook URL is retired", http.StatusGone)
 			return
 		}
 		rv.unavailable(w, "look up hook endpoint", err)

@@ -190,7 +190,7 @@ func hooksCommand() *cli.Command {
 							return err
 						}
 						for _, h := range hooks {
-							if (c.String("key") == "" && h.HookURL == url) || h.Key == c.String("key") {
+							if (c.String("key") == "" && ingest.SameHookURL(h.HookURL, url)) || h.Key == c.String("key") {
 								if err := api.DeleteHook(c.Context, h.Key); err != nil {
 									return err
 								}
