@@ -12,6 +12,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
 // retire makes the sandbox's gateway answer a route-level 404 for the patterns given (nil
@@ -209,5 +210,71 @@ func TestRetiredHookURLIsDeactivated(t *testing.T) {
 		if h.EventKey == "contact.edit" && h.Status != "Inactive" {
 			t.Errorf("contact.edit subscription is %s after its URL answered 410", h.Status)
 		}
+	}
+}
+
+// Tag hooks arrive whichever id Keap puts in contactGroup.applied/removed (undocumented): the
+// contact's, the tag's, or either without an apiUrl to tell them apart.
+func TestTagHooksWhicheverIDTheyCarry(t *testing.T) {
+	for name, profile := range map[string]sandbox.Profile{
+		"contact ids":                {},
+		"tag ids":                    {TagHookCarriesTagIDs: true},
+		"tag ids without apiUrl":     {TagHookCarriesTagIDs: true, TagHookOmitsAPIURL: true},
+		"contact ids without apiUrl": {TagHookOmitsAPIURL: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 12, Unthrottled: true, Profile: profile})
+			ctx := context.Background()
+			if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+				t.Fatal(err)
+			}
+			const holds = `select count(*) from keap.contact_tags ct join keap.contacts c on c.id = ct.contact_id
+			    join keap.tags t on t.id = ct.tag_id where c.keap_id = $1 and t.keap_id = $2`
+			// A tag contact 3 lacks, and one contact 4 holds.
+			state := w.sb.Snapshot()
+			applyTo, removeFrom := idOf(t, state.Contacts[3]), idOf(t, state.Contacts[4])
+			var applied, removed int64
+			for _, tg := range state.Tags {
+				id := idOf(t, tg)
+				if applied == 0 && w.count(t, holds, applyTo, id) == 0 {
+					applied = id
+				}
+			}
+			for _, tg := range state.Tags {
+				if id := idOf(t, tg); removed == 0 && w.count(t, holds, removeFrom, id) == 1 {
+					removed = id
+				}
+			}
+			if removed == 0 {
+				if err := w.sb.ApplyTag(removeFrom, applied); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil {
+					t.Fatal(err)
+				}
+				removed = applied
+			}
+			if err := w.sb.ApplyTag(applyTo, applied); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.sb.RemoveTag(removeFrom, removed); err != nil {
+				t.Fatal(err)
+			}
+			w.sb.FlushHooks()
+			if err := w.sb.WaitHooksIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			w.worker.Window = 0
+			w.drain(t)
+			if w.count(t, holds, applyTo, applied) != 1 {
+				t.Errorf("tag %d applied in Keap to %d did not arrive", applied, applyTo)
+			}
+			if w.count(t, holds, removeFrom, removed) != 0 {
+				t.Errorf("tag %d removed in Keap from %d is still here", removed, removeFrom)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ type Keap interface {
 	GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error)
 	Tags(ctx context.Context, q keap.TagQuery) iter.Seq2[keap.Tag, error]
 	GetTag(ctx context.Context, id keap.ID) (*keap.Tag, error)
+	TaggedContacts(ctx context.Context, tagID keap.ID) iter.Seq2[keap.TaggedContact, error]
 	OrdersSince(ctx context.Context, since time.Time, q keap.OrderQuery) iter.Seq2[keap.Order, error]
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	SubscriptionsV2(ctx context.Context, q keap.SubscriptionV2Query) iter.Seq2[keap.Subscription, error]

@@ -104,7 +104,7 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if d.ObjectType == "" || len(d.IDs) == 0 {
+	if d.Empty() {
 		// Valid but nothing keapsync syncs: accept, so Keap never deactivates the hook for our reasons.
 		rv.log().Debug("ignored hook delivery", "account", account, "event", d.EventKey)
 		w.WriteHeader(http.StatusOK)
@@ -112,6 +112,12 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha256.Sum256(body)
 	payload := map[string]any{"event_key": d.EventKey, "ids": d.IDs}
+	if len(d.TagIDs) > 0 {
+		payload["tag_ids"] = d.TagIDs
+	}
+	if len(d.EitherIDs) > 0 {
+		payload["either_ids"] = d.EitherIDs
+	}
 	if _, err := rv.DB.Exec(r.Context(), sqlInboxInsert, account, d.EventKey, d.ObjectType, d.IDs, payload, sum[:]); err != nil {
 		rv.unavailable(w, "store hook delivery", err)
 		return
