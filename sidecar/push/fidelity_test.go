@@ -173,3 +173,32 @@ func TestPushRouteNotFoundDeletesNothing(t *testing.T) {
 		t.Errorf("in Keap after the route came back: %q", c.GivenName)
 	}
 }
+
+// Marketable email: a contact created here with consent recorded is created in Keap with
+// opt_in_reason (Keap then reports it SingleOptIn); without consent it is not.
+func TestCreateCarriesEmailConsent(t *testing.T) {
+	w := newWorld(t, 2)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	consented := w.int(`insert into keap.contacts (account_id, given_name, email, email_opt_in_reason)
+	    values ($1, 'Yes', 'yes@example.com', 'Signed up on the website form') returning id`, w.account)
+	silent := w.int(`insert into keap.contacts (account_id, given_name, email) values ($1, 'No', 'no@example.com') returning id`, w.account)
+	w.quiet()
+	for _, tc := range []struct {
+		id        int64
+		status    string
+		marketing bool
+	}{{consented, "SingleOptIn", true}, {silent, "UnengagedNonMarketable", false}} {
+		kid := w.int(`select coalesce(keap_id, 0) from keap.contacts where id = $1`, tc.id)
+		var raw map[string]any
+		if err := json.Unmarshal(w.contact(kid).Raw, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if raw["email_status"] != tc.status || raw["email_opted_in"] != tc.marketing {
+			t.Errorf("contact %d in Keap: email_status %v, email_opted_in %v; want %s", tc.id, raw["email_status"], raw["email_opted_in"], tc.status)
+		}
+		if n := w.int(`select count(*) from keap.contacts where id = $1 and email_status = $2 and email_opted_in = $3`, tc.id, tc.status, tc.marketing); n != 1 {
+			t.Errorf("contact %d here does not show Keap's email status %s", tc.id, tc.status)
+		}
+	}
+}
