@@ -18,13 +18,49 @@ type Delivery struct {
 	EventKey   string
 	ObjectType string // keapsync's object type the event is about, "" if keapsync ignores it
 	IDs        []int64
+	// Keap does not document whether contactGroup.applied/removed name the contact or the tag
+	// (FACTS.md §6). Each object key is read by its apiUrl (…/contacts/{id}[/tags] or
+	// …/tags/{id}) or the delivery's object_type where present; IDs then holds contact ids,
+	// TagIDs tags whose contacts are re-read, and EitherIDs ids nothing identified, checked both
+	// ways (as a contact and as a tag).
+	TagIDs, EitherIDs []int64
+}
+
+// Empty reports a delivery that names nothing keapsync syncs.
+func (d Delivery) Empty() bool {
+	return d.ObjectType == "" || len(d.IDs)+len(d.TagIDs)+len(d.EitherIDs) == 0
+}
+
+// isTagApplication reports the events that say a tag was applied to or removed from contacts.
+func isTagApplication(eventKey string) bool {
+	return eventKey == "contactGroup.applied" || eventKey == "contactGroup.removed"
+}
+
+var (
+	contactURLPattern = regexp.MustCompile(`/contacts/(\d+)(/tags)?/?$`)
+	tagURLPattern     = regexp.MustCompile(`/tags/(\d+)/?$`)
+)
+
+// tagApplicationSide says what an object key of a tag application names: "contact", "tag", or
+// "" when neither its apiUrl nor the delivery's object_type tells.
+func tagApplicationSide(objectType, apiURL string) string {
+	switch {
+	case contactURLPattern.MatchString(apiURL):
+		return "contact"
+	case tagURLPattern.MatchString(apiURL):
+		return "tag"
+	case strings.EqualFold(objectType, "contact"):
+		return "contact"
+	case strings.EqualFold(objectType, "tag"):
+		return "tag"
+	}
+	return "" // "contactGroup" is the type of the event, not of the id
 }
 
 var eventKeyPattern = regexp.MustCompile(`^[a-zA-Z]+(\.[a-zA-Z_]+)+$`)
 
 // objectTypeOf maps Keap event keys to the object keapsync refetches. contactGroup.applied and
-// .removed name the contact (the sandbox documents this choice; Keap does not), so the contact is
-// refetched with its tag ids.
+// .removed change contacts' tag ids, so contacts are refetched (which ones: see Delivery).
 func objectTypeOf(eventKey string) string {
 	prefix, _, _ := strings.Cut(eventKey, ".")
 	switch {
@@ -58,8 +94,10 @@ func (d Delivery) NamesObject() bool { return !strings.HasPrefix(d.EventKey, "in
 func DecodeDelivery(body []byte) (Delivery, error) {
 	var raw struct {
 		EventKey   string `json:"event_key"`
+		ObjectType string `json:"object_type"`
 		ObjectKeys []struct {
-			ID json.RawMessage `json:"id"`
+			ID     json.RawMessage `json:"id"`
+			APIURL string          `json:"apiUrl"`
 		} `json:"object_keys"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -76,15 +114,24 @@ func DecodeDelivery(body []byte) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("delivery names %d objects; Keap sends at most %d", len(raw.ObjectKeys), MaxObjectKeys)
 	}
 	d := Delivery{EventKey: raw.EventKey, ObjectType: objectTypeOf(raw.EventKey), IDs: make([]int64, 0, len(raw.ObjectKeys))}
-	seen := make(map[int64]bool, len(raw.ObjectKeys))
+	seen := make(map[[2]int64]bool, len(raw.ObjectKeys))
 	for i, k := range raw.ObjectKeys {
 		id, err := parseID(k.ID)
 		if err != nil {
 			return Delivery{}, fmt.Errorf("object_keys[%d].id: %w", i, err)
 		}
-		if !seen[id] {
-			seen[id] = true
-			d.IDs = append(d.IDs, id)
+		list, side := &d.IDs, int64(0)
+		if isTagApplication(d.EventKey) {
+			switch tagApplicationSide(raw.ObjectType, k.APIURL) {
+			case "tag":
+				list, side = &d.TagIDs, 1
+			case "":
+				list, side = &d.EitherIDs, 2
+			}
+		}
+		if !seen[[2]int64{side, id}] {
+			seen[[2]int64{side, id}] = true
+			*list = append(*list, id)
 		}
 	}
 	return d, nil

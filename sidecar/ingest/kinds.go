@@ -19,6 +19,7 @@ type Keap interface {
 	GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error)
 	Tags(ctx context.Context, q keap.TagQuery) iter.Seq2[keap.Tag, error]
 	GetTag(ctx context.Context, id keap.ID) (*keap.Tag, error)
+	TaggedContacts(ctx context.Context, tagID keap.ID) iter.Seq2[keap.TaggedContact, error]
 	OrdersSince(ctx context.Context, since time.Time, q keap.OrderQuery) iter.Seq2[keap.Order, error]
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	OrderPayments(ctx context.Context, orderID keap.ID) ([]keap.Payment, error)
@@ -267,8 +268,9 @@ func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, 
 	}
 }
 
-// permanent reports a Keap answer that retrying will not change (a 4xx other than 429).
+// permanent reports a Keap answer about the record that retrying will not change (a 4xx other
+// than 429). A 404 for the route is about the configuration, not the record (keap.ErrRouteNotFound).
 func permanent(err error) bool {
 	var api *keap.APIError
-	return errors.As(err, &api) && api.Status >= 400 && api.Status < 500 && api.Status != 429
+	return errors.As(err, &api) && api.Status >= 400 && api.Status < 500 && api.Status != 429 && !api.RouteNotFound()
 }

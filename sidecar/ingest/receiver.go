@@ -69,8 +69,10 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var account string
 	if err := rv.DB.QueryRow(r.Context(), sqlEndpointAccount, token).Scan(&account); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
+			// A URL keapsync retired (or never gave out): 410 makes Keap deactivate the
+			// subscription at once, where any other 4xx is retried four times (FACTS.md §6).
 			rv.log().Debug("hook delivery to an unknown URL", "remote", r.RemoteAddr)
-			refuse(w, http.StatusNotFound, "404 page not found")
+			refuse(w, http.StatusGone, "this hook URL is retired")
 			return
 		}
 		rv.unavailable(w, "look up hook endpoint", err)
@@ -105,7 +107,7 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if d.ObjectType == "" || len(d.IDs) == 0 {
+	if d.Empty() {
 		// Valid but nothing keapsync syncs: accept, so Keap never deactivates the hook for our reasons.
 		rv.log().Debug("ignored hook delivery", "account", account, "event", d.EventKey)
 		w.WriteHeader(http.StatusOK)
@@ -113,6 +115,12 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha256.Sum256(body)
 	payload := map[string]any{"event_key": d.EventKey, "ids": d.IDs}
+	if len(d.TagIDs) > 0 {
+		payload["tag_ids"] = d.TagIDs
+	}
+	if len(d.EitherIDs) > 0 {
+		payload["either_ids"] = d.EitherIDs
+	}
 	if _, err := rv.DB.Exec(r.Context(), sqlInboxInsert, account, d.EventKey, d.ObjectType, d.IDs, payload, sum[:]); err != nil {
 		rv.unavailable(w, "store hook delivery", err)
 		return

@@ -101,7 +101,7 @@ func TestReceiverRefusesBadRequestsAndStoresNothing(t *testing.T) {
 		name, path, body string
 		want             int
 	}{
-		{"unknown URL", "/hooks/not-a-token", delivery, 404},
+		{"unknown URL: retired, 410 so Keap deactivates", "/hooks/not-a-token", delivery, 410},
 		{"no token", "/hooks/", delivery, 404},
 		{"malformed JSON", "/hooks/" + e.token, `{"event_key":`, 400},
 		{"not an object", "/hooks/" + e.token, `[1,2]`, 400},
@@ -125,7 +125,7 @@ func TestReceiverHandshakeAndSignature(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Hook-Secret") != "s3cret" {
 		t.Errorf("handshake: %d %q", resp.StatusCode, resp.Header.Get("X-Hook-Secret"))
 	}
-	if resp := e.post(t, "/hooks/nope", "", map[string]string{"X-Hook-Secret": "s3cret"}); resp.StatusCode != 404 || resp.Header.Get("X-Hook-Secret") != "" {
+	if resp := e.post(t, "/hooks/nope", "", map[string]string{"X-Hook-Secret": "s3cret"}); resp.StatusCode != 410 || resp.Header.Get("X-Hook-Secret") != "" {
 		t.Errorf("handshake on an unknown URL must not verify: %d", resp.StatusCode)
 	}
 

@@ -58,7 +58,8 @@ with first as (
    where i.processed_at is null and i.next_attempt_at <= now() and i.received_at <= now() - $1::interval
      and not a.needs_reauth and not a.paused  -- a paused account's work waits, kept
    order by i.received_at limit 1 for update of i skip locked)
-select i.id, i.event_key, i.object_ids, i.received_at, i.attempts, i.account_id::text, i.object_type
+select i.id, i.event_key, i.object_ids, i.received_at, i.attempts, i.account_id::text, i.object_type,
+       coalesce(i.payload -> 'tag_ids', '[]'), coalesce(i.payload -> 'either_ids', '[]')
   from keapsync.webhook_inbox i join first f using (account_id, object_type)
  where i.processed_at is null and i.next_attempt_at <= now()
  order by i.id limit 500
@@ -79,6 +80,8 @@ type inboxRow struct {
 	ids        []int64
 	receivedAt time.Time
 	attempts   int
+	// Tag applications naming tags, or ids nothing identified (Delivery.TagIDs, .EitherIDs).
+	tagIDs, eitherIDs []int64
 }
 
 // RunOnce processes one group of due inbox rows (one account and object type). It returns false
@@ -98,7 +101,7 @@ func (w *Worker) RunOnce(ctx context.Context) (bool, error) {
 	var account, objectType string
 	for rows.Next() {
 		var r inboxRow
-		if err := rows.Scan(&r.id, &r.eventKey, &r.ids, &r.receivedAt, &r.attempts, &account, &objectType); err != nil {
+		if err := rows.Scan(&r.id, &r.eventKey, &r.ids, &r.receivedAt, &r.attempts, &account, &objectType, &r.tagIDs, &r.eitherIDs); err != nil {
 			rows.Close()
 			return false, fmt.Errorf("claim inbox rows: %w", err)
 		}
@@ -120,6 +123,11 @@ func (w *Worker) RunOnce(ctx context.Context) (bool, error) {
 		tx.Rollback(ctx)
 		if ctx.Err() != nil {
 			return true, ctx.Err() // shutting down: the rows stay due, no attempt is counted
+		}
+		if errors.Is(err, keap.ErrRouteNotFound) {
+			// Keap's routes are not where KEAP_API_URL says: every fetch would fail alike and
+			// none says anything about the records. The rows stay due, no attempt counted.
+			return true, err
 		}
 		w.Log.Warn("inbox group failed; will retry", "account", account, "type", objectType, "rows", len(group), "err", err)
 		return true, w.retry(ctx, account, objectType, group, err)
@@ -167,6 +175,9 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	// no longer has the object, so a forged delivery cannot remove data (law 8).
 	for id := range deleted {
 		changed[id] = true
+	}
+	if err := w.tagMembers(ctx, tx, api, account, group, changed); err != nil {
+		return err
 	}
 	found := map[int64]bool{}
 	var settled []int64 // applied as Keap sent them
@@ -352,6 +363,10 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) error {
 	w.defaults()
 	for {
 		did, err := w.RunOnce(ctx)
+		if errors.Is(err, keap.ErrRouteNotFound) && ctx.Err() == nil {
+			w.Log.Error("inbox worker stopped: Keap answered 404 for the route itself; fix KEAP_API_URL", "err", err)
+			return fmt.Errorf("inbox worker: %w", err)
+		}
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("inbox worker", "err", err)
 		}
@@ -364,4 +379,50 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) error {
 		case <-time.After(interval):
 		}
 	}
+}
+
+// sqlLocalTagMembers are the Keap ids of the contacts that hold a tag here.
+const sqlLocalTagMembers = `
+select c.keap_id from keap.contact_tags ct
+  join keap.tags t on t.id = ct.tag_id
+  join keap.contacts c on c.id = ct.contact_id
+ where ct.account_id = $1 and t.keap_id = $2 and c.keap_id is not null`
+
+// tagMembers adds to changed the contacts a tag application naming a tag may have touched:
+// those holding the tag in Keap (applied) and those holding it here (removed). An id the
+// delivery did not identify is also taken as a contact id (the caller's get settles it).
+func (w *Worker) tagMembers(ctx context.Context, tx pgx.Tx, api Keap, account string, group []inboxRow, changed map[int64]bool) error {
+	tags := map[int64]bool{}
+	for _, r := range group {
+		for _, id := range r.tagIDs {
+			tags[id] = true
+		}
+		for _, id := range r.eitherIDs {
+			tags[id] = true
+			changed[id] = true
+		}
+	}
+	for tag := range tags {
+		for tc, err := range api.TaggedContacts(ctx, keap.ID(tag)) {
+			if errors.Is(err, keap.ErrNotFound) {
+				break // no such tag (an id that named a contact, or a tag deleted since)
+			}
+			if err != nil {
+				return fmt.Errorf("contacts with tag %d: %w", tag, err)
+			}
+			changed[int64(tc.Contact.ID)] = true
+		}
+		rows, err := tx.Query(ctx, sqlLocalTagMembers, account, tag)
+		if err != nil {
+			return fmt.Errorf("contacts holding tag %d here: %w", tag, err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("contacts holding tag %d here: %w", tag, err)
+		}
+		for _, id := range ids {
+			changed[id] = true
+		}
+	}
+	return nil
 }

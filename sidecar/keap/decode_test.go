@@ -2,6 +2,7 @@ package keap
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -146,6 +147,33 @@ func TestParseAPIError(t *testing.T) {
 		if e.Code != tc.code || e.Message != tc.msg || e.tokenRejected() != tc.refreshable || string(e.Body) != tc.body {
 			t.Errorf("%d %s: %+v", tc.status, tc.body, e)
 		}
+	}
+}
+
+// TestNotFoundKinds: only the application's "no such record" body reads as ErrNotFound; the
+// gateway's "no such route", a framework's default page, HTML or nothing is ErrRouteNotFound.
+func TestNotFoundKinds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body   string
+		record bool
+	}{
+		{`{"message":"Contact with ID 12 not found"}`, true},
+		{`{"code":404,"message":"Contact not found","status":"NOT_FOUND","details":[]}`, true},
+		{`{"fault":{"faultstring":"Unable to identify proxy for host: api and url: /crm/rest/v9/contacts/1","detail":{"errorcode":"messaging.adaptors.http.flow.ApplicationNotFound"}}}`, false},
+		{`{"timestamp":"2026-01-01T00:00:00.000+00:00","status":404,"error":"Not Found","message":"No message available","path":"/crm/rest/v1/contactz/1"}`, false},
+		{`<html><body>Not Found</body></html>`, false},
+		{`404 page not found`, false},
+		{``, false},
+		{`{"message":""}`, false},
+	} {
+		e := parseAPIError(404, []byte(tc.body))
+		if errors.Is(e, ErrNotFound) != tc.record || errors.Is(e, ErrRouteNotFound) == tc.record {
+			t.Errorf("%q: record %v, route %v; want record %v", tc.body, errors.Is(e, ErrNotFound), errors.Is(e, ErrRouteNotFound), tc.record)
+		}
+	}
+	if e := parseAPIError(400, []byte(``)); errors.Is(e, ErrRouteNotFound) || errors.Is(e, ErrNotFound) {
+		t.Error("a 400 is neither kind of 404")
 	}
 }
 

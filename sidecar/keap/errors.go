@@ -26,17 +26,27 @@ func (e *APIError) Error() string {
 	if e.Code != "" {
 		s += " " + e.Code
 	}
-	return s + ": " + e.Message
+	s += ": " + e.Message
+	if e.RouteNotFound() {
+		s += " (no such route at this API URL: check KEAP_API_URL; nothing was treated as deleted)"
+	}
+	return s
 }
 
 // Sentinels for errors.Is on an *APIError (by status) and for the client's own refusals.
 var (
 	ErrUnauthorized = errors.New("keap: credentials rejected (revoked, expired or wrong)")
 	ErrForbidden    = errors.New("keap: forbidden")
-	ErrNotFound     = errors.New("keap: not found")
-	ErrRateLimited  = errors.New("keap: rate limited")
-	ErrBadRequest   = errors.New("keap: bad request")
-	ErrServer       = errors.New("keap: server error")
+	// ErrNotFound is Keap's application saying the record addressed does not exist (it was
+	// deleted, or never was). Only this 404 may be read as "deleted in Keap".
+	ErrNotFound = errors.New("keap: not found")
+	// ErrRouteNotFound is a 404 for the route itself: the gateway knows no such path (a wrong
+	// KEAP_API_URL, a retired API version) or something that is not Keap answered. It says
+	// nothing about any record, so it must never be applied as a delete.
+	ErrRouteNotFound = errors.New("keap: no such route (check KEAP_API_URL)")
+	ErrRateLimited   = errors.New("keap: rate limited")
+	ErrBadRequest    = errors.New("keap: bad request")
+	ErrServer        = errors.New("keap: server error")
 	// ErrBadResponse matches a *ResponseError: a 2xx whose body is empty or does not decode.
 	ErrBadResponse = errors.New("keap: unusable response")
 )
@@ -49,7 +59,9 @@ func (e *APIError) Is(target error) bool {
 	case ErrForbidden:
 		return e.Status == http.StatusForbidden
 	case ErrNotFound:
-		return e.Status == http.StatusNotFound
+		return e.Status == http.StatusNotFound && !e.RouteNotFound()
+	case ErrRouteNotFound:
+		return e.RouteNotFound()
 	case ErrRateLimited:
 		return e.Status == http.StatusTooManyRequests
 	case ErrBadRequest:
@@ -108,6 +120,28 @@ func (e *ItemError) Unwrap() error { return e.Err }
 
 // Is lets callers write errors.Is(err, keap.ErrBadResponse).
 func (e *ItemError) Is(target error) bool { return target == ErrBadResponse }
+
+// RouteNotFound reports a 404 that did not come from Keap's application about a record. Keap's
+// application answers a missing record with its own error body: v1 {"message": "..."} or the v2
+// Error {code, message, status} (FACTS.md §3). Anything else is the route failing: Apigee's fault
+// envelope (no proxy for the path), a framework's default error page ({"timestamp", "status",
+// "error", "path"}), HTML, or an empty body.
+func (e *APIError) RouteNotFound() bool {
+	if e.Status != http.StatusNotFound {
+		return false
+	}
+	var w map[string]json.RawMessage
+	if json.Unmarshal(e.Body, &w) != nil {
+		return true
+	}
+	if _, fault := w["fault"]; fault {
+		return true
+	}
+	if _, path := w["path"]; path {
+		return true
+	}
+	return looseString(w["message"]) == ""
+}
 
 // tokenRejected reports a 401 that says the access token itself is bad, the case a refresh
 // can fix. A wrong personal key (oauth.v2.InvalidApiKey) cannot be refreshed.

@@ -1,6 +1,7 @@
 package keapauth
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +38,11 @@ type LoginOptions struct {
 	Follow  bool
 	Timeout time.Duration // how long to wait for the callback (default 10 minutes)
 	OnURL   func(string)  // called with the authorize URL, e.g. to open a browser
+	// RedirectURI, when set, is the redirect URI registered in Keap's developer portal, which
+	// Keap requires to be HTTPS: login cannot listen there, so instead of a callback server it
+	// reads the address the browser was sent to (or just its code) from Paste.
+	RedirectURI string
+	Paste       io.Reader // where the pasted redirect comes from (the terminal's stdin)
 }
 
 // Login runs the authorization code flow with a one-shot callback server on the loopback
@@ -46,6 +53,9 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) (account, tenant str
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Minute
+	}
+	if o.RedirectURI != "" {
+		return k.loginByPaste(ctx, o)
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -234,4 +244,85 @@ func writeRefusal(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "<h1>keapsync: not allowed</h1><p>%s</p>", html.EscapeString(msg))
+}
+
+// loginByPaste is Login for a redirect URI keapsync cannot listen on: the person approves in the
+// browser, Keap sends the browser to RedirectURI with ?code=…&state=…, and the person pastes that
+// address (or the code alone) back. The page at RedirectURI need not load: the code is in the
+// address bar. A pasted address must carry this login's state; a bare code is the person's own act.
+func (k *Keeper) loginByPaste(ctx context.Context, o LoginOptions) (account, tenant string, err error) {
+	if o.Paste == nil {
+		return "", "", errors.New("login with a redirect URI needs the redirected address pasted on stdin")
+	}
+	state, err := NewState()
+	if err != nil {
+		return "", "", err
+	}
+	authURL := k.AuthCodeURL(state, o.RedirectURI)
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, "Open this URL to connect keapsync to Keap:\n\n  %s\n\n"+
+			"After you approve, Keap sends your browser to %s (the page may not load).\n"+
+			"Paste the whole address from the browser's address bar (or just the code) here and press Enter:\n", authURL, o.RedirectURI)
+	}
+	if o.OnURL != nil {
+		o.OnURL(authURL)
+	}
+	type line struct {
+		s   string
+		err error
+	}
+	got := make(chan line, 1)
+	go func() {
+		s, err := bufio.NewReader(o.Paste).ReadString('\n')
+		if err == io.EOF && strings.TrimSpace(s) != "" {
+			err = nil
+		}
+		got <- line{s, err}
+	}()
+	timer := time.NewTimer(o.Timeout)
+	defer timer.Stop()
+	var pasted line
+	select {
+	case pasted = <-got:
+	case <-timer.C:
+		return "", "", fmt.Errorf("nothing pasted within %s", o.Timeout)
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+	if pasted.err != nil {
+		return "", "", fmt.Errorf("read the pasted redirect: %w", pasted.err)
+	}
+	code, err := pastedCode(strings.TrimSpace(pasted.s), state)
+	if err != nil {
+		return "", "", err
+	}
+	return k.Connect(ctx, code, o.RedirectURI)
+}
+
+// pastedCode reads the authorization code from a pasted redirect address or a bare code.
+func pastedCode(pasted, state string) (string, error) {
+	if pasted == "" {
+		return "", errors.New("nothing was pasted")
+	}
+	if !strings.Contains(pasted, "?") && !strings.Contains(pasted, "=") {
+		return pasted, nil // the code alone
+	}
+	raw := pasted
+	if i := strings.Index(raw, "?"); i >= 0 {
+		raw = raw[i+1:]
+	}
+	q, err := url.ParseQuery(strings.SplitN(raw, "#", 2)[0])
+	if err != nil {
+		return "", fmt.Errorf("read the pasted address: %w", err)
+	}
+	if e := q.Get("error"); e != "" {
+		return "", fmt.Errorf("Keap authorization %s: %s", e, q.Get("error_description"))
+	}
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+		return "", errors.New("the pasted address is from another login (its state does not match): start again")
+	}
+	if q.Get("code") == "" {
+		return "", errors.New("the pasted address has no code")
+	}
+	return q.Get("code"), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -466,4 +467,68 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Keap wants HTTPS redirect URIs, which `auth login` cannot listen on: the person pastes the
+// address the browser was sent to (or its code), and login connects with it. A pasted address
+// from another login (other state) is refused.
+func TestLoginByPastingTheRedirect(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	const redirect = "https://keapsync.example.com/oauth/callback"
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// approve stands in for the person's browser: it returns where Keap sent it.
+	approve := func(authURL string) string {
+		resp, err := noFollow.Get(authURL)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Location")
+	}
+	for _, tc := range []struct {
+		name  string
+		paste func(location string) string
+		err   string
+	}{
+		{"whole address", func(loc string) string { return loc }, ""},
+		{"code only", func(loc string) string { u, _ := url.Parse(loc); return u.Query().Get("code") }, ""},
+		{"address of another login", func(loc string) string {
+			u, _ := url.Parse(loc)
+			q := u.Query()
+			q.Set("state", "someone-else")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}, "state does not match"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			var out bytes.Buffer
+			account, tenant, err := k.Login(context.Background(), keapauth.LoginOptions{
+				Out: &out, Timeout: 20 * time.Second, RedirectURI: redirect, Paste: pr,
+				OnURL: func(authURL string) {
+					loc := approve(authURL)
+					if !strings.HasPrefix(loc, redirect+"?") {
+						t.Errorf("Keap redirected to %q", loc)
+					}
+					go io.WriteString(pw, tc.paste(loc)+"\n")
+				},
+			})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || tenant != e.sb.Credentials().Tenant {
+				t.Fatalf("login by paste: %v %q\n%s", err, tenant, out.String())
+			}
+			if !strings.Contains(out.String(), "Paste the whole address") {
+				t.Errorf("no paste prompt: %s", out.String())
+			}
+			apiWorks(t, e, k, account)
+		})
+	}
 }

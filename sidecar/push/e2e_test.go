@@ -25,8 +25,10 @@ func (w *world) synced(n int) (int64, int64) {
 	return local, kid
 }
 
-func TestPushesLocalEdits(t *testing.T) {
-	w := newWorld(t, 20)
+func TestPushesLocalEdits(t *testing.T) { underProfiles(t, testPushesLocalEdits) }
+
+func testPushesLocalEdits(t *testing.T, profile sandbox.Profile) {
+	w := newWorldWith(t, profileOptions(20, profile))
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
 	if got := w.writes(); len(got) != 0 {
@@ -192,8 +194,10 @@ func TestPushesLocalEdits(t *testing.T) {
 }
 
 // Changes applied on behalf of Keap (a reconcile here; hooks use the same apply) make no calls.
-func TestNoEcho(t *testing.T) {
-	w := newWorld(t, 10)
+func TestNoEcho(t *testing.T) { underProfiles(t, testNoEcho) }
+
+func testNoEcho(t *testing.T, profile sandbox.Profile) {
+	w := newWorldWith(t, profileOptions(10, profile))
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
 	_, kid := w.synced(3)
@@ -356,8 +360,10 @@ func throttled(log []sandbox.RequestRecord) int {
 
 // A field changed in Keap since the agreed state meets the conflict policy before the push
 // (here keap_wins): Keap's value stays, the other local change goes out.
-func TestConflictAtPushTime(t *testing.T) {
-	w := newWorld(t, 5)
+func TestConflictAtPushTime(t *testing.T) { underProfiles(t, testConflictAtPushTime) }
+
+func testConflictAtPushTime(t *testing.T, profile sandbox.Profile) {
+	w := newWorldWith(t, profileOptions(5, profile))
 	w.exec(`insert into keapsync.conflict_policies (account_id, object_type, field, policy) values ($1, 'contact', '*', 'keap_wins')`, w.account)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
@@ -385,8 +391,10 @@ func TestConflictAtPushTime(t *testing.T) {
 
 // A local edit (or tag) of a contact someone deleted in Keap meanwhile: Keap's confirmed delete
 // wins, as when its hook arrives. The row goes (the history keeps it); nothing is parked or sent.
-func TestEditOfContactDeletedInKeap(t *testing.T) {
-	w := newWorld(t, 5)
+func TestEditOfContactDeletedInKeap(t *testing.T) { underProfiles(t, testEditOfContactDeletedInKeap) }
+
+func testEditOfContactDeletedInKeap(t *testing.T, profile sandbox.Profile) {
+	w := newWorldWith(t, profileOptions(5, profile))
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
 	edited, editedKeap := w.synced(0)

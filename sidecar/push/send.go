@@ -46,6 +46,9 @@ type request struct {
 	Email      *string         `json:"email"`
 	Pushed     json.RawMessage `json:"pushed"`
 	Reason     string          `json:"reason"`
+
+	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
+	current *keap.Contact
 }
 
 func (r *request) payload() json.RawMessage {
@@ -159,8 +162,18 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		return "", err
 	}
 	if req.Op != "create" && len(req.UpdateMask) > 0 {
-		if answer, err = api.UpdateContact(ctx, req.keapID(), req.Body, req.UpdateMask...); err != nil {
+		body, err := p.updateBody(ctx, api, req)
+		if errors.Is(err, errDeletedInKeap) {
+			return p.deletedInKeap(ctx, conn, j, req.keapID())
+		}
+		if err != nil {
+			return "", err
+		}
+		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
 			return "", refused(err, req)
+		}
+		if answer, err = clearIgnored(ctx, api, req, answer); err != nil {
+			return "", err
 		}
 	}
 	id := req.keapID()
@@ -227,6 +240,13 @@ func (p *Pusher) contactAnswer(ctx context.Context, conn *pgxpool.Conn, api Keap
 // With an email address it is PUT create-or-update by email, safe to repeat. Without one a
 // marked create first looks for the contact it may have made.
 func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
+	body, err := p.withOptIn(ctx, conn, j, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	sending := *req
+	sending.Body = body
+	req = &sending
 	if req.Email != nil && *req.Email != "" {
 		if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
 			return nil, err
@@ -250,6 +270,31 @@ func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap
 	}
 	c, err := api.CreateContact(ctx, req.Body)
 	return c, refused(err, req)
+}
+
+// sqlOptInReason is the marketing consent recorded for a contact (keap.contacts.email_opt_in_reason).
+const sqlOptInReason = `select email_opt_in_reason from keap.contacts where id = $1 and account_id = $2::uuid`
+
+// withOptIn adds the recorded consent to a create body as Keap's opt_in_reason, which is what
+// makes Keap mark the address marketable; with no consent recorded the body goes as it is, and
+// the address stays non-marketable.
+func (p *Pusher) withOptIn(ctx context.Context, conn *pgxpool.Conn, j *job, body json.RawMessage) (json.RawMessage, error) {
+	var reason *string
+	if err := conn.QueryRow(ctx, sqlOptInReason, j.localID, j.account).Scan(&reason); err != nil {
+		return nil, fmt.Errorf("push: read email consent: %w", err)
+	}
+	if reason == nil || strings.TrimSpace(*reason) == "" {
+		return body, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("push: create body: %w", err)
+	}
+	if _, ok := top["email_addresses"]; !ok {
+		return body, nil // nothing to mark marketable
+	}
+	top["opt_in_reason"], _ = json.Marshal(strings.TrimSpace(*reason))
+	return json.Marshal(top)
 }
 
 // noteSent records, before the calls that change a contact in Keap, what they send: should
@@ -350,5 +395,55 @@ func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *j
 	if err := json.Unmarshal(raw, &fresh); err != nil {
 		return nil, fmt.Errorf("push: push_request answer: %w", err)
 	}
+	fresh.current = c
 	return &fresh, nil
+}
+
+// clearIgnored makes the clears of req hold whether Keap applies a null or ignores it: a
+// property sent as null that Keap's answer still holds is sent again as "" (one more call, only
+// where Keap ignores nulls).
+func clearIgnored(ctx context.Context, api Keap, req *request, answer *keap.Contact) (*keap.Contact, error) {
+	cleared := clearedStrings(req.Body)
+	if len(cleared) == 0 || answer == nil {
+		return answer, nil
+	}
+	if again := stillSet(answer.Raw, cleared); len(again) > 0 {
+		body := make(map[string]string, len(again))
+		for _, k := range again {
+			body[k] = ""
+		}
+		next, err := api.UpdateContact(ctx, req.keapID(), body, again...)
+		if err != nil {
+			return nil, refused(err, req)
+		}
+		answer = next
+	}
+	raw, err := withoutEmpty(answer.Raw, cleared)
+	if err != nil {
+		return nil, err
+	}
+	out := *answer
+	out.Raw = raw
+	return &out, nil
+}
+
+// updateBody is the PATCH body for req: lists completed from Keap's current contact (fetched
+// now unless the refresh just did), so no column we do not model is lost (see lists.go).
+func (p *Pusher) updateBody(ctx context.Context, api Keap, req *request) (json.RawMessage, error) {
+	var current json.RawMessage
+	if hasFieldLists(req.Body) {
+		c := req.current
+		if c == nil {
+			fetched, err := api.GetContact(ctx, req.keapID())
+			if errors.Is(err, keap.ErrNotFound) {
+				return nil, errDeletedInKeap
+			}
+			if err != nil {
+				return nil, refused(err, req)
+			}
+			c = fetched
+		}
+		current = c.Raw
+	}
+	return updateBody(req.Body, current)
 }

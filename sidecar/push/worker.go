@@ -93,8 +93,11 @@ type job struct {
 
 func (j job) String() string { return fmt.Sprintf("%s %d", j.objectType, j.localID) }
 
-// Work runs the workers until ctx ends.
+// Work runs the workers until ctx ends, or until one meets an error no record can be blamed for
+// (keap.ErrRouteNotFound): then all stop and Work returns it.
 func (p *Pusher) Work(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errc := make(chan error, p.cfg.Workers)
 	for i := 0; i < p.cfg.Workers; i++ {
 		go func() { errc <- p.workLoop(ctx, i == 0) }()
@@ -103,6 +106,7 @@ func (p *Pusher) Work(ctx context.Context) error {
 	for i := 0; i < p.cfg.Workers; i++ {
 		if err := <-errc; err != nil && first == nil {
 			first = err
+			cancel()
 		}
 	}
 	return first
@@ -118,6 +122,10 @@ func (p *Pusher) workLoop(ctx context.Context, requeue bool) error {
 		n, err := p.PushOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, keap.ErrRouteNotFound) {
+			p.log.Error("push stopped: Keap answered 404 for the route itself; fix KEAP_API_URL", "err", err)
+			return fmt.Errorf("push: %w", err)
 		}
 		if err != nil {
 			p.log.Warn("push round failed", "err", err)
@@ -153,13 +161,14 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 		discard(conn)
 		return 0, fmt.Errorf("push: claim: %w", err)
 	}
+	var fatal error
 	for i, j := range jobs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || fatal != nil {
 			// Shutting down: what is not started stays queued (the lease expires).
 			jobs = jobs[:i]
 			break
 		}
-		p.run(ctx, conn, j)
+		fatal = p.run(ctx, conn, j)
 	}
 	for _, j := range jobs {
 		if _, err := conn.Exec(context.WithoutCancel(ctx), sqlUnlock, j.account, j.objectType, j.localID); err != nil {
@@ -167,7 +176,7 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	return len(jobs), nil
+	return len(jobs), fatal
 }
 
 // discard closes a pooled connection so the pool drops it (and the server frees its locks).
@@ -175,17 +184,19 @@ func discard(conn *pgxpool.Conn) {
 	_ = conn.Conn().Close(context.Background())
 }
 
-// run pushes one record and records the outcome; failures are recorded, not returned.
-func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) {
+// run pushes one record and records the outcome; failures are recorded, not returned, except
+// a 404 for Keap's route (keap.ErrRouteNotFound): recorded as a retry, and returned, since every
+// other record would meet it too.
+func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) error {
 	log := p.log.With("account", j.account, "record", j.String())
 	outcome, err := p.push(ctx, conn, &j)
 	if err == nil {
 		p.metrics.pushes.WithLabelValues(outcome).Inc()
 		log.Debug("pushed", "outcome", outcome)
-		return
+		return nil
 	}
 	if ctx.Err() != nil {
-		return // interrupted: the lease expires and the record is pushed again
+		return nil // interrupted: the lease expires and the record is pushed again
 	}
 	var refused *refusal
 	if errors.As(err, &refused) {
@@ -196,7 +207,7 @@ func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) {
 		log.Warn("parked in dead letters", "err", err)
 		if perr := p.park(ctx, conn, j, refused); perr != nil {
 			log.Error("park", "err", perr)
-			return
+			return nil
 		}
 	} else {
 		outcome = OutcomeRetry
@@ -211,6 +222,10 @@ func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) {
 		}
 	}
 	p.metrics.pushes.WithLabelValues(outcome).Inc()
+	if errors.Is(err, keap.ErrRouteNotFound) {
+		return err
+	}
+	return nil
 }
 
 // refusal is a definitive no for one record: Keap's 4xx, or something Keap's API cannot do
@@ -229,7 +244,7 @@ func (r *refusal) Unwrap() error { return r.err }
 // the record, and 408/429 are transient: those are retried.
 func refused(err error, req *request) error {
 	var api *keap.APIError
-	if errors.As(err, &api) && api.Status >= 400 && api.Status < 500 {
+	if errors.As(err, &api) && api.Status >= 400 && api.Status < 500 && !api.RouteNotFound() {
 		switch api.Status {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
 			return err

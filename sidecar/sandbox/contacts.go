@@ -72,15 +72,21 @@ func isWritable(k string) bool {
 	return contactStrings[k] || contactInts[k] || keyed || contactReplaced[k]
 }
 
-// applyContactFields merges body into c. mask, when non-nil, limits which properties apply.
-// A null value clears the property.
+// applyContactFields writes body into c. mask, when non-nil, limits which properties apply.
+// A null value clears the property (ignored under Profile.NullIgnored). The field-keyed lists
+// (email_addresses, phone_numbers, fax_numbers, addresses) replace the whole list, as v2
+// documents for PATCH ("Any item not listed here will be removed"), or merge by `field` under
+// Profile.PatchMergesLists; custom_fields always merge by id.
 func (s *store) applyContactFields(c *contact, body map[string]any, mask map[string]bool) error {
+	prof := s.profile.get()
 	for k, v := range body {
 		if !isWritable(k) || (mask != nil && !mask[k]) {
 			continue
 		}
 		if v == nil {
-			delete(c.f, k)
+			if !prof.NullIgnored {
+				delete(c.f, k)
+			}
 			continue
 		}
 		if k == "custom_fields" {
@@ -89,7 +95,11 @@ func (s *store) applyContactFields(c *contact, body map[string]any, mask map[str
 			}
 		}
 		if key, ok := contactKeyed[k]; ok {
-			merged, err := mergeKeyed(c.f[k], v, key)
+			old := c.f[k]
+			if key == "field" && !prof.PatchMergesLists {
+				old = nil // replace: nothing of the old list survives
+			}
+			merged, err := mergeKeyed(old, v, key)
 			if err != nil {
 				return badRequest("Input could not be converted to a valid request")
 			}

@@ -39,11 +39,12 @@ func TestContactCRUD(t *testing.T) {
 	if got["given_name"] != "Ada" || got["family_name"] != "King" {
 		t.Fatalf("masked patch: %v", got)
 	}
-	// PATCH merges list items by column: EMAIL2 joins EMAIL1.
+	// PATCH replaces the whole list (the documented profile; TestContactPatchProfiles has both).
 	c.json("PATCH", path, map[string]any{"email_addresses": []any{map[string]any{"email": "ada2@example.com", "field": "EMAIL2"}}}, 200, &got)
-	if n := len(got["email_addresses"].([]any)); n != 2 {
-		t.Fatalf("email merge: %v", got["email_addresses"])
+	if n := len(got["email_addresses"].([]any)); n != 1 {
+		t.Fatalf("email replace: %v", got["email_addresses"])
 	}
+	c.json("PATCH", path, map[string]any{"email_addresses": []any{map[string]any{"email": "ada@example.com", "field": "EMAIL1"}}}, 200, &got)
 
 	// PUT with duplicate_option=Email updates the match; EmailAndName with another name creates.
 	var put contactJSON
@@ -250,4 +251,63 @@ func TestContactFiltersAndCustomFields(t *testing.T) {
 	var f map[string]any
 	c.json("POST", "/crm/rest/v1/contacts/model/customFields", map[string]any{"label": "Shoe size", "field_type": "WholeNumber"}, 201, &f)
 	c.json("PATCH", "/crm/rest/v1/contacts/5", map[string]any{"custom_fields": []any{map[string]any{"id": num(f["id"]), "content": 44}}}, 200, nil)
+}
+
+// TestContactPatchProfiles: v1 PATCH list and null semantics under each profile switch.
+func TestContactPatchProfiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name              string
+		profile           Profile
+		phones            int  // phone numbers left after a PATCH naming only PHONE1
+		jobTitleAfterNull bool // job_title still set after {"job_title": null}
+	}{
+		{"documented", Profile{}, 1, false},
+		{"merges lists", Profile{PatchMergesLists: true}, 2, false},
+		{"null ignored", Profile{NullIgnored: true}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := start(t, Options{Contacts: 1, Profile: tc.profile})
+			c := newClient(t, srv, false)
+			var got contactJSON
+			c.json("POST", "/crm/rest/v1/contacts", map[string]any{"job_title": "Countess",
+				"phone_numbers": []any{map[string]any{"number": "111", "field": "PHONE1"}, map[string]any{"number": "222", "field": "PHONE2"}}}, 201, &got)
+			path := fmt.Sprintf("/crm/rest/v1/contacts/%d?optional_properties=job_title", num(got["id"]))
+			c.json("PATCH", path, map[string]any{"phone_numbers": []any{map[string]any{"number": "333", "field": "PHONE1"}}}, 200, &got)
+			if n := len(got["phone_numbers"].([]any)); n != tc.phones {
+				t.Fatalf("phones after PATCH of PHONE1: %v, want %d", got["phone_numbers"], tc.phones)
+			}
+			got = contactJSON{} // decoding into a used map keeps keys the answer lacks
+			c.json("PATCH", path, map[string]any{"job_title": nil}, 200, &got)
+			if (got["job_title"] != nil) != tc.jobTitleAfterNull {
+				t.Fatalf("job_title after null: %v", got["job_title"])
+			}
+			got = contactJSON{}
+			c.json("PATCH", path, map[string]any{"job_title": ""}, 200, &got)
+			if got["job_title"] != nil && got["job_title"] != "" {
+				t.Fatalf("an empty string must clear under every profile: %v", got["job_title"])
+			}
+		})
+	}
+}
+
+// TestNotFoundBodies: a record that is gone and a route that does not exist answer 404 with
+// different bodies, as Keap's application and gateway do.
+func TestNotFoundBodies(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{Contacts: 1})
+	c := newClient(t, srv, true)
+	var record map[string]any
+	c.json("GET", "/crm/rest/v1/contacts/999999", nil, 404, &record)
+	if record["message"] == nil || record["fault"] != nil {
+		t.Fatalf("record 404: %v, want the application's {message}", record)
+	}
+	for _, p := range []string{"/crm/rest/v9/contacts/1", "/crm/rest/contacts/1", "/crm/rest/v1/contactz/1"} {
+		var route map[string]any
+		c.json("GET", p, nil, 404, &route)
+		if route["fault"] == nil || route["message"] != nil {
+			t.Fatalf("route 404 for %s: %v, want the gateway's fault", p, route)
+		}
+	}
 }

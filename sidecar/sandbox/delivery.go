@@ -16,7 +16,7 @@ const maxBatch = 1000
 
 type objectKey struct {
 	ID        int64  `json:"id"`
-	APIURL    string `json:"apiUrl"`
+	APIURL    string `json:"apiUrl,omitempty"`
 	Timestamp string `json:"timestamp"`
 }
 
@@ -87,9 +87,11 @@ func (q *deliveryQueue) enqueue(evs []event) {
 				}
 				hq.collecting = &batch{eventKey: ev.key, objectType: ev.objectType, due: now.Add(delay)}
 			}
-			hq.collecting.keys = append(hq.collecting.keys, objectKey{
-				ID: ev.id, APIURL: q.baseURL() + "/crm/rest" + ev.apiPath, Timestamp: keapTime(ev.at),
-			})
+			key := objectKey{ID: ev.id, Timestamp: keapTime(ev.at)}
+			if ev.apiPath != "" {
+				key.APIURL = q.baseURL() + "/crm/rest" + ev.apiPath
+			}
+			hq.collecting.keys = append(hq.collecting.keys, key)
 		}
 	}
 	q.mu.Unlock()

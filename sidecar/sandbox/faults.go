@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -22,6 +23,26 @@ type Faults struct {
 	DuplicateRate float64 `json:"duplicate_rate"`
 	// Reorder delivers queued changes newest first.
 	Reorder bool `json:"reorder"`
+	// RetiredRoutes are ServeMux patterns ("GET /crm/rest/v1/contacts/{id}") the gateway no
+	// longer serves: they answer the gateway's route-level 404, as after Keap retires a version
+	// or when a client is configured with the wrong base URL.
+	RetiredRoutes []string `json:"retired_routes,omitempty"`
+}
+
+// retired reports whether r matches one of the retired route patterns.
+func (f Faults) retired(r *http.Request) bool {
+	if len(f.RetiredRoutes) == 0 {
+		return false
+	}
+	mux := http.NewServeMux()
+	for _, p := range f.RetiredRoutes {
+		func() {
+			defer func() { _ = recover() }() // an invalid pattern retires nothing
+			mux.Handle(p, http.NotFoundHandler())
+		}()
+	}
+	_, pattern := mux.Handler(r)
+	return pattern != ""
 }
 
 type faultState struct {

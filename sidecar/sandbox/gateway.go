@@ -36,6 +36,10 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := g.faults.get()
+	if f.retired(r) {
+		writeError(sw, r, routeNotFound(r))
+		return
+	}
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {

@@ -30,6 +30,17 @@ func v1Error(status int, msg string) *apiError {
 func badRequest(msg string) error { return v1Error(http.StatusBadRequest, msg) }
 func notFound(msg string) error   { return v1Error(http.StatusNotFound, msg) }
 
+// routeNotFound is the 404 for a path no route serves. It comes from Keap's gateway, not the
+// application, so it has Apigee's fault envelope (the errorcode Apigee uses when no API proxy
+// matches), never the application's {"message"}: a client can tell "no such record" from "no
+// such route" (a wrong base URL, a retired version).
+func routeNotFound(r *http.Request) error {
+	return &apiError{status: http.StatusNotFound, body: map[string]any{"fault": map[string]any{
+		"faultstring": "Unable to identify proxy for host: api and url: " + r.URL.Path,
+		"detail":      map[string]string{"errorcode": "messaging.adaptors.http.flow.ApplicationNotFound"},
+	}}}
+}
+
 // v2Error is the [V2] Error schema.
 func v2Error(status int, msg string) *apiError {
 	return &apiError{status: status, body: map[string]any{

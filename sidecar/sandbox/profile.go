@@ -35,6 +35,10 @@ type Profile struct {
 	// PaymentKeepsOrderStamp takes payments without bumping the order's modification_date and
 	// without order.edit: only invoice.payment.add tells. Undocumented (FACTS §7).
 	PaymentKeepsOrderStamp bool
+	// TagHookOmitsAPIURL sends contactGroup.applied/removed object keys without apiUrl (third
+	// parties report it empty or missing), so a receiver cannot tell from the delivery whether
+	// an id names a contact or a tag.
+	TagHookOmitsAPIURL bool
 }
 
 // profiles are the named presets `keapsync sandbox --profile` and the test API accept.
@@ -45,6 +49,7 @@ var profiles = map[string]Profile{
 		TagsKeepStamp:        true,
 		SinceExclusive:       true,
 		TagHookCarriesTagIDs: true,
+		TagHookOmitsAPIURL:   true,
 		NullIgnored:          true,
 		// Orders stay newest first: that is documented, and the documented default is what
 		// keapsync must read; the oldest-first listing is a switch of its own.

@@ -68,7 +68,7 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/subscriptions", a.listSubscriptionsV2)
 	h("GET /crm/rest/v2/subscriptions/{id}", a.getSubscriptionV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
-		return notFound("Resource not found: " + r.URL.Path)
+		return routeNotFound(r)
 	}))
 	return patterns
 }

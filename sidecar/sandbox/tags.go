@@ -70,8 +70,9 @@ const (
 
 // setTag applies or removes one tag on one contact; the caller holds the write lock. A real
 // change stamps the contact's last_updated (so since/until sees tag changes; not under
-// TagsKeepStamp) and yields a contactGroup.applied/removed event whose object id is the contact
-// (Keap leaves this open; receivers re-read the contact's tags).
+// TagsKeepStamp) and yields a contactGroup.applied/removed event. Keap leaves open which id that
+// event carries (FACTS.md §6): by default the contact (apiUrl: the contact's tags), under
+// Profile.TagHookCarriesTagIDs the tag (apiUrl: the tag); Profile.TagHookOmitsAPIURL drops the apiUrl.
 func (s *store) setTag(contactID, tagID int64, apply bool) (string, []event) {
 	c, t := s.contacts[contactID], s.tags[tagID]
 	if c == nil {
@@ -109,8 +110,16 @@ func (s *store) setTag(contactID, tagID int64, apply bool) (string, []event) {
 	}
 	next.listJSON, _ = json.Marshal(next.render(nil))
 	s.contacts[contactID] = next
-	return resultSuccess, []event{{key: key, objectType: "contactGroup", id: contactID,
-		apiPath: fmt.Sprintf("/v1/contacts/%d/tags", contactID), at: applied}}
+	ev := event{key: key, objectType: "contactGroup", id: contactID,
+		apiPath: fmt.Sprintf("/v1/contacts/%d/tags", contactID), at: applied}
+	prof := s.profile.get()
+	if prof.TagHookCarriesTagIDs {
+		ev.id, ev.apiPath = tagID, fmt.Sprintf("/v1/tags/%d", tagID)
+	}
+	if prof.TagHookOmitsAPIURL {
+		ev.apiPath = ""
+	}
+	return resultSuccess, []event{ev}
 }
 
 // setTags applies or removes tags for pairs produced by each; results are keyed by the id

@@ -139,8 +139,16 @@ CREATE TABLE keap.contacts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
+    email_opt_in_reason text,
     CONSTRAINT contacts_sync_origin_check CHECK ((sync_origin = ANY (ARRAY['local'::text, 'keap'::text])))
 );
+
+
+--
+
+-- Name: COLUMN contacts.email_opt_in_reason; Type: COMMENT; Schema: keap; Owner: -
+
+COMMENT ON COLUMN keap.contacts.email_opt_in_reason IS 'Why this person agreed to receive email (e.g. "Signed up on the website form"). Set it before the contact reaches Keap: keapsync creates the contact with this opt_in_reason, so Keap marks the address marketable. Empty: created non-marketable. Not sent for contacts that already exist in Keap.';
 
 
 --

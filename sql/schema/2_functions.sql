@@ -682,9 +682,14 @@ $_$;
 
 CREATE FUNCTION keapsync.keap_time(p text) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
-    AS $$
-  select nullif(pg_catalog.btrim(p), '')::pg_catalog.timestamptz;
-$$;
+    AS $_$
+  select case
+    when nullif(pg_catalog.btrim(p), '') is null then null
+    when pg_catalog.btrim(p) ~ '^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?\s*([Zz]|[+-]\d\d(:?\d\d)?)$'
+      then pg_catalog.btrim(p)::pg_catalog.timestamptz
+    else pg_catalog.timezone('UTC', pg_catalog.btrim(p)::pg_catalog.timestamp)
+  end;
+$_$;
 
 
 --

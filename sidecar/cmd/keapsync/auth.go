@@ -45,6 +45,7 @@ func authCommand() *cli.Command {
 					&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "where the one-shot callback listens"},
 					&cli.BoolFlag{Name: "no-browser", Usage: "only print the URL to open"},
 					&cli.BoolFlag{Name: "follow", Usage: "fetch the authorize URL ourselves (for servers that approve without a person, e.g. the sandbox)"},
+					&cli.StringFlag{Name: "redirect-uri", EnvVars: []string{"KEAP_REDIRECT_URI"}, Usage: "the HTTPS redirect URI registered in Keap's developer portal; login then asks you to paste the address Keap redirected to (instead of listening on --listen)"},
 				}, oauthFlags...),
 				Action: authLogin,
 			},
@@ -86,7 +87,11 @@ func withKeeper(c *cli.Context, f func(pool *pgxpool.Pool, k *keapauth.Keeper) e
 
 func authLogin(c *cli.Context) error {
 	return withKeeper(c, func(_ *pgxpool.Pool, k *keapauth.Keeper) error {
-		opts := keapauth.LoginOptions{Listen: c.String("listen"), Out: c.App.Writer, Follow: c.Bool("follow")}
+		opts := keapauth.LoginOptions{Listen: c.String("listen"), Out: c.App.Writer, Follow: c.Bool("follow"),
+			RedirectURI: c.String("redirect-uri"), Paste: c.App.Reader}
+		if opts.RedirectURI != "" && opts.Follow {
+			return errors.New("--follow needs the one-shot callback; drop --redirect-uri")
+		}
 		if !c.Bool("no-browser") && !opts.Follow {
 			opts.OnURL = func(u string) { _ = exec.Command("xdg-open", u).Start() } // best effort
 		}

@@ -165,15 +165,23 @@ func hooksCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "list", Usage: "list the account's subscriptions in Keap", Flags: flags,
+				Name: "list", Usage: "list the account's subscriptions as Keap holds them (keapsync's, at this account's hook URL, and others)", Flags: flags,
 				Action: func(c *cli.Context) error {
 					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
+						url, err := ingest.HookURL(c.Context, s.pool, account, publicURL(c))
+						if err != nil {
+							return err
+						}
 						hooks, err := api.ListHooks(c.Context)
 						if err != nil {
 							return err
 						}
 						for _, h := range hooks {
-							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, redactHookURL(h.HookURL))
+							owner := "other"
+							if ingest.SameHookURL(h.HookURL, url) {
+								owner = "keapsync"
+							}
+							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, owner, redactHookURL(h.HookURL))
 						}
 						return nil
 					})
@@ -192,7 +200,7 @@ func hooksCommand() *cli.Command {
 							return err
 						}
 						for _, h := range hooks {
-							if (c.String("key") == "" && h.HookURL == url) || h.Key == c.String("key") {
+							if (c.String("key") == "" && ingest.SameHookURL(h.HookURL, url)) || h.Key == c.String("key") {
 								if err := api.DeleteHook(c.Context, h.Key); err != nil {
 									return err
 								}
