@@ -56,7 +56,6 @@ const (
 	sqlWalLevel    = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
 	sqlSlot        = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint from pg_replication_slots where slot_name = $1 and database = current_database()`
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
-	sqlApplied     = `select version from supabase_migrations.schema_migrations`
 	sqlAccounts    = `
 select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.access_expires_at, t.refresh_expires_at,
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id and h.status = 'Verified'),
@@ -135,28 +134,16 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 }
 
 func checkMigrations(ctx context.Context, db DB, local []migrate.Migration) []Finding {
-	rows, err := db.Query(ctx, sqlApplied)
+	m := &migrate.Migrator{Migrations: local}
+	pending, err := m.Pending(ctx, db)
 	if err != nil {
-		return []Finding{{"migrations", Fail, "no migration history: " + err.Error(), "run keapsync migrate"}}
+		return []Finding{{"migrations", Fail, err.Error(), "upgrade keapsync, or check DATABASE_URL"}}
 	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return []Finding{{"migrations", Fail, err.Error(), ""}}
+	if len(pending) > 0 {
+		return []Finding{{"migrations", Fail, fmt.Sprintf("%d of %d pending (first %s)", len(pending), len(local), pending[0].File),
+			"run keapsync migrate (or keapsync supabase install, then supabase db push)"}}
 	}
-	have := map[string]bool{}
-	for _, v := range applied {
-		have[v] = true
-	}
-	pending := 0
-	for _, m := range local {
-		if !have[m.Version] {
-			pending++
-		}
-	}
-	if pending > 0 {
-		return []Finding{{"migrations", Fail, fmt.Sprintf("%d pending", pending), "run keapsync migrate (or supabase db push)"}}
-	}
-	return []Finding{{"migrations", OK, fmt.Sprintf("%d applied", len(applied)), ""}}
+	return []Finding{{"migrations", OK, fmt.Sprintf("%d keapsync migrations applied", len(local)), ""}}
 }
 
 func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {
