@@ -29,6 +29,7 @@ type Migration struct {
 	Version    string // the digits before the first underscore
 	Name       string // the rest of the file name, without .sql
 	File       string
+	SQL        string // the file as shipped, byte for byte
 	Statements []string
 }
 
@@ -51,7 +52,7 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
-		ms = append(ms, Migration{Version: m[1], Name: m[2], File: e.Name(), Statements: Split(string(b))})
+		ms = append(ms, Migration{Version: m[1], Name: m[2], File: e.Name(), SQL: string(b), Statements: Split(string(b))})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].File < ms[j].File })
 	return ms, nil
