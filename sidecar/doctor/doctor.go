@@ -98,6 +98,8 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 		add(Finding{"replication rights", OK, "granted", ""})
 	}
 
+	out = append(out, checkRights(ctx, db)...)
+
 	var active bool
 	var lag *int64
 	switch err := db.QueryRow(ctx, sqlSlot, cfg.Slot).Scan(&active, &lag); {
@@ -129,6 +131,24 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 	out = append(out, checkAccounts(ctx, db, cfg.Now())...)
 	if cfg.APIURL != "" {
 		out = append(out, checkClock(ctx, cfg))
+	}
+	return out
+}
+
+func checkRights(ctx context.Context, db DB) []Finding {
+	missing, err := MissingRights(ctx, db)
+	switch {
+	case err != nil:
+		return []Finding{{"role rights", Fail, err.Error(), ""}}
+	case len(missing) == 0 || len(missing) == 1 && missing[0].Right == RightReplication:
+		return []Finding{{"role rights", OK, "the database role holds every right the sidecar uses", ""}}
+	}
+	out := []Finding{}
+	for _, m := range missing {
+		if m.Right == RightReplication {
+			continue // the replication check reports it
+		}
+		out = append(out, Finding{"role rights", Fail, "lacks " + m.Right, m.Fix + " (as the owner), or connect as keapsync_sidecar"})
 	}
 	return out
 }

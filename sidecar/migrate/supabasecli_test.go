@@ -244,7 +244,6 @@ func TestUninstallThenReinstallEqualsFreshInstall(t *testing.T) {
 		}
 	}
 	exec(`insert into public.my_notes values (1, 'mine')`)
-	exec(`create publication keapsync_push for table keap.contacts`)
 	exec(`select pg_create_logical_replication_slot('keapsync_push', 'pgoutput')`)
 	exec(`create view public.my_contacts as select id from keap.contacts`)
 

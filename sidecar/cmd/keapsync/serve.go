@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/dashboard"
+	"github.com/keapsync/keapsync/sidecar/doctor"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/push"
@@ -42,6 +43,10 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer s.pool.Close()
+	// Fail at start, naming the right, rather than on the first record that needs it.
+	if err := doctor.CheckRights(c.Context, s.pool, !c.Bool("no-push")); err != nil {
+		return err
+	}
 	reconcile := c.Duration("reconcile-every")
 	if reconcile == 0 {
 		reconcile = -1
