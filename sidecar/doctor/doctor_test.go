@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keapsync/keapsync/sidecar/doctor"
 	"github.com/keapsync/keapsync/sidecar/migrate"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
@@ -57,5 +59,45 @@ func TestDoctor(t *testing.T) {
 		if f.Check == "migrations" && f.Level != doctor.Fail {
 			t.Errorf("pending migration not reported: %+v", f)
 		}
+	}
+}
+
+// keapsync_sidecar holds every right the sidecar uses; the doctor names the one taken away, and
+// a role with none of them gets the whole list.
+func TestDoctorChecksTheRolesRights(t *testing.T) {
+	ctx := context.Background()
+	owner := pgtest.Pool(t)
+	cfg := owner.Config().ConnConfig.Copy()
+	cfg.User = "keapsync_sidecar"
+	sidecar, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sidecar.Close(ctx)
+	rights := func() []doctor.Finding {
+		var out []doctor.Finding
+		for _, f := range doctor.Run(ctx, sidecar, doctor.Config{}) {
+			if f.Check == "role rights" || f.Check == "replication rights" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	for _, f := range rights() {
+		if f.Level != doctor.OK {
+			t.Errorf("keapsync_sidecar: %+v", f)
+		}
+	}
+	if _, err := owner.Exec(ctx, `revoke insert on keapsync.dead_letters from keapsync_sidecar`); err != nil {
+		t.Fatal(err)
+	}
+	got := rights()
+	if len(got) != 2 || got[1].Level != doctor.Fail ||
+		got[1].Detail != "lacks INSERT on table keapsync.dead_letters" ||
+		!strings.Contains(got[1].Fix, "grant insert on keapsync.dead_letters to keapsync_sidecar") {
+		t.Errorf("after revoking one right: %+v", got)
+	}
+	if err := doctor.CheckRights(ctx, sidecar, true); err == nil || !strings.Contains(err.Error(), "INSERT on table keapsync.dead_letters") {
+		t.Errorf("CheckRights = %v", err)
 	}
 }
