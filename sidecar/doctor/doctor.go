@@ -50,11 +50,16 @@ type Config struct {
 	APIURL      string // Keap's REST base, for the clock check ("" skips it)
 	HTTPClient  *http.Client
 	Now         func() time.Time
+	DatabaseURL string  // checked for Supabase's pooler and an unreachable host ("" skips it)
+	Network     Network // nil: this machine's
 }
 
 const (
-	sqlWalLevel    = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
-	sqlSlot        = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint from pg_replication_slots where slot_name = $1 and database = current_database()`
+	sqlWalLevel = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
+	sqlSlot     = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, coalesce(wal_status, ''), safe_wal_size
+  from pg_replication_slots where slot_name = $1 and database = current_database()`
+	// -1 (the default) lets a stalled slot keep WAL until the disk is full; Supabase sets a limit.
+	sqlKeepSize    = `select pg_size_bytes(current_setting('max_slot_wal_keep_size'))`
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
 	sqlAccounts    = `
 select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.access_expires_at, t.refresh_expires_at,
@@ -79,6 +84,18 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 	}
 	var out []Finding
 	add := func(f Finding) { out = append(out, f) }
+	if cfg.DatabaseURL != "" {
+		if err := CheckConnection(ctx, cfg.DatabaseURL, cfg.Network); err != nil {
+			var ce *ConnectionError
+			if errors.As(err, &ce) {
+				add(Finding{"connection", Fail, "DATABASE_URL " + ce.Problem, "use " + ce.Use})
+			} else {
+				add(Finding{"connection", Fail, err.Error(), ""})
+			}
+		} else {
+			add(Finding{"connection", OK, "direct connection", ""})
+		}
+	}
 
 	var wal string
 	var repl bool
@@ -100,26 +117,7 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 
 	out = append(out, checkRights(ctx, db)...)
 
-	var active bool
-	var lag *int64
-	switch err := db.QueryRow(ctx, sqlSlot, cfg.Slot).Scan(&active, &lag); {
-	case errors.Is(err, pgx.ErrNoRows):
-		add(Finding{"push slot", Warn, "slot " + cfg.Slot + " does not exist yet", "start keapsync serve once; it creates the slot"})
-	case err != nil:
-		add(Finding{"push slot", Fail, err.Error(), ""})
-	case lag != nil && *lag > cfg.MaxSlotLag:
-		add(Finding{"push slot", Fail, fmt.Sprintf("retains %d MiB of WAL", *lag>>20),
-			"WAL is piling up: start keapsync serve (or see docs/runbook.md, \"WAL pile-up\")"})
-	default:
-		detail := "idle (no sidecar attached)"
-		if active {
-			detail = "held by a running sidecar"
-		}
-		if lag != nil {
-			detail += fmt.Sprintf(", lag %d KiB", *lag>>10)
-		}
-		add(Finding{"push slot", OK, detail, ""})
-	}
+	out = append(out, checkSlot(ctx, db, cfg)...)
 	var pubs int
 	if err := db.QueryRow(ctx, sqlPublication, cfg.Publication).Scan(&pubs); err == nil && pubs == 0 {
 		add(Finding{"publication", Warn, cfg.Publication + " missing", "start keapsync serve once; it creates the publication"})
@@ -133,6 +131,56 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 		out = append(out, checkClock(ctx, cfg))
 	}
 	return out
+}
+
+func checkSlot(ctx context.Context, db DB, cfg Config) []Finding {
+	var keep int64
+	if err := db.QueryRow(ctx, sqlKeepSize).Scan(&keep); err != nil {
+		return []Finding{{"push slot", Fail, "read max_slot_wal_keep_size: " + err.Error(), ""}}
+	}
+	var out []Finding
+	if keep < 0 {
+		out = append(out, Finding{"max_slot_wal_keep_size", Warn, "unlimited: a stalled slot keeps WAL until the disk is full",
+			"set max_slot_wal_keep_size (e.g. 4GB, below the free disk); Supabase projects have a limit"})
+	} else {
+		out = append(out, Finding{"max_slot_wal_keep_size", OK, fmt.Sprintf("%d MiB", keep>>20), ""})
+	}
+	var active bool
+	var lag, safe *int64
+	var status string
+	switch err := db.QueryRow(ctx, sqlSlot, cfg.Slot).Scan(&active, &lag, &status, &safe); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return append(out, Finding{"push slot", Warn, "slot " + cfg.Slot + " does not exist yet", "start keapsync serve once; it creates the slot"})
+	case err != nil:
+		return append(out, Finding{"push slot", Fail, err.Error(), ""})
+	case status == "lost":
+		return append(out, Finding{"push slot", Fail, "slot " + cfg.Slot + " was invalidated: it fell more than max_slot_wal_keep_size behind",
+			"drop it (select pg_drop_replication_slot('" + cfg.Slot + "')), start keapsync serve, then run keapsync reconcile: edits made meanwhile were not pushed"})
+	case status == "unreserved" || safe != nil && *safe < cfg.MaxSlotLag/4:
+		return append(out, Finding{"push slot", Fail, fmt.Sprintf("close to invalidation (wal_status %s, %s left)", status, mib(safe)),
+			"start keapsync serve now so the slot catches up (see docs/runbook.md, \"WAL pile-up\")"})
+	case lag != nil && *lag > cfg.MaxSlotLag:
+		return append(out, Finding{"push slot", Fail, fmt.Sprintf("retains %d MiB of WAL", *lag>>20),
+			"WAL is piling up: start keapsync serve (or see docs/runbook.md, \"WAL pile-up\")"})
+	}
+	detail := "idle (no sidecar attached)"
+	if active {
+		detail = "held by a running sidecar"
+	}
+	if lag != nil {
+		detail += fmt.Sprintf(", lag %d KiB", *lag>>10)
+	}
+	if safe != nil {
+		detail += ", " + mib(safe) + " before max_slot_wal_keep_size invalidates it"
+	}
+	return append(out, Finding{"push slot", OK, detail, ""})
+}
+
+func mib(n *int64) string {
+	if n == nil {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d MiB", *n>>20)
 }
 
 func checkRights(ctx context.Context, db DB) []Finding {

@@ -101,3 +101,27 @@ func TestDoctorChecksTheRolesRights(t *testing.T) {
 		t.Errorf("CheckRights = %v", err)
 	}
 }
+
+// The slot's safety margin: where max_slot_wal_keep_size is unlimited, the doctor warns that a
+// stalled slot can fill the disk.
+func TestDoctorReportsWALKeepSize(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	var keep string
+	if err := db.QueryRow(ctx, `select current_setting('max_slot_wal_keep_size')`).Scan(&keep); err != nil {
+		t.Fatal(err)
+	}
+	want := doctor.OK
+	if keep == "-1" {
+		want = doctor.Warn
+	}
+	for _, f := range doctor.Run(ctx, db, doctor.Config{}) {
+		if f.Check == "max_slot_wal_keep_size" {
+			if f.Level != want || (want == doctor.Warn && !strings.Contains(f.Fix, "max_slot_wal_keep_size")) {
+				t.Errorf("setting %s: %+v", keep, f)
+			}
+			return
+		}
+	}
+	t.Error("no max_slot_wal_keep_size finding")
+}

@@ -20,6 +20,9 @@ func doctorCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			pool, err := openPool(c.Context, c)
 			if err != nil {
+				if why := doctor.CheckConnection(c.Context, c.String(databaseURLFlag.Name), nil); why != nil {
+					return fmt.Errorf("%w\n  (%v)", why, err)
+				}
 				return err
 			}
 			defer pool.Close()
@@ -31,7 +34,7 @@ func doctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			findings := doctor.Run(c.Context, pool, doctor.Config{Migrations: mig.Migrations, APIURL: apiURL,
+			findings := doctor.Run(c.Context, pool, doctor.Config{Migrations: mig.Migrations, APIURL: apiURL, DatabaseURL: c.String(databaseURLFlag.Name),
 				MaxSlotLag: c.Int64("max-slot-lag-mib") << 20})
 			w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			failed := 0

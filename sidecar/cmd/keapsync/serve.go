@@ -37,6 +37,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Supabase's pooler, or a direct host this machine cannot reach, would fail later and less clearly.
+	if err := doctor.CheckConnection(c.Context, c.String(databaseURLFlag.Name), nil); err != nil {
+		return err
+	}
 	reg := newRegistry()
 	s, err := openKeapSession(c, reg)
 	if err != nil {

@@ -208,3 +208,13 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// serve given Supabase's transaction pooler stops before connecting and names the direct URL.
+func TestServeRefusesSupabasePooler(t *testing.T) {
+	_, err := runApp(t, "serve", "--api-key", "unused", "--database-url",
+		"postgresql://keapsync_sidecar.abcdefgh:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres")
+	if err == nil || !strings.Contains(err.Error(), "transaction mode") ||
+		!strings.Contains(err.Error(), "postgresql://keapsync_sidecar:<password>@db.abcdefgh.supabase.co:5432/postgres") {
+		t.Fatalf("serve on the pooler: %v", err)
+	}
+}
