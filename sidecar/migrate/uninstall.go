@@ -58,6 +58,9 @@ select distinct o.type || ' ' || o.identity
 	sqlSchemaExists = `select exists (select 1 from pg_namespace where nspname = $1)`
 	sqlPubExists    = `select exists (select 1 from pg_publication where pubname = $1)`
 	sqlRoleExists   = `select exists (select 1 from pg_roles where rolname = $1)`
+	// keapsync_sidecar holds rights wherever keapsync is installed (pg_shdepend sees every database).
+	sqlInstalledElsewhere = `select exists (select 1 from pg_shdepend s join pg_roles r on r.oid = s.refobjid
+	  where r.rolname = 'keapsync_sidecar' and s.dbid <> (select oid from pg_database where datname = current_database()))`
 )
 
 // Uninstall removes keapsync from the database on conn: the push publication and slot, keapsync's
@@ -147,8 +150,16 @@ func (m *Migrator) Uninstall(ctx context.Context, conn *pgx.Conn, cfg UninstallC
 		}
 		removed = append(removed, "replication slot "+cfg.Slot)
 	}
+	var elsewhere bool
+	if err := conn.QueryRow(ctx, sqlInstalledElsewhere).Scan(&elsewhere); err != nil {
+		return removed, nil, fmt.Errorf("look for keapsync in other databases: %w", err)
+	}
 	for _, r := range Roles {
 		if !exists(ctx, conn, sqlRoleExists, r) {
+			continue
+		}
+		if elsewhere {
+			kept = append(kept, "role "+r+" (roles belong to the cluster, and another database of it still has keapsync)")
 			continue
 		}
 		if _, err := conn.Exec(ctx, "drop role "+pgx.Identifier{r}.Sanitize()); err != nil {

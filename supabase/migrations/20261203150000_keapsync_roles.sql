@@ -1,7 +1,9 @@
 -- Least-privilege roles for keapsync's own connections, so neither needs `postgres`:
---   keapsync_sidecar    LOGIN REPLICATION: what `keapsync serve`, backfill, reconcile, auth and hooks
---                       use: the keap and keapsync tables and keapsync's functions, the push slot
---                       (REPLICATION) and nothing else: no other schema, no DDL, no ownership.
+--   keapsync_sidecar    LOGIN REPLICATION NOINHERIT: what `keapsync serve`, backfill, reconcile, auth
+--                       and hooks use: the keap and keapsync tables and keapsync's functions, the
+--                       push slot (REPLICATION) and nothing else: no other schema, no DDL, no
+--                       ownership. It may become authenticated (for the dashboard inside serve)
+--                       but inherits nothing from it.
 --   keapsync_dashboard  LOGIN NOINHERIT, member of authenticated: it holds no rights itself; every
 --                       dashboard query runs after `set_config('role', 'authenticated', true)` with
 --                       the signed-in person's claims, so RLS decides what it reads.
@@ -11,7 +13,7 @@
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'keapsync_sidecar') then
-    create role keapsync_sidecar login replication;
+    create role keapsync_sidecar login replication noinherit;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'keapsync_dashboard') then
     create role keapsync_dashboard login noinherit;
@@ -21,7 +23,7 @@ $$;
 comment on role keapsync_sidecar is 'keapsync serve and its commands: keap.* and keapsync.* data, keapsync functions, the push slot. Set its password.';
 comment on role keapsync_dashboard is 'The keapsync dashboard''s connection: becomes authenticated per request (RLS applies). Set its password.';
 
-grant authenticated to keapsync_dashboard;
+grant authenticated to keapsync_dashboard, keapsync_sidecar;
 
 grant usage on schema keap, keapsync to keapsync_sidecar;
 grant select, insert, update, delete on all tables in schema keap, keapsync to keapsync_sidecar;
@@ -61,3 +63,9 @@ begin
   end if;
 end
 $$;
+
+-- `keapsync doctor` run as the sidecar reads which migrations are applied: versions and names only,
+-- not the statements. The history table exists here: both `supabase db push` and `keapsync
+-- migrate` create it before the first migration.
+grant usage on schema supabase_migrations to keapsync_sidecar;
+grant select (version, name) on supabase_migrations.schema_migrations to keapsync_sidecar;
