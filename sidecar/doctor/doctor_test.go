@@ -97,7 +97,23 @@ func TestDoctorChecksTheRolesRights(t *testing.T) {
 		!strings.Contains(got[1].Fix, "grant insert on keapsync.dead_letters to keapsync_sidecar") {
 		t.Errorf("after revoking one right: %+v", got)
 	}
-	if err := doctor.CheckRights(ctx, sidecar, true); err == nil || !strings.Contains(err.Error(), "INSERT on table keapsync.dead_letters") {
+	// A table added later without the sidecar's policy is named, with the call that adds it.
+	if _, err := owner.Exec(ctx, `grant insert on keapsync.dead_letters to keapsync_sidecar;
+	  drop policy keapsync_sidecar_all on keapsync.conflicts`); err != nil {
+		t.Fatal(err)
+	}
+	got = rights()
+	if len(got) != 2 || got[1].Detail != "lacks a row-level security policy on table keapsync.conflicts" ||
+		!strings.Contains(got[1].Fix, "select keapsync.grant_sidecar_rls()") {
+		t.Errorf("without the policy on keapsync.conflicts: %+v", got)
+	}
+	if unseen, err := doctor.CheckRights(ctx, sidecar, true); err != nil || len(unseen) != 1 {
+		t.Errorf("CheckRights without a policy = %v, %v; want it unseen, not refused", unseen, err)
+	}
+	if _, err := owner.Exec(ctx, `select keapsync.grant_sidecar_rls(); revoke insert on keapsync.dead_letters from keapsync_sidecar`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := doctor.CheckRights(ctx, sidecar, true); err == nil || !strings.Contains(err.Error(), "INSERT on table keapsync.dead_letters") {
 		t.Errorf("CheckRights = %v", err)
 	}
 }

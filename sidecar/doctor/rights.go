@@ -3,7 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -25,7 +25,7 @@ select right_, fix from (
     from me, pg_class c join pg_namespace n on n.oid = c.relnamespace, unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p
    where n.nspname in ('keap', 'keapsync') and c.relkind in ('r', 'p') and not has_table_privilege(me.rolname, c.oid, p)
   union all
-  select format('a row-level security policy on table %s', c.oid::regclass),
+  select format('` + policyRight + ` on table %s', c.oid::regclass),
          'select keapsync.grant_sidecar_rls()  -- as the tables'' owner', 4, c.oid::regclass::text
     from me, pg_class c join pg_namespace n on n.oid = c.relnamespace
    where n.nspname in ('keap', 'keapsync') and c.relkind in ('r', 'p') and c.relrowsecurity
@@ -57,6 +57,11 @@ func MissingRights(ctx context.Context, db DB) ([]Right, error) {
 	return missing, nil
 }
 
+// IsPolicy: the right is a row-level security policy, not a grant.
+func (r Right) IsPolicy() bool { return strings.HasPrefix(r.Right, policyRight) }
+
+const policyRight = "a row-level security policy"
+
 // RightsError names the first rights the role lacks.
 type RightsError struct {
 	Role    string
@@ -71,22 +76,29 @@ func (e *RightsError) Error() string {
 	return msg + "; the keapsync_sidecar role has them all"
 }
 
-// CheckRights returns a *RightsError when the connected role lacks a right the sidecar uses;
-// REPLICATION only when it pushes.
-func CheckRights(ctx context.Context, db DB, replication bool) error {
+// CheckRights returns a *RightsError when the connected role lacks a grant the sidecar uses
+// (REPLICATION only when it pushes). A table without the sidecar's policy is only a problem if
+// the sidecar uses it, so those come back as unseen, for a warning.
+func CheckRights(ctx context.Context, db DB, replication bool) (unseen []Right, err error) {
 	missing, err := MissingRights(ctx, db)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !replication {
-		missing = slices.DeleteFunc(missing, func(r Right) bool { return r.Right == RightReplication })
+	var lacking []Right
+	for _, r := range missing {
+		switch {
+		case r.IsPolicy():
+			unseen = append(unseen, r)
+		case replication || r.Right != RightReplication:
+			lacking = append(lacking, r)
+		}
 	}
-	if len(missing) == 0 {
-		return nil
+	if len(lacking) == 0 {
+		return unseen, nil
 	}
 	var role string
 	if err := db.QueryRow(ctx, `select current_user`).Scan(&role); err != nil {
-		return fmt.Errorf("read the database role: %w", err)
+		return unseen, fmt.Errorf("read the database role: %w", err)
 	}
-	return &RightsError{Role: role, Missing: missing}
+	return unseen, &RightsError{Role: role, Missing: lacking}
 }

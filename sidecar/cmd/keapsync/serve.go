@@ -48,8 +48,12 @@ func runServe(c *cli.Context) error {
 	}
 	defer s.pool.Close()
 	// Fail at start, naming the right, rather than on the first record that needs it.
-	if err := doctor.CheckRights(c.Context, s.pool, !c.Bool("no-push")); err != nil {
+	unseen, err := doctor.CheckRights(c.Context, s.pool, !c.Bool("no-push"))
+	if err != nil {
 		return err
+	}
+	for _, m := range unseen {
+		log.Warn("the database role sees no rows of a table; keapsync doctor says what to do", "lacks", m.Right)
 	}
 	reconcile := c.Duration("reconcile-every")
 	if reconcile == 0 {
