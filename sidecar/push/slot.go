@@ -128,6 +128,10 @@ func (p *Pusher) ensurePublication(ctx context.Context) error {
 		sql := fmt.Sprintf("create publication %s for table %s with (publish = 'insert, update, delete')",
 			pub, strings.Join(names, ", "))
 		if _, err := p.cfg.DB.Exec(ctx, sql); err != nil && !isCode(err, "42710") {
+			if isCode(err, "42501") { // publishing a table takes its owner; the migrations create keapsync_push
+				return fmt.Errorf("push: publication %s is missing and this role may not create it; as the owner of the keap tables run: %s: %w",
+					p.cfg.Publication, sql, err)
+			}
 			return fmt.Errorf("push: create publication %s: %w", p.cfg.Publication, explain(err))
 		}
 		p.log.Info("created publication", "publication", p.cfg.Publication)
