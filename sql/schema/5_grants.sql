@@ -6,6 +6,7 @@
 GRANT USAGE ON SCHEMA keap TO authenticated;
 GRANT USAGE ON SCHEMA keap TO service_role;
 GRANT USAGE ON SCHEMA keap TO keap_analyst;
+GRANT USAGE ON SCHEMA keap TO keapsync_sidecar;
 
 
 --
@@ -15,6 +16,7 @@ GRANT USAGE ON SCHEMA keap TO keap_analyst;
 GRANT USAGE ON SCHEMA keapsync TO authenticated;
 GRANT USAGE ON SCHEMA keapsync TO service_role;
 GRANT USAGE ON SCHEMA keapsync TO keap_analyst;
+GRANT USAGE ON SCHEMA keapsync TO keapsync_sidecar;
 
 
 --
@@ -23,6 +25,7 @@ GRANT USAGE ON SCHEMA keapsync TO keap_analyst;
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) TO keapsync_sidecar;
 
 
 --
@@ -31,6 +34,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_r
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -39,6 +43,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -47,6 +52,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) TO keapsync_sidecar;
 
 
 --
@@ -54,6 +60,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 -- Name: FUNCTION contact_body(p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) TO keapsync_sidecar;
 
 
 --
@@ -64,6 +71,7 @@ REVOKE ALL ON FUNCTION keapsync.current_origin() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO service_role;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.current_origin() TO keapsync_sidecar;
 
 
 --
@@ -72,6 +80,7 @@ GRANT ALL ON FUNCTION keapsync.current_origin() TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.dead_letters TO service_role;
 GRANT SELECT ON TABLE keapsync.dead_letters TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.dead_letters TO keapsync_sidecar;
 
 
 --
@@ -95,6 +104,7 @@ GRANT SELECT(status) ON TABLE keapsync.dead_letters TO keap_analyst;
 REVOKE ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -103,6 +113,7 @@ GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO authenticated
 
 REVOKE ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) TO keapsync_sidecar;
 
 
 --
@@ -111,6 +122,7 @@ GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) T
 
 REVOKE ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) TO service_role;
+GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) TO keapsync_sidecar;
 
 
 --
@@ -119,6 +131,7 @@ GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) TO keapsync_sidecar;
 
 
 --
@@ -127,6 +140,7 @@ GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[],
 
 REVOKE ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO keapsync_sidecar;
 
 
 --
@@ -135,6 +149,14 @@ GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO service_ro
 
 REVOKE ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) TO service_role;
+GRANT ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION grant_sidecar_rls(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.grant_sidecar_rls() FROM PUBLIC;
 
 
 --
@@ -145,6 +167,7 @@ REVOKE ALL ON FUNCTION keapsync.is_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO authenticated;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -155,6 +178,7 @@ REVOKE ALL ON FUNCTION keapsync.is_member(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO authenticated;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -164,6 +188,7 @@ GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keap_analyst;
 GRANT ALL ON TABLE keapsync.object_types TO service_role;
 GRANT SELECT ON TABLE keapsync.object_types TO authenticated;
 GRANT SELECT ON TABLE keapsync.object_types TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.object_types TO keapsync_sidecar;
 
 
 --
@@ -172,6 +197,7 @@ GRANT SELECT ON TABLE keapsync.object_types TO keap_analyst;
 
 REVOKE ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO keapsync_sidecar;
 
 
 --
@@ -180,6 +206,7 @@ GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text)
 
 REVOKE ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -188,6 +215,7 @@ GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO serv
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -196,6 +224,7 @@ GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO service_rol
 
 REVOKE ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -204,6 +233,7 @@ GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO servic
 
 REVOKE ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -212,6 +242,7 @@ GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO
 
 REVOKE ALL ON FUNCTION keapsync.keap_time(p text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO keapsync_sidecar;
 
 
 --
@@ -220,6 +251,14 @@ GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION kpi_summaries(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO keapsync_sidecar;
 
 
 --
@@ -228,6 +267,7 @@ GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service
 
 REVOKE ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -235,6 +275,7 @@ GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_
 -- Name: FUNCTION merge_doc(p_type text, p_row jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) TO keapsync_sidecar;
 
 
 --
@@ -245,6 +286,7 @@ REVOKE ALL ON FUNCTION keapsync.my_accounts() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO service_role;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.my_accounts() TO keapsync_sidecar;
 
 
 --
@@ -255,6 +297,7 @@ REVOKE ALL ON FUNCTION keapsync.my_admin_accounts() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO service_role;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keapsync_sidecar;
 
 
 --
@@ -264,6 +307,7 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
 REVOKE ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -272,6 +316,7 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO keapsync_sidecar;
 
 
 --
@@ -280,6 +325,7 @@ GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field t
 
 REVOKE ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -288,6 +334,7 @@ GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO keapsync_sidecar;
 
 
 --
@@ -296,6 +343,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO s
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) TO keapsync_sidecar;
 
 
 --
@@ -303,6 +351,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_tt
 -- Name: FUNCTION rebuild_kpi_summaries(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -312,6 +361,7 @@ GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_
 REVOKE ALL ON FUNCTION keapsync.require_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -320,6 +370,7 @@ GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
 
 GRANT ALL ON TABLE keapsync.conflicts TO service_role;
 GRANT SELECT ON TABLE keapsync.conflicts TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflicts TO keapsync_sidecar;
 
 
 --
@@ -343,6 +394,7 @@ GRANT SELECT(status) ON TABLE keapsync.conflicts TO keap_analyst;
 REVOKE ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO keapsync_sidecar;
 
 
 --
@@ -352,6 +404,7 @@ GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice t
 REVOKE ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO keapsync_sidecar;
 
 
 --
@@ -361,6 +414,7 @@ GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_pol
 REVOKE ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -370,6 +424,7 @@ GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO authenticated;
 REVOKE ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -378,6 +433,7 @@ GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO authentic
 
 REVOKE ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -386,6 +442,7 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO servic
 
 REVOKE ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO keapsync_sidecar;
 
 
 --
@@ -394,6 +451,7 @@ GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO se
 
 REVOKE ALL ON FUNCTION keapsync.set_origin(p_origin text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 
 
 --
@@ -402,6 +460,7 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO keapsync_sidecar;
 
 
 --
@@ -410,6 +469,7 @@ GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jso
 
 REVOKE ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -418,6 +478,105 @@ GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.take_oauth_state(p_state text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_update(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_update(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_update(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_update(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_summary(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_push_resolution(); Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO keapsync_sidecar;
 
 
 --
@@ -426,6 +585,7 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_signal_data() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO keapsync_sidecar;
 
 
 --
@@ -434,6 +594,7 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_signal_status() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO keapsync_sidecar;
 
 
 --
@@ -442,6 +603,7 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO keapsync_sidecar;
 
 
 --
@@ -450,6 +612,7 @@ GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_track_change() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_track_change() TO keapsync_sidecar;
 
 
 --
@@ -457,6 +620,7 @@ GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
 -- Name: FUNCTION topic_account(p_topic text); Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO keapsync_sidecar;
 
 
 --
@@ -465,6 +629,7 @@ GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 REVOKE ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO keapsync_sidecar;
 
 
 --
@@ -473,6 +638,7 @@ GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id b
 
 REVOKE ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -482,6 +648,7 @@ GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id
 GRANT ALL ON TABLE keap.contact_tags TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contact_tags TO authenticated;
 GRANT SELECT ON TABLE keap.contact_tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contact_tags TO keapsync_sidecar;
 
 
 --
@@ -491,6 +658,7 @@ GRANT SELECT ON TABLE keap.contact_tags TO keap_analyst;
 GRANT ALL ON TABLE keap.contacts TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO authenticated;
 GRANT SELECT ON TABLE keap.contacts TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO keapsync_sidecar;
 
 
 --
@@ -499,6 +667,7 @@ GRANT SELECT ON TABLE keap.contacts TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO keapsync_sidecar;
 
 
 --
@@ -508,6 +677,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.order_items TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_items TO authenticated;
 GRANT SELECT ON TABLE keap.order_items TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_items TO keapsync_sidecar;
 
 
 --
@@ -516,6 +686,7 @@ GRANT SELECT ON TABLE keap.order_items TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO keapsync_sidecar;
 
 
 --
@@ -525,6 +696,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.order_payments TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_payments TO authenticated;
 GRANT SELECT ON TABLE keap.order_payments TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_payments TO keapsync_sidecar;
 
 
 --
@@ -533,6 +705,7 @@ GRANT SELECT ON TABLE keap.order_payments TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO keapsync_sidecar;
 
 
 --
@@ -542,6 +715,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.orders TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO authenticated;
 GRANT SELECT ON TABLE keap.orders TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO keapsync_sidecar;
 
 
 --
@@ -550,6 +724,7 @@ GRANT SELECT ON TABLE keap.orders TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO keapsync_sidecar;
 
 
 --
@@ -559,6 +734,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.subscriptions TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO authenticated;
 GRANT SELECT ON TABLE keap.subscriptions TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO keapsync_sidecar;
 
 
 --
@@ -567,6 +743,7 @@ GRANT SELECT ON TABLE keap.subscriptions TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO keapsync_sidecar;
 
 
 --
@@ -576,6 +753,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.tag_categories TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tag_categories TO authenticated;
 GRANT SELECT ON TABLE keap.tag_categories TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tag_categories TO keapsync_sidecar;
 
 
 --
@@ -584,6 +762,7 @@ GRANT SELECT ON TABLE keap.tag_categories TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO keapsync_sidecar;
 
 
 --
@@ -593,6 +772,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.tags TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tags TO authenticated;
 GRANT SELECT ON TABLE keap.tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tags TO keapsync_sidecar;
 
 
 --
@@ -601,6 +781,7 @@ GRANT SELECT ON TABLE keap.tags TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO keapsync_sidecar;
 
 
 --
@@ -609,6 +790,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO authenticated;
 
 GRANT ALL ON TABLE keapsync.accounts TO service_role;
 GRANT SELECT ON TABLE keapsync.accounts TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.accounts TO keapsync_sidecar;
 
 
 --
@@ -647,6 +829,7 @@ GRANT SELECT(paused) ON TABLE keapsync.accounts TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.change_history TO service_role;
 GRANT SELECT ON TABLE keapsync.change_history TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.change_history TO keapsync_sidecar;
 
 
 --
@@ -654,6 +837,7 @@ GRANT SELECT ON TABLE keapsync.change_history TO authenticated;
 -- Name: SEQUENCE change_history_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO keapsync_sidecar;
 
 
 --
@@ -662,6 +846,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO service_role;
 
 GRANT ALL ON TABLE keapsync.conflict_policies TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO keapsync_sidecar;
 
 
 --
@@ -669,6 +854,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO authent
 -- Name: SEQUENCE conflicts_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO keapsync_sidecar;
 
 
 --
@@ -676,6 +862,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO service_role;
 -- Name: SEQUENCE dead_letters_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO keapsync_sidecar;
 
 
 --
@@ -683,6 +870,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO service_role;
 -- Name: TABLE hook_endpoints; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.hook_endpoints TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.hook_endpoints TO keapsync_sidecar;
 
 
 --
@@ -691,6 +879,7 @@ GRANT ALL ON TABLE keapsync.hook_endpoints TO service_role;
 
 GRANT ALL ON TABLE keapsync.hook_subscriptions TO service_role;
 GRANT SELECT ON TABLE keapsync.hook_subscriptions TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.hook_subscriptions TO keapsync_sidecar;
 
 
 --
@@ -721,6 +910,7 @@ GRANT SELECT(last_delivery_at) ON TABLE keapsync.hook_subscriptions TO keap_anal
 GRANT ALL ON TABLE keapsync.kpi_contacts_by_week TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_contacts_by_week TO keapsync_sidecar;
 
 
 --
@@ -730,6 +920,7 @@ GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_contacts_weekly TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_contacts_weekly TO keapsync_sidecar;
 
 
 --
@@ -739,6 +930,7 @@ GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_orders_by_month TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_orders_by_month TO keapsync_sidecar;
 
 
 --
@@ -748,6 +940,7 @@ GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_orders_monthly TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_orders_monthly TO keapsync_sidecar;
 
 
 --
@@ -757,6 +950,7 @@ GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_subscription_totals TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_subscription_totals TO keapsync_sidecar;
 
 
 --
@@ -766,6 +960,7 @@ GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_subscriptions TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_subscriptions TO keapsync_sidecar;
 
 
 --
@@ -775,6 +970,7 @@ GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_tag_counts TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_tag_counts TO keapsync_sidecar;
 
 
 --
@@ -784,6 +980,7 @@ GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_top_tags TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_top_tags TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_top_tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_top_tags TO keapsync_sidecar;
 
 
 --
@@ -793,6 +990,7 @@ GRANT SELECT ON TABLE keapsync.kpi_top_tags TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_totals TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_totals TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_totals TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_totals TO keapsync_sidecar;
 
 
 --
@@ -801,6 +999,7 @@ GRANT SELECT ON TABLE keapsync.kpi_totals TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.members TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO keapsync_sidecar;
 
 
 --
@@ -808,6 +1007,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
 -- Name: TABLE oauth_states; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.oauth_states TO keapsync_sidecar;
 
 
 --
@@ -815,6 +1015,7 @@ GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
 -- Name: TABLE oauth_tokens; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_tokens TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.oauth_tokens TO keapsync_sidecar;
 
 
 --
@@ -875,6 +1076,7 @@ GRANT SELECT(updated_at) ON TABLE keapsync.oauth_tokens TO authenticated;
 
 GRANT ALL ON TABLE keapsync.push_queue TO service_role;
 GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.push_queue TO keapsync_sidecar;
 
 
 --
@@ -882,6 +1084,7 @@ GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
 -- Name: TABLE rate_budget_members; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.rate_budget_members TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keapsync_sidecar;
 
 
 --
@@ -890,6 +1093,7 @@ GRANT ALL ON TABLE keapsync.rate_budget_members TO service_role;
 
 GRANT ALL ON TABLE keapsync.rate_budget_usage TO service_role;
 GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_usage TO keapsync_sidecar;
 
 
 --
@@ -898,6 +1102,7 @@ GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
 
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
 
 
 --
@@ -906,6 +1111,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 
 GRANT ALL ON TABLE keapsync.sync_cursors TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_cursors TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_cursors TO keapsync_sidecar;
 
 
 --
@@ -963,6 +1169,7 @@ GRANT SELECT(updated_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.sync_state TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_state TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_state TO keapsync_sidecar;
 
 
 --
@@ -971,6 +1178,7 @@ GRANT SELECT ON TABLE keapsync.sync_state TO authenticated;
 
 GRANT ALL ON TABLE keapsync.webhook_inbox TO service_role;
 GRANT SELECT ON TABLE keapsync.webhook_inbox TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.webhook_inbox TO keapsync_sidecar;
 
 
 --
@@ -1001,6 +1209,7 @@ GRANT SELECT(processed_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
 GRANT ALL ON TABLE keapsync.sync_status TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_status TO authenticated;
 GRANT SELECT ON TABLE keapsync.sync_status TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_status TO keapsync_sidecar;
 
 
 --
@@ -1008,6 +1217,7 @@ GRANT SELECT ON TABLE keapsync.sync_status TO keap_analyst;
 -- Name: SEQUENCE webhook_inbox_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO keapsync_sidecar;
 
 
 --
@@ -1015,6 +1225,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO service_role;
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keap; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON SEQUENCES  TO keapsync_sidecar;
 
 
 --
@@ -1022,6 +1233,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON 
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: keap; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,INSERT,DELETE,UPDATE ON TABLES  TO keapsync_sidecar;
 
 
 --
@@ -1029,6 +1241,14 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  T
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO keapsync_sidecar;
+
+
+--
+
+-- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: keapsync; Owner: -
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCTIONS  TO keapsync_sidecar;
 
 
 --
@@ -1036,6 +1256,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON TABLES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,INSERT,DELETE,UPDATE ON TABLES  TO keapsync_sidecar;
 
 
 --
