@@ -141,3 +141,34 @@ func TestDoctorReportsWALKeepSize(t *testing.T) {
 	}
 	t.Error("no max_slot_wal_keep_size finding")
 }
+
+func TestDoctorChecksTheDashboardRole(t *testing.T) {
+	ctx := context.Background()
+	owner := pgtest.Pool(t)
+	as := func(role string) doctor.Finding {
+		t.Helper()
+		cfg := owner.Config().ConnConfig.Copy()
+		cfg.User = role
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		return doctor.CheckDashboardRole(ctx, conn)
+	}
+	if f := as("keapsync_dashboard"); f.Level != doctor.OK {
+		t.Errorf("keapsync_dashboard: %+v", f)
+	}
+	if f := as("postgres"); f.Level != doctor.Warn || !strings.Contains(f.Fix, "keapsync_dashboard") {
+		t.Errorf("postgres: %+v", f)
+	}
+	// Roles belong to the cluster: this one is the test's own.
+	role := pgx.Identifier{"doctor_dash_" + strings.ReplaceAll(t.Name(), "/", "_")}.Sanitize()
+	if _, err := owner.Exec(ctx, "create role "+role+" login"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = owner.Exec(context.Background(), "drop role "+role) })
+	if f := as(strings.Trim(role, `"`)); f.Level != doctor.Fail || !strings.Contains(f.Fix, "grant authenticated to") {
+		t.Errorf("a role that cannot become authenticated: %+v", f)
+	}
+}

@@ -102,3 +102,29 @@ func CheckRights(ctx context.Context, db DB, replication bool) (unseen []Right, 
 	}
 	return unseen, &RightsError{Role: role, Missing: lacking}
 }
+
+// What the dashboard's role needs: to become authenticated per request (so RLS applies), and no
+// way around RLS of its own.
+const sqlDashboardRole = `
+select r.rolname, pg_has_role(r.rolname, 'authenticated', 'MEMBER'), r.rolsuper or r.rolbypassrls,
+       exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace  -- by oid: it may not use the schema
+               where n.nspname = 'keapsync' and c.relname = 'oauth_tokens' and has_table_privilege(r.rolname, c.oid, 'SELECT'))
+  from pg_roles r where r.rolname = current_user`
+
+// CheckDashboardRole checks the role the dashboard connects as (keapsync_dashboard).
+func CheckDashboardRole(ctx context.Context, db DB) Finding {
+	var role string
+	var canBecome, bypasses, readsTokens bool
+	if err := db.QueryRow(ctx, sqlDashboardRole).Scan(&role, &canBecome, &bypasses, &readsTokens); err != nil {
+		return Finding{"dashboard role", Fail, err.Error(), "check the dashboard's DATABASE_URL"}
+	}
+	switch {
+	case !canBecome:
+		return Finding{"dashboard role", Fail, role + " cannot become authenticated, so no query can run as the signed-in person",
+			fmt.Sprintf("grant authenticated to %s (as the owner), or connect as keapsync_dashboard", pgx.Identifier{role}.Sanitize())}
+	case bypasses || readsTokens:
+		return Finding{"dashboard role", Warn, role + " holds more than the dashboard needs (it bypasses RLS or reads token ciphertext)",
+			"connect the dashboard as keapsync_dashboard"}
+	}
+	return Finding{"dashboard role", OK, role + " may only act as the signed-in person", ""}
+}
