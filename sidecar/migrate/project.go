@@ -16,6 +16,7 @@ const ProjectMigrations = "supabase/migrations"
 type Install struct {
 	Dir        string   // the project's migrations folder
 	Written    []string // files written now
+	Renamed    []string // keapsync's files found under their names from before the prefix
 	Current    int      // keapsync files already there, unchanged
 	IncludeAll bool     // the project has migrations newer than keapsync's oldest: db push needs --include-all
 }
@@ -55,6 +56,7 @@ func (m *Migrator) Vendor(workdir string) (Install, error) {
 		}
 	}
 	var write []Migration
+	var rename [][2]string
 	for _, mig := range m.Migrations {
 		have, ok := byVersion[mig.Version]
 		if !ok {
@@ -67,8 +69,13 @@ func (m *Migrator) Vendor(workdir string) (Install, error) {
 			return in, fmt.Errorf("read %s: %w", path, err)
 		}
 		switch {
+		case have != mig.File && string(b) == mig.SQL:
+			// Copied by hand before keapsync's files carried its prefix: the CLI compares versions
+			// only, so giving it keapsync's name changes nothing it has recorded.
+			rename = append(rename, [2]string{have, mig.File})
+			continue
 		case have != mig.File:
-			return in, fmt.Errorf("%s has the version of keapsync's %s but another name: move it away (nothing was written)", path, mig.File)
+			return in, fmt.Errorf("%s has the version of keapsync's %s but another name and content: move it away (nothing was written)", path, mig.File)
 		case string(b) != mig.SQL:
 			return in, fmt.Errorf("%s differs from keapsync's copy (edited?): restore it or move it away; "+
 				"change the schema in a migration of your own instead (nothing was written)", path)
@@ -83,6 +90,12 @@ func (m *Migrator) Vendor(workdir string) (Install, error) {
 	if err := os.MkdirAll(in.Dir, 0o755); err != nil {
 		return in, fmt.Errorf("create %s: %w", in.Dir, err)
 	}
+	for _, r := range rename {
+		if err := os.Rename(filepath.Join(in.Dir, r[0]), filepath.Join(in.Dir, r[1])); err != nil {
+			return in, fmt.Errorf("rename %s: %w", r[0], err)
+		}
+		in.Renamed = append(in.Renamed, r[0]+" -> "+r[1])
+	}
 	for _, mig := range write {
 		if err := os.WriteFile(filepath.Join(in.Dir, mig.File), []byte(mig.SQL), 0o644); err != nil {
 			return in, fmt.Errorf("write %s: %w", mig.File, err)
@@ -92,8 +105,8 @@ func (m *Migrator) Vendor(workdir string) (Install, error) {
 	return in, nil
 }
 
-// Unvendor removes keapsync's migration files from the Supabase project at workdir: the ones
-// this binary ships and any other named with keapsync's prefix. It returns what it removed.
+// Unvendor removes keapsync's migration files, the ones named with its prefix, from the Supabase
+// project at workdir. It returns what it removed.
 func (m *Migrator) Unvendor(workdir string) ([]string, error) {
 	dir := filepath.Join(workdir, ProjectMigrations)
 	files, err := projectFiles(dir)
@@ -102,7 +115,7 @@ func (m *Migrator) Unvendor(workdir string) ([]string, error) {
 	}
 	var removed []string
 	for _, f := range files {
-		if !m.Owns(f.version, f.name) {
+		if !strings.HasPrefix(f.name, Prefix) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, f.file)); err != nil {

@@ -32,6 +32,9 @@ func supabaseCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					for _, r := range in.Renamed {
+						fmt.Fprintf(c.App.Writer, "renamed %s\n", r)
+					}
 					for _, f := range in.Written {
 						fmt.Fprintf(c.App.Writer, "wrote %s\n", f)
 					}
