@@ -21,7 +21,7 @@ type overviewData struct {
 
 // Overview queries. Every one names the account the person picked; RLS decides whether they may.
 // They read the KPI views, which read per-account summaries kept by triggers (migration
-// 20261127095000_kpi_summaries.sql): a few hundred rows per account whatever its size.
+// 20261127095000_keapsync_kpi_summaries.sql): a few hundred rows per account whatever its size.
 const (
 	sqlOverviewTotals = `select coalesce((select contacts from keapsync.kpi_totals where account_id = $1), 0),
        coalesce((select orders from keapsync.kpi_totals where account_id = $1), 0),

@@ -50,13 +50,17 @@ type Config struct {
 	APIURL      string // Keap's REST base, for the clock check ("" skips it)
 	HTTPClient  *http.Client
 	Now         func() time.Time
+	DatabaseURL string  // checked for Supabase's pooler and an unreachable host ("" skips it)
+	Network     Network // nil: this machine's
 }
 
 const (
-	sqlWalLevel    = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
-	sqlSlot        = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint from pg_replication_slots where slot_name = $1 and database = current_database()`
+	sqlWalLevel = `select current_setting('wal_level'), (select rolreplication or rolsuper from pg_roles where rolname = current_user)`
+	sqlSlot     = `select active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, coalesce(wal_status, ''), safe_wal_size
+  from pg_replication_slots where slot_name = $1 and database = current_database()`
+	// -1 (the default) lets a stalled slot keep WAL until the disk is full; Supabase sets a limit.
+	sqlKeepSize    = `select pg_size_bytes(current_setting('max_slot_wal_keep_size'))`
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
-	sqlApplied     = `select version from supabase_migrations.schema_migrations`
 	sqlAccounts    = `
 select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.account_id is not null, t.access_expires_at, t.refresh_expires_at,
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id and h.status = 'Verified'),
@@ -80,6 +84,18 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 	}
 	var out []Finding
 	add := func(f Finding) { out = append(out, f) }
+	if cfg.DatabaseURL != "" {
+		if err := CheckConnection(ctx, cfg.DatabaseURL, cfg.Network); err != nil {
+			var ce *ConnectionError
+			if errors.As(err, &ce) {
+				add(Finding{"connection", Fail, "DATABASE_URL " + ce.Problem, "use " + ce.Use})
+			} else {
+				add(Finding{"connection", Fail, err.Error(), ""})
+			}
+		} else {
+			add(Finding{"connection", OK, "direct connection", ""})
+		}
+	}
 
 	var wal string
 	var repl bool
@@ -99,26 +115,9 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 		add(Finding{"replication rights", OK, "granted", ""})
 	}
 
-	var active bool
-	var lag *int64
-	switch err := db.QueryRow(ctx, sqlSlot, cfg.Slot).Scan(&active, &lag); {
-	case errors.Is(err, pgx.ErrNoRows):
-		add(Finding{"push slot", Warn, "slot " + cfg.Slot + " does not exist yet", "start keapsync serve once; it creates the slot"})
-	case err != nil:
-		add(Finding{"push slot", Fail, err.Error(), ""})
-	case lag != nil && *lag > cfg.MaxSlotLag:
-		add(Finding{"push slot", Fail, fmt.Sprintf("retains %d MiB of WAL", *lag>>20),
-			"WAL is piling up: start keapsync serve (or see docs/runbook.md, \"WAL pile-up\")"})
-	default:
-		detail := "idle (no sidecar attached)"
-		if active {
-			detail = "held by a running sidecar"
-		}
-		if lag != nil {
-			detail += fmt.Sprintf(", lag %d KiB", *lag>>10)
-		}
-		add(Finding{"push slot", OK, detail, ""})
-	}
+	out = append(out, checkRights(ctx, db)...)
+
+	out = append(out, checkSlot(ctx, db, cfg)...)
 	var pubs int
 	if err := db.QueryRow(ctx, sqlPublication, cfg.Publication).Scan(&pubs); err == nil && pubs == 0 {
 		add(Finding{"publication", Warn, cfg.Publication + " missing", "start keapsync serve once; it creates the publication"})
@@ -134,29 +133,85 @@ func Run(ctx context.Context, db DB, cfg Config) []Finding {
 	return out
 }
 
-func checkMigrations(ctx context.Context, db DB, local []migrate.Migration) []Finding {
-	rows, err := db.Query(ctx, sqlApplied)
-	if err != nil {
-		return []Finding{{"migrations", Fail, "no migration history: " + err.Error(), "run keapsync migrate"}}
+func checkSlot(ctx context.Context, db DB, cfg Config) []Finding {
+	var keep int64
+	if err := db.QueryRow(ctx, sqlKeepSize).Scan(&keep); err != nil {
+		return []Finding{{"push slot", Fail, "read max_slot_wal_keep_size: " + err.Error(), ""}}
 	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return []Finding{{"migrations", Fail, err.Error(), ""}}
+	var out []Finding
+	if keep < 0 {
+		out = append(out, Finding{"max_slot_wal_keep_size", Warn, "unlimited: a stalled slot keeps WAL until the disk is full",
+			"set max_slot_wal_keep_size (e.g. 4GB, below the free disk); Supabase projects have a limit"})
+	} else {
+		out = append(out, Finding{"max_slot_wal_keep_size", OK, fmt.Sprintf("%d MiB", keep>>20), ""})
 	}
-	have := map[string]bool{}
-	for _, v := range applied {
-		have[v] = true
+	var active bool
+	var lag, safe *int64
+	var status string
+	switch err := db.QueryRow(ctx, sqlSlot, cfg.Slot).Scan(&active, &lag, &status, &safe); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return append(out, Finding{"push slot", Warn, "slot " + cfg.Slot + " does not exist yet", "start keapsync serve once; it creates the slot"})
+	case err != nil:
+		return append(out, Finding{"push slot", Fail, err.Error(), ""})
+	case status == "lost":
+		return append(out, Finding{"push slot", Fail, "slot " + cfg.Slot + " was invalidated: it fell more than max_slot_wal_keep_size behind",
+			"drop it (select pg_drop_replication_slot('" + cfg.Slot + "')), start keapsync serve, then run keapsync reconcile: edits made meanwhile were not pushed"})
+	case status == "unreserved" || safe != nil && *safe < cfg.MaxSlotLag/4:
+		return append(out, Finding{"push slot", Fail, fmt.Sprintf("close to invalidation (wal_status %s, %s left)", status, mib(safe)),
+			"start keapsync serve now so the slot catches up (see docs/runbook.md, \"WAL pile-up\")"})
+	case lag != nil && *lag > cfg.MaxSlotLag:
+		return append(out, Finding{"push slot", Fail, fmt.Sprintf("retains %d MiB of WAL", *lag>>20),
+			"WAL is piling up: start keapsync serve (or see docs/runbook.md, \"WAL pile-up\")"})
 	}
-	pending := 0
-	for _, m := range local {
-		if !have[m.Version] {
-			pending++
+	detail := "idle (no sidecar attached)"
+	if active {
+		detail = "held by a running sidecar"
+	}
+	if lag != nil {
+		detail += fmt.Sprintf(", lag %d KiB", *lag>>10)
+	}
+	if safe != nil {
+		detail += ", " + mib(safe) + " before max_slot_wal_keep_size invalidates it"
+	}
+	return append(out, Finding{"push slot", OK, detail, ""})
+}
+
+func mib(n *int64) string {
+	if n == nil {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d MiB", *n>>20)
+}
+
+func checkRights(ctx context.Context, db DB) []Finding {
+	missing, err := MissingRights(ctx, db)
+	switch {
+	case err != nil:
+		return []Finding{{"role rights", Fail, err.Error(), ""}}
+	case len(missing) == 0 || len(missing) == 1 && missing[0].Right == RightReplication:
+		return []Finding{{"role rights", OK, "the database role holds every right the sidecar uses", ""}}
+	}
+	out := []Finding{}
+	for _, m := range missing {
+		if m.Right == RightReplication {
+			continue // the replication check reports it
 		}
+		out = append(out, Finding{"role rights", Fail, "lacks " + m.Right, m.Fix + " (as the owner), or connect as keapsync_sidecar"})
 	}
-	if pending > 0 {
-		return []Finding{{"migrations", Fail, fmt.Sprintf("%d pending", pending), "run keapsync migrate (or supabase db push)"}}
+	return out
+}
+
+func checkMigrations(ctx context.Context, db DB, local []migrate.Migration) []Finding {
+	m := &migrate.Migrator{Migrations: local}
+	pending, err := m.Pending(ctx, db)
+	if err != nil {
+		return []Finding{{"migrations", Fail, err.Error(), "upgrade keapsync, or check DATABASE_URL"}}
 	}
-	return []Finding{{"migrations", OK, fmt.Sprintf("%d applied", len(applied)), ""}}
+	if len(pending) > 0 {
+		return []Finding{{"migrations", Fail, fmt.Sprintf("%d of %d pending (first %s)", len(pending), len(local), pending[0].File),
+			"run keapsync migrate (or keapsync supabase install, then supabase db push)"}}
+	}
+	return []Finding{{"migrations", OK, fmt.Sprintf("%d keapsync migrations applied", len(local)), ""}}
 }
 
 func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {

@@ -20,7 +20,7 @@ type budgetDB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// The membership rules live in SQL (migration 20261127090000_credentials_and_budget.sql).
+// The membership rules live in SQL (migration 20261127090000_keapsync_credentials_and_budget.sql).
 const (
 	sqlBudgetShare = `select keapsync.rate_budget_share($1, $2, make_interval(secs => $3))`
 	sqlBudgetLeave = `select keapsync.rate_budget_leave($1, $2)`

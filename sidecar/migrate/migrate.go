@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"path"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 
@@ -19,11 +18,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// Prefix marks keapsync's migrations in a history shared with the user's own project: every
+// migration file is named <version>_keapsync_<what>.sql (a test holds supabase/migrations to it),
+// so a history row whose name starts with it is keapsync's even when this binary does not know
+// its version. Rows from before the prefix carry versions every binary knows.
+const Prefix = "keapsync_"
+
 // Migration is one file of supabase/migrations.
 type Migration struct {
 	Version    string // the digits before the first underscore
 	Name       string // the rest of the file name, without .sql
 	File       string
+	SQL        string // the file as shipped, byte for byte
 	Statements []string
 }
 
@@ -46,7 +52,7 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
-		ms = append(ms, Migration{Version: m[1], Name: m[2], File: e.Name(), Statements: Split(string(b))})
+		ms = append(ms, Migration{Version: m[1], Name: m[2], File: e.Name(), SQL: string(b), Statements: Split(string(b))})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].File < ms[j].File })
 	return ms, nil
@@ -76,7 +82,7 @@ const (
 	sqlHistoryStmts  = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]`
 	sqlHistoryName   = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text`
 	sqlHistoryInsert = `INSERT INTO supabase_migrations.schema_migrations(version, name, statements) VALUES($1, $2, $3)`
-	sqlApplied       = `SELECT version FROM supabase_migrations.schema_migrations ORDER BY version`
+	sqlApplied       = `SELECT version, coalesce(name, '') FROM supabase_migrations.schema_migrations ORDER BY version`
 
 	// What the migrations expect from Supabase; any one missing means plain PostgreSQL.
 	sqlHasSupabase = `SELECT to_regrole('anon') IS NOT NULL AND to_regrole('authenticated') IS NOT NULL
@@ -115,23 +121,12 @@ func (m *Migrator) Apply(ctx context.Context, conn *pgx.Conn) (Result, error) {
 			return res, fmt.Errorf("prepare migration history: %w", err)
 		}
 	}
-	rows, _ := conn.Query(ctx, sqlApplied)
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	applied, err := m.history(ctx, conn, log)
 	if err != nil {
-		return res, fmt.Errorf("read migration history: %w", err)
-	}
-	local := make([]string, len(m.Migrations))
-	for i, mig := range m.Migrations {
-		local[i] = mig.Version
-	}
-	for _, v := range applied {
-		if !slices.Contains(local, v) {
-			return res, fmt.Errorf("database has migration %s that is not among the local migrations; "+
-				"is this binary older than the schema?", v)
-		}
+		return res, err
 	}
 	for _, mig := range m.Migrations {
-		if slices.Contains(applied, mig.Version) {
+		if applied[mig.Version] {
 			res.Current++
 			continue
 		}
@@ -142,6 +137,83 @@ func (m *Migrator) Apply(ctx context.Context, conn *pgx.Conn) (Result, error) {
 		res.Applied = append(res.Applied, mig.File)
 	}
 	return res, nil
+}
+
+// Pending lists this binary's migrations the database has not applied yet, reading the history
+// without changing anything. A database without the history table has them all pending.
+func (m *Migrator) Pending(ctx context.Context, q querier) ([]Migration, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read migration history: %w", err)
+	}
+	applied := map[string]bool{}
+	if exists {
+		var err error
+		if applied, err = m.history(ctx, q, slog.New(slog.DiscardHandler)); err != nil {
+			return nil, err
+		}
+	}
+	var pending []Migration
+	for _, mig := range m.Migrations {
+		if !applied[mig.Version] {
+			pending = append(pending, mig)
+		}
+	}
+	return pending, nil
+}
+
+// UnknownMigrationError: the database holds a keapsync migration this binary does not have, so
+// it was migrated by a newer keapsync.
+type UnknownMigrationError struct{ Version, Name string }
+
+func (e *UnknownMigrationError) Error() string {
+	return fmt.Sprintf("database has keapsync migration %s_%s, which this keapsync binary does not know: "+
+		"upgrade keapsync to the version that installed it (nothing was applied)", e.Version, e.Name)
+}
+
+// querier is what reading the history needs: a connection, a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// history reads the applied versions that are keapsync's. Other projects' rows in the shared
+// history are theirs to manage: they are mentioned at debug level and otherwise ignored.
+func (m *Migrator) history(ctx context.Context, q querier, log *slog.Logger) (map[string]bool, error) {
+	rows, _ := q.Query(ctx, sqlApplied)
+	type row struct{ Version, Name string }
+	all, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		return nil, fmt.Errorf("read migration history: %w", err)
+	}
+	known := m.versions()
+	applied := make(map[string]bool, len(all))
+	for _, r := range all {
+		switch {
+		case known[r.Version]:
+			applied[r.Version] = true
+		case strings.HasPrefix(r.Name, Prefix):
+			return nil, &UnknownMigrationError{Version: r.Version, Name: r.Name}
+		default:
+			log.Debug("migration history row is not keapsync's; ignored", "version", r.Version, "name", r.Name)
+		}
+	}
+	return applied, nil
+}
+
+// versions is the set of this binary's migration versions.
+func (m *Migrator) versions() map[string]bool {
+	vs := make(map[string]bool, len(m.Migrations))
+	for _, mig := range m.Migrations {
+		vs[mig.Version] = true
+	}
+	return vs
+}
+
+// Owns says whether a history row (or a migration file's version and name) is keapsync's: a
+// version this binary ships, or a name with keapsync's prefix.
+func (m *Migrator) Owns(version, name string) bool {
+	return m.versions()[version] || strings.HasPrefix(name, Prefix)
 }
 
 func applyOne(ctx context.Context, conn *pgx.Conn, mig Migration) error {

@@ -105,12 +105,87 @@ func TestFailingMigrationChangesNothingAndNamesStatement(t *testing.T) {
 	}
 }
 
-func TestRefusesUnknownAppliedVersion(t *testing.T) {
+// A database migrated by a newer keapsync: the binary names the migration it lacks and applies
+// nothing.
+func TestRefusesUnknownKeapsyncMigration(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.URL(t)) // fully migrated
-	m := &migrate.Migrator{Migrations: []migrate.Migration{{Version: "1", Name: "x", File: "1_x.sql"}}}
-	_, err := m.Apply(ctx, conn)
-	if err == nil || !strings.Contains(err.Error(), "not among the local migrations") {
-		t.Fatalf("err = %v, want a refusal naming the unknown version", err)
+	m, err := migrate.Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `insert into supabase_migrations.schema_migrations (version, name, statements)
+	  values ('29991231000000', 'keapsync_from_the_future', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Apply(ctx, conn)
+	var unknown *migrate.UnknownMigrationError
+	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "29991231000000_keapsync_from_the_future") ||
+		!strings.Contains(err.Error(), "upgrade keapsync") {
+		t.Fatalf("err = %v, want a refusal naming 29991231000000_keapsync_from_the_future", err)
+	}
+}
+
+// The user's own migrations share the history: keapsync applies its own missing ones around
+// them, in order, and leaves their rows alone.
+func TestCoexistsWithOtherProjectsMigrations(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t, pgtest.EmptyURL(t))
+	m, err := migrate.Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := []string{"20250101000000", "20261127080050", "29990101000000"} // older than, between and newer than keapsync's
+	for _, q := range []string{`create schema supabase_migrations`,
+		`create table supabase_migrations.schema_migrations (version text not null primary key, statements text[], name text)`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range user {
+		if _, err := conn.Exec(ctx, `insert into supabase_migrations.schema_migrations values ($1, '{}', 'my_app')`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An older keapsync, with only the first migration, recorded it under its name before the prefix.
+	old := *m
+	old.Migrations = m.Migrations[:1]
+	if _, err := old.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	first := m.Migrations[0]
+	if _, err := conn.Exec(ctx, `update supabase_migrations.schema_migrations set name = 'core_schema' where version = $1`, first.Version); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Apply(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Applied) != len(m.Migrations)-1 || res.Current != 1 {
+		t.Fatalf("applied %d, current %d; want %d and 1", len(res.Applied), res.Current, len(m.Migrations)-1)
+	}
+	var users int
+	if err := conn.QueryRow(ctx, `select count(*) from supabase_migrations.schema_migrations where name = 'my_app'`).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	if users != len(user) {
+		t.Errorf("%d of the user's history rows left, want %d", users, len(user))
+	}
+	if again, err := m.Apply(ctx, conn); err != nil || len(again.Applied) != 0 {
+		t.Errorf("second run: %+v, %v; want nothing to do", again, err)
+	}
+}
+
+// Every migration file carries keapsync's prefix, so a shared history (and a user's
+// supabase/migrations folder) tells keapsync's migrations from the user's by name alone.
+func TestEveryMigrationIsNamedAsKeapsyncs(t *testing.T) {
+	m, err := migrate.Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mig := range m.Migrations {
+		if !strings.HasPrefix(mig.Name, migrate.Prefix) || len(mig.Version) != 14 {
+			t.Errorf("%s: name it <14-digit version>_%s<what>.sql", mig.File, migrate.Prefix)
+		}
 	}
 }

@@ -49,7 +49,7 @@ func (p *Pusher) Consume(ctx context.Context) error {
 			return nil
 		}
 		switch {
-		case errors.Is(err, ErrWalLevel), errors.Is(err, ErrNoReplication), errors.Is(err, ErrSlotMismatch):
+		case errors.Is(err, ErrWalLevel), errors.Is(err, ErrNoReplication), errors.Is(err, ErrSlotMismatch), errors.Is(err, ErrPublication):
 			return err
 		case errors.Is(err, ErrSlotBusy):
 			if !busyLogged {

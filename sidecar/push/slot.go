@@ -22,6 +22,7 @@ var (
 	ErrNoReplication = errors.New("push: the database role may not replicate")
 	ErrSlotMismatch  = errors.New("push: the replication slot exists but is not a pgoutput slot of this database")
 	ErrSlotBusy      = errors.New("push: the replication slot is in use by another process")
+	ErrPublication   = errors.New("push: the publication is missing and this role may not create it")
 )
 
 // SlotBusyError says which server process holds the slot.
@@ -128,6 +129,9 @@ func (p *Pusher) ensurePublication(ctx context.Context) error {
 		sql := fmt.Sprintf("create publication %s for table %s with (publish = 'insert, update, delete')",
 			pub, strings.Join(names, ", "))
 		if _, err := p.cfg.DB.Exec(ctx, sql); err != nil && !isCode(err, "42710") {
+			if isCode(err, "42501") { // publishing a table takes its owner; the migrations create keapsync_push
+				return fmt.Errorf("%w: publication %s; as the owner of the keap tables run: %s (%w)", ErrPublication, p.cfg.Publication, sql, err)
+			}
 			return fmt.Errorf("push: create publication %s: %w", p.cfg.Publication, explain(err))
 		}
 		p.log.Info("created publication", "publication", p.cfg.Publication)

@@ -505,6 +505,29 @@ $$;
 
 --
 
+-- Name: grant_sidecar_rls(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.grant_sidecar_rls() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  t record;
+begin
+  for t in
+    select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname in ('keap', 'keapsync') and c.relkind in ('r', 'p') and c.relrowsecurity
+       and not exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'keapsync_sidecar_all')
+  loop
+    execute format('create policy keapsync_sidecar_all on %I.%I for all to keapsync_sidecar using (true) with check (true)',
+                   t.nspname, t.relname);
+  end loop;
+end;
+$$;
+
+
+--
+
 -- Name: is_admin(uuid); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.is_admin(p_account uuid) RETURNS boolean

@@ -237,6 +237,62 @@ ALTER TABLE keap.contacts ENABLE ROW LEVEL SECURITY;
 
 --
 
+-- Name: contact_tags keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.contact_tags TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: contacts keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.contacts TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: order_items keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.order_items TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: order_payments keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.order_payments TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: orders keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.orders TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: subscriptions keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.subscriptions TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: tag_categories keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.tag_categories TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: tags keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.tags TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: contact_tags members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.contact_tags FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -522,6 +578,160 @@ ALTER TABLE keapsync.hook_endpoints ENABLE ROW LEVEL SECURITY;
 -- Name: hook_subscriptions; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.hook_subscriptions ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: accounts keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.accounts TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: change_history keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.change_history TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: conflict_policies keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.conflict_policies TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: conflicts keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.conflicts TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: dead_letters keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.dead_letters TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: hook_endpoints keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.hook_endpoints TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: hook_subscriptions keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.hook_subscriptions TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: kpi_contacts_by_week keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.kpi_contacts_by_week TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: kpi_orders_by_month keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.kpi_orders_by_month TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: kpi_subscription_totals keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.kpi_subscription_totals TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: kpi_tag_counts keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.kpi_tag_counts TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: members keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.members TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: oauth_states keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_states TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: oauth_tokens keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_tokens TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: object_types keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.object_types TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: push_queue keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.push_queue TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: rate_budget_members keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.rate_budget_members TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: rate_budget_usage keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.rate_budget_usage TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: settings keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.settings TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: sync_cursors keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_cursors TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: sync_state keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_state TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: webhook_inbox keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.webhook_inbox TO keapsync_sidecar USING (true) WITH CHECK (true);
+
 
 --
 

@@ -1,6 +1,6 @@
 -- A push Keap took but whose answer never reached us: the values it sent (push_queue.sent), once
 -- a Keap version shows them, are agreed, not an edit made in Keap that could win a conflict
--- against what was edited here since (20261127097000_push_sent_fields.sql).
+-- against what was edited here since (20261127097000_keapsync_push_sent_fields.sql).
 begin;
 create extension if not exists pgtap;
 select plan(8);

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/sidecar/doctor"
@@ -16,10 +18,15 @@ func doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "check the database, the push slot, migrations, tokens, hooks and clock skew, and say what to do",
 		Flags: []cli.Flag{databaseURLFlag, apiURLFlag,
+			&cli.StringFlag{Name: "dashboard-database-url", EnvVars: []string{"KEAPSYNC_DASHBOARD_DATABASE_URL"},
+				Usage: "also check the role the dashboard connects as (keapsync_dashboard)"},
 			&cli.Int64Flag{Name: "max-slot-lag-mib", Value: 1024, EnvVars: []string{"KEAPSYNC_MAX_SLOT_LAG_MIB"}, Usage: "retained WAL that counts as a pile-up"}},
 		Action: func(c *cli.Context) error {
 			pool, err := openPool(c.Context, c)
 			if err != nil {
+				if why := doctor.CheckConnection(c.Context, c.String(databaseURLFlag.Name), nil); why != nil {
+					return fmt.Errorf("%w\n  (%v)", why, err)
+				}
 				return err
 			}
 			defer pool.Close()
@@ -31,8 +38,11 @@ func doctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			findings := doctor.Run(c.Context, pool, doctor.Config{Migrations: mig.Migrations, APIURL: apiURL,
+			findings := doctor.Run(c.Context, pool, doctor.Config{Migrations: mig.Migrations, APIURL: apiURL, DatabaseURL: c.String(databaseURLFlag.Name),
 				MaxSlotLag: c.Int64("max-slot-lag-mib") << 20})
+			if u := c.String("dashboard-database-url"); u != "" {
+				findings = append(findings, checkDashboardURL(c.Context, u))
+			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			failed := 0
 			for _, f := range findings {
@@ -51,4 +61,13 @@ func doctorCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+func checkDashboardURL(ctx context.Context, dbURL string) doctor.Finding {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return doctor.Finding{Check: "dashboard role", Level: doctor.Fail, Detail: "connect: " + err.Error(), Fix: "check --dashboard-database-url"}
+	}
+	defer conn.Close(ctx)
+	return doctor.CheckDashboardRole(ctx, conn)
 }

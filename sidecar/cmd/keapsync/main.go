@@ -34,6 +34,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			migrateCommand(),
+			supabaseCommand(),
 			demoCommand(),
 			keygenCommand(),
 			authCommand(),

@@ -35,16 +35,21 @@ func secretFiles(t *testing.T, clientSecret, key string) []string {
 	t.Helper()
 	var args []string
 	for flag, v := range map[string]string{"--client-secret-file": clientSecret, "--secret-key-file": key} {
-		if v == "" {
-			continue
+		if v != "" {
+			args = append(args, flag, secretFile(t, v))
 		}
-		f := filepath.Join(t.TempDir(), "secret")
-		if err := os.WriteFile(f, []byte(v+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, flag, f)
 	}
 	return args
+}
+
+// secretFile writes v to a private file and names it, as an operator passes a secret.
+func secretFile(t *testing.T, v string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, []byte(v+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func TestMigrateCommand(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/dashboard"
+	"github.com/keapsync/keapsync/sidecar/doctor"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/push"
@@ -38,6 +39,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Supabase's pooler, or a direct host this machine cannot reach, would fail later and less clearly.
+	if err := doctor.CheckConnection(c.Context, c.String(databaseURLFlag.Name), nil); err != nil {
+		return err
+	}
 	signingKey, err := hookSigningKeyFlag.get(c)
 	if err != nil {
 		return err
@@ -48,6 +53,14 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer s.pool.Close()
+	// Fail at start, naming the right, rather than on the first record that needs it.
+	unseen, err := doctor.CheckRights(c.Context, s.pool, !c.Bool("no-push"))
+	if err != nil {
+		return err
+	}
+	for _, m := range unseen {
+		log.Warn("the database role sees no rows of a table; keapsync doctor says what to do", "lacks", m.Right)
+	}
 	reconcile := c.Duration("reconcile-every")
 	if reconcile == 0 {
 		reconcile = -1

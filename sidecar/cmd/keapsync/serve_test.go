@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,9 +21,49 @@ import (
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
-// The whole Keap -> Postgres path as an operator runs it: auth login, serve, hooks ensure,
-// backfill, then a change made in Keap arrives through a hook.
+// The whole path as an operator runs it: migrate as the owner, then as the least-privilege
+// keapsync_sidecar role auth login, serve, hooks ensure, backfill; a change made in Keap arrives
+// through a hook and a SQL edit is pushed to Keap.
 func TestServeBringsKeapChangesIn(t *testing.T) {
+	owner := pgtest.EmptyURL(t)
+	if out, err := runApp(t, "migrate", "--database-url", owner); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	serveEndToEnd(t, owner, asRole(t, owner, "keapsync_sidecar"))
+}
+
+// The same run as a role that lacks one right the sidecar uses stops at once, naming the right.
+func TestServeAsRoleMissingARight(t *testing.T) {
+	owner := pgtest.URL(t)
+	conn, err := pgx.Connect(context.Background(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `revoke update on keapsync.push_queue from keapsync_sidecar`); err != nil {
+		t.Fatal(err)
+	}
+	port, _ := pgcluster.FreePort()
+	out, err := runApp(t, "serve", "--database-url", asRole(t, owner, "keapsync_sidecar"), "--listen", "127.0.0.1:"+strconv.Itoa(port),
+		"--api-key-file", secretFile(t, "unused"))
+	if err == nil || !strings.Contains(err.Error(), "keapsync_sidecar lacks UPDATE on table keapsync.push_queue") ||
+		!strings.Contains(err.Error(), "grant update on keapsync.push_queue to keapsync_sidecar") {
+		t.Fatalf("serve as a role without UPDATE on keapsync.push_queue: %v\n%s", err, out)
+	}
+}
+
+// asRole is dbURL logging in as role.
+func asRole(t *testing.T, dbURL, role string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return u.String()
+}
+
+func serveEndToEnd(t *testing.T, owner, dbURL string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Keap's documented behaviour where it speaks (orders newest first), the hardest answers
@@ -52,7 +93,6 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	creds := sb.Credentials()
 	port, _ := pgcluster.FreePort()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	dbURL := pgtest.URL(t)
 	oauth := append([]string{"--database-url", dbURL, "--client-id", creds.ClientID,
 		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)
 	common := append(oauth[:len(oauth):len(oauth)], "--api-url", sb.URL()+"/crm/rest")
@@ -69,7 +109,7 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		t.Fatalf("backfill: %v\n%s", err, out)
 	}
 
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := pgx.Connect(ctx, owner) // the analyst's SQL edits
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +195,17 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		return false
 	})
 
+	// Everything above ran as the role in dbURL, the replication stream included.
+	var role string
+	var walsenders int
+	if err := conn.QueryRow(ctx, `select $1::text, (select count(*) from pg_stat_activity where backend_type = 'walsender'
+	    and datname = current_database() and usename = $1)`, must(url.Parse(dbURL)).User.Username()).Scan(&role, &walsenders); err != nil {
+		t.Fatal(err)
+	}
+	if walsenders != 1 {
+		t.Errorf("%d replication connections as %s, want 1", walsenders, role)
+	}
+
 	// What Keap said about the account's budget is recorded for the dashboard's sync health.
 	waitFor(t, "serve to record the account's Keap budget", func() bool {
 		var used int
@@ -232,4 +283,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// serve given Supabase's transaction pooler stops before connecting and names the direct URL.
+func TestServeRefusesSupabasePooler(t *testing.T) {
+	_, err := runApp(t, "serve", "--api-key-file", secretFile(t, "unused"), "--database-url",
+		"postgresql://keapsync_sidecar.abcdefgh:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres")
+	if err == nil || !strings.Contains(err.Error(), "transaction mode") ||
+		!strings.Contains(err.Error(), "postgresql://keapsync_sidecar:<password>@db.abcdefgh.supabase.co:5432/postgres") {
+		t.Fatalf("serve on the pooler: %v", err)
+	}
 }

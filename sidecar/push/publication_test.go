@@ -1,0 +1,46 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/pgtest"
+)
+
+// The least-privilege sidecar role may not publish tables it does not own: a publication name
+// the migrations did not create stops the push path with the statement to run as the owner.
+func TestMissingPublicationNamesTheStatement(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("keapsync_sidecar")
+	db, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := DefaultConfig()
+	cfg.DB, cfg.Publication = db, "keapsync_elsewhere"
+	cfg.API = func(context.Context, string) (Keap, error) { return nil, fmt.Errorf("not used") }
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.ensurePublication(ctx)
+	if !errors.Is(err, ErrPublication) || !strings.Contains(err.Error(), `create publication "keapsync_elsewhere" for table "keap"."contacts"`) {
+		t.Fatalf("err = %v", err)
+	}
+	// With the publication the migrations made, the same role needs nothing more.
+	p.cfg.Publication = "keapsync_push"
+	if err := p.ensurePublication(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
