@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -97,7 +98,7 @@ type Server struct {
 	Started func(addr string)
 }
 
-const sqlActiveAccounts = `select id::text from keapsync.accounts where not needs_reauth and not paused order by created_at`
+const sqlActiveAccounts = `select id::text from keapsync.accounts where keapsync.account_can_sync(id) order by created_at`
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
@@ -234,23 +235,30 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-const sqlReadiness = `select count(*) filter (where needs_reauth), count(*) from keapsync.accounts`
+// Ready is the /readyz handler on its own (the state-matrix test compares it with the other
+// surfaces).
+func (s *Server) Ready() http.Handler { return http.HandlerFunc(s.ready) }
 
-// ready: the database answers and no account needs re-authorization.
+// ready: the database answers and no account waits for a person (not connected, needs
+// re-authorization). Each account's state is the line keapsync.account_state words (the
+// dashboard, doctor and auth status show the same); failing or paused accounts are reported
+// but keep the process ready, since hooks must still be taken.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]string{}
+	checks := map[string]any{}
 	status := http.StatusOK
-	var reauth, accounts int
-	if err := s.DB.QueryRow(r.Context(), sqlReadiness).Scan(&reauth, &accounts); err != nil {
+	if states, err := accountstate.List(r.Context(), s.DB); err != nil {
 		checks["database"] = "unreachable: " + err.Error()
 		status = http.StatusServiceUnavailable
 	} else {
 		checks["database"] = "ok"
-		checks["tokens"] = "ok"
-		if reauth > 0 {
-			checks["tokens"] = fmt.Sprintf("%d of %d accounts need re-authorization", reauth, accounts)
-			status = http.StatusServiceUnavailable
+		accounts := map[string]string{}
+		for _, a := range states {
+			accounts[a.Display()] = a.Summary()
+			if a.State.NeedsPerson() {
+				status = http.StatusServiceUnavailable
+			}
 		}
+		checks["accounts"] = accounts
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

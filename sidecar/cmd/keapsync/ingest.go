@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -84,22 +83,16 @@ func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, st
 			}
 			defer s.pool.Close()
 			log, _ := newLogger(c)
-			accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
-			if err != nil {
-				return err
-			}
 			if c.Int("appliers") < 1 {
 				return fmt.Errorf("--appliers: want at least 1, got %d", c.Int("appliers"))
 			}
-			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Appliers: c.Int("appliers"),
-				Log: log.With("component", name)}
-			for _, a := range accounts {
-				if err := run(c, sw, a, types); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "%s done for account %s\n", name, a)
+			accounts, named, err := s.clients.targets(c.Context, c.String("account"))
+			if err != nil {
+				return err
 			}
-			return nil
+			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: c.App.ErrWriter, Appliers: c.Int("appliers"),
+				Log: log.With("component", name)}
+			return forEachAccount(c, accounts, named, name, func(a string) error { return run(c, sw, a, types) })
 		},
 	}
 }
@@ -221,18 +214,15 @@ func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string
 		return err
 	}
 	defer s.pool.Close()
-	accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
+	accounts, named, err := s.clients.targets(c.Context, c.String("account"))
 	if err != nil {
 		return err
 	}
-	for _, a := range accounts {
+	return forEachAccount(c, accounts, named, "hooks "+c.Command.Name, func(a string) error {
 		api, err := s.clients.For(c.Context, a)
 		if err != nil {
 			return err
 		}
-		if err := f(s, api, a); err != nil {
-			return err
-		}
-	}
-	return nil
+		return f(s, api, a)
+	})
 }

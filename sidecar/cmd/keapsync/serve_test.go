@@ -69,7 +69,7 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, "14 verified") {
 		t.Fatalf("hooks ensure: %v\n%s", err, out)
 	}
-	if out, err := runApp(t, append([]string{"backfill"}, common...)...); err != nil || !strings.Contains(out, "backfill done") {
+	if out, err := runApp(t, append([]string{"backfill"}, common...)...); err != nil || !strings.Contains(out, ": done") {
 		t.Fatalf("backfill: %v\n%s", err, out)
 	}
 
@@ -117,7 +117,7 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		return used > 0
 	})
 
-	for path, want := range map[string]string{"/readyz": `"tokens":"ok"`, "/metrics": "keapsync_keap_requests_total"} {
+	for path, want := range map[string]string{"/readyz": `"accounts":{"`, "/metrics": "keapsync_keap_requests_total"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
