@@ -58,7 +58,7 @@ func makeKeapClients(log *slog.Logger, pool *pgxpool.Pool, reg prometheus.Regist
 	kc := &keapClients{pool: pool, log: log, apiKey: apiKey, keeper: keeper,
 		tenants: map[string]*keap.Budget{}, clients: map[string]*keap.Client{}}
 	kc.base = keap.DefaultConfig()
-	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log.With("component", "keap"), reg
+	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log, reg // keap.New names its component
 	budget := keap.BudgetConfig{Logger: log, Key: keap.OAuthBudgetKey(clientID), Limits: keap.OAuthLimits}
 	if apiKey != "" {
 		budget.Key, budget.Limits = keap.KeyBudgetKey(apiKey), keap.KeyLimits

@@ -27,7 +27,7 @@ import (
 func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	ctx := c.Context
 	srv, err := sandbox.New(sandbox.Options{
-		Addr: c.String("sandbox-addr"), Logger: log.With("component", "sandbox"), Seed: 1,
+		Addr: c.String("sandbox-addr"), Logger: log, Seed: 1,
 		Contacts: c.Int("sandbox-contacts"), AutoApprove: true, HookDelay: 2 * time.Second,
 	})
 	if err != nil {

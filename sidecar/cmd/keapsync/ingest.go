@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,10 +164,15 @@ func hooksCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+						fmt.Fprintln(tw, "KEY\tEVENT\tSTATUS\tURL")
 						for _, h := range hooks {
-							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, redactHookURL(h.HookURL))
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, redactHookURL(h.HookURL))
 						}
-						return nil
+						if len(hooks) == 0 {
+							fmt.Fprintln(tw, "(none)")
+						}
+						return tw.Flush()
 					})
 				},
 			},

@@ -21,7 +21,7 @@ func runApp(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.RunContext(context.Background(), append([]string{"keapsync", "--log-level", "warn"}, args...))
+	err := run(context.Background(), app, append([]string{"keapsync", "--log-level", "warn"}, args...))
 	return out.String(), err
 }
 
