@@ -193,7 +193,8 @@ func forEachAccount(c *cli.Context, accounts []accountstate.Account, named bool,
 			if c.Context.Err() != nil {
 				return c.Context.Err()
 			}
-			fmt.Fprintf(c.App.ErrWriter, "%s %s: failed: %v\n", what, a.Display(), err)
+			line, _ := oneLine(err)
+			fmt.Fprintf(c.App.ErrWriter, "%s %s: failed: %s\n", what, a.Display(), line)
 			failed++
 			continue
 		}
