@@ -17,6 +17,9 @@ import (
 // --log-level debug.
 func oneLine(err error) (line, detail string) {
 	detail = err.Error()
+	if ce, ok := errors.AsType[*connectError](err); ok {
+		detail = ce.err.Error()
+	}
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
 		detail = fmt.Sprintf("%s (SQLSTATE %s)", detail, pe.Code)
 		if pe.Detail != "" {
