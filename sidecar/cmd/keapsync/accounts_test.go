@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
@@ -73,5 +76,31 @@ insert into keapsync.accounts (name, keap_tenant) values ('B never connected', '
 	if out, err := runApp(t, append([]string{"backfill", "--objects", "tags", "--account", "bb.example"}, common...)...); err == nil ||
 		!strings.Contains(out, "skipped: not connected") {
 		t.Errorf("backfill --account bb.example: %v\n%s", err, out)
+	}
+}
+
+// A backfill that fails says so where it is shown: its row keeps the error (not "running"), and
+// the account's state is failing, with the reason and since when.
+func TestFailedBackfillSaysSo(t *testing.T) {
+	notKeap := httptest.NewServer(http.NotFoundHandler())
+	defer notKeap.Close()
+	url := pgtest.URL(t)
+	if out, err := runApp(t, "backfill", "--objects", "tags", "--database-url", url, "--api-url", notKeap.URL, "--api-key", "k"); err == nil {
+		t.Fatalf("backfill against something that is not Keap succeeded:\n%s", out)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var cursorErr *string
+	if err := pool.QueryRow(context.Background(), `select last_error from keapsync.sync_cursors where kind = 'backfill'`).Scan(&cursorErr); err != nil ||
+		cursorErr == nil || !strings.Contains(*cursorErr, "404") {
+		t.Errorf("the backfill row's error: %v, %v", cursorErr, err)
+	}
+	states, err := accountstate.List(context.Background(), pool)
+	if err != nil || len(states) != 1 || states[0].State != accountstate.Failing || states[0].Since == nil ||
+		!strings.HasPrefix(states[0].Reason, "backfill of tags: ") {
+		t.Errorf("state after a failed backfill: %+v (%v)", states, err)
 	}
 }
