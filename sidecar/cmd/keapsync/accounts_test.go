@@ -67,6 +67,12 @@ insert into keapsync.accounts (name, keap_tenant) values ('B never connected', '
 			}
 		}
 	}
+	// auth refresh over every token likewise.
+	out, err := runApp(t, append([]string{"auth", "refresh"}, login[3:]...)...)
+	if err == nil || !strings.Contains(out, "refreshed ") || !strings.Contains(out, ": failed: ") ||
+		!strings.Contains(err.Error(), "failed for 1 of 2 accounts") {
+		t.Errorf("auth refresh: %v\n%s", err, out)
+	}
 	var tags int
 	if err := pool.QueryRow(ctx, `select count(*) from keap.tags t join keapsync.accounts a on a.id = t.account_id
 	    where a.keap_tenant = $1`, creds.Tenant).Scan(&tags); err != nil || tags == 0 {

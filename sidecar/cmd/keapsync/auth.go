@@ -172,16 +172,23 @@ func authRefresh(c *cli.Context) error {
 				return fmt.Errorf("read accounts: %w", err)
 			}
 		}
-		var errs []error
+		// Every account with a token, paused ones too (a paused account's refresh token still
+		// ages); one failing account does not stop the others.
+		failed := 0
 		for _, a := range accounts {
 			t, err := k.Refresh(c.Context, a, "")
 			if err != nil {
-				errs = append(errs, err)
+				line, _ := oneLine(err)
+				fmt.Fprintf(c.App.ErrWriter, "refresh %s: failed: %s\n", a, line)
+				failed++
 				continue
 			}
 			fmt.Fprintf(c.App.Writer, "refreshed %s: access token valid until %s\n", a, t.Expiry.UTC().Format(time.RFC3339))
 		}
-		return errors.Join(errs...)
+		if failed > 0 {
+			return fmt.Errorf("refresh failed for %d of %d accounts (see above)", failed, len(accounts))
+		}
+		return nil
 	})
 }
 
