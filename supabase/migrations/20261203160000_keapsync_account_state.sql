@@ -14,6 +14,9 @@
 -- (KEAP_API_KEY), which stores no token here.
 alter table keapsync.accounts add column credential text not null default 'oauth'
   check (credential in ('oauth', 'api_key'));
+-- Accounts the sidecar made for a personal key name it by its budget key (keap.KeyBudgetKey).
+update keapsync.accounts a set credential = 'api_key'
+ where a.keap_tenant like 'key:%' and not exists (select 1 from keapsync.oauth_tokens t where t.account_id = a.id);
 
 -- What a backfill or reconcile run really did: a failed run says so instead of "running".
 alter table keapsync.sync_cursors add column last_error text, add column failed_at timestamptz;
