@@ -920,6 +920,7 @@ CREATE VIEW keapsync.sync_status WITH (security_invoker='true') AS
  SELECT a.id AS account_id,
     a.name,
         CASE
+            WHEN ((a.credential = 'oauth'::text) AND (t.account_id IS NULL)) THEN 'not_connected'::text
             WHEN a.needs_reauth THEN 'needs_reauth'::text
             WHEN a.paused THEN 'paused'::text
             ELSE 'connected'::text

@@ -652,6 +652,13 @@ GRANT SELECT(paused) ON TABLE keapsync.accounts TO keap_analyst;
 
 --
 
+-- Name: COLUMN accounts.credential; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(credential) ON TABLE keapsync.accounts TO keap_analyst;
+
+
+--
+
 -- Name: TABLE hook_subscriptions; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.hook_subscriptions TO service_role;

@@ -2,7 +2,7 @@
 -- account only (RLS of the tables under it); keapsync.account_can_sync gates the work.
 begin;
 create extension if not exists pgtap;
-select plan(14);
+select plan(15);
 
 insert into auth.users (id, email) values ('a0000000-0000-4000-8000-0000000000f1', 'state@example.com');
 insert into keapsync.accounts (id, name, keap_tenant, needs_reauth, paused, credential) values
@@ -55,6 +55,10 @@ set local role anon;
 select throws_ok($$select * from keapsync.account_state$$, '42501', null, 'anon reads no state');
 reset role;
 select ok(not has_function_privilege('public', 'keapsync.account_can_sync(uuid)', 'execute'), 'no execute for PUBLIC');
+select results_eq($$select s.connection from keapsync.sync_status s join keapsync.accounts a on a.id = s.account_id
+                     where a.keap_tenant in ('nc', 'nr', 'pa', 'is') order by a.keap_tenant$$,
+  $$values ('connected'), ('not_connected'), ('needs_reauth'), ('paused')$$,
+  'sync_status.connection never says connected without a token');
 
 select * from finish();
 rollback;
