@@ -119,10 +119,7 @@ select a.id as account_id, a.name, a.keap_tenant, a.credential,
            end as since
   ) s;
 
-comment on view keapsync.account_state is
-  'One row per account: state (not_connected, needs_reauth, paused, failing, catching_up, in_sync), '
-  'reason, since, last_exchange_at (when Keap last answered). The one truth the dashboard, /readyz, '
-  'doctor and auth status show.';
+comment on view keapsync.account_state is 'One row per account: state (not_connected, needs_reauth, paused, failing, catching_up, in_sync), reason, since, last_exchange_at (when Keap last answered). The one truth the dashboard, /readyz, doctor and auth status show.';
 
 revoke all on keapsync.account_state from public, anon;
 grant select on keapsync.account_state to authenticated, service_role;
