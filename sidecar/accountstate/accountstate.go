@@ -52,13 +52,15 @@ func (s State) CanSync() bool { return s == Failing || s == CatchingUp || s == I
 // NeedsPerson: nothing syncs until a person acts (connects the account again).
 func (s State) NeedsPerson() bool { return s == NotConnected || s == NeedsReauth }
 
-// Account is one row of keapsync.account_state.
+// Account is one row of keapsync.account_state (the JSON names are for APIs that show it).
 type Account struct {
-	ID, Name, Tenant string
-	State            State
-	Reason           string     // why, or with what (empty in sync)
-	Since            *time.Time // since when the state holds (failing: the oldest current failure)
-	LastExchange     *time.Time // when Keap last answered
+	ID           string     `json:"account_id"`
+	Name         string     `json:"name"`
+	Tenant       string     `json:"tenant,omitempty"`
+	State        State      `json:"state"`
+	Reason       string     `json:"reason,omitempty"`           // why, or with what (empty in sync)
+	Since        *time.Time `json:"since,omitempty"`            // since when the state holds (failing: the oldest current failure)
+	LastExchange *time.Time `json:"last_exchange_at,omitempty"` // when Keap last answered
 }
 
 // Display is the account's tenant, or its name when it has none.
