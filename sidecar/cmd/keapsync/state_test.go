@@ -43,6 +43,8 @@ select id, 'contact', 'backfill', 10, '2026-12-03 03:00Z',
   from keapsync.accounts where keap_tenant <> 'nc.example';
 insert into keapsync.push_queue (account_id, object_type, local_id, first_enqueued_at, attempts, last_error)
 values ('00000000-0000-4000-8000-000000000004', 'contact', 7, '2026-12-03 04:00Z', 3, 'Keap answered 500: try later');
+insert into keapsync.sync_cursors (account_id, object_type, kind, started_at, last_error, failed_at, updated_at)
+values ('00000000-0000-4000-8000-000000000004', 'tag', 'reconcile', '2026-12-03 05:00Z', 'keap GET /v1/tags: 502', '2026-12-03 05:00Z', '2026-12-03 05:00Z');
 `
 
 // The state matrix: for each state, the dashboard (overview and sync health), /readyz, doctor
@@ -118,6 +120,13 @@ func TestStateMatrixEverySurfaceSaysTheSame(t *testing.T) {
 				t.Errorf("dashboard %s of %s says Connected", page, a.Tenant)
 			}
 		}
+	}
+	// Sync health shows what really ran: a failed run with its error, no backfill as not started.
+	if body := dash("/health?account=00000000-0000-4000-8000-000000000004"); !strings.Contains(body, "failed: keap GET /v1/tags: 502") {
+		t.Error("sync health does not show the failed reconcile")
+	}
+	if body := dash("/health?account=00000000-0000-4000-8000-000000000001"); !strings.Contains(body, "Not started") || strings.Contains(body, "In progress") {
+		t.Error("sync health of an account never backfilled does not say Not started")
 	}
 	for _, s := range []string{"Keap answered 500: try later", "invalid_grant: refresh token expired", "backfill of contacts", "no Keap token stored"} {
 		if !strings.Contains(authOut, s) {
