@@ -13,7 +13,7 @@ help: ## list the targets
 build: ## build bin/keapsync
 	$(GO) build -o $(BIN) ./sidecar/cmd/keapsync
 
-demo: build ## local Postgres (.data/) with schema and sample data, plus the Keap sandbox
+demo: build ## local Postgres (.data/, recreated each run), the Keap sandbox, keapsync serving and the dashboard
 	$(BIN) demo
 
 demo-stop: build ## stop the demo database (data stays in .data/)

@@ -94,7 +94,7 @@ func (c Config) Validate() error {
 		} else if u, err := url.Parse(c.SupabaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("SUPABASE_URL: not an http(s) URL: %q", c.SupabaseURL))
 		}
-		if c.AnonKey == "" {
+		if c.AnonKey == "" && c.SupabaseURL != "" {
 			errs = append(errs, errors.New("SUPABASE_ANON_KEY is required with SUPABASE_URL"))
 		}
 	}

@@ -57,6 +57,11 @@ func startPush(t *testing.T, db *pgxpool.Pool) *sandbox.Server {
 	if err := sb.EditContact(1001, map[string]any{"given_name": "Ada (Keap)"}); err != nil {
 		t.Fatal(err)
 	}
+	// Account A talks to this Keap with a personal key: without it (or a token), its work would
+	// wait as not connected (keapsync.account_state).
+	if _, err := db.Exec(ctx, `update keapsync.accounts set credential = 'api_key' where id = $1`, accountA); err != nil {
+		t.Fatal(err)
+	}
 	cfg := keap.DefaultConfig()
 	cfg.APIURL = sb.URL() + "/crm/rest"
 	cfg.Credentials = keap.APIKey(sb.Credentials().PersonalKey)

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 )
 
 type healthData struct {
 	Now                              time.Time
-	Connection                       string
+	State                            accountstate.Account // keapsync.account_state: the one truth
 	AccessExpires, RefreshExpires    *time.Time
 	HooksVerified, HooksTotal        int64
 	LastHook, InboxOldest            *time.Time
@@ -19,6 +21,7 @@ type healthData struct {
 	BackfillDone                     int64
 	BackfillTotal                    *int64
 	BackfillFinished                 *bool
+	BackfillFailed                   bool
 	Cursors                          []cursorRow
 	Hooks                            []hookRow
 	Errors                           []errorRow
@@ -46,6 +49,7 @@ type cursorRow struct {
 	HighWater        *time.Time
 	Finished         *time.Time
 	Updated          time.Time
+	Error            *string // the run failed: why (and it is not running)
 }
 
 type hookRow struct {
@@ -66,11 +70,11 @@ type slotRow struct {
 }
 
 const (
-	sqlHealthStatus = `select connection, access_expires_at, refresh_expires_at, hooks_verified, hooks_total,
+	sqlHealthStatus = `select access_expires_at, refresh_expires_at, hooks_verified, hooks_total,
        last_hook_at, inbox_pending, inbox_oldest, conflicts_open, dead_letters,
        backfill_rows_done, backfill_rows_total, backfill_done
   from keapsync.sync_status where account_id = $1`
-	sqlHealthCursors = `select object_type, kind, rows_done, rows_total, high_water, finished_at, updated_at
+	sqlHealthCursors = `select object_type, kind, rows_done, rows_total, high_water, finished_at, updated_at, last_error
   from keapsync.sync_cursors where account_id = $1 order by object_type, kind`
 	sqlHealthHooks = `select event_key, status, verified_at, last_delivery_at
   from keapsync.hook_subscriptions where account_id = $1 order by event_key`
@@ -112,7 +116,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 			return err
 		}
 		ctx, acct := r.Context(), v.Account.ID
-		if err := tx.QueryRow(ctx, sqlHealthStatus, acct).Scan(&d.Connection, &d.AccessExpires, &d.RefreshExpires,
+		st, _, err := accountstate.Get(ctx, tx, acct)
+		if err != nil {
+			return err
+		}
+		d.State = st
+		if err := tx.QueryRow(ctx, sqlHealthStatus, acct).Scan(&d.AccessExpires, &d.RefreshExpires,
 			&d.HooksVerified, &d.HooksTotal, &d.LastHook, &d.InboxPending, &d.InboxOldest, &d.Conflicts,
 			&d.Letters, &d.BackfillDone, &d.BackfillTotal, &d.BackfillFinished); err != nil {
 			return err
@@ -128,10 +137,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("keap budget: %w", err)
 		}
-		var err error
 		rows, _ := tx.Query(ctx, sqlHealthCursors, acct)
 		if d.Cursors, err = pgx.CollectRows(rows, pgx.RowToStructByPos[cursorRow]); err != nil {
 			return err
+		}
+		for _, c := range d.Cursors {
+			d.BackfillFailed = d.BackfillFailed || c.Kind == "backfill" && c.Error != nil
 		}
 		rows, _ = tx.Query(ctx, sqlHealthHooks, acct)
 		if d.Hooks, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hookRow]); err != nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 )
 
 type overviewData struct {
@@ -13,7 +15,7 @@ type overviewData struct {
 	Revenue12m         float64
 	ActiveSubs         int64
 	MRR                float64
-	Connection         string
+	State              accountstate.Account // keapsync.account_state: the one truth
 	Conflicts, Letters int64
 	Weekly, Monthly    chart
 	Tags               chart
@@ -27,7 +29,6 @@ const (
        coalesce((select orders from keapsync.kpi_totals where account_id = $1), 0),
        coalesce((select active_subscriptions from keapsync.kpi_subscriptions where account_id = $1), 0),
        coalesce((select mrr from keapsync.kpi_subscriptions where account_id = $1), 0)::float8,
-       coalesce((select connection from keapsync.sync_status where account_id = $1), 'unknown'),
        coalesce((select conflicts_open from keapsync.sync_status where account_id = $1), 0),
        coalesce((select dead_letters from keapsync.sync_status where account_id = $1), 0)`
 	sqlOverviewWeekly = `select week, new_contacts from keapsync.kpi_contacts_weekly
@@ -54,9 +55,14 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) error
 		}
 		ctx, acct := r.Context(), v.Account.ID
 		if err := tx.QueryRow(ctx, sqlOverviewTotals, acct).Scan(&d.Contacts, &d.Orders, &d.ActiveSubs,
-			&d.MRR, &d.Connection, &d.Conflicts, &d.Letters); err != nil {
+			&d.MRR, &d.Conflicts, &d.Letters); err != nil {
 			return err
 		}
+		st, _, err := accountstate.Get(ctx, tx, acct)
+		if err != nil {
+			return err
+		}
+		d.State = st
 		var weekly, monthly, tags []point
 		rows, _ := tx.Query(ctx, sqlOverviewWeekly, acct, now)
 		var wk time.Time

@@ -138,7 +138,8 @@ type account struct {
 const sqlAccounts = `select a.id::text, a.name,
        coalesce((select m.role from keapsync.members m
                   where m.account_id = a.id and m.user_id = (select auth.uid())), 'viewer')
-  from keapsync.accounts a order by a.name, a.id`
+  from keapsync.accounts a
+ order by keapsync.account_can_sync(a.id) desc, a.name, a.id` // a synced account is the first page
 
 // loadAccounts fills v.Accounts and picks v.Account from ?account= (or the form), defaulting to
 // the first. An account RLS hides is simply not in the list: 404, not "forbidden".

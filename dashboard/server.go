@@ -56,7 +56,7 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 		s.verify.jwks = newJWKS(cfg.SupabaseURL, client, cfg.Now)
 		s.auth = &gotrue{base: cfg.SupabaseURL + "/auth/v1", apikey: cfg.AnonKey, client: client}
 	}
-	s.hub = newHub(db, log.With("component", "dashboard-live"))
+	s.hub = newHub(db, cfg.Log.With("component", "dashboard-live"))
 	s.handler = s.routes()
 	return s, nil
 }

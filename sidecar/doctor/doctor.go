@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/migrate"
 )
 
@@ -62,10 +63,10 @@ const (
 	sqlKeepSize    = `select pg_size_bytes(current_setting('max_slot_wal_keep_size'))`
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
 	sqlAccounts    = `
-select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.account_id is not null, t.access_expires_at, t.refresh_expires_at,
+select a.id::text, t.access_expires_at, t.refresh_expires_at,
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id and h.status = 'Verified'),
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id)
-  from keapsync.accounts a left join keapsync.oauth_tokens t on t.account_id = a.id order by a.created_at`
+  from keapsync.accounts a left join keapsync.oauth_tokens t on t.account_id = a.id`
 )
 
 // Run performs every check; it never stops at the first problem.
@@ -214,46 +215,57 @@ func checkMigrations(ctx context.Context, db DB, local []migrate.Migration) []Fi
 	return []Finding{{"migrations", OK, fmt.Sprintf("%d keapsync migrations applied", len(local)), ""}}
 }
 
+// checkAccounts reports each account's state as keapsync.account_state words it (the same line
+// as the dashboard, /readyz and auth status), then what its tokens and hooks need soon.
 func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {
+	states, err := accountstate.List(ctx, db)
+	if err != nil {
+		return []Finding{{"accounts", Fail, err.Error(), ""}}
+	}
+	type extra struct {
+		access, refresh *time.Time
+		verified, hooks int
+	}
+	more := map[string]extra{}
 	rows, err := db.Query(ctx, sqlAccounts)
 	if err != nil {
 		return []Finding{{"accounts", Fail, err.Error(), ""}}
 	}
-	defer rows.Close()
+	var id string
+	var e extra
+	if _, err := pgx.ForEachRow(rows, []any{&id, &e.access, &e.refresh, &e.verified, &e.hooks}, func() error {
+		more[id] = e
+		return nil
+	}); err != nil {
+		return []Finding{{"accounts", Fail, err.Error(), ""}}
+	}
 	var out []Finding
-	for rows.Next() {
-		var id, name string
-		var reauth, hasToken bool
-		var access, refresh *time.Time
-		var verified, hooks int
-		if err := rows.Scan(&id, &name, &reauth, &hasToken, &access, &refresh, &verified, &hooks); err != nil {
-			return append(out, Finding{"accounts", Fail, err.Error(), ""})
-		}
-		check := "account " + name
+	for _, a := range states {
+		check := "account " + a.Display()
+		level := OK
 		switch {
-		case reauth:
-			out = append(out, Finding{check, Fail, "needs re-authorization (Keap refused the refresh token)",
-				"run keapsync auth login; queued work waits and resumes"})
-		case !hasToken:
-			// As `auth status` says; an account used with KEAP_API_KEY has no token either.
-			out = append(out, Finding{check, Warn, "not connected (no Keap token stored)",
-				"run keapsync auth login, or open a keapsync auth link through serve (not needed with KEAP_API_KEY)"})
-		case refresh != nil && refresh.Sub(now) < 7*24*time.Hour:
-			out = append(out, Finding{check, Warn, "refresh token expires " + refresh.Format(time.RFC3339),
-				"keep keapsync serve running (it refreshes ahead), or run keapsync auth refresh"})
-		case access != nil && access.Before(now):
-			out = append(out, Finding{check, Warn, "access token expired " + access.Format(time.RFC3339),
-				"keapsync serve refreshes it; or run keapsync auth refresh"})
-		default:
-			out = append(out, Finding{check, OK, "tokens healthy", ""})
+		case a.State == accountstate.Paused:
+			level = Warn
+		case !a.State.Healthy():
+			level = Fail
 		}
-		if hooks == 0 || verified < hooks {
-			out = append(out, Finding{check + " hooks", Warn, fmt.Sprintf("%d of %d hooks verified", verified, hooks),
+		out = append(out, Finding{check, level, a.Summary(), a.Fix()})
+		if !a.State.CanSync() {
+			continue // tokens and hooks matter once it syncs
+		}
+		e := more[a.ID]
+		switch {
+		case e.refresh != nil && e.refresh.Sub(now) < 7*24*time.Hour:
+			out = append(out, Finding{check + " tokens", Warn, "refresh token expires " + e.refresh.Format(time.RFC3339),
+				"keep keapsync serve running (it refreshes ahead), or run keapsync auth refresh"})
+		case e.access != nil && e.access.Before(now):
+			out = append(out, Finding{check + " tokens", Warn, "access token expired " + e.access.Format(time.RFC3339),
+				"keapsync serve refreshes it; or run keapsync auth refresh"})
+		}
+		if e.hooks == 0 || e.verified < e.hooks {
+			out = append(out, Finding{check + " hooks", Warn, fmt.Sprintf("%d of %d hooks verified", e.verified, e.hooks),
 				"run keapsync hooks ensure --public-url <where Keap reaches serve>"})
 		}
-	}
-	if err := rows.Err(); err != nil {
-		out = append(out, Finding{"accounts", Fail, err.Error(), ""})
 	}
 	return out
 }

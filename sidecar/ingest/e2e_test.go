@@ -48,7 +48,7 @@ func newWorldWith(t testing.TB, o sandbox.Options) *world {
 	}
 	t.Cleanup(func() { sb.Close() })
 	w := &world{sb: sb, db: pgtest.Pool(t)}
-	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('W', $1) returning id`,
+	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant, credential) values ('W', $1, 'api_key') returning id`,
 		sb.Credentials().Tenant).Scan(&w.account); err != nil {
 		t.Fatal(err)
 	}

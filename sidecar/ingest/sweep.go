@@ -32,11 +32,22 @@ type Sweeper struct {
 }
 
 const (
+	// A row shows one run, what really ran: a reconcile, or a backfill after a finished one,
+	// starts a new run from zero (re-running a backfill must not add its rows to the last
+	// run's); an unfinished backfill resumes with its count. The high-water mark carries over.
 	sqlCursor = `
 insert into keapsync.sync_cursors (account_id, object_type, kind, started_at)
 values ($1, $2, $3, now())
-on conflict (account_id, object_type, kind) do update set started_at = coalesce(keapsync.sync_cursors.started_at, now())
+on conflict (account_id, object_type, kind) do update
+   set rows_done = case when ` + newRun + ` then 0 else keapsync.sync_cursors.rows_done end,
+       rows_total = case when ` + newRun + ` then null else keapsync.sync_cursors.rows_total end,
+       started_at = case when ` + newRun + ` then now() else coalesce(keapsync.sync_cursors.started_at, now()) end,
+       finished_at = null, last_error = null, failed_at = null, updated_at = now()
 returning high_water, rows_done, finished_at`
+	newRun        = `(excluded.kind = 'reconcile' or keapsync.sync_cursors.finished_at is not null)`
+	sqlCursorFail = `
+update keapsync.sync_cursors set last_error = $4, failed_at = now(), updated_at = now()
+ where account_id = $1 and object_type = $2 and kind = $3`
 	sqlCursorAdvance = `
 update keapsync.sync_cursors
    set high_water = coalesce(greatest(high_water, $4), high_water), rows_done = rows_done + $5,
@@ -116,6 +127,10 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)
+			}
+			// The row says the run failed and why, not "running".
+			if _, ferr := s.DB.Exec(ctx, sqlCursorFail, account, k.objectType, kindName, err.Error()); ferr != nil {
+				s.Log.Warn("record failed sweep", "account", account, "err", ferr)
 			}
 			s.Log.Warn("sweep of one object type failed; continuing with the others", "kind", kindName,
 				"type", k.objectType, "account", account, "err", err)

@@ -56,7 +56,7 @@ with first as (
   select i.account_id, i.object_type from keapsync.webhook_inbox i
     join keapsync.accounts a on a.id = i.account_id
    where i.processed_at is null and i.next_attempt_at <= now() and i.received_at <= now() - $1::interval
-     and not a.needs_reauth and not a.paused  -- a paused account's work waits, kept
+     and keapsync.account_can_sync(a.id)  -- work of an account that cannot sync waits, kept (account_state says why)
    order by i.received_at limit 1 for update of i skip locked)
 select i.id, i.event_key, i.object_ids, i.received_at, i.attempts, i.account_id::text, i.object_type,
        coalesce(i.payload -> 'tag_ids', '[]'), coalesce(i.payload -> 'either_ids', '[]')

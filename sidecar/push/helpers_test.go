@@ -59,7 +59,7 @@ func newWorldOn(t testing.TB, opts sandbox.Options, db *pgxpool.Pool) *world {
 	}
 	t.Cleanup(func() { sb.Close() })
 	w := &world{t: t, sb: sb, db: db, slot: fmt.Sprintf("push_test_%d_%d", time.Now().UnixNano()%1e9, slots.Add(1))}
-	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant) values ('W', $1) returning id`,
+	if err := w.db.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant, credential) values ('W', $1, 'api_key') returning id`,
 		sb.Credentials().Tenant).Scan(&w.account); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ with c as materialized (
   select q.account_id, q.object_type, q.local_id from keapsync.push_queue q
     join keapsync.accounts a on a.id = q.account_id
    where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
-     and not a.paused and not a.needs_reauth
+     and keapsync.account_can_sync(a.id)  -- waits, kept, while the account cannot sync (account_state says why)
    order by q.next_attempt_at
    limit $1
    for update of q skip locked

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keapsync/keapsync/sidecar/httpguard"
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -100,7 +101,7 @@ type Server struct {
 	Started func(addr string)
 }
 
-const sqlActiveAccounts = `select id::text from keapsync.accounts where not needs_reauth and not paused order by created_at`
+const sqlActiveAccounts = `select id::text from keapsync.accounts where keapsync.account_can_sync(id) order by created_at`
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
@@ -240,26 +241,33 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-const sqlReadiness = `select count(*) filter (where needs_reauth), count(*) from keapsync.accounts`
+// Ready is the /readyz handler on its own (the state-matrix test compares it with the other
+// surfaces).
+func (s *Server) Ready() http.Handler { return http.HandlerFunc(s.ready) }
 
-// ready: the database answers and no account needs re-authorization.
+// ready: the database answers and no account waits for a person (not connected, needs
+// re-authorization). Each account's state is the line keapsync.account_state words (the
+// dashboard, doctor and auth status show the same); failing or paused accounts are reported
+// but keep the process ready, since hooks must still be taken.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]string{}
+	checks := map[string]any{}
 	status := http.StatusOK
-	var reauth, accounts int
-	if err := s.DB.QueryRow(r.Context(), sqlReadiness).Scan(&reauth, &accounts); err != nil {
+	if states, err := accountstate.List(r.Context(), s.DB); err != nil {
 		// The error names the user, database, host and port; /readyz answers whoever asks, so
 		// it says only which check failed, and the log (for the operator) says why.
-		s.Log.Warn("readiness: database check failed", "component", "serve", "err", err)
+		s.Log.Warn("readiness: database check failed", "err", err)
 		checks["database"] = "unreachable"
 		status = http.StatusServiceUnavailable
 	} else {
 		checks["database"] = "ok"
-		checks["tokens"] = "ok"
-		if reauth > 0 {
-			checks["tokens"] = fmt.Sprintf("%d of %d accounts need re-authorization", reauth, accounts)
-			status = http.StatusServiceUnavailable
+		accounts := map[string]string{}
+		for _, a := range states {
+			accounts[a.Display()] = a.Summary()
+			if a.State.NeedsPerson() {
+				status = http.StatusServiceUnavailable
+			}
 		}
+		checks["accounts"] = accounts
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -397,8 +397,247 @@ CREATE TABLE keapsync.accounts (
     needs_reauth boolean DEFAULT false NOT NULL,
     paused boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    credential text DEFAULT 'oauth'::text NOT NULL,
+    CONSTRAINT accounts_credential_check CHECK ((credential = ANY (ARRAY['oauth'::text, 'api_key'::text])))
+);
+
+
+--
+
+-- Name: hook_subscriptions; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.hook_subscriptions (
+    account_id uuid NOT NULL,
+    hook_key text NOT NULL,
+    event_key text NOT NULL,
+    hook_url text NOT NULL,
+    status text DEFAULT 'Unverified'::text NOT NULL,
+    verified_at timestamp with time zone,
+    last_delivery_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT hook_subscriptions_status_check CHECK ((status = ANY (ARRAY['Unverified'::text, 'Verified'::text, 'Inactive'::text])))
+);
+
+
+--
+
+-- Name: oauth_tokens; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.oauth_tokens (
+    account_id uuid NOT NULL,
+    key_id text NOT NULL,
+    ciphertext bytea NOT NULL,
+    access_expires_at timestamp with time zone,
+    refresh_expires_at timestamp with time zone,
+    scope text,
+    refreshed_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+
+--
+
+-- Name: push_queue; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.push_queue (
+    account_id uuid NOT NULL,
+    object_type text NOT NULL,
+    local_id bigint NOT NULL,
+    first_enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_lsn pg_lsn,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    sent jsonb
+);
+
+
+--
+
+-- Name: COLUMN push_queue.sent; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.sent IS 'fields ({field: value}, null for cleared) sent to Keap by a push whose answer is not recorded yet';
+
+
+--
+
+-- Name: rate_budget_usage; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.rate_budget_usage (
+    account_id uuid NOT NULL,
+    per_minute integer,
+    minute_available integer,
+    per_day integer,
+    day_available integer,
+    day_resets_at timestamp with time zone,
+    paused_until timestamp with time zone,
+    observed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+
+-- Name: sync_cursors; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.sync_cursors (
+    account_id uuid NOT NULL,
+    object_type text NOT NULL,
+    kind text NOT NULL,
+    high_water timestamp with time zone,
+    "position" text,
+    rows_done bigint DEFAULT 0 NOT NULL,
+    rows_total bigint,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_error text,
+    failed_at timestamp with time zone,
+    CONSTRAINT sync_cursors_kind_check CHECK ((kind = ANY (ARRAY['backfill'::text, 'reconcile'::text])))
+);
+
+
+--
+
+-- Name: webhook_inbox; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.webhook_inbox (
+    id bigint NOT NULL,
+    account_id uuid NOT NULL,
+    event_key text NOT NULL,
+    object_type text NOT NULL,
+    object_ids bigint[] NOT NULL,
+    payload jsonb NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    processed_at timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    body_sha256 bytea,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+
+-- Name: account_state; Type: VIEW; Schema: keapsync; Owner: -
+
+CREATE VIEW keapsync.account_state WITH (security_invoker='true') AS
+ SELECT a.id AS account_id,
+    a.name,
+    a.keap_tenant,
+    a.credential,
+    s.state,
+    s.reason,
+    s.since,
+    GREATEST(
+        CASE
+            WHEN (t.last_error IS NULL) THEN t.refreshed_at
+            ELSE NULL::timestamp with time zone
+        END, x.cursor_at, x.hook_at, x.budget_at) AS last_exchange_at,
+    (s.state = ANY (ARRAY['failing'::text, 'catching_up'::text, 'in_sync'::text])) AS can_sync
+   FROM ((((((keapsync.accounts a
+     LEFT JOIN keapsync.oauth_tokens t ON ((t.account_id = a.id)))
+     LEFT JOIN LATERAL ( SELECT e.reason,
+            e.since
+           FROM ( SELECT ('token refresh: '::text || t.last_error) AS reason,
+                    t.updated_at AS since
+                  WHERE ((t.last_error IS NOT NULL) AND (NOT a.needs_reauth))
+                UNION ALL
+                ( SELECT ('push to Keap: '::text || q.last_error),
+                    q.first_enqueued_at
+                   FROM keapsync.push_queue q
+                  WHERE ((q.account_id = a.id) AND (q.attempts > 0) AND (q.last_error IS NOT NULL))
+                  ORDER BY q.first_enqueued_at
+                 LIMIT 1)
+                UNION ALL
+                ( SELECT ('hook inbox: '::text || i.last_error),
+                    i.received_at
+                   FROM keapsync.webhook_inbox i
+                  WHERE ((i.account_id = a.id) AND (i.processed_at IS NULL) AND (i.last_error IS NOT NULL))
+                  ORDER BY i.received_at
+                 LIMIT 1)
+                UNION ALL
+                ( SELECT ((((c.kind || ' of '::text) || c.object_type) || 's: '::text) || c.last_error),
+                    c.failed_at
+                   FROM keapsync.sync_cursors c
+                  WHERE ((c.account_id = a.id) AND (c.last_error IS NOT NULL))
+                  ORDER BY c.failed_at
+                 LIMIT 1)) e
+          ORDER BY e.since
+         LIMIT 1) f ON (true))
+     LEFT JOIN LATERAL ( SELECT string_agg(w_1.what, '; '::text ORDER BY w_1.ord) AS what,
+            min(w_1.since) AS since
+           FROM ( SELECT 1 AS ord,
+                    'backfill not started'::text AS what,
+                    NULL::timestamp with time zone AS since
+                  WHERE (NOT (EXISTS ( SELECT 1
+                           FROM keapsync.sync_cursors c
+                          WHERE ((c.account_id = a.id) AND (c.kind = 'backfill'::text)))))
+                UNION ALL
+                 SELECT 2,
+                    ('backfill of '::text || string_agg((c.object_type || 's'::text), ', '::text ORDER BY c.object_type)),
+                    min(c.started_at) AS min
+                   FROM keapsync.sync_cursors c
+                  WHERE ((c.account_id = a.id) AND (c.kind = 'backfill'::text) AND (c.finished_at IS NULL) AND (c.last_error IS NULL))
+                 HAVING (count(*) > 0)
+                UNION ALL
+                 SELECT 3,
+                    ('hook deliveries to fetch: '::text || count(*)),
+                    min(i.received_at) AS min
+                   FROM keapsync.webhook_inbox i
+                  WHERE ((i.account_id = a.id) AND (i.processed_at IS NULL))
+                 HAVING (count(*) > 0)
+                UNION ALL
+                 SELECT 4,
+                    ('local edits to push: '::text || count(*)),
+                    min(q.first_enqueued_at) AS min
+                   FROM keapsync.push_queue q
+                  WHERE (q.account_id = a.id)
+                 HAVING (count(*) > 0)) w_1) w ON (true))
+     LEFT JOIN LATERAL ( SELECT ( SELECT max(c.updated_at) AS max
+                   FROM keapsync.sync_cursors c
+                  WHERE ((c.account_id = a.id) AND (c.last_error IS NULL) AND ((c.finished_at IS NOT NULL) OR (c.rows_done > 0)))) AS cursor_at,
+            ( SELECT max(h.last_delivery_at) AS max
+                   FROM keapsync.hook_subscriptions h
+                  WHERE (h.account_id = a.id)) AS hook_at,
+            ( SELECT b.observed_at
+                   FROM keapsync.rate_budget_usage b
+                  WHERE (b.account_id = a.id)) AS budget_at) x ON (true))
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN ((a.credential = 'oauth'::text) AND (t.account_id IS NULL)) THEN 'not_connected'::text
+                    WHEN a.needs_reauth THEN 'needs_reauth'::text
+                    WHEN a.paused THEN 'paused'::text
+                    WHEN (f.reason IS NOT NULL) THEN 'failing'::text
+                    WHEN (w.what IS NOT NULL) THEN 'catching_up'::text
+                    ELSE 'in_sync'::text
+                END AS state) k)
+     CROSS JOIN LATERAL ( SELECT k.state,
+                CASE k.state
+                    WHEN 'needs_reauth'::text THEN COALESCE(t.last_error, 'Keap refused the refresh token'::text)
+                    WHEN 'not_connected'::text THEN 'no Keap token stored'::text
+                    WHEN 'paused'::text THEN 'sync stopped by an admin; queued work waits'::text
+                    WHEN 'failing'::text THEN f.reason
+                    WHEN 'catching_up'::text THEN w.what
+                    ELSE NULL::text
+                END AS reason,
+                CASE k.state
+                    WHEN 'needs_reauth'::text THEN COALESCE(t.updated_at, a.updated_at)
+                    WHEN 'not_connected'::text THEN a.created_at
+                    WHEN 'paused'::text THEN a.updated_at
+                    WHEN 'failing'::text THEN f.since
+                    WHEN 'catching_up'::text THEN w.since
+                    ELSE NULL::timestamp with time zone
+                END AS since) s);
+
+
+--
+
+-- Name: VIEW account_state; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON VIEW keapsync.account_state IS 'One row per account: state (not_connected, needs_reauth, paused, failing, catching_up, in_sync), reason, since, last_exchange_at (when Keap last answered). The one truth the dashboard, /readyz, doctor and auth status show.';
 
 
 --
@@ -488,24 +727,6 @@ CREATE TABLE keapsync.hook_endpoints (
     account_id uuid NOT NULL,
     path_token text DEFAULT replace(((gen_random_uuid())::text || (gen_random_uuid())::text), '-'::text, ''::text) NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
-
--- Name: hook_subscriptions; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.hook_subscriptions (
-    account_id uuid NOT NULL,
-    hook_key text NOT NULL,
-    event_key text NOT NULL,
-    hook_url text NOT NULL,
-    status text DEFAULT 'Unverified'::text NOT NULL,
-    verified_at timestamp with time zone,
-    last_delivery_at timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT hook_subscriptions_status_check CHECK ((status = ANY (ARRAY['Unverified'::text, 'Verified'::text, 'Inactive'::text])))
 );
 
 
@@ -671,69 +892,12 @@ CREATE TABLE keapsync.oauth_states (
 
 --
 
--- Name: oauth_tokens; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.oauth_tokens (
-    account_id uuid NOT NULL,
-    key_id text NOT NULL,
-    ciphertext bytea NOT NULL,
-    access_expires_at timestamp with time zone,
-    refresh_expires_at timestamp with time zone,
-    scope text,
-    refreshed_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_error text,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
-
--- Name: push_queue; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.push_queue (
-    account_id uuid NOT NULL,
-    object_type text NOT NULL,
-    local_id bigint NOT NULL,
-    first_enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_lsn pg_lsn,
-    attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_error text,
-    sent jsonb
-);
-
-
---
-
--- Name: COLUMN push_queue.sent; Type: COMMENT; Schema: keapsync; Owner: -
-
-COMMENT ON COLUMN keapsync.push_queue.sent IS 'fields ({field: value}, null for cleared) sent to Keap by a push whose answer is not recorded yet';
-
-
---
-
 -- Name: rate_budget_members; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.rate_budget_members (
     budget_key text NOT NULL,
     member_id text NOT NULL,
     heartbeat_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
-
--- Name: rate_budget_usage; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.rate_budget_usage (
-    account_id uuid NOT NULL,
-    per_minute integer,
-    minute_available integer,
-    per_day integer,
-    day_available integer,
-    day_resets_at timestamp with time zone,
-    paused_until timestamp with time zone,
-    observed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -747,25 +911,6 @@ CREATE TABLE keapsync.settings (
     propagate_deletes boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT settings_default_policy_check CHECK ((default_policy = ANY (ARRAY['newest_wins'::text, 'keap_wins'::text, 'local_wins'::text, 'manual'::text])))
-);
-
-
---
-
--- Name: sync_cursors; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.sync_cursors (
-    account_id uuid NOT NULL,
-    object_type text NOT NULL,
-    kind text NOT NULL,
-    high_water timestamp with time zone,
-    "position" text,
-    rows_done bigint DEFAULT 0 NOT NULL,
-    rows_total bigint,
-    started_at timestamp with time zone,
-    finished_at timestamp with time zone,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT sync_cursors_kind_check CHECK ((kind = ANY (ARRAY['backfill'::text, 'reconcile'::text])))
 );
 
 
@@ -789,32 +934,13 @@ CREATE TABLE keapsync.sync_state (
 
 --
 
--- Name: webhook_inbox; Type: TABLE; Schema: keapsync; Owner: -
-
-CREATE TABLE keapsync.webhook_inbox (
-    id bigint NOT NULL,
-    account_id uuid NOT NULL,
-    event_key text NOT NULL,
-    object_type text NOT NULL,
-    object_ids bigint[] NOT NULL,
-    payload jsonb NOT NULL,
-    received_at timestamp with time zone DEFAULT now() NOT NULL,
-    processed_at timestamp with time zone,
-    attempts integer DEFAULT 0 NOT NULL,
-    last_error text,
-    body_sha256 bytea,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
-
 -- Name: sync_status; Type: VIEW; Schema: keapsync; Owner: -
 
 CREATE VIEW keapsync.sync_status WITH (security_invoker='true') AS
  SELECT a.id AS account_id,
     a.name,
         CASE
+            WHEN ((a.credential = 'oauth'::text) AND (t.account_id IS NULL)) THEN 'not_connected'::text
             WHEN a.needs_reauth THEN 'needs_reauth'::text
             WHEN a.paused THEN 'paused'::text
             ELSE 'connected'::text

@@ -19,6 +19,15 @@ GRANT USAGE ON SCHEMA keapsync TO keap_analyst;
 
 --
 
+-- Name: FUNCTION account_can_sync(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO service_role;
+GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO authenticated;
+
+
+--
+
 -- Name: FUNCTION apply_keap_batch(p_account uuid, p_type text, p_raws jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
@@ -792,6 +801,211 @@ GRANT SELECT(paused) ON TABLE keapsync.accounts TO keap_analyst;
 
 --
 
+-- Name: COLUMN accounts.credential; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(credential) ON TABLE keapsync.accounts TO keap_analyst;
+
+
+--
+
+-- Name: TABLE hook_subscriptions; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.hook_subscriptions TO service_role;
+GRANT SELECT ON TABLE keapsync.hook_subscriptions TO authenticated;
+
+
+--
+
+-- Name: COLUMN hook_subscriptions.account_id; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(account_id) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN hook_subscriptions.status; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(status) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN hook_subscriptions.last_delivery_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(last_delivery_at) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
+
+
+--
+
+-- Name: TABLE oauth_tokens; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.oauth_tokens TO service_role;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.account_id; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(account_id) ON TABLE keapsync.oauth_tokens TO authenticated;
+GRANT SELECT(account_id) ON TABLE keapsync.oauth_tokens TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.access_expires_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(access_expires_at) ON TABLE keapsync.oauth_tokens TO authenticated;
+GRANT SELECT(access_expires_at) ON TABLE keapsync.oauth_tokens TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.refresh_expires_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(refresh_expires_at) ON TABLE keapsync.oauth_tokens TO authenticated;
+GRANT SELECT(refresh_expires_at) ON TABLE keapsync.oauth_tokens TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.scope; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(scope) ON TABLE keapsync.oauth_tokens TO authenticated;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.refreshed_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(refreshed_at) ON TABLE keapsync.oauth_tokens TO authenticated;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.last_error; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(last_error) ON TABLE keapsync.oauth_tokens TO authenticated;
+
+
+--
+
+-- Name: COLUMN oauth_tokens.updated_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(updated_at) ON TABLE keapsync.oauth_tokens TO authenticated;
+
+
+--
+
+-- Name: TABLE push_queue; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.push_queue TO service_role;
+GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
+
+
+--
+
+-- Name: TABLE rate_budget_usage; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.rate_budget_usage TO service_role;
+GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
+
+
+--
+
+-- Name: TABLE sync_cursors; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_cursors TO service_role;
+GRANT SELECT ON TABLE keapsync.sync_cursors TO authenticated;
+
+
+--
+
+-- Name: COLUMN sync_cursors.account_id; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(account_id) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.object_type; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(object_type) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.kind; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(kind) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.rows_done; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(rows_done) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.rows_total; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(rows_total) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.finished_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(finished_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN sync_cursors.updated_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(updated_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
+
+
+--
+
+-- Name: TABLE webhook_inbox; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.webhook_inbox TO service_role;
+GRANT SELECT ON TABLE keapsync.webhook_inbox TO authenticated;
+
+
+--
+
+-- Name: COLUMN webhook_inbox.account_id; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(account_id) ON TABLE keapsync.webhook_inbox TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN webhook_inbox.received_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(received_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
+
+
+--
+
+-- Name: COLUMN webhook_inbox.processed_at; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT(processed_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
+
+
+--
+
+-- Name: TABLE account_state; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.account_state TO service_role;
+GRANT SELECT ON TABLE keapsync.account_state TO authenticated;
+
+
+--
+
 -- Name: TABLE change_history; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.change_history TO service_role;
@@ -832,35 +1046,6 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO service_role;
 -- Name: TABLE hook_endpoints; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.hook_endpoints TO service_role;
-
-
---
-
--- Name: TABLE hook_subscriptions; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.hook_subscriptions TO service_role;
-GRANT SELECT ON TABLE keapsync.hook_subscriptions TO authenticated;
-
-
---
-
--- Name: COLUMN hook_subscriptions.account_id; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(account_id) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
-
-
---
-
--- Name: COLUMN hook_subscriptions.status; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(status) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
-
-
---
-
--- Name: COLUMN hook_subscriptions.last_delivery_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(last_delivery_at) ON TABLE keapsync.hook_subscriptions TO keap_analyst;
 
 
 --
@@ -961,84 +1146,9 @@ GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
 
 --
 
--- Name: TABLE oauth_tokens; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.oauth_tokens TO service_role;
-
-
---
-
--- Name: COLUMN oauth_tokens.account_id; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(account_id) ON TABLE keapsync.oauth_tokens TO authenticated;
-GRANT SELECT(account_id) ON TABLE keapsync.oauth_tokens TO keap_analyst;
-
-
---
-
--- Name: COLUMN oauth_tokens.access_expires_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(access_expires_at) ON TABLE keapsync.oauth_tokens TO authenticated;
-GRANT SELECT(access_expires_at) ON TABLE keapsync.oauth_tokens TO keap_analyst;
-
-
---
-
--- Name: COLUMN oauth_tokens.refresh_expires_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(refresh_expires_at) ON TABLE keapsync.oauth_tokens TO authenticated;
-GRANT SELECT(refresh_expires_at) ON TABLE keapsync.oauth_tokens TO keap_analyst;
-
-
---
-
--- Name: COLUMN oauth_tokens.scope; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(scope) ON TABLE keapsync.oauth_tokens TO authenticated;
-
-
---
-
--- Name: COLUMN oauth_tokens.refreshed_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(refreshed_at) ON TABLE keapsync.oauth_tokens TO authenticated;
-
-
---
-
--- Name: COLUMN oauth_tokens.last_error; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(last_error) ON TABLE keapsync.oauth_tokens TO authenticated;
-
-
---
-
--- Name: COLUMN oauth_tokens.updated_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(updated_at) ON TABLE keapsync.oauth_tokens TO authenticated;
-
-
---
-
--- Name: TABLE push_queue; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.push_queue TO service_role;
-GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
-
-
---
-
 -- Name: TABLE rate_budget_members; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.rate_budget_members TO service_role;
-
-
---
-
--- Name: TABLE rate_budget_usage; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.rate_budget_usage TO service_role;
-GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
 
 
 --
@@ -1051,96 +1161,10 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 
 --
 
--- Name: TABLE sync_cursors; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.sync_cursors TO service_role;
-GRANT SELECT ON TABLE keapsync.sync_cursors TO authenticated;
-
-
---
-
--- Name: COLUMN sync_cursors.account_id; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(account_id) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.object_type; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(object_type) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.kind; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(kind) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.rows_done; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(rows_done) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.rows_total; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(rows_total) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.finished_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(finished_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
--- Name: COLUMN sync_cursors.updated_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(updated_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
-
-
---
-
 -- Name: TABLE sync_state; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.sync_state TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_state TO authenticated;
-
-
---
-
--- Name: TABLE webhook_inbox; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT ALL ON TABLE keapsync.webhook_inbox TO service_role;
-GRANT SELECT ON TABLE keapsync.webhook_inbox TO authenticated;
-
-
---
-
--- Name: COLUMN webhook_inbox.account_id; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(account_id) ON TABLE keapsync.webhook_inbox TO keap_analyst;
-
-
---
-
--- Name: COLUMN webhook_inbox.received_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(received_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
-
-
---
-
--- Name: COLUMN webhook_inbox.processed_at; Type: ACL; Schema: keapsync; Owner: -
-
-GRANT SELECT(processed_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
 
 
 --

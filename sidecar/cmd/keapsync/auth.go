@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 )
 
@@ -121,42 +122,52 @@ func authLink(c *cli.Context) error {
 	return nil
 }
 
-const sqlAuthStatus = `
-select a.id::text, coalesce(a.keap_tenant, ''), a.name,
-       case when t.account_id is null then 'not connected' when a.needs_reauth then 'needs re-authorization'
-            when a.paused then 'paused' else 'connected' end,
-       t.access_expires_at, t.refresh_expires_at, t.refreshed_at, coalesce(t.scope, ''), coalesce(t.last_error, '')
-  from keapsync.accounts a left join keapsync.oauth_tokens t on t.account_id = a.id
- order by a.name`
+// sqlAuthTokens: the token lifetimes beside each account's state (never a token).
+const sqlAuthTokens = `select account_id::text, access_expires_at, refresh_expires_at, refreshed_at, coalesce(scope, '')
+  from keapsync.oauth_tokens`
 
+type tokenTimes struct {
+	access, refresh, refreshed *time.Time
+	scope                      string
+}
+
+// authStatus shows each account's state as keapsync.account_state words it (the dashboard,
+// /readyz and doctor show the same line), and its token lifetimes.
 func authStatus(c *cli.Context) error {
 	pool, err := openPool(c.Context, c)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	rows, err := pool.Query(c.Context, sqlAuthStatus)
+	states, err := accountstate.List(c.Context, pool)
 	if err != nil {
-		return fmt.Errorf("read accounts: %w", err)
+		return err
 	}
-	defer rows.Close()
+	tokens := map[string]tokenTimes{}
+	rows, err := pool.Query(c.Context, sqlAuthTokens)
+	if err != nil {
+		return fmt.Errorf("read token lifetimes: %w", err)
+	}
+	var id string
+	var t tokenTimes
+	if _, err := pgx.ForEachRow(rows, []any{&id, &t.access, &t.refresh, &t.refreshed, &t.scope}, func() error {
+		tokens[id] = t
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read token lifetimes: %w", err)
+	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ACCOUNT\tTENANT\tSTATE\tACCESS EXPIRES\tREFRESH EXPIRES\tLAST REFRESH\tSCOPE\tLAST ERROR")
-	n := 0
-	for rows.Next() {
-		var id, tenant, name, state, scope, lastErr string
-		var access, refresh, refreshed *time.Time
-		if err := rows.Scan(&id, &tenant, &name, &state, &access, &refresh, &refreshed, &scope, &lastErr); err != nil {
-			return fmt.Errorf("read accounts: %w", err)
+	fmt.Fprintln(w, "ACCOUNT\tTENANT\tACCESS EXPIRES\tREFRESH EXPIRES\tLAST REFRESH\tSCOPE\tSTATE")
+	for _, a := range states {
+		t := tokens[a.ID]
+		scope := t.scope
+		if scope == "" {
+			scope = "-"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, tenant, state, when(access), when(refresh), when(refreshed), scope, lastErr)
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read accounts: %w", err)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Display(), when(t.access), when(t.refresh), when(t.refreshed), scope, a.Summary())
 	}
 	w.Flush()
-	if n == 0 {
+	if len(states) == 0 {
 		fmt.Fprintln(c.App.Writer, "no accounts yet: run keapsync auth login")
 	}
 	if key, err := apiKeyFlag.get(c); err != nil {
@@ -194,16 +205,23 @@ func authRefresh(c *cli.Context) error {
 				return fmt.Errorf("read accounts: %w", err)
 			}
 		}
-		var errs []error
+		// Every account with a token, paused ones too (a paused account's refresh token still
+		// ages); one failing account does not stop the others.
+		failed := 0
 		for _, a := range accounts {
 			t, err := k.Refresh(c.Context, a, "")
 			if err != nil {
-				errs = append(errs, err)
+				line, _ := oneLine(err)
+				fmt.Fprintf(c.App.ErrWriter, "refresh %s: failed: %s\n", a, line)
+				failed++
 				continue
 			}
 			fmt.Fprintf(c.App.Writer, "refreshed %s: access token valid until %s\n", a, t.Expiry.UTC().Format(time.RFC3339))
 		}
-		return errors.Join(errs...)
+		if failed > 0 {
+			return fmt.Errorf("refresh failed for %d of %d accounts (see above)", failed, len(accounts))
+		}
+		return nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 )
@@ -61,7 +62,7 @@ func makeKeapClients(log *slog.Logger, pool *pgxpool.Pool, reg prometheus.Regist
 	kc := &keapClients{pool: pool, log: log, apiKey: apiKey, keeper: keeper,
 		tenants: map[string]*keap.Budget{}, clients: map[string]*keap.Client{}}
 	kc.base = keap.DefaultConfig()
-	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log.With("component", "keap"), reg
+	kc.base.APIURL, kc.base.Logger, kc.base.Registerer = apiURL, log, reg // keap.New names its component
 	budget := keap.BudgetConfig{Logger: log, Key: keap.OAuthBudgetKey(clientID), Limits: keap.OAuthLimits}
 	if apiKey != "" {
 		budget.Key, budget.Limits = keap.KeyBudgetKey(apiKey), keap.KeyLimits
@@ -139,45 +140,75 @@ func (kc *keapClients) budgets() []*keap.Budget {
 }
 
 const sqlKeyAccount = `
-insert into keapsync.accounts (name, keap_tenant) values ('Keap (personal key)', $1)
-on conflict (keap_tenant) do update set updated_at = now()
+insert into keapsync.accounts (name, keap_tenant, credential) values ('Keap (personal key)', $1, 'api_key')
+on conflict (keap_tenant) do update set credential = 'api_key', updated_at = now()
 returning id::text`
 
-// resolveAccounts turns --account (id or tenant) into account ids; none given means every active
-// account, and with a personal key the key's own account (created on first use).
-func (kc *keapClients) resolveAccounts(ctx context.Context, key string) ([]string, error) {
-	if key != "" {
-		var id string
+// targets turns --account (id or tenant) into the accounts a command works on, with their
+// state; none given means every account (those that cannot sync are reported and skipped), and
+// with a personal key the key's own account (created on first use).
+func (kc *keapClients) targets(ctx context.Context, key string) (accounts []accountstate.Account, named bool, err error) {
+	var id string
+	switch {
+	case key != "":
 		if err := kc.pool.QueryRow(ctx, sqlFindAccount, key).Scan(&id); err != nil {
-			return nil, accountError(key, err)
+			return nil, true, accountError(key, err)
 		}
-		return []string{id}, nil
-	}
-	if kc.apiKey != "" {
-		var id string
+	case kc.apiKey != "":
 		if err := kc.pool.QueryRow(ctx, sqlKeyAccount, keap.KeyBudgetKey(kc.apiKey)).Scan(&id); err != nil {
-			return nil, fmt.Errorf("record the personal key's account: %w", err)
+			return nil, false, fmt.Errorf("record the personal key's account: %w", err)
 		}
 		if _, err := kc.pool.Exec(ctx, `insert into keapsync.settings (account_id) values ($1) on conflict do nothing`, id); err != nil {
-			return nil, fmt.Errorf("record account settings: %w", err)
+			return nil, false, fmt.Errorf("record account settings: %w", err)
 		}
-		return []string{id}, nil
-	}
-	rows, err := kc.pool.Query(ctx, `select id::text from keapsync.accounts where not needs_reauth and not paused order by created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+	default:
+		all, err := accountstate.List(ctx, kc.pool)
+		if err != nil {
+			return nil, false, err
 		}
-		ids = append(ids, id)
+		if len(all) == 0 {
+			return nil, false, fmt.Errorf("no account yet: run keapsync auth login (or set KEAP_API_KEY)")
+		}
+		return all, false, nil
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no connected account: run keapsync auth login (or set KEAP_API_KEY)")
+	a, _, err := accountstate.Get(ctx, kc.pool, id)
+	return []accountstate.Account{a}, true, err
+}
+
+// forEachAccount runs f for each account and carries on past a failing one: one line per
+// account says what happened, and the error (exit status 1) counts the failures. An account
+// that cannot sync is skipped with its state; that fails only when it was named (--account) or
+// nothing could run at all.
+func forEachAccount(c *cli.Context, accounts []accountstate.Account, named bool, what string, f func(account string) error) error {
+	failed, ran := 0, 0
+	for _, a := range accounts {
+		if !a.State.CanSync() {
+			fmt.Fprintf(c.App.Writer, "%s %s: skipped: %s\n", what, a.Display(), a.Summary())
+			if fix := a.Fix(); fix != "" {
+				fmt.Fprintf(c.App.Writer, "  -> %s\n", fix)
+			}
+			if named {
+				failed++
+			}
+			continue
+		}
+		ran++
+		if err := f(a.ID); err != nil {
+			if c.Context.Err() != nil {
+				return c.Context.Err()
+			}
+			line, _ := oneLine(err)
+			fmt.Fprintf(c.App.ErrWriter, "%s %s: failed: %s\n", what, a.Display(), line)
+			failed++
+			continue
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s: done\n", what, a.Display())
 	}
-	return ids, rows.Err()
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%s failed for %d of %d accounts (see above)", what, failed, len(accounts))
+	case ran == 0:
+		return fmt.Errorf("%s: no account can sync (see above)", what)
+	}
+	return nil
 }

@@ -16,9 +16,10 @@ import (
 // Every setting is a flag with an environment variable; the names are part of the interface
 // (README, "Configuration"). Commands pick the flags they need.
 var (
+	// No default: a silent localhost:5432/postgres hid an unset DATABASE_URL behind a
+	// connection error that never named it.
 	databaseURLFlag = &cli.StringFlag{Name: "database-url", EnvVars: []string{"DATABASE_URL"},
-		Value: "postgres://localhost:5432/postgres",
-		Usage: "PostgreSQL connection (for a Supabase project: the direct connection, port 5432)"}
+		Usage: "PostgreSQL connection URL (required; for a Supabase project: the direct connection, port 5432)"}
 	clientIDFlag     = &cli.StringFlag{Name: "client-id", EnvVars: []string{"KEAP_CLIENT_ID"}, Usage: "Keap OAuth app client id"}
 	clientSecretFlag = newSecret("client-secret", "KEAP_CLIENT_SECRET", "Keap OAuth app client secret")
 	apiKeyFlag       = newSecret("api-key", "KEAP_API_KEY", "a personal access or service account key instead of OAuth")
@@ -29,7 +30,7 @@ var (
 	allowedTenantsFlag = &cli.StringFlag{Name: "allowed-tenants", EnvVars: []string{"KEAPSYNC_ALLOWED_TENANTS"},
 		Usage: "comma-separated Keap tenants (e.g. ab123.infusionsoft.com) that may be connected; empty allows any"}
 	secretKeyFlag = newSecret("secret-key", "KEAPSYNC_SECRET_KEY",
-		"base64 of 32 random bytes that seals tokens (`keapsync keygen` prints one); for rotation: new,old")
+		"base64 of 32 random bytes that seals tokens (keapsync keygen prints one); for rotation: new,old")
 )
 
 // secretSetting is a secret: it comes from its environment variable or from a file named by
@@ -105,9 +106,13 @@ func required(c *cli.Context, f *cli.StringFlag) (string, error) {
 const defaultPoolSize = 20
 
 func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(c.String(databaseURLFlag.Name))
+	dsn, err := required(c, databaseURLFlag)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: not a PostgreSQL URL or connection string (postgres://user:password@host:5432/db)")
 	}
 	if !strings.Contains(c.String(databaseURLFlag.Name), "pool_max_conns") {
 		cfg.MaxConns = defaultPoolSize
@@ -118,7 +123,7 @@ func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, &connectError{err}
 	}
 	return pool, nil
 }

@@ -2,23 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/migrate"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/supabase"
 )
 
-const (
-	demoDatabase  = "keapsync"
-	demoAccount   = "00000000-0000-4000-8000-0000000000de" // supabase/seed.sql
-	sqlDemoCounts = `select (select count(*) from keap.contacts where account_id = $1),
-	                        (select count(*) from keap.orders where account_id = $1)`
-)
+const demoDatabase = "keapsync"
+
+// The demo user (supabase/seed.sql's, so a database seeded for `supabase start` signs in the
+// same way): the dashboard's local mode signs in as this user, who administers the account the
+// demo connects.
+const sqlDemoUser = `
+insert into auth.users (id, aud, role, email, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+values ($1, 'authenticated', 'authenticated', 'demo@keapsync.local', '{"provider": "email"}', '{}', now(), now())
+on conflict (id) do nothing`
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
@@ -55,6 +61,14 @@ func demoCommand() *cli.Command {
 				}
 				return cluster.Stop(ctx)
 			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("demo directory: %w", err)
+			}
+			unlock, err := lockDemo(dir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			url, err := startDemoDatabase(ctx, cluster)
 			if err != nil {
 				return err
@@ -72,28 +86,22 @@ func demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := conn.Exec(ctx, supabase.Seed); err != nil {
-				return fmt.Errorf("load sample data (supabase/seed.sql): %w", err)
-			}
-			var contacts, orders int
-			if err := conn.QueryRow(ctx, sqlDemoCounts, demoAccount).Scan(&contacts, &orders); err != nil {
-				return fmt.Errorf("count sample data: %w", err)
+			if _, err := conn.Exec(ctx, sqlDemoUser, dashboard.DemoUserID); err != nil {
+				return fmt.Errorf("create the demo user: %w", err)
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "\nkeapsync demo database is running (migrations: %d applied now, %d already there).\n",
-				len(res.Applied), res.Current)
-			fmt.Fprintf(w, "  %d contacts, %d orders in account \"Demo Company\"\n\n", contacts, orders)
+			fmt.Fprintf(w, "\nkeapsync demo database is running (migrations: %d applied).\n", len(res.Applied))
+			fmt.Fprintf(w, "It starts empty on every run, as the sandbox generates its Keap data anew: both sides start together.\n")
 			fmt.Fprintf(w, "Connect:  psql '%s'\n", url)
-			fmt.Fprintf(w, "Try:      select given_name, family_name, email, company_name from keap.contacts limit 5;\n")
-			fmt.Fprintf(w, "          select * from keapsync.kpi_orders_monthly order by month;\n")
-			fmt.Fprintf(w, "Stop:     make demo-stop   (data stays in %s; `rm -rf %s` to start over)\n\n", dir, dir)
+			fmt.Fprintf(w, "Stop:     make demo-stop   (the database keeps running after Ctrl-C)\n\n")
 			return runDemoSandbox(c, log, url, dir)
 		},
 	}
 }
 
-// startDemoDatabase initialises and starts the cluster unless it runs already, and makes sure the
-// demo database exists. Returns its URL.
+// startDemoDatabase initialises and starts the cluster unless it runs already, and creates the
+// demo database afresh: the sandbox regenerates its data on every run, so a database kept from
+// the last run would hold edits and checkpoints Keap no longer has. Returns its URL.
 func startDemoDatabase(ctx context.Context, cluster *pgcluster.Cluster) (string, error) {
 	if !cluster.Initialized() {
 		if err := cluster.Init(ctx); err != nil {
@@ -110,14 +118,45 @@ func startDemoDatabase(ctx context.Context, cluster *pgcluster.Cluster) (string,
 		return "", fmt.Errorf("connect to demo PostgreSQL on port %d: %w", cluster.Port, err)
 	}
 	defer admin.Close(ctx)
-	var exists bool
-	if err := admin.QueryRow(ctx, "select exists (select 1 from pg_database where datname = $1)", demoDatabase).Scan(&exists); err != nil {
-		return "", fmt.Errorf("look for the demo database: %w", err)
+	// A logical slot keeps its database from being dropped; whoever held it is gone (the demo
+	// lock is ours) or is a serve pointed at the demo by hand, which the drop disconnects anyway.
+	if _, err := admin.Exec(ctx, sqlEndDemoSlotHolders, demoDatabase); err != nil {
+		return "", fmt.Errorf("end the last run's replication: %w", err)
 	}
-	if !exists {
-		if _, err := admin.Exec(ctx, "create database "+pgx.Identifier{demoDatabase}.Sanitize()); err != nil {
-			return "", fmt.Errorf("create the demo database: %w", err)
-		}
+	if _, err := admin.Exec(ctx, sqlDropDemoSlots, demoDatabase); err != nil {
+		return "", fmt.Errorf("drop the last run's replication slot: %w", err)
+	}
+	db := pgx.Identifier{demoDatabase}.Sanitize()
+	if _, err := admin.Exec(ctx, "drop database if exists "+db+" with (force)"); err != nil {
+		return "", fmt.Errorf("drop the last run's demo database: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "create database "+db); err != nil {
+		return "", fmt.Errorf("create the demo database: %w", err)
 	}
 	return cluster.URL(demoDatabase), nil
+}
+
+// The holder of a slot is ended first (waiting up to 5 s for it to go), then the slot dropped.
+const (
+	sqlEndDemoSlotHolders = `select pg_terminate_backend(active_pid, 5000) from pg_replication_slots
+ where database = $1 and active_pid is not null`
+	sqlDropDemoSlots = `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`
+)
+
+// lockDemo makes sure one demo runs per directory: a second one would fight the first for its
+// ports and database. The lock ends with the process, however it ends.
+func lockDemo(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "demo.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("demo lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("a demo is already running (it holds %s): use that one, or stop it with Ctrl-C first", path)
+		}
+		return nil, fmt.Errorf("demo lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -27,7 +28,7 @@ import (
 func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	ctx := c.Context
 	srv, err := sandbox.New(sandbox.Options{
-		Addr: c.String("sandbox-addr"), Logger: log.With("component", "sandbox"), Seed: 1,
+		Addr: c.String("sandbox-addr"), Logger: log, Seed: 1,
 		Contacts: c.Int("sandbox-contacts"), AutoApprove: true, HookDelay: 2 * time.Second,
 	})
 	if err != nil {
@@ -64,10 +65,16 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		return fmt.Errorf("connect the demo account to the sandbox: %w", err)
 	}
 
+	// The demo user administers the account the demo connects: it is the one the dashboard
+	// opens on.
+	if _, err := pool.Exec(ctx, sqlDemoAdmin, account, dashboard.DemoUserID); err != nil {
+		return fmt.Errorf("make the demo user the account's admin: %w", err)
+	}
+
 	w := c.App.Writer
 	fmt.Fprintf(w, "Keap sandbox at %s with %d generated contacts (state: %s/_sandbox/state)\n",
 		srv.URL(), c.Int("sandbox-contacts"), srv.URL())
-	fmt.Fprintf(w, "Connected through OAuth: account %s (%s)\n\n", account, tenant)
+	fmt.Fprintf(w, "Connected through OAuth: account %s (%s), administered by the demo user\n\n", account, tenant)
 
 	// Backfill the sandbox into Postgres, then serve: hooks, workers, reconcile, token refresh.
 	reg := newRegistry()
@@ -80,16 +87,22 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err := sweeper.Backfill(ctx, account, ingest.ObjectTypes); err != nil {
 		return fmt.Errorf("backfill the demo sandbox: %w", err)
 	}
+	if err := printDemoCounts(ctx, w, pool, srv.Snapshot(), account); err != nil {
+		return err
+	}
+	// One conflict waiting for a person, made the way a real one happens: the same field
+	// changed in Keap and here before either side heard of the other's change.
+	quiet := &ingest.Sweeper{DB: pool, API: apiOf, Log: sweeper.Log}
+	if err := demoConflict(ctx, pool, srv, quiet, account); err != nil {
+		return fmt.Errorf("the demo conflict: %w", err)
+	}
 	listen := c.String("listen")
 	public := "http://" + listen
 	pusher, err := pusherFor(log, reg, pool, clients, nil)
 	if err != nil {
 		return err
 	}
-	// The dashboard in local mode, with one conflict waiting for a person.
-	if err := dashboard.SeedDemoConflict(ctx, pool, demoAccount, 1001, "Grace (edited here)", "Grace (edited in Keap)"); err != nil {
-		return fmt.Errorf("seed the demo conflict: %w", err)
-	}
+	// The dashboard in local mode.
 	dcfg := dashboard.DefaultConfig()
 	dcfg.Local, dcfg.Listen, dcfg.Log = true, c.String("dashboard-listen"), log
 	dash, err := dashboard.New(dcfg, pool)
@@ -97,7 +110,10 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		return err
 	}
 	server, stop, err := buildServer(ctx, log, reg, pool, clients, pusher,
-		serve.Config{Listen: listen, PublicURL: public}, time.Second, nil)
+		// The demo registers the hooks itself once serve listens; serve's own first round of
+		// re-verification would race it (two ensures at once leave Keap and the table
+		// disagreeing with the count printed).
+		serve.Config{Listen: listen, PublicURL: public, HooksEvery: -1}, time.Second, nil)
 	if err != nil {
 		return err
 	}
@@ -133,7 +149,9 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		"KEAPSYNC_SECRET_KEY=$(cat " + filepath.Join(dir, "secret.key") + ")",
 	}
 	fmt.Fprintf(w, "\nkeapsync serves on %s (%d hooks verified; /healthz, /readyz, /metrics)\n", public, rep.Verified)
-	fmt.Fprintf(w, "Dashboard: %s (local mode: \"Sign in as the demo user\"; a conflict waits under Conflicts)\n\n", dash.URL())
+	fmt.Fprintf(w, "Dashboard: %s (local mode: \"Sign in as the demo user\"; it opens on %s)\n", dash.URL(), tenant)
+	fmt.Fprintf(w, "  A conflict waits under Conflicts: contact %d's first name is %q in Keap and %q here.\n\n",
+		demoConflictContact, demoConflictKeap, demoConflictLocal)
 	fmt.Fprintf(w, "Try it: edit a contact with plain SQL and see Keap (the sandbox) have it seconds later:\n")
 	fmt.Fprintf(w, "  psql '%s' -c \"update keap.contacts c set job_title = 'Edited in Postgres' from keapsync.accounts a where a.id = c.account_id and a.keap_tenant = '%s' and c.keap_id = 2\"\n", dbURL, tenant)
 	fmt.Fprintf(w, "  curl -s %s/_sandbox/state | grep -o '\"job_title\":\"Edited in Postgres\"'\n\n", srv.URL())
@@ -170,4 +188,65 @@ func demoSecretKey(dir string) (string, error) {
 		return "", fmt.Errorf("write demo secret key: %w", err)
 	}
 	return key, nil
+}
+
+const (
+	sqlDemoAdmin = `insert into keapsync.members (account_id, user_id, role) values ($1, $2, 'admin')
+on conflict (account_id, user_id) do update set role = 'admin'`
+	sqlDemoCounts = `select (select count(*) from keap.contacts where account_id = $1),
+       (select count(*) from keap.tags where account_id = $1),
+       (select count(*) from keap.orders where account_id = $1),
+       (select count(*) from keap.subscriptions where account_id = $1)`
+	sqlDemoManual = `insert into keapsync.conflict_policies (account_id, object_type, field, policy)
+values ($1, 'contact', 'given_name', 'manual')
+on conflict (account_id, object_type, field) do update set policy = 'manual'`
+	sqlDemoLocalEdit = `update keap.contacts set given_name = $3 where account_id = $1 and keap_id = $2`
+	sqlDemoConflicts = `select count(*) from keapsync.conflicts where account_id = $1 and status = 'open'`
+
+	demoConflictContact = 3
+	demoConflictKeap    = "Edited in Keap"
+	demoConflictLocal   = "Edited in Postgres"
+)
+
+// printDemoCounts prints what the backfill brought, beside what Keap (the sandbox) holds: the
+// dashboard's overview shows the same numbers.
+func printDemoCounts(ctx context.Context, w io.Writer, pool *pgxpool.Pool, keap sandbox.State, account string) error {
+	var contacts, tags, orders, subs int
+	if err := pool.QueryRow(ctx, sqlDemoCounts, account).Scan(&contacts, &tags, &orders, &subs); err != nil {
+		return fmt.Errorf("count the backfilled data: %w", err)
+	}
+	fmt.Fprintf(w, "\nIn Postgres now: %d contacts, %d tags, %d orders, %d subscriptions", contacts, tags, orders, subs)
+	if contacts == len(keap.Contacts) && tags == len(keap.Tags) && orders == len(keap.Orders) && subs == len(keap.Subscriptions) {
+		fmt.Fprintf(w, ", the same as Keap (the sandbox) holds\n")
+		return nil
+	}
+	fmt.Fprintf(w, "; Keap (the sandbox) holds %d contacts, %d tags, %d orders, %d subscriptions\n",
+		len(keap.Contacts), len(keap.Tags), len(keap.Orders), len(keap.Subscriptions))
+	return nil
+}
+
+// demoConflict changes one contact's first name in Keap and here while neither side can tell the
+// other (no hooks yet, no push yet), under the manual policy for that field, then lets a
+// reconcile fetch Keap's version: the merge finds both changed and parks the field for a person.
+func demoConflict(ctx context.Context, pool *pgxpool.Pool, srv *sandbox.Server, sw *ingest.Sweeper, account string) error {
+	if _, err := pool.Exec(ctx, sqlDemoManual, account); err != nil {
+		return err
+	}
+	if err := srv.EditContact(demoConflictContact, map[string]any{"given_name": demoConflictKeap}); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, sqlDemoLocalEdit, account, demoConflictContact, demoConflictLocal); err != nil {
+		return err
+	}
+	if err := sw.Reconcile(ctx, account, []string{"contact"}); err != nil {
+		return err
+	}
+	var open int
+	if err := pool.QueryRow(ctx, sqlDemoConflicts, account).Scan(&open); err != nil {
+		return err
+	}
+	if open != 1 {
+		return fmt.Errorf("%d open conflicts, want 1", open)
+	}
+	return nil
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,22 +86,16 @@ func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, st
 			}
 			defer s.pool.Close()
 			log, _ := newLogger(c)
-			accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
-			if err != nil {
-				return err
-			}
 			if c.Int("appliers") < 1 {
 				return fmt.Errorf("--appliers: want at least 1, got %d", c.Int("appliers"))
 			}
-			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: os.Stderr, Appliers: c.Int("appliers"),
-				Log: log.With("component", name)}
-			for _, a := range accounts {
-				if err := run(c, sw, a, types); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "%s done for account %s\n", name, a)
+			accounts, named, err := s.clients.targets(c.Context, c.String("account"))
+			if err != nil {
+				return err
 			}
-			return nil
+			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: c.App.ErrWriter, Appliers: c.Int("appliers"),
+				Log: log.With("component", name)}
+			return forEachAccount(c, accounts, named, name, func(a string) error { return run(c, sw, a, types) })
 		},
 	}
 }
@@ -176,14 +170,19 @@ func hooksCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+						fmt.Fprintln(tw, "KEY\tEVENT\tSTATUS\tOWNER\tURL")
 						for _, h := range hooks {
 							owner := "other"
 							if ingest.SameHookURL(h.HookURL, url) {
 								owner = "keapsync"
 							}
-							fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, owner, redactHookURL(h.HookURL))
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Key, h.EventKey, h.Status, owner, redactHookURL(h.HookURL))
 						}
-						return nil
+						if len(hooks) == 0 {
+							fmt.Fprintln(tw, "(none)")
+						}
+						return tw.Flush()
 					})
 				},
 			},
@@ -231,18 +230,15 @@ func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string
 		return err
 	}
 	defer s.pool.Close()
-	accounts, err := s.clients.resolveAccounts(c.Context, c.String("account"))
+	accounts, named, err := s.clients.targets(c.Context, c.String("account"))
 	if err != nil {
 		return err
 	}
-	for _, a := range accounts {
+	return forEachAccount(c, accounts, named, "hooks "+c.Command.Name, func(a string) error {
 		api, err := s.clients.For(c.Context, a)
 		if err != nil {
 			return err
 		}
-		if err := f(s, api, a); err != nil {
-			return err
-		}
-	}
-	return nil
+		return f(s, api, a)
+	})
 }

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
@@ -25,7 +27,7 @@ func runApp(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.RunContext(context.Background(), append([]string{"keapsync", "--log-level", "warn"}, args...))
+	err := run(context.Background(), app, append([]string{"keapsync", "--log-level", "warn"}, args...))
 	return out.String(), err
 }
 
@@ -98,22 +100,56 @@ func TestDemoIsRepeatable(t *testing.T) {
 		"--dashboard-listen", "127.0.0.1:" + strconv.Itoa(dash),
 		"--sandbox-addr", "127.0.0.1:" + strconv.Itoa(sbPort), "--sandbox-contacts", "50"}
 	t.Cleanup(func() { _, _ = runApp(t, append(args, "--stop")...) })
+	url := "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/keapsync?sslmode=disable"
 	for run := 1; run <= 2; run++ {
 		out, err := runApp(t, args...)
 		if err != nil {
 			t.Fatalf("demo run %d: %v\n%s", run, err, out)
 		}
-		if !strings.Contains(out, "1200 contacts, 800 orders") || !strings.Contains(out, "psql 'postgres://") ||
-			!strings.Contains(out, "Connected through OAuth: account") || !strings.Contains(out, fmt.Sprintf("%d hooks verified", len(ingest.EventKeys))) ||
-			!strings.Contains(out, "Dashboard: http://") {
-			t.Fatalf("demo run %d printed:\n%s", run, out)
+		// What it prints is true on every run: the counts match Keap's, one conflict waits in
+		// the account the demo user administers, and nothing is left from the last run.
+		for _, want := range []string{"In Postgres now: 50 contacts", "the same as Keap (the sandbox) holds", "psql 'postgres://",
+			"Connected through OAuth: account", "administered by the demo user", fmt.Sprintf("%d hooks verified", len(ingest.EventKeys)), "Dashboard: http://",
+			"A conflict waits under Conflicts"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("demo run %d does not say %q:\n%s", run, want, out)
+			}
+		}
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accounts, admins, conflicts, edited int
+		err = conn.QueryRow(context.Background(), `select (select count(*) from keapsync.accounts),
+		    (select count(*) from keapsync.members m join keapsync.accounts a on a.id = m.account_id
+		      where a.keap_tenant = 'ks001.infusionsoft.com' and m.user_id = $1 and m.role = 'admin'),
+		    (select count(*) from keapsync.conflicts where status = 'open'),
+		    (select count(*) from keap.contacts where given_name = 'Edited in Postgres')`, dashboard.DemoUserID).
+			Scan(&accounts, &admins, &conflicts, &edited)
+		conn.Close(context.Background())
+		if err != nil || accounts != 1 || admins != 1 || conflicts != 1 || edited != 1 {
+			t.Fatalf("demo run %d: %v: %d accounts, %d demo admins of ks001, %d open conflicts, %d locally edited; want 1 each",
+				run, err, accounts, admins, conflicts, edited)
 		}
 	}
 	// The connected account shows in auth status without anyone typing a credential.
-	url := "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/keapsync?sslmode=disable"
 	out, err := runApp(t, "auth", "status", "--database-url", url)
-	if err != nil || !strings.Contains(out, "ks001.infusionsoft.com") || !strings.Contains(out, " connected ") {
+	if err != nil || !strings.Contains(out, "ks001.infusionsoft.com") || strings.Contains(out, "not connected") {
 		t.Fatalf("auth status after the demo: %v\n%s", err, out)
+	}
+}
+
+// Two demos at once: the second says so instead of failing on a busy port.
+func TestSecondDemoSaysOneIsRunning(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDemo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	_, err = runApp(t, "demo", "--dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "a demo is already running") {
+		t.Fatalf("second demo: %v", err)
 	}
 }
 

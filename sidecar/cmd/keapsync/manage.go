@@ -35,6 +35,13 @@ select d.id, coalesce(a.keap_tenant, a.name), d.source, d.object_type, coalesce(
 	sqlRetryDead   = `select status from keapsync.retry_dead_letter($1)`
 	sqlDiscardDead = `select status from keapsync.discard_dead_letter($1)`
 	sqlRollback    = `select keapsync.rollback_change($1)`
+	sqlListHistory = `
+select h.id, coalesce(a.keap_tenant, a.name), h.table_name, h.row_id, coalesce(h.keap_id::text, '-'), h.op, h.origin,
+       (select string_agg(k, ', ' order by k) from jsonb_object_keys(h.changed) k),
+       coalesce(h.rolled_back_by::text, '-'), h.at
+  from keapsync.change_history h join keapsync.accounts a on a.id = h.account_id
+ where ($1 = '' or a.id::text = $1 or a.keap_tenant = $1)
+ order by h.id desc limit $2`
 )
 
 var (
@@ -51,12 +58,27 @@ func withPool(c *cli.Context, f func(pool *pgxpool.Pool) error) error {
 	return f(pool)
 }
 
-func idArg(c *cli.Context, what string) (int64, error) {
+// idArg reads the one id a command acts on; list names the command that shows the ids.
+func idArg(c *cli.Context, what, list string) (int64, error) {
 	id, err := strconv.ParseInt(c.Args().First(), 10, 64)
 	if err != nil || c.NArg() != 1 {
-		return 0, fmt.Errorf("give one %s id after the flags (see the list command)", what)
+		return 0, fmt.Errorf("give one %s id (%s lists them)", what, list)
 	}
 	return id, nil
+}
+
+// checkAccount stops a list filtered by an account that does not exist (a typo would
+// otherwise list nothing and look like good news).
+func checkAccount(c *cli.Context, pool *pgxpool.Pool) error {
+	key := c.String("account")
+	if key == "" {
+		return nil
+	}
+	var id string
+	if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&id); err != nil {
+		return accountError(key, err)
+	}
+	return nil
 }
 
 func conflictsCommand() *cli.Command {
@@ -68,6 +90,9 @@ func conflictsCommand() *cli.Command {
 				Name: "list", Usage: "open conflicts (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
 				Action: func(c *cli.Context) error {
 					return withPool(c, func(pool *pgxpool.Pool) error {
+						if err := checkAccount(c, pool); err != nil {
+							return err
+						}
 						rows, err := pool.Query(c.Context, sqlListConflicts, c.Bool("all"), c.String("account"))
 						if err != nil {
 							return fmt.Errorf("list conflicts: %w", err)
@@ -104,7 +129,7 @@ func resolveConflicts(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "resolved %d conflicts by %s\n", *n, p)
 			return nil
 		}
-		id, err := idArg(c, "conflict")
+		id, err := idArg(c, "conflict", "keapsync conflicts list")
 		if err != nil {
 			return err
 		}
@@ -122,7 +147,7 @@ func resolveConflicts(c *cli.Context) error {
 		}
 		var status string
 		if err := pool.QueryRow(c.Context, sqlResolve, id, choice, value).Scan(&status); err != nil {
-			return fmt.Errorf("resolve conflict %d: %w", id, err)
+			return notFound(err, "open conflict", id, "keapsync conflicts list")
 		}
 		fmt.Fprintf(c.App.Writer, "conflict %d %s (%s)\n", id, status, choice)
 		return nil
@@ -132,14 +157,14 @@ func resolveConflicts(c *cli.Context) error {
 func deadLettersCommand() *cli.Command {
 	act := func(sql, done string) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			id, err := idArg(c, "dead letter")
+			id, err := idArg(c, "dead letter", "keapsync deadletters list")
 			if err != nil {
 				return err
 			}
 			return withPool(c, func(pool *pgxpool.Pool) error {
 				var status string
 				if err := pool.QueryRow(c.Context, sql, id).Scan(&status); err != nil {
-					return fmt.Errorf("dead letter %d: %w", id, err)
+					return notFound(err, "dead letter", id, "keapsync deadletters list --all")
 				}
 				fmt.Fprintf(c.App.Writer, "dead letter %d %s\n", id, done)
 				return nil
@@ -154,6 +179,9 @@ func deadLettersCommand() *cli.Command {
 				Name: "list", Usage: "parked ones (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
 				Action: func(c *cli.Context) error {
 					return withPool(c, func(pool *pgxpool.Pool) error {
+						if err := checkAccount(c, pool); err != nil {
+							return err
+						}
 						rows, err := pool.Query(c.Context, sqlListDead, c.Bool("all"), c.String("account"))
 						if err != nil {
 							return fmt.Errorf("list dead letters: %w", err)
@@ -175,14 +203,14 @@ func rollbackCommand() *cli.Command {
 		ArgsUsage: "[flags] <history id>",
 		Flags:     []cli.Flag{databaseURLFlag},
 		Action: func(c *cli.Context) error {
-			id, err := idArg(c, "change history")
+			id, err := idArg(c, "change history", "keapsync history")
 			if err != nil {
 				return err
 			}
 			return withPool(c, func(pool *pgxpool.Pool) error {
 				var undo *int64
 				if err := pool.QueryRow(c.Context, sqlRollback, id).Scan(&undo); err != nil {
-					return fmt.Errorf("roll back change %d: %w", id, err)
+					return notFound(err, "change", id, "keapsync history")
 				}
 				if undo == nil {
 					fmt.Fprintf(c.App.Writer, "change %d rolled back\n", id)
@@ -190,6 +218,30 @@ func rollbackCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "change %d rolled back by change %d\n", id, *undo)
 				}
 				return nil
+			})
+		},
+	}
+}
+
+func historyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "history",
+		Usage: "list recent recorded changes (newest first); keapsync rollback <id> undoes one",
+		Flags: []cli.Flag{databaseURLFlag, manageAccountFlag,
+			&cli.IntFlag{Name: "limit", Value: 20, Usage: "how many changes"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected argument %q (history takes only flags)", c.Args().First())
+			}
+			return withPool(c, func(pool *pgxpool.Pool) error {
+				if err := checkAccount(c, pool); err != nil {
+					return err
+				}
+				rows, err := pool.Query(c.Context, sqlListHistory, c.String("account"), c.Int("limit"))
+				if err != nil {
+					return fmt.Errorf("list changes: %w", err)
+				}
+				return printRows(c, rows, "ID\tACCOUNT\tTABLE\tROW\tKEAP ID\tOP\tORIGIN\tFIELDS\tROLLED BACK BY\tAT")
 			})
 		},
 	}

@@ -21,9 +21,13 @@ func migrateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := pgx.Connect(c.Context, c.String("database-url"))
+			dsn, err := required(c, databaseURLFlag)
 			if err != nil {
-				return fmt.Errorf("connect to database: %w", err)
+				return err
+			}
+			conn, err := pgx.Connect(c.Context, dsn)
+			if err != nil {
+				return &connectError{err}
 			}
 			defer conn.Close(c.Context)
 			m, err := migrate.Embedded(log.With("component", "migrate"))

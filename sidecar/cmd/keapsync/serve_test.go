@@ -105,7 +105,7 @@ func serveEndToEnd(t *testing.T, owner, dbURL string) {
 	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, fmt.Sprintf("%d verified", len(ingest.EventKeys))) {
 		t.Fatalf("hooks ensure: %v\n%s", err, out)
 	}
-	if out, err := runApp(t, append([]string{"backfill"}, common...)...); err != nil || !strings.Contains(out, "backfill done") {
+	if out, err := runApp(t, append([]string{"backfill"}, common...)...); err != nil || !strings.Contains(out, ": done") {
 		t.Fatalf("backfill: %v\n%s", err, out)
 	}
 
@@ -213,7 +213,7 @@ func serveEndToEnd(t *testing.T, owner, dbURL string) {
 		return used > 0
 	})
 
-	for path, want := range map[string]string{"/readyz": `"tokens":"ok"`, "/metrics": "keapsync_keap_requests_total"} {
+	for path, want := range map[string]string{"/readyz": `"accounts":{"`, "/metrics": "keapsync_keap_requests_total"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
