@@ -936,6 +936,28 @@ $$;
 
 --
 
+-- Name: new_oauth_link(bytea, interval); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval DEFAULT '00:15:00'::interval) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_expires timestamptz;
+begin
+  if p_ttl is null or p_ttl <= interval '0' or p_ttl > interval '1 day' then
+    raise exception 'a connect link lives between a second and a day, not %', p_ttl using errcode = '22023';
+  end if;
+  perform keapsync.purge_oauth_expired();
+  insert into keapsync.oauth_links (link_hash, expires_at) values (p_link_hash, now() + p_ttl)
+  returning expires_at into v_expires;
+  return v_expires;
+end;
+$$;
+
+
+--
+
 -- Name: owns_row(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) RETURNS boolean
@@ -1016,6 +1038,19 @@ CREATE FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) R
       where account_id = p_account and object_type = p_type and field = '*'),
     (select default_policy from keapsync.settings where account_id = p_account),
     'newest_wins');
+$$;
+
+
+--
+
+-- Name: purge_oauth_expired(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.purge_oauth_expired() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  delete from keapsync.oauth_links where expires_at <= now();
+  delete from keapsync.oauth_states where expires_at <= now();
 $$;
 
 
@@ -1453,6 +1488,26 @@ $$;
 
 --
 
+-- Name: start_oauth(bytea, text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform keapsync.purge_oauth_expired();
+  delete from keapsync.oauth_links where link_hash = p_link_hash and expires_at > now();
+  if not found then
+    return false;
+  end if;
+  insert into keapsync.oauth_states (state, redirect_uri) values (p_state, p_redirect_uri);
+  return true;
+end;
+$$;
+
+
+--
+
 -- Name: tag_doc(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tag_doc(p_raw jsonb) RETURNS jsonb
@@ -1469,10 +1524,16 @@ $$;
 -- Name: take_oauth_state(text); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.take_oauth_state(p_state text) RETURNS text
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri;
+declare
+  v_redirect text;
+begin
+  perform keapsync.purge_oauth_expired();
+  delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri into v_redirect;
+  return v_redirect;
+end;
 $$;
 
 
@@ -2225,7 +2286,6 @@ declare
   c text;
   collist text;
   id bigint := p_local_id;
-  n integer;
 begin
   select * into strict t from keapsync.object_types where object_type = p_type;
   foreach c in array t.merge_columns || t.keap_columns loop
@@ -2248,13 +2308,9 @@ begin
       cols := cols - 'keap_object';
       select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
     end if;
-    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
+    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
                    t.table_name, collist, collist, t.table_name)
-      using cols, id, p_account;
-    get diagnostics n = row_count;
-    if n = 0 then
-      raise exception 'keapsync: no % % in account %', p_type, id, p_account using errcode = 'P0002';
-    end if;
+      using cols, id;
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);

@@ -665,6 +665,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.members TO keapsync_sidecar USING
 
 --
 
+-- Name: oauth_links keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_links TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: oauth_states keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_states TO keapsync_sidecar USING (true) WITH CHECK (true);

@@ -6,6 +6,7 @@
 GRANT USAGE ON SCHEMA keap TO authenticated;
 GRANT USAGE ON SCHEMA keap TO service_role;
 GRANT USAGE ON SCHEMA keap TO keap_analyst;
+GRANT USAGE ON SCHEMA keap TO keapsync_sidecar;
 
 
 --
@@ -15,6 +16,7 @@ GRANT USAGE ON SCHEMA keap TO keap_analyst;
 GRANT USAGE ON SCHEMA keapsync TO authenticated;
 GRANT USAGE ON SCHEMA keapsync TO service_role;
 GRANT USAGE ON SCHEMA keapsync TO keap_analyst;
+GRANT USAGE ON SCHEMA keapsync TO keapsync_sidecar;
 
 
 --
@@ -23,6 +25,7 @@ GRANT USAGE ON SCHEMA keapsync TO keap_analyst;
 
 REVOKE ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO service_role;
+GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO keapsync_sidecar;
 GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO authenticated;
 
 
@@ -32,6 +35,7 @@ GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO authenticated
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) TO keapsync_sidecar;
 
 
 --
@@ -40,6 +44,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_r
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -48,6 +53,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -56,6 +62,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws jsonb) TO keapsync_sidecar;
 
 
 --
@@ -64,6 +71,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) TO keapsync_sidecar;
 
 
 --
@@ -74,6 +82,7 @@ REVOKE ALL ON FUNCTION keapsync.current_origin() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO service_role;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.current_origin() TO keapsync_sidecar;
 
 
 --
@@ -82,6 +91,7 @@ GRANT ALL ON FUNCTION keapsync.current_origin() TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.dead_letters TO service_role;
 GRANT SELECT ON TABLE keapsync.dead_letters TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.dead_letters TO keapsync_sidecar;
 
 
 --
@@ -105,6 +115,7 @@ GRANT SELECT(status) ON TABLE keapsync.dead_letters TO keap_analyst;
 REVOKE ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -113,6 +124,7 @@ GRANT ALL ON FUNCTION keapsync.discard_dead_letter(p_id bigint) TO authenticated
 
 REVOKE ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) TO keapsync_sidecar;
 
 
 --
@@ -121,6 +133,7 @@ GRANT ALL ON FUNCTION keapsync.doc_set(p_doc jsonb, p_key text, p_value jsonb) T
 
 REVOKE ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) TO service_role;
+GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local_id bigint, p_lsn pg_lsn) TO keapsync_sidecar;
 
 
 --
@@ -129,6 +142,7 @@ GRANT ALL ON FUNCTION keapsync.enqueue_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_local_ids bigint[], p_lsns pg_lsn[]) TO keapsync_sidecar;
 
 
 --
@@ -137,6 +151,7 @@ GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[],
 
 REVOKE ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO keapsync_sidecar;
 
 
 --
@@ -145,6 +160,15 @@ GRANT ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) TO service_ro
 
 REVOKE ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) TO service_role;
+GRANT ALL ON FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION grant_sidecar_rls(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.grant_sidecar_rls() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.grant_sidecar_rls() TO service_role;
 
 
 --
@@ -155,6 +179,7 @@ REVOKE ALL ON FUNCTION keapsync.is_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO authenticated;
 GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.is_admin(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -165,6 +190,7 @@ REVOKE ALL ON FUNCTION keapsync.is_member(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO authenticated;
 GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -174,6 +200,7 @@ GRANT ALL ON FUNCTION keapsync.is_member(p_account uuid) TO keap_analyst;
 GRANT ALL ON TABLE keapsync.object_types TO service_role;
 GRANT SELECT ON TABLE keapsync.object_types TO authenticated;
 GRANT SELECT ON TABLE keapsync.object_types TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.object_types TO keapsync_sidecar;
 
 
 --
@@ -182,6 +209,7 @@ GRANT SELECT ON TABLE keapsync.object_types TO keap_analyst;
 
 REVOKE ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO keapsync_sidecar;
 
 
 --
@@ -190,6 +218,16 @@ GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text)
 
 REVOKE ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION keap_content(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -198,6 +236,7 @@ GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO serv
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -206,6 +245,7 @@ GRANT ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) TO service_rol
 
 REVOKE ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -214,6 +254,7 @@ GRANT ALL ON FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) TO servic
 
 REVOKE ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -222,6 +263,7 @@ GRANT ALL ON FUNCTION keapsync.keap_object_of(p_type text, p_local_id bigint) TO
 
 REVOKE ALL ON FUNCTION keapsync.keap_time(p text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO keapsync_sidecar;
 
 
 --
@@ -230,6 +272,16 @@ GRANT ALL ON FUNCTION keapsync.keap_time(p text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION keyed_by_id(p_list jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) TO keapsync_sidecar;
 
 
 --
@@ -238,6 +290,7 @@ GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service
 
 REVOKE ALL ON FUNCTION keapsync.kpi_summaries() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO service_role;
+GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO keapsync_sidecar;
 
 
 --
@@ -246,6 +299,7 @@ GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -254,6 +308,7 @@ GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_
 
 REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) TO keapsync_sidecar;
 
 
 --
@@ -264,6 +319,7 @@ REVOKE ALL ON FUNCTION keapsync.my_accounts() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO service_role;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.my_accounts() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.my_accounts() TO keapsync_sidecar;
 
 
 --
@@ -274,6 +330,16 @@ REVOKE ALL ON FUNCTION keapsync.my_admin_accounts() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO service_role;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
+GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION new_oauth_link(p_link_hash bytea, p_ttl interval); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO service_role;
+GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO keapsync_sidecar;
 
 
 --
@@ -282,6 +348,7 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
 
 REVOKE ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -291,6 +358,7 @@ GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id 
 REVOKE ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -299,6 +367,16 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION purge_oauth_expired(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.purge_oauth_expired() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.purge_oauth_expired() TO service_role;
+GRANT ALL ON FUNCTION keapsync.purge_oauth_expired() TO keapsync_sidecar;
 
 
 --
@@ -307,6 +385,7 @@ GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field t
 
 REVOKE ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -315,6 +394,7 @@ GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO keapsync_sidecar;
 
 
 --
@@ -323,6 +403,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) TO s
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_ttl interval) TO keapsync_sidecar;
 
 
 --
@@ -331,6 +412,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_tt
 
 REVOKE ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_role;
+GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -340,6 +422,7 @@ GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_
 REVOKE ALL ON FUNCTION keapsync.require_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO keapsync_sidecar;
 
 
 --
@@ -348,6 +431,7 @@ GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
 
 REVOKE ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) TO keapsync_sidecar;
 
 
 --
@@ -356,6 +440,7 @@ GRANT ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing t
 
 GRANT ALL ON TABLE keapsync.conflicts TO service_role;
 GRANT SELECT ON TABLE keapsync.conflicts TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflicts TO keapsync_sidecar;
 
 
 --
@@ -379,6 +464,7 @@ GRANT SELECT(status) ON TABLE keapsync.conflicts TO keap_analyst;
 REVOKE ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb) TO keapsync_sidecar;
 
 
 --
@@ -388,6 +474,7 @@ GRANT ALL ON FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice t
 REVOKE ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_policy text, p_type text) TO keapsync_sidecar;
 
 
 --
@@ -397,6 +484,7 @@ GRANT ALL ON FUNCTION keapsync.resolve_conflicts_by_policy(p_account uuid, p_pol
 REVOKE ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -406,6 +494,7 @@ GRANT ALL ON FUNCTION keapsync.retry_dead_letter(p_id bigint) TO authenticated;
 REVOKE ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -414,6 +503,7 @@ GRANT ALL ON FUNCTION keapsync.rollback_change(p_history_id bigint) TO authentic
 
 REVOKE ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -422,6 +512,7 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO servic
 
 REVOKE ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
 
 
 --
@@ -430,6 +521,7 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id b
 
 REVOKE ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO keapsync_sidecar;
 
 
 --
@@ -438,6 +530,7 @@ GRANT ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) TO se
 
 REVOKE ALL ON FUNCTION keapsync.set_origin(p_origin text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 
 
 --
@@ -446,6 +539,16 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) TO keapsync_sidecar;
 
 
 --
@@ -454,6 +557,7 @@ GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jso
 
 REVOKE ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -462,6 +566,7 @@ GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.take_oauth_state(p_state text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sidecar;
 
 
 --
@@ -470,6 +575,7 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO keapsync_sidecar;
 
 
 --
@@ -478,6 +584,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO keapsync_sidecar;
 
 
 --
@@ -486,6 +593,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO keapsync_sidecar;
 
 
 --
@@ -494,6 +602,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO keapsync_sidecar;
 
 
 --
@@ -502,6 +611,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO keapsync_sidecar;
 
 
 --
@@ -510,6 +620,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_update() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO keapsync_sidecar;
 
 
 --
@@ -518,6 +629,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_delete() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO keapsync_sidecar;
 
 
 --
@@ -526,6 +638,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_insert() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO keapsync_sidecar;
 
 
 --
@@ -534,6 +647,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_update() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO keapsync_sidecar;
 
 
 --
@@ -542,6 +656,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO keapsync_sidecar;
 
 
 --
@@ -550,6 +665,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO keapsync_sidecar;
 
 
 --
@@ -558,6 +674,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO keapsync_sidecar;
 
 
 --
@@ -566,6 +683,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_summary() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO keapsync_sidecar;
 
 
 --
@@ -574,6 +692,7 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_push_resolution() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO keapsync_sidecar;
 
 
 --
@@ -582,6 +701,7 @@ GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_signal_data() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO keapsync_sidecar;
 
 
 --
@@ -590,6 +710,7 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_data() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_signal_status() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO keapsync_sidecar;
 
 
 --
@@ -598,6 +719,7 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO keapsync_sidecar;
 
 
 --
@@ -606,6 +728,7 @@ GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_track_change() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_track_change() TO keapsync_sidecar;
 
 
 --
@@ -615,6 +738,7 @@ GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
 REVOKE ALL ON FUNCTION keapsync.topic_account(p_topic text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO keapsync_sidecar;
 
 
 --
@@ -623,6 +747,16 @@ GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 REVOKE ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -631,6 +765,7 @@ GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id b
 
 REVOKE ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -640,6 +775,7 @@ GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id
 GRANT ALL ON TABLE keap.contact_tags TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contact_tags TO authenticated;
 GRANT SELECT ON TABLE keap.contact_tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contact_tags TO keapsync_sidecar;
 
 
 --
@@ -649,6 +785,7 @@ GRANT SELECT ON TABLE keap.contact_tags TO keap_analyst;
 GRANT ALL ON TABLE keap.contacts TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO authenticated;
 GRANT SELECT ON TABLE keap.contacts TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO keapsync_sidecar;
 
 
 --
@@ -657,6 +794,7 @@ GRANT SELECT ON TABLE keap.contacts TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO keapsync_sidecar;
 
 
 --
@@ -666,6 +804,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.order_items TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_items TO authenticated;
 GRANT SELECT ON TABLE keap.order_items TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_items TO keapsync_sidecar;
 
 
 --
@@ -674,6 +813,7 @@ GRANT SELECT ON TABLE keap.order_items TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO keapsync_sidecar;
 
 
 --
@@ -683,6 +823,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.order_items_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.order_payments TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_payments TO authenticated;
 GRANT SELECT ON TABLE keap.order_payments TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.order_payments TO keapsync_sidecar;
 
 
 --
@@ -691,6 +832,7 @@ GRANT SELECT ON TABLE keap.order_payments TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO keapsync_sidecar;
 
 
 --
@@ -700,6 +842,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.order_payments_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.orders TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO authenticated;
 GRANT SELECT ON TABLE keap.orders TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO keapsync_sidecar;
 
 
 --
@@ -708,6 +851,7 @@ GRANT SELECT ON TABLE keap.orders TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO keapsync_sidecar;
 
 
 --
@@ -717,6 +861,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.subscriptions TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO authenticated;
 GRANT SELECT ON TABLE keap.subscriptions TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO keapsync_sidecar;
 
 
 --
@@ -725,6 +870,7 @@ GRANT SELECT ON TABLE keap.subscriptions TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO keapsync_sidecar;
 
 
 --
@@ -734,6 +880,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.tag_categories TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tag_categories TO authenticated;
 GRANT SELECT ON TABLE keap.tag_categories TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tag_categories TO keapsync_sidecar;
 
 
 --
@@ -742,6 +889,7 @@ GRANT SELECT ON TABLE keap.tag_categories TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO keapsync_sidecar;
 
 
 --
@@ -751,6 +899,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.tag_categories_id_seq TO authenticated;
 GRANT ALL ON TABLE keap.tags TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tags TO authenticated;
 GRANT SELECT ON TABLE keap.tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tags TO keapsync_sidecar;
 
 
 --
@@ -759,6 +908,7 @@ GRANT SELECT ON TABLE keap.tags TO keap_analyst;
 
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO authenticated;
+GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO keapsync_sidecar;
 
 
 --
@@ -767,6 +917,7 @@ GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO authenticated;
 
 GRANT ALL ON TABLE keapsync.accounts TO service_role;
 GRANT SELECT ON TABLE keapsync.accounts TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.accounts TO keapsync_sidecar;
 
 
 --
@@ -812,6 +963,7 @@ GRANT SELECT(credential) ON TABLE keapsync.accounts TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.hook_subscriptions TO service_role;
 GRANT SELECT ON TABLE keapsync.hook_subscriptions TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.hook_subscriptions TO keapsync_sidecar;
 
 
 --
@@ -840,6 +992,7 @@ GRANT SELECT(last_delivery_at) ON TABLE keapsync.hook_subscriptions TO keap_anal
 -- Name: TABLE oauth_tokens; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_tokens TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.oauth_tokens TO keapsync_sidecar;
 
 
 --
@@ -900,6 +1053,7 @@ GRANT SELECT(updated_at) ON TABLE keapsync.oauth_tokens TO authenticated;
 
 GRANT ALL ON TABLE keapsync.push_queue TO service_role;
 GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.push_queue TO keapsync_sidecar;
 
 
 --
@@ -908,6 +1062,7 @@ GRANT SELECT ON TABLE keapsync.push_queue TO authenticated;
 
 GRANT ALL ON TABLE keapsync.rate_budget_usage TO service_role;
 GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_usage TO keapsync_sidecar;
 
 
 --
@@ -916,6 +1071,7 @@ GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
 
 GRANT ALL ON TABLE keapsync.sync_cursors TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_cursors TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_cursors TO keapsync_sidecar;
 
 
 --
@@ -973,6 +1129,7 @@ GRANT SELECT(updated_at) ON TABLE keapsync.sync_cursors TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.webhook_inbox TO service_role;
 GRANT SELECT ON TABLE keapsync.webhook_inbox TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.webhook_inbox TO keapsync_sidecar;
 
 
 --
@@ -1001,6 +1158,7 @@ GRANT SELECT(processed_at) ON TABLE keapsync.webhook_inbox TO keap_analyst;
 -- Name: TABLE account_state; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.account_state TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.account_state TO keapsync_sidecar;
 GRANT SELECT ON TABLE keapsync.account_state TO authenticated;
 
 
@@ -1010,6 +1168,7 @@ GRANT SELECT ON TABLE keapsync.account_state TO authenticated;
 
 GRANT ALL ON TABLE keapsync.change_history TO service_role;
 GRANT SELECT ON TABLE keapsync.change_history TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.change_history TO keapsync_sidecar;
 
 
 --
@@ -1017,6 +1176,7 @@ GRANT SELECT ON TABLE keapsync.change_history TO authenticated;
 -- Name: SEQUENCE change_history_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO keapsync_sidecar;
 
 
 --
@@ -1025,6 +1185,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.change_history_id_seq TO service_role;
 
 GRANT ALL ON TABLE keapsync.conflict_policies TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO keapsync_sidecar;
 
 
 --
@@ -1032,6 +1193,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO authent
 -- Name: SEQUENCE conflicts_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO keapsync_sidecar;
 
 
 --
@@ -1039,6 +1201,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO service_role;
 -- Name: SEQUENCE dead_letters_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO keapsync_sidecar;
 
 
 --
@@ -1046,6 +1209,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.dead_letters_id_seq TO service_role;
 -- Name: TABLE hook_endpoints; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.hook_endpoints TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.hook_endpoints TO keapsync_sidecar;
 
 
 --
@@ -1055,6 +1219,7 @@ GRANT ALL ON TABLE keapsync.hook_endpoints TO service_role;
 GRANT ALL ON TABLE keapsync.kpi_contacts_by_week TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_contacts_by_week TO keapsync_sidecar;
 
 
 --
@@ -1064,6 +1229,7 @@ GRANT SELECT ON TABLE keapsync.kpi_contacts_by_week TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_contacts_weekly TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_contacts_weekly TO keapsync_sidecar;
 
 
 --
@@ -1073,6 +1239,7 @@ GRANT SELECT ON TABLE keapsync.kpi_contacts_weekly TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_orders_by_month TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_orders_by_month TO keapsync_sidecar;
 
 
 --
@@ -1082,6 +1249,7 @@ GRANT SELECT ON TABLE keapsync.kpi_orders_by_month TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_orders_monthly TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_orders_monthly TO keapsync_sidecar;
 
 
 --
@@ -1091,6 +1259,7 @@ GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_subscription_totals TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_subscription_totals TO keapsync_sidecar;
 
 
 --
@@ -1100,6 +1269,7 @@ GRANT SELECT ON TABLE keapsync.kpi_subscription_totals TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_subscriptions TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_subscriptions TO keapsync_sidecar;
 
 
 --
@@ -1109,6 +1279,7 @@ GRANT SELECT ON TABLE keapsync.kpi_subscriptions TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_tag_counts TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_tag_counts TO keapsync_sidecar;
 
 
 --
@@ -1118,6 +1289,7 @@ GRANT SELECT ON TABLE keapsync.kpi_tag_counts TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_top_tags TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_top_tags TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_top_tags TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_top_tags TO keapsync_sidecar;
 
 
 --
@@ -1127,6 +1299,7 @@ GRANT SELECT ON TABLE keapsync.kpi_top_tags TO keap_analyst;
 GRANT ALL ON TABLE keapsync.kpi_totals TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_totals TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_totals TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_totals TO keapsync_sidecar;
 
 
 --
@@ -1135,6 +1308,15 @@ GRANT SELECT ON TABLE keapsync.kpi_totals TO keap_analyst;
 
 GRANT ALL ON TABLE keapsync.members TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE oauth_links; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.oauth_links TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.oauth_links TO keapsync_sidecar;
 
 
 --
@@ -1142,6 +1324,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
 -- Name: TABLE oauth_states; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.oauth_states TO keapsync_sidecar;
 
 
 --
@@ -1149,6 +1332,7 @@ GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
 -- Name: TABLE rate_budget_members; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.rate_budget_members TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keapsync_sidecar;
 
 
 --
@@ -1157,6 +1341,7 @@ GRANT ALL ON TABLE keapsync.rate_budget_members TO service_role;
 
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
 
 
 --
@@ -1165,6 +1350,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 
 GRANT ALL ON TABLE keapsync.sync_state TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_state TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_state TO keapsync_sidecar;
 
 
 --
@@ -1174,6 +1360,7 @@ GRANT SELECT ON TABLE keapsync.sync_state TO authenticated;
 GRANT ALL ON TABLE keapsync.sync_status TO service_role;
 GRANT SELECT ON TABLE keapsync.sync_status TO authenticated;
 GRANT SELECT ON TABLE keapsync.sync_status TO keap_analyst;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_status TO keapsync_sidecar;
 
 
 --
@@ -1181,6 +1368,7 @@ GRANT SELECT ON TABLE keapsync.sync_status TO keap_analyst;
 -- Name: SEQUENCE webhook_inbox_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO keapsync_sidecar;
 
 
 --
@@ -1188,6 +1376,7 @@ GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO service_role;
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keap; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON SEQUENCES  TO keapsync_sidecar;
 
 
 --
@@ -1195,6 +1384,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,USAGE ON 
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: keap; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT SELECT,INSERT,DELETE,UPDATE ON TABLES  TO keapsync_sidecar;
 
 
 --
@@ -1202,6 +1392,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  T
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO keapsync_sidecar;
 
 
 --
@@ -1209,6 +1400,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE
 -- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCTIONS  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCTIONS  TO keapsync_sidecar;
 
 
 --
@@ -1216,6 +1408,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCT
 -- Name: DEFAULT PRIVILEGES FOR TABLES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON TABLES  TO service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,INSERT,DELETE,UPDATE ON TABLES  TO keapsync_sidecar;
 
 
 --
