@@ -714,9 +714,23 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.rate_budget_usage TO keapsync_sid
 
 --
 
+-- Name: retention keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.retention TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: settings keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.settings TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: slot_progress keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.slot_progress TO keapsync_sidecar USING (true) WITH CHECK (true);
 
 
 --
@@ -940,9 +954,21 @@ ALTER TABLE keapsync.rate_budget_usage ENABLE ROW LEVEL SECURITY;
 
 --
 
+-- Name: retention; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.retention ENABLE ROW LEVEL SECURITY;
+
+--
+
 -- Name: settings; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: slot_progress; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.slot_progress ENABLE ROW LEVEL SECURITY;
 
 --
 

@@ -173,6 +173,15 @@ GRANT ALL ON FUNCTION keapsync.grant_sidecar_rls() TO service_role;
 
 --
 
+-- Name: FUNCTION history_window_of_pruned(p_history_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION is_admin(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.is_admin(p_account uuid) FROM PUBLIC;
@@ -344,6 +353,24 @@ GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval)
 
 --
 
+-- Name: FUNCTION observe_slot(p_slot text, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION ops_figures(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.ops_figures() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.ops_figures() TO service_role;
+GRANT ALL ON FUNCTION keapsync.ops_figures() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION owns_row(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
@@ -368,6 +395,15 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) TO keapsync_sidecar;
 
 
 --
@@ -540,6 +576,15 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) TO keapsync_sidecar;
 
 
 --
@@ -1337,11 +1382,27 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keaps
 
 --
 
+-- Name: TABLE retention; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.retention TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.retention TO keapsync_sidecar;
+
+
+--
+
 -- Name: TABLE settings; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE slot_progress; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.slot_progress TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.slot_progress TO keapsync_sidecar;
 
 
 --
