@@ -132,4 +132,3 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels map[
 	}
 	return -1
 }
-
