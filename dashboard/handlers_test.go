@@ -376,3 +376,33 @@ func TestSettingsAdminOnly(t *testing.T) {
 		t.Fatalf("A's admin on B: %d", resp.StatusCode)
 	}
 }
+
+// Sync health names a stalled path of the account (keapsync.my_stalls), and not another
+// account's; it goes when the work moves again.
+func TestHealthShowsStalls(t *testing.T) {
+	e := newEnv(t)
+	c := e.as(viewerA)
+	ctx := context.Background()
+	if _, body := c.get("/health"); strings.Contains(body, "data-stall=") {
+		t.Fatalf("stall shown before any: %s", body)
+	}
+	for _, acct := range []string{accountA, accountB} {
+		// Accounts that can sync (a stall of one that cannot is its state, not a stall).
+		if _, err := e.db.Exec(ctx, `update keapsync.accounts set credential = 'api_key' where id = $1`, acct); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Exec(ctx, `insert into keapsync.push_queue (account_id, object_type, local_id, first_enqueued_at, next_attempt_at)
+			values ($1, 'contact', -7, now() - interval '1 hour', now() - interval '1 hour')`, acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, body := c.get("/health"); !strings.Contains(body, `data-stall="push"`) || !strings.Contains(body, "stalled push: 1 local edits waiting") {
+		t.Fatalf("health lacks the push stall: %s", body)
+	}
+	if _, err := e.db.Exec(ctx, `delete from keapsync.push_queue where local_id = -7 and account_id = $1`, accountA); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.get("/health"); strings.Contains(body, "data-stall=") {
+		t.Fatal("A's viewer sees B's stall, or a cleared one")
+	}
+}

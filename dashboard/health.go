@@ -14,6 +14,7 @@ import (
 type healthData struct {
 	Now                              time.Time
 	State                            accountstate.Account // keapsync.account_state: the one truth
+	Stalls                           []accountstate.Stall // keapsync.my_stalls: waiting work that does not move
 	AccessExpires, RefreshExpires    *time.Time
 	HooksVerified, HooksTotal        int64
 	LastHook, InboxOldest            *time.Time
@@ -156,6 +157,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return err
+		}
+		if d.Stalls, err = accountstate.StallsOf(ctx, sp, s.cfg.Stalls, acct); err != nil {
+			d.SlotsUnknown = true
+			return sp.Rollback(ctx)
 		}
 		rows, _ = sp.Query(ctx, sqlHealthSlots)
 		if d.Slots, err = pgx.CollectRows(rows, pgx.RowToStructByPos[slotRow]); err != nil {

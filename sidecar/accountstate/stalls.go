@@ -75,13 +75,34 @@ func Stalls(ctx context.Context, q Querier, t Thresholds) ([]Stall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stalls: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stall, error) {
-		var s Stall
-		err := r.Scan(&s.AccountID, &s.Path, &s.WaitingSince, &s.LastProgress, &s.Detail)
-		return s, err
-	})
+	out, err := pgx.CollectRows(rows, scanStall)
 	if err != nil {
 		return nil, fmt.Errorf("read stalls: %w", err)
 	}
 	return out, nil
+}
+
+const sqlMyStalls = `select coalesce(account_id::text, ''), path, waiting_since, last_progress_at, detail
+  from keapsync.my_stalls(make_interval(secs => $1), make_interval(secs => $2))
+ where account_id is null or account_id::text = $3 order by path`
+
+// StallsOf reads the stalls of one account and the slot's as the signed-in person
+// (keapsync.my_stalls: only accounts they belong to), for the dashboard.
+func StallsOf(ctx context.Context, q Querier, t Thresholds, account string) ([]Stall, error) {
+	t = t.WithDefaults()
+	rows, err := q.Query(ctx, sqlMyStalls, t.Stall.Seconds(), t.Reconcile.Seconds(), account)
+	if err != nil {
+		return nil, fmt.Errorf("read stalls: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanStall)
+	if err != nil {
+		return nil, fmt.Errorf("read stalls: %w", err)
+	}
+	return out, nil
+}
+
+func scanStall(r pgx.CollectableRow) (Stall, error) {
+	var s Stall
+	err := r.Scan(&s.AccountID, &s.Path, &s.WaitingSince, &s.LastProgress, &s.Detail)
+	return s, err
 }

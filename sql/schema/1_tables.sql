@@ -868,6 +868,18 @@ CREATE TABLE keapsync.members (
 
 --
 
+-- Name: notifications; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.notifications (
+    key text NOT NULL,
+    seq bigint DEFAULT 0 NOT NULL,
+    message text NOT NULL,
+    notified_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+
 -- Name: oauth_links; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.oauth_links (
@@ -1253,6 +1265,14 @@ ALTER TABLE ONLY keapsync.hook_subscriptions
 
 ALTER TABLE ONLY keapsync.members
     ADD CONSTRAINT members_pkey PRIMARY KEY (account_id, user_id);
+
+
+--
+
+-- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (key);
 
 
 --

@@ -950,6 +950,19 @@ $$;
 
 --
 
+-- Name: my_stalls(interval, interval); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.my_stalls(p_threshold interval DEFAULT '00:15:00'::interval, p_reconcile_threshold interval DEFAULT '01:00:00'::interval) RETURNS TABLE(account_id uuid, path text, waiting_since timestamp with time zone, last_progress_at timestamp with time zone, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select s.* from keapsync.stalls(p_threshold, p_reconcile_threshold) s
+   where s.account_id is null or s.account_id = any (keapsync.my_accounts());
+$$;
+
+
+--
+
 -- Name: new_oauth_link(bytea, interval); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval DEFAULT '00:15:00'::interval) RETURNS timestamp with time zone

@@ -665,6 +665,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.members TO keapsync_sidecar USING
 
 --
 
+-- Name: notifications keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.notifications TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: oauth_links keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_links TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -909,6 +916,12 @@ CREATE POLICY members_read ON keapsync.webhook_inbox FOR SELECT TO authenticated
 
 CREATE POLICY members_read_health ON keapsync.oauth_tokens FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
 
+
+--
+
+-- Name: notifications; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.notifications ENABLE ROW LEVEL SECURITY;
 
 --
 

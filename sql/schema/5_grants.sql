@@ -344,6 +344,16 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION my_stalls(p_threshold interval, p_reconcile_threshold interval); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO service_role;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO authenticated;
+
+
+--
+
 -- Name: FUNCTION new_oauth_link(p_link_hash bytea, p_ttl interval); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) FROM PUBLIC;
@@ -1354,6 +1364,14 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_totals TO keapsync_sidec
 GRANT ALL ON TABLE keapsync.members TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE notifications; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.notifications TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.notifications TO keapsync_sidecar;
 
 
 --

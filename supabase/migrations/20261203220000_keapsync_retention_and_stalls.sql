@@ -233,6 +233,19 @@ $$;
 revoke execute on function keapsync.stalls(interval, interval, timestamptz) from public;
 grant execute on function keapsync.stalls(interval, interval, timestamptz) to service_role;
 
+-- The stalls a signed-in person may see (the dashboard's Sync health): their accounts' and the
+-- slot's (the database's, visible in pg_replication_slots to everyone anyway).
+create or replace function keapsync.my_stalls(p_threshold interval default '15 minutes',
+                                              p_reconcile_threshold interval default '1 hour')
+returns table (account_id uuid, path text, waiting_since timestamptz, last_progress_at timestamptz, detail text)
+language sql stable security definer set search_path = ''
+as $$
+  select s.* from keapsync.stalls(p_threshold, p_reconcile_threshold) s
+   where s.account_id is null or s.account_id = any (keapsync.my_accounts());
+$$;
+revoke execute on function keapsync.my_stalls(interval, interval) from public;
+grant execute on function keapsync.my_stalls(interval, interval) to authenticated, service_role;
+
 -- ---- figures for /metrics ----------------------------------------------------------------------
 -- One row per account with what the alert rules watch (serve's collector reads it at scrape time).
 create or replace function keapsync.ops_figures()

@@ -19,7 +19,9 @@ select 'authenticated', fn from unnest(array[
   -- what an admin does from the dashboard, the CLI or SQL (each checks the caller and the ids)
   'keapsync.resolve_conflict(bigint,text,jsonb)', 'keapsync.resolve_conflicts_by_policy(uuid,text,text)',
   'keapsync.rollback_change(bigint)', 'keapsync.retry_dead_letter(bigint)', 'keapsync.discard_dead_letter(bigint)',
-  'keapsync.pending_push(uuid,text,bigint)']) fn
+  'keapsync.pending_push(uuid,text,bigint)',
+  -- what the dashboard shows (each limited to the caller's accounts)
+  'keapsync.my_stalls(interval,interval)']) fn
 union all
 select 'keap_analyst', fn from unnest(array[
   'keapsync.is_member(uuid)', 'keapsync.is_admin(uuid)', 'keapsync.my_accounts()', 'keapsync.my_admin_accounts()',

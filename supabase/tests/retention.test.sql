@@ -3,7 +3,7 @@
 -- rollback of a pruned change.
 begin;
 create extension if not exists pgtap;
-select plan(16);
+select plan(19);
 
 insert into keapsync.accounts (id, name, keap_tenant, credential) values
   ('00000000-0000-4000-8000-0000000000e1', 'one', 'r1', 'api_key'),
@@ -65,6 +65,22 @@ select results_eq($$select account_id::text, path from keapsync.stalls('15 minut
 update keapsync.accounts set paused = true where id = '00000000-0000-4000-8000-0000000000e1';
 select is_empty($$select * from keapsync.stalls('15 minutes', '1 hour', now() + interval '1 hour')$$,
   'a paused account waits; it is not stalled');
+
+insert into auth.users (id, email) values ('a0000000-0000-4000-8000-0000000000e2', 'two@example.com');
+insert into keapsync.members (account_id, user_id, role)
+values ('00000000-0000-4000-8000-0000000000e2', 'a0000000-0000-4000-8000-0000000000e2', 'viewer');
+update keapsync.accounts set paused = false where id = '00000000-0000-4000-8000-0000000000e1';
+update keapsync.webhook_inbox set processed_at = now() - interval '2 hours'
+ where account_id = '00000000-0000-4000-8000-0000000000e1' and processed_at is not null;
+select is((select count(*) from keapsync.stalls() where path = 'inbox'), 1::bigint, 'the inbox of e1 stalls now');
+-- (my_stalls reads the caller from the JWT claims; the role switch itself is privileges.test's.)
+select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "a0000000-0000-4000-8000-0000000000e2"}', true);
+select results_eq($$select count(*) from keapsync.my_stalls() where path = 'inbox'$$, $$values (0::bigint)$$,
+  'a member of another account sees none of its stalls');
+insert into keapsync.members (account_id, user_id, role)
+values ('00000000-0000-4000-8000-0000000000e1', 'a0000000-0000-4000-8000-0000000000e2', 'viewer');
+select results_eq($$select count(*) from keapsync.my_stalls() where path = 'inbox'$$, $$values (1::bigint)$$,
+  'a member of the account sees it');
 
 select ok(not has_function_privilege('authenticated', 'keapsync.prune(uuid,int,boolean,timestamptz)', 'execute'),
   'only the service role prunes');

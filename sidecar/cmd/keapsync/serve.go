@@ -96,6 +96,7 @@ func runServe(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		cfg.Stalls = stallThresholds(c)
 		if srv.Dashboard, err = dashboard.New(cfg, s.pool); err != nil {
 			return err
 		}
