@@ -54,7 +54,9 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 			s.verify.secret = []byte(cfg.JWTSecret)
 		}
 		s.verify.jwks = newJWKS(cfg.SupabaseURL, client, cfg.Now)
-		s.auth = &gotrue{base: cfg.SupabaseURL + "/auth/v1", apikey: cfg.AnonKey, client: client}
+		if s.auth, err = newGotrue(cfg.SupabaseURL, cfg.AnonKey, client); err != nil {
+			return nil, err
+		}
 	}
 	s.hub = newHub(db, log.With("component", "dashboard-live"))
 	s.handler = s.routes()
