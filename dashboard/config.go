@@ -39,6 +39,10 @@ type Config struct {
 	// PageSize of the data tables. Default 50.
 	PageSize int
 
+	// APICORSOrigins may call the JSON API (/api/v1/) from a browser, e.g.
+	// "https://app.example.com". None by default: browsers then refuse other sites' scripts.
+	APICORSOrigins []string // KEAPSYNC_API_CORS_ORIGINS, comma-separated
+
 	Log *slog.Logger     // default slog.Default()
 	Now func() time.Time // default time.Now; tests inject a clock
 }
@@ -101,6 +105,12 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 1 || c.PageSize > 1000 {
 		errs = append(errs, fmt.Errorf("page size %d: want 1..1000", c.PageSize))
+	}
+	for _, o := range c.APICORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+			(u.Path != "" || u.RawQuery != "" || u.User != nil) {
+			errs = append(errs, fmt.Errorf("KEAPSYNC_API_CORS_ORIGINS: %q is not an origin (scheme://host[:port], no path)", o))
+		}
 	}
 	if c.RefreshBefore < 0 {
 		errs = append(errs, errors.New("refresh-before must not be negative"))

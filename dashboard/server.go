@@ -22,6 +22,7 @@ type Server struct {
 	mint      *minter // local mode only
 	auth      *gotrue // Supabase Auth only
 	pages     *pages
+	openapi   []byte // the API's OpenAPI document, as served
 	hub       *hub
 	refresher refresher
 	handler   http.Handler
@@ -41,8 +42,12 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	doc, err := loadOpenAPI()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Log.With("component", "dashboard")
-	s := &Server{cfg: cfg, db: db, log: log, pages: pg}
+	s := &Server{cfg: cfg, db: db, log: log, pages: pg, openapi: doc}
 	s.verify = &verifier{issuer: cfg.issuer(), now: cfg.Now}
 	client := &http.Client{Timeout: 15 * time.Second}
 	if cfg.Local {
