@@ -31,9 +31,9 @@ type bar struct {
 	Class      string
 	ShowLabel  bool
 	Partial    bool
-	SoFar      bool    // write "so far" above it (once per slot)
+	SoFar      bool // write "so far" above it (once per slot)
 	SoFarX     float64
-	SoFarAt    string // text-anchor of "so far": kept inside the chart at the right edge
+	SoFarAt    string  // text-anchor of "so far": kept inside the chart at the right edge
 	LabelX     float64 // vertical: x of the label; horizontal: y of the text baseline
 	ValueX     float64 // horizontal: where the value text starts
 	Anchor     string  // text-anchor of the label: the first one starts at the edge, not past it

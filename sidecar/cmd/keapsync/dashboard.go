@@ -20,6 +20,8 @@ var (
 		Usage: "the project's anon (publishable) key"}
 	supabaseJWTSecretFlag = &cli.StringFlag{Name: "supabase-jwt-secret", EnvVars: []string{"SUPABASE_JWT_SECRET"},
 		Usage: "legacy HS256 JWT secret (optional with signing keys/JWKS; in --local mode the signing secret)"}
+	apiCORSOriginsFlag = &cli.StringSliceFlag{Name: "api-cors-origins", EnvVars: []string{"KEAPSYNC_API_CORS_ORIGINS"},
+		Usage: "origins (https://app.example.com, comma-separated) whose browser scripts may call the dashboard's JSON API; none by default"}
 	dashboardLocalFlag = &cli.BoolFlag{Name: "local",
 		Usage: "local mode for the demo: sign in as the demo user with a locally minted token (refused with SUPABASE_URL)"}
 )
@@ -31,7 +33,7 @@ func dashboardCommand() *cli.Command {
 		Description: "Every page runs its queries as the signed-in person (role authenticated, their JWT claims), so " +
 			"row-level security decides what they see. Without SUPABASE_URL, pass --local to sign in as the demo user.",
 		Flags: []cli.Flag{databaseURLFlag, dashboardListenFlag, dashboardPublicURLFlag, supabaseURLFlag,
-			supabaseAnonKeyFlag, supabaseJWTSecretFlag, dashboardLocalFlag},
+			supabaseAnonKeyFlag, supabaseJWTSecretFlag, dashboardLocalFlag, apiCORSOriginsFlag},
 		Action: runDashboard,
 	}
 }
@@ -70,6 +72,7 @@ func dashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (das
 	cfg.SupabaseURL = c.String(supabaseURLFlag.Name)
 	cfg.AnonKey = c.String(supabaseAnonKeyFlag.Name)
 	cfg.JWTSecret = c.String(supabaseJWTSecretFlag.Name)
+	cfg.APICORSOrigins = c.StringSlice(apiCORSOriginsFlag.Name)
 	// Local mode is explicit: a missing SUPABASE_URL in production must stop the dashboard, not
 	// open it without passwords.
 	cfg.Local = c.Bool(localFlag)
@@ -86,5 +89,5 @@ var (
 		Usage: "how browsers reach serve's dashboard (default http://<dashboard-listen>)"}
 	serveDashboardLocalFlag = &cli.BoolFlag{Name: "dashboard-local", Usage: "serve the dashboard in local (demo) mode"}
 	serveDashboardFlags     = []cli.Flag{serveDashboardListenFlag, serveDashboardURLFlag, serveDashboardLocalFlag,
-		supabaseURLFlag, supabaseAnonKeyFlag, supabaseJWTSecretFlag}
+		supabaseURLFlag, supabaseAnonKeyFlag, supabaseJWTSecretFlag, apiCORSOriginsFlag}
 )
