@@ -276,6 +276,11 @@ func TestSupabaseAuthMode(t *testing.T) {
 		t.Fatalf("after magic link: %d", resp.StatusCode)
 	}
 
+	// The JSON API takes the same Supabase token as a bearer, verified by the JWKS.
+	if status, _, body := newAPIClient(t, e.ts.URL, auth.token(t, "ec1", time.Hour, nil)).get("/api/v1/accounts"); status != 200 || !strings.Contains(string(body), accountA) {
+		t.Fatalf("API with a Supabase token: %d %s", status, body)
+	}
+
 	// RS256 by kid works too; an unknown kid refetches the JWKS once, then is refused.
 	if resp, _ := e.withToken(auth.token(t, "rsa1", time.Hour, nil)).get("/"); resp.StatusCode != 200 {
 		t.Fatalf("RS256: %d", resp.StatusCode)
