@@ -5,7 +5,7 @@ BIN     := bin/keapsync
 WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
 SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
 
-.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli bench chaos lint clean
+.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema test-docs schema schema-inner cover bench chaos lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ demo: build ## local Postgres (.data/) with schema and sample data, plus the Kea
 demo-stop: build ## stop the demo database (data stays in .data/)
 	$(BIN) demo --stop
 
-test: build ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
+test: build test-docs ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, Supabase CLI vs Go migrator, on one throwaway cluster
 	@command -v pg_prove >/dev/null || { echo "pg_prove missing: apt-get install libtap-parser-sourcehandler-pgtap-perl postgresql-15-pgtap (or run .ci/run)"; exit 1; }
 	@for pkg in .ci/supabase-cli .ci/dashboard-e2e; do test -d $$pkg/node_modules || (cd $$pkg && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	$(WITHPG) $(MAKE) --no-print-directory test-inner
@@ -28,7 +28,7 @@ test: build ## everything: Go tests (with a 2-minute chaos soak), pgTAP suites, 
 test-inner:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(MAKE) --no-print-directory test-sql test-supabase-cli
+	$(MAKE) --no-print-directory test-sql test-supabase-cli test-schema
 
 test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `make test` provides it)
 	psql -q -d postgres -c 'drop database if exists pgtap with (force)' -c 'create database pgtap'
@@ -36,8 +36,27 @@ test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `ma
 	psql -q -d pgtap -c 'create extension if not exists pgtap'
 	pg_prove -d pgtap --ext .sql -r supabase/tests
 
+schema: build ## regenerate sql/schema/ (the current schema, for reading) from the migrations
+	$(WITHPG) $(MAKE) --no-print-directory schema-inner
+
+# Runs inside withpg: migrates a fresh database and prints it as sql/schema/ (SCHEMA_CHECK=-check compares instead).
+schema-inner:
+	psql -q -d postgres -c 'drop database if exists schema_dump with (force)' -c 'create database schema_dump'
+	$(BIN) --log-level warn migrate --database-url "postgres://postgres@127.0.0.1:$$PGPORT/schema_dump?sslmode=disable" >/dev/null
+	$(GO) run ./sidecar/devtools/schemadump -database-url "postgres://postgres@127.0.0.1:$$PGPORT/schema_dump?sslmode=disable" -out sql/schema $(SCHEMA_CHECK)
+
+test-schema: ## sql/schema/ matches the migrations (needs PG* env; `make test` provides it)
+	@$(MAKE) --no-print-directory schema-inner SCHEMA_CHECK=-check && echo "ok - sql/schema is current"
+
+test-docs: ## docs and comments cite only what ships in the repository (docs/, not ../shared)
+	@if git grep -n -e '\.\./shared' -- ':!Makefile'; then echo "not ok - the lines above cite files outside the repository: copy what they cite into docs/"; exit 1; fi
+	@echo "ok - docs cite only the repository"
+
 test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical schemas and history
 	.ci/supabase-push-check
+
+cover: build ## statement coverage per package (-short: without the chaos soak), on one throwaway cluster
+	$(WITHPG) $(GO) test -short -count=1 -cover ./... | awk '{ print } /coverage:/ { n++ } END { if (!n) exit 1 }'
 
 bench: build ## every benchmark against its same-run baseline, as one table (also docs/benchmarks.md)
 	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \

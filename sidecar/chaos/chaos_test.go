@@ -20,6 +20,9 @@ var shortSoak = Config{Seed: 1, Duration: 90 * time.Second, Contacts: 200, Rate:
 const soakBound = 6 * time.Minute
 
 func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak takes two minutes; -short skips it (make test runs it)")
+	}
 	cfg := shortSoak
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deadline := time.Now().Add(soakBound)

@@ -1,8 +1,8 @@
 // Package keapspec holds Keap's published OpenAPI documents and checks HTTP traffic against them,
 // so the sandbox and the Keap client are both held to what Keap publishes, not to each other.
 //
-// The embedded files are byte-for-byte copies of the documents in ../shared/keap-api
-// (see SOURCE.md there):
+// The embedded files are byte-for-byte copies of Keap's published OpenAPI documents
+// (docs/keap/SOURCE.md says where each comes from):
 //
 //   - 2025-11-05-v1.json: Keap REST v1, version 1.70.0.872719 (toddstoker/keap-sdk,
 //     api-docs/2025-11-05-v1.json, a snapshot of crm.infusionsoft.com/app/v3/api-docs/V1).

@@ -2,8 +2,8 @@
 // REST v1 (contacts, tags, orders, subscriptions, REST Hooks), two v2 subscription paths,
 // Keap's throttles and error bodies, plus a test surface under /_sandbox.
 //
-// It is only as useful as it is faithful. Ground truth is ../shared/keap-api (FACTS.md and the
-// published OpenAPI documents, embedded in package keapspec); every response shape is checked
+// It is only as useful as it is faithful. Ground truth is docs/keap/FACTS.md and
+// the published OpenAPI documents (embedded in package keapspec); every response shape is checked
 // against those documents by the contract tests. Where the sources are silent the sandbox makes
 // the most plausible choice and README.md in this folder lists each one.
 //
