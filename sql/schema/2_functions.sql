@@ -815,6 +815,31 @@ $$;
 
 --
 
+-- Name: merge_sync_activity(text, uuid[], timestamp with time zone[], bigint[], timestamp with time zone[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with delta as (
+    select d.account_id, d.hour, d.changes, d.last_at
+      from unnest(p_accounts, p_hours, p_changes, p_last) d(account_id, hour, changes, last_at)),
+  merged as (
+    delete from keapsync.sync_activity s
+     where s.ctid = any (array(select s.ctid from keapsync.sync_activity s
+                                 join delta d on d.account_id = s.account_id and d.hour = s.hour
+                                where s.direction = p_direction
+                                  for update of s skip locked))
+    returning s.account_id, s.hour, s.changes, s.last_at)
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select account_id, hour, p_direction, sum(changes), max(last_at)
+    from (table delta union all table merged) m
+   group by account_id, hour;
+$$;
+
+
+--
+
 -- Name: my_accounts(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.my_accounts() RETURNS uuid[]
@@ -1833,6 +1858,53 @@ begin
     end if;
   end if;
   return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_activity_in(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_in() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  a uuid[];
+  h timestamptz[];
+  n bigint[];
+  l timestamptz[];
+begin
+  select array_agg(account_id), array_agg(hour), array_agg(changes), array_agg(last_at)
+    into a, h, n, l
+    from (select r.account_id, date_trunc('hour', r.at, 'UTC') as hour, count(*) as changes, max(r.at) as last_at
+            from new_rows r where r.origin = 'keap' group by 1, 2) x;
+  if a is not null then
+    perform keapsync.merge_sync_activity('in', a, h, n, l);
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_activity_out(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_out() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_at timestamptz := now();
+begin
+  if tg_op = 'UPDATE' then
+    v_at := coalesce(new.last_pushed_at, v_at);
+  end if;
+  perform keapsync.merge_sync_activity('out', array[old.account_id], array[date_trunc('hour', v_at, 'UTC')],
+                                       array[1::bigint], array[v_at]);
+  return null;
 end;
 $$;
 

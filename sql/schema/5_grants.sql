@@ -239,6 +239,13 @@ REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
 
 --
 
+-- Name: FUNCTION merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]) FROM PUBLIC;
+
+
+--
+
 -- Name: FUNCTION my_accounts(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.my_accounts() FROM PUBLIC;
@@ -442,6 +449,20 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_sync_activity_in(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_in() FROM PUBLIC;
+
+
+--
+
+-- Name: FUNCTION tg_sync_activity_out(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_out() FROM PUBLIC;
 
 
 --
@@ -898,6 +919,22 @@ GRANT SELECT ON TABLE keapsync.rate_budget_usage TO authenticated;
 
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
+
+
+--
+
+-- Name: TABLE sync_activity; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_activity TO service_role;
+GRANT SELECT ON TABLE keapsync.sync_activity TO authenticated;
+
+
+--
+
+-- Name: TABLE sync_activity_hourly; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_activity_hourly TO service_role;
+GRANT SELECT ON TABLE keapsync.sync_activity_hourly TO authenticated;
 
 
 --
