@@ -1329,6 +1329,13 @@ CREATE INDEX push_queue_due_idx ON keapsync.push_queue USING btree (next_attempt
 
 --
 
+-- Name: sync_activity_hour_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX sync_activity_hour_idx ON keapsync.sync_activity USING btree (hour);
+
+
+--
+
 -- Name: sync_activity_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX sync_activity_idx ON keapsync.sync_activity USING btree (account_id, direction, hour);

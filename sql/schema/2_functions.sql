@@ -325,6 +325,32 @@ $$;
 
 --
 
+-- Name: compact_sync_activity(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.compact_sync_activity() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  with merged as (
+    delete from keapsync.sync_activity s
+     where s.ctid = any (array(
+             select s.ctid from keapsync.sync_activity s
+              where s.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                and (s.account_id, s.direction, s.hour) in (
+                      select d.account_id, d.direction, d.hour from keapsync.sync_activity d
+                       where d.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                       group by 1, 2, 3 having count(*) > 1)
+                for update of s skip locked))
+    returning s.account_id, s.hour, s.direction, s.changes, s.last_at)
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select account_id, hour, direction, sum(changes), max(last_at) from merged group by 1, 2, 3;
+end;
+$$;
+
+
+--
+
 -- Name: contact_body(jsonb, text[]); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) RETURNS jsonb
@@ -810,31 +836,6 @@ CREATE FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
   select keapsync.flat_doc_typed(p_type, p_row, true);
-$$;
-
-
---
-
--- Name: merge_sync_activity(text, uuid[], timestamp with time zone[], bigint[], timestamp with time zone[]); Type: FUNCTION; Schema: keapsync; Owner: -
-
-CREATE FUNCTION keapsync.merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  with delta as (
-    select d.account_id, d.hour, d.changes, d.last_at
-      from unnest(p_accounts, p_hours, p_changes, p_last) d(account_id, hour, changes, last_at)),
-  merged as (
-    delete from keapsync.sync_activity s
-     where s.ctid = any (array(select s.ctid from keapsync.sync_activity s
-                                 join delta d on d.account_id = s.account_id and d.hour = s.hour
-                                where s.direction = p_direction
-                                  for update of s skip locked))
-    returning s.account_id, s.hour, s.changes, s.last_at)
-  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
-  select account_id, hour, p_direction, sum(changes), max(last_at)
-    from (table delta union all table merged) m
-   group by account_id, hour;
 $$;
 
 
@@ -1870,18 +1871,15 @@ CREATE FUNCTION keapsync.tg_sync_activity_in() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-declare
-  a uuid[];
-  h timestamptz[];
-  n bigint[];
-  l timestamptz[];
 begin
-  select array_agg(account_id), array_agg(hour), array_agg(changes), array_agg(last_at)
-    into a, h, n, l
-    from (select r.account_id, date_trunc('hour', r.at, 'UTC') as hour, count(*) as changes, max(r.at) as last_at
-            from new_rows r where r.origin = 'keap' group by 1, 2) x;
-  if a is not null then
-    perform keapsync.merge_sync_activity('in', a, h, n, l);
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select r.account_id, date_trunc('hour', r.at, 'UTC'), 'in', count(*), max(r.at)
+    from new_rows r
+   where r.origin = 'keap'
+     and not (r.op = 'update' and r.changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)
+   group by 1, 2;
+  if found and random() < 0.05 then
+    perform keapsync.compact_sync_activity();
   end if;
   return null;
 end;
@@ -1902,8 +1900,11 @@ begin
   if tg_op = 'UPDATE' then
     v_at := coalesce(new.last_pushed_at, v_at);
   end if;
-  perform keapsync.merge_sync_activity('out', array[old.account_id], array[date_trunc('hour', v_at, 'UTC')],
-                                       array[1::bigint], array[v_at]);
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  values (old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at);
+  if random() < 0.05 then
+    perform keapsync.compact_sync_activity();
+  end if;
   return null;
 end;
 $$;

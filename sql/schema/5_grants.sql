@@ -51,6 +51,13 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 
 --
 
+-- Name: FUNCTION compact_sync_activity(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.compact_sync_activity() FROM PUBLIC;
+
+
+--
+
 -- Name: FUNCTION contact_body(p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
@@ -235,13 +242,6 @@ GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_
 -- Name: FUNCTION merge_doc(p_type text, p_row jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
-
-
---
-
--- Name: FUNCTION merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]); Type: ACL; Schema: keapsync; Owner: -
-
-REVOKE ALL ON FUNCTION keapsync.merge_sync_activity(p_direction text, p_accounts uuid[], p_hours timestamp with time zone[], p_changes bigint[], p_last timestamp with time zone[]) FROM PUBLIC;
 
 
 --
