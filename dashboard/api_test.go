@@ -138,9 +138,11 @@ func TestAPIResponsesMatchOpenAPI(t *testing.T) {
 	for _, h := range ss.Activity {
 		in += h.In
 	}
-	// What came in over 48 hours is what the history says came in (the seed, just now).
+	// What came in over 48 hours is what the history says came in (the seed, just now), but for
+	// updates of Keap's clock alone.
 	if want := e.scalar(`select count(*)::text from keapsync.change_history
-		where account_id = $1 and origin = 'keap' and at >= date_trunc('hour', now(), 'UTC') - interval '47 hours'`, accountA); strconv.FormatInt(in, 10) != want {
+		where account_id = $1 and origin = 'keap' and at >= date_trunc('hour', now(), 'UTC') - interval '47 hours'
+		  and not (op = 'update' and changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)`, accountA); strconv.FormatInt(in, 10) != want {
 		t.Errorf("activity in over 48 h: %d, history says %s", in, want)
 	}
 	_, _, body = a.get(acct + "/conflicts")
