@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,10 +41,13 @@ const (
 	sqlResolve         = `select status from keapsync.resolve_conflict($1, $2, $3)`
 	sqlResolveByPolicy = `select keapsync.resolve_conflicts_by_policy($1, $2, nullif($3, ''))`
 	sqlObjectTypes     = `select object_type from keapsync.object_types order by object_type`
-	sqlDeadLetters     = `select id, source, object_type, keap_id, local_id, error, http_status, attempts, status,
-       first_failed_at, last_failed_at, payload
+	// The list carries the first $2 characters of each payload and its length: one oversized
+	// record must not make the page megabytes long. The whole payload is a link away.
+	sqlDeadLetters = `select id, source, object_type, keap_id, local_id, error, http_status, attempts, status,
+       first_failed_at, last_failed_at, left(payload::text, $2), coalesce(length(payload::text), 0)
   from keapsync.dead_letters where account_id = $1 and status in ('parked', 'retry')
  order by last_failed_at desc, id desc limit 200`
+	sqlDeadLetterPayload = `select payload from keapsync.dead_letters where id = $1 and payload is not null`
 	sqlRetryDeadLetter   = `select status from keapsync.retry_dead_letter($1)`
 	sqlDiscardDeadLetter = `select status from keapsync.discard_dead_letter($1)`
 	sqlHistory           = `select id, op, origin, changed, actor::text, at, rolled_back_by
@@ -179,7 +184,25 @@ type deadLetterRow struct {
 	Status      string
 	FirstFailed time.Time
 	LastFailed  time.Time
-	Payload     []byte
+	Payload     *string // the first payloadPreview characters
+	PayloadLen  int64   // of the whole payload, in characters
+}
+
+// payloadPreview is how much of a payload the dead-letters page shows inline.
+const payloadPreview = 4096
+
+// Truncated: the page shows only the start of the payload.
+func (d deadLetterRow) Truncated() bool { return d.PayloadLen > payloadPreview }
+
+// PayloadText is the payload as shown: indented when whole, the raw start when truncated.
+func (d deadLetterRow) PayloadText() string {
+	if d.Payload == nil {
+		return ""
+	}
+	if d.Truncated() {
+		return *d.Payload + "…"
+	}
+	return indentJSON([]byte(*d.Payload))
 }
 
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -190,7 +213,7 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, u *user) er
 			return err
 		}
 		var err error
-		rows, _ := tx.Query(r.Context(), sqlDeadLetters, v.Account.ID)
+		rows, _ := tx.Query(r.Context(), sqlDeadLetters, v.Account.ID, payloadPreview)
 		list, err = pgx.CollectRows(rows, pgx.RowToStructByPos[deadLetterRow])
 		return err
 	})
@@ -199,6 +222,31 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, u *user) er
 	}
 	v.Data = list
 	return s.render(w, r, http.StatusOK, "deadletters", v)
+}
+
+// deadLetterPayload serves one dead letter's whole payload (RLS decides whether the person may
+// see it), as a download rather than a page.
+func (s *Server) deadLetterPayload(w http.ResponseWriter, r *http.Request, u *user) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var payload []byte
+	err = s.asUser(r.Context(), u, 30*time.Second, func(tx pgx.Tx) error {
+		err := tx.QueryRow(r.Context(), sqlDeadLetterPayload, id).Scan(&payload)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &pageError{Status: 404, Code: "not_found", Msg: "No such dead letter, or it is in an account you are not a member of."}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="dead-letter-%d.json"`, id))
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(payload)
+	return err
 }
 
 func (s *Server) deadLetterAction(w http.ResponseWriter, r *http.Request, u *user) error {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 )
 
 // DemoUserID is the admin user supabase/seed.sql creates; local mode signs in as this user unless
@@ -42,6 +44,9 @@ type Config struct {
 	// APICORSOrigins may call the JSON API (/api/v1/) from a browser, e.g.
 	// "https://app.example.com". None by default: browsers then refuse other sites' scripts.
 	APICORSOrigins []string // KEAPSYNC_API_CORS_ORIGINS, comma-separated
+
+	// HTTP: timeouts and the cap on slow bodies of Run and Serve (httpguard defaults).
+	HTTP httpguard.Config
 
 	Log *slog.Logger     // default slog.Default()
 	Now func() time.Time // default time.Now; tests inject a clock

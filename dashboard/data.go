@@ -4,13 +4,17 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 )
 
 // dataTable describes a browsable table. The table is aliased t and sort keys say t.id: a bare
@@ -222,6 +226,9 @@ func decodeCursor(c string) (key string, id int64, ok bool) {
 	return parts[0], id, err == nil
 }
 
+// exportTime bounds an export, its query and its writing alike.
+const exportTime = 10 * time.Minute
+
 // exportCSV streams the filtered table: rows go from the database cursor to the response as
 // they arrive, so a million rows never sit in memory.
 func (s *Server) exportCSV(t *dataTable) handlerFunc {
@@ -229,7 +236,7 @@ func (s *Server) exportCSV(t *dataTable) handlerFunc {
 		q := r.URL.Query()
 		_, args := t.params(q)
 		started := false
-		err := s.asUser(r.Context(), u, 10*time.Minute, func(tx pgx.Tx) error {
+		err := s.asUser(r.Context(), u, exportTime, func(tx pgx.Tx) error {
 			v := &view{}
 			if err := s.loadAccounts(r, tx, v); err != nil {
 				return err
@@ -242,6 +249,10 @@ func (s *Server) exportCSV(t *dataTable) handlerFunc {
 				return err
 			}
 			defer rows.Close()
+			// A big export may take as long as its query may, past the server's timeouts.
+			if err := httpguard.Stream(w, exportTime); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return err
+			}
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", `attachment; filename="`+t.Name+`.csv"`)
 			w.Header().Set("Cache-Control", "no-store")
@@ -289,11 +300,23 @@ func (s *Server) exportCSV(t *dataTable) handlerFunc {
 	}
 }
 
-// defuseFormula stops spreadsheet apps from running a cell as a formula (CSV injection); a
-// leading minus stays, so negative numbers survive.
+// negativeNumber is a cell a spreadsheet reads as a number, not a formula.
+var negativeNumber = regexp.MustCompile(`^-[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
+// defuseFormula stops spreadsheet apps from running a cell as a formula (CSV injection) by
+// prefixing a quote. A leading minus starts a formula too (`-2+3+cmd|' /C calc'!A0`), so text
+// starting with one is prefixed; a cell that is a plain number keeps its minus.
 func defuseFormula(s string) string {
-	if s != "" && strings.ContainsRune("=+@\t\r", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '@', '\t', '\r':
 		return "'" + s
+	case '-':
+		if !negativeNumber.MatchString(s) {
+			return "'" + s
+		}
 	}
 	return s
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 )
 
 // liveConfig tells the page script where signals come from.
@@ -183,6 +185,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, u *user) error {
 		return err
 	}
 	defer s.hub.add(sub)()
+	// The stream lives until the token expires, past the server's read and write timeouts.
+	if err := httpguard.Stream(w, time.Until(u.Expires)+time.Minute); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")

@@ -174,19 +174,11 @@ var funcs = template.FuncMap{
 	"trimAgo": func(s string) string { return strings.TrimSuffix(s, " ago") },
 	"num":     func(n int64) string { return group(strconv.FormatInt(n, 10)) },
 	"money":   func(f float64) string { return "$" + group(strconv.FormatFloat(f, 'f', 2, 64)) },
-	"json": func(b []byte) string {
-		if len(b) == 0 {
-			return "—"
-		}
-		var out bytes.Buffer
-		if json.Indent(&out, b, "", "  ") != nil {
-			return string(b)
-		}
-		return out.String()
-	},
-	"deref":  func(p *int64) int64 { return *p },
-	"deref2": func(p *bool) bool { return *p },
-	"ptr":    func(t time.Time) *time.Time { return &t },
+	"json":    indentJSON,
+	"deref":   func(p *int64) int64 { return *p },
+	"preview": func() int { return payloadPreview },
+	"deref2":  func(p *bool) bool { return *p },
+	"ptr":     func(t time.Time) *time.Time { return &t },
 	"bytes": func(n int64) string {
 		switch {
 		case n >= 1<<30:
@@ -226,4 +218,16 @@ func group(s string) string {
 		out = "-" + out
 	}
 	return out
+}
+
+// indentJSON shows JSON indented, or as it is when it does not parse.
+func indentJSON(b []byte) string {
+	if len(b) == 0 {
+		return "—"
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return string(b)
+	}
+	return out.String()
 }

@@ -35,6 +35,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /conflicts/bulk", s.page(s.resolveBulk))
 	mux.Handle("GET /dead-letters", s.page(s.deadLetters))
 	mux.Handle("POST /dead-letters/{id}/{action}", s.page(s.deadLetterAction))
+	mux.Handle("GET /dead-letters/{id}/payload", s.page(s.deadLetterPayload))
 	mux.Handle("GET /history", s.page(s.history))
 	mux.Handle("POST /history/{id}/rollback", s.page(s.rollback))
 	mux.Handle("GET /data/contacts", s.page(s.dataPage(contactsTable)))

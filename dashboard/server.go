@@ -86,8 +86,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened (tests, or a caller that picks a free port).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	hc := s.cfg.HTTP
+	if hc.Log == nil {
+		hc.Log = s.log
+	}
+	srv := hc.Server(s.handler)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.hub.run(gctx) })
 	g.Go(func() error {

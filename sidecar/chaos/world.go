@@ -92,6 +92,12 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 	if w.key, err = keapauth.NewKey(); err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
+	// Secrets go to the commands in files, never on their command lines (visible in ps).
+	for name, secret := range map[string]string{"client-secret": w.sb.Credentials().ClientSecret, "secret-key": w.key} {
+		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(secret), 0o600); err != nil {
+			return nil, fmt.Errorf("write the %s file: %w", name, err)
+		}
+	}
 	w.oauth = w.oauthVia(w.sb.URL())
 	w.keapArgs = w.keapVia(w.sb.URL())
 	if out, err := w.cli(ctx, "migrate", "--database-url", w.dbURL); err != nil {
@@ -117,8 +123,10 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 // oauthVia is the OAuth flags with the token endpoint at base: the sandbox, or a tap before it.
 func (w *world) oauthVia(base string) []string {
 	creds := w.sb.Credentials()
-	return []string{"--database-url", w.dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", w.sb.URL() + "/app/oauth/authorize", "--token-url", base + "/token", "--secret-key", w.key}
+	return []string{"--database-url", w.dbURL, "--client-id", creds.ClientID,
+		"--client-secret-file", filepath.Join(w.dir, "client-secret"),
+		"--auth-url", w.sb.URL() + "/app/oauth/authorize", "--token-url", base + "/token",
+		"--secret-key-file", filepath.Join(w.dir, "secret-key")}
 }
 
 // keapVia is oauthVia plus the API at base.

@@ -58,7 +58,7 @@ const (
 	sqlPublication = `select count(*) from pg_publication where pubname = $1`
 	sqlApplied     = `select version from supabase_migrations.schema_migrations`
 	sqlAccounts    = `
-select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.access_expires_at, t.refresh_expires_at,
+select a.id::text, coalesce(a.keap_tenant, a.name), a.needs_reauth, t.account_id is not null, t.access_expires_at, t.refresh_expires_at,
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id and h.status = 'Verified'),
        (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id)
   from keapsync.accounts a left join keapsync.oauth_tokens t on t.account_id = a.id order by a.created_at`
@@ -168,10 +168,10 @@ func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {
 	var out []Finding
 	for rows.Next() {
 		var id, name string
-		var reauth bool
+		var reauth, hasToken bool
 		var access, refresh *time.Time
 		var verified, hooks int
-		if err := rows.Scan(&id, &name, &reauth, &access, &refresh, &verified, &hooks); err != nil {
+		if err := rows.Scan(&id, &name, &reauth, &hasToken, &access, &refresh, &verified, &hooks); err != nil {
 			return append(out, Finding{"accounts", Fail, err.Error(), ""})
 		}
 		check := "account " + name
@@ -179,6 +179,10 @@ func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {
 		case reauth:
 			out = append(out, Finding{check, Fail, "needs re-authorization (Keap refused the refresh token)",
 				"run keapsync auth login; queued work waits and resumes"})
+		case !hasToken:
+			// As `auth status` says; an account used with KEAP_API_KEY has no token either.
+			out = append(out, Finding{check, Warn, "not connected (no Keap token stored)",
+				"run keapsync auth login, or open a keapsync auth link through serve (not needed with KEAP_API_KEY)"})
 		case refresh != nil && refresh.Sub(now) < 7*24*time.Hour:
 			out = append(out, Finding{check, Warn, "refresh token expires " + refresh.Format(time.RFC3339),
 				"keep keapsync serve running (it refreshes ahead), or run keapsync auth refresh"})

@@ -28,7 +28,7 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(ctx, `insert into keapsync.accounts (name, keap_tenant, needs_reauth) values ('R', 'r.example', true)`); err != nil {
+	if _, err := db.Exec(ctx, `insert into keapsync.accounts (name, keap_tenant, needs_reauth) values ('R', 'r.example', true), ('N', 'n.example', false)`); err != nil {
 		t.Fatal(err)
 	}
 	findings := doctor.Run(ctx, db, doctor.Config{Migrations: mig.Migrations, APIURL: sb.URL() + "/crm/rest"})
@@ -39,6 +39,7 @@ func TestDoctor(t *testing.T) {
 	for check, want := range map[string]doctor.Level{
 		"wal_level": doctor.OK, "replication rights": doctor.OK, "push slot": doctor.Warn,
 		"migrations": doctor.OK, "account r.example": doctor.Fail, "account r.example hooks": doctor.Warn, "clock": doctor.OK,
+		"account n.example": doctor.Warn, // no token: not connected, never "tokens healthy"
 	} {
 		f, ok := got[check]
 		if !ok || f.Level != want {
@@ -50,6 +51,9 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(got["account r.example"].Fix, "auth login") {
 		t.Errorf("re-authorization advice: %q", got["account r.example"].Fix)
+	}
+	if msg := got["account n.example"].Detail; !strings.Contains(msg, "not connected") {
+		t.Errorf("an account without a token: %q", msg)
 	}
 	// A pending migration is a failure.
 	extra := append(mig.Migrations, migrate.Migration{Version: "99990101000000", Name: "future"})

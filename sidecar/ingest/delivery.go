@@ -36,6 +36,10 @@ func objectTypeOf(eventKey string) string {
 		return "tag"
 	case prefix == "order":
 		return "order"
+	case strings.HasPrefix(eventKey, "invoice.payment."):
+		// A payment changes its invoice, which v1 serves as the order of the same id. Which id
+		// the delivery carries is undocumented: the worker only refetches it, never deletes.
+		return "order"
 	case prefix == "subscription":
 		return "subscription"
 	}
@@ -44,6 +48,10 @@ func objectTypeOf(eventKey string) string {
 
 // IsDelete reports whether the event says the objects were deleted.
 func (d Delivery) IsDelete() bool { return strings.HasSuffix(d.EventKey, ".delete") }
+
+// NamesObject reports whether the event's ids are the objects themselves, so that Keap answering
+// 404 for one means it is gone. invoice.payment.* ids may name something else (a payment).
+func (d Delivery) NamesObject() bool { return !strings.HasPrefix(d.EventKey, "invoice.") }
 
 // DecodeDelivery parses a delivery body liberally (ids as numbers or strings, unknown members,
 // missing apiUrl) and strictly where it matters (a known shape, at most 1000 positive ids).

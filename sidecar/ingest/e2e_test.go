@@ -31,8 +31,15 @@ type world struct {
 
 func newWorld(t testing.TB, contacts int) *world {
 	t.Helper()
+	return newWorldWith(t, sandbox.Options{Seed: 7, Contacts: contacts})
+}
+
+// newWorldWith is newWorld with the sandbox's options (a profile, say) given.
+func newWorldWith(t testing.TB, o sandbox.Options) *world {
+	t.Helper()
 	ctx := context.Background()
-	sb, err := sandbox.New(sandbox.Options{Seed: 7, Contacts: contacts, Unthrottled: true})
+	o.Unthrottled = true
+	sb, err := sandbox.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,13 @@ func (w *world) drain(t *testing.T) {
 }
 
 func TestBackfillIsCompleteAndResumable(t *testing.T) {
-	w := newWorld(t, 250)
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) { backfillIsCompleteAndResumable(t, pr.p) })
+	}
+}
+
+func backfillIsCompleteAndResumable(t *testing.T, p sandbox.Profile) {
+	w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 250, Profile: p})
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
 		t.Fatal(err)
@@ -120,7 +133,13 @@ func TestBackfillIsCompleteAndResumable(t *testing.T) {
 }
 
 func TestHooksBringChangesIn(t *testing.T) {
-	w := newWorld(t, 20)
+	for _, pr := range profiles {
+		t.Run(pr.name, func(t *testing.T) { hooksBringChangesIn(t, pr.p) })
+	}
+}
+
+func hooksBringChangesIn(t *testing.T, p sandbox.Profile) {
+	w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 20, Profile: p})
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,9 @@ var EventKeys = []string{
 	"contactGroup.applied", "contactGroup.removed",
 	"contactGroup.add", "contactGroup.edit", "contactGroup.delete",
 	"order.add", "order.edit", "order.delete",
+	// A payment may leave the order's modification_date and order.edit alone (FACTS §7); these
+	// name the invoice, which in v1 is the order.
+	"invoice.payment.add", "invoice.payment.edit", "invoice.payment.delete",
 	"subscription.add", "subscription.edit", "subscription.delete",
 }
 

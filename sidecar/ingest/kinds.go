@@ -21,6 +21,7 @@ type Keap interface {
 	GetTag(ctx context.Context, id keap.ID) (*keap.Tag, error)
 	OrdersSince(ctx context.Context, since time.Time, q keap.OrderQuery) iter.Seq2[keap.Order, error]
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
+	OrderPayments(ctx context.Context, orderID keap.ID) ([]keap.Payment, error)
 	SubscriptionsV2(ctx context.Context, q keap.SubscriptionV2Query) iter.Seq2[keap.Subscription, error]
 	GetSubscriptionV2(ctx context.Context, id keap.ID) (*keap.Subscription, error)
 }
@@ -30,16 +31,27 @@ type record struct {
 	id       int64
 	modified time.Time // Keap's version clock; zero where the object has none (tags)
 	raw      json.RawMessage
+	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
+	bad error
+	order    *keap.Order // for orders: the decoded object (its totals say whether it has payments)
 }
 
 // kind knows how to read one object type from Keap.
 type kind struct {
 	objectType string // keapsync's name, as in keapsync.object_types
-	// list yields everything changed since the time given (zero: everything), oldest first
-	// where Keap can order by modification.
+	// list yields everything changed since the time given (zero: everything), at least once.
 	list func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error]
+	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
+	// checkpoint may follow each applied page. Otherwise it moves only when a sweep is done.
+	ascending bool
+	// reconcileAll: a reconcile walks everything, not what changed since its checkpoint, because
+	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
+	// what is stored are skipped before the apply.
+	reconcileAll bool
 	// get fetches one object; keap.ErrNotFound when Keap has no such object.
 	get func(ctx context.Context, api Keap, id int64) (record, error)
+	// complete, where set, adds what list leaves out and get includes (an order's payments).
+	complete func(ctx context.Context, api Keap, rec record) (record, error)
 	// count, where Keap reports totals, says how many objects list will yield (for progress).
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
 }
@@ -47,9 +59,10 @@ type kind struct {
 var kinds = map[string]kind{
 	"contact": {
 		objectType: "contact",
+		ascending:  true, // order=last_updated&order_direction=ASCENDING, documented
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: 1000}),
-				func(c keap.Contact) record { return record{int64(c.ID), c.LastUpdated.Time, c.Raw} })
+				func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})
@@ -63,7 +76,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(c.ID), c.LastUpdated.Time, c.Raw}, nil
+			return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}, nil
 		},
 	},
 	"tag": {
@@ -83,12 +96,18 @@ var kinds = map[string]kind{
 	},
 	"order": {
 		objectType: "order",
+		// A payment may leave modification_date alone (FACTS §7); should its hook be lost (or
+		// not offered), only a walk over every order sees the new totals.
+		reconcileAll: true,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
-			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}),
-				func(o keap.Order) record { return record{int64(o.ID), o.ModificationDate.Time, o.Raw} })
+			return mapSeq(api.OrdersSince(ctx, since, keap.OrderQuery{Limit: 1000}), orderRecord)
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
-			p, err := api.ListOrders(ctx, keap.OrderQuery{Since: since, Limit: 1})
+			if !since.IsZero() {
+				// Keap does not say which date since filters on: no count would match the walk.
+				return 0, errNoCount
+			}
+			p, err := api.ListOrders(ctx, keap.OrderQuery{Limit: 1})
 			if err != nil {
 				return 0, err
 			}
@@ -99,8 +118,9 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(o.ID), o.ModificationDate.Time, o.Raw}, nil
+			return withPayments(ctx, api, orderRecord(*o))
 		},
+		complete: withPayments,
 	},
 	"subscription": {
 		objectType: "subscription",
@@ -110,6 +130,12 @@ var kinds = map[string]kind{
 			seq := api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time asc", PageSize: 1000})
 			return func(yield func(record, error) bool) {
 				for s, err := range seq {
+					if bad, ok := badRecord(err); ok {
+						if !yield(bad, nil) {
+							return
+						}
+						continue
+					}
 					if err != nil {
 						yield(record{}, err)
 						return
@@ -117,7 +143,7 @@ var kinds = map[string]kind{
 					if !since.IsZero() && s.ModificationTime.Time.Before(since) {
 						continue
 					}
-					if !yield(record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil) {
+					if !yield(record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil) {
 						return
 					}
 				}
@@ -128,9 +154,63 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{int64(s.ID), s.ModificationTime.Time, s.Raw}, nil
+			return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil
 		},
 	},
+}
+
+var errNoCount = errors.New("no count for this listing")
+
+func orderRecord(o keap.Order) record {
+	return record{id: int64(o.ID), modified: o.ModificationDate.Time, raw: o.Raw, order: &o}
+}
+
+// hasPayments: money was paid on the order or refunded from it.
+func (r record) hasPayments() bool {
+	return r.order != nil && (float64(r.order.TotalPaid) != 0 || float64(r.order.RefundTotal) != 0)
+}
+
+// withPayments adds the order's payments (GET /v1/orders/{id}/payments) to its Keap object as
+// `payments`, which the apply writes to keap.order_payments. An order nothing was paid on or
+// refunded from has none, so it costs no call.
+func withPayments(ctx context.Context, api Keap, rec record) (record, error) {
+	var payments any = []any{}
+	if rec.hasPayments() {
+		ps, err := api.OrderPayments(ctx, keap.ID(rec.id))
+		if errors.Is(err, keap.ErrNotFound) {
+			return rec, nil // deleted meanwhile: the delete will tell; payments stay unknown
+		}
+		if err != nil {
+			return record{}, fmt.Errorf("payments of order %d: %w", rec.id, err)
+		}
+		raws := make([]json.RawMessage, 0, len(ps))
+		for _, p := range ps {
+			raws = append(raws, p.Raw)
+		}
+		payments = raws
+	}
+	out, err := rec.with("payments", payments)
+	if err != nil {
+		return rec, nil // not an object we can add to: the apply judges (and parks) it as it is
+	}
+	return out, nil
+}
+
+// with returns the record with one member added to its Keap object.
+func (r record) with(name string, v any) (record, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(r.raw, &obj); err != nil {
+		return record{}, fmt.Errorf("%d: not a JSON object: %w", r.id, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return record{}, err
+	}
+	obj[name] = b
+	if r.raw, err = json.Marshal(obj); err != nil {
+		return record{}, err
+	}
+	return r, nil
 }
 
 // ObjectTypes lists what backfill and reconcile cover, in dependency order.
@@ -144,9 +224,38 @@ func kindOf(objectType string) (kind, error) {
 	return k, nil
 }
 
+// kindsOf resolves every type before any work starts, so a typo fails at once.
+func kindsOf(objectTypes []string) ([]kind, error) {
+	ks := make([]kind, 0, len(objectTypes))
+	for _, t := range objectTypes {
+		k, err := kindOf(t)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+// badRecord turns a listing's *keap.ItemError (one object that does not decode) into a record to
+// park; the listing goes on.
+func badRecord(err error) (record, bool) {
+	var item *keap.ItemError
+	if !errors.As(err, &item) {
+		return record{}, false
+	}
+	return record{id: int64(item.ID), raw: item.Raw, bad: item}, true
+}
+
 func mapSeq[T any](seq iter.Seq2[T, error], f func(T) record) iter.Seq2[record, error] {
 	return func(yield func(record, error) bool) {
 		for v, err := range seq {
+			if bad, ok := badRecord(err); ok {
+				if !yield(bad, nil) {
+					return
+				}
+				continue
+			}
 			if err != nil {
 				yield(record{}, err)
 				return

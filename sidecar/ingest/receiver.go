@@ -57,17 +57,20 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimPrefix(r.URL.Path, "/hooks/")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		refuse(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
-	if token == "" || strings.Contains(token, "/") || len(token) > 128 {
-		http.NotFound(w, r)
+	if !wellFormedToken(token) {
+		// A NUL or invalid UTF-8 would make Postgres fail the lookup, which is not an outage.
+		rv.log().Debug("hook delivery to a malformed URL", "remote", r.RemoteAddr)
+		refuse(w, http.StatusNotFound, "404 page not found")
 		return
 	}
 	var account string
 	if err := rv.DB.QueryRow(r.Context(), sqlEndpointAccount, token).Scan(&account); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			http.NotFound(w, r)
+			rv.log().Debug("hook delivery to an unknown URL", "remote", r.RemoteAddr)
+			refuse(w, http.StatusNotFound, "404 page not found")
 			return
 		}
 		rv.unavailable(w, "look up hook endpoint", err)
@@ -115,6 +118,28 @@ func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// wellFormedToken: hook URL tokens are URL-safe ASCII (the database makes 64 hex digits).
+func wellFormedToken(token string) bool {
+	if token == "" || len(token) > 128 {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse answers a request whose body will not be read. Connection: close lets the answer
+// leave at once: otherwise net/http first drains the unread body, which a slow client can make
+// last as long as it likes.
+func refuse(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, status)
 }
 
 // unavailable answers 503 so Keap retries: the delivery was not stored, and must not be lost.

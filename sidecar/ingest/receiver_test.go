@@ -1,14 +1,20 @@
 package ingest_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -147,3 +153,42 @@ func TestReceiverDeadDatabaseAsksKeapToRetry(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// Bad input is a 4xx and a quiet log line, never a 503 with an ERROR (issue #12).
+func TestReceiverMalformedURLIsNotAnOutage(t *testing.T) {
+	e := newHookEnv(t)
+	var logs bytes.Buffer
+	e.rv.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, path := range []string{"/hooks/%00abc", "/hooks/%ffabc", "/hooks/abc%00", "/hooks/a%20b", "/hooks/" + strings.Repeat("a", 129)} {
+		if r := e.post(t, path, delivery, nil); r.StatusCode != 404 {
+			t.Errorf("POST %s: %d, want 404", path, r.StatusCode)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("malformed hook URLs logged as errors:\n%s", logs.String())
+	}
+}
+
+// An unknown hook URL is refused before its body is read: a client that sends headers and then
+// trickles (or never sends) the body gets its 404 at once.
+func TestReceiverRefusesUnknownURLBeforeTheBody(t *testing.T) {
+	e := newHookEnv(t)
+	for _, path := range []string{"/hooks/not-a-token", "/hooks/%00abc"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", path)
+		// A bound so the test fails instead of hanging; the answer needs no body bytes at all.
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("POST %s with the body withheld: no answer: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("POST %s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}

@@ -43,10 +43,27 @@ update keapsync.sync_cursors
        rows_total = coalesce($6, rows_total), updated_at = now()
  where account_id = $1 and object_type = $2 and kind = $3`
 	sqlCursorFinish = `
-update keapsync.sync_cursors set finished_at = now(), updated_at = now()
+update keapsync.sync_cursors
+   set finished_at = now(), updated_at = now(), high_water = coalesce(greatest(high_water, $4), high_water)
  where account_id = $1 and object_type = $2 and kind = $3`
 	sqlBackfillHighWater = `
 select high_water from keapsync.sync_cursors where account_id = $1 and object_type = $2 and kind = 'backfill'`
+	// Orders whose payments are here and whose totals Keap has not changed: their payments need
+	// no fetch. (Payments cannot change without total_paid or refund_total changing with them.)
+	sqlPaymentsCurrent = `
+select x.id from unnest($2::bigint[], $3::numeric[], $4::numeric[]) x(id, paid, refunded)
+  join keap.orders o on o.account_id = $1 and o.keap_id = x.id
+ where o.total_paid = x.paid and coalesce(o.refund_total, 0) = x.refunded
+   and exists (select 1 from keap.order_payments p where p.order_id = o.id)`
+	// Records whose Keap JSON is exactly what is stored (payments aside, which a listing lacks).
+	sqlUnchanged = `
+select x.id from unnest($3::bigint[], $4::text[]) x(id, raw)
+  join keapsync.sync_state s on s.account_id = $1 and s.object_type = $2 and s.keap_id = x.id
+ cross join lateral keapsync.keap_object_of($2, s.local_id) k
+ where k.keap_object - 'payments' = x.raw::jsonb`
+	sqlCursorRestart = `
+update keapsync.sync_cursors set rows_done = 0, updated_at = now()
+ where account_id = $1 and object_type = $2 and kind = $3`
 	sqlStaging      = `create temp table if not exists keap_staging (raw jsonb not null) on commit delete rows`
 	sqlApplyStaging = `select keapsync.apply_keap_batch($1, $2, (select jsonb_agg(raw) from pg_temp.keap_staging))`
 )
@@ -88,16 +105,24 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		prio = keap.Live
 	}
 	ctx = keap.WithPriority(ctx, prio)
-	for _, t := range objectTypes {
-		k, err := kindOf(t)
-		if err != nil {
-			return err
-		}
+	ks, err := kindsOf(objectTypes)
+	if err != nil {
+		return err
+	}
+	// Each type is swept whatever happened to the others: a type Keap cannot list today (or a
+	// database failure on its page) must not stop the rest. Every failure is reported.
+	var errs []error
+	for _, k := range ks {
 		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
-			return fmt.Errorf("%s %ss of account %s: %w", kindName, t, account, err)
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)
+			}
+			s.Log.Warn("sweep of one object type failed; continuing with the others", "kind", kindName,
+				"type", k.objectType, "account", account, "err", err)
+			errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind, kindName string) error {
@@ -122,6 +147,17 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		if !since.IsZero() {
 			since = since.Add(-s.Overlap)
 		}
+		if k.reconcileAll {
+			since = time.Time{}
+		}
+	}
+	if kindName == "backfill" && finished == nil && done > 0 && !k.ascending {
+		// An interrupted backfill of a listing without a usable checkpoint starts over; so does
+		// its count, or the progress would promise more rows than there are.
+		if _, err := s.DB.Exec(ctx, sqlCursorRestart, account, k.objectType, kindName); err != nil {
+			return fmt.Errorf("restart checkpoint: %w", err)
+		}
+		done = 0
 	}
 	var total int64
 	if k.count != nil && s.Progress != nil {
@@ -136,12 +172,36 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		return s.fetchPages(ctx, api, k, since, out)
 	}
 	apply := func(ctx context.Context, page []record) error {
+		if k.reconcileAll {
+			var err error
+			if page, err = s.changedOnly(ctx, account, k.objectType, page); err != nil {
+				return err
+			}
+		}
+		if k.objectType == "order" {
+			var err error
+			if page, err = s.withPayments(ctx, api, account, page); err != nil {
+				return err
+			}
+		}
+		if len(page) == 0 {
+			return nil
+		}
 		return s.applyPage(ctx, account, k.objectType, page)
 	}
+	// The newest stamp applied. A checkpoint never moves past rows not yet applied: for a listing
+	// in Keap's clock order it follows each page (in listing order), else it moves at the end.
+	var newestAll *time.Time
 	err := applyInOrder(ctx, s.Appliers, fetch, apply, func(n int, newest *time.Time) error {
-		// The checkpoint advances over the applied pages in listing order only, so a crash
-		// re-applies at most the pages that were in flight: harmless, applying is idempotent.
-		if _, err := s.DB.Exec(ctx, sqlCursorAdvance, account, k.objectType, kindName, newest, n, nil); err != nil {
+		if newest != nil && (newestAll == nil || newest.After(*newestAll)) {
+			newestAll = newest
+		}
+		mark := newest
+		if !k.ascending {
+			mark = nil
+		}
+		// A crash re-applies at most the pages that were in flight: harmless, applying is idempotent.
+		if _, err := s.DB.Exec(ctx, sqlCursorAdvance, account, k.objectType, kindName, mark, n, nil); err != nil {
 			return fmt.Errorf("record checkpoint: %w", err)
 		}
 		bar.add(n)
@@ -151,10 +211,87 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		return err
 	}
 	bar.finish()
-	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName); err != nil {
+	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName, newestAll); err != nil {
 		return fmt.Errorf("record checkpoint: %w", err)
 	}
 	return nil
+}
+
+// changedOnly drops the records whose Keap JSON is exactly what is stored: a walk over every
+// order then costs the database one query per page, not one apply per order.
+func (s *Sweeper) changedOnly(ctx context.Context, account, objectType string, page []record) ([]record, error) {
+	ids, raws := make([]int64, len(page)), make([]string, len(page))
+	for i, r := range page {
+		ids[i], raws[i] = r.id, string(r.raw)
+	}
+	rows, err := s.DB.Query(ctx, sqlUnchanged, account, objectType, ids, raws)
+	if err != nil {
+		return nil, fmt.Errorf("compare with stored %ss: %w", objectType, err)
+	}
+	same, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !contention(pgErr) {
+		// A record PostgreSQL cannot read (say, a NUL escape): skip nothing, and let the apply
+		// judge and park that record alone.
+		return page, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compare with stored %ss: %w", objectType, err)
+	}
+	if len(same) == 0 {
+		return page, nil
+	}
+	skip := make(map[int64]bool, len(same))
+	for _, id := range same {
+		skip[id] = true
+	}
+	out := make([]record, 0, len(page)-len(same))
+	for _, r := range page {
+		if !skip[r.id] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// withPayments adds payments to the page's orders (see withPayments in kinds.go): none for an
+// order nothing was paid on, fetched for one whose totals changed or whose payments are not here
+// yet, and left out (kept as they are) for the rest, so a sweep does not cost a call per order.
+func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, page []record) ([]record, error) {
+	ids, paid, refunded := make([]int64, 0, len(page)), make([]float64, 0, len(page)), make([]float64, 0, len(page))
+	for _, r := range page {
+		if r.hasPayments() {
+			ids = append(ids, r.id)
+			paid = append(paid, float64(r.order.TotalPaid))
+			refunded = append(refunded, float64(r.order.RefundTotal))
+		}
+	}
+	current := map[int64]bool{}
+	if len(ids) > 0 {
+		rows, err := s.DB.Query(ctx, sqlPaymentsCurrent, account, ids, paid, refunded)
+		if err != nil {
+			return nil, fmt.Errorf("read stored order totals: %w", err)
+		}
+		have, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("read stored order totals: %w", err)
+		}
+		for _, id := range have {
+			current[id] = true
+		}
+	}
+	out := make([]record, len(page))
+	for i, r := range page {
+		if current[r.id] {
+			out[i] = r
+			continue
+		}
+		var err error
+		if out[i], err = withPayments(ctx, api, r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // numberedPage is a page of the listing and its place in it.
@@ -287,28 +424,49 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 	s.Log.Warn("page refused; applying record by record", "type", objectType, "err", err)
 	w := &Worker{DB: s.DB, Log: s.Log}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		for _, r := range page {
-			if err := w.apply(ctx, tx, account, objectType, r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return w.applyEach(ctx, tx, account, objectType, page)
 	})
 }
 
-// applySetBased copies a page into a staging table and applies it with one call.
+// applySetBased copies a page, made storable, into a staging table and applies it with one call.
+// Records that had to be rewritten are applied as rewritten and parked with their original in the
+// same transaction; one that is not JSON at all is only parked.
 func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record) error {
+	stage := make([]json.RawMessage, 0, len(page))
+	settled := make([]int64, 0, len(page))
+	var letters []deadLetter
+	for _, r := range page {
+		p := prepare(account, objectType, r)
+		switch {
+		case p.stored == nil:
+			letters = append(letters, p.letter)
+		case p.letter.alt.any():
+			stage = append(stage, p.stored)
+			letters = append(letters, p.letter)
+		default:
+			stage = append(stage, p.stored)
+			settled = append(settled, r.id)
+		}
+	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if len(stage) == 0 {
+			return parkAll(ctx, tx, letters)
+		}
 		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
 			return fmt.Errorf("staging table: %w", err)
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
-			pgx.CopyFromSlice(len(page), func(i int) ([]any, error) { return []any{json.RawMessage(page[i].raw)}, nil }))
+			pgx.CopyFromSlice(len(stage), func(i int) ([]any, error) { return []any{stage[i]}, nil }))
 		if err != nil {
 			return fmt.Errorf("copy page into staging: %w", err)
 		}
-		_, err = tx.Exec(ctx, sqlApplyStaging, account, objectType)
-		return err
+		if _, err = tx.Exec(ctx, sqlApplyStaging, account, objectType); err != nil {
+			return err
+		}
+		if err := parkAll(ctx, tx, letters); err != nil {
+			return err
+		}
+		return settle(ctx, tx, account, objectType, settled)
 	})
 }
 
@@ -328,42 +486,57 @@ func (s *Sweeper) SweepDeletes(ctx context.Context, account string, objectTypes 
 		return 0, err
 	}
 	ctx = keap.WithPriority(ctx, keap.Background)
+	ks, err := kindsOf(objectTypes)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	for _, t := range objectTypes {
-		k, err := kindOf(t)
+	var errs []error
+	for _, k := range ks {
+		n, err := s.sweepDeletesOne(ctx, api, account, k)
+		total += n
 		if err != nil {
-			return total, err
+			errs = append(errs, fmt.Errorf("delete sweep of %ss of account %s: %w", k.objectType, account, err))
+			if ctx.Err() != nil {
+				break
+			}
 		}
-		rows, err := s.DB.Query(ctx, sqlLocalKeapIDs, account, t)
+	}
+	return total, errors.Join(errs...)
+}
+
+func (s *Sweeper) sweepDeletesOne(ctx context.Context, api Keap, account string, k kind) (int, error) {
+	t := k.objectType
+	rows, err := s.DB.Query(ctx, sqlLocalKeapIDs, account, t)
+	if err != nil {
+		return 0, fmt.Errorf("read synced %s ids: %w", t, err)
+	}
+	local, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("read synced %s ids: %w", t, err)
+	}
+	inKeap := make(map[int64]bool, len(local))
+	for rec, err := range k.list(ctx, api, time.Time{}) {
 		if err != nil {
-			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+			return 0, fmt.Errorf("list %ss: %w", t, err)
 		}
-		local, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return total, fmt.Errorf("read synced %s ids: %w", t, err)
+		inKeap[rec.id] = true
+	}
+	total := 0
+	for _, id := range local {
+		if inKeap[id] {
+			continue
 		}
-		inKeap := make(map[int64]bool, len(local))
-		for rec, err := range k.list(ctx, api, time.Time{}) {
+		if _, err := k.get(ctx, api, id); !errors.Is(err, keap.ErrNotFound) {
 			if err != nil {
-				return total, fmt.Errorf("list %ss: %w", t, err)
+				return total, fmt.Errorf("confirm %s %d is gone: %w", t, id, err)
 			}
-			inKeap[rec.id] = true
+			continue // it exists after all
 		}
-		for _, id := range local {
-			if inKeap[id] {
-				continue
-			}
-			if _, err := k.get(ctx, api, id); !errors.Is(err, keap.ErrNotFound) {
-				if err != nil {
-					return total, fmt.Errorf("confirm %s %d is gone: %w", t, id, err)
-				}
-				continue // it exists after all
-			}
-			if _, err := s.DB.Exec(ctx, sqlApplyDel, account, t, id); err != nil {
-				return total, fmt.Errorf("apply delete of %s %d: %w", t, id, err)
-			}
-			total++
+		if _, err := s.DB.Exec(ctx, sqlApplyDel, account, t, id); err != nil {
+			return total, fmt.Errorf("apply delete of %s %d: %w", t, id, err)
 		}
+		total++
 	}
 	return total, nil
 }

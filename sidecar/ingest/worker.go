@@ -69,11 +69,8 @@ update keapsync.webhook_inbox
    set attempts = attempts + 1, last_error = $2,
        next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '30 minutes')
  where id = any ($1)`
-	sqlApply      = `select keapsync.apply_keap_record($1, $2, $3)`
-	sqlApplyDel   = `select keapsync.apply_keap_delete($1, $2, $3)`
-	sqlDeadLetter = `
-insert into keapsync.dead_letters (account_id, source, object_type, keap_id, payload, error, http_status)
-values ($1, 'ingest', $2, $3, $4, $5, $6)`
+	sqlApply    = `select keapsync.apply_keap_record($1, $2, $3)`
+	sqlApplyDel = `select keapsync.apply_keap_delete($1, $2, $3)`
 )
 
 type inboxRow struct {
@@ -148,13 +145,18 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	}
 	ctx = keap.WithPriority(ctx, keap.Live)
 	changed, deleted := map[int64]bool{}, map[int64]bool{}
+	named := map[int64]bool{} // ids an event names as the object itself: a 404 means deleted
 	oldest := group[0].receivedAt
 	for _, r := range group {
+		d := Delivery{EventKey: r.eventKey}
 		for _, id := range r.ids {
-			if (Delivery{EventKey: r.eventKey}).IsDelete() {
+			if d.IsDelete() {
 				deleted[id] = true
 			} else {
 				changed[id] = true
+			}
+			if d.NamesObject() {
+				named[id] = true
 			}
 		}
 		if r.receivedAt.Before(oldest) {
@@ -167,11 +169,25 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		changed[id] = true
 	}
 	found := map[int64]bool{}
+	var settled []int64 // applied as Keap sent them
+	applyOne := func(rec record) error {
+		clean, err := w.apply(ctx, tx, account, objectType, rec)
+		if clean {
+			settled = append(settled, rec.id)
+		}
+		return err
+	}
 	if len(changed) > w.ListThreshold && k.objectType != "tag" {
 		// Keap delivers hooks 30-60 s after a change and retries for up to ~40 minutes; listing
 		// what changed since well before the oldest delivery catches every id in few calls.
 		since := oldest.Add(-time.Hour)
 		for rec, err := range k.list(ctx, api, since) {
+			if errors.Is(err, keap.ErrBadResponse) {
+				// A page Keap answered but that does not decode (one hostile record in it):
+				// the ids not yet seen are fetched one by one below, so only that record fails.
+				w.Log.Warn("listing unusable; fetching the changed ids one by one", "type", objectType, "err", err)
+				break
+			}
 			if err != nil {
 				return fmt.Errorf("list %ss changed since %s: %w", objectType, since.Format(time.RFC3339), err)
 			}
@@ -179,7 +195,12 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 				continue // also changed, but not asked about: the reconcile sweep covers it
 			}
 			found[rec.id] = true
-			if err := w.apply(ctx, tx, account, objectType, rec); err != nil {
+			if k.complete != nil && rec.bad == nil {
+				if rec, err = k.complete(ctx, api, rec); err != nil {
+					return fmt.Errorf("fetch %s %d: %w", objectType, rec.id, err)
+				}
+			}
+			if err := applyOne(rec); err != nil {
 				return err
 			}
 		}
@@ -194,24 +215,36 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	for _, id := range ids {
 		rec, err := k.get(ctx, api, id)
 		switch {
+		case errors.Is(err, keap.ErrNotFound) && !named[id]:
+			// Not an id of this object type after all: nothing to fetch, nothing to delete.
 		case errors.Is(err, keap.ErrNotFound):
 			if _, err := tx.Exec(ctx, sqlApplyDel, account, objectType, id); err != nil {
 				return fmt.Errorf("apply delete of %s %d: %w", objectType, id, err)
 			}
 		case permanent(err):
 			// One bad record blocks only itself (law 6).
-			if _, err := tx.Exec(ctx, sqlDeadLetter, account, objectType, id, nil, err.Error(), statusOf(err)); err != nil {
-				return fmt.Errorf("park %s %d: %w", objectType, id, err)
+			if err := park(ctx, tx, deadLetter{account: account, objectType: objectType, keapID: id,
+				cause: err.Error(), status: statusOf(err)}); err != nil {
+				return err
+			}
+		case errors.Is(err, keap.ErrBadResponse):
+			// Keap answered 2xx with nothing usable for this id: parked by its id, with
+			// whatever Keap sent, instead of applied as an empty record or failing the group.
+			var re *keap.ResponseError
+			errors.As(err, &re)
+			if err := park(ctx, tx, deadLetter{account: account, objectType: objectType, keapID: id,
+				raw: re.Body, cause: err.Error(), status: &re.Status}); err != nil {
+				return err
 			}
 		case err != nil:
 			return fmt.Errorf("fetch %s %d: %w", objectType, id, err)
 		default:
-			if err := w.apply(ctx, tx, account, objectType, rec); err != nil {
+			if err := applyOne(rec); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return settle(ctx, tx, account, objectType, settled)
 }
 
 // contention reports an error PostgreSQL raised because of a concurrent transaction (a deadlock
@@ -226,50 +259,79 @@ func isContention(err error) bool {
 	return errors.As(err, &pgErr) && contention(pgErr)
 }
 
-// apply runs the SQL apply in a savepoint: a record the database refuses is parked, not fatal.
-func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) error {
+// apply makes rec storable and applies it in a savepoint. A record the database refuses is
+// parked, not fatal; so is one that had to be rewritten to be stored (it is applied as rewritten,
+// and its letter keeps the original). clean reports a record applied exactly as Keap sent it. An
+// error means a failure that is not the record's fault, and the whole group retries.
+func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) (clean bool, err error) {
+	p := prepare(account, objectType, rec)
+	if p.stored == nil {
+		return false, park(ctx, tx, p.letter)
+	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("savepoint: %w", err)
+		return false, fmt.Errorf("savepoint: %w", err)
 	}
-	if _, err := sp.Exec(ctx, sqlApply, account, objectType, rec.raw); err != nil {
+	if _, err := sp.Exec(ctx, sqlApply, account, objectType, p.stored); err != nil {
 		_ = sp.Rollback(ctx)
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || contention(pgErr) {
 			// Not the record's fault (a lost connection, a deadlock or serialization failure
 			// with a concurrent edit): the whole group retries.
-			return fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
+			return false, fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
 		}
 		w.Log.Warn("parked a record the database refused", "type", objectType, "id", rec.id, "err", err)
-		if _, err := tx.Exec(ctx, sqlDeadLetter, account, objectType, rec.id, rec.raw, pgErr.Error(), nil); err != nil {
-			return fmt.Errorf("park %s %d: %w", objectType, rec.id, err)
-		}
-		return nil
+		p.letter.cause = pgErr.Error()
+		return false, park(ctx, tx, p.letter)
 	}
-	return sp.Commit(ctx)
+	if err := sp.Commit(ctx); err != nil {
+		return false, fmt.Errorf("release savepoint: %w", err)
+	}
+	if !p.letter.alt.any() {
+		return true, nil
+	}
+	w.Log.Warn("applied a record rewritten to be storable; original kept in a dead letter",
+		"type", objectType, "id", rec.id, "altered", p.letter.alt.String())
+	return false, park(ctx, tx, p.letter)
+}
+
+// applyEach applies records one by one within tx, each in its own savepoint, and settles the
+// letters of those applied as Keap sent them.
+func (w *Worker) applyEach(ctx context.Context, tx pgx.Tx, account, objectType string, recs []record) error {
+	var settled []int64
+	for _, r := range recs {
+		clean, err := w.apply(ctx, tx, account, objectType, r)
+		if err != nil {
+			return err
+		}
+		if clean {
+			settled = append(settled, r.id)
+		}
+	}
+	return settle(ctx, tx, account, objectType, settled)
 }
 
 func (w *Worker) retry(ctx context.Context, account, objectType string, group []inboxRow, cause error) error {
-	var retry, park []int64
+	var retry, parked []int64
 	for _, r := range group {
 		if r.attempts+1 >= w.MaxAttempts {
-			park = append(park, r.id)
+			parked = append(parked, r.id)
 		} else {
 			retry = append(retry, r.id)
 		}
 	}
 	return pgx.BeginFunc(ctx, w.DB, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sqlInboxRetry, retry, cause.Error()); err != nil {
+		if _, err := tx.Exec(ctx, sqlInboxRetry, retry, storableText(cause.Error())); err != nil {
 			return fmt.Errorf("schedule inbox retry: %w", err)
 		}
-		for _, id := range park {
-			if _, err := tx.Exec(ctx, sqlDeadLetter, account, objectType, nil,
-				map[string]any{"inbox_id": id}, "gave up after repeated failures: "+cause.Error(), statusOf(cause)); err != nil {
+		for _, id := range parked {
+			if err := park(ctx, tx, deadLetter{account: account, objectType: objectType, extra: map[string]any{"inbox_id": id},
+				cause: "gave up after repeated failures: " + cause.Error(), status: statusOf(cause)}); err != nil {
 				return fmt.Errorf("park inbox row %d: %w", id, err)
 			}
 		}
-		if len(park) > 0 {
-			if _, err := tx.Exec(ctx, sqlInboxDone, park); err != nil {
+		if len(parked) > 0 {
+			if _, err := tx.Exec(ctx, sqlInboxDone, parked); err != nil {
 				return fmt.Errorf("close parked inbox rows: %w", err)
 			}
 		}

@@ -136,13 +136,10 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		c.metrics.response(r.endpoint, r.method, status)
 		c.observe(header)
 		if status >= 200 && status < 300 {
-			if out == nil || len(bytes.TrimSpace(body)) == 0 {
+			if out == nil {
 				return nil
 			}
-			if err := json.Unmarshal(body, out); err != nil {
-				return fmt.Errorf("keap %s %s: decode response: %w", r.method, r.endpoint, err)
-			}
-			return nil
+			return decodeBody(r, status, body, out)
 		}
 		apiErr := parseAPIError(status, body)
 		apiErr.Method, apiErr.Endpoint = r.method, r.endpoint
@@ -241,6 +238,21 @@ func (c *Client) backoff(ctx context.Context, r request, reason string, n int, c
 	case <-ctx.Done():
 		return fmt.Errorf("keap %s %s: %w (while backing off after: %w)", r.method, r.endpoint, ctx.Err(), cause)
 	}
+}
+
+// decodeBody decodes a 2xx answer the caller expects a value from. An empty body, null or JSON
+// that does not decode is an error, never a zero value: a zero record would be taken for a
+// record with id 0 and the real id lost.
+func decodeBody(r request, status int, body []byte, out any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, jsonNull) {
+		return &ResponseError{Method: r.method, Endpoint: r.endpoint, Status: status, Body: body,
+			Err: errors.New("no value in the body")}
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return &ResponseError{Method: r.method, Endpoint: r.endpoint, Status: status, Body: body, Err: err}
+	}
+	return nil
 }
 
 // maxBody bounds a response read: a 1000-contact page with custom fields is a few MB.

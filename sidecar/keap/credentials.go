@@ -49,14 +49,17 @@ func (b bearer) Authorize(_ context.Context, req *http.Request) error {
 func (b bearer) String() string { return "keap.BearerToken(****)" }
 
 // Budget keys name a shared budget in keapsync.rate_budget_members and in metrics. Keap bills
-// OAuth calls per client id and personal keys per key (FACTS.md §2); a key is hashed so the
-// secret never reaches the database or a metric label.
-func OAuthBudgetKey(clientID string) string { return "oauth:" + clientID }
+// OAuth calls per client id and personal keys per key (FACTS.md §2); both are hashed, so neither
+// the key (a secret) nor the client id (half of the app's credentials, and /metrics is scraped
+// by whoever can reach it) reaches the database or a metric label.
+func OAuthBudgetKey(clientID string) string { return "oauth:" + shortHash(clientID) }
 
 // KeyBudgetKey is the budget key of a personal access or service account key.
-func KeyBudgetKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "key:" + hex.EncodeToString(sum[:8])
+func KeyBudgetKey(key string) string { return "key:" + shortHash(key) }
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 // TenantBudgetKey is the budget key of a Keap application instance (e.g. ab123.infusionsoft.com).

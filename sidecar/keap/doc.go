@@ -15,10 +15,13 @@
 //
 // Lists come one page at a time (ListContacts returns a Page with Keap's next link) or as
 // iterators that follow next links (Contacts) or v2 page tokens (SubscriptionsV2). Incremental
-// listing (ContactsSince, OrdersSince) pages by timestamp instead of offset: a record changed
-// during the walk is met again behind the cursor rather than shifting another record out of
-// reach, so nothing is skipped. Next links are rebased onto Config.APIURL, so credentials never
-// follow a link to another host.
+// listing of contacts (ContactsSince) pages by timestamp instead of offset, where Keap documents
+// an ascending order: a record changed during the walk is met again behind the cursor rather
+// than shifting another record out of reach, and re-reading a second before the cursor keeps
+// ties safe whether since is inclusive or not. Orders, which Keap lists newest first and whose
+// since it does not define, are walked by overlapping offsets (OrdersSince). No walk assumes an
+// order the documents do not promise. Next links are rebased onto Config.APIURL, so credentials
+// never follow a link to another host.
 //
 // # Budgets (law 7: the budget is shared)
 //
@@ -75,6 +78,9 @@
 //     Keap's status, code and message (from the Apigee fault envelope, v2's {code,message,status}
 //     or v1's {message}) and the raw body for the dead-letter table. errors.Is works with
 //     ErrUnauthorized, ErrNotFound, ErrBadRequest, ErrRateLimited, ErrServer.
+//   - A 2xx whose body is empty, null or does not decode is a *ResponseError (ErrBadResponse),
+//     never a zero value that would pass for a record with id 0. In a list page only the item
+//     that does not decode fails: the listing yields an *ItemError for it and goes on.
 //
 // Waits, backoffs and quota pauses read Config.Clock, so tests run a minute of throttling in
 // microseconds. Metrics (Config.Registerer): keapsync_keap_requests_total by route template,

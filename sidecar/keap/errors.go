@@ -37,6 +37,8 @@ var (
 	ErrRateLimited  = errors.New("keap: rate limited")
 	ErrBadRequest   = errors.New("keap: bad request")
 	ErrServer       = errors.New("keap: server error")
+	// ErrBadResponse matches a *ResponseError: a 2xx whose body is empty or does not decode.
+	ErrBadResponse = errors.New("keap: unusable response")
 )
 
 // Is lets callers write errors.Is(err, keap.ErrNotFound) whatever the message.
@@ -57,6 +59,55 @@ func (e *APIError) Is(target error) bool {
 	}
 	return false
 }
+
+// ResponseError is a 2xx answer that carries no usable value: an empty body, null, or JSON that
+// does not decode into what the call returns. Keap accepted the call, so it is not retried; a
+// caller fetching one record treats it as that record's failure (ingest parks it by id).
+type ResponseError struct {
+	Method   string
+	Endpoint string
+	Status   int
+	Body     []byte // as received, for dead letters
+	Err      error
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("keap %s %s: %d answer unusable: %v", e.Method, e.Endpoint, e.Status, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// Is lets callers write errors.Is(err, keap.ErrBadResponse).
+func (e *ResponseError) Is(target error) bool { return target == ErrBadResponse }
+
+// ItemError is one item of a list page that does not decode. A listing yields it in place of the
+// item and goes on if the caller does (see Page.Bad). ID is the item's id when one could be read.
+type ItemError struct {
+	Endpoint string
+	ID       ID
+	Raw      json.RawMessage // the item as Keap listed it
+	Err      error
+}
+
+func newItemError(r request, raw json.RawMessage, err error) *ItemError {
+	var idOnly struct {
+		ID json.RawMessage `json:"id"`
+	}
+	e := &ItemError{Endpoint: r.endpoint, Raw: raw, Err: err}
+	if json.Unmarshal(raw, &idOnly) == nil {
+		_ = e.ID.UnmarshalJSON(idOnly.ID) // left 0 when the id itself is what fails
+	}
+	return e
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("keap %s: item %d does not decode: %v", e.Endpoint, e.ID, e.Err)
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// Is lets callers write errors.Is(err, keap.ErrBadResponse).
+func (e *ItemError) Is(target error) bool { return target == ErrBadResponse }
 
 // tokenRejected reports a 401 that says the access token itself is bad, the case a refresh
 // can fix. A wrong personal key (oauth.v2.InvalidApiKey) cannot be refreshed.

@@ -138,16 +138,21 @@ func (c *Client) Orders(ctx context.Context, q OrderQuery) iter.Seq2[Order, erro
 	return walk[Order](ctx, c, c.get(epOrders, epOrders, q.values()), "orders")
 }
 
-// OrdersSince yields orders modified at or after since in modification order, paging by
-// timestamp like ContactsSince. [V1] does not say which date since filters on; Keap's
-// behaviour and the sandbox's is modification_date.
+// OrdersSince yields every order modified at or after since (all orders for a zero since), at
+// least once, in no promised order. [V1] documents order=update_date as "most recent at the
+// top" and does not say which date since filters on, so since is not sent: the walk pages by
+// offset (see newestFirst) and stops once the listing has proven newest first and gone past
+// since. q.Since, q.Order and q.Offset are replaced; q.Limit defaults to 1000.
 func (c *Client) OrdersSince(ctx context.Context, since time.Time, q OrderQuery) iter.Seq2[Order, error] {
-	build := func(cursor time.Time, offset int) request {
+	if q.Limit <= 0 {
+		q.Limit = 1000
+	}
+	build := func(offset int) request {
 		qq := q
-		qq.Since, qq.Order, qq.Offset = cursor, "update_date", offset
+		qq.Since, qq.Order, qq.Offset = time.Time{}, "update_date", offset
 		return c.get(epOrders, epOrders, qq.values())
 	}
-	return keyset(ctx, c, since, build, "orders", func(o Order) (time.Time, ID) { return o.ModificationDate.Time, o.ID })
+	return newestFirst(ctx, c, since, q.Limit, build, "orders", func(o Order) (time.Time, ID) { return o.ModificationDate.Time, o.ID })
 }
 
 // GetOrder fetches one order.

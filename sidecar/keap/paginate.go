@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -17,7 +18,13 @@ type Page[T any] struct {
 	Count    int
 	Next     string
 	Previous string
+	// Bad are the items Keap listed that do not decode into T (an id that is not an integer, a
+	// number beyond float64): one hostile record costs only itself, not its page.
+	Bad []*ItemError
 }
+
+// listed is how many items the page held, decoded or not.
+func (p *Page[T]) listed() int { return len(p.Items) + len(p.Bad) }
 
 // listPage fetches one v1 list page whose items sit under key ("contacts", "tags", ...).
 func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Page[T], error) {
@@ -27,9 +34,11 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 	}
 	p := &Page[T]{}
 	if raw, ok := env[key]; ok {
-		if err := json.Unmarshal(raw, &p.Items); err != nil {
-			return nil, fmt.Errorf("keap %s %s: decode %s: %w", r.method, r.endpoint, key, err)
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, &ResponseError{Method: r.method, Endpoint: r.endpoint, Status: 200, Err: fmt.Errorf("decode %s: %w", key, err)}
 		}
+		p.Items, p.Bad = decodeItems[T](r, items)
 	}
 	if raw, ok := env["count"]; ok {
 		var n Number
@@ -43,6 +52,21 @@ func listPage[T any](ctx context.Context, c *Client, r request, key string) (*Pa
 		}
 	}
 	return p, nil
+}
+
+// decodeItems decodes a page's items one by one, so one that does not decode is reported alone.
+func decodeItems[T any](r request, items []json.RawMessage) ([]T, []*ItemError) {
+	out := make([]T, 0, len(items))
+	var bad []*ItemError
+	for _, it := range items {
+		var v T
+		if err := json.Unmarshal(it, &v); err != nil {
+			bad = append(bad, newItemError(r, it, err))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, bad
 }
 
 // walk yields every item of a v1 list, following next links from the first request. The walk
@@ -65,7 +89,10 @@ func walk[T any](ctx context.Context, c *Client, first request, key string) iter
 					return
 				}
 			}
-			if p.Next == "" || len(p.Items) == 0 {
+			if !yieldBad(p.Bad, yield) {
+				return
+			}
+			if p.Next == "" || p.listed() == 0 {
 				return
 			}
 			link, err := c.resolve(p.Next)
@@ -82,20 +109,30 @@ func walk[T any](ctx context.Context, c *Client, first request, key string) iter
 	}
 }
 
-// keyset walks a list ordered by modification time ascending, re-querying with since set to
-// the newest timestamp seen instead of following offsets. A record modified during the walk
-// moves behind the cursor and is met again later (at least once, never skipped), which offset
-// paging cannot promise. Ties at the cursor are skipped by id; a page made entirely of one
-// timestamp advances by offset. It assumes since is inclusive, as Keap documents ("date to
-// start searching from") and the sandbox implements.
+// sinceWindow is how far before the cursor keyset re-queries. Keap does not document whether
+// `since` is inclusive, nor the precision of its stamps (FACTS §7): re-reading one second before
+// the cursor sees every record stamped at the cursor under both answers, with stamps of whole
+// seconds as well as milliseconds.
+const sinceWindow = time.Second
+
+// keyset walks a list ordered by modification time ascending (a documented order), re-querying
+// with since set a little before the newest timestamp seen instead of following offsets. A
+// record modified during the walk moves behind the cursor and is met again later (at least once,
+// never skipped), which offset paging cannot promise. Records already yielded within the window
+// are skipped by id; a page that brings nothing past the cursor (a run of records sharing one
+// stamp, a bulk edit) advances by offset.
 func keyset[T any](ctx context.Context, c *Client, since time.Time, build func(since time.Time, offset int) request,
 	key string, stamp func(T) (time.Time, ID)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		cursor, offset := since, 0
-		atCursor := map[ID]bool{}
+		seen := map[ID]time.Time{} // yielded records stamped within the window before the cursor
 		for {
-			r := build(cursor, offset)
+			from := cursor
+			if !from.IsZero() {
+				from = from.Add(-sinceWindow)
+			}
+			r := build(from, offset)
 			p, err := listPage[T](ctx, c, r, key)
 			if err != nil {
 				yield(zero, err)
@@ -104,27 +141,129 @@ func keyset[T any](ctx context.Context, c *Client, since time.Time, build func(s
 			moved := false
 			for _, it := range p.Items {
 				ts, id := stamp(it)
-				if ts.Equal(cursor) && atCursor[id] {
-					continue
+				if at, ok := seen[id]; (ok && at.Equal(ts)) || (!since.IsZero() && ts.Before(since)) {
+					continue // yielded already, or inside the window but before what was asked
 				}
 				if !yield(it, nil) {
 					return
 				}
 				if ts.After(cursor) {
 					cursor, moved = ts, true
-					clear(atCursor)
 				}
-				if ts.Equal(cursor) {
-					atCursor[id] = true
-				}
+				seen[id] = ts
 			}
-			if p.Next == "" || len(p.Items) == 0 {
+			if !yieldBad(p.Bad, yield) {
+				return
+			}
+			if p.Next == "" || p.listed() == 0 {
 				return
 			}
 			if moved {
 				offset = 0
+				for id, at := range seen {
+					if at.Before(cursor.Add(-sinceWindow)) {
+						delete(seen, id)
+					}
+				}
 			} else {
-				offset += len(p.Items)
+				offset += p.listed()
+			}
+		}
+	}
+}
+
+// yieldBad reports a page's undecodable items as *ItemError values. The walk goes on if the
+// consumer does: an ItemError is about one item, not the listing.
+func yieldBad[T any](bad []*ItemError, yield func(T, error) bool) bool {
+	var zero T
+	for _, b := range bad {
+		if !yield(zero, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// newestFirst walks a list Keap documents as sorted newest first by a modification stamp (v1
+// orders with order=update_date), by offset, and yields every record stamped at or after since
+// (all of them for a zero since) at least once, whichever way the list really runs:
+//   - It stops early only once the list has shown it runs newest first (a record older than
+//     since comes after a strictly newer one); an oldest-first list is walked to its end.
+//   - Each page is requested overlapping the previous one; finding the previous page's last
+//     records in it proves nothing was skipped when records were added, changed or deleted
+//     meanwhile (a change moves a record to the top, where the next sweep meets it). If none
+//     is found the walk starts over, skipping what it already yielded.
+func newestFirst[T any](ctx context.Context, c *Client, since time.Time, limit int, build func(offset int) request,
+	key string, stamp func(T) (time.Time, ID)) iter.Seq2[T, error] {
+	const restarts = 3
+	overlap := max(1, min(50, limit/10))
+	return func(yield func(T, error) bool) {
+		var zero T
+		yielded := map[ID]bool{}
+		for attempt := 0; ; attempt++ {
+			offset := 0
+			var anchors []ID // the previous page's last ids, newest last
+			var newest time.Time
+			haveNewest := false
+			lost := false
+			for {
+				p, err := listPage[T](ctx, c, build(offset), key)
+				if err != nil {
+					yield(zero, err)
+					return
+				}
+				items := p.Items
+				if len(anchors) > 0 {
+					at := -1
+					for i, it := range items {
+						_, id := stamp(it)
+						if slices.Contains(anchors, id) {
+							at = i
+						}
+					}
+					if at < 0 {
+						lost = true
+						break
+					}
+					items = items[at+1:]
+				}
+				for _, it := range items {
+					ts, id := stamp(it)
+					if !since.IsZero() && ts.Before(since) && haveNewest && newest.After(ts) {
+						return // newest first, proven: everything further is older still
+					}
+					if !haveNewest || ts.After(newest) {
+						newest, haveNewest = ts, true
+					}
+					if yielded[id] || (!since.IsZero() && ts.Before(since)) {
+						continue
+					}
+					yielded[id] = true
+					if !yield(it, nil) {
+						return
+					}
+				}
+				if !yieldBad(p.Bad, yield) {
+					return
+				}
+				// A short page is the last (Keap may still send a next link past the end).
+				if p.Next == "" || p.listed() < limit {
+					return
+				}
+				anchors = anchors[:0]
+				for _, it := range p.Items[max(0, len(p.Items)-overlap):] {
+					_, id := stamp(it)
+					anchors = append(anchors, id)
+				}
+				offset += p.listed() - len(anchors)
+				if p.listed() <= overlap {
+					offset += len(anchors) // a tiny page: no room to overlap
+					anchors = anchors[:0]
+				}
+			}
+			if lost && attempt+1 >= restarts {
+				yield(zero, fmt.Errorf("keap %s: the listing kept shifting under the walk; giving up after %d attempts", key, restarts))
+				return
 			}
 		}
 	}

@@ -98,6 +98,7 @@ func (c *Client) CreateSubscription(ctx context.Context, in SubscriptionInput) (
 type PageV2[T any] struct {
 	Items         []T
 	NextPageToken string
+	Bad           []*ItemError // items that do not decode (see Page.Bad)
 }
 
 // SubscriptionV2Query lists v2 subscriptions.
@@ -126,13 +127,16 @@ func (c *Client) ListSubscriptionsV2(ctx context.Context, q SubscriptionV2Query)
 		v.Set("page_token", q.PageToken)
 	}
 	var env struct {
-		Subscriptions []Subscription `json:"subscriptions"`
-		NextPageToken string         `json:"next_page_token"`
+		Subscriptions []json.RawMessage `json:"subscriptions"`
+		NextPageToken string            `json:"next_page_token"`
 	}
-	if err := c.do(ctx, c.get(epSubsV2, epSubsV2, v), &env); err != nil {
+	r := c.get(epSubsV2, epSubsV2, v)
+	if err := c.do(ctx, r, &env); err != nil {
 		return nil, err
 	}
-	return &PageV2[Subscription]{Items: env.Subscriptions, NextPageToken: env.NextPageToken}, nil
+	p := &PageV2[Subscription]{NextPageToken: env.NextPageToken}
+	p.Items, p.Bad = decodeItems[Subscription](r, env.Subscriptions)
+	return p, nil
 }
 
 // SubscriptionsV2 yields every v2 subscription matching q, following page tokens.
@@ -150,7 +154,10 @@ func (c *Client) SubscriptionsV2(ctx context.Context, q SubscriptionV2Query) ite
 					return
 				}
 			}
-			if p.NextPageToken == "" || len(p.Items) == 0 {
+			if !yieldBad(p.Bad, yield) {
+				return
+			}
+			if p.NextPageToken == "" || len(p.Items)+len(p.Bad) == 0 {
 				return
 			}
 			if seen[p.NextPageToken] {

@@ -18,6 +18,10 @@
 // pauses its sync without dropping queued work, and shows in `keapsync auth status` and the
 // dashboard. Nothing is lost silently.
 //
+// Connecting an account through a server (ConnectHandler) needs a one-time link
+// (NewConnectLink, `keapsync auth link`): the listener is reachable by strangers, and whoever
+// approves at Keap would otherwise become a tenant. Config.AllowedTenants narrows who may.
+//
 // Secrets never reach a log line, the database in plaintext, or `auth status`. The sealing key
 // (KEAPSYNC_SECRET_KEY) can be rotated: list the new key first and the old after it; each token
 // is re-sealed under the new key the next time it is read.

@@ -3,6 +3,7 @@ package keapauth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -11,7 +12,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // NewState returns an unguessable OAuth state value.
@@ -124,21 +128,76 @@ func writeOutcome(w http.ResponseWriter, tenant string, err error) {
 	fmt.Fprintf(w, "<h1>keapsync is connected to %s</h1><p>You can close this window.</p>", html.EscapeString(tenant))
 }
 
-// ConnectHandler serves the connect flow for server deployments: GET /oauth/start redirects to
-// Keap with a state stored in Postgres (so any sidecar process can serve the callback, and a state
-// is accepted once); GET /oauth/callback checks the state and connects the account. publicURL is
-// how Keap reaches this server (KEAPSYNC_PUBLIC_URL).
+// DefaultLinkTTL is how long a connect link printed by `keapsync auth link` stays usable.
+const DefaultLinkTTL = 15 * time.Minute
+
+// NewConnectLink returns a one-time URL that starts the connect flow at publicURL (the server of
+// ConnectHandler), usable once within ttl (DefaultLinkTTL if 0). Only the SHA-256 of its token is
+// stored: whoever holds the URL may connect one Keap account, so hand it only to an admin.
+func NewConnectLink(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, publicURL string, ttl time.Duration) (string, time.Time, error) {
+	if ttl == 0 {
+		ttl = DefaultLinkTTL
+	}
+	token, err := NewState()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	var expires time.Time
+	if err := db.QueryRow(ctx, sqlNewLink, sum[:], ttl).Scan(&expires); err != nil {
+		return "", time.Time{}, fmt.Errorf("store connect link: %w", err)
+	}
+	return publicURL + "/oauth/start?" + url.Values{"link": {token}}.Encode(), expires, nil
+}
+
+// wellFormed: a state or link token as NewState makes them (43 base64url characters). Anything
+// else is refused before it reaches the database, which would reject a NUL or invalid UTF-8
+// with an error that looks like an outage.
+func wellFormed(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ConnectHandler serves the connect flow for server deployments. GET /oauth/start?link=<token>
+// takes a one-time link from NewConnectLink (`keapsync auth link`): without a valid one it
+// refuses and stores nothing, so an anonymous visitor cannot connect a tenant or grow the state
+// table. With one, it redirects to Keap with a state stored in Postgres (so any sidecar process
+// can serve the callback, and a state is accepted once); GET /oauth/callback checks the state and
+// connects the account. publicURL is how Keap reaches this server (KEAPSYNC_PUBLIC_URL).
 func (k *Keeper) ConnectHandler(publicURL string) http.Handler {
 	redirect := publicURL + "/oauth/callback"
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/start", func(w http.ResponseWriter, r *http.Request) {
+		link := r.URL.Query().Get("link")
+		if !wellFormed(link) {
+			k.log.Info("refused OAuth start without a connect link", "remote", r.RemoteAddr)
+			writeRefusal(w, http.StatusUnauthorized, "Connecting a Keap account needs a one-time link: run keapsync auth link.")
+			return
+		}
 		state, err := NewState()
+		var started bool
 		if err == nil {
-			_, err = k.db.Exec(r.Context(), sqlNewState, state, redirect)
+			sum := sha256.Sum256([]byte(link))
+			err = k.db.QueryRow(r.Context(), sqlStartOAuth, sum[:], state, redirect).Scan(&started)
 		}
 		if err != nil {
 			k.log.Error("start OAuth flow", "err", err)
 			http.Error(w, "could not start the Keap connection", http.StatusInternalServerError)
+			return
+		}
+		if !started {
+			k.log.Info("refused OAuth start with an unknown, used or expired connect link", "remote", r.RemoteAddr)
+			writeRefusal(w, http.StatusForbidden, "This connect link is unknown, used or expired: run keapsync auth link for a new one.")
 			return
 		}
 		http.Redirect(w, r, k.AuthCodeURL(state, redirect), http.StatusFound)
@@ -146,13 +205,16 @@ func (k *Keeper) ConnectHandler(publicURL string) http.Handler {
 	mux.HandleFunc("GET /oauth/callback", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var stored *string
-		if err := k.db.QueryRow(r.Context(), sqlTakeState, q.Get("state")).Scan(&stored); err != nil {
-			k.log.Error("check OAuth state", "err", err)
-			http.Error(w, "could not check the Keap connection", http.StatusInternalServerError)
-			return
+		if wellFormed(q.Get("state")) {
+			if err := k.db.QueryRow(r.Context(), sqlTakeState, q.Get("state")).Scan(&stored); err != nil {
+				k.log.Error("check OAuth state", "err", err)
+				http.Error(w, "could not check the Keap connection", http.StatusInternalServerError)
+				return
+			}
 		}
 		if stored == nil {
-			writeOutcome(w, "", errors.New("unknown or expired state: start again at /oauth/start"))
+			k.log.Info("refused OAuth callback with an unknown or expired state", "remote", r.RemoteAddr)
+			writeOutcome(w, "", errors.New("unknown or expired state: ask an admin for a new connect link (keapsync auth link)"))
 			return
 		}
 		if e := q.Get("error"); e != "" {
@@ -160,7 +222,16 @@ func (k *Keeper) ConnectHandler(publicURL string) http.Handler {
 			return
 		}
 		_, tenant, err := k.Connect(r.Context(), q.Get("code"), *stored)
+		if err != nil {
+			k.log.Warn("OAuth callback did not connect an account", "err", err)
+		}
 		writeOutcome(w, tenant, err)
 	})
 	return mux
+}
+
+func writeRefusal(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<h1>keapsync: not allowed</h1><p>%s</p>", html.EscapeString(msg))
 }

@@ -290,11 +290,7 @@ func TestDenyOnConsentPage(t *testing.T) {
 func TestConnectHandlerChecksStateOnce(t *testing.T) {
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k.ConnectHandler(srv.URL).ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	srv := connectServer(t, k)
 	var callback string
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, via []*http.Request) error {
@@ -303,25 +299,155 @@ func TestConnectHandlerChecksStateOnce(t *testing.T) {
 		}
 		return nil
 	}}
-	resp, err := client.Get(srv.URL + "/oauth/start")
+	status, body := get(t, client, connectLink(t, e, srv.URL))
+	if status != 200 || !strings.Contains(body, "connected to "+e.sb.Credentials().Tenant) {
+		t.Fatalf("connect flow: %d %s", status, body)
+	}
+	status, body = get(t, http.DefaultClient, callback) // the same callback, replayed
+	if status != 400 || !strings.Contains(body, "unknown or expired state") {
+		t.Errorf("replayed callback: %d %s", status, body)
+	}
+}
+
+// connectServer serves k's connect flow at its own URL, as serve does.
+func connectServer(t *testing.T, k *keapauth.Keeper) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k.ConnectHandler(srv.URL).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// connectLink is what `keapsync auth link` prints.
+func connectLink(t *testing.T, e *env, publicURL string) string {
+	t.Helper()
+	link, _, err := keapauth.NewConnectLink(context.Background(), e.pool(t), publicURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return link
+}
+
+func (e *env) pool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func (e *env) count(t *testing.T, sql string) int {
+	t.Helper()
+	var n int
+	if err := e.pool(t).QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func get(t *testing.T, client *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
 	body := new(bytes.Buffer)
 	body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(body.String(), "connected to "+e.sb.Credentials().Tenant) {
-		t.Fatalf("connect flow: %d %s", resp.StatusCode, body.String())
+	return resp.StatusCode, body.String()
+}
+
+// Issue #12: /oauth/start was open to anyone, and every anonymous GET left a state row behind.
+func TestConnectNeedsAOneTimeLink(t *testing.T) {
+	e := newEnv(t, true)
+	k := e.keeper(t, e.keys)
+	srv := connectServer(t, k)
+	unknown, _ := keapauth.NewState()
+	for i := 0; i < 200; i++ {
+		q := []string{"", "?link=", "?link=x", "?link=" + unknown, "?link=%00", "?link=%ff" + unknown[2:]}[i%6]
+		if status, body := get(t, http.DefaultClient, srv.URL+"/oauth/start"+q); status != 401 && status != 403 {
+			t.Fatalf("anonymous GET /oauth/start%s: %d %s", q, status, body)
+		}
 	}
-	resp, err = http.Get(callback) // the same callback, replayed
+	for _, q := range []string{"", "?state=%00", "?state=%ff", "?state=" + unknown, "?state=" + unknown + "&code=x"} {
+		if status, body := get(t, http.DefaultClient, srv.URL+"/oauth/callback"+q); status != 400 || !strings.Contains(body, "unknown or expired state") {
+			t.Errorf("GET /oauth/callback%s: %d %s", q, status, body)
+		}
+	}
+	if n := e.count(t, `select count(*) from keapsync.oauth_states`); n != 0 {
+		t.Fatalf("anonymous requests left %d oauth_states rows", n)
+	}
+	if n := e.count(t, `select count(*) from keapsync.accounts`); n != 0 {
+		t.Fatalf("anonymous requests made %d accounts", n)
+	}
+	if strings.Contains(e.logs.String(), "level=ERROR") {
+		t.Errorf("bad input logged as an error:\n%s", e.logs.String())
+	}
+
+	// Expired leftovers go when the next flow starts.
+	if _, err := e.pool(t).Exec(context.Background(), `insert into keapsync.oauth_states (state, redirect_uri, expires_at)
+	    select 'old' || g, 'https://x', now() - interval '1 second' from generate_series(1, 50) g;
+	  insert into keapsync.oauth_links (link_hash, expires_at) values (sha256('old'), now() - interval '1 second')`); err != nil {
+		t.Fatal(err)
+	}
+	link := connectLink(t, e, srv.URL)
+	if status, body := get(t, http.DefaultClient, link); status != 200 || !strings.Contains(body, "connected to "+e.sb.Credentials().Tenant) {
+		t.Fatalf("connect with a link: %d %s", status, body)
+	}
+	if n := e.count(t, `select (select count(*) from keapsync.oauth_states) + (select count(*) from keapsync.oauth_links)`); n != 0 {
+		t.Errorf("%d expired or used states and links remain", n)
+	}
+	if n := e.count(t, `select count(*) from keapsync.accounts`); n != 1 {
+		t.Errorf("%d accounts after connecting with a link, want 1", n)
+	}
+	if status, _ := get(t, http.DefaultClient, link); status != 403 {
+		t.Errorf("a used link: %d, want 403", status)
+	}
+}
+
+func TestAllowedTenantsRefuseOthersBeforeAnyAccount(t *testing.T) {
+	e := newEnv(t, true)
+	kr, _ := keapauth.ParseKeyring(e.keys)
+	c := e.sb.Credentials()
+	cfg := keapauth.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		AuthURL: e.sb.URL() + "/app/oauth/authorize", TokenURL: e.sb.URL() + "/token", Clock: e.clock,
+		AllowedTenants: []string{"someone-else.infusionsoft.com"}}
+	refusing, err := keapauth.New(cfg, e.pool(t), kr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body.Reset()
-	body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(body.String(), "unknown or expired state") {
-		t.Errorf("replayed callback: %d %s", resp.StatusCode, body.String())
+	srv := connectServer(t, refusing)
+	if status, body := get(t, http.DefaultClient, connectLink(t, e, srv.URL)); status != 400 || !strings.Contains(body, "KEAPSYNC_ALLOWED_TENANTS") {
+		t.Fatalf("a tenant outside the allow-list: %d %s", status, body)
+	}
+	if n := e.count(t, `select (select count(*) from keapsync.accounts) + (select count(*) from keapsync.oauth_tokens)`); n != 0 {
+		t.Fatalf("a refused tenant left %d account or token rows", n)
+	}
+	cfg.AllowedTenants = []string{" " + strings.ToUpper(c.Tenant) + " "}
+	allowing, err := keapauth.New(cfg, e.pool(t), kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = connectServer(t, allowing)
+	if status, body := get(t, http.DefaultClient, connectLink(t, e, srv.URL)); status != 200 || !strings.Contains(body, "connected to "+c.Tenant) {
+		t.Fatalf("an allowed tenant: %d %s", status, body)
+	}
+}
+
+// Token.LogValue must be slog's (returning slog.Value) or slog prints the struct, secrets included.
+func TestLoggedTokenShowsNoSecret(t *testing.T) {
+	tok := keapauth.Token{AccessToken: "access-SECRET-1", RefreshToken: "refresh-SECRET-2", Scope: "full|ab1.infusionsoft.com"}
+	var _ slog.LogValuer = tok
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
+		slog.New(h).Info("token", "token", tok, "ptr", &tok, "group", slog.GroupValue(slog.Any("t", tok)))
+	}
+	if strings.Contains(buf.String(), "SECRET") || !strings.Contains(buf.String(), "ab1.infusionsoft.com") {
+		t.Fatalf("logged token:\n%s", buf.String())
 	}
 }
 

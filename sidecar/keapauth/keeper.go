@@ -38,9 +38,12 @@ type Config struct {
 	KeepAliveAfter  time.Duration // refresh a refresh token older than this (default 30 days of Keap's 45)
 	RefreshLifetime time.Duration // Keap's refresh-token lifetime (default 45 days)
 	CheckEvery      time.Duration // how often Run looks for due accounts (default 1 minute)
-	Clock           Clock
-	HTTPClient      *http.Client
-	Log             *slog.Logger
+	// AllowedTenants, when not empty, are the only Keap tenants (as in the token's scope, e.g.
+	// ab123.infusionsoft.com; case-insensitive) Connect accepts (KEAPSYNC_ALLOWED_TENANTS).
+	AllowedTenants []string
+	Clock          Clock
+	HTTPClient     *http.Client
+	Log            *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +94,8 @@ var (
 	ErrNeedsReauth = errors.New("Keap refused the refresh token; the account needs re-authorization (keapsync auth login)")
 	// ErrBadClient: Keap refused the client id/secret; a configuration problem, not the account's.
 	ErrBadClient = errors.New("Keap refused the OAuth client id/secret (KEAP_CLIENT_ID, KEAP_CLIENT_SECRET)")
+	// ErrTenantNotAllowed: the approved Keap tenant is not in KEAPSYNC_ALLOWED_TENANTS.
+	ErrTenantNotAllowed = errors.New("this Keap tenant is not in KEAPSYNC_ALLOWED_TENANTS")
 )
 
 // Keeper owns the tokens of every account in one database.
@@ -177,6 +182,10 @@ func (k *Keeper) Connect(ctx context.Context, code, redirectURI string) (account
 	if tenant == "" {
 		return "", "", fmt.Errorf("Keap's token scope %q names no tenant", t.Scope)
 	}
+	if !k.allowed(tenant) {
+		// Refused before any account row exists; the tokens Keap issued are dropped unstored.
+		return "", "", fmt.Errorf("connect %s: %w", tenant, ErrTenantNotAllowed)
+	}
 	err = pgx.BeginFunc(ctx, k.db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, sqlConnectAccount, tenant).Scan(&account); err != nil {
 			return fmt.Errorf("record account %s: %w", tenant, err)
@@ -192,6 +201,18 @@ func (k *Keeper) Connect(ctx context.Context, code, redirectURI string) (account
 	k.remember(account, t)
 	k.log.Info("connected Keap account", "account", account, "tenant", tenant)
 	return account, tenant, nil
+}
+
+func (k *Keeper) allowed(tenant string) bool {
+	if len(k.cfg.AllowedTenants) == 0 {
+		return true
+	}
+	for _, a := range k.cfg.AllowedTenants {
+		if strings.EqualFold(strings.TrimSpace(a), tenant) {
+			return true
+		}
+	}
+	return false
 }
 
 // Token returns a usable access token for the account, refreshing it first when it is due.

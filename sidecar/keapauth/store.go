@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,8 +28,8 @@ func (t Token) String() string {
 	return fmt.Sprintf("Token{scope=%q expiry=%s}", t.Scope, t.Expiry.Format(time.RFC3339))
 }
 
-// LogValue keeps tokens out of slog output even when logged by mistake.
-func (t Token) LogValue() any { return t.String() }
+// LogValue keeps tokens out of slog output even when logged by mistake (slog.LogValuer).
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // db is what the keeper needs of a connection pool.
 type db interface {
@@ -59,9 +60,10 @@ returning id`
 	sqlDueAccounts    = `
 select t.account_id from keapsync.oauth_tokens t join keapsync.accounts a on a.id = t.account_id
  where not a.needs_reauth and (t.access_expires_at < $1 or t.refresh_expires_at < $2)`
-	sqlNewState  = `insert into keapsync.oauth_states (state, redirect_uri) values ($1, $2)`
-	sqlTakeState = `select keapsync.take_oauth_state($1)`
-	sqlRevoke    = `
+	sqlNewLink    = `select keapsync.new_oauth_link($1, $2)`
+	sqlStartOAuth = `select keapsync.start_oauth($1, $2, $3)`
+	sqlTakeState  = `select keapsync.take_oauth_state($1)`
+	sqlRevoke     = `
 with gone as (delete from keapsync.oauth_tokens where account_id = $1 returning account_id)
 update keapsync.accounts set needs_reauth = true, updated_at = now() where id in (select account_id from gone)`
 )

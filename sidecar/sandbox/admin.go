@@ -80,6 +80,8 @@ func (a *admin) routes(mux *http.ServeMux) {
 		return nil
 	})
 	a.editRoutes(h)
+	a.profileRoutes(h)
+	a.bulkRoutes(h)
 }
 
 // testSurface lists the /_sandbox endpoints for people exploring with curl.
@@ -87,8 +89,9 @@ var testSurface = []string{
 	"GET /_sandbox/credentials", "GET /_sandbox/state", "GET|DELETE /_sandbox/requests", "GET /_sandbox/deliveries",
 	"POST /_sandbox/hooks/flush", "GET|PUT /_sandbox/faults", "POST /_sandbox/tokens/revoke {token?}",
 	"GET /_sandbox/clock", "POST /_sandbox/clock/advance {by}", "POST /_sandbox/contacts",
-	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}",
+	"PATCH|DELETE /_sandbox/contacts/{id}", "POST|DELETE /_sandbox/contacts/{id}/tags/{tagId}", "POST /_sandbox/tags {name, description}",
 	"POST /_sandbox/orders", "DELETE /_sandbox/orders/{id}", "POST /_sandbox/orders/{id}/payments {amount}", "PATCH /_sandbox/subscriptions/{id} {active}",
+	"GET|PUT /_sandbox/profile {name}|{switches}", "POST /_sandbox/contacts/bulk {ids, set}",
 }
 
 // faultsWire is Faults with the latency in milliseconds, friendlier for curl.

@@ -44,6 +44,21 @@ func (a *admin) editRoutes(h func(string, handlerFunc)) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+	h("POST /_sandbox/tags", func(w http.ResponseWriter, r *http.Request) error {
+		var in struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		}
+		if err := decodeBody(r, &in); err != nil {
+			return err
+		}
+		t, err := s.store.createTag(in.Name, in.Description, 0)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, t)
+		return nil
+	})
 	h("POST /_sandbox/contacts/{id}/tags/{tagId}", func(w http.ResponseWriter, r *http.Request) error {
 		return a.tag(w, r, true)
 	})

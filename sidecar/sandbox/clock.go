@@ -64,20 +64,30 @@ func (c *skewClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// stamper hands out record timestamps: millisecond precision (Keap's), UTC, and strictly
-// increasing across all changes, so two changes never share a last_updated even when the clock
-// stands still. A stamp may therefore run a few milliseconds ahead of the clock.
+// stamper hands out record timestamps: millisecond precision, UTC, and strictly increasing
+// across all changes, so two changes never share a last_updated even when the clock stands
+// still (a stamp may then run a few milliseconds ahead of the clock). Under the SecondStamps
+// profile stamps are whole seconds and only never decrease: changes within one second share
+// their stamp, as they would if Keap stored seconds (FACTS §7 leaves it open).
 type stamper struct {
-	clock Clock
-	mu    sync.Mutex
-	last  time.Time
+	clock   Clock
+	profile *profileState
+	mu      sync.Mutex
+	last    time.Time
 }
 
 func (s *stamper) next() time.Time {
+	seconds := s.profile != nil && s.profile.get().SecondStamps
 	now := s.clock.Now().UTC().Truncate(time.Millisecond)
+	if seconds {
+		now = now.Truncate(time.Second)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !now.After(s.last) {
+	switch {
+	case seconds && now.Before(s.last):
+		now = s.last
+	case !seconds && !now.After(s.last):
 		now = s.last.Add(time.Millisecond)
 	}
 	s.last = now

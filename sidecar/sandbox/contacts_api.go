@@ -12,7 +12,8 @@ func (a *restAPI) listContacts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cq := contactQuery{email: q.Get("email"), given: q.Get("given_name"), family: q.Get("family_name"), page: pg}
+	cq := contactQuery{email: q.Get("email"), given: q.Get("given_name"), family: q.Get("family_name"), page: pg,
+		sinceExclusive: a.store.profile.get().SinceExclusive}
 	if cq.since, err = timeParam(q.Get("since")); err != nil {
 		return err
 	}

@@ -9,7 +9,8 @@ import (
 // contactQuery is a parsed GET /v1/contacts.
 type contactQuery struct {
 	email, given, family string
-	since, until         time.Time // since inclusive, until exclusive, on last_updated
+	since, until         time.Time // since inclusive (exclusive under SinceExclusive), until exclusive, on last_updated
+	sinceExclusive       bool
 	order                string
 	descending           bool
 	page                 page
@@ -62,7 +63,7 @@ func (q contactQuery) matches(c *contact) bool {
 	if q.family != "" && !strings.EqualFold(c.str("family_name"), q.family) {
 		return false
 	}
-	if !q.since.IsZero() && c.updated.Before(q.since) {
+	if !q.since.IsZero() && (c.updated.Before(q.since) || (q.sinceExclusive && c.updated.Equal(q.since))) {
 		return false
 	}
 	if !q.until.IsZero() && !c.updated.Before(q.until) {

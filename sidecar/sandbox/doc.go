@@ -5,7 +5,9 @@
 // It is only as useful as it is faithful. Ground truth is docs/keap/FACTS.md and
 // the published OpenAPI documents (embedded in package keapspec); every response shape is checked
 // against those documents by the contract tests. Where the sources are silent the sandbox makes
-// the most plausible choice and README.md in this folder lists each one.
+// the most plausible choice and README.md in this folder lists each one; where several answers
+// are plausible, Options.Profile picks one (the "documented" and "hardest" presets), so a suite
+// can run under each.
 //
 // In tests:
 //

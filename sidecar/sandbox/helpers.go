@@ -44,6 +44,16 @@ func (s *Server) DeleteContact(id int64) error {
 	return nil
 }
 
+// CreateTag adds a tag (emits contactGroup.add). Like Keap's app, it takes any name, including
+// ones PostgreSQL cannot store (a NUL), which is what tests of hostile records need.
+func (s *Server) CreateTag(name, description string) (int64, error) {
+	t, err := s.store.createTag(name, description, 0)
+	if err != nil {
+		return 0, fmt.Errorf("create tag: %w", err)
+	}
+	return t["id"].(int64), nil
+}
+
 // ApplyTag applies a tag to a contact; RemoveTag removes it.
 func (s *Server) ApplyTag(contactID, tagID int64) error { return s.setTag(contactID, tagID, true) }
 

@@ -62,12 +62,21 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.status, ae.body)
 }
 
+// writeJSON encodes v before sending the status, so a value that cannot be encoded (a NaN or an
+// infinity) answers a 500 with Keap's error body instead of a 2xx with an empty body, which a
+// client could take for an empty record.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // Keap's next/previous URLs carry raw '&'
+	if err := enc.Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		_ = enc.Encode(map[string]string{"message": "Internal Server Error"})
+	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // Keap's next/previous URLs carry raw '&'
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // decodeBody reads a JSON object with numbers kept exact (ids are int64).

@@ -154,6 +154,7 @@ type orderQuery struct {
 }
 
 func (s *store) listOrders(q orderQuery) ([]map[string]any, int) {
+	prof := s.profile.get()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var all []*order
@@ -168,30 +169,34 @@ func (s *store) listOrders(q orderQuery) ([]map[string]any, int) {
 		if q.paid != nil && (o.total()-o.paid() <= 0) != *q.paid {
 			continue
 		}
-		if (!q.since.IsZero() && o.updated.Before(q.since)) || (!q.until.IsZero() && !o.updated.Before(q.until)) {
+		if !q.since.IsZero() && (o.updated.Before(q.since) || (prof.SinceExclusive && o.updated.Equal(q.since))) {
+			continue
+		}
+		if !q.until.IsZero() && !o.updated.Before(q.until) {
 			continue
 		}
 		all = append(all, o)
 	}
-	// Default: newest created first (FACTS.md §4). Explicit orders are ascending.
-	sort.SliceStable(all, func(i, j int) bool {
-		a, b := all[i], all[j]
+	// [V1]: "Dates are ordered by most recent at the top. Default is creation_date." So every
+	// order, the default and the explicit ones, lists newest first; OrdersOldestFirst reverses
+	// it. Ties go by id, in the same direction.
+	key := func(o *order) time.Time {
 		switch q.order {
 		case "order_date":
-			if !a.orderDate.Equal(b.orderDate) {
-				return a.orderDate.Before(b.orderDate)
-			}
-			return a.id < b.id
+			return o.orderDate
 		case "update_date":
-			if !a.updated.Equal(b.updated) {
-				return a.updated.Before(b.updated)
-			}
-			return a.id < b.id
+			return o.updated
 		}
-		if !a.created.Equal(b.created) {
-			return a.created.After(b.created)
+		return o.created
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		ka, kb := key(a), key(b)
+		older := ka.Before(kb) || (ka.Equal(kb) && a.id < b.id)
+		if prof.OrdersOldestFirst {
+			return older
 		}
-		return a.id > b.id
+		return !older && a.id != b.id
 	})
 	lo, hi := q.page.bounds(len(all))
 	out := make([]map[string]any, 0, hi-lo)

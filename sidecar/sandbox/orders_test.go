@@ -53,10 +53,11 @@ func TestOrders(t *testing.T) {
 		"order_title": "Doomed", "order_type": "Offline", "order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}, 201, &fresh)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v1/orders/%d", num(fresh["id"])), nil, 204, nil)
 	c.json("GET", fmt.Sprintf("/crm/rest/v1/orders/%d", num(fresh["id"])), nil, 404, nil)
+	// [V1]: "Dates are ordered by most recent at the top".
 	c.json("GET", "/crm/rest/v1/orders?order=update_date&limit=5", nil, 200, &list)
 	for i := 1; i < len(list.Orders); i++ {
-		if list.Orders[i]["modification_date"].(string) < list.Orders[i-1]["modification_date"].(string) {
-			t.Fatal("order=update_date is not ascending by modification_date")
+		if list.Orders[i]["modification_date"].(string) > list.Orders[i-1]["modification_date"].(string) {
+			t.Fatal("order=update_date is not newest first")
 		}
 	}
 	newClient(t, srv, true).json("POST", "/crm/rest/v1/orders", map[string]any{"contact_id": 3, "order_date": "2026-02-01T10:00:00.000Z",

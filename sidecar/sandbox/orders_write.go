@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -37,7 +38,7 @@ func (s *store) item(in orderItemInput) (orderItem, error) {
 	price := p.Price
 	if in.Price != "" {
 		v, err := strconv.ParseFloat(in.Price, 64)
-		if err != nil {
+		if err != nil || !storableAmount(v) {
 			return orderItem{}, badRequest("Invalid price: " + in.Price)
 		}
 		price = v
@@ -47,6 +48,15 @@ func (s *store) item(in orderItemInput) (orderItem, error) {
 		typ = "PRODUCT"
 	}
 	return orderItem{id: s.nextID("orderItem"), productID: p.ID, quantity: in.Quantity, price: price, description: in.Description, itemType: typ}, nil
+}
+
+// maxAmount bounds a price or payment. Keap keeps money as a decimal amount and refuses what it
+// cannot hold with a 400; the sandbox refuses NaN, infinities and amounts whose totals would
+// overflow a float64, so every order it accepts can be rendered as JSON.
+const maxAmount = 1e12
+
+func storableAmount(v float64) bool {
+	return !math.IsNaN(v) && math.Abs(v) <= maxAmount
 }
 
 func (s *store) createOrder(in orderInput) (*order, error) {
@@ -83,23 +93,32 @@ func (s *store) createOrder(in orderInput) (*order, error) {
 // modification_date and emits order.edit.
 func (s *store) changeOrder(id int64, fn func(o *order) error) (*order, error) {
 	var out *order
-	err := s.write(func() ([]event, error) {
-		cur := s.orders[id]
-		if cur == nil {
-			return nil, notFound(fmt.Sprintf("Order with ID %d not found", id))
-		}
-		o := *cur
-		o.items = append([]orderItem(nil), cur.items...)
-		o.payments = append([]payment(nil), cur.payments...)
-		if err := fn(&o); err != nil {
-			return nil, err
-		}
-		o.updated = s.stamp.next()
-		s.orders[id] = &o
-		out = &o
-		return []event{orderEvent("order.edit", &o, o.updated)}, nil
+	err := s.write(func() (evs []event, err error) {
+		out, evs, err = s.changeOrderLocked(id, fn, true)
+		return evs, err
 	})
 	return out, err
+}
+
+// changeOrderLocked is changeOrder under the held write lock; bump false keeps the order's
+// modification_date and emits nothing.
+func (s *store) changeOrderLocked(id int64, fn func(o *order) error, bump bool) (*order, []event, error) {
+	cur := s.orders[id]
+	if cur == nil {
+		return nil, nil, notFound(fmt.Sprintf("Order with ID %d not found", id))
+	}
+	o := *cur
+	o.items = append([]orderItem(nil), cur.items...)
+	o.payments = append([]payment(nil), cur.payments...)
+	if err := fn(&o); err != nil {
+		return nil, nil, err
+	}
+	s.orders[id] = &o
+	if !bump {
+		return &o, nil, nil
+	}
+	o.updated = s.stamp.next()
+	return &o, []event{orderEvent("order.edit", &o, o.updated)}, nil
 }
 
 // deleteOrder refuses orders with payments: v1 deletes only unpaid orders.
@@ -118,10 +137,13 @@ func (s *store) deleteOrder(id int64) error {
 	})
 }
 
+// addPayment records a payment. Keap announces it with invoice.payment.add naming the invoice,
+// which in v1 is the order (invoice_number = id). Whether it also bumps modification_date and
+// fires order.edit is undocumented: it does unless PaymentKeepsOrderStamp.
 func (s *store) addPayment(id int64, amount float64, method, notes string, at time.Time) (*order, payment, error) {
 	var p payment
-	o, err := s.changeOrder(id, func(o *order) error {
-		if amount <= 0 {
+	pay := func(o *order) error {
+		if !(amount > 0) || !storableAmount(amount) { // !(>) also refuses NaN
 			return badRequest("payment_amount must be positive")
 		}
 		if at.IsZero() {
@@ -130,8 +152,18 @@ func (s *store) addPayment(id int64, amount float64, method, notes string, at ti
 		p = payment{id: s.nextID("payment"), amount: round2(amount), date: at, method: method, notes: notes}
 		o.payments = append(o.payments, p)
 		return nil
+	}
+	var out *order
+	err := s.write(func() ([]event, error) {
+		o, evs, err := s.changeOrderLocked(id, pay, !s.profile.get().PaymentKeepsOrderStamp)
+		if err != nil {
+			return nil, err
+		}
+		out = o
+		return append(evs, event{key: "invoice.payment.add", objectType: "invoice", id: o.id,
+			apiPath: fmt.Sprintf("/v1/orders/%d", o.id), at: s.stamp.next()}), nil
 	})
-	return o, p, err
+	return out, p, err
 }
 
 func (s *store) getOrder(id int64) (map[string]any, bool) {

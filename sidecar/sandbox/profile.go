@@ -32,6 +32,9 @@ type Profile struct {
 	PatchMergesLists bool
 	// NullIgnored makes PATCH ignore a JSON null instead of clearing the field.
 	NullIgnored bool
+	// PaymentKeepsOrderStamp takes payments without bumping the order's modification_date and
+	// without order.edit: only invoice.payment.add tells. Undocumented (FACTS §7).
+	PaymentKeepsOrderStamp bool
 }
 
 // profiles are the named presets `keapsync sandbox --profile` and the test API accept.
@@ -43,6 +46,9 @@ var profiles = map[string]Profile{
 		SinceExclusive:       true,
 		TagHookCarriesTagIDs: true,
 		NullIgnored:          true,
+		// Orders stay newest first: that is documented, and the documented default is what
+		// keapsync must read; the oldest-first listing is a switch of its own.
+		PaymentKeepsOrderStamp: true,
 	},
 }
 

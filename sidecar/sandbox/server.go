@@ -62,6 +62,7 @@ func New(o Options) (*Server, error) {
 	s.limiter = newLimiter(s.clock, o.Limits, o.Unthrottled, o.Tenant)
 	s.store = newStore(s.clock)
 	s.store.tenant = o.Tenant
+	s.store.profile.set(o.Profile)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	s.hooks = &hookService{hooks: map[string]*Hook{}, clock: s.clock, log: s.log, client: client,
 		timeout: o.DeliveryTimeout, allowRemote: o.AllowRemoteHooks}

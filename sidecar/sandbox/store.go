@@ -20,6 +20,7 @@ type event struct {
 type store struct {
 	mu      sync.RWMutex
 	stamp   *stamper
+	profile *profileState // shared with stamp
 	publish func([]event) // called under the write lock, so events queue in stamp order
 	tenant  string
 
@@ -42,8 +43,10 @@ type store struct {
 }
 
 func newStore(clock Clock) *store {
+	prof := &profileState{}
 	return &store{
-		stamp:      &stamper{clock: clock},
+		profile:    prof,
+		stamp:      &stamper{clock: clock, profile: prof},
 		publish:    func([]event) {},
 		seq:        map[string]int64{},
 		contacts:   map[int64]*contact{},

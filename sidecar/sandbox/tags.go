@@ -69,9 +69,9 @@ const (
 )
 
 // setTag applies or removes one tag on one contact; the caller holds the write lock. A real
-// change stamps the contact's last_updated (so since/until sees tag changes) and yields a
-// contactGroup.applied/removed event whose object id is the contact (Keap leaves this open;
-// receivers re-read the contact's tags).
+// change stamps the contact's last_updated (so since/until sees tag changes; not under
+// TagsKeepStamp) and yields a contactGroup.applied/removed event whose object id is the contact
+// (Keap leaves this open; receivers re-read the contact's tags).
 func (s *store) setTag(contactID, tagID int64, apply bool) (string, []event) {
 	c, t := s.contacts[contactID], s.tags[tagID]
 	if c == nil {
@@ -92,10 +92,17 @@ func (s *store) setTag(contactID, tagID int64, apply bool) (string, []event) {
 	if apply {
 		key = "contactGroup.applied"
 	}
-	s.touch(next)
+	// Under TagsKeepStamp the contact keeps its last_updated (FACTS §7: unknown whether Keap
+	// bumps it), so only the tag list tells the change.
+	applied := s.stamp.next()
+	if s.profile.get().TagsKeepStamp {
+		next.updated = c.updated
+	} else {
+		next.updated = applied
+	}
 	if apply {
-		next.tags[tagID] = next.updated
-		t.contacts[contactID] = next.updated
+		next.tags[tagID] = applied
+		t.contacts[contactID] = applied
 	} else {
 		delete(next.tags, tagID)
 		delete(t.contacts, contactID)
@@ -103,7 +110,7 @@ func (s *store) setTag(contactID, tagID int64, apply bool) (string, []event) {
 	next.listJSON, _ = json.Marshal(next.render(nil))
 	s.contacts[contactID] = next
 	return resultSuccess, []event{{key: key, objectType: "contactGroup", id: contactID,
-		apiPath: fmt.Sprintf("/v1/contacts/%d/tags", contactID), at: next.updated}}
+		apiPath: fmt.Sprintf("/v1/contacts/%d/tags", contactID), at: applied}}
 }
 
 // setTags applies or removes tags for pairs produced by each; results are keyed by the id

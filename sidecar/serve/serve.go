@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -38,6 +39,8 @@ type Config struct {
 	DeletesEvery   time.Duration // compare id sets for unhooked deletes (default 24 hours); negative disables
 	BudgetsEvery   time.Duration // copy changed Keap budgets to the database (default 5 s); negative disables
 	ShutdownGrace  time.Duration // default 20 s
+	// HTTP: timeouts and the cap on slow bodies of the public listener (httpguard defaults).
+	HTTP httpguard.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -107,7 +110,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("KEAPSYNC_LISTEN %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if cfg.HTTP.Log == nil {
+		cfg.HTTP.Log = log
+	}
+	srv := cfg.HTTP.Server(s.routes())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -242,7 +248,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	var reauth, accounts int
 	if err := s.DB.QueryRow(r.Context(), sqlReadiness).Scan(&reauth, &accounts); err != nil {
-		checks["database"] = "unreachable: " + err.Error()
+		// The error names the user, database, host and port; /readyz answers whoever asks, so
+		// it says only which check failed, and the log (for the operator) says why.
+		s.Log.Warn("readiness: database check failed", "component", "serve", "err", err)
+		checks["database"] = "unreachable"
 		status = http.StatusServiceUnavailable
 	} else {
 		checks["database"] = "ok"

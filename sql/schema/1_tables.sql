@@ -639,6 +639,18 @@ CREATE TABLE keapsync.members (
 
 --
 
+-- Name: oauth_links; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.oauth_links (
+    link_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT oauth_links_link_hash_check CHECK ((octet_length(link_hash) = 32))
+);
+
+
+--
+
 -- Name: oauth_states; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.oauth_states (
@@ -887,6 +899,14 @@ ALTER TABLE ONLY keap.contact_tags
 
 --
 
+-- Name: contacts contacts_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.contacts
+    ADD CONSTRAINT contacts_account_id_id_key UNIQUE (account_id, id);
+
+
+--
+
 -- Name: contacts contacts_account_id_keap_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contacts
@@ -935,6 +955,14 @@ ALTER TABLE ONLY keap.order_payments
 
 --
 
+-- Name: orders orders_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.orders
+    ADD CONSTRAINT orders_account_id_id_key UNIQUE (account_id, id);
+
+
+--
+
 -- Name: orders orders_account_id_keap_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.orders
@@ -979,6 +1007,14 @@ ALTER TABLE ONLY keap.tag_categories
 
 ALTER TABLE ONLY keap.tag_categories
     ADD CONSTRAINT tag_categories_pkey PRIMARY KEY (id);
+
+
+--
+
+-- Name: tags tags_account_id_id_key; Type: CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.tags
+    ADD CONSTRAINT tags_account_id_id_key UNIQUE (account_id, id);
 
 
 --
@@ -1075,6 +1111,14 @@ ALTER TABLE ONLY keapsync.hook_subscriptions
 
 ALTER TABLE ONLY keapsync.members
     ADD CONSTRAINT members_pkey PRIMARY KEY (account_id, user_id);
+
+
+--
+
+-- Name: oauth_links oauth_links_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.oauth_links
+    ADD CONSTRAINT oauth_links_pkey PRIMARY KEY (link_hash);
 
 
 --
@@ -1322,6 +1366,20 @@ CREATE INDEX members_user_idx ON keapsync.members USING btree (user_id);
 
 --
 
+-- Name: oauth_links_expires_at; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX oauth_links_expires_at ON keapsync.oauth_links USING btree (expires_at);
+
+
+--
+
+-- Name: oauth_states_expires_at; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX oauth_states_expires_at ON keapsync.oauth_states USING btree (expires_at);
+
+
+--
+
 -- Name: push_queue_due_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX push_queue_due_idx ON keapsync.push_queue USING btree (next_attempt_at);
@@ -1372,18 +1430,18 @@ ALTER TABLE ONLY keap.contact_tags
 
 --
 
--- Name: contact_tags contact_tags_contact_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: contact_tags contact_tags_contact_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contact_tags
-    ADD CONSTRAINT contact_tags_contact_id_fkey FOREIGN KEY (contact_id) REFERENCES keap.contacts(id) ON DELETE CASCADE;
+    ADD CONSTRAINT contact_tags_contact_fkey FOREIGN KEY (account_id, contact_id) REFERENCES keap.contacts(account_id, id) ON DELETE CASCADE;
 
 
 --
 
--- Name: contact_tags contact_tags_tag_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: contact_tags contact_tags_tag_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contact_tags
-    ADD CONSTRAINT contact_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES keap.tags(id) ON DELETE CASCADE;
+    ADD CONSTRAINT contact_tags_tag_fkey FOREIGN KEY (account_id, tag_id) REFERENCES keap.tags(account_id, id) ON DELETE CASCADE;
 
 
 --
@@ -1404,10 +1462,10 @@ ALTER TABLE ONLY keap.order_items
 
 --
 
--- Name: order_items order_items_order_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: order_items order_items_order_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.order_items
-    ADD CONSTRAINT order_items_order_id_fkey FOREIGN KEY (order_id) REFERENCES keap.orders(id) ON DELETE CASCADE;
+    ADD CONSTRAINT order_items_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
 
 
 --
@@ -1420,10 +1478,10 @@ ALTER TABLE ONLY keap.order_payments
 
 --
 
--- Name: order_payments order_payments_order_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+-- Name: order_payments order_payments_order_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.order_payments
-    ADD CONSTRAINT order_payments_order_id_fkey FOREIGN KEY (order_id) REFERENCES keap.orders(id) ON DELETE CASCADE;
+    ADD CONSTRAINT order_payments_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
 
 
 --

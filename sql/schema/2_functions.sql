@@ -80,6 +80,10 @@ begin
      where tg.account_id = p_account and tg.keap_id = x.tag::bigint
     on conflict do nothing;
   end if;
+  if p_type = 'order' and new_ids is not null then
+    perform keapsync.write_order_children(p_account, o.id, o.keap_object)
+       from keap.orders o where o.id = any (new_ids) order by o.id;
+  end if;
   outcomes := jsonb_build_object('inserted', coalesce(cardinality(new_ids), 0));
 
   -- Everything else merges record by record. Older copies of an id inserted above are skipped:
@@ -174,8 +178,21 @@ begin
   end if;
   select * into st from keapsync.sync_state
    where account_id = p_account and object_type = p_type and keap_id = v_keap_id for update;
-  if found and st.keap_modified is not null and v_modified is not null and v_modified <= st.keap_modified then
-    return case when v_modified = st.keap_modified then 'duplicate' else 'stale' end;
+  -- Keap's clock orders versions, but it does not tell every change: a tag applied without a
+  -- last_updated bump, two edits within one second at second precision, a payment that leaves
+  -- modification_date alone. Only a strictly older version is stale; one with the same stamp
+  -- is a duplicate only when its content is the same (tags and custom fields as sets).
+  if found and st.keap_modified is not null and v_modified is not null and v_modified < st.keap_modified then
+    return 'stale';
+  end if;
+  -- What the object does not carry (an optional property not asked for, payments not fetched)
+  -- cannot differ: it is left out of the stored side too.
+  if found and st.keap_modified is not null and v_modified is not null and v_modified = st.keap_modified
+     and keapsync.keap_content(p_type, p_raw)
+         = (select keapsync.keap_content(p_type, x.keap_object - array(select ok from jsonb_object_keys(x.keap_object) ok
+                                                                      where not p_raw ? ok))
+              from keapsync.keap_object_of(p_type, st.local_id) x) then
+    return 'duplicate';
   end if;
   if found and st.local_deleted_at is not null then
     -- Deleted here and the delete awaits push: the delete wins; remember Keap's version only.
@@ -622,6 +639,26 @@ $$;
 
 --
 
+-- Name: keap_content(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    SET "TimeZone" TO 'UTC'
+    AS $$
+  select case when p_raw is null then null else
+    keapsync.keap_doc(p_type, p_raw)
+    || case when p_type = 'order' then
+         jsonb_build_object('order_items', keapsync.keyed_by_id(p_raw -> 'order_items'))
+         || case when p_raw ? 'payments' then jsonb_build_object('payments', keapsync.keyed_by_id(p_raw -> 'payments'))
+                 else '{}' end
+       else '{}' end
+  end;
+$$;
+
+
+--
+
 -- Name: keap_doc(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) RETURNS jsonb
@@ -694,6 +731,20 @@ CREATE FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) RETURNS text[]
       ('custom_fields.', 'custom_fields'), ('tag.', 'tag_ids')) m(key, source)
      where not (p_raw ? m.source))
   end;
+$$;
+
+
+--
+
+-- Name: keyed_by_id(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keyed_by_id(p_list jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce((select jsonb_object_agg(coalesce(x ->> 'id', x ->> 'payment_id', md5(x::text)), x)
+                     from jsonb_array_elements(case when jsonb_typeof(p_list) = 'array' then p_list else '[]' end) x
+                    where jsonb_typeof(x) = 'object'), '{}');
 $$;
 
 
@@ -814,9 +865,10 @@ begin
       into v_twin using p_account, v_keap_id, p_local_id;
     if v_twin is not null then
       delete from keapsync.sync_state where account_id = p_account and object_type = p_type and local_id = v_twin;
-      execute format('delete from keap.%I where id = $1', tbl) using v_twin;
+      execute format('delete from keap.%I where id = $1 and account_id = $2', tbl) using v_twin, p_account;
     end if;
-    execute format('update keap.%I set keap_id = $1 where id = $2', tbl) using v_keap_id, p_local_id;
+    execute format('update keap.%I set keap_id = $1 where id = $2 and account_id = $3', tbl)
+      using v_keap_id, p_local_id, p_account;
   end if;
   for e in select key, value from jsonb_each(coalesce(p_pushed, '{}')) loop
     st.agreed := keapsync.doc_set(st.agreed, e.key, e.value);
@@ -866,6 +918,47 @@ $$;
 
 --
 
+-- Name: new_oauth_link(bytea, interval); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval DEFAULT '00:15:00'::interval) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_expires timestamptz;
+begin
+  if p_ttl is null or p_ttl <= interval '0' or p_ttl > interval '1 day' then
+    raise exception 'a connect link lives between a second and a day, not %', p_ttl using errcode = '22023';
+  end if;
+  perform keapsync.purge_oauth_expired();
+  insert into keapsync.oauth_links (link_hash, expires_at) values (p_link_hash, now() + p_ttl)
+  returning expires_at into v_expires;
+  return v_expires;
+end;
+$$;
+
+
+--
+
+-- Name: owns_row(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_owned boolean;
+begin
+  execute format('select exists (select 1 from keap.%I where id = $1 and account_id = $2)',
+                 (select table_name from keapsync.object_types where object_type = p_type))
+    into v_owned using p_local_id, p_account;
+  return v_owned;
+end;
+$_$;
+
+
+--
+
 -- Name: pending_push(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
@@ -888,7 +981,7 @@ begin
   if st.local_deleted_at is not null then
     return jsonb_build_object('op', 'delete', 'keap_id', st.keap_id, 'fields', '{}'::jsonb, 'cleared', '[]'::jsonb);
   end if;
-  ldoc := keapsync.row_doc(p_type, p_local_id);
+  ldoc := keapsync.row_doc(p_account, p_type, p_local_id);
   if ldoc is null then
     return jsonb_build_object('op', 'none', 'keap_id', st.keap_id, 'fields', '{}'::jsonb, 'cleared', '[]'::jsonb);
   end if;
@@ -927,6 +1020,19 @@ CREATE FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) R
       where account_id = p_account and object_type = p_type and field = '*'),
     (select default_policy from keapsync.settings where account_id = p_account),
     'newest_wins');
+$$;
+
+
+--
+
+-- Name: purge_oauth_expired(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.purge_oauth_expired() RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  delete from keapsync.oauth_links where expires_at <= now();
+  delete from keapsync.oauth_states where expires_at <= now();
 $$;
 
 
@@ -1063,6 +1169,25 @@ $$;
 
 --
 
+-- Name: require_admin_or_hide(uuid, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_role text := coalesce(auth.role(), nullif(current_setting('role', true), 'none'));
+begin
+  if p_account is null or (v_role in ('authenticated', 'anon') and not keapsync.is_member(p_account)) then
+    raise exception 'keapsync: no %', p_missing using errcode = 'P0002';
+  end if;
+  perform keapsync.require_admin(p_account);
+end;
+$$;
+
+
+--
+
 -- Name: resolve_conflict(bigint, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.resolve_conflict(p_conflict_id bigint, p_choice text, p_value jsonb DEFAULT NULL::jsonb) RETURNS keapsync.conflicts
@@ -1076,11 +1201,10 @@ declare
   ldoc jsonb;
   v jsonb;
 begin
-  select * into c from keapsync.conflicts where id = p_conflict_id for update;
-  if not found then
-    raise exception 'keapsync: no conflict %', p_conflict_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(c.account_id);
+  -- Checked before locking: no row lock is taken on a conflict the caller may not see.
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.conflicts where id = p_conflict_id),
+                                         format('conflict %s', p_conflict_id));
+  select * into strict c from keapsync.conflicts where id = p_conflict_id for update;
   if c.status <> 'open' then
     raise exception 'keapsync: conflict % is already %', p_conflict_id, c.status using errcode = '55000';
   end if;
@@ -1090,11 +1214,12 @@ begin
   v := case p_choice when 'keap' then c.keap_value when 'local' then c.local_value else p_value end;
 
   -- The local row before its sync state, the order a local edit takes them in.
-  execute format('select 1 from keap.%I where id = $1 for update',
-                 (select table_name from keapsync.object_types where object_type = c.object_type)) using c.local_id;
+  execute format('select 1 from keap.%I where id = $1 and account_id = $2 for update',
+                 (select table_name from keapsync.object_types where object_type = c.object_type))
+    using c.local_id, c.account_id;
   select * into strict st from keapsync.sync_state
    where account_id = c.account_id and object_type = c.object_type and local_id = c.local_id for update;
-  ldoc := keapsync.row_doc(c.object_type, c.local_id);
+  ldoc := keapsync.row_doc(c.account_id, c.object_type, c.local_id);
   perform keapsync.set_origin(case when p_choice = 'keap' then 'keap' else 'resolve' end);
   if ldoc is not null and (ldoc -> c.field) is distinct from v then
     perform keapsync.write_row(c.account_id, c.object_type, c.local_id, st.keap_id,
@@ -1177,11 +1302,9 @@ declare
   cols text;
   new_id bigint;
 begin
-  select * into h from keapsync.change_history where id = p_history_id for update;
-  if not found then
-    raise exception 'keapsync: no change %', p_history_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(h.account_id);
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.change_history where id = p_history_id),
+                                         format('change %s', p_history_id));
+  select * into strict h from keapsync.change_history where id = p_history_id for update;
   if h.rolled_back_by is not null then
     raise exception 'keapsync: change % was already rolled back by %', p_history_id, h.rolled_back_by
       using errcode = '55000';
@@ -1190,18 +1313,20 @@ begin
 
   if h.table_name = 'contact_tags' then
     if h.op = 'insert' then
-      delete from keap.contact_tags where contact_id = (h.changed ->> 'contact_id')::bigint
+      delete from keap.contact_tags where account_id = h.account_id
+                                      and contact_id = (h.changed ->> 'contact_id')::bigint
                                       and tag_id = (h.changed ->> 'tag_id')::bigint;
     elsif h.op = 'delete' then
       insert into keap.contact_tags (account_id, contact_id, tag_id, date_applied)
       select h.account_id, c.id, tg.id, now() from keap.contacts c, keap.tags tg
-       where c.id = (h.old_row ->> 'contact_id')::bigint and tg.id = (h.old_row ->> 'tag_id')::bigint
+       where c.id = (h.old_row ->> 'contact_id')::bigint and c.account_id = h.account_id
+         and tg.id = (h.old_row ->> 'tag_id')::bigint and tg.account_id = h.account_id
       on conflict do nothing;
     end if;
   else
     select * into strict t from keapsync.object_types where table_name = h.table_name;
     if h.op = 'insert' then
-      execute format('delete from keap.%I where id = $1', t.table_name) using h.row_id;
+      execute format('delete from keap.%I where id = $1 and account_id = $2', t.table_name) using h.row_id, h.account_id;
     elsif h.op = 'update' then
       -- Only data a person can change goes back; Keap-owned columns follow Keap.
       for k in select key from jsonb_object_keys(h.changed) key loop
@@ -1214,13 +1339,14 @@ begin
           using errcode = '55000';
       end if;
       select string_agg(format('%I', key), ', ') into cols from jsonb_object_keys(restore) key;
-      execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
+      execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
                      t.table_name, cols, cols, t.table_name)
-        using restore, h.row_id;
+        using restore, h.row_id, h.account_id;
     else
       -- Bring a deleted row back as a new local record: if Keap deleted it, it is created again.
       restore := (h.old_row - array['keap_id', 'sync_origin', 'version', 'updated_at', 'created_at', 'keap_object'])
-                 || jsonb_build_object('keap_id', (select s.keap_id from keapsync.sync_state s
+                 || jsonb_build_object('account_id', h.account_id,
+                                       'keap_id', (select s.keap_id from keapsync.sync_state s
                                                     where s.account_id = h.account_id and s.object_type = t.object_type
                                                       and s.local_id = h.row_id and s.local_deleted_at is not null));
       select string_agg(format('%I', key), ', ') into cols from jsonb_object_keys(restore) key;
@@ -1231,14 +1357,14 @@ begin
         using restore;
       if restore ->> 'keap_id' is not null then
         -- The delete had not reached Keap: the record is synced again as it was.
-        update keapsync.sync_state s set agreed = keapsync.row_doc(t.object_type, h.row_id)
+        update keapsync.sync_state s set agreed = keapsync.row_doc(h.account_id, t.object_type, h.row_id)
          where s.account_id = h.account_id and s.object_type = t.object_type and s.local_id = h.row_id;
       end if;
     end if;
   end if;
 
   select max(id) into new_id from keapsync.change_history
-   where txid = txid_current() and id > p_history_id;
+   where txid = txid_current() and id > p_history_id and account_id = h.account_id;
   update keapsync.change_history set rolled_back_by = new_id where id = p_history_id;
   return new_id;
 end;
@@ -1277,6 +1403,18 @@ $_$;
 
 --
 
+-- Name: row_doc(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
+$$;
+
+
+--
+
 -- Name: set_dead_letter(bigint, text); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) RETURNS keapsync.dead_letters
@@ -1286,11 +1424,9 @@ CREATE FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) RETURNS kea
 declare
   d keapsync.dead_letters;
 begin
-  select * into d from keapsync.dead_letters where id = p_id for update;
-  if not found then
-    raise exception 'keapsync: no dead letter %', p_id using errcode = 'P0002';
-  end if;
-  perform keapsync.require_admin(d.account_id);
+  perform keapsync.require_admin_or_hide((select account_id from keapsync.dead_letters where id = p_id),
+                                         format('dead letter %s', p_id));
+  select * into strict d from keapsync.dead_letters where id = p_id for update;
   if p_status = 'retry' and d.status not in ('parked', 'retry') then
     raise exception 'keapsync: dead letter % is %', p_id, d.status using errcode = '55000';
   end if;
@@ -1334,6 +1470,26 @@ $$;
 
 --
 
+-- Name: start_oauth(bytea, text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform keapsync.purge_oauth_expired();
+  delete from keapsync.oauth_links where link_hash = p_link_hash and expires_at > now();
+  if not found then
+    return false;
+  end if;
+  insert into keapsync.oauth_states (state, redirect_uri) values (p_state, p_redirect_uri);
+  return true;
+end;
+$$;
+
+
+--
+
 -- Name: tag_doc(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tag_doc(p_raw jsonb) RETURNS jsonb
@@ -1350,10 +1506,16 @@ $$;
 -- Name: take_oauth_state(text); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.take_oauth_state(p_state text) RETURNS text
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri;
+declare
+  v_redirect text;
+begin
+  perform keapsync.purge_oauth_expired();
+  delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri into v_redirect;
+  return v_redirect;
+end;
 $$;
 
 
@@ -2071,13 +2233,69 @@ begin
   on conflict (account_id, keap_id) do nothing;
 
   delete from keap.contact_tags ct using keap.tags tg
-   where ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
+   where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
      and not (tg.keap_id = any (wanted));
 
   insert into keap.contact_tags (account_id, contact_id, tag_id)
   select p_account, p_contact_id, tg.id from keap.tags tg
    where tg.account_id = p_account and tg.keap_id = any (wanted)
   on conflict do nothing;
+end;
+$$;
+
+
+--
+
+-- Name: write_order_children(uuid, bigint, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET "TimeZone" TO 'UTC'
+    AS $$
+begin
+  if not exists (select 1 from keap.orders o where o.id = p_order_id and o.account_id = p_account) then
+    raise exception 'keapsync: order % is not in account %', p_order_id, p_account using errcode = '42501';
+  end if;
+  if jsonb_typeof(p_raw -> 'order_items') = 'array' then
+    delete from keap.order_items i
+     where i.order_id = p_order_id
+       and not exists (select 1 from jsonb_array_elements(p_raw -> 'order_items') x
+                        where jsonb_typeof(x) = 'object' and (x ->> 'id')::bigint = i.keap_id);
+    insert into keap.order_items as i (account_id, order_id, keap_id, product_id, name, description, item_type,
+                                       quantity, price, keap_object)
+    select distinct on ((x ->> 'id')::bigint)
+           p_account, p_order_id, (x ->> 'id')::bigint, coalesce(x -> 'product' ->> 'id', x ->> 'product_id')::bigint,
+           coalesce(nullif(x ->> 'name', ''), x -> 'product' ->> 'name', x -> 'product' ->> 'product_name'),
+           x ->> 'description', coalesce(x ->> 'type', x ->> 'item_type'),
+           round((x ->> 'quantity')::numeric)::integer, (x ->> 'price')::numeric, x
+      from jsonb_array_elements(p_raw -> 'order_items') x
+     where jsonb_typeof(x) = 'object' and x ->> 'id' is not null
+    on conflict (order_id, keap_id) do update
+       set product_id = excluded.product_id, name = excluded.name, description = excluded.description,
+           item_type = excluded.item_type, quantity = excluded.quantity, price = excluded.price,
+           keap_object = excluded.keap_object
+     where i.keap_object is distinct from excluded.keap_object;
+  end if;
+  if jsonb_typeof(p_raw -> 'payments') = 'array' then
+    delete from keap.order_payments p
+     where p.order_id = p_order_id
+       and not exists (select 1 from jsonb_array_elements(p_raw -> 'payments') x
+                        where jsonb_typeof(x) = 'object' and coalesce(x ->> 'id', x ->> 'payment_id')::bigint = p.keap_id);
+    insert into keap.order_payments as p (account_id, order_id, keap_id, amount, pay_date, pay_status, invoice_id,
+                                          note, last_updated, keap_object)
+    select distinct on (coalesce(x ->> 'id', x ->> 'payment_id')::bigint)
+           p_account, p_order_id, coalesce(x ->> 'id', x ->> 'payment_id')::bigint, (x ->> 'amount')::numeric,
+           keapsync.keap_time(x ->> 'pay_date'), x ->> 'pay_status', (x ->> 'invoice_id')::bigint,
+           x ->> 'note', keapsync.keap_time(x ->> 'last_updated'), x
+      from jsonb_array_elements(p_raw -> 'payments') x
+     where jsonb_typeof(x) = 'object' and coalesce(x ->> 'id', x ->> 'payment_id') is not null
+    on conflict (order_id, keap_id) do update
+       set amount = excluded.amount, pay_date = excluded.pay_date, pay_status = excluded.pay_status,
+           invoice_id = excluded.invoice_id, note = excluded.note, last_updated = excluded.last_updated,
+           keap_object = excluded.keap_object
+     where p.keap_object is distinct from excluded.keap_object;
+  end if;
 end;
 $$;
 
@@ -2125,6 +2343,8 @@ begin
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);
+  elsif p_type = 'order' and p_raw is not null then
+    perform keapsync.write_order_children(p_account, id, p_raw);
   end if;
   return id;
 end;

@@ -688,6 +688,12 @@ CREATE POLICY members_read_health ON keapsync.oauth_tokens FOR SELECT TO authent
 
 --
 
+-- Name: oauth_links; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.oauth_links ENABLE ROW LEVEL SECURITY;
+
+--
+
 -- Name: oauth_states; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.oauth_states ENABLE ROW LEVEL SECURITY;

@@ -54,6 +54,7 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 -- Name: FUNCTION compact_sync_activity(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.compact_sync_activity() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.compact_sync_activity() TO service_role;
 
 
 --
@@ -61,6 +62,7 @@ REVOKE ALL ON FUNCTION keapsync.compact_sync_activity() FROM PUBLIC;
 -- Name: FUNCTION contact_body(p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) TO service_role;
 
 
 --
@@ -191,6 +193,14 @@ GRANT ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) TO serv
 
 --
 
+-- Name: FUNCTION keap_content(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO service_role;
+
+
+--
+
 -- Name: FUNCTION keap_doc(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
@@ -231,6 +241,22 @@ GRANT ALL ON FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) TO service
 
 --
 
+-- Name: FUNCTION keyed_by_id(p_list jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keyed_by_id(p_list jsonb) TO service_role;
+
+
+--
+
+-- Name: FUNCTION kpi_summaries(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.kpi_summaries() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.kpi_summaries() TO service_role;
+
+
+--
+
 -- Name: FUNCTION mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb) FROM PUBLIC;
@@ -242,6 +268,7 @@ GRANT ALL ON FUNCTION keapsync.mark_pushed(p_account uuid, p_type text, p_local_
 -- Name: FUNCTION merge_doc(p_type text, p_row jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.merge_doc(p_type text, p_row jsonb) TO service_role;
 
 
 --
@@ -266,6 +293,22 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keap_analyst;
 
 --
 
+-- Name: FUNCTION new_oauth_link(p_link_hash bytea, p_ttl interval); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO service_role;
+
+
+--
+
+-- Name: FUNCTION owns_row(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+
+
+--
+
 -- Name: FUNCTION pending_push(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
@@ -279,6 +322,14 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
+
+
+--
+
+-- Name: FUNCTION purge_oauth_expired(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.purge_oauth_expired() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.purge_oauth_expired() TO service_role;
 
 
 --
@@ -309,6 +360,7 @@ GRANT ALL ON FUNCTION keapsync.rate_budget_share(p_key text, p_member text, p_tt
 
 -- Name: FUNCTION rebuild_kpi_summaries(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
+REVOKE ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_role;
 
 
@@ -319,6 +371,14 @@ GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO service_
 REVOKE ALL ON FUNCTION keapsync.require_admin(p_account uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO service_role;
 GRANT ALL ON FUNCTION keapsync.require_admin(p_account uuid) TO authenticated;
+
+
+--
+
+-- Name: FUNCTION require_admin_or_hide(p_account uuid, p_missing text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.require_admin_or_hide(p_account uuid, p_missing text) TO service_role;
 
 
 --
@@ -389,6 +449,14 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO servic
 
 --
 
+-- Name: FUNCTION row_doc(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+
+
+--
+
 -- Name: FUNCTION set_dead_letter(p_id bigint, p_status text); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.set_dead_letter(p_id bigint, p_status text) FROM PUBLIC;
@@ -413,6 +481,14 @@ GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jso
 
 --
 
+-- Name: FUNCTION start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.start_oauth(p_link_hash bytea, p_state text, p_redirect_uri text) TO service_role;
+
+
+--
+
 -- Name: FUNCTION tag_doc(p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) FROM PUBLIC;
@@ -425,6 +501,118 @@ GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO service_role;
 
 REVOKE ALL ON FUNCTION keapsync.take_oauth_state(p_state text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contact_tags_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contact_tags_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_contacts_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_contacts_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_contacts_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_orders_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_orders_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_orders_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_delete(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_delete() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_insert(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_insert() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_subscriptions_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_kpi_summary(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_kpi_summary() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO service_role;
+
+
+--
+
+-- Name: FUNCTION tg_push_resolution(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_push_resolution() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_push_resolution() TO service_role;
 
 
 --
@@ -456,6 +644,7 @@ GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
 -- Name: FUNCTION tg_sync_activity_in(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_in() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_in() TO service_role;
 
 
 --
@@ -463,6 +652,7 @@ REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_in() FROM PUBLIC;
 -- Name: FUNCTION tg_sync_activity_out(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_out() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_out() TO service_role;
 
 
 --
@@ -477,6 +667,8 @@ GRANT ALL ON FUNCTION keapsync.tg_track_change() TO service_role;
 
 -- Name: FUNCTION topic_account(p_topic text); Type: ACL; Schema: keapsync; Owner: -
 
+REVOKE ALL ON FUNCTION keapsync.topic_account(p_topic text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 
@@ -486,6 +678,14 @@ GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO authenticated;
 
 REVOKE ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) TO service_role;
+
+
+--
+
+-- Name: FUNCTION write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id bigint, p_raw jsonb) TO service_role;
 
 
 --
@@ -826,6 +1026,13 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO authenticated;
 
 --
 
+-- Name: TABLE oauth_links; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.oauth_links TO service_role;
+
+
+--
+
 -- Name: TABLE oauth_states; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_states TO service_role;
@@ -1066,6 +1273,13 @@ ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keap GRANT ALL ON TABLES  T
 -- Name: DEFAULT PRIVILEGES FOR SEQUENCES; Type: DEFAULT ACL; Schema: keapsync; Owner: -
 
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT SELECT,USAGE ON SEQUENCES  TO service_role;
+
+
+--
+
+-- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: keapsync; Owner: -
+
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA keapsync GRANT ALL ON FUNCTIONS  TO service_role;
 
 
 --

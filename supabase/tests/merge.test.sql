@@ -138,8 +138,11 @@ select is(keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact'
           'unchanged', 'marking a push done applies Keap''s answer as a no-op');
 select is(keapsync.pending_push('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(1)).id) -> 'fields',
           '{}'::jsonb, 'nothing left to push but the parked field');
-select is(pg_temp.apply(pg_temp.contact(1, '2026-03-10T10:00:00.000Z', '{"given_name": "Augusta Ada"}')), 'duplicate',
-          'the hook for our own push is a duplicate: no echo, no write');
+select is(pg_temp.apply(pg_temp.contact(1, '2026-03-10T10:00:00.000Z',
+            '{"given_name": "Augusta Ada", "family_name": "Byron", "job_title": "Mathematician",
+              "phone_numbers": [{"number": "555-0199", "field": "PHONE1"}],
+              "addresses": [{"field": "BILLING", "locality": "London", "region": "SUR"}]}')), 'duplicate',
+          'the hook for our own push (Keap''s same version) is a duplicate: no echo, no write');
 
 -- A local edit made while the push was in flight stays pending.
 select pg_temp.local_edit(1, 'update keap.contacts set job_title = ''Poet'' where keap_id = $1');

@@ -28,6 +28,7 @@ insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_i
 insert into keapsync.sync_cursors (account_id, object_type, kind) select id, 'contact', 'backfill' from acct;
 insert into keapsync.dead_letters (account_id, source, object_type, error) select id, 'push', 'contact', 'boom' from acct;
 insert into keapsync.oauth_states (state, redirect_uri) values ('s1', 'https://x');
+insert into keapsync.oauth_links (link_hash, expires_at) values (sha256('l1'), now() + interval '1 minute');
 insert into keapsync.hook_endpoints (account_id) select id from acct;
 insert into keapsync.push_queue (account_id, object_type, local_id) select id, 'contact', -1 from acct;
 insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
@@ -68,6 +69,7 @@ insert into matrix values
   ('keapsync', 'change_history', $$insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contacts', -1, 'update', 'local', '{}')$$, 'actor'),
   ('keapsync', 'hook_endpoints', $$insert into keapsync.hook_endpoints (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'path_token'),
   ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
+  ('keapsync', 'oauth_links', $$insert into keapsync.oauth_links (link_hash, expires_at) values (sha256('l2'), now() + interval '1 minute')$$, 'expires_at'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'push_queue', $$insert into keapsync.push_queue (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -5)$$, 'attempts'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts'),
@@ -94,7 +96,7 @@ do $$
 declare m record; acc text;
 begin
   for m in select * from matrix loop
-    acc := case when m.tbl = 'accounts' then 'id' when m.tbl in ('object_types', 'oauth_states', 'rate_budget_members') then null
+    acc := case when m.tbl = 'accounts' then 'id' when m.tbl in ('object_types', 'oauth_states', 'oauth_links', 'rate_budget_members') then null
                 else 'account_id' end;
     execute format('update counts set total = (select count(*) from %I.%I), a_rows = (select count(*) from %I.%I where %s), '
                    'b_rows = (select count(*) from %I.%I where %s) where tbl = %L',
@@ -147,7 +149,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   select case
     when p_who = 'anon' then 'denied'
     -- service-only tables: no account, no grants but the service role's
-    when p_tbl in ('oauth_states', 'rate_budget_members', 'hook_endpoints') then case
+    when p_tbl in ('oauth_states', 'oauth_links', 'rate_budget_members', 'hook_endpoints') then case
       when p_who <> 'service' then 'denied' when p_op = 'select' then c.total::text else '1' end
     when p_who = 'service' then case p_op when 'select' then c.total::text when 'insert' then '1'
                                           else (case when p_tbl = 'object_types' then 0 else c.a_rows end)::text end
@@ -169,12 +171,12 @@ select is(pg_temp.attempt(w.who, case op
             when 'update' then format('update %I.%I set %I = %I where %s', m.schema_name, m.tbl, m.upd, m.upd,
                                       case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                                  when 'object_types' then 'false'
-                                                 when 'oauth_states' then 'true' when 'rate_budget_members' then 'true'
+                                                 when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true'
                                                  else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end)
             else format('delete from %I.%I where %s', m.schema_name, m.tbl,
                         case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                    when 'object_types' then 'false'
-                                   when 'oauth_states' then 'true' when 'rate_budget_members' then 'true'
+                                   when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true'
                                    else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end) end),
           pg_temp.expect(w.who, m.schema_name, m.tbl, op),
           format('%s %s %s.%s', w.who, op, m.schema_name, m.tbl))
@@ -197,7 +199,8 @@ select is(pg_temp.attempt('admin_a', $$select count(*) from keapsync.resolve_con
 create temp table b_change as select max(id) as id from keapsync.change_history where account_id = 'bbbbbbbb-0000-4000-8000-000000000000';
 grant select on b_change to public;
 select is(pg_temp.attempt('admin_a', $$select count(*) from keapsync.rollback_change((select id from b_change))$$),
-          'denied', 'an admin of A may not roll back B''s changes');
+          'error P0002: keapsync: no change ' || (select id from b_change),
+          'an admin of A may not roll back B''s changes, and is told they do not exist');
 select is(pg_temp.attempt('viewer_a', $$select count(*) from realtime.messages where realtime.topic() is null$$), '0',
           'realtime messages are readable only on an authorised topic');
 select is(pg_temp.attempt('analyst', $$select count(*) from keapsync.sync_status$$), '3',

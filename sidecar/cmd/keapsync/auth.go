@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,8 @@ func keygenCommand() *cli.Command {
 	}
 }
 
-var oauthFlags = []cli.Flag{databaseURLFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag}
+var oauthFlags = slices.Concat([]cli.Flag{databaseURLFlag, clientIDFlag, authURLFlag, tokenURLFlag, allowedTenantsFlag},
+	clientSecretFlag.Flags(), secretKeyFlag.Flags())
 
 func authCommand() *cli.Command {
 	return &cli.Command{
@@ -46,7 +48,14 @@ func authCommand() *cli.Command {
 				}, oauthFlags...),
 				Action: authLogin,
 			},
-			{Name: "status", Usage: "show each account's connection and token lifetimes (never a token)", Flags: []cli.Flag{databaseURLFlag, apiKeyFlag}, Action: authStatus},
+			{
+				Name:  "link",
+				Usage: "print a one-time link that connects a Keap account through serve's /oauth/start",
+				Flags: []cli.Flag{databaseURLFlag, listenFlag, publicURLFlag,
+					&cli.DurationFlag{Name: "ttl", Value: keapauth.DefaultLinkTTL, Usage: "how long the link stays usable (at most 24h)"}},
+				Action: authLink,
+			},
+			{Name: "status", Usage: "show each account's connection and token lifetimes (never a token)", Flags: append([]cli.Flag{databaseURLFlag}, apiKeyFlag.Flags()...), Action: authStatus},
 			{
 				Name: "refresh", Usage: "refresh tokens now (one account, or every connected one)",
 				Flags:  append([]cli.Flag{&cli.StringFlag{Name: "account", Usage: "account id or tenant"}}, oauthFlags...),
@@ -90,6 +99,23 @@ func authLogin(c *cli.Context) error {
 	})
 }
 
+// authLink prints a connect link for `serve`. The link is the credential: whoever opens it may
+// connect one Keap account, so it is printed only to the operator who ran this.
+func authLink(c *cli.Context) error {
+	pool, err := openPool(c.Context, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	link, expires, err := keapauth.NewConnectLink(c.Context, pool, publicURL(c), c.Duration("ttl"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "Open this link (once, before %s) to connect a Keap account through keapsync serve:\n\n  %s\n",
+		expires.UTC().Format(time.RFC3339), link)
+	return nil
+}
+
 const sqlAuthStatus = `
 select a.id::text, coalesce(a.keap_tenant, ''), a.name,
        case when t.account_id is null then 'not connected' when a.needs_reauth then 'needs re-authorization'
@@ -128,7 +154,9 @@ func authStatus(c *cli.Context) error {
 	if n == 0 {
 		fmt.Fprintln(c.App.Writer, "no accounts yet: run keapsync auth login")
 	}
-	if c.String(apiKeyFlag.Name) != "" {
+	if key, err := apiKeyFlag.get(c); err != nil {
+		return err
+	} else if key != "" {
 		fmt.Fprintln(c.App.Writer, "a personal access key is configured (KEAP_API_KEY)")
 	}
 	return nil

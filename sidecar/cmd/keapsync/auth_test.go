@@ -21,8 +21,8 @@ func TestAuthCommands(t *testing.T) {
 	defer sb.Close()
 	key, _ := keapauth.NewKey()
 	creds := sb.Credentials()
-	common := []string{"--database-url", pgtest.URL(t), "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key}
+	common := append([]string{"--database-url", pgtest.URL(t), "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)
 
 	out, err := runApp(t, append([]string{"auth", "login", "--follow"}, common...)...)
 	if err != nil || !strings.Contains(out, "connected: account") {
@@ -62,13 +62,35 @@ func TestMissingOrMalformedSettingNamesTheVariable(t *testing.T) {
 		want string
 	}{
 		{[]string{"auth", "login", "--database-url", url}, "KEAP_CLIENT_ID"},
-		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y"}, "KEAPSYNC_SECRET_KEY"},
-		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y", "--secret-key", "bm90IDMyIGJ5dGVz"}, "KEAPSYNC_SECRET_KEY: key 1 has 12 bytes"},
-		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret", "y", "--token-url", "::"}, "KEAP_TOKEN_URL"},
+		{append([]string{"auth", "login", "--database-url", url, "--client-id", "x"}, secretFiles(t, "y", "")...), "KEAPSYNC_SECRET_KEY"},
+		{append([]string{"auth", "login", "--database-url", url, "--client-id", "x"}, secretFiles(t, "y", "bm90IDMyIGJ5dGVz")...), "KEAPSYNC_SECRET_KEY: key 1 has 12 bytes"},
+		{append([]string{"auth", "login", "--database-url", url, "--client-id", "x", "--token-url", "::"}, secretFiles(t, "y", "")...), "KEAP_TOKEN_URL"},
+		{[]string{"auth", "login", "--database-url", url, "--client-id", "x", "--client-secret-file", "/nonexistent/secret"}, "KEAP_CLIENT_SECRET_FILE"},
 	} {
 		_, err := runApp(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: err = %v, want one line naming %s", tc.args, err, tc.want)
 		}
+	}
+}
+
+// Secrets come from the environment or a file, never from the command line, where ps shows them.
+func TestSecretsNeverFromTheCommandLine(t *testing.T) {
+	url := pgtest.URL(t)
+	for _, flag := range []string{"--client-secret", "--secret-key"} {
+		args := append([]string{"auth", "login", "--database-url", url, "--client-id", "x", flag, "on-argv"}, secretFiles(t, "y", "")...)
+		if flag == "--client-secret" {
+			args = args[:len(args)-2]
+		}
+		_, err := runApp(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "visible to every user") || strings.Contains(err.Error(), "on-argv") {
+			t.Errorf("%s on the command line: err = %v", flag, err)
+		}
+	}
+	// From the environment, the client secret is taken (the next missing setting is the key).
+	t.Setenv("KEAP_CLIENT_SECRET", "from-env")
+	_, err := runApp(t, "auth", "login", "--database-url", url, "--client-id", "x")
+	if err == nil || !strings.Contains(err.Error(), "KEAPSYNC_SECRET_KEY") {
+		t.Errorf("client secret from the environment: err = %v", err)
 	}
 }

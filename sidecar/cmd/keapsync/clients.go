@@ -42,7 +42,11 @@ func newKeapClients(c *cli.Context, pool *pgxpool.Pool, reg prometheus.Registere
 		return nil, err
 	}
 	var keeper *keapauth.Keeper
-	apiKey, clientID := c.String(apiKeyFlag.Name), c.String(clientIDFlag.Name)
+	apiKey, err := apiKeyFlag.get(c)
+	if err != nil {
+		return nil, err
+	}
+	clientID := c.String(clientIDFlag.Name)
 	if apiKey == "" {
 		if keeper, err = newKeeper(c, pool); err != nil {
 			return nil, err

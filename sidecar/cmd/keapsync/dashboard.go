@@ -18,8 +18,8 @@ var (
 		Usage: "Supabase project URL for sign-in (Supabase Auth) and live updates (Realtime)"}
 	supabaseAnonKeyFlag = &cli.StringFlag{Name: "supabase-anon-key", EnvVars: []string{"SUPABASE_ANON_KEY"},
 		Usage: "the project's anon (publishable) key"}
-	supabaseJWTSecretFlag = &cli.StringFlag{Name: "supabase-jwt-secret", EnvVars: []string{"SUPABASE_JWT_SECRET"},
-		Usage: "legacy HS256 JWT secret (optional with signing keys/JWKS; in --local mode the signing secret)"}
+	supabaseJWTSecretFlag = newSecret("supabase-jwt-secret", "SUPABASE_JWT_SECRET",
+		"legacy HS256 JWT secret (optional with signing keys/JWKS; in --local mode the signing secret)")
 	apiCORSOriginsFlag = &cli.StringSliceFlag{Name: "api-cors-origins", EnvVars: []string{"KEAPSYNC_API_CORS_ORIGINS"},
 		Usage: "origins (https://app.example.com, comma-separated) whose browser scripts may call the dashboard's JSON API; none by default"}
 	dashboardLocalFlag = &cli.BoolFlag{Name: "local",
@@ -32,8 +32,8 @@ func dashboardCommand() *cli.Command {
 		Usage: "serve the dashboard: KPIs, sync health, conflicts, dead letters, history and data, behind Supabase Auth",
 		Description: "Every page runs its queries as the signed-in person (role authenticated, their JWT claims), so " +
 			"row-level security decides what they see. Without SUPABASE_URL, pass --local to sign in as the demo user.",
-		Flags: []cli.Flag{databaseURLFlag, dashboardListenFlag, dashboardPublicURLFlag, supabaseURLFlag,
-			supabaseAnonKeyFlag, supabaseJWTSecretFlag, dashboardLocalFlag, apiCORSOriginsFlag},
+		Flags: append([]cli.Flag{databaseURLFlag, dashboardListenFlag, dashboardPublicURLFlag, supabaseURLFlag,
+			supabaseAnonKeyFlag, dashboardLocalFlag, apiCORSOriginsFlag}, supabaseJWTSecretFlag.Flags()...),
 		Action: runDashboard,
 	}
 }
@@ -71,7 +71,9 @@ func dashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (das
 	cfg.PublicURL = c.String(urlFlag)
 	cfg.SupabaseURL = c.String(supabaseURLFlag.Name)
 	cfg.AnonKey = c.String(supabaseAnonKeyFlag.Name)
-	cfg.JWTSecret = c.String(supabaseJWTSecretFlag.Name)
+	if cfg.JWTSecret, err = supabaseJWTSecretFlag.get(c); err != nil {
+		return dashboard.Config{}, err
+	}
 	cfg.APICORSOrigins = c.StringSlice(apiCORSOriginsFlag.Name)
 	// Local mode is explicit: a missing SUPABASE_URL in production must stop the dashboard, not
 	// open it without passwords.
@@ -88,6 +90,6 @@ var (
 	serveDashboardURLFlag = &cli.StringFlag{Name: "dashboard-url", EnvVars: []string{"KEAPSYNC_DASHBOARD_URL"},
 		Usage: "how browsers reach serve's dashboard (default http://<dashboard-listen>)"}
 	serveDashboardLocalFlag = &cli.BoolFlag{Name: "dashboard-local", Usage: "serve the dashboard in local (demo) mode"}
-	serveDashboardFlags     = []cli.Flag{serveDashboardListenFlag, serveDashboardURLFlag, serveDashboardLocalFlag,
-		supabaseURLFlag, supabaseAnonKeyFlag, supabaseJWTSecretFlag, apiCORSOriginsFlag}
+	serveDashboardFlags     = append([]cli.Flag{serveDashboardListenFlag, serveDashboardURLFlag, serveDashboardLocalFlag,
+		supabaseURLFlag, supabaseAnonKeyFlag, apiCORSOriginsFlag}, supabaseJWTSecretFlag.Flags()...)
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,7 +22,8 @@ var (
 	accountFlag = &cli.StringFlag{Name: "account", Usage: "account id or tenant (default: every connected account)"}
 	objectsFlag = &cli.StringFlag{Name: "objects", Value: strings.Join(ingest.ObjectTypes, ","),
 		Usage: "object types, comma-separated (" + strings.Join(ingest.ObjectTypes, ", ") + ")"}
-	keapFlags = []cli.Flag{databaseURLFlag, apiURLFlag, apiKeyFlag, clientIDFlag, clientSecretFlag, authURLFlag, tokenURLFlag, secretKeyFlag}
+	keapFlags = slices.Concat([]cli.Flag{databaseURLFlag, apiURLFlag, clientIDFlag, authURLFlag, tokenURLFlag, allowedTenantsFlag},
+		apiKeyFlag.Flags(), clientSecretFlag.Flags(), secretKeyFlag.Flags())
 )
 
 // keapSession is what the Keap-facing commands share: a pool and the per-account clients.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,8 @@ func sandboxCommand() *cli.Command {
 			&cli.StringFlag{Name: "tenant", Value: "ks001.infusionsoft.com", Usage: "tenant (app) name in scope and x-keap-tenant-id"},
 			&cli.BoolFlag{Name: "auto-approve", Usage: "approve OAuth authorization without the consent page"},
 			&cli.BoolFlag{Name: "allow-remote-hooks", Usage: "allow hook URLs on non-loopback hosts"},
+			&cli.StringFlag{Name: "profile", Value: "documented", EnvVars: []string{"KEAPSYNC_SANDBOX_PROFILE"},
+				Usage: "Keap behaviours where the documents are silent: " + strings.Join(sandbox.ProfileNames(), " or ") + " (see sidecar/sandbox/README.md)"},
 		},
 		Action: runSandbox,
 	}
@@ -30,6 +33,10 @@ func sandboxCommand() *cli.Command {
 
 func runSandbox(c *cli.Context) error {
 	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	profile, err := sandbox.ParseProfile(c.String("profile"))
 	if err != nil {
 		return err
 	}
@@ -43,6 +50,7 @@ func runSandbox(c *cli.Context) error {
 		TagHookDelay:     c.Duration("tag-hook-delay"),
 		AutoApprove:      c.Bool("auto-approve"),
 		AllowRemoteHooks: c.Bool("allow-remote-hooks"),
+		Profile:          profile,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
@@ -57,6 +65,7 @@ func runSandbox(c *cli.Context) error {
 	fmt.Fprintf(out, "  authorize:     %s/app/oauth/authorize\n", srv.URL())
 	fmt.Fprintf(out, "  token:         %s/token\n", srv.URL())
 	fmt.Fprintf(out, "  test surface:  %s/_sandbox/\n", srv.URL())
+	fmt.Fprintf(out, "  profile:       %s\n", c.String("profile"))
 	fmt.Fprintf(out, "  client id:     %s\n", creds.ClientID)
 	fmt.Fprintf(out, "  client secret: %s\n", creds.ClientSecret)
 	fmt.Fprintf(out, "  personal key:  %s\n", creds.PersonalKey)

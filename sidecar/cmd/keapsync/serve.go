@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,14 +26,19 @@ func serveCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{listenFlag, publicURLFlag,
 			&cli.DurationFlag{Name: "reconcile-every", Value: 10 * time.Minute, EnvVars: []string{"KEAPSYNC_RECONCILE_EVERY"}, Usage: "how often to sweep for changes hooks missed (0 disables)"},
 			&cli.DurationFlag{Name: "coalesce", Value: 2 * time.Second, EnvVars: []string{"KEAPSYNC_COALESCE"}, Usage: "how long hooked ids gather before one fetch"},
-			&cli.StringFlag{Name: "hook-signing-key", EnvVars: []string{"KEAPSYNC_HOOK_SIGNING_KEY"}, Usage: "require X-Hook-Signature (HMAC-SHA256) from a signing relay"},
-		}, pushFlags...), append(serveDashboardFlags, keapFlags...)...),
+		}, pushFlags...), slices.Concat(hookSigningKeyFlag.Flags(), serveDashboardFlags, keapFlags)...),
 		Action: runServe,
 	}
 }
 
+var hookSigningKeyFlag = newSecret("hook-signing-key", "KEAPSYNC_HOOK_SIGNING_KEY", "require X-Hook-Signature (HMAC-SHA256) from a signing relay")
+
 func runServe(c *cli.Context) error {
 	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	signingKey, err := hookSigningKeyFlag.get(c)
 	if err != nil {
 		return err
 	}
@@ -52,7 +58,7 @@ func runServe(c *cli.Context) error {
 	}
 	srv, stop, err := buildServer(c.Context, log, reg, s.pool, s.clients, pusher, serve.Config{
 		Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile},
-		c.Duration("coalesce"), []byte(c.String("hook-signing-key")))
+		c.Duration("coalesce"), []byte(signingKey))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
@@ -24,9 +25,24 @@ import (
 func TestServeBringsKeapChangesIn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sb, err := sandbox.New(sandbox.Options{Seed: 3, Contacts: 40, AutoApprove: true, Unthrottled: true})
+	// Keap's documented behaviour where it speaks (orders newest first), the hardest answers
+	// where it is silent: second stamps, exclusive since, tags and payments that leave stamps alone.
+	sb, err := sandbox.New(sandbox.Options{Seed: 3, Contacts: 40, AutoApprove: true, Unthrottled: true,
+		Profile: sandbox.Profile{SecondStamps: true, SinceExclusive: true, TagsKeepStamp: true, PaymentKeepsOrderStamp: true}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := range 2500 {
+		id, err := sb.CreateOrder(map[string]any{"contact_id": 1 + i%40, "order_title": "x", "order_type": "Online",
+			"order_items": []any{map[string]any{"product_id": 1, "quantity": 1}, map[string]any{"product_id": 2, "quantity": 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			if err := sb.PayOrder(id, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := sb.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -37,36 +53,16 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	port, _ := pgcluster.FreePort()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	dbURL := pgtest.URL(t)
-	common := []string{"--database-url", dbURL, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key,
-		"--api-url", sb.URL() + "/crm/rest"}
-	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, common[:12]...)...); err != nil {
+	oauth := append([]string{"--database-url", dbURL, "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)
+	common := append(oauth[:len(oauth):len(oauth)], "--api-url", sb.URL()+"/crm/rest")
+	if out, err := runApp(t, append([]string{"auth", "login", "--follow"}, oauth...)...); err != nil {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
 
-	served := make(chan error, 1)
-	var serveOut bytes.Buffer
-	go func() {
-		app := newApp()
-		app.Writer, app.ErrWriter = &serveOut, &serveOut
-		served <- app.RunContext(ctx, append([]string{"keapsync", "--log-level", "warn", "serve", "--listen", listen,
-			"--coalesce", "0s", "--reconcile-every", "0s"}, common...))
-	}()
-	base := "http://" + listen
-	waitFor(t, "serve to answer /healthz", func() bool {
-		select {
-		case err := <-served:
-			t.Fatalf("serve stopped: %v\n%s", err, serveOut.String())
-		default:
-		}
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	base, stop := startServe(t, ctx, append([]string{"--listen", listen, "--coalesce", "0s", "--reconcile-every", "0s"}, common...))
 
-	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, "14 verified") {
+	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, fmt.Sprintf("%d verified", len(ingest.EventKeys))) {
 		t.Fatalf("hooks ensure: %v\n%s", err, out)
 	}
 	if out, err := runApp(t, append([]string{"backfill"}, common...)...); err != nil || !strings.Contains(out, "backfill done") {
@@ -82,6 +78,55 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 	if err := conn.QueryRow(ctx, `select keap_id from keap.contacts order by keap_id limit 1`).Scan(&first); err != nil {
 		t.Fatal(err)
 	}
+
+	// Every order, listed newest first, with its items and payments.
+	state := sb.Snapshot()
+	items, payments, unpaid := 0, 0, int64(0)
+	for _, o := range state.Orders {
+		items += len(o["order_items"].([]map[string]any))
+		if o["total_paid"].(float64) > 0 {
+			payments++
+		} else {
+			unpaid = o["id"].(int64)
+		}
+	}
+	for what, want := range map[string]int{"orders": len(state.Orders), "order_items": items, "order_payments": payments} {
+		var n int
+		if err := conn.QueryRow(ctx, `select count(*) from keap.`+what).Scan(&n); err != nil || n != want || (what == "orders" && n < 2500) {
+			t.Fatalf("%s: %d in Postgres, %d in Keap (%v)", what, n, want, err)
+		}
+	}
+	// A payment taken in Keap arrives (only invoice.payment.add tells under this profile).
+	if err := sb.PayOrder(unpaid, 3); err != nil {
+		t.Fatal(err)
+	}
+	// A tag applied in Keap without a last_updated bump arrives.
+	tag := int64(0)
+	for _, tg := range state.Tags {
+		tag = tg["id"].(int64)
+	}
+	if err := sb.RemoveTag(first, tag); err != nil {
+		t.Fatal(err)
+	}
+	sb.FlushHooks()
+	waitFor(t, "the tag removed in Keap to leave Postgres", func() bool {
+		var n int
+		_ = conn.QueryRow(ctx, `select count(*) from keap.contact_tags ct join keap.contacts c on c.id = ct.contact_id
+		    join keap.tags tg on tg.id = ct.tag_id where c.keap_id = $1 and tg.keap_id = $2`, first, tag).Scan(&n)
+		return n == 0
+	})
+	if err := sb.ApplyTag(first, tag); err != nil {
+		t.Fatal(err)
+	}
+	sb.FlushHooks()
+	waitFor(t, "the payment and the tag applied in Keap to reach Postgres", func() bool {
+		var paid, tagged int
+		_ = conn.QueryRow(ctx, `select count(*) from keap.orders o join keap.order_payments p on p.order_id = o.id
+		    where o.keap_id = $1 and o.total_paid = 3 and p.amount = 3`, unpaid).Scan(&paid)
+		_ = conn.QueryRow(ctx, `select count(*) from keap.contact_tags ct join keap.contacts c on c.id = ct.contact_id
+		    join keap.tags tg on tg.id = ct.tag_id where c.keap_id = $1 and tg.keap_id = $2`, first, tag).Scan(&tagged)
+		return paid == 1 && tagged == 1
+	})
 	if err := sb.EditContact(first, map[string]any{"family_name": "Through-A-Hook"}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,15 +172,53 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d %.300s", path, resp.StatusCode, body)
 		}
+		if strings.Contains(string(body), creds.ClientID) {
+			t.Errorf("%s shows the OAuth client id", path)
+		}
 	}
 	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("serve ended with %v\n%s", err, serveOut.String())
+	stop()
+}
+
+// startServe runs `keapsync serve args...` until ctx ends and waits for /healthz; it returns
+// serve's base URL (args must hold --listen) and a stop that, once ctx is cancelled, waits for
+// a clean exit.
+func startServe(t *testing.T, ctx context.Context, args []string) (base string, stop func()) {
+	t.Helper()
+	served := make(chan error, 1)
+	var serveOut bytes.Buffer
+	go func() {
+		app := newApp()
+		app.Writer, app.ErrWriter = &serveOut, &serveOut
+		served <- app.RunContext(ctx, append([]string{"keapsync", "--log-level", "warn", "serve"}, args...))
+	}()
+	for i, a := range args {
+		if a == "--listen" {
+			base = "http://" + args[i+1]
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not shut down")
+	}
+	waitFor(t, "serve to answer /healthz", func() bool {
+		select {
+		case err := <-served:
+			t.Fatalf("serve stopped: %v\n%s", err, serveOut.String())
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	return base, func() {
+		t.Helper()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("serve ended with %v\n%s", err, serveOut.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not shut down")
+		}
 	}
 }
 
