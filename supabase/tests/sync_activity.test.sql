@@ -61,11 +61,12 @@ select is((select count(*) from keapsync.sync_activity where account_id = 'aaaaa
 select is(pg_temp.n('aaaaaaaa-0000-4000-8000-000000000000', 'in') + pg_temp.n('aaaaaaaa-0000-4000-8000-000000000000', 'out'),
           4::bigint, 'compaction keeps the sums');
 
+-- As a member of A (pgTAP's functions are not theirs to call: read first, compare as ourselves).
 set local role authenticated;
 select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "a0000000-0000-4000-8000-00000000000a"}', true);
-select is((select array_agg(distinct account_id::text) from keapsync.sync_activity_hourly),
-          array['aaaaaaaa-0000-4000-8000-000000000000'], 'a member sees only their account');
+select set_config('test.seen', (select array_agg(distinct account_id::text)::text from keapsync.sync_activity_hourly), true);
 reset role;
+select is(current_setting('test.seen'), '{aaaaaaaa-0000-4000-8000-000000000000}', 'a member sees only their account');
 
 select * from finish();
 rollback;
