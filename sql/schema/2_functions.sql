@@ -358,6 +358,32 @@ $$;
 
 --
 
+-- Name: compact_sync_activity(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.compact_sync_activity() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  with merged as (
+    delete from keapsync.sync_activity s
+     where s.ctid = any (array(
+             select s.ctid from keapsync.sync_activity s
+              where s.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                and (s.account_id, s.direction, s.hour) in (
+                      select d.account_id, d.direction, d.hour from keapsync.sync_activity d
+                       where d.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                       group by 1, 2, 3 having count(*) > 1)
+                for update of s skip locked))
+    returning s.account_id, s.hour, s.direction, s.changes, s.last_at)
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select account_id, hour, direction, sum(changes), max(last_at) from merged group by 1, 2, 3;
+end;
+$$;
+
+
+--
+
 -- Name: contact_body(jsonb, text[]); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) RETURNS jsonb
@@ -2039,6 +2065,53 @@ begin
     end if;
   end if;
   return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_activity_in(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_in() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select r.account_id, date_trunc('hour', r.at, 'UTC'), 'in', count(*), max(r.at)
+    from new_rows r
+   where r.origin = 'keap'
+     and not (r.op = 'update' and r.changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)
+   group by 1, 2;
+  if found and random() < 0.05 then
+    perform keapsync.compact_sync_activity();
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_activity_out(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_out() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_at timestamptz := now();
+begin
+  if tg_op = 'UPDATE' then
+    v_at := coalesce(new.last_pushed_at, v_at);
+  end if;
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  values (old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at);
+  if random() < 0.05 then
+    perform keapsync.compact_sync_activity();
+  end if;
+  return null;
 end;
 $$;
 

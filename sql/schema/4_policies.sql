@@ -870,6 +870,13 @@ CREATE POLICY members_read ON keapsync.settings FOR SELECT TO authenticated USIN
 
 --
 
+-- Name: sync_activity members_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY members_read ON keapsync.sync_activity FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: sync_cursors members_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY members_read ON keapsync.sync_cursors FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -943,6 +950,12 @@ ALTER TABLE keapsync.rate_budget_usage ENABLE ROW LEVEL SECURITY;
 -- Name: settings; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: sync_activity; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.sync_activity ENABLE ROW LEVEL SECURITY;
 
 --
 
