@@ -85,7 +85,7 @@ type slotRow struct {
 }
 
 const (
-	sqlHealthStatus = `select access_expires_at, refresh_expires_at, hooks_verified, hooks_total,
+	sqlHealthStatus = `select connection, access_expires_at, refresh_expires_at, hooks_verified, hooks_total,
        last_hook_at, inbox_pending, inbox_oldest, conflicts_open, dead_letters,
        backfill_rows_done, backfill_rows_total, backfill_done
   from keapsync.sync_status where account_id = $1`

@@ -129,3 +129,6 @@ select account_id, date_trunc('hour', at, 'UTC'), 'in', count(*), max(at)
 insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
 select account_id, date_trunc('hour', last_pushed_at, 'UTC'), 'out', count(*), max(last_pushed_at)
   from keapsync.sync_state where last_pushed_at is not null group by 1, 2;
+
+-- The least-privilege sidecar role reads and writes the new table through a policy of its own.
+select keapsync.grant_sidecar_rls();
