@@ -721,6 +721,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.settings TO keapsync_sidecar USIN
 
 --
 
+-- Name: sync_activity keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_activity TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: sync_cursors keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.sync_cursors TO keapsync_sidecar USING (true) WITH CHECK (true);
