@@ -742,6 +742,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.slot_progress TO keapsync_sidecar
 
 --
 
+-- Name: sync_activity keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_activity TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: sync_cursors keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.sync_cursors TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -891,6 +898,13 @@ CREATE POLICY members_read ON keapsync.settings FOR SELECT TO authenticated USIN
 
 --
 
+-- Name: sync_activity members_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY members_read ON keapsync.sync_activity FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: sync_cursors members_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY members_read ON keapsync.sync_cursors FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -982,6 +996,12 @@ ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
 -- Name: slot_progress; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.slot_progress ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: sync_activity; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.sync_activity ENABLE ROW LEVEL SECURITY;
 
 --
 
