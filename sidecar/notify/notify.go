@@ -83,7 +83,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := n.Check(ctx); err != nil && ctx.Err() == nil {
+		if err := n.Check(ctx); err != nil && ctx.Err() == nil && n.Log != nil {
 			n.Log.Warn("notifications: check failed; the next round retries", "component", "notify", "err", err)
 		}
 		select {

@@ -1709,8 +1709,11 @@ CREATE FUNCTION keapsync.stalls(p_threshold interval DEFAULT '00:15:00'::interva
   select a.id, 'push', w.since, w.progress, w.n || ' local edits waiting'
     from keapsync.accounts a
     cross join lateral (
+      -- the last push is looked up only when an edit has waited past the threshold (sync_state
+      -- has no index on it, and /readyz asks often)
       select min(q.first_enqueued_at) as since, count(*) as n,
-             (select max(s.last_pushed_at) from keapsync.sync_state s where s.account_id = a.id) as progress
+             case when min(q.first_enqueued_at) < p_now - p_threshold then
+               (select max(s.last_pushed_at) from keapsync.sync_state s where s.account_id = a.id) end as progress
         from keapsync.push_queue q
        where q.account_id = a.id and q.next_attempt_at <= p_now) w
    where keapsync.account_can_sync(a.id) and w.since < p_now - p_threshold
