@@ -406,3 +406,25 @@ func TestHealthShowsStalls(t *testing.T) {
 		t.Fatal("A's viewer sees B's stall, or a cleared one")
 	}
 }
+
+// A rollback of a change the retention window pruned says so (410), instead of "gone, or you
+// cannot see it"; an admin of another account learns nothing from the same id.
+func TestRollbackOfAPrunedChange(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var id string
+	if err := e.db.QueryRow(ctx, `insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed, at)
+		values ($1, 'contacts', -9, 'update', 'local', '{}', now() - interval '100 days') returning id::text`, accountA).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(ctx, `select * from keapsync.prune($1, 100)`, accountA); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.as(adminA).post("/history/"+id+"/rollback", url.Values{})
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "older than the history window (90 days) and was pruned") {
+		t.Fatalf("rollback of a pruned change: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := e.as(adminB).post("/history/"+id+"/rollback", url.Values{}); resp.StatusCode != 404 || strings.Contains(body, "pruned") {
+		t.Fatalf("B's admin, rollback of A's pruned change: %d %s", resp.StatusCode, body)
+	}
+}

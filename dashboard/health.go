@@ -14,7 +14,7 @@ import (
 
 type healthData struct {
 	Now              time.Time            `json:"generated_at"`
-	State            accountstate.Account `json:"state"` // keapsync.account_state: the one truth
+	State            accountstate.Account `json:"state"`  // keapsync.account_state: the one truth
 	Stalls           []accountstate.Stall `json:"stalls"` // keapsync.my_stalls: waiting work that does not move
 	Connection       string               `json:"connection"`
 	AccessExpires    *time.Time           `json:"access_token_expires_at"`

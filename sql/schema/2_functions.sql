@@ -578,7 +578,9 @@ CREATE FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) RETURNS i
     AS $$
   select min(r.history_days) from keapsync.retention r
    where r.history_pruned_through >= p_history_id
-     and not exists (select 1 from keapsync.change_history h where h.id = p_history_id);
+     and not exists (select 1 from keapsync.change_history h where h.id = p_history_id)
+     and (coalesce(auth.role(), nullif(current_setting('role', true), 'none'), '') not in ('authenticated', 'anon')
+          or r.account_id = any (keapsync.my_accounts()));
 $$;
 
 

@@ -187,6 +187,7 @@ GRANT ALL ON FUNCTION keapsync.grant_sidecar_rls() TO service_role;
 REVOKE ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO authenticated;
 
 
 --

@@ -137,18 +137,21 @@ $$;
 revoke execute on function keapsync.prune(uuid, int, boolean, timestamptz) from public;
 grant execute on function keapsync.prune(uuid, int, boolean, timestamptz) to service_role;
 
--- Why a change is not in the history any more: the history window of the account that pruned it
--- (null when no account pruned that far, i.e. the id never existed). Service role only: the CLI
--- asks after rollback_change found no such change.
+-- Why a change is not in the history any more: the history window of the account that pruned
+-- that far (null when none did, i.e. the id never existed or is still there). The CLI and the
+-- dashboard ask after rollback_change found no such change; a person learns only about the
+-- accounts they belong to.
 create or replace function keapsync.history_window_of_pruned(p_history_id bigint) returns int
 language sql stable security definer set search_path = ''
 as $$
   select min(r.history_days) from keapsync.retention r
    where r.history_pruned_through >= p_history_id
-     and not exists (select 1 from keapsync.change_history h where h.id = p_history_id);
+     and not exists (select 1 from keapsync.change_history h where h.id = p_history_id)
+     and (coalesce(auth.role(), nullif(current_setting('role', true), 'none'), '') not in ('authenticated', 'anon')
+          or r.account_id = any (keapsync.my_accounts()));
 $$;
 revoke execute on function keapsync.history_window_of_pruned(bigint) from public;
-grant execute on function keapsync.history_window_of_pruned(bigint) to service_role;
+grant execute on function keapsync.history_window_of_pruned(bigint) to authenticated, service_role;
 
 -- ---- stalls ------------------------------------------------------------------------------------
 -- Where the replication slot's confirmed position was last seen and when it last moved; serve

@@ -3,7 +3,7 @@
 -- rollback of a pruned change.
 begin;
 create extension if not exists pgtap;
-select plan(19);
+select plan(21);
 
 insert into keapsync.accounts (id, name, keap_tenant, credential) values
   ('00000000-0000-4000-8000-0000000000e1', 'one', 'r1', 'api_key'),
@@ -81,6 +81,12 @@ insert into keapsync.members (account_id, user_id, role)
 values ('00000000-0000-4000-8000-0000000000e1', 'a0000000-0000-4000-8000-0000000000e2', 'viewer');
 select results_eq($$select count(*) from keapsync.my_stalls() where path = 'inbox'$$, $$values (1::bigint)$$,
   'a member of the account sees it');
+select results_eq($$select keapsync.history_window_of_pruned(id) from old_change$$, $$values (90)$$,
+  'a member learns that their account pruned the change');
+delete from keapsync.members where user_id = 'a0000000-0000-4000-8000-0000000000e2'
+   and account_id = '00000000-0000-4000-8000-0000000000e1';
+select results_eq($$select keapsync.history_window_of_pruned(id) from old_change$$, $$values (null::int)$$,
+  'a member of another account learns nothing');
 
 select ok(not has_function_privilege('authenticated', 'keapsync.prune(uuid,int,boolean,timestamptz)', 'execute'),
   'only the service role prunes');
