@@ -39,7 +39,8 @@ func TestEveryAlertMetricIsServed(t *testing.T) {
 		t.Fatalf("backfill: %v\n%s", err, out)
 	}
 	port, _ := pgcluster.FreePort()
-	base, stop := startServe(t, ctx, append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(port)}, keyed...))
+	base, stop := startServe(t, ctx, append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(port),
+		"--push-slot", "keapsync_ops_metrics_test"}, keyed...))
 	defer func() { cancel(); stop() }()
 
 	named := map[string]bool{}
