@@ -78,6 +78,7 @@ func main() {
 	flag.BoolVar(&cfg.Verbose, "v", false, "log harness steps")
 	flag.StringVar(&cfg.Bin, "bin", "", "a prebuilt keapsync binary (default: go build one)")
 	flag.IntVar(&cfg.PoolMaxConns, "pool-max-conns", 0, "pool_max_conns for the serve processes (0: serve's default)")
+	flag.StringVar(&cfg.Profile, "profile", "", "sandbox profile: where Keap's documents are silent, which answer it gives (documented, hardest)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -112,7 +113,10 @@ type Config struct {
 	// PoolMaxConns, when set, is added to serve's database URL (pool_max_conns): a small pool
 	// shows whether the workers can still starve it (see the package doc).
 	PoolMaxConns int
-	Log          *slog.Logger
+	// Profile names the sandbox profile (sandbox.ProfileNames): which answer Keap gives where its
+	// documents are silent. Empty: "documented".
+	Profile string
+	Log     *slog.Logger
 }
 
 // Command is the command line that replays this soak's scenario.
@@ -121,6 +125,9 @@ func (c Config) Command() string {
 		c.Seed, c.Duration, c.Contacts, c.Rate)
 	if c.PoolMaxConns > 0 {
 		cmd += fmt.Sprintf(" -pool-max-conns %d", c.PoolMaxConns)
+	}
+	if c.Profile != "" {
+		cmd += " -profile " + c.Profile
 	}
 	return cmd
 }

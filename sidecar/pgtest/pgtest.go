@@ -206,3 +206,20 @@ func EmptyURL(t testing.TB) string {
 	t.Helper()
 	return cloneOf(t, "template0")
 }
+
+// LockRoles holds, until t ends, the lock packages take to bootstrap their templates. Roles are
+// cluster-wide: a test that migrates from scratch (grants to keapsync's roles) or uninstalls
+// (revokes them) while another database of the cluster does the same fails with "tuple
+// concurrently updated", so such tests take turns.
+func LockRoles(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatalf("connect to test cluster: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
+		t.Fatalf("lock test cluster: %v", err)
+	}
+}
