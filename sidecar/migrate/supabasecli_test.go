@@ -14,7 +14,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/migrate"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sql/compat"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/migrate"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/push"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 

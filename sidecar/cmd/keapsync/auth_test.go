@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/keapsync/keapsync/sidecar/keapauth"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 

@@ -11,7 +11,7 @@ import (
 
 // shortSoak is the soak `make test` runs: a fixed seed, every fault kind, every deliberate
 // kill, 90 s of chaos and about two minutes in all. Longer and other seeds:
-// `go run ./sidecar/chaos -seed N -duration D` (`make chaos`).
+// `go run ./sidecar/devtools/chaos -seed N -duration D` (`make chaos`).
 var shortSoak = Config{Seed: 1, Duration: 90 * time.Second, Contacts: 200, Rate: 8, Quiesce: 2 * time.Minute}
 
 // soakBound caps the whole short soak, well inside go test's default 10 minute timeout: a soak

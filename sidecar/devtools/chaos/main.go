@@ -5,7 +5,7 @@
 // system quiesces, one `keapsync reconcile --deletes` runs, and a checker compares Keap (the
 // sandbox) with Postgres record by record and field by field.
 //
-//	go run ./sidecar/chaos -seed 7 -duration 2m     (make chaos SEED=7 DURATION=2m)
+//	go run ./sidecar/devtools/chaos -seed 7 -duration 2m     (make chaos SEED=7 DURATION=2m)
 //
 // `make test` runs TestChaosShort: seed 1, 90 s of chaos, about two minutes in all, bounded by a
 // deadline that fails it with its report rather than hang. Children die with the harness
@@ -121,7 +121,7 @@ type Config struct {
 
 // Command is the command line that replays this soak's scenario.
 func (c Config) Command() string {
-	cmd := fmt.Sprintf("go run ./sidecar/chaos -seed %d -duration %s -contacts %d -rate %g",
+	cmd := fmt.Sprintf("go run ./sidecar/devtools/chaos -seed %d -duration %s -contacts %d -rate %g",
 		c.Seed, c.Duration, c.Contacts, c.Rate)
 	if c.PoolMaxConns > 0 {
 		cmd += fmt.Sprintf(" -pool-max-conns %d", c.PoolMaxConns)
