@@ -18,8 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/ingest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

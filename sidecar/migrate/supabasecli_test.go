@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/migrate"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sql/compat"
 )
 

@@ -19,9 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
