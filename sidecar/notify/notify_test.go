@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/notify"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

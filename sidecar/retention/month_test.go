@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/retention"
 )
 
