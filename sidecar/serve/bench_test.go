@@ -19,7 +19,7 @@ import (
 // benchHookStep is how long each rate step of the hook load test lasts;
 // KEAPSYNC_BENCH_HOOK_STEP overrides it (a Go duration). The steps raise the rate by half from
 // 250/s and stop at the first one serve cannot sustain (or after 6,407/s), so the count of
-// deliveries is bounded: at most 18,718 per second of step.
+// deliveries is bounded: at most twice 18,718 per second of step (a failing step is offered twice).
 func benchHookStep() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("KEAPSYNC_BENCH_HOOK_STEP")); err == nil && d > 0 {
 		return d
@@ -51,7 +51,15 @@ func BenchmarkHookReceiverLoad(b *testing.B) {
 		var refused []int64
 		sustained, sustainedP99 := 0.0, 0.0
 		b.StartTimer()
+		// A step that falls short is offered once more before the climb stops: on a shared
+		// machine one pause elsewhere should not decide the figure.
+		var rates []int
 		for rate := 250; rate <= 6500; rate = rate * 3 / 2 {
+			rates = append(rates, rate)
+		}
+		retried := false
+		for i := 0; i < len(rates); i++ {
+			rate := rates[i]
 			n := int(float64(rate) * step.Seconds())
 			ids := make([]int64, n)
 			for k := range ids {
@@ -63,8 +71,14 @@ func BenchmarkHookReceiverLoad(b *testing.B) {
 			acked := float64(res.acked) / res.elapsed.Seconds()
 			b.Logf("offered %d/s for %s: %.0f/s acknowledged, p99 %s, %d refused", rate, step, acked, res.p99, len(res.refused))
 			if acked < 0.95*float64(rate) || res.p99 >= time.Second {
-				break
+				if retried {
+					break
+				}
+				retried = true
+				i-- // this step again
+				continue
 			}
+			retried = false
 			sustained, sustainedP99 = float64(rate), float64(res.p99.Milliseconds())
 		}
 		b.StopTimer()
