@@ -33,8 +33,8 @@ type Sweeper struct {
 	// ListLimit is the records asked of Keap per call where ranges are fetched at once
 	// (default Keap's largest page, 1000).
 	ListLimit int
-	Progress io.Writer // where progress goes; nil for none
-	Log      *slog.Logger
+	Progress  io.Writer // where progress goes; nil for none
+	Log       *slog.Logger
 	// Overlap re-reads this much before a reconcile's high-water mark, for changes Keap
 	// stamped slightly out of order.
 	Overlap time.Duration

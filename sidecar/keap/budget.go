@@ -120,7 +120,7 @@ type Budget struct {
 	seq           uint64
 	vtime         uint64         // the turn of the last call granted
 	turns         map[any]uint64 // each flow's latest turn handed out
-	throttleAvail int // last x-keap-*-throttle-available, -1 unknown
+	throttleAvail int            // last x-keap-*-throttle-available, -1 unknown
 	quotaAvail    int
 	quotaResets   time.Time // when the daily window last reported resets
 	granted       atomic.Uint64
