@@ -474,7 +474,12 @@ func (s *Sweeper) fetchPages(ctx context.Context, list iter.Seq2[record, error],
 func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, out chan<- numberedPage) error {
 	oldest, newest, n, err := k.span(ctx, api, since)
 	if err != nil {
-		return fmt.Errorf("measure the listing: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("measure the listing: %w", err)
+		}
+		// Not knowing the ends costs only speed: walk it in one piece.
+		s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", err)
+		n = 0
 	}
 	bounds := sliceBounds(oldest, newest, n, s.ListLimit, s.Fetchers)
 	if len(bounds) == 0 {
