@@ -135,6 +135,8 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		prio = keap.Live
 	}
 	ctx = keap.WithPriority(ctx, prio)
+	// Listings walked by offset (orders) fetch pages ahead as far as ranges are fetched at once.
+	ctx = keap.WithPrefetch(ctx, s.Fetchers)
 	ks, err := kindsOf(objectTypes)
 	if err != nil {
 		return err
