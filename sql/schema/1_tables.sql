@@ -451,7 +451,8 @@ CREATE TABLE keapsync.push_queue (
     attempts integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
     last_error text,
-    sent jsonb
+    sent jsonb,
+    last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -460,6 +461,13 @@ CREATE TABLE keapsync.push_queue (
 -- Name: COLUMN push_queue.sent; Type: COMMENT; Schema: keapsync; Owner: -
 
 COMMENT ON COLUMN keapsync.push_queue.sent IS 'fields ({field: value}, null for cleared) sent to Keap by a push whose answer is not recorded yet';
+
+
+--
+
+-- Name: COLUMN push_queue.last_enqueued_at; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.last_enqueued_at IS 'when the latest change to the record was queued: the push waits until it has been quiet for the settle time';
 
 
 --
