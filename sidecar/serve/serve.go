@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/accountstate"
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -97,6 +97,12 @@ type Server struct {
 	// Budgets returns each account's own Keap budget (its app's, the tenant's) as the limiter
 	// knows it, for keapsync.rate_budget_usage and the dashboard (nil to skip).
 	Budgets func() map[string]keap.BudgetStats
+	// BudgetShares shares the Keap budgets with the other sidecar processes on the database
+	// while the server runs (nil: this process counts alone).
+	BudgetShares interface {
+		Start(ctx context.Context) error
+		Stop()
+	}
 	// Started, when set, receives the listening address once the HTTP server is up.
 	Started func(addr string)
 }
@@ -113,6 +119,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if cfg.HTTP.Log == nil {
 		cfg.HTTP.Log = log
+	}
+	if s.BudgetShares != nil {
+		if err := s.BudgetShares.Start(ctx); err != nil {
+			ln.Close()
+			return err
+		}
+		defer s.BudgetShares.Stop()
 	}
 	srv := cfg.HTTP.Server(s.routes())
 	g, gctx := errgroup.WithContext(ctx)
