@@ -186,7 +186,7 @@ func startEnv(t testing.TB, db *pgxpool.Pool) *env {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = srv.Start(ctx); close(done) }()
+	go func() { _ = srv.Live(ctx); close(done) }()
 	t.Cleanup(func() {
 		srv.hub.closeAll()
 		ts.Close()

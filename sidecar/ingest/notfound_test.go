@@ -44,7 +44,8 @@ func TestRouteNotFoundDeletesNothingInIngest(t *testing.T) {
 	}
 	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := w.worker.Run(runCtx, time.Millisecond); !errors.Is(err, keap.ErrRouteNotFound) {
+	w.worker.PollEvery = time.Millisecond
+	if err := w.worker.Run(runCtx); !errors.Is(err, keap.ErrRouteNotFound) {
 		t.Fatalf("Run: %v, want it to stop with keap.ErrRouteNotFound", err)
 	}
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, gone); got != 1 {

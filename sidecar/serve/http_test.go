@@ -42,29 +42,24 @@ func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	started := make(chan string, 1)
 	s := &Server{
 		Config: Config{Listen: "127.0.0.1:0", ReconcileEvery: -1, HooksEvery: -1, DeletesEvery: -1, BudgetsEvery: -1,
 			ShutdownGrace: time.Second, HTTP: hc},
 		DB: db, Log: log,
 		Receiver: &ingest.Receiver{DB: db, Log: log},
 		Worker:   &ingest.Worker{DB: db, Log: log},
-		Started:  func(a string) { started <- a },
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		s.Stop()
+		if err := s.Err(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	select {
-	case addr = <-started:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	return addr, token
+	return s.Addr(), token
 }
 
 // Issue #12: with the database down, /readyz printed the DSN's user, database, host and port.

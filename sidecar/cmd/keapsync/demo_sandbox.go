@@ -121,17 +121,13 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
-	serveCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	up := make(chan struct{})
 	server.Dashboard = dash
-	server.Started = func(string) { close(up) }
-	go func() { served <- server.Run(serveCtx) }()
-	select {
-	case <-up:
-	case err := <-served:
+	if err := server.Start(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	stopped := func() error {
+		server.Stop()
+		return server.Err()
 	}
 	cl, err := clients.For(ctx, account)
 	if err != nil {
@@ -164,13 +160,14 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	fmt.Fprintf(w, "Point keapsync at the demo:\n  export %s\n", strings.Join(env, " \\\n         "))
 	fmt.Fprintf(w, "  bin/keapsync auth status\n\n")
 	if !c.Bool("serve") {
-		cancel()
-		return <-served
+		return stopped()
 	}
 	fmt.Fprintln(w, "Serving until Ctrl-C; the database keeps running after it.")
-	<-ctx.Done()
-	cancel()
-	return <-served
+	select {
+	case <-ctx.Done():
+	case <-server.Done():
+	}
+	return stopped()
 }
 
 // demoSecretKey reads the demo's sealing key from dir, creating it on first use.
