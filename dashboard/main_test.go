@@ -21,6 +21,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
+	"github.com/keapsync/keapsync/sidecar/testlog"
 	"github.com/keapsync/keapsync/supabase"
 )
 
@@ -197,16 +198,7 @@ func startEnv(t testing.TB, db *pgxpool.Pool) *env {
 	return e
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.Level(t, slog.LevelWarn) }
 
 // client is a browser signed in as one user: session and CSRF cookies, no redirect following.
 type client struct {

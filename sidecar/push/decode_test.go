@@ -53,6 +53,7 @@ func rowMsg(kind byte, rel uint32, parts ...[]byte) []byte {
 const acct = "11111111-1111-4111-8111-111111111111"
 
 func TestDecoder(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(map[string]string{"contacts": "contact", "tags": "tag"})
 	for _, m := range [][]byte{
 		relationMsg(1, "keap", "contacts", "id", "account_id", "given_name", "sync_origin"),
@@ -117,6 +118,7 @@ func TestDecoder(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	c := DefaultConfig()
 	for attempts, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: 5 * time.Minute} {
 		if got := c.backoff(attempts); got != want {

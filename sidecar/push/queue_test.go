@@ -13,6 +13,7 @@ import (
 // ("create sent at <time>[; <error>]"); the migration moves it into its column and leaves the
 // error alone, so a retry after the upgrade still looks for what the create made.
 func TestCreateMarkMovesOutOfLastError(t *testing.T) {
+	t.Parallel()
 	db := pgtest.Pool(t)
 	ctx := context.Background()
 	migration, err := os.ReadFile("../../supabase/migrations/20261203190000_keapsync_push_queue_create_sent_at.sql")

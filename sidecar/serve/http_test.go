@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -16,11 +15,13 @@ import (
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/testlog"
 )
 
 // Issue #12: slow bodies to /hooks/<token> stayed open without end and idle keep-alives never
 // closed.
 func TestServeEndsSlowBodiesAndIdleConnections(t *testing.T) {
+	t.Parallel()
 	addr, token := startServe(t, httpguard.Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	guardtest.ClosesSlowBody(t, addr, "/hooks/"+token)
 	guardtest.ClosesIdle(t, addr, "/healthz")
@@ -28,6 +29,7 @@ func TestServeEndsSlowBodiesAndIdleConnections(t *testing.T) {
 
 // ... and any number of slow bodies could be held at once.
 func TestServeCapsSlowBodies(t *testing.T) {
+	t.Parallel()
 	addr, token := startServe(t, httpguard.Config{ReadTimeout: time.Minute, MaxBodiesPerIP: 3})
 	guardtest.CapsSlowBodies(t, addr, "/hooks/"+token, 3)
 }
@@ -41,7 +43,7 @@ func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
 	    insert into keapsync.hook_endpoints (account_id) select id from a returning path_token`).Scan(&token); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	log := testlog.New(t)
 	s := &Server{
 		Config: Config{Listen: "127.0.0.1:0", ReconcileEvery: -1, HooksEvery: -1, DeletesEvery: -1, BudgetsEvery: -1,
 			ShutdownGrace: time.Second, HTTP: hc},
@@ -64,6 +66,7 @@ func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
 
 // Issue #12: with the database down, /readyz printed the DSN's user, database, host and port.
 func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
+	t.Parallel()
 	pc := pgtest.Pool(t).Config().Copy()
 	port, err := pgcluster.FreePort() // nothing listens there: the database is "down"
 	if err != nil {
@@ -76,7 +79,7 @@ func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
 	}
 	defer db.Close()
 	cfg := pc.ConnConfig
-	s := &Server{DB: db, Log: slog.New(slog.DiscardHandler)}
+	s := &Server{DB: db, Log: testlog.New(t)}
 	rec := httptest.NewRecorder()
 	s.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	body := rec.Body.String()
