@@ -271,7 +271,7 @@ func (w *world) prepare(ctx context.Context) (string, error) {
 		tr.done(true)
 		return "", ctx.Err()
 	}
-	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapVia(t.url)...)...); err != nil || !strings.Contains(out, "backfill done") {
+	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapVia(t.url)...)...); err != nil || !strings.Contains(out, ": done") {
 		return note, fmt.Errorf("backfill after SIGKILL: %v\n%s", err, out)
 	}
 	note += "; resumed to the end: " + w.backfillCursors(ctx)
