@@ -126,7 +126,9 @@ func (r *Registry) For(ctx context.Context, account string) (*keap.Client, error
 			return nil, err
 		}
 		if r.shareCtx != nil {
-			// A tenant first met after Start is shared like the ones met before it.
+			// A tenant first met after Start is shared like the ones met before it. Its first
+			// heartbeat runs under the lock, once per tenant and process: a share started
+			// outside it could miss a Stop that came meanwhile and heartbeat for ever.
 			if err := r.share(r.shareCtx, tb); err != nil {
 				return nil, err
 			}
