@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/accountstate"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -33,8 +33,8 @@ type record struct {
 	modified time.Time // Keap's version clock; zero where the object has none (tags)
 	raw      json.RawMessage
 	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
-	bad error
-	order    *keap.Order // for orders: the decoded object (its totals say whether it has payments)
+	bad   error
+	order *keap.Order // for orders: the decoded object (its totals say whether it has payments)
 }
 
 // kind knows how to read one object type from Keap.

@@ -17,10 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
-	"github.com/keapsync/keapsync/sidecar/testlog"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -7,10 +7,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/keapclients"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
-	"github.com/keapsync/keapsync/sidecar/testlog"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

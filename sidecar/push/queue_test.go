@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 // Rows queued by a sidecar from before create_sent_at kept the create mark in last_error

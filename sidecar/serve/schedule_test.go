@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
-	"github.com/keapsync/keapsync/sidecar/testlog"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 )
 
 // every runs its round at once, then again on each tick, and ends cleanly with ctx.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
-	"github.com/keapsync/keapsync/sidecar/testlog"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keapsync/keapsync/sidecar/testlog"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 )
 
 // recorder is a testing.TB that keeps what is logged.
