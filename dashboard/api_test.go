@@ -114,6 +114,7 @@ func (e *env) token(userID string) string {
 
 // Every route answers with what the document says, for real data; the document covers them all.
 func TestAPIResponsesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := newAPIClient(t, e.ts.URL, e.token(adminA))
 	a.get("/api/v1/openapi.json")
@@ -172,6 +173,7 @@ func TestAPIResponsesMatchOpenAPI(t *testing.T) {
 
 // No token, a bad token or a browser's session cookie: 401 with a stable code, nothing read.
 func TestAPIRequiresBearerToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	acct := "/api/v1/accounts/" + accountA + "/kpis"
 	none := newAPIClient(t, e.ts.URL, "")
@@ -212,6 +214,7 @@ func TestAPIRequiresBearerToken(t *testing.T) {
 // A member of A reads A through the API and nothing of B: B's routes are 404, as if B did not
 // exist; B's admin reads B and not A.
 func TestAPIScopedByRLS(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, c := range []struct{ who, own, other, ownMarker, otherMarker string }{
 		{adminA, accountA, accountB, "Ada (Keap)", "Bertha"},
@@ -238,6 +241,7 @@ func TestAPIScopedByRLS(t *testing.T) {
 
 // CORS is off unless origins are configured; then only those may call from a browser.
 func TestAPICORS(t *testing.T) {
+	t.Parallel()
 	db := newEnv(t).db
 	preflight := func(base, origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodOptions, base+"/api/v1/accounts", nil)

@@ -23,6 +23,7 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	for name, c := range map[string]Config{
 		"local with SUPABASE_URL": {Local: true, SupabaseURL: "https://x.supabase.co"},
 		"no auth at all":          {},
@@ -46,6 +47,7 @@ func TestConfigValidate(t *testing.T) {
 
 // Forged, expired, wrongly addressed or non-user tokens all end on the sign-in page.
 func TestBadTokensGetSigninPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now()
 	sign := func(secret string, claims jwt.MapClaims) string {
@@ -98,6 +100,7 @@ func TestBadTokensGetSigninPage(t *testing.T) {
 }
 
 func TestLocalSignInFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.withToken("")
 	resp, body := c.get("/signin")
@@ -223,6 +226,7 @@ func (f *fakeAuth) token(t *testing.T, kid string, ttl time.Duration, extra jwt.
 }
 
 func TestSupabaseAuthMode(t *testing.T) {
+	t.Parallel()
 	auth := newFakeAuth(t)
 	e := supabaseEnv(t, newEnv(t).db, auth.URL)
 
@@ -366,6 +370,7 @@ func TestAuthCallsCarryContext(t *testing.T) {
 }
 
 func TestRealtimeURL(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"https://abc.supabase.co":  "wss://abc.supabase.co/realtime/v1/websocket",
 		"http://127.0.0.1:54321":   "ws://127.0.0.1:54321/realtime/v1/websocket",

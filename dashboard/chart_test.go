@@ -8,6 +8,7 @@ import (
 )
 
 func TestNiceScale(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ max, top, step float64 }{
 		{0, 4, 1}, {1, 1, 1}, {3, 3, 1}, {7, 8, 2}, {10, 10, 2.5}, {97, 100, 25}, {1234, 1500, 500},
 		{19999.5, 20000, 5000}, {4e6, 4e6, 1e6},
@@ -43,6 +44,7 @@ func renderChart(t *testing.T, tmpl string, c chart) string {
 // A chart reads without opening the numbers: both axes say what they count, the value axis has
 // numbers from zero to above the highest bar, and the running period is drawn apart and says so.
 func TestChartAxesAndPartialPeriod(t *testing.T) {
+	t.Parallel()
 	pts := []point{
 		{Label: "Oct", Value: 12000, Display: "$12,000.00"},
 		{Label: "Nov", Value: 15500, Display: "$15,500.00"},
@@ -77,6 +79,7 @@ func TestChartAxesAndPartialPeriod(t *testing.T) {
 // The activity chart has a bar per direction and hour on one axis, a legend, and labels that
 // never crowd: 48 hours carry at most nine labels.
 func TestActivityChart(t *testing.T) {
+	t.Parallel()
 	var in, out []point
 	for i := range 48 {
 		in = append(in, point{Label: "h" + itoa(int64(i)), Value: float64(i), Display: itoa(int64(i)) + " in", Partial: i == 47})

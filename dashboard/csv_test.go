@@ -10,6 +10,7 @@ import (
 )
 
 func TestDefuseFormula(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"":                       "",
 		"Ann":                    "Ann",
@@ -36,6 +37,7 @@ func TestDefuseFormula(t *testing.T) {
 
 // A contact named like a formula that starts with a minus leaves the export defused.
 func TestCSVExportDefusesLeadingMinus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.db.Exec(context.Background(), `select keapsync.apply_keap_records($1, 'contact',
 	  '[{"id": 99001, "given_name": "-2+3+cmd|'' /C calc''!A0", "family_name": "-7",

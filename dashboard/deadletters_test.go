@@ -8,6 +8,7 @@ import (
 // Issue #12: one oversized record made the dead-letters page 2.1 MB. The page shows the start of
 // a big payload and links to the whole of it, which only members of its account can fetch.
 func TestDeadLettersTruncateBigPayloads(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	id := e.scalar(`insert into keapsync.dead_letters (account_id, source, object_type, keap_id, error, payload)
 	  values ($1, 'ingest', 'contact', 4242, 'too big to apply',

@@ -31,6 +31,7 @@ or run .ci/run; go test -short skips this test`
 // retrying a dead letter, CSV export, 375 px layout. Screenshots go to $KEAPSYNC_ARTIFACTS (or
 // a temp dir, printed).
 func TestBrowserE2E(t *testing.T) {
+	t.Parallel()
 	node, chromium, artifacts := e2eTools(t)
 	e := newEnv(t)
 	e.keap = startPush(t, e.db)
@@ -109,6 +110,7 @@ func startPush(t *testing.T, db *pgxpool.Pool) *sandbox.Server {
 // stand-in GoTrue, ES256 tokens checked with its JWKS) and live updates over the Phoenix
 // websocket of a stand-in Realtime server that authorises the private channel with RLS.
 func TestBrowserE2ERealtime(t *testing.T) {
+	t.Parallel()
 	node, chromium, artifacts := e2eTools(t)
 	auth := newFakeAuth(t)
 	e := supabaseEnv(t, seededPool(t), auth.URL)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestPagesRenderForMember(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	for _, p := range []string{"/", "/health", "/conflicts", "/dead-letters", "/data/contacts", "/data/orders",
@@ -36,6 +37,7 @@ func TestPagesRenderForMember(t *testing.T) {
 
 // A contact can carry a tag Keap has not sent yet (the tag row has its id, not its name).
 func TestOverviewWithUnnamedTag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.db.Exec(context.Background(), `with t as (insert into keap.tags (account_id, keap_id) values ($1, 999) returning id, account_id)
 		insert into keap.contact_tags (account_id, contact_id, tag_id)
@@ -56,6 +58,7 @@ func mustGet(t *testing.T, c *client, path string) *http.Response {
 
 // RLS, not Go, hides account B from A's members: in lists, by id, by account parameter, in CSV.
 func TestMemberOfANeverSeesB(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	_, body := c.get("/data/contacts?q=bertha")
@@ -96,6 +99,7 @@ func TestMemberOfANeverSeesB(t *testing.T) {
 // Sync health shows the account's Keap budget as serve recorded it; a member sees their own
 // account's numbers only (RLS on keapsync.rate_budget_usage).
 func TestHealthShowsKeapBudget(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(viewerA)
 	if _, body := c.get("/health"); !strings.Contains(body, "No Keap calls reported yet") {
@@ -122,6 +126,7 @@ func TestHealthShowsKeapBudget(t *testing.T) {
 }
 
 func TestViewerCannotResolve(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	id := e.conflictID(accountA)
 	v := e.as(viewerA)
@@ -145,6 +150,7 @@ func TestViewerCannotResolve(t *testing.T) {
 }
 
 func TestAdminResolvesRetriesRollsBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	id := e.conflictID(accountA)
@@ -199,6 +205,7 @@ func TestAdminResolvesRetriesRollsBack(t *testing.T) {
 }
 
 func TestCSRFRejected(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	id := e.conflictID(accountA)
@@ -224,6 +231,7 @@ func TestCSRFRejected(t *testing.T) {
 }
 
 func TestCSVExportStreams(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	req := httptest.NewRequest(http.MethodGet, "/data/contacts.csv?sort=name", nil)
 	tok, _, _ := e.srv.mint.access(adminA, "")
@@ -256,6 +264,7 @@ func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
 var emailCell = regexp.MustCompile(`<td>(contact\d+@example\.com)</td>`)
 
 func TestKeysetPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	maxID := e.scalar(`select max(id)::text from keap.contacts where account_id = $1`, accountA)
@@ -289,6 +298,7 @@ func TestKeysetPagination(t *testing.T) {
 
 // The event stream carries the member's signals and nothing of other accounts.
 func TestSSEDeliversOwnSignalsOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/live/events", nil)
@@ -344,6 +354,7 @@ func waitLine(t *testing.T, lines <-chan string, prefix string) string {
 }
 
 func TestSettingsAdminOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, v := e.as(adminA), e.as(viewerA)
 	if resp, body := a.get("/settings"); resp.StatusCode != 200 || !strings.Contains(body, viewerA) {

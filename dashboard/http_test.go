@@ -14,12 +14,14 @@ import (
 // Issue #12: the dashboard's server had no read or idle timeouts (POST /signin held open by a
 // slow body, idle keep-alives never closed) and no cap on slow bodies.
 func TestDashboardEndsSlowBodiesAndIdleConnections(t *testing.T) {
+	t.Parallel()
 	addr := startDashboard(t, httpguard.Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	guardtest.ClosesSlowBody(t, addr, "/signin")
 	guardtest.ClosesIdle(t, addr, "/signin")
 }
 
 func TestDashboardCapsSlowBodies(t *testing.T) {
+	t.Parallel()
 	addr := startDashboard(t, httpguard.Config{ReadTimeout: time.Minute, MaxBodiesPerIP: 3})
 	guardtest.CapsSlowBodies(t, addr, "/signin", 3)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 	"github.com/keapsync/keapsync/supabase"
 )
@@ -186,7 +187,7 @@ func startEnv(t testing.TB, db *pgxpool.Pool) *env {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = srv.Start(ctx); close(done) }()
+	go func() { _ = srv.Live(ctx); close(done) }()
 	t.Cleanup(func() {
 		srv.hub.closeAll()
 		ts.Close()
@@ -197,16 +198,7 @@ func startEnv(t testing.TB, db *pgxpool.Pool) *env {
 	return e
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.Level(t, slog.LevelWarn) }
 
 // client is a browser signed in as one user: session and CSRF cookies, no redirect following.
 type client struct {

@@ -8,6 +8,7 @@ import (
 // The overview's Sync card says when the last exchange was and how far behind each direction is,
 // and its charts mark the running week, month and hour.
 func TestOverviewSyncCardAndCharts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(adminA)
 	resp, body := c.get("/")

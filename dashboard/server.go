@@ -11,9 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
 )
 
-// Server is the dashboard. Build it with New; mount Handler() in another server or call Run.
+// Server is the dashboard. Build it with New; Start serves it on cfg.Listen (Run: until ctx
+// ends), or mount Handler() in another server with Live for the SSE feed.
 type Server struct {
 	cfg       Config
 	db        *pgxpool.Pool
@@ -26,6 +29,7 @@ type Server struct {
 	hub       *hub
 	refresher refresher
 	handler   http.Handler
+	loop      lifecycle.Loop
 }
 
 // New validates cfg and builds a dashboard reading db. In local mode (cfg.Local) people sign in
@@ -68,23 +72,41 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 	return s, nil
 }
 
-// Handler serves the dashboard. Live updates over SSE need Start (Run does it).
+// Handler serves the dashboard. Live updates over SSE need Live (Start does it).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start runs the LISTEN keapsync feed behind the SSE stream until ctx ends. Not needed with
-// Supabase Realtime, where browsers subscribe themselves, but harmless.
-func (s *Server) Start(ctx context.Context) error { return s.hub.run(ctx) }
+// Live runs the LISTEN keapsync feed behind the SSE stream until ctx ends, for a Handler
+// mounted elsewhere. Not needed with Supabase Realtime, where browsers subscribe themselves.
+func (s *Server) Live(ctx context.Context) error { return s.hub.run(ctx) }
 
-// Run serves on cfg.Listen until ctx ends, then drains requests.
-func (s *Server) Run(ctx context.Context) error {
+// Start listens on cfg.Listen and serves in the background until Stop or ctx ends; it returns
+// once the listener is open.
+func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("KEAPSYNC_DASHBOARD_LISTEN %s: %w", s.cfg.Listen, err)
 	}
-	return s.Serve(ctx, ln)
+	if err := s.loop.Go(ctx, func(ctx context.Context) error { return s.Serve(ctx, ln) }); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
 }
 
-// Serve is Run on a listener the caller opened (tests, or a caller that picks a free port).
+// Stop drains requests (event streams are cut) and waits until the server has ended.
+func (s *Server) Stop() { s.loop.Stop() }
+
+// Done is closed when the server has ended, by Stop or by an error Err returns.
+func (s *Server) Done() <-chan struct{} { return s.loop.Done() }
+
+// Err is why the server ended (nil after Stop).
+func (s *Server) Err() error { return s.loop.Err() }
+
+// Run is Start, then Stop when ctx ends; it returns Err.
+func (s *Server) Run(ctx context.Context) error { return lifecycle.Run(ctx, s) }
+
+// Serve serves on a listener the caller opened (tests, or a caller that picks a free port)
+// until ctx ends, then drains requests; Start runs it in the background.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hc := s.cfg.HTTP
 	if hc.Log == nil {

@@ -16,6 +16,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
 	sb, err := sandbox.New(sandbox.Options{Contacts: 1})
@@ -68,6 +69,7 @@ func TestDoctor(t *testing.T) {
 // keapsync_sidecar holds every right the sidecar uses; the doctor names the one taken away, and
 // a role with none of them gets the whole list.
 func TestDoctorChecksTheRolesRights(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	owner := pgtest.Pool(t)
 	cfg := owner.Config().ConnConfig.Copy()
@@ -124,6 +126,7 @@ func TestDoctorChecksTheRolesRights(t *testing.T) {
 // The slot's safety margin: where max_slot_wal_keep_size is unlimited, the doctor warns that a
 // stalled slot can fill the disk.
 func TestDoctorReportsWALKeepSize(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
 	var keep string
@@ -146,6 +149,7 @@ func TestDoctorReportsWALKeepSize(t *testing.T) {
 }
 
 func TestDoctorChecksTheDashboardRole(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	owner := pgtest.Pool(t)
 	as := func(role string) doctor.Finding {

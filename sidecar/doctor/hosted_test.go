@@ -31,6 +31,7 @@ func (n network) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, err
 func (n network) Routable(_ context.Context, ip net.IP) bool { return n.routable[ip.String()] }
 
 func TestCheckConnectionSaysWhatToUseInstead(t *testing.T) {
+	t.Parallel()
 	nw := network{
 		hosts: map[string][]string{
 			"db.abcdefgh.supabase.co":  {"2600:1f18::1"},

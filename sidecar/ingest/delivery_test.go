@@ -7,6 +7,7 @@ import (
 )
 
 func TestDecodeDelivery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, in string
 		want     Delivery

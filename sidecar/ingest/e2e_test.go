@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
@@ -61,10 +63,11 @@ func newWorldWith(t testing.TB, o sandbox.Options) *world {
 		t.Fatal(err)
 	}
 	apiOf := func(context.Context, string) (ingest.Keap, error) { return w.api, nil }
-	w.worker = &ingest.Worker{DB: w.db, API: apiOf}
-	w.sweeper = &ingest.Sweeper{DB: w.db, API: apiOf, PageSize: 100}
+	log := testlog.Level(t, slog.LevelWarn)
+	w.worker = &ingest.Worker{DB: w.db, API: apiOf, Log: log}
+	w.sweeper = &ingest.Sweeper{DB: w.db, API: apiOf, PageSize: 100, Log: log}
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/", &ingest.Receiver{DB: w.db})
+	mux.Handle("/hooks/", &ingest.Receiver{DB: w.db, Log: log})
 	w.hooks = httptest.NewServer(mux)
 	t.Cleanup(w.hooks.Close)
 	return w
@@ -95,6 +98,7 @@ func (w *world) drain(t *testing.T) {
 }
 
 func TestBackfillIsCompleteAndResumable(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) { backfillIsCompleteAndResumable(t, pr.p) })
 	}
@@ -133,6 +137,7 @@ func backfillIsCompleteAndResumable(t *testing.T, p sandbox.Profile) {
 }
 
 func TestHooksBringChangesIn(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) { hooksBringChangesIn(t, pr.p) })
 	}
@@ -209,6 +214,7 @@ func hooksBringChangesIn(t *testing.T, p sandbox.Profile) {
 }
 
 func TestForgedDeleteCannotRemoveData(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
@@ -224,6 +230,7 @@ func TestForgedDeleteCannotRemoveData(t *testing.T) {
 }
 
 func TestKeapOutageRetriesWithoutLoss(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	id := idOf(t, w.sb.Snapshot().Contacts[0])
@@ -270,6 +277,7 @@ func idOf(t *testing.T, m map[string]any) int64 {
 }
 
 func TestDeleteSweepCatchesUnhookedDeletes(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 30)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
@@ -300,6 +308,7 @@ func TestDeleteSweepCatchesUnhookedDeletes(t *testing.T) {
 // Hooks arriving twice, out of order, and dropped, with Keap failing some calls: after the
 // workers and one reconcile, Postgres has every change.
 func TestHooksUnderDeliveryFaultsConverge(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 40)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
@@ -354,6 +363,7 @@ func TestHooksUnderDeliveryFaultsConverge(t *testing.T) {
 
 // A worker killed mid-fetch (its context cancelled) leaves its rows due, uncounted, for the next.
 func TestKilledWorkerLosesNothing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	id := idOf(t, w.sb.Snapshot().Contacts[0])

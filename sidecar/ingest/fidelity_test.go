@@ -34,6 +34,7 @@ func mustProfile(name string) sandbox.Profile {
 // reports a total that matches; a payment taken in Keap then arrives through the hooks; a
 // deleted order takes its items with it.
 func TestOrdersEveryOneWithItemsAndPayments(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 20, Profile: pr.p})
@@ -141,6 +142,7 @@ func TestOrdersEveryOneWithItemsAndPayments(t *testing.T) {
 
 // A tag applied in Keap arrives, whether or not Keap bumps the contact's last_updated.
 func TestTagWithoutStampBumpArrives(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 20, Profile: pr.p})
@@ -187,6 +189,7 @@ func TestTagWithoutStampBumpArrives(t *testing.T) {
 // 1,500 contacts changed within one second (a bulk edit: one shared stamp), under inclusive and
 // exclusive since: a backfill and a reconcile miss none of them.
 func TestPagingSurvivesTies(t *testing.T) {
+	t.Parallel()
 	for _, exclusive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 1500,
@@ -228,6 +231,7 @@ func (c *cancelOnWrite) Write(p []byte) (int, error) {
 // An interrupted backfill of newest-first orders leaves no checkpoint past what it applied, and
 // the next run stores every order with a progress total that matches.
 func TestInterruptedOrderBackfillLosesNothing(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 10, Profile: pr.p})
@@ -269,6 +273,7 @@ func TestInterruptedOrderBackfillLosesNothing(t *testing.T) {
 // A payment that leaves the order's stamp alone and whose hook never comes is still found by the
 // next reconcile, which fetches the payments of that order alone.
 func TestReconcileFindsPaymentsWithoutHooks(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 30, Profile: pr.p})

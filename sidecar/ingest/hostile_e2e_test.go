@@ -22,6 +22,7 @@ import (
 // nothing is left to retry. On the code before the storable rule, parking it failed the same way
 // as applying it, and the whole group waited for retries without the 8.
 func TestHookBatchWithANULContactAppliesTheOthers(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
@@ -99,6 +100,7 @@ func TestHookBatchWithANULContactAppliesTheOthers(t *testing.T) {
 // its original), every other type is reconciled, and the next reconcile passes again, with the
 // same one letter.
 func TestReconcileMovesPastANULTag(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
@@ -143,6 +145,7 @@ func TestReconcileMovesPastANULTag(t *testing.T) {
 // real id lost. Now it is an error for that id: the order is parked under its own id with the
 // status Keap sent, and the orders beside it are applied.
 func TestEmptySuccessParksTheRecordUnderItsID(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	state := w.sb.Snapshot()
 	var orders []int64
@@ -192,6 +195,7 @@ func TestEmptySuccessParksTheRecordUnderItsID(t *testing.T) {
 // email_opted_in into "maybe") used to fail its whole page, and so every reconcile of contacts.
 // Now it is parked under its id, the other contacts are reconciled, and the next run passes too.
 func TestReconcileMovesPastAnUndecodableContact(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 6)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
@@ -246,6 +250,7 @@ func TestReconcileMovesPastAnUndecodableContact(t *testing.T) {
 // Tags cannot be listed at all (Keap answers 500 every time): reconcile still sweeps contacts and
 // orders, and reports the tag failure. Tags used to be swept first and end the run.
 func TestReconcileSweepsEachTypeWhateverTheOthersDo(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {

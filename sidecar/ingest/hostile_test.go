@@ -285,6 +285,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // A letter is written even when PostgreSQL refuses its payload: it then keeps only the escaped
 // original, a plain string, and the error text is made storable too.
 func TestParkAlwaysWrites(t *testing.T) {
+	t.Parallel()
 	db := pgtest.Pool(t)
 	ctx := context.Background()
 	var account string

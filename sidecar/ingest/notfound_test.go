@@ -27,6 +27,7 @@ func (w *world) retire(patterns ...string) {
 // about the record: the inbox worker stops with the error, deletes nothing and parks nothing;
 // once the route answers again, the same delivery applies Keap's real delete.
 func TestRouteNotFoundDeletesNothingInIngest(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
@@ -44,7 +45,8 @@ func TestRouteNotFoundDeletesNothingInIngest(t *testing.T) {
 	}
 	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := w.worker.Run(runCtx, time.Millisecond); !errors.Is(err, keap.ErrRouteNotFound) {
+	w.worker.PollEvery = time.Millisecond
+	if err := w.worker.Run(runCtx); !errors.Is(err, keap.ErrRouteNotFound) {
 		t.Fatalf("Run: %v, want it to stop with keap.ErrRouteNotFound", err)
 	}
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, gone); got != 1 {
@@ -66,6 +68,7 @@ func TestRouteNotFoundDeletesNothingInIngest(t *testing.T) {
 // The delete sweep lists what Keap has, then confirms each missing id with a GET: a route-level
 // 404 on that GET stops the sweep and deletes nothing.
 func TestRouteNotFoundDeletesNothingInSweep(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 10)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
@@ -141,6 +144,7 @@ func (w *world) checkOnePerKey(t *testing.T) {
 // by hand and a URL Keap stored in another form all end with exactly one, and a run that finds
 // everything in place makes no create call.
 func TestEnsureHooksOnePerEventKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -190,6 +194,7 @@ func TestEnsureHooksOnePerEventKey(t *testing.T) {
 
 // A URL keapsync retired answers 410, which makes Keap deactivate that subscription at once.
 func TestRetiredHookURLIsDeactivated(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
@@ -216,6 +221,7 @@ func TestRetiredHookURLIsDeactivated(t *testing.T) {
 // Tag hooks arrive whichever id Keap puts in contactGroup.applied/removed (undocumented): the
 // contact's, the tag's, or either without an apiUrl to tell them apart.
 func TestTagHooksWhicheverIDTheyCarry(t *testing.T) {
+	t.Parallel()
 	for name, profile := range map[string]sandbox.Profile{
 		"contact ids":                {},
 		"tag ids":                    {TagHookCarriesTagIDs: true},

@@ -74,6 +74,7 @@ func (e *hookEnv) inbox(t *testing.T) int {
 const delivery = `{"event_key":"contact.edit","object_type":"contact","object_keys":[{"id":12,"apiUrl":"","timestamp":"2026-01-01T00:00:00Z"},{"id":"13"}]}`
 
 func TestReceiverStoresBeforeAnswering(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	if r := e.post(t, "/hooks/"+e.token, delivery, nil); r.StatusCode != 200 {
 		t.Fatalf("delivery: %d", r.StatusCode)
@@ -95,6 +96,7 @@ func TestReceiverStoresBeforeAnswering(t *testing.T) {
 }
 
 func TestReceiverRefusesBadRequestsAndStoresNothing(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	big := `{"event_key":"contact.add","object_keys":[` + strings.Repeat(`{"id":1},`, 200000) + `{"id":2}]}`
 	for _, tc := range []struct {
@@ -120,6 +122,7 @@ func TestReceiverRefusesBadRequestsAndStoresNothing(t *testing.T) {
 }
 
 func TestReceiverHandshakeAndSignature(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	resp := e.post(t, "/hooks/"+e.token, "", map[string]string{"X-Hook-Secret": "s3cret"})
 	if resp.StatusCode != 200 || resp.Header.Get("X-Hook-Secret") != "s3cret" {
@@ -145,6 +148,7 @@ func TestReceiverHandshakeAndSignature(t *testing.T) {
 }
 
 func TestReceiverDeadDatabaseAsksKeapToRetry(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	e.db.Close()
 	if r := e.post(t, "/hooks/"+e.token, delivery, nil); r.StatusCode != 503 {
@@ -156,6 +160,7 @@ func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
 // Bad input is a 4xx and a quiet log line, never a 503 with an ERROR (issue #12).
 func TestReceiverMalformedURLIsNotAnOutage(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	var logs bytes.Buffer
 	e.rv.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -173,6 +178,7 @@ func TestReceiverMalformedURLIsNotAnOutage(t *testing.T) {
 // trickles (or never sends) the body gets its answer at once: 410 for a URL keapsync does not
 // (or no longer) serve, so Keap deactivates it; 404 for one that cannot be a hook URL at all.
 func TestReceiverRefusesUnknownURLBeforeTheBody(t *testing.T) {
+	t.Parallel()
 	e := newHookEnv(t)
 	for path, want := range map[string]int{"/hooks/not-a-token": 410, "/hooks/%00abc": 404} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))

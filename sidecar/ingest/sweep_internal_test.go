@@ -39,6 +39,7 @@ func slowEven(fail int64) func(ctx context.Context, page []record) error {
 // The checkpoint (done) sees pages in listing order however they finish, and never a page at
 // or after one that failed: resuming from it can skip nothing.
 func TestApplyInOrderReportsPagesInListingOrder(t *testing.T) {
+	t.Parallel()
 	var seen []int
 	done := func(n int, newest *time.Time) error {
 		seen = append(seen, newest.Minute())
@@ -67,6 +68,7 @@ func TestApplyInOrderReportsPagesInListingOrder(t *testing.T) {
 
 // A failing checkpoint write stops the pipeline with its error; a failing listing likewise.
 func TestApplyInOrderStopsOnCheckpointOrListingError(t *testing.T) {
+	t.Parallel()
 	calls := 0
 	done := func(int, *time.Time) error {
 		calls++

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
+	"golang.org/x/sync/errgroup"
 )
 
 // DB is what ingest needs of a connection pool.
@@ -34,7 +36,13 @@ type Worker struct {
 	ListThreshold int
 	// MaxAttempts before a failing inbox row goes to the dead-letter table.
 	MaxAttempts int
-	Log         *slog.Logger
+	// Loops is how many drain the inbox at once once started (default 1).
+	Loops int
+	// PollEvery is how often an idle loop looks for due rows (default 1 s).
+	PollEvery time.Duration
+	Log       *slog.Logger
+
+	loop lifecycle.Loop
 }
 
 func (w *Worker) defaults() {
@@ -46,6 +54,12 @@ func (w *Worker) defaults() {
 	}
 	if w.Log == nil {
 		w.Log = slog.New(slog.DiscardHandler)
+	}
+	if w.Loops == 0 {
+		w.Loops = 1
+	}
+	if w.PollEvery == 0 {
+		w.PollEvery = time.Second
 	}
 }
 
@@ -358,9 +372,33 @@ func statusOf(err error) *int {
 	return nil
 }
 
-// Run drains the inbox until ctx ends, polling every interval when idle.
-func (w *Worker) Run(ctx context.Context, interval time.Duration) error {
+// Start drains the inbox with Loops loops in the background until Stop or ctx ends, each
+// polling every PollEvery when idle. A 404 for Keap's route itself ends them all (Err says so).
+func (w *Worker) Start(ctx context.Context) error {
 	w.defaults()
+	return w.loop.Go(ctx, func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		for range w.Loops {
+			g.Go(func() error { return w.drain(ctx) })
+		}
+		return g.Wait()
+	})
+}
+
+// Stop ends the loops and waits: a group in hand is finished or left due.
+func (w *Worker) Stop() { w.loop.Stop() }
+
+// Done is closed when the loops have ended, by Stop or by an error Err returns.
+func (w *Worker) Done() <-chan struct{} { return w.loop.Done() }
+
+// Err is why the loops ended (nil after Stop).
+func (w *Worker) Err() error { return w.loop.Err() }
+
+// Run is Start, then Stop when ctx ends; it returns Err.
+func (w *Worker) Run(ctx context.Context) error { return lifecycle.Run(ctx, w) }
+
+// drain is one loop: it drains the inbox until ctx ends, polling every PollEvery when idle.
+func (w *Worker) drain(ctx context.Context) error {
 	for {
 		did, err := w.RunOnce(ctx)
 		if errors.Is(err, keap.ErrRouteNotFound) && ctx.Err() == nil {
@@ -376,7 +414,7 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-time.After(w.PollEvery):
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
@@ -326,16 +327,7 @@ func (r *refreshingCreds) Refresh(context.Context) error {
 	return nil
 }
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
+func testLogger(t testing.TB, level slog.Level) *slog.Logger { return testlog.Level(t, level) }
 
 // count429 counts the sandbox's 429 answers.
 func count429(srv *sandbox.Server) (n int) {

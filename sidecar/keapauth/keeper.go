@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
+
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
 )
 
 // Clock tells the time; tests move it instead of sleeping.
@@ -104,6 +106,7 @@ type Keeper struct {
 	db   db
 	keys *Keyring
 	log  *slog.Logger
+	loop lifecycle.Loop // the scheduled refreshes (Start, Stop)
 
 	mu    sync.Mutex
 	cache map[string]Token // account id -> token known to be stored
@@ -384,9 +387,14 @@ func (k *Keeper) RefreshDue(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// Run refreshes due tokens every CheckEvery until ctx ends. Transient failures are retried on
-// the next tick; the refresh-ahead window leaves hours for that.
-func (k *Keeper) Run(ctx context.Context) error {
+// Start refreshes due tokens every CheckEvery in the background until Stop or ctx ends.
+// Transient failures are retried on the next tick; the refresh-ahead window leaves hours for that.
+func (k *Keeper) Start(ctx context.Context) error { return k.loop.Go(ctx, k.refreshLoop) }
+
+// Stop ends the scheduled refreshes and waits for one in flight.
+func (k *Keeper) Stop() { k.loop.Stop() }
+
+func (k *Keeper) refreshLoop(ctx context.Context) error {
 	tick := time.NewTicker(k.cfg.CheckEvery)
 	defer tick.Stop()
 	for {

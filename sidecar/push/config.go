@@ -103,6 +103,14 @@ func (c Config) Validate() error {
 		return errors.New("push: DB is required")
 	case c.API == nil:
 		return errors.New("push: API is required")
+	}
+	return c.ValidateSettings()
+}
+
+// ValidateSettings is Validate without the parts wired in code (DB, API), for a caller that
+// checks its settings before it opens anything.
+func (c Config) ValidateSettings() error {
+	switch {
 	case !identifier.MatchString(c.Slot):
 		return fmt.Errorf("push: slot name %q: lower-case letters, digits and _ only", c.Slot)
 	case !identifier.MatchString(c.Publication):

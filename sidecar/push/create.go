@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,7 +153,7 @@ func firstPhone(c keap.Contact) string {
 // pushCreate creates a tag or an order: marked before it is sent, looked for before a marked
 // create is sent again.
 func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
-	at, marked := createSentAt(j.lastError)
+	at, marked := j.createMark()
 	var raw json.RawMessage
 	var err error
 	switch j.objectType {
@@ -262,4 +263,66 @@ func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		return nil, fmt.Errorf("push: read back order %d: %w", o.ID, err)
 	}
 	return full.Raw, nil
+}
+
+// createContact makes the contact in Keap without ever making two. A create is marked in the
+// queue row before it is sent (for undoCreate, should the row go before the answer is recorded).
+// With an email address it is PUT create-or-update by email, safe to repeat. Without one a
+// marked create first looks for the contact it may have made.
+func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
+	body, err := p.withOptIn(ctx, conn, j, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	sending := *req
+	sending.Body = body
+	req = &sending
+	if req.Email != nil && *req.Email != "" {
+		if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+			return nil, err
+		}
+		c, err := api.UpsertContact(ctx, keap.DuplicateEmail, req.Body)
+		return c, refused(err, req)
+	}
+	if at, ok := j.createMark(); ok {
+		found, err := findContact(ctx, api, req.Body, at)
+		if err != nil {
+			return nil, err
+		}
+		if found != nil {
+			p.log.Info("adopting the contact an earlier create made", "record", j.String(), "keap_id", found.ID)
+			c, err := api.UpdateContact(ctx, found.ID, req.Body, req.UpdateMask...)
+			return c, refused(err, req)
+		}
+	}
+	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+		return nil, err
+	}
+	c, err := api.CreateContact(ctx, req.Body)
+	return c, refused(err, req)
+}
+
+// sqlOptInReason is the marketing consent recorded for a contact (keap.contacts.email_opt_in_reason).
+const sqlOptInReason = `select email_opt_in_reason from keap.contacts where id = $1 and account_id = $2::uuid`
+
+// withOptIn adds the recorded consent to a create body as Keap's opt_in_reason, which is what
+// makes Keap mark the address marketable; with no consent recorded the body goes as it is, and
+// the address stays non-marketable.
+func (p *Pusher) withOptIn(ctx context.Context, conn *pgxpool.Conn, j *job, body json.RawMessage) (json.RawMessage, error) {
+	var reason *string
+	if err := conn.QueryRow(ctx, sqlOptInReason, j.localID, j.account).Scan(&reason); err != nil {
+		return nil, fmt.Errorf("push: read email consent: %w", err)
+	}
+	if reason == nil || strings.TrimSpace(*reason) == "" {
+		return body, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("push: create body: %w", err)
+	}
+	if _, ok := top["email_addresses"]; !ok {
+		return body, nil // nothing to mark marketable
+	}
+	top["opt_in_reason"], _ = json.Marshal(strings.TrimSpace(*reason))
+	return json.Marshal(top)
 }

@@ -53,6 +53,7 @@ func rowMsg(kind byte, rel uint32, parts ...[]byte) []byte {
 const acct = "11111111-1111-4111-8111-111111111111"
 
 func TestDecoder(t *testing.T) {
+	t.Parallel()
 	d := newDecoder(map[string]string{"contacts": "contact", "tags": "tag"})
 	for _, m := range [][]byte{
 		relationMsg(1, "keap", "contacts", "id", "account_id", "given_name", "sync_origin"),
@@ -116,19 +117,8 @@ func TestDecoder(t *testing.T) {
 	})
 }
 
-func TestCreateNote(t *testing.T) {
-	at, ok := createSentAt(createNote(testTime) + "; keap POST /v1/contacts: 503")
-	if !ok || !at.Equal(testTime) {
-		t.Errorf("got %v %v", at, ok)
-	}
-	if _, ok := createSentAt("keap PATCH: 500"); ok {
-		t.Error("an ordinary error read as a create mark")
-	}
-}
-
-var testTime = time.Date(2026, 11, 27, 8, 0, 0, 123456789, time.UTC)
-
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	c := DefaultConfig()
 	for attempts, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: 5 * time.Minute} {
 		if got := c.backoff(attempts); got != want {

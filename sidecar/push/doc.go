@@ -36,8 +36,14 @@
 // keapsync.mark_pushed in the same transaction that removes the queue row (only if no newer
 // change arrived meanwhile). A crash between Keap's answer and that commit repeats the push:
 // PATCH, tag calls and deletes are idempotent; contacts with an email are created with PUT
-// create-or-update by email; other creates are marked in the queue row before they are sent,
-// and a marked create first looks in Keap for the record it may have made.
+// create-or-update by email; other creates are marked in the queue row before they are sent
+// (push_queue.create_sent_at), and a marked create first looks in Keap for the record it may
+// have made.
+//
+// A claimed job reads top to bottom: worker.go claims rows and runs each (PushOnce, run),
+// send.go reads the request and sends it (push, send, pushContact), create.go holds the creates
+// and the lookups a marked create makes, and job.go what is recorded of the queue row (the
+// marks before a call, then done, retry or parked).
 //
 // Keap's 4xx for a record parks it in keapsync.dead_letters and lets everything else flow;
 // 5xx, 429, 401/403 and network errors keep it queued with exponential backoff.

@@ -25,7 +25,10 @@ func (w *world) synced(n int) (int64, int64) {
 	return local, kid
 }
 
-func TestPushesLocalEdits(t *testing.T) { underProfiles(t, testPushesLocalEdits) }
+func TestPushesLocalEdits(t *testing.T) {
+	t.Parallel()
+	underProfiles(t, testPushesLocalEdits)
+}
 
 func testPushesLocalEdits(t *testing.T, profile sandbox.Profile) {
 	w := newWorldWith(t, profileOptions(20, profile))
@@ -194,7 +197,10 @@ func testPushesLocalEdits(t *testing.T, profile sandbox.Profile) {
 }
 
 // Changes applied on behalf of Keap (a reconcile here; hooks use the same apply) make no calls.
-func TestNoEcho(t *testing.T) { underProfiles(t, testNoEcho) }
+func TestNoEcho(t *testing.T) {
+	t.Parallel()
+	underProfiles(t, testNoEcho)
+}
 
 func testNoEcho(t *testing.T, profile sandbox.Profile) {
 	w := newWorldWith(t, profileOptions(10, profile))
@@ -225,6 +231,7 @@ func testNoEcho(t *testing.T, profile sandbox.Profile) {
 
 // Ten quick edits of one record are one call carrying the final values.
 func TestCoalescing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	p := w.pusher(w.config(nil))
 	w.start(p.Consume)
@@ -248,6 +255,8 @@ func TestCoalescing(t *testing.T) {
 	}
 }
 
+// Not parallel: its 2000 pushes take the machine's cores, and a test beside it would make
+// both crawl toward their time bound.
 func TestBulkUpdate(t *testing.T) {
 	const rows = 2000 // bench: 10k
 	w := newWorld(t, rows)
@@ -277,6 +286,7 @@ func TestBulkUpdate(t *testing.T) {
 // Edits made while Keap fails (5xx, then a 429 storm) arrive once it recovers; the queue, not
 // the slot, holds them meanwhile.
 func TestKeapOutage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 10)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
@@ -312,6 +322,7 @@ func TestKeapOutage(t *testing.T) {
 
 // Keap's 400 for one record parks it; the others flow.
 func TestRefusedRecordIsParked(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 10)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()
@@ -360,7 +371,10 @@ func throttled(log []sandbox.RequestRecord) int {
 
 // A field changed in Keap since the agreed state meets the conflict policy before the push
 // (here keap_wins): Keap's value stays, the other local change goes out.
-func TestConflictAtPushTime(t *testing.T) { underProfiles(t, testConflictAtPushTime) }
+func TestConflictAtPushTime(t *testing.T) {
+	t.Parallel()
+	underProfiles(t, testConflictAtPushTime)
+}
 
 func testConflictAtPushTime(t *testing.T, profile sandbox.Profile) {
 	w := newWorldWith(t, profileOptions(5, profile))
@@ -391,7 +405,10 @@ func testConflictAtPushTime(t *testing.T, profile sandbox.Profile) {
 
 // A local edit (or tag) of a contact someone deleted in Keap meanwhile: Keap's confirmed delete
 // wins, as when its hook arrives. The row goes (the history keeps it); nothing is parked or sent.
-func TestEditOfContactDeletedInKeap(t *testing.T) { underProfiles(t, testEditOfContactDeletedInKeap) }
+func TestEditOfContactDeletedInKeap(t *testing.T) {
+	t.Parallel()
+	underProfiles(t, testEditOfContactDeletedInKeap)
+}
 
 func testEditOfContactDeletedInKeap(t *testing.T, profile sandbox.Profile) {
 	w := newWorldWith(t, profileOptions(5, profile))

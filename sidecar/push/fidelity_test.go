@@ -66,6 +66,7 @@ func byField(items []map[string]any, field, key string) any {
 // and billing address here keeps PHONE2-PHONE5, EMAIL2-EMAIL3 and SHIPPING/OTHER in Keap, whether
 // v1 PATCH replaces lists or merges them, with and without the fetch before an update.
 func TestPushKeepsKeapListColumns(t *testing.T) {
+	t.Parallel()
 	for name, profile := range profiles {
 		for _, fetch := range []bool{true, false} {
 			t.Run(name+map[bool]string{true: "/fetch first", false: "/no fetch first"}[fetch], func(t *testing.T) {
@@ -115,6 +116,7 @@ func TestPushKeepsKeapListColumns(t *testing.T) {
 
 // Clearing a field here clears it in Keap whether Keap applies a null or ignores it.
 func TestPushClearsUnderEitherNullSemantics(t *testing.T) {
+	t.Parallel()
 	for name, profile := range map[string]sandbox.Profile{"null clears": {}, "null ignored": {NullIgnored: true}} {
 		t.Run(name, func(t *testing.T) {
 			w := newWorldWith(t, profileOptions(4, profile))
@@ -141,6 +143,7 @@ func TestPushClearsUnderEitherNullSemantics(t *testing.T) {
 // keap.ErrRouteNotFound: the contact is not taken for deleted in Keap, nothing is parked, the
 // change stays queued; with the route back it goes out.
 func TestPushRouteNotFoundDeletesNothing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 4)
 	id, kid := w.synced(2)
 	p := w.pusher(w.config(nil))
@@ -177,6 +180,7 @@ func TestPushRouteNotFoundDeletesNothing(t *testing.T) {
 // Marketable email: a contact created here with consent recorded is created in Keap with
 // opt_in_reason (Keap then reports it SingleOptIn); without consent it is not.
 func TestCreateCarriesEmailConsent(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 2)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()

@@ -23,6 +23,7 @@ import (
 // The consumer is stopped mid-stream and its connection killed server-side; nothing is lost
 // and nothing is pushed twice.
 func TestConsumerResumesWithoutLoss(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 300)
 	p := w.pusher(w.config(nil))
 	stop := w.start(p.Consume)
@@ -58,6 +59,7 @@ func TestConsumerResumesWithoutLoss(t *testing.T) {
 
 // Two pushers, one slot: one streams, the other stands by and takes over when it dies.
 func TestHandover(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 20)
 	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
 	cfgA, cfgB := w.config(nil), w.config(nil)
@@ -132,6 +134,7 @@ func (l *lossy) UpsertContact(ctx context.Context, dup string, body any) (*keap.
 }
 
 func TestCreateIsNotDoubled(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	api := &lossy{Keap: w.api}
 	api.lose.Store(2)
@@ -201,6 +204,7 @@ func (a *answerLost) CreateOrder(ctx context.Context, in keap.OrderInput) (*keap
 // A record deleted here after Keap took its create but before the answer was recorded: nothing
 // here names what the create made any more, and it must not outlive the delete in Keap.
 func TestDeletedBeforeCreateAnswer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, insert string }{
 		{"contact", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Gone', 'gone@example.com') returning id`},
 		{"order", `with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
@@ -249,6 +253,7 @@ func TestDeletedBeforeCreateAnswer(t *testing.T) {
 // an edit made in Keap, so it cannot win a conflict against what was edited here since (here
 // under keap_wins, where it always would).
 func TestUpdateAnswerLost(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
 	w.exec(`insert into keapsync.settings (account_id, default_policy) values ($1, 'keap_wins')`, w.account)
@@ -281,6 +286,7 @@ func TestUpdateAnswerLost(t *testing.T) {
 }
 
 func TestSetupErrors(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	ctx := context.Background()
 	t.Run("slot of another plugin", func(t *testing.T) {
@@ -328,6 +334,7 @@ func TestSetupErrors(t *testing.T) {
 // Postgres restarts under a running pusher (on a private cluster): it reconnects, resumes from
 // the confirmed position, and edits on both sides of the restart reach Keap.
 func TestPostgresRestart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cluster, stopCluster, err := pgtest.StartCluster(ctx)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 // WAL pile-up alarm: a slot nobody consumes, retaining more WAL than MaxSlotLag, raises
 // keapsync_push_slot_lag_over_limit; a generous limit keeps it down.
 func TestSlotLagAlarm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
 	cfg := DefaultConfig()

@@ -16,6 +16,7 @@ import (
 // The least-privilege sidecar role may not publish tables it does not own: a publication name
 // the migrations did not create stops the push path with the statement to run as the owner.
 func TestMissingPublicationNamesTheStatement(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	u, err := url.Parse(pgtest.URL(t))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -87,7 +86,7 @@ func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, 
 func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
 	switch {
 	case req.Op == "none":
-		if at, marked := createSentAt(j.lastError); marked {
+		if at, marked := j.createMark(); marked {
 			return p.undoCreate(ctx, conn, api, j, at)
 		}
 		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
@@ -233,94 +232,6 @@ func (p *Pusher) contactAnswer(ctx context.Context, conn *pgxpool.Conn, api Keap
 	}
 	delete(obj, "tag_ids")
 	return json.Marshal(obj)
-}
-
-// createContact makes the contact in Keap without ever making two. A create is marked in the
-// queue row before it is sent (for undoCreate, should the row go before the answer is recorded).
-// With an email address it is PUT create-or-update by email, safe to repeat. Without one a
-// marked create first looks for the contact it may have made.
-func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
-	body, err := p.withOptIn(ctx, conn, j, req.Body)
-	if err != nil {
-		return nil, err
-	}
-	sending := *req
-	sending.Body = body
-	req = &sending
-	if req.Email != nil && *req.Email != "" {
-		if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
-			return nil, err
-		}
-		c, err := api.UpsertContact(ctx, keap.DuplicateEmail, req.Body)
-		return c, refused(err, req)
-	}
-	if at, ok := createSentAt(j.lastError); ok {
-		found, err := findContact(ctx, api, req.Body, at)
-		if err != nil {
-			return nil, err
-		}
-		if found != nil {
-			p.log.Info("adopting the contact an earlier create made", "record", j.String(), "keap_id", found.ID)
-			c, err := api.UpdateContact(ctx, found.ID, req.Body, req.UpdateMask...)
-			return c, refused(err, req)
-		}
-	}
-	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
-		return nil, err
-	}
-	c, err := api.CreateContact(ctx, req.Body)
-	return c, refused(err, req)
-}
-
-// sqlOptInReason is the marketing consent recorded for a contact (keap.contacts.email_opt_in_reason).
-const sqlOptInReason = `select email_opt_in_reason from keap.contacts where id = $1 and account_id = $2::uuid`
-
-// withOptIn adds the recorded consent to a create body as Keap's opt_in_reason, which is what
-// makes Keap mark the address marketable; with no consent recorded the body goes as it is, and
-// the address stays non-marketable.
-func (p *Pusher) withOptIn(ctx context.Context, conn *pgxpool.Conn, j *job, body json.RawMessage) (json.RawMessage, error) {
-	var reason *string
-	if err := conn.QueryRow(ctx, sqlOptInReason, j.localID, j.account).Scan(&reason); err != nil {
-		return nil, fmt.Errorf("push: read email consent: %w", err)
-	}
-	if reason == nil || strings.TrimSpace(*reason) == "" {
-		return body, nil
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, fmt.Errorf("push: create body: %w", err)
-	}
-	if _, ok := top["email_addresses"]; !ok {
-		return body, nil // nothing to mark marketable
-	}
-	top["opt_in_reason"], _ = json.Marshal(strings.TrimSpace(*reason))
-	return json.Marshal(top)
-}
-
-// noteSent records, before the calls that change a contact in Keap, what they send: should
-// Keap's answers never reach us, the merge knows those values as ours when Keap's next version
-// shows them (keapsync.apply_keap_record), instead of taking them for an edit made in Keap.
-func (p *Pusher) noteSent(ctx context.Context, conn *pgxpool.Conn, j *job, pushed json.RawMessage) error {
-	if len(pushed) == 0 || string(pushed) == "{}" || string(pushed) == "null" {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, sqlSent, j.account, j.objectType, j.localID, pushed); err != nil {
-		return fmt.Errorf("push: note what is sent: %w", err)
-	}
-	return nil
-}
-
-// noteCreate marks a create in the queue row before it is sent: when it was sent, and what.
-func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job, sent json.RawMessage) error {
-	j.lastError, j.sent = createNote(time.Now()), sent
-	if _, err := conn.Exec(ctx, sqlNoteCreate, j.account, j.objectType, j.localID, j.lastError, sent); err != nil {
-		return fmt.Errorf("push: mark create: %w", err)
-	}
-	return nil
-}
-
-func (p *Pusher) markCreated(ctx context.Context, conn *pgxpool.Conn, j job, pushed, raw json.RawMessage) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return record(ctx, tx, j, pushed, raw) })
 }
 
 // splitTags splits pushed {field: value} into contact fields and tag keys ("tag.<id>").

@@ -9,6 +9,7 @@ import (
 // not retried: it waits in the queue, untouched, while keapsync.account_state says why; once the
 // account can sync, it goes. (It used to be retried forever without a dead letter.)
 func TestAccountThatCannotSyncWaits(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	p := w.pusher(w.config(nil))
 	w.start(p.Consume)

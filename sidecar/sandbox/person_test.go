@@ -12,18 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // start runs a sandbox on a free loopback port with a manual clock, logs going to t.Log. The
 // clock stands still, so throttling is off here (10/s would trip); startThrottled keeps it.
@@ -39,7 +32,7 @@ func startThrottled(t *testing.T, o Options) (*Server, *ManualClock) {
 	if o.Clock == nil {
 		o.Clock = clock
 	}
-	o.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	o.Logger = testlog.Level(t, slog.LevelWarn)
 	if o.DispatchInterval == 0 {
 		o.DispatchInterval = 2 * time.Millisecond
 	}

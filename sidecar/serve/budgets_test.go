@@ -14,6 +14,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // The reporter writes what the limiter last heard from Keap, only when it changed, and never
 // for an account that is gone or a budget Keap has not reported on.
 func TestBudgetReporter(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
 	const account, gone, quiet = "50000000-0000-4000-8000-0000000000b1", "50000000-0000-4000-8000-0000000000b2", "50000000-0000-4000-8000-0000000000b3"

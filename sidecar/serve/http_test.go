@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/httpguard/guardtest"
 	"github.com/keapsync/keapsync/sidecar/ingest"
@@ -21,6 +21,7 @@ import (
 // Issue #12: slow bodies to /hooks/<token> stayed open without end and idle keep-alives never
 // closed.
 func TestServeEndsSlowBodiesAndIdleConnections(t *testing.T) {
+	t.Parallel()
 	addr, token := startServe(t, httpguard.Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	guardtest.ClosesSlowBody(t, addr, "/hooks/"+token)
 	guardtest.ClosesIdle(t, addr, "/healthz")
@@ -28,6 +29,7 @@ func TestServeEndsSlowBodiesAndIdleConnections(t *testing.T) {
 
 // ... and any number of slow bodies could be held at once.
 func TestServeCapsSlowBodies(t *testing.T) {
+	t.Parallel()
 	addr, token := startServe(t, httpguard.Config{ReadTimeout: time.Minute, MaxBodiesPerIP: 3})
 	guardtest.CapsSlowBodies(t, addr, "/hooks/"+token, 3)
 }
@@ -48,34 +50,30 @@ func startServeDB(t testing.TB, hc httpguard.Config) (addr, token string, db *pg
 	    insert into keapsync.hook_endpoints (account_id) select id from a returning path_token`).Scan(&token); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	started := make(chan string, 1)
+	log := testlog.New(t)
 	s := &Server{
 		Config: Config{Listen: "127.0.0.1:0", ReconcileEvery: -1, HooksEvery: -1, DeletesEvery: -1, BudgetsEvery: -1,
 			ShutdownGrace: time.Second, HTTP: hc},
 		DB: db, Log: log,
 		Receiver: &ingest.Receiver{DB: db, Log: log},
 		Worker:   &ingest.Worker{DB: db, Log: log},
-		Started:  func(a string) { started <- a },
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		s.Stop()
+		if err := s.Err(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	select {
-	case addr = <-started:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	return addr, token, db
+	return s.Addr(), token, db
 }
 
 // Issue #12: with the database down, /readyz printed the DSN's user, database, host and port.
 func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
+	t.Parallel()
 	pc := pgtest.Pool(t).Config().Copy()
 	port, err := pgcluster.FreePort() // nothing listens there: the database is "down"
 	if err != nil {
@@ -88,7 +86,7 @@ func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
 	}
 	defer db.Close()
 	cfg := pc.ConnConfig
-	s := &Server{DB: db, Log: slog.New(slog.DiscardHandler)}
+	s := &Server{DB: db, Log: testlog.New(t)}
 	rec := httptest.NewRecorder()
 	s.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	body := rec.Body.String()

@@ -24,6 +24,7 @@ import (
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
 )
 
 // DB is what serve needs of a connection pool.
@@ -92,17 +93,11 @@ type Server struct {
 	// Connect serves /oauth/start and /oauth/callback (nil without OAuth).
 	Connect http.Handler
 	// Tokens keeps OAuth tokens fresh (nil without OAuth).
-	Tokens interface {
-		Run(ctx context.Context) error
-	}
+	Tokens lifecycle.Part
 	// Dashboard serves the dashboard on its own listener (nil to skip).
-	Dashboard interface {
-		Run(ctx context.Context) error
-	}
+	Dashboard lifecycle.Part
 	// Push carries local edits to Keap (logical replication consumer and workers; nil to skip).
-	Push interface {
-		Run(ctx context.Context) error
-	}
+	Push lifecycle.Part
 	// Hooks returns the hook API of an account, for re-verification (nil to skip).
 	Hooks func(ctx context.Context, account string) (ingest.HookAPI, error)
 	// Budgets returns each account's own Keap budget (its app's, the tenant's) as the limiter
@@ -113,18 +108,22 @@ type Server struct {
 	Retention, Notify interface {
 		Run(ctx context.Context) error
 	}
-	// Started, when set, receives the listening address once the HTTP server is up.
-	Started func(addr string)
-
 	stalls accountstate.Thresholds // Config.Stalls with defaults, for /readyz
+	// BudgetShares shares the Keap budgets with the other sidecar processes on the database
+	// while the server runs (nil: this process counts alone).
+	BudgetShares lifecycle.Part
+
+	loop lifecycle.Loop
+	addr string
 }
 
 const sqlObserveSlot = `select keapsync.observe_slot($1)`
 
 const sqlActiveAccounts = `select id::text from keapsync.accounts where keapsync.account_can_sync(id) order by created_at`
 
-// Run serves until ctx ends, then shuts down gracefully.
-func (s *Server) Run(ctx context.Context) error {
+// Start listens on Config.Listen and runs every part in the background until Stop or ctx
+// ends; it returns once the listener is open (Addr says where).
+func (s *Server) Start(ctx context.Context) error {
 	cfg := s.Config.withDefaults()
 	log := s.Log.With("component", "serve")
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -140,6 +139,53 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.stalls = cfg.Stalls
+	s.addr = ln.Addr().String()
+	if err := s.loop.Go(ctx, func(ctx context.Context) error { return s.serve(ctx, ln, cfg, log) }); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// Stop shuts down gracefully: the HTTP server stops taking requests and finishes the ones in
+// flight, the parts drain, the budget shares are left. It returns when all have ended.
+func (s *Server) Stop() { s.loop.Stop() }
+
+// Done is closed when the server has ended, by Stop or by an error Err returns.
+func (s *Server) Done() <-chan struct{} { return s.loop.Done() }
+
+// Err is why the server ended (nil after Stop).
+func (s *Server) Err() error { return s.loop.Err() }
+
+// Run is Start, then Stop when ctx ends; it returns Err.
+func (s *Server) Run(ctx context.Context) error { return lifecycle.Run(ctx, s) }
+
+// Addr is the address Start listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// parts are the long-running parts, in the order they start (and the reverse of their stop):
+// the budget shares before anything calls Keap.
+func (s *Server) parts(cfg Config) []lifecycle.Part {
+	var parts []lifecycle.Part
+	if s.BudgetShares != nil {
+		parts = append(parts, s.BudgetShares)
+	}
+	if s.Worker.Loops == 0 {
+		s.Worker.Loops = cfg.Workers
+	}
+	if s.Worker.PollEvery == 0 {
+		s.Worker.PollEvery = cfg.PollEvery
+	}
+	parts = append(parts, s.Worker)
+	for _, p := range []lifecycle.Part{s.Tokens, s.Push, s.Dashboard} {
+		if p != nil {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) error {
 	srv := cfg.HTTP.Server(s.routes())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -154,18 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer cancel()
 		return srv.Shutdown(shut)
 	})
-	for i := 0; i < cfg.Workers; i++ {
-		g.Go(func() error { return s.Worker.Run(gctx, cfg.PollEvery) })
-	}
-	if s.Tokens != nil {
-		g.Go(func() error { return s.Tokens.Run(gctx) })
-	}
-	if s.Push != nil {
-		g.Go(func() error { return s.Push.Run(gctx) })
-	}
-	if s.Dashboard != nil {
-		g.Go(func() error { return s.Dashboard.Run(gctx) })
-	}
+	g.Go(func() error { return lifecycle.Run(gctx, s.parts(cfg)...) })
 	if s.Retention != nil {
 		g.Go(func() error { return s.Retention.Run(gctx) })
 	}
@@ -225,10 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	log.Info("serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL)
-	if s.Started != nil {
-		s.Started(ln.Addr().String())
-	}
-	err = g.Wait()
+	err := g.Wait()
 	log.Info("stopped")
 	return err
 }

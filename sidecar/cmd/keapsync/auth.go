@@ -72,14 +72,22 @@ func authCommand() *cli.Command {
 	}
 }
 
-// withKeeper opens the pool and the token keeper for one command.
+// withKeeper reads and checks the OAuth settings, then opens the pool and the token keeper for
+// one command.
 func withKeeper(c *cli.Context, f func(pool *pgxpool.Pool, k *keapauth.Keeper) error) error {
-	pool, err := openPool(c.Context, c)
+	settings, err := readKeapSettings(c, true)
+	if err == nil {
+		err = settings.Validate(true)
+	}
+	if err != nil {
+		return err
+	}
+	pool, err := openPoolURL(c.Context, settings.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	k, err := newKeeper(c, pool)
+	k, err := settings.keeper(pool)
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/sidecar/keapauth"
+	"github.com/keapsync/keapsync/sidecar/keapclients"
 )
 
 // Every setting is a flag with an environment variable; the names are part of the interface
@@ -73,18 +76,13 @@ func (s *secretSetting) get(c *cli.Context) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// required is get for a secret the command cannot do without.
-func (s *secretSetting) required(c *cli.Context) (string, error) {
-	v, err := s.get(c)
-	if err == nil && v == "" {
-		err = fmt.Errorf("%s (or --%s-file) is required", s.env, s.name)
-	}
-	return v, err
+// missing is the error for a secret the command cannot do without.
+func (s *secretSetting) missing() error {
+	return fmt.Errorf("%s (or --%s-file) is required", s.env, s.name)
 }
 
 // checkURL stops at start with one line naming the variable.
-func checkURL(c *cli.Context, f *cli.StringFlag) (string, error) {
-	v := c.String(f.Name)
+func checkURL(f *cli.StringFlag, v string) (string, error) {
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return "", fmt.Errorf("%s: not a URL: %q", f.EnvVars[0], v)
@@ -110,11 +108,16 @@ func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openPoolURL(ctx, dsn)
+}
+
+// openPoolURL is openPool for a URL already read.
+func openPoolURL(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: not a PostgreSQL URL or connection string (postgres://user:password@host:5432/db)")
 	}
-	if !strings.Contains(c.String(databaseURLFlag.Name), "pool_max_conns") {
+	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = defaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -128,38 +131,103 @@ func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// newKeeper builds the token keeper from the OAuth flags.
-func newKeeper(c *cli.Context, pool *pgxpool.Pool) (*keapauth.Keeper, error) {
-	log, err := newLogger(c)
-	if err != nil {
-		return nil, err
+// keapSettings are the flags of a command that talks to Keap, read once; Validate says what
+// is missing or malformed, naming the variable, before anything is opened.
+type keapSettings struct {
+	DatabaseURL string
+	APIURL      string
+	// APIKey, a personal access or service account key, replaces OAuth: with it the OAuth
+	// settings are not needed.
+	APIKey    string
+	OAuth     keapauth.Config // client id and secret, endpoints, allowed tenants
+	SecretKey string          // KEAPSYNC_SECRET_KEY: the keyring that seals tokens
+	Log       *slog.Logger
+}
+
+// readKeapSettings reads the Keap flags (and --database-url); oauthOnly is for commands that
+// only manage OAuth tokens (auth login/refresh/revoke), which have no --api-url or --api-key.
+func readKeapSettings(c *cli.Context, oauthOnly bool) (keapSettings, error) {
+	var k keapSettings
+	var err error
+	if k.Log, err = newLogger(c); err != nil {
+		return k, err
 	}
-	var cfg keapauth.Config
-	if cfg.ClientID, err = required(c, clientIDFlag); err != nil {
-		return nil, err
+	k.DatabaseURL = c.String(databaseURLFlag.Name)
+	if !oauthOnly {
+		k.APIURL = c.String(apiURLFlag.Name)
+		if k.APIKey, err = apiKeyFlag.get(c); err != nil {
+			return k, err
+		}
 	}
-	if cfg.ClientSecret, err = clientSecretFlag.required(c); err != nil {
-		return nil, err
+	k.OAuth = keapauth.Config{ClientID: c.String(clientIDFlag.Name),
+		AuthURL: c.String(authURLFlag.Name), TokenURL: c.String(tokenURLFlag.Name), Log: k.Log}
+	if k.OAuth.ClientSecret, err = clientSecretFlag.get(c); err != nil {
+		return k, err
 	}
-	if cfg.AuthURL, err = checkURL(c, authURLFlag); err != nil {
-		return nil, err
-	}
-	if cfg.TokenURL, err = checkURL(c, tokenURLFlag); err != nil {
-		return nil, err
-	}
-	secret, err := secretKeyFlag.required(c)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := keapauth.ParseKeyring(secret)
-	if err != nil {
-		return nil, fmt.Errorf("KEAPSYNC_SECRET_KEY: %w", err)
+	if k.SecretKey, err = secretKeyFlag.get(c); err != nil {
+		return k, err
 	}
 	for _, t := range strings.Split(c.String(allowedTenantsFlag.Name), ",") {
 		if t = strings.TrimSpace(t); t != "" {
-			cfg.AllowedTenants = append(cfg.AllowedTenants, t)
+			k.OAuth.AllowedTenants = append(k.OAuth.AllowedTenants, t)
 		}
 	}
-	cfg.Log = log
-	return keapauth.New(cfg, pool, keys)
+	return k, nil
+}
+
+// Validate checks the settings in the order a reader fixes them; a URL is trimmed of its "/".
+func (k *keapSettings) Validate(oauthOnly bool) error {
+	if k.DatabaseURL == "" {
+		return fmt.Errorf("%s (--%s) is required", databaseURLFlag.EnvVars[0], databaseURLFlag.Name)
+	}
+	var err error
+	if !oauthOnly {
+		if k.APIURL, err = checkURL(apiURLFlag, k.APIURL); err != nil {
+			return err
+		}
+		if k.APIKey != "" {
+			return nil
+		}
+	}
+	if k.OAuth.ClientID == "" {
+		return fmt.Errorf("%s (--%s) is required", clientIDFlag.EnvVars[0], clientIDFlag.Name)
+	}
+	if k.OAuth.ClientSecret == "" {
+		return clientSecretFlag.missing()
+	}
+	if k.OAuth.AuthURL, err = checkURL(authURLFlag, k.OAuth.AuthURL); err != nil {
+		return err
+	}
+	if k.OAuth.TokenURL, err = checkURL(tokenURLFlag, k.OAuth.TokenURL); err != nil {
+		return err
+	}
+	if k.SecretKey == "" {
+		return secretKeyFlag.missing()
+	}
+	if _, err := keapauth.ParseKeyring(k.SecretKey); err != nil {
+		return fmt.Errorf("KEAPSYNC_SECRET_KEY: %w", err)
+	}
+	return nil
+}
+
+// keeper builds the token keeper (nil with a personal key).
+func (k *keapSettings) keeper(pool *pgxpool.Pool) (*keapauth.Keeper, error) {
+	if k.APIKey != "" {
+		return nil, nil
+	}
+	keys, err := keapauth.ParseKeyring(k.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("KEAPSYNC_SECRET_KEY: %w", err)
+	}
+	return keapauth.New(k.OAuth, pool, keys)
+}
+
+// clients builds the per-account Keap clients on pool.
+func (k *keapSettings) clients(pool *pgxpool.Pool, reg prometheus.Registerer) (*keapclients.Registry, error) {
+	keeper, err := k.keeper(pool)
+	if err != nil {
+		return nil, err
+	}
+	return keapclients.New(keapclients.Config{APIURL: k.APIURL, APIKey: k.APIKey, ClientID: k.OAuth.ClientID,
+		Keeper: keeper, Logger: k.Log, Registerer: reg}, pool)
 }

@@ -39,7 +39,7 @@ func dashboardCommand() *cli.Command {
 }
 
 func runDashboard(c *cli.Context) error {
-	cfg, err := dashboardConfig(c, dashboardListenFlag.Name, dashboardPublicURLFlag.Name, dashboardLocalFlag.Name)
+	cfg, err := readDashboardConfig(c, dashboardListenFlag.Name, dashboardPublicURLFlag.Name, dashboardLocalFlag.Name)
 	if err != nil {
 		return err
 	}
@@ -59,9 +59,9 @@ func runDashboard(c *cli.Context) error {
 	return srv.Run(c.Context)
 }
 
-// dashboardConfig reads the dashboard flags (the listen and local flag names differ between
+// readDashboardConfig reads the dashboard flags (the listen and local flag names differ between
 // `keapsync dashboard` and `keapsync serve`).
-func dashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (dashboard.Config, error) {
+func readDashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (dashboard.Config, error) {
 	log, err := newLogger(c)
 	if err != nil {
 		return dashboard.Config{}, err

@@ -18,6 +18,8 @@ import (
 	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
+	"github.com/keapsync/keapsync/sidecar/keapclients"
+	"github.com/keapsync/keapsync/sidecar/push"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 	"github.com/keapsync/keapsync/sidecar/serve"
 )
@@ -78,11 +80,13 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 
 	// Backfill the sandbox into Postgres, then serve: hooks, workers, reconcile, token refresh.
 	reg := newRegistry()
-	clients, err := makeKeapClients(log, pool, reg, srv.URL()+"/crm/rest", "", creds.ClientID, keeper)
+	clients, err := keapclients.New(keapclients.Config{APIURL: srv.URL() + "/crm/rest", ClientID: creds.ClientID,
+		Keeper: keeper, Logger: log, Registerer: reg}, pool)
 	if err != nil {
 		return err
 	}
-	apiOf := func(ctx context.Context, account string) (ingest.Keap, error) { return clients.For(ctx, account) }
+	session := newKeapSession(pool, clients)
+	apiOf := session.apiOf
 	sweeper := &ingest.Sweeper{DB: pool, API: apiOf, Progress: w, Log: log.With("component", "backfill")}
 	if err := sweeper.Backfill(ctx, account, ingest.ObjectTypes); err != nil {
 		return fmt.Errorf("backfill the demo sandbox: %w", err)
@@ -98,7 +102,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	}
 	listen := c.String("listen")
 	public := "http://" + listen
-	pusher, err := pusherFor(log, reg, pool, clients, nil)
+	pusher, err := newPusher(push.DefaultConfig(), log, reg, session)
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
-	server, stop, err := buildServer(ctx, log, reg, pool, clients, pusher,
+	server, err := buildServer(log, reg, session, pusher,
 		// The demo registers the hooks itself once serve listens; serve's own first round of
 		// re-verification would race it (two ensures at once leave Keap and the table
 		// disagreeing with the count printed).
@@ -117,18 +121,13 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer stop()
-	serveCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	up := make(chan struct{})
 	server.Dashboard = dash
-	server.Started = func(string) { close(up) }
-	go func() { served <- server.Run(serveCtx) }()
-	select {
-	case <-up:
-	case err := <-served:
+	if err := server.Start(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	stopped := func() error {
+		server.Stop()
+		return server.Err()
 	}
 	cl, err := clients.For(ctx, account)
 	if err != nil {
@@ -161,13 +160,14 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	fmt.Fprintf(w, "Point keapsync at the demo:\n  export %s\n", strings.Join(env, " \\\n         "))
 	fmt.Fprintf(w, "  bin/keapsync auth status\n\n")
 	if !c.Bool("serve") {
-		cancel()
-		return <-served
+		return stopped()
 	}
 	fmt.Fprintln(w, "Serving until Ctrl-C; the database keeps running after it.")
-	<-ctx.Done()
-	cancel()
-	return <-served
+	select {
+	case <-ctx.Done():
+	case <-server.Done():
+	}
+	return stopped()
 }
 
 // demoSecretKey reads the demo's sealing key from dir, creating it on first use.

@@ -34,7 +34,7 @@ func doctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			apiURL, err := checkURL(c, apiURLFlag)
+			apiURL, err := checkURL(apiURLFlag, c.String(apiURLFlag.Name))
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
+	"github.com/keapsync/keapsync/sidecar/keapclients"
 )
 
 var (
@@ -29,23 +30,40 @@ var (
 // keapSession is what the Keap-facing commands share: a pool and the per-account clients.
 type keapSession struct {
 	pool    *pgxpool.Pool
-	clients *keapClients
+	clients *keapclients.Registry
 	apiOf   func(ctx context.Context, account string) (ingest.Keap, error)
 }
 
+// openKeapSession reads and checks the Keap settings, then opens the pool and the clients.
 func openKeapSession(c *cli.Context, reg prometheus.Registerer) (*keapSession, error) {
-	pool, err := openPool(c.Context, c)
+	k, err := readKeapSettings(c, false)
+	if err == nil {
+		err = k.Validate(false)
+	}
 	if err != nil {
 		return nil, err
 	}
-	clients, err := newKeapClients(c, pool, reg)
+	return k.open(c.Context, reg)
+}
+
+// open opens the pool and the clients of checked settings.
+func (k *keapSettings) open(ctx context.Context, reg prometheus.Registerer) (*keapSession, error) {
+	pool, err := openPoolURL(ctx, k.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := k.clients(pool, reg)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
+	return newKeapSession(pool, clients), nil
+}
+
+func newKeapSession(pool *pgxpool.Pool, clients *keapclients.Registry) *keapSession {
 	return &keapSession{pool: pool, clients: clients, apiOf: func(ctx context.Context, account string) (ingest.Keap, error) {
 		return clients.For(ctx, account)
-	}}, nil
+	}}
 }
 
 func objectTypes(c *cli.Context) ([]string, error) {
@@ -89,7 +107,7 @@ func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, st
 			if c.Int("appliers") < 1 {
 				return fmt.Errorf("--appliers: want at least 1, got %d", c.Int("appliers"))
 			}
-			accounts, named, err := s.clients.targets(c.Context, c.String("account"))
+			accounts, named, err := s.targets(c.Context, c.String("account"))
 			if err != nil {
 				return err
 			}
@@ -230,7 +248,7 @@ func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string
 		return err
 	}
 	defer s.pool.Close()
-	accounts, named, err := s.clients.targets(c.Context, c.String("account"))
+	accounts, named, err := s.targets(c.Context, c.String("account"))
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/sidecar/accountstate"
-	"github.com/keapsync/keapsync/sidecar/notify"
 	"github.com/keapsync/keapsync/sidecar/retention"
 )
 
@@ -38,27 +37,6 @@ var (
 
 func stallThresholds(c *cli.Context) accountstate.Thresholds {
 	return accountstate.Thresholds{Stall: c.Duration(stallAfterFlag.Name), Reconcile: c.Duration(reconcileStallFlag.Name)}
-}
-
-// opsParts builds serve's pruner and, when KEAPSYNC_NOTIFY_WEBHOOK_URL is set, its notifier.
-func opsParts(c *cli.Context, pool *pgxpool.Pool) (pruner *retention.Pruner, notifier *notify.Notifier, err error) {
-	log, err := newLogger(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	if every := c.Duration(pruneEveryFlag.Name); every >= 0 {
-		cfg := retention.DefaultConfig()
-		if every > 0 {
-			cfg.Every = every
-		}
-		cfg.Batch = c.Int(pruneBatchFlag.Name)
-		pruner = &retention.Pruner{DB: pool, Config: cfg, Log: log}
-	}
-	url, err := notifyURLSetting.get(c)
-	if err != nil || url == "" {
-		return pruner, nil, err
-	}
-	return pruner, &notify.Notifier{URL: url, DB: pool, Thresholds: stallThresholds(c), Log: log}, nil
 }
 
 func pruneCommand() *cli.Command {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
@@ -12,7 +11,7 @@ import (
 )
 
 // Push settings for serve: append pushFlags to serve's flags and build the pusher with
-// newPusher; run it with (*push.Pusher).Run(ctx) beside the other parts.
+// newPusher; serve starts it beside the other parts.
 var (
 	pushSlotFlag = &cli.StringFlag{Name: "push-slot", EnvVars: []string{"KEAPSYNC_PUSH_SLOT"}, Value: push.DefaultConfig().Slot,
 		Usage: "logical replication slot the push path owns (one per database; several serve processes share it, one streams)"}
@@ -31,26 +30,18 @@ var (
 	pushFlags = []cli.Flag{pushSlotFlag, pushPublicationFlag, pushWorkersFlag, pushSettleFlag, pushOffFlag, pushMaxLagFlag}
 )
 
-// newPusher builds the push path from serve's flags, the shared pool, the per-account Keap
-// clients and the registry; it returns nil, nil with --no-push.
-func newPusher(c *cli.Context, log *slog.Logger, reg prometheus.Registerer, pool *pgxpool.Pool, clients *keapClients) (*push.Pusher, error) {
-	if c.Bool(pushOffFlag.Name) {
-		return nil, nil
-	}
-	return pusherFor(log, reg, pool, clients, func(cfg *push.Config) {
-		cfg.Slot, cfg.Publication = c.String(pushSlotFlag.Name), c.String(pushPublicationFlag.Name)
-		cfg.Workers, cfg.Settle = c.Int(pushWorkersFlag.Name), c.Duration(pushSettleFlag.Name)
-		cfg.MaxSlotLag = c.Int64(pushMaxLagFlag.Name) << 20
-	})
+// pushConfig reads the push flags into the defaults.
+func pushConfig(c *cli.Context) push.Config {
+	cfg := push.DefaultConfig()
+	cfg.Slot, cfg.Publication = c.String(pushSlotFlag.Name), c.String(pushPublicationFlag.Name)
+	cfg.Workers, cfg.Settle = c.Int(pushWorkersFlag.Name), c.Duration(pushSettleFlag.Name)
+	cfg.MaxSlotLag = c.Int64(pushMaxLagFlag.Name) << 20
+	return cfg
 }
 
-// pusherFor builds a pusher with the defaults, adjusted by set (may be nil).
-func pusherFor(log *slog.Logger, reg prometheus.Registerer, pool *pgxpool.Pool, clients *keapClients, set func(*push.Config)) (*push.Pusher, error) {
-	cfg := push.DefaultConfig()
-	cfg.DB, cfg.Log, cfg.Registerer = pool, log, reg
-	cfg.API = func(ctx context.Context, account string) (push.Keap, error) { return clients.For(ctx, account) }
-	if set != nil {
-		set(&cfg)
-	}
+// newPusher builds the push path of cfg on the session's pool and per-account Keap clients.
+func newPusher(cfg push.Config, log *slog.Logger, reg prometheus.Registerer, s *keapSession) (*push.Pusher, error) {
+	cfg.DB, cfg.Log, cfg.Registerer = s.pool, log, reg
+	cfg.API = func(ctx context.Context, account string) (push.Keap, error) { return s.clients.For(ctx, account) }
 	return push.New(cfg)
 }

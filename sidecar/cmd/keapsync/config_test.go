@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/push"
+)
+
+// serve's settings are checked once, before anything is opened, and the first one wrong is
+// named by its variable.
+func TestServeConfigValidate(t *testing.T) {
+	t.Parallel()
+	good := func() serveConfig {
+		p := push.DefaultConfig()
+		return serveConfig{Keap: keapSettings{DatabaseURL: "postgres://x@h/db", APIURL: "https://api.example/crm/rest/", APIKey: "k"}, Push: &p}
+	}
+	cfg := good()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Keap.APIURL != "https://api.example/crm/rest" {
+		t.Errorf("API URL %q kept its trailing /", cfg.Keap.APIURL)
+	}
+	for want, edit := range map[string]func(*serveConfig){
+		"DATABASE_URL":       func(c *serveConfig) { c.Keap.DatabaseURL = "" },
+		"KEAP_API_URL":       func(c *serveConfig) { c.Keap.APIURL = "api.example" },
+		"KEAP_CLIENT_ID":     func(c *serveConfig) { c.Keap.APIKey = "" },
+		"KEAP_CLIENT_SECRET": func(c *serveConfig) { c.Keap.APIKey, c.Keap.OAuth.ClientID = "", "id" },
+		"KEAPSYNC_COALESCE":  func(c *serveConfig) { c.Coalesce = -1 },
+		"slot name":          func(c *serveConfig) { c.Push.Slot = "Bad-Slot" },
+		"workers 0":          func(c *serveConfig) { c.Push.Workers = 0 },
+	} {
+		c := good()
+		edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v", want, err)
+		}
+	}
+	c := good()
+	c.Push = nil // --no-push: no push settings to check
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
