@@ -452,6 +452,7 @@ CREATE TABLE keapsync.push_queue (
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
     last_error text,
     sent jsonb,
+    create_sent_at timestamp with time zone,
     last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
@@ -461,6 +462,13 @@ CREATE TABLE keapsync.push_queue (
 -- Name: COLUMN push_queue.sent; Type: COMMENT; Schema: keapsync; Owner: -
 
 COMMENT ON COLUMN keapsync.push_queue.sent IS 'fields ({field: value}, null for cleared) sent to Keap by a push whose answer is not recorded yet';
+
+
+--
+
+-- Name: COLUMN push_queue.create_sent_at; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.create_sent_at IS 'when a create for this record was sent to Keap without its answer being recorded yet (a retry first looks for what it may have made)';
 
 
 --
