@@ -29,6 +29,7 @@ func connect(t *testing.T, url string) *pgx.Conn {
 func TestApplyBootstrapsAndIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
+	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
 	m, err := migrate.Embedded(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +70,7 @@ func TestApplyBootstrapsAndIsIdempotent(t *testing.T) {
 func TestFailingMigrationChangesNothingAndNamesStatement(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
+	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
 	fsys := fstest.MapFS{
 		"m/001_good.sql": {Data: []byte("create table good (id int);\n")},
 		"m/002_bad.sql": {Data: []byte("-- half of this must not stay\ncreate table half (id int);\n" +
@@ -131,6 +133,7 @@ func TestRefusesUnknownKeapsyncMigration(t *testing.T) {
 func TestCoexistsWithOtherProjectsMigrations(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
+	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
 	m, err := migrate.Embedded(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // passed, every table's row count is the same every day and no table grows on disk.
 func TestSimulatedMonthStaysFlat(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Pool(t)
+	db := pgtest.PrivatePool(t) // sizes on a cluster no other test holds back
 	var account string
 	if err := db.QueryRow(ctx, `insert into keapsync.accounts (name, credential) values ('M', 'api_key') returning id::text`).Scan(&account); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ func TestSupabaseGuide(t *testing.T) {
 		t.Fatalf("the Supabase CLI is not installed: run `npm ci` in .ci/supabase-cli (make test does): %v", err)
 	}
 	owner := pgtest.EmptyURL(t)
+	pgtest.LockRoles(t) // the guide grants to the cluster's roles
 	conn, err := pgx.Connect(ctx, owner)
 	if err != nil {
 		t.Fatal(err)

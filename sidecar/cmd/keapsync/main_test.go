@@ -56,6 +56,7 @@ func secretFile(t *testing.T, v string) string {
 
 func TestMigrateCommand(t *testing.T) {
 	url := pgtest.EmptyURL(t)
+	pgtest.LockRoles(t) // migrating grants to the cluster's roles
 	out, err := runApp(t, "migrate", "--database-url", url)
 	if err != nil || !strings.Contains(out, "0 already current") {
 		t.Fatalf("first migrate: %v\n%s", err, out)

@@ -26,9 +26,11 @@ import (
 // through a hook and a SQL edit is pushed to Keap.
 func TestServeBringsKeapChangesIn(t *testing.T) {
 	owner := pgtest.EmptyURL(t)
+	release := pgtest.LockRoles(t) // migrating grants to the cluster's roles
 	if out, err := runApp(t, "migrate", "--database-url", owner); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
+	release()
 	serveEndToEnd(t, owner, asRole(t, owner, "keapsync_sidecar"))
 }
 

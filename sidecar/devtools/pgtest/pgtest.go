@@ -212,23 +212,63 @@ func EmptyURL(t testing.TB) string {
 // the first.
 var roleLocks sync.Map
 
-// LockRoles holds, until t ends, the lock packages take to bootstrap their templates. Roles are
-// cluster-wide: a test that migrates from scratch (grants to keapsync's roles) or uninstalls
-// (revokes them) while another database of the cluster does the same fails with "tuple
-// concurrently updated", so such tests take turns. A test may call it more than once.
-func LockRoles(t testing.TB) {
+// LockRoles holds, until t ends or the returned release is called, the lock packages take to
+// bootstrap their templates. Roles are cluster-wide: a test that migrates from scratch (grants to
+// keapsync's roles) or uninstalls (revokes them) while another database of the cluster does the
+// same fails with "tuple concurrently updated", so such steps take turns. A test may call it more
+// than once; the lock is taken once.
+func LockRoles(t testing.TB) (release func()) {
 	t.Helper()
 	if _, held := roleLocks.LoadOrStore(t, true); held {
-		return
+		return func() {}
 	}
-	t.Cleanup(func() { roleLocks.Delete(t) })
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
+		roleLocks.Delete(t)
 		t.Fatalf("connect to test cluster: %v", err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			conn.Close(context.Background()) // ends the session, and so its advisory lock
+			roleLocks.Delete(t)
+		})
+	}
+	t.Cleanup(release)
 	if _, err := conn.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
 		t.Fatalf("lock test cluster: %v", err)
 	}
+	return release
+}
+
+// PrivatePool is a migrated database on a cluster of its own, stopped when t ends. For the few
+// tests that measure the disk: on the shared cluster, other packages' open transactions hold back
+// the horizon below which VACUUM may recycle index pages, so sizes would depend on what else runs.
+func PrivatePool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	c, stop, err := StartCluster(ctx)
+	if err != nil {
+		t.Fatalf("start a private cluster: %v", err)
+	}
+	t.Cleanup(stop)
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("connect to the private cluster: %v", err)
+	}
+	defer conn.Close(ctx)
+	mig, err := migrate.Embedded(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mig.Apply(ctx, conn); err != nil {
+		t.Fatalf("migrate the private cluster: %v", err)
+	}
+	pool, err := pgxpool.New(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
