@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 // Keap is what ingest needs of the Keap client (*keap.Client satisfies it).
@@ -33,13 +34,13 @@ type record struct {
 	modified time.Time // Keap's version clock; zero where the object has none (tags)
 	raw      json.RawMessage
 	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
-	bad error
-	order    *keap.Order // for orders: the decoded object (its totals say whether it has payments)
+	bad   error
+	order *keap.Order // for orders: the decoded object (its totals say whether it has payments)
 }
 
 // kind knows how to read one object type from Keap.
 type kind struct {
-	objectType string // keapsync's name, as in keapsync.object_types
+	objectType string // the registry's name (objecttype.All), as in keapsync.object_types
 	// list yields everything changed since the time given (zero: everything), at least once.
 	list func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error]
 	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
@@ -214,8 +215,9 @@ func (r record) with(name string, v any) (record, error) {
 	return r, nil
 }
 
-// ObjectTypes lists what backfill and reconcile cover, in dependency order.
-var ObjectTypes = []string{"tag", "contact", "order", "subscription"}
+// ObjectTypes lists what backfill and reconcile cover, in dependency order: the registry's swept
+// types, each of which has a kind here (a test holds the two together).
+var ObjectTypes = objecttype.SweptNames()
 
 func kindOf(objectType string) (kind, error) {
 	k, ok := kinds[objectType]

@@ -53,7 +53,7 @@ func rowMsg(kind byte, rel uint32, parts ...[]byte) []byte {
 const acct = "11111111-1111-4111-8111-111111111111"
 
 func TestDecoder(t *testing.T) {
-	d := newDecoder(map[string]string{"contacts": "contact", "tags": "tag"})
+	d := newDecoder()
 	for _, m := range [][]byte{
 		relationMsg(1, "keap", "contacts", "id", "account_id", "given_name", "sync_origin"),
 		relationMsg(2, "keap", "contact_tags", "account_id", "contact_id", "tag_id", "date_applied", "sync_origin"),
