@@ -89,8 +89,13 @@ func EnsureHooks(ctx context.Context, db DB, api HookAPI, account, publicURL str
 	if err != nil {
 		return rep, fmt.Errorf("list hooks: %w", err)
 	}
+	// Types the account has turned off need no subscription (keapsync.sync_directions).
+	needed, err := eventKeysFor(ctx, tx, account)
+	if err != nil {
+		return rep, err
+	}
 	want := map[string]bool{}
-	for _, ev := range EventKeys {
+	for _, ev := range needed {
 		if slices.Contains(offered, ev) {
 			want[ev] = true // else this Keap app does not offer it
 		}
@@ -123,7 +128,7 @@ func EnsureHooks(ctx context.Context, db DB, api HookAPI, account, publicURL str
 		rep.Removed++
 	}
 	var keys []string
-	for _, ev := range EventKeys {
+	for _, ev := range needed {
 		if !want[ev] {
 			continue
 		}

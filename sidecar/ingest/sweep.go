@@ -116,7 +116,7 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		prio = keap.Live
 	}
 	ctx = keap.WithPriority(ctx, prio)
-	ks, err := kindsOf(objectTypes)
+	ks, err := s.kindsToSync(ctx, account, objectTypes)
 	if err != nil {
 		return err
 	}
@@ -501,7 +501,7 @@ func (s *Sweeper) SweepDeletes(ctx context.Context, account string, objectTypes 
 		return 0, err
 	}
 	ctx = keap.WithPriority(ctx, keap.Background)
-	ks, err := kindsOf(objectTypes)
+	ks, err := s.kindsToSync(ctx, account, objectTypes)
 	if err != nil {
 		return 0, err
 	}

@@ -66,6 +66,13 @@ func (r *request) keapID() keap.ID {
 // push sends one record to Keap and records the answer. It returns the outcome, or an error:
 // a *refusal parks the record, anything else is retried.
 func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, error) {
+	if both, err := sendsToKeap(ctx, conn, j); err != nil || !both {
+		if err != nil {
+			return "", err
+		}
+		p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	}
 	var raw []byte
 	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
 		return "", fmt.Errorf("push: push_request: %w", err)

@@ -916,6 +916,34 @@ CREATE TABLE keapsync.settings (
 
 --
 
+-- Name: sync_directions; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.sync_directions (
+    id bigint NOT NULL,
+    account_id uuid NOT NULL,
+    object_type text NOT NULL,
+    direction text DEFAULT 'both'::text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT sync_directions_direction_check CHECK ((direction = ANY (ARRAY['off'::text, 'keap_to_postgres'::text, 'both'::text])))
+);
+
+
+--
+
+-- Name: sync_directions_id_seq; Type: SEQUENCE; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.sync_directions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME keapsync.sync_directions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+
 -- Name: sync_state; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.sync_state (
@@ -1297,6 +1325,22 @@ ALTER TABLE ONLY keapsync.settings
 
 ALTER TABLE ONLY keapsync.sync_cursors
     ADD CONSTRAINT sync_cursors_pkey PRIMARY KEY (account_id, object_type, kind);
+
+
+--
+
+-- Name: sync_directions sync_directions_id_key; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.sync_directions
+    ADD CONSTRAINT sync_directions_id_key UNIQUE (id);
+
+
+--
+
+-- Name: sync_directions sync_directions_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.sync_directions
+    ADD CONSTRAINT sync_directions_pkey PRIMARY KEY (account_id, object_type);
 
 
 --
@@ -1734,6 +1778,22 @@ ALTER TABLE ONLY keapsync.sync_cursors
 
 ALTER TABLE ONLY keapsync.sync_cursors
     ADD CONSTRAINT sync_cursors_object_type_fkey FOREIGN KEY (object_type) REFERENCES keapsync.object_types(object_type);
+
+
+--
+
+-- Name: sync_directions sync_directions_account_id_fkey; Type: FK CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.sync_directions
+    ADD CONSTRAINT sync_directions_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: sync_directions sync_directions_object_type_fkey; Type: FK CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.sync_directions
+    ADD CONSTRAINT sync_directions_object_type_fkey FOREIGN KEY (object_type) REFERENCES keapsync.object_types(object_type) ON DELETE CASCADE;
 
 
 --

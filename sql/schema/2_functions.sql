@@ -544,6 +544,23 @@ $$;
 
 --
 
+-- Name: guard_direction(text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.guard_direction(p_table text, p_type text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  execute format('drop trigger if exists guard_direction on keap.%I', p_table);
+  execute format('create trigger guard_direction before insert or update or delete on keap.%I for each row
+                    when (pg_catalog.current_setting(''keapsync.origin'', true) is distinct from ''keap'')
+                    execute function keapsync.tg_guard_direction(%L)', p_table, p_type);
+end;
+$$;
+
+
+--
+
 -- Name: is_admin(uuid); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.is_admin(p_account uuid) RETURNS boolean
@@ -1539,6 +1556,33 @@ $$;
 
 --
 
+-- Name: tg_guard_direction(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_guard_direction() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  r record := coalesce(new, old);
+  d text;
+begin
+  select s.direction into d from keapsync.sync_directions s
+   where s.account_id = r.account_id and s.object_type = tg_argv[0];
+  if coalesce(d, 'both') <> 'both' then
+    raise exception 'keap.% of account % syncs %: a change made here would never reach Keap, so it is refused',
+                    tg_table_name, r.account_id,
+                    case d when 'off' then 'not at all (off)' else 'from Keap to Postgres only' end
+      using errcode = 'read_only_sql_transaction',
+            hint = format('Change it in Keap, or let %s sync both ways: update keapsync.sync_directions set direction = ''both'' where account_id = %L and object_type = %L',
+                          tg_argv[0], r.account_id, tg_argv[0]);
+  end if;
+  return r;
+end;
+$$;
+
+
+--
+
 -- Name: tg_kpi_contact_tags_delete(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_kpi_contact_tags_delete() RETURNS trigger
@@ -2039,6 +2083,58 @@ begin
     end if;
   end if;
   return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_directions_audit(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_directions_audit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'UPDATE' then
+    new.updated_at := now();
+    if new.direction is not distinct from old.direction and new.object_type = old.object_type
+       and new.account_id = old.account_id then
+      return new;
+    end if;
+  end if;
+  if tg_op = 'INSERT' and new.direction = 'both' then
+    return new; -- the default every account and type starts with
+  end if;
+  insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed, old_row, new_row, actor)
+  values (coalesce(new.account_id, old.account_id), 'sync_directions', coalesce(new.id, old.id), lower(tg_op), 'local',
+          jsonb_build_object('direction', jsonb_build_object('old', old.direction, 'new', new.direction)),
+          case when tg_op <> 'INSERT' then to_jsonb(old) end, case when tg_op <> 'DELETE' then to_jsonb(new) end,
+          auth.uid());
+  return coalesce(new, old);
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_directions_fill(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_directions_fill() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_table_name = 'accounts' then
+    insert into keapsync.sync_directions (account_id, object_type)
+    select n.id, t.object_type from new_rows n cross join keapsync.object_types t
+    on conflict do nothing;
+  else
+    insert into keapsync.sync_directions (account_id, object_type)
+    select a.id, n.object_type from keapsync.accounts a cross join new_rows n
+    on conflict do nothing;
+  end if;
+  return null;
 end;
 $$;
 

@@ -412,6 +412,13 @@ CREATE POLICY admins_delete ON keapsync.settings FOR DELETE TO authenticated USI
 
 --
 
+-- Name: sync_directions admins_delete; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY admins_delete ON keapsync.sync_directions FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: conflict_policies admins_insert; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY admins_insert ON keapsync.conflict_policies FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -429,6 +436,13 @@ CREATE POLICY admins_insert ON keapsync.members FOR INSERT TO authenticated WITH
 -- Name: settings admins_insert; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY admins_insert ON keapsync.settings FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: sync_directions admins_insert; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY admins_insert ON keapsync.sync_directions FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -457,6 +471,13 @@ CREATE POLICY admins_update ON keapsync.members FOR UPDATE TO authenticated USIN
 -- Name: settings admins_update; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY admins_update ON keapsync.settings FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: sync_directions admins_update; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY admins_update ON keapsync.sync_directions FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -728,6 +749,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.sync_cursors TO keapsync_sidecar 
 
 --
 
+-- Name: sync_directions keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_directions TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: sync_state keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.sync_state TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -877,6 +905,13 @@ CREATE POLICY members_read ON keapsync.sync_cursors FOR SELECT TO authenticated 
 
 --
 
+-- Name: sync_directions members_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY members_read ON keapsync.sync_directions FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: sync_state members_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY members_read ON keapsync.sync_state FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -949,6 +984,12 @@ ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
 -- Name: sync_cursors; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.sync_cursors ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: sync_directions; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.sync_directions ENABLE ROW LEVEL SECURITY;
 
 --
 

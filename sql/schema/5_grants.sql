@@ -173,6 +173,15 @@ GRANT ALL ON FUNCTION keapsync.grant_sidecar_rls() TO service_role;
 
 --
 
+-- Name: FUNCTION guard_direction(p_table text, p_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION is_admin(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.is_admin(p_account uuid) FROM PUBLIC;
@@ -571,6 +580,15 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sideca
 
 --
 
+-- Name: FUNCTION tg_guard_direction(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_guard_direction() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_guard_direction() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_guard_direction() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_kpi_contact_tags_delete(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() FROM PUBLIC;
@@ -720,6 +738,24 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_sync_directions_audit(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_directions_audit() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_audit() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_audit() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_sync_directions_fill(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_directions_fill() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_fill() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_fill() TO keapsync_sidecar;
 
 
 --
@@ -1342,6 +1378,23 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keaps
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE sync_directions; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_directions TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_directions TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_directions TO authenticated;
+
+
+--
+
+-- Name: SEQUENCE sync_directions_id_seq; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keapsync.sync_directions_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.sync_directions_id_seq TO keapsync_sidecar;
 
 
 --

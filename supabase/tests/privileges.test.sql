@@ -60,7 +60,7 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
-  'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies',
+  'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
   'keap.order_payments', 'keap.subscriptions']) r
 union all

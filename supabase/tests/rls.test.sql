@@ -58,6 +58,7 @@ insert into matrix values
   ('keapsync', 'accounts', $$insert into keapsync.accounts (name) values ('n')$$, 'name'),
   ('keapsync', 'members', $$insert into keapsync.members (account_id, user_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'b0000000-0000-4000-8000-00000000000b')$$, 'role'),
   ('keapsync', 'settings', $$insert into keapsync.settings (account_id) values ('aaaaaaaa-0000-4000-8000-000000000000') on conflict (account_id) do update set propagate_deletes = true$$, 'propagate_deletes'),
+  ('keapsync', 'sync_directions', $$insert into keapsync.sync_directions (account_id, object_type) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order') on conflict (account_id, object_type) do update set direction = 'both'$$, 'direction'),
   ('keapsync', 'conflict_policies', $$insert into keapsync.conflict_policies (account_id, object_type, field, policy) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', '*', 'keap_wins')$$, 'policy'),
   ('keapsync', 'object_types', $$insert into keapsync.object_types values ('x', 'x', '{}', '{}', null)$$, 'map_column'),
   ('keapsync', 'oauth_tokens', $$insert into keapsync.oauth_tokens (account_id, key_id, ciphertext) values ('aaaaaaaa-0000-4000-8000-000000000000', 'k', '\x01') on conflict (account_id) do update set key_id = 'k2'$$, 'scope'),
@@ -141,7 +142,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   with c as (select * from counts where tbl = p_tbl),
        k as (select
          p_schema = 'keap' as data,
-         p_tbl in ('members', 'settings', 'conflict_policies') as managed,
+         p_tbl in ('members', 'settings', 'conflict_policies', 'sync_directions') as managed,
          p_tbl in ('accounts', 'oauth_tokens', 'hook_subscriptions', 'webhook_inbox', 'sync_cursors',
                    'conflicts', 'dead_letters', 'object_types')
            or p_tbl like 'kpi\_%' as analyst_reads)
