@@ -24,6 +24,17 @@ type Type struct {
 	// Parts are further keap.* tables whose rows are part of a record of this type; a local
 	// change to one is a change of the record IDColumn names (a tag on a contact).
 	Parts []Part
+	// V2, where set, reads (and, as keapsync.object_types.push_ops allow, writes) the type
+	// through Keap's v2 REST resource without code of its own: list, get, create, patch, delete.
+	V2 *V2Resource
+}
+
+// V2Resource is a Keap v2 collection read and written generically.
+type V2Resource struct {
+	Path string // e.g. "/v2/companies"
+	// Fields are asked for on every read: v2 leaves some properties out unless named, and a
+	// property left out would read as cleared.
+	Fields []string
 }
 
 // Part is a child table published with its owner's type.
@@ -40,6 +51,13 @@ var All = []Type{
 		Name: "tag", Table: "tags", Swept: true,
 		Events:        []string{"contactGroup.add", "contactGroup.edit", "contactGroup.delete"},
 		EventPrefixes: []string{"contactGroup."},
+	},
+	{
+		Name: "company", Table: "companies", Swept: true,
+		Events:        []string{"company.add", "company.edit", "company.delete"},
+		EventPrefixes: []string{"company."},
+		V2: &V2Resource{Path: "/v2/companies", Fields: []string{"company_name", "email_address", "phone_number",
+			"website", "notes", "address", "create_time", "update_time"}},
 	},
 	{
 		Name: "contact", Table: "contacts", Swept: true,

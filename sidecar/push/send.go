@@ -31,6 +31,9 @@ type Keap interface {
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	ListOrders(ctx context.Context, q keap.OrderQuery) (*keap.Page[keap.Order], error)
 	DeleteOrder(ctx context.Context, id keap.ID) error
+	CreateObject(ctx context.Context, path string, body any) (*keap.Object, error)
+	UpdateObject(ctx context.Context, path string, id keap.ID, body any, updateMask ...string) (*keap.Object, error)
+	DeleteObject(ctx context.Context, path string, id keap.ID) error
 }
 
 var _ Keap = (*keap.Client)(nil)
@@ -104,6 +107,8 @@ func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job,
 		return p.pushDelete(ctx, conn, api, j, req)
 	case j.objectType == "contact":
 		return p.pushContact(ctx, conn, api, j, req, refreshed)
+	case v2Path(j.objectType) != "":
+		return p.pushObject(ctx, conn, api, j, req)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
 		return p.pushCreate(ctx, conn, api, j, req)
 	}
@@ -127,6 +132,10 @@ func deleteInKeap(ctx context.Context, api Keap, j *job, req *request) error {
 	case "order":
 		err = api.DeleteOrder(ctx, req.keapID())
 	default:
+		if path := v2Path(j.objectType); path != "" {
+			err = api.DeleteObject(ctx, path, req.keapID())
+			break
+		}
 		return &refusal{keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("Keap's API cannot delete a %s", j.objectType)}
 	}
 	if err != nil && !errors.Is(err, keap.ErrNotFound) {

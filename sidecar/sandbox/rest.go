@@ -67,6 +67,12 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	// v2 only where v1 has no way: a subscription's modification_time and get-by-id.
 	h("GET /crm/rest/v2/subscriptions", a.listSubscriptionsV2)
 	h("GET /crm/rest/v2/subscriptions/{id}", a.getSubscriptionV2)
+	// Companies through v2: v1's carry no timestamps and cannot be deleted.
+	h("GET /crm/rest/v2/companies", a.listCompaniesV2)
+	h("POST /crm/rest/v2/companies", a.createCompanyV2)
+	h("GET /crm/rest/v2/companies/{id}", a.getCompanyV2)
+	h("PATCH /crm/rest/v2/companies/{id}", a.patchCompanyV2)
+	h("DELETE /crm/rest/v2/companies/{id}", a.deleteCompanyV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

@@ -600,6 +600,39 @@ $$;
 
 --
 
+-- Name: keap_body(text, jsonb, text[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  paths jsonb := (select t.keap_paths from keapsync.object_types t where t.object_type = p_type);
+  writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
+  groups text[];
+  body jsonb := '{}';
+  c text;
+  p text[];
+begin
+  groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k);
+  foreach c in array writable loop
+    p := array(select jsonb_array_elements_text(paths -> c));
+    if not (p[1] = any (groups)) then
+      continue;
+    end if;
+    if array_length(p, 1) = 1 then
+      body := body || jsonb_build_object(p[1], p_doc -> c);
+    elsif p_doc ? c then
+      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], p_doc -> c));
+    end if;
+  end loop;
+  return jsonb_build_object('body', body, 'update_mask', to_jsonb(groups));
+end;
+$$;
+
+
+--
+
 -- Name: keap_columns_of(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
@@ -618,6 +651,8 @@ CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
                   case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end) ph
                  order by ph ->> 'field' limit 1),
       'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
+      'company_keap_id', case when pg_catalog.jsonb_typeof(p_raw -> 'company') = 'object'
+                              then p_raw -> 'company' ->> 'id' end,
       'job_title', p_raw ->> 'job_title',
       'owner_id', p_raw ->> 'owner_id',
       'lead_source_id', p_raw ->> 'lead_source_id',
@@ -663,6 +698,10 @@ CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
+  else
+    (select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
+       from keapsync.object_types t, pg_catalog.jsonb_each(t.keap_paths) e
+      where t.object_type = p_type)
   end;
 $$;
 
@@ -713,7 +752,7 @@ CREATE FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) RETURNS timesta
     when 'order' then coalesce(p_raw ->> 'modification_date', p_raw ->> 'modification_time')
     when 'subscription' then p_raw ->> 'modification_time'
     when 'tag' then p_raw ->> 'update_time'
-    else null end);
+    else p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type) end);
 $$;
 
 
@@ -1084,6 +1123,7 @@ declare
   p jsonb := keapsync.pending_push(p_account, p_type, p_local_id);
   op text := p ->> 'op';
   fields jsonb := p -> 'fields';
+  ops text[] := (select t.push_ops from keapsync.object_types t where t.object_type = p_type);
   keys text[];
   doc jsonb;
   req jsonb;
@@ -1093,7 +1133,7 @@ begin
   pushed := fields || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}');
   req := jsonb_build_object('op', op, 'keap_id', p -> 'keap_id', 'pushed', pushed);
   if op in ('none', 'delete') then
-    if op = 'delete' and p_type not in ('contact', 'order') then
+    if op = 'delete' and p_type not in ('contact', 'order') and not ('delete' = any (ops)) then
       return req || jsonb_build_object('op', 'unsupported', 'reason', format('Keap''s API cannot delete a %s', p_type));
     end if;
     return req;
@@ -1118,13 +1158,15 @@ begin
       'order_items', (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                          'product_id', i.product_id, 'quantity', i.quantity, 'price', i.price, 'description', i.description))), '[]')
                         from keap.order_items i where i.order_id = p_local_id))));
+  elsif op = any (ops) then
+    return req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
   end if;
   return req || jsonb_build_object('op', 'unsupported', 'reason',
     case p_type
       when 'order' then 'Keap''s REST v1 has no order update; change orders in Keap'
       when 'subscription' then 'Keap''s REST v1 cannot change or create subscriptions this way; change them in Keap'
       when 'tag' then 'Keap''s REST v1 has no tag update; rename tags in Keap'
-      else format('pushing %s %s is not supported', op, p_type) end);
+      else format('Keap''s API cannot %s a %s; change it in Keap', op, p_type) end);
 end;
 $$;
 

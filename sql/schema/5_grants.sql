@@ -223,6 +223,15 @@ GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text)
 
 --
 
+-- Name: FUNCTION keap_body(p_type text, p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION keap_columns_of(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) FROM PUBLIC;
@@ -802,6 +811,25 @@ GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id b
 REVOKE ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE companies; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.companies TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies TO authenticated;
+GRANT SELECT ON TABLE keap.companies TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE companies_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO authenticated;
 
 
 --
