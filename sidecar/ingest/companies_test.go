@@ -106,4 +106,3 @@ func (w *world) settle(t *testing.T) {
 	w.worker.Window = 0
 	w.drain(t)
 }
-
