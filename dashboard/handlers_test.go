@@ -16,7 +16,8 @@ func TestPagesRenderForMember(t *testing.T) {
 	e := newEnv(t)
 	c := e.as(adminA)
 	for _, p := range []string{"/", "/health", "/conflicts", "/dead-letters", "/data/contacts", "/data/orders",
-		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total", "/settings",
+		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total", "/data/companies?q=ac&sort=updated&dir=desc",
+		"/data/companies.csv", "/settings", "/history?table=companies&row=1",
 		"/history?table=contacts&row=1", "/?fragment=kpis", "/health?fragment=health"} {
 		resp, body := c.get(p)
 		if resp.StatusCode != 200 {
