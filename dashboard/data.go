@@ -90,9 +90,9 @@ var companiesTable = prepare(&dataTable{
        coalesce(phone, ''), coalesce(locality, ''),
        (select count(*) from keap.contacts c where c.account_id = t.account_id and c.company_keap_id = t.keap_id)::text,
        coalesce(to_char(update_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.companies t`,
-	search: `($2 = '' or company_name ilike $2 or email ilike $2)`,
-	filter: `($3 = '' or locality = $3) and ($4 = '' or region = $4)`,
+	from:    `keap.companies t`,
+	search:  `($2 = '' or company_name ilike $2 or email ilike $2)`,
+	filter:  `($3 = '' or locality = $3) and ($4 = '' or region = $4)`,
 	Filters: [2]filterSpec{{Param: "city", Label: "City"}, {Param: "region", Label: "Region"}},
 	Sorts: []sortSpec{
 		{Key: "name", Label: "Name", expr: `coalesce(lower(company_name), '')`, cast: `text`},
