@@ -614,7 +614,7 @@ declare
   c text;
   p text[];
 begin
-  groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k);
+  groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k order by 1);
   foreach c in array writable loop
     p := array(select jsonb_array_elements_text(paths -> c));
     if not (p[1] = any (groups)) then
