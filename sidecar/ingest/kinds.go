@@ -179,7 +179,21 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 	return kind{
 		objectType: name,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
-			return mapSeq(api.Objects(ctx, res.Path, keap.ObjectQuery{Since: since, Fields: res.Fields, PageSize: 1000}), rec)
+			q := keap.ObjectQuery{Since: since, Fields: res.Fields, PageSize: 1000}
+			if res.NoSince {
+				q.Since = time.Time{}
+			}
+			seq := mapSeq(api.Objects(ctx, res.Path, q), rec)
+			return func(yield func(record, error) bool) {
+				for r, err := range seq {
+					if err == nil && r.bad == nil && !since.IsZero() && r.modified.Before(since) {
+						continue // the whole collection was listed: older ones are here already
+					}
+					if !yield(r, err) {
+						return
+					}
+				}
+			}
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			o, err := api.GetObject(ctx, res.Path, keap.ID(id), res.Fields...)

@@ -35,6 +35,9 @@ type V2Resource struct {
 	// Fields are asked for on every read: v2 leaves some properties out unless named, and a
 	// property left out would read as cleared.
 	Fields []string
+	// NoSince: the collection cannot be filtered by update time (products); every listing is
+	// the whole collection, and what is older than the sweep's high-water mark is skipped.
+	NoSince bool
 }
 
 // Part is a child table published with its owner's type.
@@ -58,6 +61,12 @@ var All = []Type{
 		EventPrefixes: []string{"company."},
 		V2: &V2Resource{Path: "/v2/companies", Fields: []string{"company_name", "email_address", "phone_number",
 			"website", "notes", "address", "create_time", "update_time"}},
+	},
+	{
+		Name: "product", Table: "products", Swept: true,
+		Events:        []string{"product.add", "product.edit", "product.delete"},
+		EventPrefixes: []string{"product."},
+		V2:            &V2Resource{Path: "/v2/products", NoSince: true},
 	},
 	{
 		Name: "contact", Table: "contacts", Swept: true,

@@ -78,6 +78,13 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/companies/%d?update_mask=website", cid), map[string]any{"website": "https://acme.io"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/companies?page_size=1&order_by=id%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/companies/%d", cid), nil, 204, nil)
+	var pr map[string]any
+	c.json("POST", "/crm/rest/v2/products", map[string]any{"name": "Widget", "sku": "W-1", "price": 1999, "short_description": "w", "active": true}, 201, &pr)
+	pid, _ := strconv.ParseInt(pr["id"].(string), 10, 64)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/products/%d?update_mask=description", pid), map[string]any{"description": "d"}, 200, nil)
+	c.json("GET", "/crm/rest/v2/products?page_size=2&order_by=last_updated_time%20asc", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

@@ -73,6 +73,12 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/companies/{id}", a.getCompanyV2)
 	h("PATCH /crm/rest/v2/companies/{id}", a.patchCompanyV2)
 	h("DELETE /crm/rest/v2/companies/{id}", a.deleteCompanyV2)
+	// Products through v2: the catalogue with timestamps.
+	h("GET /crm/rest/v2/products", a.listProductsV2)
+	h("POST /crm/rest/v2/products", a.createProductV2)
+	h("GET /crm/rest/v2/products/{id}", a.getProductV2)
+	h("PATCH /crm/rest/v2/products/{id}", a.patchProductV2)
+	h("DELETE /crm/rest/v2/products/{id}", a.deleteProductV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

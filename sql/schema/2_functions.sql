@@ -1166,7 +1166,7 @@ begin
       when 'order' then 'Keap''s REST v1 has no order update; change orders in Keap'
       when 'subscription' then 'Keap''s REST v1 cannot change or create subscriptions this way; change them in Keap'
       when 'tag' then 'Keap''s REST v1 has no tag update; rename tags in Keap'
-      else format('Keap''s API cannot %s a %s; change it in Keap', op, p_type) end);
+      else format('keapsync does not %s a %s in Keap; do it in Keap', op, p_type) end);
 end;
 $$;
 

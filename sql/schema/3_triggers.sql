@@ -29,6 +29,13 @@ CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.orders 
 
 --
 
+-- Name: products guard_direction; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.products FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('product');
+
+
+--
+
 -- Name: subscriptions guard_direction; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.subscriptions FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('subscription');
@@ -222,6 +229,13 @@ CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.orders REFERENCING OLD TA
 
 --
 
+-- Name: products signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.products REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: subscriptions signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.subscriptions REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -253,6 +267,13 @@ CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.contacts REFERENCING NEW 
 -- Name: orders signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.orders REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: products signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.products REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
 
 
 --
@@ -292,6 +313,13 @@ CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.orders REFERENCING NEW TA
 
 --
 
+-- Name: products signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.products REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: subscriptions signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.subscriptions REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -323,6 +351,13 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.contacts FOR EACH ROW E
 -- Name: orders stamp_row; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.orders FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
+
+
+--
+
+-- Name: products stamp_row; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.products FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
 
 
 --
@@ -376,6 +411,13 @@ CREATE TRIGGER track_delete AFTER DELETE ON keap.orders REFERENCING OLD TABLE AS
 
 --
 
+-- Name: products track_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_delete AFTER DELETE ON keap.products REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: subscriptions track_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_delete AFTER DELETE ON keap.subscriptions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -425,6 +467,13 @@ CREATE TRIGGER track_insert AFTER INSERT ON keap.orders REFERENCING NEW TABLE AS
 
 --
 
+-- Name: products track_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_insert AFTER INSERT ON keap.products REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: subscriptions track_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_insert AFTER INSERT ON keap.subscriptions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -470,6 +519,13 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.contacts REFERENCING OLD TABLE 
 -- Name: orders track_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_update AFTER UPDATE ON keap.orders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: products track_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_update AFTER UPDATE ON keap.products REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
 
 
 --

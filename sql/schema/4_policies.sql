@@ -43,6 +43,13 @@ CREATE POLICY admins_delete ON keap.orders FOR DELETE TO authenticated USING ((a
 
 --
 
+-- Name: products admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.products FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: subscriptions admins_delete; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_delete ON keap.subscriptions FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -102,6 +109,13 @@ CREATE POLICY admins_insert ON keap.order_payments FOR INSERT TO authenticated W
 -- Name: orders admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.orders FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: products admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.products FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -169,6 +183,13 @@ CREATE POLICY admins_update ON keap.orders FOR UPDATE TO authenticated USING ((a
 
 --
 
+-- Name: products admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.products FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: subscriptions admins_update; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_update ON keap.subscriptions FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -228,6 +249,13 @@ CREATE POLICY analysts_read ON keap.order_payments FOR SELECT TO keap_analyst US
 -- Name: orders analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.orders FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: products analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.products FOR SELECT TO keap_analyst USING (true);
 
 
 --
@@ -313,6 +341,13 @@ CREATE POLICY keapsync_sidecar_all ON keap.orders TO keapsync_sidecar USING (tru
 
 --
 
+-- Name: products keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.products TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: subscriptions keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keap.subscriptions TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -376,6 +411,13 @@ CREATE POLICY members_read ON keap.orders FOR SELECT TO authenticated USING ((ac
 
 --
 
+-- Name: products members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.products FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: subscriptions members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.subscriptions FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -412,6 +454,12 @@ ALTER TABLE keap.order_payments ENABLE ROW LEVEL SECURITY;
 -- Name: orders; Type: ROW SECURITY; Schema: keap; Owner: -
 
 ALTER TABLE keap.orders ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: products; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.products ENABLE ROW LEVEL SECURITY;
 
 --
 

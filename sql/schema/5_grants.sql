@@ -920,6 +920,25 @@ GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO keapsync_sidecar;
 
 --
 
+-- Name: TABLE products; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.products TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.products TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.products TO authenticated;
+GRANT SELECT ON TABLE keap.products TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE products_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO authenticated;
+
+
+--
+
 -- Name: TABLE subscriptions; Type: ACL; Schema: keap; Owner: -
 
 GRANT ALL ON TABLE keap.subscriptions TO service_role;
