@@ -175,7 +175,7 @@ func init() {
 // v2Kind reads a type through its v2 collection: since_time filters by update_time, but the
 // listing cannot be ordered by it, so the checkpoint moves only when a sweep is done.
 func v2Kind(name string, res objecttype.V2Resource) kind {
-	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.UpdateTime.Time, raw: o.Raw} }
+	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
 	return kind{
 		objectType: name,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {

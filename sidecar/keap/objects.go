@@ -15,9 +15,18 @@ import (
 // Object is a v2 object read generically: its id, Keap's clock and the JSON as Keap sent it.
 // keapsync reads types that need no code of their own this way (companies).
 type Object struct {
-	ID         ID              `json:"id"` // a string in v2
-	UpdateTime Time            `json:"update_time"`
-	Raw        json.RawMessage `json:"-"`
+	ID               ID              `json:"id"` // a string in v2
+	UpdateTime       Time            `json:"update_time"`
+	ModificationTime Time            `json:"modification_time"` // tasks' name for the same clock
+	Raw              json.RawMessage `json:"-"`
+}
+
+// Modified is Keap's clock for the object, whichever name it goes by.
+func (o Object) Modified() time.Time {
+	if !o.UpdateTime.Time.IsZero() {
+		return o.UpdateTime.Time
+	}
+	return o.ModificationTime.Time
 }
 
 // UnmarshalJSON decodes liberally and keeps the raw JSON.

@@ -77,6 +77,12 @@ var All = []Type{
 		Parts:         []Part{{Table: "contact_tags", IDColumn: "contact_id"}},
 	},
 	{
+		Name: "task", Table: "tasks", Swept: true,
+		Events:        []string{"task.add", "task.edit", "task.delete"},
+		EventPrefixes: []string{"task."},
+		V2:            &V2Resource{Path: "/v2/tasks"},
+	},
+	{
 		Name: "order", Table: "orders", Swept: true,
 		// A payment may leave the order's modification_date and order.edit alone (FACTS §7);
 		// invoice.payment.* name the invoice, which in v1 is the order.

@@ -85,6 +85,14 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/products/%d?update_mask=description", pid), map[string]any{"description": "d"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/products?page_size=2&order_by=last_updated_time%20asc", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
+	var tk map[string]any
+	c.json("POST", "/crm/rest/v2/tasks", map[string]any{"title": "Call", "assigned_to_user_id": "1", "contact_id": strconv.FormatInt(id, 10),
+		"due_time": "2026-03-01T09:00:00.000Z", "priority": "ESSENTIAL"}, 201, &tk)
+	tkid, _ := strconv.ParseInt(tk["id"].(string), 10, 64)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=completed", tkid), map[string]any{"completed": true}, 200, nil)
+	c.json("GET", "/crm/rest/v2/tasks?page_size=2&order_by=update_time%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

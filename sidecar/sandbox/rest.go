@@ -79,6 +79,12 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/products/{id}", a.getProductV2)
 	h("PATCH /crm/rest/v2/products/{id}", a.patchProductV2)
 	h("DELETE /crm/rest/v2/products/{id}", a.deleteProductV2)
+	// Tasks through v2 (modification_time is their clock).
+	h("GET /crm/rest/v2/tasks", a.listTasksV2)
+	h("POST /crm/rest/v2/tasks", a.createTaskV2)
+	h("GET /crm/rest/v2/tasks/{id}", a.getTaskV2)
+	h("PATCH /crm/rest/v2/tasks/{id}", a.patchTaskV2)
+	h("DELETE /crm/rest/v2/tasks/{id}", a.deleteTaskV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

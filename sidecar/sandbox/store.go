@@ -43,6 +43,9 @@ type store struct {
 
 	companies  map[int64]*company
 	companyIDs []int64
+
+	tasks   map[int64]*task
+	taskIDs []int64
 }
 
 func newStore(clock Clock) *store {

@@ -613,6 +613,7 @@ declare
   body jsonb := '{}';
   c text;
   p text[];
+  v jsonb;
 begin
   groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k order by 1);
   foreach c in array writable loop
@@ -620,10 +621,14 @@ begin
     if not (p[1] = any (groups)) then
       continue;
     end if;
+    v := p_doc -> c;
+    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+      v := to_jsonb(v #>> '{}');
+    end if;
     if array_length(p, 1) = 1 then
-      body := body || jsonb_build_object(p[1], p_doc -> c);
+      body := body || jsonb_build_object(p[1], v);
     elsif p_doc ? c then
-      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], p_doc -> c));
+      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], v));
     end if;
   end loop;
   return jsonb_build_object('body', body, 'update_mask', to_jsonb(groups));

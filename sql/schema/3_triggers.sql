@@ -57,6 +57,13 @@ CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.tags FO
 
 --
 
+-- Name: tasks guard_direction; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.tasks FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('task');
+
+
+--
+
 -- Name: contact_tags kpi_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER kpi_delete AFTER DELETE ON keap.contact_tags REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_kpi_contact_tags_delete();
@@ -243,6 +250,13 @@ CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.subscriptions REFERENCING
 
 --
 
+-- Name: tasks signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.tasks REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: companies signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.companies REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -285,6 +299,13 @@ CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.subscriptions REFERENCING
 
 --
 
+-- Name: tasks signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.tasks REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: companies signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.companies REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -323,6 +344,13 @@ CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.products REFERENCING NEW 
 -- Name: subscriptions signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.subscriptions REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: tasks signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.tasks REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
 
 
 --
@@ -383,6 +411,13 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.tags FOR EACH ROW EXECU
 
 --
 
+-- Name: tasks stamp_row; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.tasks FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
+
+
+--
+
 -- Name: companies track_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_delete AFTER DELETE ON keap.companies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -435,6 +470,13 @@ CREATE TRIGGER track_delete AFTER DELETE ON keap.tag_categories REFERENCING OLD 
 -- Name: tags track_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_delete AFTER DELETE ON keap.tags REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: tasks track_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_delete AFTER DELETE ON keap.tasks REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
 
 
 --
@@ -495,6 +537,13 @@ CREATE TRIGGER track_insert AFTER INSERT ON keap.tags REFERENCING NEW TABLE AS n
 
 --
 
+-- Name: tasks track_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_insert AFTER INSERT ON keap.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: companies track_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_update AFTER UPDATE ON keap.companies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -547,6 +596,13 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.tag_categories REFERENCING OLD 
 -- Name: tags track_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_update AFTER UPDATE ON keap.tags REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: tasks track_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_update AFTER UPDATE ON keap.tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
 
 
 --

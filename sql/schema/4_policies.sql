@@ -71,6 +71,13 @@ CREATE POLICY admins_delete ON keap.tags FOR DELETE TO authenticated USING ((acc
 
 --
 
+-- Name: tasks admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.tasks FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: companies admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.companies FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -137,6 +144,13 @@ CREATE POLICY admins_insert ON keap.tag_categories FOR INSERT TO authenticated W
 -- Name: tags admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.tags FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: tasks admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.tasks FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -211,6 +225,13 @@ CREATE POLICY admins_update ON keap.tags FOR UPDATE TO authenticated USING ((acc
 
 --
 
+-- Name: tasks admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.tasks FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: companies analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.companies FOR SELECT TO keap_analyst USING (true);
@@ -277,6 +298,13 @@ CREATE POLICY analysts_read ON keap.tag_categories FOR SELECT TO keap_analyst US
 -- Name: tags analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.tags FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: tasks analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.tasks FOR SELECT TO keap_analyst USING (true);
 
 
 --
@@ -369,6 +397,13 @@ CREATE POLICY keapsync_sidecar_all ON keap.tags TO keapsync_sidecar USING (true)
 
 --
 
+-- Name: tasks keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.tasks TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: companies members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.companies FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -439,6 +474,13 @@ CREATE POLICY members_read ON keap.tags FOR SELECT TO authenticated USING ((acco
 
 --
 
+-- Name: tasks members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.tasks FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items; Type: ROW SECURITY; Schema: keap; Owner: -
 
 ALTER TABLE keap.order_items ENABLE ROW LEVEL SECURITY;
@@ -478,6 +520,12 @@ ALTER TABLE keap.tag_categories ENABLE ROW LEVEL SECURITY;
 -- Name: tags; Type: ROW SECURITY; Schema: keap; Owner: -
 
 ALTER TABLE keap.tags ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: tasks; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.tasks ENABLE ROW LEVEL SECURITY;
 
 --
 

@@ -996,6 +996,25 @@ GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO keapsync_sidecar;
 
 --
 
+-- Name: TABLE tasks; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.tasks TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO authenticated;
+GRANT SELECT ON TABLE keap.tasks TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE tasks_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO authenticated;
+
+
+--
+
 -- Name: TABLE accounts; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.accounts TO service_role;

@@ -180,7 +180,7 @@ $$;
 
 -- keapsync.keap_body(type, doc, keys): the body and update_mask that send the doc keys given to
 -- Keap, for a type read by its keap_paths. A nested group (an address) is sent whole, since
--- Keap replaces what update_mask names.
+-- Keap replaces what update_mask names. Ids (`id`, `…_id`) go as strings, as v2 takes them.
 create or replace function keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) returns jsonb
 language plpgsql stable set search_path = ''
 as $$
@@ -191,6 +191,7 @@ declare
   body jsonb := '{}';
   c text;
   p text[];
+  v jsonb;
 begin
   groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k order by 1);
   foreach c in array writable loop
@@ -198,10 +199,14 @@ begin
     if not (p[1] = any (groups)) then
       continue;
     end if;
+    v := p_doc -> c;
+    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+      v := to_jsonb(v #>> '{}');
+    end if;
     if array_length(p, 1) = 1 then
-      body := body || jsonb_build_object(p[1], p_doc -> c);
+      body := body || jsonb_build_object(p[1], v);
     elsif p_doc ? c then
-      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], p_doc -> c));
+      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], v));
     end if;
   end loop;
   return jsonb_build_object('body', body, 'update_mask', to_jsonb(groups));
