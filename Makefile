@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO      ?= go
 BIN     := bin/keapsync
-WITHPG  := $(GO) run ./sidecar/pgtest/withpg --
+WITHPG  := $(GO) run ./sidecar/devtools/pgtest/withpg --
 SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
 
 .PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema test-docs schema schema-inner cover bench chaos lint clean
@@ -60,11 +60,11 @@ cover: build ## statement coverage per package (-short: without the chaos soak),
 
 bench: build ## every benchmark against its same-run baseline, as one table (also docs/benchmarks.md)
 	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \
-	  | $(GO) run ./sidecar/cmd/benchreport -out docs/benchmarks.md \
+	  | $(GO) run ./sidecar/devtools/benchreport -out docs/benchmarks.md \
 	    -command "$(if $(KEAPSYNC_BENCH_CONTACTS),KEAPSYNC_BENCH_CONTACTS=$(KEAPSYNC_BENCH_CONTACTS) )make bench"
 
 chaos: ## chaos convergence soak: serve processes SIGKILLed mid-push/refresh/backfill, faults, then a record-by-record check (SEED=1 DURATION=2m; make test runs a 90 s one)
-	$(GO) run ./sidecar/chaos -seed $(or $(SEED),1) -duration $(or $(DURATION),2m)
+	$(GO) run ./sidecar/devtools/chaos -seed $(or $(SEED),1) -duration $(or $(DURATION),2m)
 
 lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l sidecar supabase sql dashboard 2>/dev/null)" || { gofmt -l sidecar supabase sql dashboard; exit 1; }

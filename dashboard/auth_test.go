@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -124,6 +126,7 @@ type fakeAuth struct {
 	rsa       *rsa.PrivateKey
 	fetches   atomic.Int32
 	refreshs  atomic.Int32
+	logouts   atomic.Value // the bearer token of the last logout
 }
 
 func newFakeAuth(t *testing.T) *fakeAuth {
@@ -153,8 +156,12 @@ func newFakeAuth(t *testing.T) *fakeAuth {
 			http.Error(w, "no apikey", 401)
 			return
 		}
-		var body map[string]string
-		_ = json.NewDecoder(r.Body).Decode(&body)
+		var raw map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&raw)
+		body := map[string]string{}
+		for k, v := range raw {
+			body[k], _ = v.(string)
+		}
 		switch r.URL.Query().Get("grant_type") {
 		case "password":
 			if body["email"] != "demo@keapsync.local" || body["password"] != "right" {
@@ -178,6 +185,14 @@ func newFakeAuth(t *testing.T) *fakeAuth {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(session{AccessToken: f.token(t, "ec1", time.Hour, nil), RefreshToken: "rt-1", ExpiresIn: 3600})
+	})
+	mux.HandleFunc("POST /auth/v1/logout", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("apikey") != "anon-key" {
+			http.Error(w, "no apikey", 401)
+			return
+		}
+		f.logouts.Store(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		w.WriteHeader(http.StatusNoContent)
 	})
 	f.mux = mux
 	f.Server = httptest.NewServer(mux)
@@ -229,6 +244,13 @@ func TestSupabaseAuthMode(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "Ada (Keap)") {
 		t.Fatalf("after sign-in: %d", resp.StatusCode)
 	}
+	var signedIn string
+	u0, _ := url.Parse(e.ts.URL)
+	for _, ck := range c.hc.Jar.Cookies(u0) {
+		if ck.Name == cookieAccess {
+			signedIn = ck.Value
+		}
+	}
 	if !strings.Contains(body, `data-realtime-socket="ws://`+strings.TrimPrefix(auth.URL, "http://")+`/realtime/v1/websocket"`) {
 		t.Error("page lacks the Realtime socket URL (html/template may have rewritten it)")
 	}
@@ -252,6 +274,11 @@ func TestSupabaseAuthMode(t *testing.T) {
 	}
 	if resp, _ := m.get("/health"); resp.StatusCode != 200 {
 		t.Fatalf("after magic link: %d", resp.StatusCode)
+	}
+
+	// The JSON API takes the same Supabase token as a bearer, verified by the JWKS.
+	if status, _, body := newAPIClient(t, e.ts.URL, auth.token(t, "ec1", time.Hour, nil)).get("/api/v1/accounts"); status != 200 || !strings.Contains(string(body), accountA) {
+		t.Fatalf("API with a Supabase token: %d %s", status, body)
 	}
 
 	// RS256 by kid works too; an unknown kid refetches the JWKS once, then is refused.
@@ -298,6 +325,43 @@ func TestSupabaseAuthMode(t *testing.T) {
 	bad.hc.Jar.SetCookies(u, []*http.Cookie{{Name: cookieRefresh, Value: "revoked"}})
 	if resp, _ := bad.get("/"); resp.StatusCode != 303 {
 		t.Fatalf("revoked refresh: %d", resp.StatusCode)
+	}
+
+	// Sign-out revokes the session at Supabase Auth with the person's own token.
+	if resp, _ := c.post("/signout", url.Values{}); resp.StatusCode != 303 || resp.Header.Get("Location") != "/signin?done=signedout" {
+		t.Fatalf("sign-out: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if got, _ := auth.logouts.Load().(string); got == "" || got != signedIn {
+		t.Fatalf("logout at Supabase Auth with %q, want the session's access token", got)
+	}
+}
+
+// Our context reaches supabase-go's requests through its HTTP client hook: a cancelled sign-in
+// stops waiting for a Supabase Auth that does not answer.
+func TestAuthCallsCarryContext(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	g, err := newGotrue(hang.URL, "anon-key", &http.Client{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-arrived; cancel() }()
+	_, err = g.password(ctx, "demo@keapsync.local", "right")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled sign-in: %v, want context.Canceled", err)
+	}
+	if errors.Is(err, errAuthRefused) {
+		t.Fatal("a cancelled call reads as a refusal")
 	}
 }
 

@@ -41,6 +41,10 @@ type Config struct {
 	// PageSize of the data tables. Default 50.
 	PageSize int
 
+	// APICORSOrigins may call the JSON API (/api/v1/) from a browser, e.g.
+	// "https://app.example.com". None by default: browsers then refuse other sites' scripts.
+	APICORSOrigins []string // KEAPSYNC_API_CORS_ORIGINS, comma-separated
+
 	// HTTP: timeouts and the cap on slow bodies of Run and Serve (httpguard defaults).
 	HTTP httpguard.Config
 
@@ -106,6 +110,12 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 1 || c.PageSize > 1000 {
 		errs = append(errs, fmt.Errorf("page size %d: want 1..1000", c.PageSize))
+	}
+	for _, o := range c.APICORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+			(u.Path != "" || u.RawQuery != "" || u.User != nil) {
+			errs = append(errs, fmt.Errorf("KEAPSYNC_API_CORS_ORIGINS: %q is not an origin (scheme://host[:port], no path)", o))
+		}
 	}
 	if c.RefreshBefore < 0 {
 		errs = append(errs, errors.New("refresh-before must not be negative"))

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/httpguard/guardtest"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 // Issue #12: the dashboard's server had no read or idle timeouts (POST /signin held open by a

@@ -170,6 +170,8 @@ var funcs = template.FuncMap{
 		}
 		return s + " ago"
 	},
+	// trimAgo turns "5 min ago" into "5 min" (a lag, not a moment).
+	"trimAgo": func(s string) string { return strings.TrimSuffix(s, " ago") },
 	"num":     func(n int64) string { return group(strconv.FormatInt(n, 10)) },
 	"money":   func(f float64) string { return "$" + group(strconv.FormatFloat(f, 'f', 2, 64)) },
 	"json":    indentJSON,

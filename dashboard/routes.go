@@ -48,6 +48,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /settings/{what}", s.page(s.saveSettings))
 	mux.Handle("GET /live/events", s.page(s.events))
 	mux.Handle("GET /live/token", s.page(s.liveToken))
+	s.apiRoutes(mux)
 
 	// Go's cross-origin check (Sec-Fetch-Site / Origin) in front of everything, plus the token
 	// that page() checks on every POST: either alone stops a forged form.

@@ -22,6 +22,7 @@ type Server struct {
 	mint      *minter // local mode only
 	auth      *gotrue // Supabase Auth only
 	pages     *pages
+	openapi   []byte // the API's OpenAPI document, as served
 	hub       *hub
 	refresher refresher
 	handler   http.Handler
@@ -41,8 +42,12 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	doc, err := loadOpenAPI()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Log.With("component", "dashboard")
-	s := &Server{cfg: cfg, db: db, log: log, pages: pg}
+	s := &Server{cfg: cfg, db: db, log: log, pages: pg, openapi: doc}
 	s.verify = &verifier{issuer: cfg.issuer(), now: cfg.Now}
 	client := &http.Client{Timeout: 15 * time.Second}
 	if cfg.Local {
@@ -54,7 +59,9 @@ func New(cfg Config, db *pgxpool.Pool) (*Server, error) {
 			s.verify.secret = []byte(cfg.JWTSecret)
 		}
 		s.verify.jwks = newJWKS(cfg.SupabaseURL, client, cfg.Now)
-		s.auth = &gotrue{base: cfg.SupabaseURL + "/auth/v1", apikey: cfg.AnonKey, client: client}
+		if s.auth, err = newGotrue(cfg.SupabaseURL, cfg.AnonKey, client); err != nil {
+			return nil, err
+		}
 	}
 	s.hub = newHub(db, cfg.Log.With("component", "dashboard-live"))
 	s.handler = s.routes()

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 // Writes of concurrent transactions, each a few statements over shared accounts and buckets,
@@ -24,11 +24,12 @@ var kpiWrites = []string{
 	   select $1, $2, timestamptz '2026-01-05' + (random() * 200)::int * interval '1 day' from generate_series(1, $3::int)
 	   returning account_id, id)
 	 insert into keap.contact_tags (account_id, contact_id, tag_id)
-	 select c.account_id, c.id, t.id from c join keap.tags t on t.account_id = c.account_id and t.keap_id = 1 + c.id % 4`,
+	 select c.account_id, c.id, t.id from c join keap.tags t on t.account_id = c.account_id and t.keap_id = 1 + c.id % 5`,
 	`update keap.contacts set date_created = date_created + ($3::int - 25) * interval '1 day'
 	  where id in (select id from keap.contacts where given_name = $2 and account_id = $1 limit $3)`,
 	`update keap.contacts set account_id = $1
-	  where id in (select id from keap.contacts where given_name = $2 and account_id <> $1 limit 3 + $3 / 10)`,
+	  where id in (select id from keap.contacts c where given_name = $2 and account_id <> $1
+	                  and not exists (select 1 from keap.contact_tags ct where ct.contact_id = c.id) limit 3 + $3 / 10)`,
 	`delete from keap.contacts where id in (select id from keap.contacts where given_name = $2 and account_id = $1 limit 1 + $3 / 5)`,
 	`insert into keap.orders (account_id, title, total, total_paid, order_date)
 	 select $1, $2, $3 + g, g, timestamptz '2026-01-01' + (random() * 300)::int * interval '1 day' from generate_series(1, 1 + $3::int / 5) g`,

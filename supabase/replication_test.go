@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

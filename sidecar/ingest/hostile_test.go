@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keap"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 // hostileTypes are the object types a hostile record is tried as, with the table it lands in and

@@ -18,8 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/ingest"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -170,10 +170,11 @@ func TestReceiverMalformedURLIsNotAnOutage(t *testing.T) {
 }
 
 // An unknown hook URL is refused before its body is read: a client that sends headers and then
-// trickles (or never sends) the body gets its 404 at once.
+// trickles (or never sends) the body gets its answer at once: 410 for a URL keapsync does not
+// (or no longer) serve, so Keap deactivates it; 404 for one that cannot be a hook URL at all.
 func TestReceiverRefusesUnknownURLBeforeTheBody(t *testing.T) {
 	e := newHookEnv(t)
-	for _, path := range []string{"/hooks/not-a-token", "/hooks/%00abc"} {
+	for path, want := range map[string]int{"/hooks/not-a-token": 410, "/hooks/%00abc": 404} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
 		if err != nil {
 			t.Fatal(err)
@@ -187,8 +188,8 @@ func TestReceiverRefusesUnknownURLBeforeTheBody(t *testing.T) {
 			t.Fatalf("POST %s with the body withheld: no answer: %v", path, err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Errorf("POST %s: %d, want 404", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("POST %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 // Two sidecar processes on one OAuth app: each gets half the budget, and the survivor gets

@@ -17,9 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

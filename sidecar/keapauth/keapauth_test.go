@@ -18,8 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/migrate"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sql/compat"
 )
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/migrate"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sql/compat"
 )
 
@@ -52,6 +52,7 @@ type project struct {
 func newProject(t *testing.T, bin *migrate.Migrator) *project {
 	t.Helper()
 	raw := pgtest.EmptyURL(t)
+	pgtest.LockRoles(t) // each project grants to and revokes from the cluster's keapsync roles
 	conn := connect(t, raw)
 	if _, err := conn.Exec(context.Background(), compat.Bootstrap); err != nil {
 		t.Fatal(err)

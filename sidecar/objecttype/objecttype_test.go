@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keapsync/keapsync/sidecar/objecttype"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

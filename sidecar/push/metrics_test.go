@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 // WAL pile-up alarm: a slot nobody consumes, retaining more WAL than MaxSlotLag, raises

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 // A test starts a sandbox on a free loopback port, talks to it with a personal key through a

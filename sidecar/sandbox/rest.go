@@ -5,7 +5,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 // restAPI serves Keap's REST paths from the store. Authentication, throttling and faults are

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 // Server is a running (or ready to run) Keap sandbox.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keap"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

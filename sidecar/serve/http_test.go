@@ -11,11 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/httpguard/guardtest"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 // Issue #12: slow bodies to /hooks/<token> stayed open without end and idle keep-alives never

@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/accountstate"
+	"github.com/keapsync/keapsync/sidecar/httpguard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
 )

@@ -1047,6 +1047,34 @@ CREATE TABLE keapsync.settings (
 
 --
 
+-- Name: sync_activity; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.sync_activity (
+    account_id uuid NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    direction text NOT NULL,
+    changes bigint NOT NULL,
+    last_at timestamp with time zone NOT NULL,
+    CONSTRAINT sync_activity_direction_check CHECK ((direction = ANY (ARRAY['in'::text, 'out'::text])))
+);
+
+
+--
+
+-- Name: sync_activity_hourly; Type: VIEW; Schema: keapsync; Owner: -
+
+CREATE VIEW keapsync.sync_activity_hourly WITH (security_invoker='true') AS
+ SELECT sync_activity.account_id,
+    sync_activity.hour,
+    sync_activity.direction,
+    (sum(sync_activity.changes))::bigint AS changes,
+    max(sync_activity.last_at) AS last_at
+   FROM keapsync.sync_activity
+  GROUP BY sync_activity.account_id, sync_activity.hour, sync_activity.direction;
+
+
+--
+
 -- Name: sync_directions; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.sync_directions (
@@ -1733,6 +1761,20 @@ CREATE INDEX oauth_states_expires_at ON keapsync.oauth_states USING btree (expir
 -- Name: push_queue_due_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX push_queue_due_idx ON keapsync.push_queue USING btree (next_attempt_at);
+
+
+--
+
+-- Name: sync_activity_hour_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX sync_activity_hour_idx ON keapsync.sync_activity USING btree (hour);
+
+
+--
+
+-- Name: sync_activity_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX sync_activity_idx ON keapsync.sync_activity USING btree (account_id, direction, hour);
 
 
 --

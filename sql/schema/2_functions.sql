@@ -358,6 +358,32 @@ $$;
 
 --
 
+-- Name: compact_sync_activity(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.compact_sync_activity() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  with merged as (
+    delete from keapsync.sync_activity s
+     where s.ctid = any (array(
+             select s.ctid from keapsync.sync_activity s
+              where s.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                and (s.account_id, s.direction, s.hour) in (
+                      select d.account_id, d.direction, d.hour from keapsync.sync_activity d
+                       where d.hour >= date_trunc('hour', now(), 'UTC') - interval '2 hours'
+                       group by 1, 2, 3 having count(*) > 1)
+                for update of s skip locked))
+    returning s.account_id, s.hour, s.direction, s.changes, s.last_at)
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select account_id, hour, direction, sum(changes), max(last_at) from merged group by 1, 2, 3;
+end;
+$$;
+
+
+--
+
 -- Name: contact_body(jsonb, text[]); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) RETURNS jsonb
@@ -2136,6 +2162,53 @@ $$;
 
 --
 
+-- Name: tg_sync_activity_in(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_in() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  select r.account_id, date_trunc('hour', r.at, 'UTC'), 'in', count(*), max(r.at)
+    from new_rows r
+   where r.origin = 'keap'
+     and not (r.op = 'update' and r.changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)
+   group by 1, 2;
+  if found and random() < 0.05 then
+    perform keapsync.compact_sync_activity();
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_activity_out(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_activity_out() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_at timestamptz := now();
+begin
+  if tg_op = 'UPDATE' then
+    v_at := coalesce(new.last_pushed_at, v_at);
+  end if;
+  insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
+  values (old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at);
+  if random() < 0.05 then
+    perform keapsync.compact_sync_activity();
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
 -- Name: tg_sync_directions_audit(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_sync_directions_audit() RETURNS trigger
@@ -2429,6 +2502,7 @@ declare
   c text;
   collist text;
   id bigint := p_local_id;
+  n integer;
 begin
   select * into strict t from keapsync.object_types where object_type = p_type;
   foreach c in array t.merge_columns || t.keap_columns loop
@@ -2451,9 +2525,13 @@ begin
       cols := cols - 'keap_object';
       select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
     end if;
-    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
+    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
                    t.table_name, collist, collist, t.table_name)
-      using cols, id;
+      using cols, id, p_account;
+    get diagnostics n = row_count;
+    if n = 0 then
+      raise exception 'keapsync: no % % in account %', p_type, id, p_account using errcode = 'P0002';
+    end if;
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);

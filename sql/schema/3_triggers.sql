@@ -656,6 +656,33 @@ CREATE TRIGGER signal_status AFTER INSERT OR DELETE OR UPDATE ON keapsync.sync_c
 
 --
 
+-- Name: change_history sync_activity_in; Type: TRIGGER; Schema: keapsync; Owner: -
+
+CREATE TRIGGER sync_activity_in AFTER INSERT ON keapsync.change_history REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_sync_activity_in();
+
+ALTER TABLE keapsync.change_history ENABLE ALWAYS TRIGGER sync_activity_in;
+
+
+--
+
+-- Name: sync_state sync_activity_out; Type: TRIGGER; Schema: keapsync; Owner: -
+
+CREATE TRIGGER sync_activity_out AFTER UPDATE OF last_pushed_at ON keapsync.sync_state FOR EACH ROW WHEN ((new.last_pushed_at IS DISTINCT FROM old.last_pushed_at)) EXECUTE FUNCTION keapsync.tg_sync_activity_out();
+
+ALTER TABLE keapsync.sync_state ENABLE ALWAYS TRIGGER sync_activity_out;
+
+
+--
+
+-- Name: sync_state sync_activity_out_delete; Type: TRIGGER; Schema: keapsync; Owner: -
+
+CREATE TRIGGER sync_activity_out_delete AFTER DELETE ON keapsync.sync_state FOR EACH ROW WHEN ((old.local_deleted_at IS NOT NULL)) EXECUTE FUNCTION keapsync.tg_sync_activity_out();
+
+ALTER TABLE keapsync.sync_state ENABLE ALWAYS TRIGGER sync_activity_out_delete;
+
+
+--
+
 -- Name: sync_directions sync_directions_audit; Type: TRIGGER; Schema: keapsync; Owner: -
 
 CREATE TRIGGER sync_directions_audit BEFORE INSERT OR DELETE OR UPDATE ON keapsync.sync_directions FOR EACH ROW EXECUTE FUNCTION keapsync.tg_sync_directions_audit();

@@ -886,6 +886,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.settings TO keapsync_sidecar USIN
 
 --
 
+-- Name: sync_activity keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.sync_activity TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: sync_cursors keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.sync_cursors TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -1042,6 +1049,13 @@ CREATE POLICY members_read ON keapsync.settings FOR SELECT TO authenticated USIN
 
 --
 
+-- Name: sync_activity members_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY members_read ON keapsync.sync_activity FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: sync_cursors members_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY members_read ON keapsync.sync_cursors FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -1122,6 +1136,12 @@ ALTER TABLE keapsync.rate_budget_usage ENABLE ROW LEVEL SECURITY;
 -- Name: settings; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: sync_activity; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.sync_activity ENABLE ROW LEVEL SECURITY;
 
 --
 

@@ -67,6 +67,15 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 
 --
 
+-- Name: FUNCTION compact_sync_activity(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.compact_sync_activity() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.compact_sync_activity() TO service_role;
+GRANT ALL ON FUNCTION keapsync.compact_sync_activity() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION contact_body(p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.contact_body(p_doc jsonb, p_keys text[]) FROM PUBLIC;
@@ -747,6 +756,24 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO service_role;
 GRANT ALL ON FUNCTION keapsync.tg_stamp_row() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_sync_activity_in(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_in() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_in() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_in() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_sync_activity_out(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_activity_out() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_out() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_activity_out() TO keapsync_sidecar;
 
 
 --
@@ -1444,6 +1471,24 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keaps
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE sync_activity; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_activity TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_activity TO keapsync_sidecar;
+GRANT SELECT ON TABLE keapsync.sync_activity TO authenticated;
+
+
+--
+
+-- Name: TABLE sync_activity_hourly; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_activity_hourly TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_activity_hourly TO keapsync_sidecar;
+GRANT SELECT ON TABLE keapsync.sync_activity_hourly TO authenticated;
 
 
 --

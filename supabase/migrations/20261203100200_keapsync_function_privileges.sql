@@ -33,5 +33,9 @@ grant execute on function
   keapsync.current_origin()
   to keap_analyst;
 
-alter default privileges revoke execute on functions from public;
+-- Not `alter default privileges revoke execute on functions from public` without a schema: that
+-- would close every function the migrating role creates anywhere in the user's project, not only
+-- keapsync's. Instead each migration revokes what it creates, and supabase/tests/privileges.test.sql
+-- fails on any keap or keapsync function PUBLIC, anon, authenticated or keap_analyst may run
+-- that is not on its allow-list.
 alter default privileges in schema keapsync grant execute on functions to service_role;

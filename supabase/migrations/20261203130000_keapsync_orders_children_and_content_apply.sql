@@ -99,6 +99,7 @@ declare
   c text;
   collist text;
   id bigint := p_local_id;
+  n integer;
 begin
   select * into strict t from keapsync.object_types where object_type = p_type;
   foreach c in array t.merge_columns || t.keap_columns loop
@@ -121,9 +122,13 @@ begin
       cols := cols - 'keap_object';
       select string_agg(format('%I', k), ', ') into collist from jsonb_object_keys(cols) k;
     end if;
-    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2',
+    execute format('update keap.%I set (%s) = (select %s from jsonb_populate_record(null::keap.%I, $1)) where id = $2 and account_id = $3',
                    t.table_name, collist, collist, t.table_name)
-      using cols, id;
+      using cols, id, p_account;
+    get diagnostics n = row_count;
+    if n = 0 then
+      raise exception 'keapsync: no % % in account %', p_type, id, p_account using errcode = 'P0002';
+    end if;
   end if;
   if p_type = 'contact' then
     perform keapsync.write_contact_tags(p_account, id, p_doc);

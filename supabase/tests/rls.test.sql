@@ -84,7 +84,8 @@ insert into matrix values
   ('keapsync', 'kpi_orders_by_month', $$insert into keapsync.kpi_orders_by_month values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-01', 1, 0, 0)$$, 'orders'),
   ('keapsync', 'kpi_tag_counts', $$insert into keapsync.kpi_tag_counts values ('aaaaaaaa-0000-4000-8000-000000000000', -1, 1)$$, 'contacts'),
   ('keapsync', 'rate_budget_usage', $$insert into keapsync.rate_budget_usage (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'per_day'),
-  ('keapsync', 'kpi_subscription_totals', $$insert into keapsync.kpi_subscription_totals values ('cccccccc-0000-4000-8000-000000000000', 1, 1, 0)$$, 'active');
+  ('keapsync', 'kpi_subscription_totals', $$insert into keapsync.kpi_subscription_totals values ('cccccccc-0000-4000-8000-000000000000', 1, 1, 0)$$, 'active'),
+  ('keapsync', 'sync_activity', $$insert into keapsync.sync_activity values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-01', 'in', 1, '2000-01-01')$$, 'changes');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$
  where tbl = 'contact_tags';

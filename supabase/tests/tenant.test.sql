@@ -127,6 +127,9 @@ insert into calls values
   ('keapsync.write_row(uuid,text,bigint,bigint,jsonb,jsonb)', true,
    $$select keapsync.write_row('{A}', 'contact', {contact}, null, '{"given_name": "x"}', null)$$),
   ('keapsync.write_contact_tags(uuid,bigint,jsonb)', true, $$select keapsync.write_contact_tags('{A}', {contact}, '{}')::text$$),
+  ('keapsync.write_order_children(uuid,bigint,jsonb)', true,
+   $$select keapsync.write_order_children('{A}', {order}, '{"order_items": [], "payments": []}')::text$$),
+  ('keapsync.account_can_sync(uuid)', false, $$select keapsync.account_can_sync('{B}')::text$$),
   -- internal, by id alone: only for ids their callers read from the account's own rows
   ('keapsync.row_doc(text,bigint)', false, $$select keapsync.row_doc('contact', {contact})::text$$),
   ('keapsync.keap_object_of(text,bigint)', false, $$select count(*) from keapsync.keap_object_of('contact', {contact})$$),

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/accountstate"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
@@ -31,11 +31,11 @@ func TestAllAccountsCommandsCarryOn(t *testing.T) {
 	url := pgtest.URL(t)
 	key, _ := keapauth.NewKey()
 	creds := sb.Credentials()
-	common := []string{"--database-url", url, "--api-url", sb.URL() + "/crm/rest", "--client-id", creds.ClientID,
-		"--client-secret", creds.ClientSecret, "--auth-url", sb.URL() + "/app/oauth/authorize",
-		"--token-url", sb.URL() + "/token", "--secret-key", key}
-	login := []string{"auth", "login", "--follow", "--database-url", url, "--client-id", creds.ClientID, "--client-secret", creds.ClientSecret,
-		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token", "--secret-key", key}
+	secrets := secretFiles(t, creds.ClientSecret, key)
+	common := append([]string{"--database-url", url, "--api-url", sb.URL() + "/crm/rest", "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secrets...)
+	login := append([]string{"auth", "login", "--follow", "--database-url", url, "--client-id", creds.ClientID,
+		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secrets...)
 	if out, err := runApp(t, login...); err != nil {
 		t.Fatalf("auth login: %v\n%s", err, out)
 	}
@@ -91,7 +91,7 @@ func TestFailedBackfillSaysSo(t *testing.T) {
 	notKeap := httptest.NewServer(http.NotFoundHandler())
 	defer notKeap.Close()
 	url := pgtest.URL(t)
-	if out, err := runApp(t, "backfill", "--objects", "tags", "--database-url", url, "--api-url", notKeap.URL, "--api-key", "k"); err == nil {
+	if out, err := runApp(t, "backfill", "--objects", "tags", "--database-url", url, "--api-url", notKeap.URL, "--api-key-file", secretFile(t, "k")); err == nil {
 		t.Fatalf("backfill against something that is not Keap succeeded:\n%s", out)
 	}
 	pool, err := pgxpool.New(context.Background(), url)

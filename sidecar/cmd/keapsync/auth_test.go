@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 

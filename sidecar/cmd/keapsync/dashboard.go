@@ -20,6 +20,8 @@ var (
 		Usage: "the project's anon (publishable) key"}
 	supabaseJWTSecretFlag = newSecret("supabase-jwt-secret", "SUPABASE_JWT_SECRET",
 		"legacy HS256 JWT secret (optional with signing keys/JWKS; in --local mode the signing secret)")
+	apiCORSOriginsFlag = &cli.StringSliceFlag{Name: "api-cors-origins", EnvVars: []string{"KEAPSYNC_API_CORS_ORIGINS"},
+		Usage: "origins (https://app.example.com, comma-separated) whose browser scripts may call the dashboard's JSON API; none by default"}
 	dashboardLocalFlag = &cli.BoolFlag{Name: "local",
 		Usage: "local mode for the demo: sign in as the demo user with a locally minted token (refused with SUPABASE_URL)"}
 )
@@ -31,7 +33,7 @@ func dashboardCommand() *cli.Command {
 		Description: "Every page runs its queries as the signed-in person (role authenticated, their JWT claims), so " +
 			"row-level security decides what they see. Without SUPABASE_URL, pass --local to sign in as the demo user.",
 		Flags: append([]cli.Flag{databaseURLFlag, dashboardListenFlag, dashboardPublicURLFlag, supabaseURLFlag,
-			supabaseAnonKeyFlag, dashboardLocalFlag}, supabaseJWTSecretFlag.Flags()...),
+			supabaseAnonKeyFlag, dashboardLocalFlag, apiCORSOriginsFlag}, supabaseJWTSecretFlag.Flags()...),
 		Action: runDashboard,
 	}
 }
@@ -72,6 +74,7 @@ func dashboardConfig(c *cli.Context, listenFlag, urlFlag, localFlag string) (das
 	if cfg.JWTSecret, err = supabaseJWTSecretFlag.get(c); err != nil {
 		return dashboard.Config{}, err
 	}
+	cfg.APICORSOrigins = c.StringSlice(apiCORSOriginsFlag.Name)
 	// Local mode is explicit: a missing SUPABASE_URL in production must stop the dashboard, not
 	// open it without passwords.
 	cfg.Local = c.Bool(localFlag)
@@ -88,5 +91,5 @@ var (
 		Usage: "how browsers reach serve's dashboard (default http://<dashboard-listen>)"}
 	serveDashboardLocalFlag = &cli.BoolFlag{Name: "dashboard-local", Usage: "serve the dashboard in local (demo) mode"}
 	serveDashboardFlags     = append([]cli.Flag{serveDashboardListenFlag, serveDashboardURLFlag, serveDashboardLocalFlag,
-		supabaseURLFlag, supabaseAnonKeyFlag}, supabaseJWTSecretFlag.Flags()...)
+		supabaseURLFlag, supabaseAnonKeyFlag, apiCORSOriginsFlag}, supabaseJWTSecretFlag.Flags()...)
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sql/compat"
 )
 

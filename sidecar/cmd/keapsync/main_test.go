@@ -14,9 +14,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/dashboard"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

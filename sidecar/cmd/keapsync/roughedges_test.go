@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/dashboard"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 	"github.com/keapsync/keapsync/supabase"
 )
@@ -88,7 +88,7 @@ func TestWrongKeapAPIURLHints(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer notKeap.Close()
-	out, err := runApp(t, "--log-level", "info", "hooks", "list", "--database-url", pgtest.URL(t), "--api-url", notKeap.URL, "--api-key", "k")
+	out, err := runApp(t, "--log-level", "info", "hooks", "list", "--database-url", pgtest.URL(t), "--api-url", notKeap.URL, "--api-key-file", secretFile(t, "k"))
 	if err == nil || !strings.Contains(out, "check KEAP_API_URL") {
 		t.Errorf("hooks list against a wrong KEAP_API_URL: %v\n%s", err, out)
 	}
@@ -108,7 +108,7 @@ func TestWrongKeapAPIURLHints(t *testing.T) {
 
 func TestSecretKeyHelp(t *testing.T) {
 	out, err := runApp(t, "auth", "login", "--help")
-	if err != nil || strings.Contains(out, "--secret-key keapsync keygen") || !strings.Contains(out, "--secret-key value") {
+	if err != nil || strings.Contains(out, "--secret-key keapsync keygen") || !strings.Contains(out, "--secret-key-file value") {
 		t.Errorf("auth login --help: %v\n%s", err, out)
 	}
 }
@@ -177,10 +177,10 @@ func TestKeapCommandsRoughEdges(t *testing.T) {
 	}
 	defer sb.Close()
 	url := pgtest.URL(t)
-	common := []string{"--database-url", url, "--api-url", sb.URL() + "/crm/rest", "--api-key", sb.Credentials().PersonalKey}
+	common := []string{"--database-url", url, "--api-url", sb.URL() + "/crm/rest", "--api-key-file", secretFile(t, sb.Credentials().PersonalKey)}
 
 	out, err := runApp(t, append([]string{"hooks", "list"}, common...)...)
-	if err != nil || !regexp.MustCompile(`(?m)^KEY\s+EVENT\s+STATUS\s+URL$`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`(?m)^KEY\s+EVENT\s+STATUS\s+OWNER\s+URL$`).MatchString(out) {
 		t.Errorf("hooks list: %v\n%s", err, out)
 	}
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/accountstate"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/doctor"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/serve"
 )
 

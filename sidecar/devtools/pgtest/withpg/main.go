@@ -1,5 +1,5 @@
 // Command withpg runs a command next to a throwaway PostgreSQL cluster (wal_level=logical) and
-// removes the cluster afterwards: `go run ./sidecar/pgtest/withpg -- go test ./...`. The
+// removes the cluster afterwards: `go run ./sidecar/devtools/pgtest/withpg -- go test ./...`. The
 // command sees the cluster as KEAPSYNC_TEST_DATABASE_URL and as PGHOST/PGPORT/PGUSER, so the
 // Go tests, psql and pg_prove all share one cluster per run.
 package main
@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/keapsync/keapsync/sidecar/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keapsync/keapsync/sidecar/keapspec"
+	"github.com/keapsync/keapsync/sidecar/sandbox/keapspec"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -5,7 +5,7 @@
 // system quiesces, one `keapsync reconcile --deletes` runs, and a checker compares Keap (the
 // sandbox) with Postgres record by record and field by field.
 //
-//	go run ./sidecar/chaos -seed 7 -duration 2m     (make chaos SEED=7 DURATION=2m)
+//	go run ./sidecar/devtools/chaos -seed 7 -duration 2m     (make chaos SEED=7 DURATION=2m)
 //
 // `make test` runs TestChaosShort: seed 1, 90 s of chaos, about two minutes in all, bounded by a
 // deadline that fails it with its report rather than hang. Children die with the harness
@@ -78,6 +78,7 @@ func main() {
 	flag.BoolVar(&cfg.Verbose, "v", false, "log harness steps")
 	flag.StringVar(&cfg.Bin, "bin", "", "a prebuilt keapsync binary (default: go build one)")
 	flag.IntVar(&cfg.PoolMaxConns, "pool-max-conns", 0, "pool_max_conns for the serve processes (0: serve's default)")
+	flag.StringVar(&cfg.Profile, "profile", "", "sandbox profile: where Keap's documents are silent, which answer it gives (documented, hardest)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -112,15 +113,21 @@ type Config struct {
 	// PoolMaxConns, when set, is added to serve's database URL (pool_max_conns): a small pool
 	// shows whether the workers can still starve it (see the package doc).
 	PoolMaxConns int
-	Log          *slog.Logger
+	// Profile names the sandbox profile (sandbox.ProfileNames): which answer Keap gives where its
+	// documents are silent. Empty: "documented".
+	Profile string
+	Log     *slog.Logger
 }
 
 // Command is the command line that replays this soak's scenario.
 func (c Config) Command() string {
-	cmd := fmt.Sprintf("go run ./sidecar/chaos -seed %d -duration %s -contacts %d -rate %g",
+	cmd := fmt.Sprintf("go run ./sidecar/devtools/chaos -seed %d -duration %s -contacts %d -rate %g",
 		c.Seed, c.Duration, c.Contacts, c.Rate)
 	if c.PoolMaxConns > 0 {
 		cmd += fmt.Sprintf(" -pool-max-conns %d", c.PoolMaxConns)
+	}
+	if c.Profile != "" {
+		cmd += " -profile " + c.Profile
 	}
 	return cmd
 }

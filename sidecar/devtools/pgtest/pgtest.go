@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -205,4 +206,29 @@ func withDatabase(url, db string) string {
 func EmptyURL(t testing.TB) string {
 	t.Helper()
 	return cloneOf(t, "template0")
+}
+
+// roleLocks are the tests that hold the roles lock (LockRoles), so a second call does not wait on
+// the first.
+var roleLocks sync.Map
+
+// LockRoles holds, until t ends, the lock packages take to bootstrap their templates. Roles are
+// cluster-wide: a test that migrates from scratch (grants to keapsync's roles) or uninstalls
+// (revokes them) while another database of the cluster does the same fails with "tuple
+// concurrently updated", so such tests take turns. A test may call it more than once.
+func LockRoles(t testing.TB) {
+	t.Helper()
+	if _, held := roleLocks.LoadOrStore(t, true); held {
+		return
+	}
+	t.Cleanup(func() { roleLocks.Delete(t) })
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatalf("connect to test cluster: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
+		t.Fatalf("lock test cluster: %v", err)
+	}
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
-	"github.com/keapsync/keapsync/sidecar/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
@@ -68,8 +68,14 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 	if err := w.createDB(ctx); err != nil {
 		return nil, err
 	}
+	profile := sandbox.Profile{}
+	if cfg.Profile != "" {
+		if profile, err = sandbox.ParseProfile(cfg.Profile); err != nil {
+			return nil, err
+		}
+	}
 	w.sb, err = sandbox.New(sandbox.Options{
-		Seed: cfg.Seed, Contacts: cfg.Contacts, AutoApprove: true,
+		Seed: cfg.Seed, Contacts: cfg.Contacts, AutoApprove: true, Profile: profile,
 		// The 429s come from the storm fault, on a schedule; Keap's real budgets would add
 		// throttling whose timing depends on the machine, which a seed cannot replay.
 		Unthrottled: true,
@@ -271,7 +277,7 @@ func (w *world) prepare(ctx context.Context) (string, error) {
 		tr.done(true)
 		return "", ctx.Err()
 	}
-	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapVia(t.url)...)...); err != nil || !strings.Contains(out, "backfill done") {
+	if out, err := w.cli(ctx, append([]string{"backfill"}, w.keapVia(t.url)...)...); err != nil || !strings.Contains(out, ": done") {
 		return note, fmt.Errorf("backfill after SIGKILL: %v\n%s", err, out)
 	}
 	note += "; resumed to the end: " + w.backfillCursors(ctx)
