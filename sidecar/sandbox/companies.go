@@ -3,7 +3,6 @@ package sandbox
 import (
 	"cmp"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -319,51 +318,4 @@ func (a *restAPI) deleteCompanyV2(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// CreateCompany creates a company as a person in Keap would (emits company.add). fields take
-// [V2]'s CreateCompanyRequest shape.
-func (s *Server) CreateCompany(fields map[string]any) (int64, error) {
-	var in companyInput
-	if err := remarshal(fields, &in); err != nil {
-		return 0, fmt.Errorf("create company: %w", err)
-	}
-	c, err := s.store.createCompany(in)
-	if err != nil {
-		return 0, fmt.Errorf("create company: %w", err)
-	}
-	return c.id, nil
-}
-
-// EditCompany changes the properties fields names (emits company.edit).
-func (s *Server) EditCompany(id int64, fields map[string]any) error {
-	var in companyInput
-	if err := remarshal(fields, &in); err != nil {
-		return err
-	}
-	mask := make([]string, 0, len(fields))
-	for k := range fields {
-		mask = append(mask, k)
-	}
-	if _, err := s.store.updateCompany(id, in, mask); err != nil {
-		return fmt.Errorf("edit company %d: %w", id, err)
-	}
-	return nil
-}
-
-// DeleteCompany deletes a company (emits company.delete).
-func (s *Server) DeleteCompany(id int64) error {
-	if err := s.store.deleteCompany(id); err != nil {
-		return fmt.Errorf("delete company %d: %w", id, err)
-	}
-	return nil
-}
-
-// remarshal turns helper arguments into an API input, as the API would decode them.
-func remarshal(fields map[string]any, into any) error {
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, into)
 }
