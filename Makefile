@@ -5,7 +5,7 @@ BIN     := bin/keapsync
 WITHPG  := $(GO) run ./sidecar/devtools/pgtest/withpg --
 SUPABASE_CLI := .ci/supabase-cli/node_modules/.bin/supabase
 
-.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema test-docs schema schema-inner cover bench chaos lint clean
+.PHONY: help build demo demo-stop test test-inner test-sql test-supabase-cli test-schema test-docs test-ops schema schema-inner cover bench chaos lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ test: build test-docs ## everything: Go tests (with a 2-minute chaos soak), pgTA
 test-inner:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(MAKE) --no-print-directory test-sql test-supabase-cli test-schema
+	$(MAKE) --no-print-directory test-sql test-supabase-cli test-schema test-ops
 
 test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `make test` provides it)
 	psql -q -d postgres -c 'drop database if exists pgtap with (force)' -c 'create database pgtap'
@@ -47,6 +47,11 @@ schema-inner:
 
 test-schema: ## sql/schema/ matches the migrations (needs PG* env; `make test` provides it)
 	@$(MAKE) --no-print-directory schema-inner SCHEMA_CHECK=-check && echo "ok - sql/schema is current"
+
+test-ops: ## Prometheus alert rules in docs/ops/: promtool check rules and the rule unit tests (Debian package prometheus)
+	@command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus (or run .ci/run)"; exit 1; }
+	promtool check rules docs/ops/alerts.yml
+	cd docs/ops && promtool test rules alerts.test.yml
 
 test-docs: ## docs and comments cite only what ships in the repository (docs/, not ../shared)
 	@if git grep -n -e '\.\./shared' -- ':!Makefile'; then echo "not ok - the lines above cite files outside the repository: copy what they cite into docs/"; exit 1; fi

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
@@ -56,6 +57,7 @@ const (
   from keapsync.change_history where account_id = $1 and table_name = $2 and row_id = $3
  order by id desc limit 100`
 	sqlRollback       = `select keapsync.rollback_change($1)`
+	sqlPrunedWindow   = `select keapsync.history_window_of_pruned($1)`
 	sqlHistoryAccount = `select account_id::text, table_name, row_id from keapsync.change_history where id = $1`
 )
 
@@ -337,6 +339,17 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, u *user) error
 		}
 		return tx.QueryRow(r.Context(), sqlHistoryAccount, id).Scan(&account, &table, &row)
 	})
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "P0002" {
+		// Not there: pruned (older than its account's history window), or never the person's.
+		var days *int
+		if s.asUser(r.Context(), u, 8*time.Second, func(tx pgx.Tx) error {
+			return tx.QueryRow(r.Context(), sqlPrunedWindow, id).Scan(&days)
+		}) == nil && days != nil {
+			// (Err is not the database's "no such change", which the renderer would make a 404.)
+			return &pageError{Status: http.StatusGone, Code: "pruned", Err: fmt.Errorf("rollback change %d: pruned", id),
+				Msg: fmt.Sprintf("Change %d is older than the history window (%d days) and was pruned: it can no longer be rolled back.", id, *days)}
+		}
+	}
 	if err != nil {
 		return err
 	}

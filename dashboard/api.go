@@ -54,7 +54,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/accounts/{account}/kpis", s.api(forAccount(s, loadKPIs)))
 	mux.Handle("GET /api/v1/accounts/{account}/sync-status", s.api(forAccount(s, loadSyncSummary)))
 	mux.Handle("GET /api/v1/accounts/{account}/conflicts", s.api(forAccount(s, loadConflicts)))
-	mux.Handle("GET /api/v1/accounts/{account}/health", s.api(forAccount(s, loadHealth)))
+	mux.Handle("GET /api/v1/accounts/{account}/health", s.api(forAccount(s, s.loadHealth)))
 	// Everything else under /api/ answers in JSON too, not with a page.
 	mux.Handle("/api/", s.cors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

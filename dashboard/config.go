@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/httpguard"
 )
 
@@ -47,6 +48,10 @@ type Config struct {
 
 	// HTTP: timeouts and the cap on slow bodies of Run and Serve (httpguard defaults).
 	HTTP httpguard.Config
+
+	// Stalls: when waiting work counts as stalled on Sync health (serve passes its own
+	// KEAPSYNC_STALL_AFTER; accountstate defaults otherwise).
+	Stalls accountstate.Thresholds
 
 	Log *slog.Logger     // default slog.Default()
 	Now func() time.Time // default time.Now; tests inject a clock

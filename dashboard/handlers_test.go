@@ -384,3 +384,55 @@ func TestSettingsAdminOnly(t *testing.T) {
 		t.Fatalf("A's admin on B: %d", resp.StatusCode)
 	}
 }
+
+// Sync health names a stalled path of the account (keapsync.my_stalls), and not another
+// account's; it goes when the work moves again.
+func TestHealthShowsStalls(t *testing.T) {
+	e := newEnv(t)
+	c := e.as(viewerA)
+	ctx := context.Background()
+	if _, body := c.get("/health"); strings.Contains(body, "data-stall=") {
+		t.Fatalf("stall shown before any: %s", body)
+	}
+	for _, acct := range []string{accountA, accountB} {
+		// Accounts that can sync (a stall of one that cannot is its state, not a stall).
+		if _, err := e.db.Exec(ctx, `update keapsync.accounts set credential = 'api_key' where id = $1`, acct); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Exec(ctx, `insert into keapsync.push_queue (account_id, object_type, local_id, first_enqueued_at, next_attempt_at)
+			values ($1, 'contact', -7, now() - interval '1 hour', now() - interval '1 hour')`, acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, body := c.get("/health"); !strings.Contains(body, `data-stall="push"`) || !strings.Contains(body, "stalled push: 1 local edits waiting") {
+		t.Fatalf("health lacks the push stall: %s", body)
+	}
+	if _, err := e.db.Exec(ctx, `delete from keapsync.push_queue where local_id = -7 and account_id = $1`, accountA); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := c.get("/health"); strings.Contains(body, "data-stall=") {
+		t.Fatal("A's viewer sees B's stall, or a cleared one")
+	}
+}
+
+// A rollback of a change the retention window pruned says so (410), instead of "gone, or you
+// cannot see it"; an admin of another account learns nothing from the same id.
+func TestRollbackOfAPrunedChange(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var id string
+	if err := e.db.QueryRow(ctx, `insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed, at)
+		values ($1, 'contacts', -9, 'update', 'local', '{}', now() - interval '100 days') returning id::text`, accountA).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Exec(ctx, `select * from keapsync.prune($1, 100)`, accountA); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.as(adminA).post("/history/"+id+"/rollback", url.Values{})
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "older than the history window (90 days) and was pruned") {
+		t.Fatalf("rollback of a pruned change: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := e.as(adminB).post("/history/"+id+"/rollback", url.Values{}); resp.StatusCode != 404 || strings.Contains(body, "pruned") {
+		t.Fatalf("B's admin, rollback of A's pruned change: %d %s", resp.StatusCode, body)
+	}
+}

@@ -14,7 +14,8 @@ import (
 
 type healthData struct {
 	Now              time.Time            `json:"generated_at"`
-	State            accountstate.Account `json:"state"` // keapsync.account_state: the one truth
+	State            accountstate.Account `json:"state"`  // keapsync.account_state: the one truth
+	Stalls           []accountstate.Stall `json:"stalls"` // keapsync.my_stalls: waiting work that does not move
 	Connection       string               `json:"connection"`
 	AccessExpires    *time.Time           `json:"access_token_expires_at"`
 	RefreshExpires   *time.Time           `json:"refresh_token_expires_at"`
@@ -131,7 +132,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 			return err
 		}
 		var err error
-		d, err = loadHealth(r.Context(), tx, v.Account.ID, s.cfg.Now())
+		d, err = s.loadHealth(r.Context(), tx, v.Account.ID, s.cfg.Now())
 		return err
 	})
 	if err != nil {
@@ -142,7 +143,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, u *user) error {
 }
 
 // loadHealth reads an account's sync health (the Sync health page and /api/v1/.../health).
-func loadHealth(ctx context.Context, tx pgx.Tx, acct string, now time.Time) (*healthData, error) {
+func (s *Server) loadHealth(ctx context.Context, tx pgx.Tx, acct string, now time.Time) (*healthData, error) {
 	d := &healthData{Now: now}
 	st, _, err := accountstate.Get(ctx, tx, acct)
 	if err != nil {
@@ -184,6 +185,10 @@ func loadHealth(ctx context.Context, tx pgx.Tx, acct string, now time.Time) (*he
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if d.Stalls, err = accountstate.StallsOf(ctx, sp, s.cfg.Stalls, acct); err != nil {
+		d.Slots, d.SlotsUnknown = []slotRow{}, true
+		return d, sp.Rollback(ctx)
 	}
 	rows, _ = sp.Query(ctx, sqlHealthSlots)
 	if d.Slots, err = pgx.CollectRows(rows, pgx.RowToStructByPos[slotRow]); err != nil {

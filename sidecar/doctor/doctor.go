@@ -267,6 +267,24 @@ func checkAccounts(ctx context.Context, db DB, now time.Time) []Finding {
 				"run keapsync hooks ensure --public-url <where Keap reaches serve>"})
 		}
 	}
+	// Work that waits and does not move (keapsync.stalls, at the default thresholds): what
+	// /readyz fails on.
+	stalls, err := accountstate.Stalls(ctx, db, accountstate.Thresholds{})
+	if err != nil {
+		return append(out, Finding{"stalls", Fail, err.Error(), ""})
+	}
+	names := map[string]string{}
+	for _, a := range states {
+		names[a.ID] = a.Display()
+	}
+	for _, st := range stalls {
+		check := "stall " + st.Path
+		if st.AccountID != "" {
+			check = "account " + names[st.AccountID] + " " + st.Path
+		}
+		out = append(out, Finding{check, Fail, st.Summary(),
+			"is keapsync serve running? restart it first; docs/runbook.md (Stalls) says where to look"})
+	}
 	return out
 }
 

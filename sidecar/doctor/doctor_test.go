@@ -175,3 +175,24 @@ func TestDoctorChecksTheDashboardRole(t *testing.T) {
 		t.Errorf("a role that cannot become authenticated: %+v", f)
 	}
 }
+
+// A stalled path (here: a hook delivery an hour old and nothing processed) fails the doctor,
+// naming the account and path, as it fails /readyz.
+func TestDoctorNamesAStall(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	if _, err := db.Exec(ctx, `with a as (insert into keapsync.accounts (name, keap_tenant, credential) values ('D', 'stalling', 'api_key') returning id)
+		insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, received_at, next_attempt_at)
+		select id, 'contact.edit', 'contact', '{1}', '{}', now() - interval '1 hour', now() - interval '1 hour' from a`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range doctor.Run(ctx, db, doctor.Config{}) {
+		if f.Check == "account stalling inbox" {
+			if f.Level != doctor.Fail || !strings.Contains(f.Detail, "stalled inbox: 1 hook deliveries waiting") {
+				t.Fatalf("stall finding: %+v", f)
+			}
+			return
+		}
+	}
+	t.Fatal("doctor does not name the stalled inbox")
+}

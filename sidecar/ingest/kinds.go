@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -58,6 +59,26 @@ type kind struct {
 	complete func(ctx context.Context, api Keap, rec record) (record, error)
 	// count, where Keap reports totals, says how many objects list will yield (for progress).
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
+	// between, where set, lists like list but only what is stamped before until (zero: no
+	// end), so ranges of an ascending listing can be fetched at once; span then says how many
+	// objects list would yield and the oldest and newest stamps among them.
+	// limit is the records per call (0: Keap's largest).
+	between func(ctx context.Context, api Keap, since, until time.Time, limit int) iter.Seq2[record, error]
+	span    func(ctx context.Context, api Keap, since time.Time) (oldest, newest time.Time, n int, err error)
+}
+
+// listLimit is Keap's largest v1 page.
+const listLimit = 1000
+
+// contactsBetween lists contacts stamped from since (inclusive) to until (exclusive; zero: no
+// end) in Keap's clock order.
+func contactsBetween(ctx context.Context, api Keap, since, until time.Time, limit int) iter.Seq2[record, error] {
+	if limit == 0 {
+		limit = listLimit
+	}
+	q := keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: limit, Until: until}
+	return mapSeq(api.ContactsSince(ctx, since, q),
+		func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
 }
 
 var kinds = map[string]kind{
@@ -65,8 +86,29 @@ var kinds = map[string]kind{
 		objectType: "contact",
 		ascending:  true, // order=last_updated&order_direction=ASCENDING, documented
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
-			return mapSeq(api.ContactsSince(ctx, since, keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: 1000}),
-				func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
+			return contactsBetween(ctx, api, since, time.Time{}, 0)
+		},
+		between: contactsBetween,
+		span: func(ctx context.Context, api Keap, since time.Time) (oldest, newest time.Time, n int, err error) {
+			// Both ends at once: one round trip.
+			ends := [2]*keap.Page[keap.Contact]{}
+			errs := [2]error{}
+			var wg sync.WaitGroup
+			for i := range ends {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ends[i], errs[i] = api.ListContacts(ctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated, Descending: i == 1, Limit: 1})
+				}()
+			}
+			wg.Wait()
+			if err := errors.Join(errs[:]...); err != nil {
+				return oldest, newest, 0, err
+			}
+			if len(ends[0].Items) == 0 || len(ends[1].Items) == 0 {
+				return oldest, newest, 0, nil
+			}
+			return ends[0].Items[0].LastUpdated.Time, ends[1].Items[0].LastUpdated.Time, ends[0].Count, nil
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})

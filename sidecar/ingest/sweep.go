@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,8 +25,16 @@ type Sweeper struct {
 	PageSize int // records applied per transaction (default 1000)
 	// Appliers is how many pages are applied at once, each in its own transaction (default 2).
 	Appliers int
-	Progress io.Writer // where progress goes; nil for none
-	Log      *slog.Logger
+	// Fetchers is how many pages are fetched at once from a listing Keap lets us cut into
+	// ranges ahead of time (default 16: at Keap's ~1 s per page, well inside an OAuth app's 25
+	// calls a second; 1 fetches one page at a time). The calls wait on the
+	// account's budget like any other, at the sweep's priority.
+	Fetchers int
+	// ListLimit is the records asked of Keap per call where ranges are fetched at once
+	// (default Keap's largest page, 1000).
+	ListLimit int
+	Progress  io.Writer // where progress goes; nil for none
+	Log       *slog.Logger
 	// Overlap re-reads this much before a reconcile's high-water mark, for changes Keap
 	// stamped slightly out of order.
 	Overlap time.Duration
@@ -72,6 +81,10 @@ select x.id from unnest($3::bigint[], $4::text[]) x(id, raw)
   join keapsync.sync_state s on s.account_id = $1 and s.object_type = $2 and s.keap_id = x.id
  cross join lateral keapsync.keap_object_of($2, s.local_id) k
  where k.keap_object - 'payments' = x.raw::jsonb`
+	// The records a checkpoint's page applied at the checkpoint's own stamp.
+	sqlAtMark = `
+select keap_id from keapsync.sync_state
+ where account_id = $1 and object_type = $2 and keap_modified = $3 and keap_id is not null`
 	sqlCursorRestart = `
 update keapsync.sync_cursors set rows_done = 0, updated_at = now()
  where account_id = $1 and object_type = $2 and kind = $3`
@@ -85,6 +98,12 @@ func (s *Sweeper) defaults() {
 	}
 	if s.Appliers == 0 {
 		s.Appliers = 2
+	}
+	if s.Fetchers == 0 {
+		s.Fetchers = 16
+	}
+	if s.ListLimit == 0 {
+		s.ListLimit = listLimit
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
@@ -116,6 +135,8 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 		prio = keap.Live
 	}
 	ctx = keap.WithPriority(ctx, prio)
+	// Listings walked by offset (orders) fetch pages ahead as far as ranges are fetched at once.
+	ctx = keap.WithPrefetch(ctx, s.Fetchers)
 	ks, err := s.kindsToSync(ctx, account, objectTypes)
 	if err != nil {
 		return err
@@ -174,17 +195,37 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		}
 		done = 0
 	}
+	// A resumed walk starts at its checkpoint, inclusive: the records stamped exactly there were
+	// applied and counted before, and are skipped so the run counts each record once.
+	var atMark map[int64]bool
+	if kindName == "backfill" && finished == nil && done > 0 && k.ascending && highWater != nil {
+		rows, err := s.DB.Query(ctx, sqlAtMark, account, k.objectType, *highWater)
+		if err != nil {
+			return fmt.Errorf("read records at the checkpoint: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("read records at the checkpoint: %w", err)
+		}
+		atMark = make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			atMark[id] = true
+		}
+	}
 	var total int64
 	if k.count != nil && s.Progress != nil {
 		// One extra call buys an ETA; a failure here only costs the ETA.
 		if n, err := k.count(ctx, api, since); err == nil {
-			total = done + n
+			total = done + max(0, n-int64(len(atMark)))
 		}
 	}
 	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", total)
 	bar.resume(done)
 	fetch := func(ctx context.Context, out chan<- numberedPage) error {
-		return s.fetchPages(ctx, api, k, since, out)
+		if k.between != nil && s.Fetchers > 1 {
+			return s.fetchSlices(ctx, api, k, since, atMark, out)
+		}
+		return s.fetchPages(ctx, without(k.list(ctx, api, since), since, atMark), 0, out)
 	}
 	apply := func(ctx context.Context, page []record) error {
 		if k.reconcileAll {
@@ -309,18 +350,21 @@ func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, pa
 	return out, nil
 }
 
-// numberedPage is a page of the listing and its place in it.
+// numberedPage is a page of the listing and its place in it: page seq of slice (a range of the
+// listing fetched on its own, see fetchSlices). end marks a slice's last page, which may be empty.
 type numberedPage struct {
-	seq     int
-	records []record
+	slice, seq int
+	end        bool
+	records    []record
 }
 
 // pageDone is an applied (or failed) page.
 type pageDone struct {
-	seq    int
-	n      int
-	newest *time.Time
-	err    error
+	slice, seq int
+	end        bool
+	n          int
+	newest     *time.Time
+	err        error
 }
 
 // applyInOrder applies the pages fetch lists, `appliers` at once while the next pages are
@@ -346,26 +390,33 @@ func applyInOrder(ctx context.Context, appliers int,
 		go func() {
 			defer wg.Done()
 			for p := range pages {
-				err := apply(ctx, p.records)
-				results <- pageDone{seq: p.seq, n: len(p.records), newest: newestOf(p.records), err: err}
+				var err error
+				if len(p.records) > 0 {
+					err = apply(ctx, p.records)
+				}
+				results <- pageDone{slice: p.slice, seq: p.seq, end: p.end, n: len(p.records), newest: newestOf(p.records), err: err}
 			}
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
 
-	// Pages finish out of order; report them in order.
+	// Pages finish out of order; report them in order: a slice's pages, then the next slice's.
+	type place struct{ slice, seq int }
 	var firstErr error
-	waiting := map[int]pageDone{}
-	next := 0
+	waiting := map[place]pageDone{}
+	next := place{}
 	for r := range results {
 		if firstErr != nil {
 			continue // draining after a failure
 		}
-		waiting[r.seq] = r
+		waiting[place{r.slice, r.seq}] = r
 		for p, ok := waiting[next]; ok; p, ok = waiting[next] {
 			delete(waiting, next)
-			next++
-			if p.err == nil {
+			next.seq++
+			if p.end {
+				next = place{slice: next.slice + 1}
+			}
+			if p.err == nil && p.n > 0 {
 				p.err = done(p.n, p.newest)
 			}
 			if p.err != nil {
@@ -384,13 +435,14 @@ func applyInOrder(ctx context.Context, appliers int,
 	return ctx.Err()
 }
 
-// fetchPages lists records into pages of s.PageSize until the listing ends.
-func (s *Sweeper) fetchPages(ctx context.Context, api Keap, k kind, since time.Time, out chan<- numberedPage) error {
+// fetchPages lists records into pages of s.PageSize until the listing ends, as the given slice;
+// its last page is marked as the slice's end.
+func (s *Sweeper) fetchPages(ctx context.Context, list iter.Seq2[record, error], slice int, out chan<- numberedPage) error {
 	seq := 0
 	page := make([]record, 0, s.PageSize)
-	send := func() bool {
+	send := func(end bool) bool {
 		select {
-		case out <- numberedPage{seq: seq, records: page}:
+		case out <- numberedPage{slice: slice, seq: seq, end: end, records: page}:
 			seq++
 			page = make([]record, 0, s.PageSize)
 			return true
@@ -398,19 +450,119 @@ func (s *Sweeper) fetchPages(ctx context.Context, api Keap, k kind, since time.T
 			return false
 		}
 	}
-	for rec, err := range k.list(ctx, api, since) {
+	for rec, err := range list {
 		if err != nil {
 			return err
 		}
 		page = append(page, rec)
-		if len(page) == s.PageSize && !send() {
+		if len(page) == s.PageSize && !send(false) {
 			return ctx.Err()
 		}
 	}
-	if len(page) > 0 && !send() {
+	if !send(true) {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// fetchSlices fetches a listing in Keap's clock order s.Fetchers ranges at a time, so a backfill
+// waits on Keap's latency once per s.Fetchers pages instead of once per page. The stamps from
+// since to the newest are cut into ranges of whole seconds (so a Keap that reads since/until at
+// a coarser precision than it stamps still splits at the same place), each walked on its own by
+// the keyset listing (since inclusive, until exclusive). The last range is open-ended and walked
+// only after every other one has been fetched: a record modified during the sweep moves there
+// (its new stamp is past every boundary), and walking that range last meets it, as a single walk
+// would. Pages are reported in listing order, so the checkpoint stays exact.
+func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, out chan<- numberedPage) error {
+	oldest, newest, n, err := k.span(ctx, api, since)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("measure the listing: %w", err)
+		}
+		// Not knowing the ends costs only speed: walk it in one piece.
+		s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", err)
+		n = 0
+	}
+	bounds := sliceBounds(oldest, newest, n, s.ListLimit, s.Fetchers)
+	if len(bounds) == 0 {
+		return s.fetchPages(ctx, without(k.list(ctx, api, since), since, atMark), 0, out)
+	}
+	// bounds[i] starts slice i+1; slice 0 starts at since.
+	gctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	turn := make(chan struct{}, s.Fetchers)
+	for i := range bounds {
+		from := since
+		if i > 0 {
+			from = bounds[i-1]
+		}
+		select {
+		case turn <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-turn }()
+			if err := s.fetchPages(gctx, without(k.between(gctx, api, from, bounds[i], s.ListLimit), since, atMark), i, out); err != nil {
+				once.Do(func() { firstErr = err; stop() })
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	last := len(bounds)
+	return s.fetchPages(ctx, k.between(ctx, api, bounds[last-1], time.Time{}, s.ListLimit), last, out)
+}
+
+// without drops from list the records stamped exactly at mark whose ids are in skip.
+func without(list iter.Seq2[record, error], mark time.Time, skip map[int64]bool) iter.Seq2[record, error] {
+	if len(skip) == 0 {
+		return list
+	}
+	return func(yield func(record, error) bool) {
+		for rec, err := range list {
+			if err == nil && skip[rec.id] && rec.modified.Equal(mark) {
+				continue
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
+// sliceBounds cuts [oldest, newest] into ranges of about 0.8 pages each (a range a little under
+// a page is usually fetched in one call), on whole seconds, and returns where each range after
+// the first starts; none when the listing is too small to be worth cutting.
+func sliceBounds(oldest, newest time.Time, n, pageSize, fetchers int) []time.Time {
+	pages := (n + pageSize - 1) / pageSize
+	if pages < 2 || fetchers < 2 || oldest.IsZero() || !newest.After(oldest) {
+		return nil
+	}
+	slices := pages + pages/4 + 1
+	lo, hi := oldest.Truncate(time.Second), newest.Truncate(time.Second)
+	step := hi.Sub(lo) / time.Duration(slices)
+	step = step.Truncate(time.Second)
+	if step < time.Second {
+		step = time.Second
+	}
+	var bounds []time.Time
+	for b := lo.Add(step); !b.After(hi); b = b.Add(step) {
+		bounds = append(bounds, b)
+	}
+	return bounds
 }
 
 func newestOf(page []record) *time.Time {

@@ -92,6 +92,54 @@ func TestApplyInOrderStopsOnCheckpointOrListingError(t *testing.T) {
 	}
 }
 
+// Pages of later slices that finish first wait for the earlier slices: the checkpoint sees the
+// listing's order, slice by slice, and an empty slice end moves it on.
+func TestApplyInOrderReportsSlicesInListingOrder(t *testing.T) {
+	base := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	fetch := func(ctx context.Context, out chan<- numberedPage) error {
+		for slice := 3; slice >= 0; slice-- { // the last slice first
+			for seq := range 3 {
+				p := numberedPage{slice: slice, seq: seq, end: seq == 2}
+				if !(slice == 1 && seq == 2) { // slice 1 ends with an empty page
+					m := slice*3 + seq
+					p.records = []record{{id: int64(m), modified: base.Add(time.Duration(m) * time.Minute)}}
+				}
+				out <- p
+			}
+		}
+		return nil
+	}
+	var seen []int
+	done := func(n int, newest *time.Time) error {
+		seen = append(seen, newest.Minute())
+		return nil
+	}
+	if err := applyInOrder(context.Background(), 2, fetch, slowEven(-1), done); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("checkpoint order %v, want %v", seen, want)
+	}
+}
+
+// Ranges are cut on whole seconds, about 0.8 pages each, and not at all for a listing of one page.
+func TestSliceBounds(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 500e6, time.UTC)
+	if b := sliceBounds(t0, t0.Add(time.Hour), 900, 1000, 8); b != nil {
+		t.Fatalf("one page cut into %v", b)
+	}
+	b := sliceBounds(t0, t0.Add(time.Hour), 10000, 1000, 8)
+	if len(b) < 10 || len(b) > 14 {
+		t.Fatalf("10 pages cut into %d ranges", len(b)+1)
+	}
+	for i, x := range b {
+		if x.Nanosecond() != 0 || !x.After(t0) || (i > 0 && !x.After(b[i-1])) {
+			t.Fatalf("bounds %v", b)
+		}
+	}
+}
+
 // Every type the registry sweeps has a kind that reads it from Keap, and no kind is left over.
 func TestKindsMatchTheRegistry(t *testing.T) {
 	var have []string

@@ -118,7 +118,9 @@ type Budget struct {
 	bgPausedUntil time.Time // Background calls wait (daily reserve reached)
 	queue         waitQueue
 	seq           uint64
-	throttleAvail int // last x-keap-*-throttle-available, -1 unknown
+	vtime         uint64         // the turn of the last call granted
+	turns         map[any]uint64 // each flow's latest turn handed out
+	throttleAvail int            // last x-keap-*-throttle-available, -1 unknown
 	quotaAvail    int
 	quotaResets   time.Time // when the daily window last reported resets
 	granted       atomic.Uint64
@@ -175,11 +177,9 @@ func (b *Budget) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("wait for keap budget %s: %w", b.cfg.Key, err)
 	}
-	w := &waiter{prio: PriorityFrom(ctx), wake: make(chan struct{}, 1)}
+	w := &waiter{prio: PriorityFrom(ctx), flow: ctx.Value(flowKey{}), wake: make(chan struct{}, 1)}
 	b.mu.Lock()
-	b.seq++
-	w.seq = b.seq
-	b.queue.add(w)
+	b.enqueue(w)
 	b.mu.Unlock()
 	var due time.Time // when the token this waiter last slept for came free
 	for {
@@ -202,6 +202,7 @@ func (b *Budget) Wait(ctx context.Context) error {
 		}
 		if d == 0 {
 			b.queue.remove(w)
+			b.vtime = max(b.vtime, w.tag)
 			b.granted.Add(1)
 			b.mu.Unlock()
 			return nil
@@ -214,6 +215,31 @@ func (b *Budget) Wait(ctx context.Context) error {
 			return b.leave(w, ctx)
 		}
 	}
+}
+
+// enqueue queues w behind the calls of its flow: a flow's call takes the turn after its flow's
+// previous one, and never one earlier than the turn being served (start-time fair queuing, each
+// call costing one turn). Flows with calls waiting are thus served round-robin within a
+// priority: one account's backlog of a thousand queued calls delays another account's call by
+// about one call per busy flow, not by the whole backlog. Calls without a flow share one. The
+// caller holds mu.
+func (b *Budget) enqueue(w *waiter) {
+	b.seq++
+	w.seq = b.seq
+	if b.turns == nil {
+		b.turns = map[any]uint64{}
+	}
+	w.tag = max(b.vtime, b.turns[w.flow]) + 1
+	b.turns[w.flow] = w.tag
+	if len(b.turns) > 2*len(b.queue)+16 {
+		// A flow whose last turn is served holds nothing a new call would not get anyway.
+		for f, t := range b.turns {
+			if t <= b.vtime {
+				delete(b.turns, f)
+			}
+		}
+	}
+	b.queue.add(w)
 }
 
 // reserve takes a token for the head waiter, or says how long until one is free. A head that

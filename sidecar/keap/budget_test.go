@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +255,44 @@ func TestHeaderWindows(t *testing.T) {
 	}
 	if w := tenantWindows(http.Header{}); len(w) != 0 {
 		t.Fatalf("no headers: %+v", w)
+	}
+}
+
+// One account's backlog queued on the shared app budget delays another account's call by about
+// one call, not by the backlog: flows with calls waiting take turns within a priority.
+func TestBudgetSharesTurnsFairlyAcrossAccounts(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(t)
+	clock.setGate(never) // hold time still while the queue forms
+	b := newTestBudget(t, clock, OAuthLimits)
+	busy, quiet := withFlow(context.Background(), "busy"), withFlow(context.Background(), "quiet")
+	for range b.cfg.Burst { // empty the full bucket
+		if err := b.Wait(busy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := make(chan string, 20)
+	start := func(ctx context.Context) {
+		go func() {
+			if err := b.Wait(ctx); err != nil {
+				t.Error(err)
+			}
+			order <- ctx.Value(flowKey{}).(string)
+		}()
+	}
+	for i := range 10 {
+		start(busy)
+		waitFor(t, func() bool { return b.Stats().Waiting == i+1 })
+	}
+	start(quiet)
+	waitFor(t, func() bool { return b.Stats().Waiting == 11 })
+	clock.setGate(always)
+	var got []string
+	for range 11 {
+		got = append(got, <-order)
+	}
+	at := slices.Index(got, "quiet")
+	if at > 1 {
+		t.Fatalf("the quiet account's call was granted %dth, behind the busy account's backlog: %v", at+1, got)
 	}
 }

@@ -203,6 +203,9 @@ func (c *Client) refresh(ctx context.Context, rf Refresher, sentWith uint64, cau
 // straight onto the wire and Keap sees the spacing the limiter chose; a tenant token held
 // meanwhile costs little.
 func (c *Client) wait(ctx context.Context) error {
+	// The account is the flow the app budget shares fairly (all accounts of one OAuth app draw
+	// on it); its tenant budget names it.
+	ctx = withFlow(ctx, c.tenant)
 	if err := c.tenant.Wait(ctx); err != nil {
 		return err
 	}

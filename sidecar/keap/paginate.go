@@ -197,17 +197,24 @@ func newestFirst[T any](ctx context.Context, c *Client, since time.Time, limit i
 	key string, stamp func(T) (time.Time, ID)) iter.Seq2[T, error] {
 	const restarts = 3
 	overlap := max(1, min(50, limit/10))
+	ahead := PrefetchFrom(ctx)
+	if !since.IsZero() || limit <= overlap {
+		ahead = 1 // a walk that may stop early would pay for pages it never reads
+	}
 	return func(yield func(T, error) bool) {
 		var zero T
 		yielded := map[ID]bool{}
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
 		for attempt := 0; ; attempt++ {
 			offset := 0
 			var anchors []ID // the previous page's last ids, newest last
 			var newest time.Time
 			haveNewest := false
 			lost := false
+			pf := prefetcher[T]{ctx: ctx, c: c, build: build, key: key, ahead: ahead, step: limit - overlap}
 			for {
-				p, err := listPage[T](ctx, c, build(offset), key)
+				p, err := pf.page(offset)
 				if err != nil {
 					yield(zero, err)
 					return
@@ -261,12 +268,84 @@ func newestFirst[T any](ctx context.Context, c *Client, since time.Time, limit i
 					anchors = anchors[:0]
 				}
 			}
+			pf.drop()
 			if lost && attempt+1 >= restarts {
 				yield(zero, fmt.Errorf("keap %s: the listing kept shifting under the walk; giving up after %d attempts", key, restarts))
 				return
 			}
 		}
 	}
+}
+
+// prefetcher fetches the pages of an offset walk ahead of it: while pages are full, page k sits at
+// offset k*step (a full page less its overlap), so the next ahead-1 offsets are requested at once
+// and the walk finds them ready. A page asked for at another offset (a short page, a restart) is
+// fetched then; pages fetched ahead and never asked for cost only their calls.
+type prefetcher[T any] struct {
+	ctx    context.Context
+	c      *Client
+	build  func(offset int) request
+	key    string
+	ahead  int
+	step   int
+	total  int // the listing's count, once a page has said it
+	flight map[int]chan pageResult[T]
+}
+
+type pageResult[T any] struct {
+	p   *Page[T]
+	err error
+}
+
+func (f *prefetcher[T]) start(offset int) chan pageResult[T] {
+	if ch, ok := f.flight[offset]; ok {
+		return ch
+	}
+	if f.flight == nil {
+		f.flight = map[int]chan pageResult[T]{}
+	}
+	ch := make(chan pageResult[T], 1)
+	f.flight[offset] = ch
+	go func() {
+		p, err := listPage[T](f.ctx, f.c, f.build(offset), f.key)
+		ch <- pageResult[T]{p, err}
+	}()
+	return ch
+}
+
+func (f *prefetcher[T]) page(offset int) (*Page[T], error) {
+	ch := f.start(offset)
+	for k := 1; k < f.ahead && f.total > 0 && offset+k*f.step < f.total; k++ {
+		f.start(offset + k*f.step)
+	}
+	r := <-ch
+	delete(f.flight, offset)
+	if r.err == nil && r.p.Count > 0 {
+		f.total = r.p.Count
+		for k := 1; k < f.ahead && offset+k*f.step < f.total; k++ {
+			f.start(offset + k*f.step)
+		}
+	}
+	return r.p, r.err
+}
+
+// drop forgets the pages fetched ahead (a restart asks for them again, fresh).
+func (f *prefetcher[T]) drop() { f.flight = nil }
+
+type prefetchKey struct{}
+
+// WithPrefetch lets an offset walk over a listing (orders newest first) fetch up to n pages at
+// once; the calls still wait on the budget one by one. Walks that may stop early ignore it.
+func WithPrefetch(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, prefetchKey{}, n)
+}
+
+// PrefetchFrom returns the pages an offset walk may fetch at once under ctx (1 unless set).
+func PrefetchFrom(ctx context.Context) int {
+	if n, ok := ctx.Value(prefetchKey{}).(int); ok && n > 1 {
+		return n
+	}
+	return 1
 }
 
 // pageQuery sets limit and offset when given.

@@ -39,10 +39,24 @@ func PriorityFrom(ctx context.Context) Priority {
 	return Live
 }
 
+type flowKey struct{}
+
+// withFlow names the flow calls made with ctx belong to (a Client names its Keap account's), for
+// fair queuing on a budget several flows share.
+func withFlow(ctx context.Context, flow any) context.Context {
+	if ctx.Value(flowKey{}) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, flowKey{}, flow)
+}
+
 // waiter is one call queued on a budget. Only the head of the queue draws tokens, so order is
-// exactly priority then arrival, and a Background call never holds a token a Live call needs.
+// exactly priority, then fair turn among flows, then arrival, and a Background call never
+// holds a token a Live call needs.
 type waiter struct {
 	prio  Priority
+	flow  any
+	tag   uint64 // the flow's turn (start-time fair queuing): see Budget.enqueue
 	seq   uint64
 	index int
 	wake  chan struct{} // buffered 1: "look again", never blocks the sender
@@ -61,6 +75,9 @@ func (q waitQueue) Len() int { return len(q) }
 func (q waitQueue) Less(i, j int) bool {
 	if q[i].prio != q[j].prio {
 		return q[i].prio > q[j].prio
+	}
+	if q[i].tag != q[j].tag {
+		return q[i].tag < q[j].tag
 	}
 	return q[i].seq < q[j].seq
 }

@@ -46,6 +46,12 @@ type Config struct {
 	// Settle is how long a changed record rests before it is pushed, so a burst of edits to it
 	// becomes one call; it adds as much to the commit-to-Keap latency.
 	Settle time.Duration
+	// MaxSettle bounds how long a hot record rests: one changed again within Settle waits until
+	// it has been quiet for Settle, and one changed again within MaxSettle of its last push waits
+	// until MaxSettle has passed since that push, but neither waits past MaxSettle after its
+	// first queued change (default 5 s). A burst of edits becomes one write; a single edit to a
+	// record not pushed lately still goes after Settle.
+	MaxSettle time.Duration
 	// FetchBeforeUpdate reads a contact from Keap and applies it before sending an update, so
 	// a field changed in Keap since the agreed state goes through the conflict policy instead of
 	// being overwritten. It costs one GET per update.
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		ReconnectDelay:    time.Second,
 		Lease:             30 * time.Second,
 		Settle:            500 * time.Millisecond,
+		MaxSettle:         5 * time.Second,
 		FetchBeforeUpdate: true,
 		PollInterval:      250 * time.Millisecond,
 		RetryBase:         time.Second,
@@ -115,6 +122,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxSettle < c.Settle {
+		c.MaxSettle = c.Settle
 	}
 	if c.ReplicationURL == "" && c.DB != nil {
 		c.ReplicationURL = c.DB.Config().ConnString()

@@ -87,6 +87,7 @@ func (w *world) config(api func(context.Context, string) (push.Keap, error)) pus
 	cfg.FlushInterval, cfg.PollInterval, cfg.ReconnectDelay = 10*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
 	cfg.RetryBase, cfg.RetryMax, cfg.MetricsInterval = 20*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 	cfg.StatusInterval, cfg.Lease, cfg.Settle = time.Second, 5*time.Second, 20*time.Millisecond
+	cfg.MaxSettle = 10 * cfg.Settle
 	return cfg
 }
 

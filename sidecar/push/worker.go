@@ -33,6 +33,14 @@ with c as materialized (
   select q.account_id, q.object_type, q.local_id from keapsync.push_queue q
     join keapsync.accounts a on a.id = q.account_id
    where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
+     -- Hot rows coalesce: a record changed again while it rests waits until it has been quiet
+     -- for the settle time, and one pushed less than the longest settle ago waits for that to
+     -- pass; either wait ends the longest settle after its first change, so none waits longer.
+     and (q.first_enqueued_at <= now() - $4::interval
+          or (q.last_enqueued_at <= now() - $3::interval
+              and not exists (select 1 from keapsync.sync_state s
+                               where s.account_id = q.account_id and s.object_type = q.object_type
+                                 and s.local_id = q.local_id and s.last_pushed_at > now() - $4::interval)))
      and keapsync.account_can_sync(a.id)  -- waits, kept, while the account cannot sync (account_state says why)
    order by q.next_attempt_at
    limit $1
@@ -56,7 +64,9 @@ const (
 	sqlDone = `
 delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2 and local_id = $3
    and next_attempt_at = $4`
-	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null, sent = null
+	// A change that came while Keap was called rests from now, like a first change: a record
+	// edited continuously is pushed about once per settle, not once per call.
+	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null, sent = null, first_enqueued_at = now()
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlRetry = `update keapsync.push_queue set attempts = attempts + 1, next_attempt_at = now() + $4::interval, last_error = $5
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
@@ -149,7 +159,7 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("push: acquire connection: %w", err)
 	}
 	defer conn.Release()
-	rows, err := conn.Query(ctx, sqlClaim, claimBatch, p.cfg.Lease.String(), p.cfg.Settle.String())
+	rows, err := conn.Query(ctx, sqlClaim, claimBatch, p.cfg.Lease.String(), p.cfg.Settle.String(), p.cfg.MaxSettle.String())
 	if err != nil {
 		discard(conn) // advisory locks may have been taken: never hand such a session back
 		return 0, fmt.Errorf("push: claim: %w", err)

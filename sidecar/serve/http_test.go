@@ -33,9 +33,16 @@ func TestServeCapsSlowBodies(t *testing.T) {
 }
 
 // startServe runs a Server with hooks only and returns its address and a hook URL token.
-func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
+func startServe(t testing.TB, hc httpguard.Config) (addr, token string) {
 	t.Helper()
-	db := pgtest.Pool(t)
+	addr, token, _ = startServeDB(t, hc)
+	return addr, token
+}
+
+// startServeDB is startServe that also returns serve's database.
+func startServeDB(t testing.TB, hc httpguard.Config) (addr, token string, db *pgxpool.Pool) {
+	t.Helper()
+	db = pgtest.Pool(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := db.QueryRow(ctx, `with a as (insert into keapsync.accounts (name) values ('H') returning id)
 	    insert into keapsync.hook_endpoints (account_id) select id from a returning path_token`).Scan(&token); err != nil {
@@ -64,7 +71,7 @@ func startServe(t *testing.T, hc httpguard.Config) (addr, token string) {
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	return addr, token
+	return addr, token, db
 }
 
 // Issue #12: with the database down, /readyz printed the DSN's user, database, host and port.

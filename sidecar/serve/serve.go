@@ -40,6 +40,13 @@ type Config struct {
 	DeletesEvery   time.Duration // compare id sets for unhooked deletes (default 24 hours); negative disables
 	BudgetsEvery   time.Duration // copy changed Keap budgets to the database (default 5 s); negative disables
 	ShutdownGrace  time.Duration // default 20 s
+	// Stalls: how long work may wait with nothing advancing before /readyz fails and
+	// keapsync_stalled says so (accountstate defaults: 15 minutes, reconcile 1 hour).
+	Stalls accountstate.Thresholds
+	// Slot is the push replication slot whose confirmed position serve samples every SlotEvery
+	// (default 30 s) for keapsync.stalls ("" to skip).
+	Slot      string
+	SlotEvery time.Duration
 	// HTTP: timeouts and the cap on slow bodies of the public listener (httpguard defaults).
 	HTTP httpguard.Config
 }
@@ -66,6 +73,10 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 20 * time.Second
 	}
+	if c.SlotEvery == 0 {
+		c.SlotEvery = 30 * time.Second
+	}
+	c.Stalls = c.Stalls.WithDefaults()
 	return c
 }
 
@@ -97,9 +108,18 @@ type Server struct {
 	// Budgets returns each account's own Keap budget (its app's, the tenant's) as the limiter
 	// knows it, for keapsync.rate_budget_usage and the dashboard (nil to skip).
 	Budgets func() map[string]keap.BudgetStats
+	// Retention prunes what is past its window (nil to skip); Notify tells a person about
+	// conditions that need one (nil without KEAPSYNC_NOTIFY_WEBHOOK_URL).
+	Retention, Notify interface {
+		Run(ctx context.Context) error
+	}
 	// Started, when set, receives the listening address once the HTTP server is up.
 	Started func(addr string)
+
+	stalls accountstate.Thresholds // Config.Stalls with defaults, for /readyz
 }
+
+const sqlObserveSlot = `select keapsync.observe_slot($1)`
 
 const sqlActiveAccounts = `select id::text from keapsync.accounts where keapsync.account_can_sync(id) order by created_at`
 
@@ -114,6 +134,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if cfg.HTTP.Log == nil {
 		cfg.HTTP.Log = log
 	}
+	if s.Registry != nil {
+		if err := s.Registry.Register(&opsCollector{db: s.DB, thresholds: cfg.Stalls, log: log}); err != nil {
+			return fmt.Errorf("register ops metrics: %w", err)
+		}
+	}
+	s.stalls = cfg.Stalls
 	srv := cfg.HTTP.Server(s.routes())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -139,6 +165,21 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.Dashboard != nil {
 		g.Go(func() error { return s.Dashboard.Run(gctx) })
+	}
+	if s.Retention != nil {
+		g.Go(func() error { return s.Retention.Run(gctx) })
+	}
+	if s.Notify != nil {
+		g.Go(func() error { return s.Notify.Run(gctx) })
+	}
+	if cfg.Slot != "" && cfg.SlotEvery > 0 {
+		g.Go(func() error {
+			return every(gctx, cfg.SlotEvery, func(ctx context.Context) {
+				if _, err := s.DB.Exec(ctx, sqlObserveSlot, cfg.Slot); err != nil && ctx.Err() == nil {
+					log.Warn("slot position not sampled; next round retries", "err", err)
+				}
+			})
+		})
 	}
 	if cfg.ReconcileEvery > 0 && s.Sweeper != nil {
 		g.Go(func() error {
@@ -245,8 +286,9 @@ func (s *Server) routes() http.Handler {
 // surfaces).
 func (s *Server) Ready() http.Handler { return http.HandlerFunc(s.ready) }
 
-// ready: the database answers and no account waits for a person (not connected, needs
-// re-authorization). Each account's state is the line keapsync.account_state words (the
+// ready: the database answers, no account waits for a person (not connected, needs
+// re-authorization) and no path is stalled (keapsync.stalls: work waits and nothing advanced;
+// a stalled pod must not look Ready). Each account's state is the line keapsync.account_state words (the
 // dashboard, doctor and auth status show the same); failing or paused accounts are reported
 // but keep the process ready, since hooks must still be taken.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -268,6 +310,27 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		checks["accounts"] = accounts
+		stalls, err := accountstate.Stalls(r.Context(), s.DB, s.stalls)
+		if err != nil {
+			s.Log.Warn("readiness: stall check failed", "err", err)
+			checks["stalls"] = "unreadable"
+			status = http.StatusServiceUnavailable
+		} else if len(stalls) > 0 {
+			names := map[string]string{}
+			for _, a := range states {
+				names[a.ID] = a.Display()
+			}
+			stalled := map[string]string{}
+			for _, st := range stalls {
+				key := st.Path
+				if st.AccountID != "" {
+					key = names[st.AccountID] + "/" + st.Path
+				}
+				stalled[key] = st.Summary()
+			}
+			checks["stalls"] = stalled
+			status = http.StatusServiceUnavailable
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -582,7 +582,8 @@ CREATE TABLE keapsync.push_queue (
     attempts integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
     last_error text,
-    sent jsonb
+    sent jsonb,
+    last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
@@ -591,6 +592,13 @@ CREATE TABLE keapsync.push_queue (
 -- Name: COLUMN push_queue.sent; Type: COMMENT; Schema: keapsync; Owner: -
 
 COMMENT ON COLUMN keapsync.push_queue.sent IS 'fields ({field: value}, null for cleared) sent to Keap by a push whose answer is not recorded yet';
+
+
+--
+
+-- Name: COLUMN push_queue.last_enqueued_at; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.last_enqueued_at IS 'when the latest change to the record was queued: the push waits until it has been quiet for the settle time';
 
 
 --
@@ -999,6 +1007,18 @@ CREATE TABLE keapsync.members (
 
 --
 
+-- Name: notifications; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.notifications (
+    key text NOT NULL,
+    seq bigint DEFAULT 0 NOT NULL,
+    message text NOT NULL,
+    notified_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+
 -- Name: oauth_links; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.oauth_links (
@@ -1034,6 +1054,30 @@ CREATE TABLE keapsync.rate_budget_members (
 
 --
 
+-- Name: retention; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.retention (
+    account_id uuid NOT NULL,
+    processed_days integer DEFAULT 7 NOT NULL,
+    history_days integer DEFAULT 90 NOT NULL,
+    resolved_days integer DEFAULT 30 NOT NULL,
+    history_pruned_through bigint DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT retention_history_days_check CHECK ((history_days > 0)),
+    CONSTRAINT retention_processed_days_check CHECK ((processed_days > 0)),
+    CONSTRAINT retention_resolved_days_check CHECK ((resolved_days > 0))
+);
+
+
+--
+
+-- Name: TABLE retention; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON TABLE keapsync.retention IS 'Per-account retention windows (days) for keapsync.prune; defaults apply to accounts without a row.';
+
+
+--
+
 -- Name: settings; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.settings (
@@ -1042,6 +1086,18 @@ CREATE TABLE keapsync.settings (
     propagate_deletes boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT settings_default_policy_check CHECK ((default_policy = ANY (ARRAY['newest_wins'::text, 'keap_wins'::text, 'local_wins'::text, 'manual'::text])))
+);
+
+
+--
+
+-- Name: slot_progress; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.slot_progress (
+    slot_name text NOT NULL,
+    confirmed_lsn pg_lsn,
+    advanced_at timestamp with time zone NOT NULL,
+    observed_at timestamp with time zone NOT NULL
 );
 
 
@@ -1456,6 +1512,14 @@ ALTER TABLE ONLY keapsync.members
 
 --
 
+-- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (key);
+
+
+--
+
 -- Name: oauth_links oauth_links_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
 
 ALTER TABLE ONLY keapsync.oauth_links
@@ -1520,10 +1584,26 @@ ALTER TABLE ONLY keapsync.rate_budget_usage
 
 --
 
+-- Name: retention retention_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.retention
+    ADD CONSTRAINT retention_pkey PRIMARY KEY (account_id);
+
+
+--
+
 -- Name: settings settings_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
 
 ALTER TABLE ONLY keapsync.settings
     ADD CONSTRAINT settings_pkey PRIMARY KEY (account_id);
+
+
+--
+
+-- Name: slot_progress slot_progress_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.slot_progress
+    ADD CONSTRAINT slot_progress_pkey PRIMARY KEY (slot_name);
 
 
 --
@@ -1702,6 +1782,13 @@ CREATE UNIQUE INDEX conflicts_one_open_idx ON keapsync.conflicts USING btree (ac
 
 --
 
+-- Name: conflicts_resolved_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX conflicts_resolved_idx ON keapsync.conflicts USING btree (account_id, resolved_at) WHERE (status = 'resolved'::text);
+
+
+--
+
 -- Name: dead_letters_account_status_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX dead_letters_account_status_idx ON keapsync.dead_letters USING btree (account_id, status, last_failed_at DESC);
@@ -1796,6 +1883,13 @@ CREATE UNIQUE INDEX webhook_inbox_pending_body_idx ON keapsync.webhook_inbox USI
 -- Name: webhook_inbox_pending_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX webhook_inbox_pending_idx ON keapsync.webhook_inbox USING btree (account_id, received_at) WHERE (processed_at IS NULL);
+
+
+--
+
+-- Name: webhook_inbox_processed_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX webhook_inbox_processed_idx ON keapsync.webhook_inbox USING btree (account_id, processed_at) WHERE (processed_at IS NOT NULL);
 
 
 --
@@ -2020,6 +2114,14 @@ ALTER TABLE ONLY keapsync.push_queue
 
 ALTER TABLE ONLY keapsync.rate_budget_usage
     ADD CONSTRAINT rate_budget_usage_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: retention retention_account_id_fkey; Type: FK CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.retention
+    ADD CONSTRAINT retention_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
 
 
 --

@@ -498,7 +498,8 @@ CREATE FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_loc
     select a, t, l, lsn from c
     on conflict (account_id, object_type, local_id) do update
        set last_lsn = greatest(q.last_lsn, excluded.last_lsn),
-           next_attempt_at = least(q.next_attempt_at, now())
+           next_attempt_at = least(q.next_attempt_at, now()),
+           last_enqueued_at = now()
     returning 1)
   select count(*)::integer from ins;
 $$;
@@ -582,6 +583,22 @@ begin
                     when (pg_catalog.current_setting(''keapsync.origin'', true) is distinct from ''keap'')
                     execute function keapsync.tg_guard_direction(%L)', p_table, p_type);
 end;
+$$;
+
+
+--
+
+-- Name: history_window_of_pruned(bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) RETURNS integer
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select min(r.history_days) from keapsync.retention r
+   where r.history_pruned_through >= p_history_id
+     and not exists (select 1 from keapsync.change_history h where h.id = p_history_id)
+     and (coalesce(auth.role(), nullif(current_setting('role', true), 'none'), '') not in ('authenticated', 'anon')
+          or r.account_id = any (keapsync.my_accounts()));
 $$;
 
 
@@ -1023,6 +1040,19 @@ $$;
 
 --
 
+-- Name: my_stalls(interval, interval); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.my_stalls(p_threshold interval DEFAULT '00:15:00'::interval, p_reconcile_threshold interval DEFAULT '01:00:00'::interval) RETURNS TABLE(account_id uuid, path text, waiting_since timestamp with time zone, last_progress_at timestamp with time zone, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select s.* from keapsync.stalls(p_threshold, p_reconcile_threshold) s
+   where s.account_id is null or s.account_id = any (keapsync.my_accounts());
+$$;
+
+
+--
+
 -- Name: new_oauth_link(bytea, interval); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval DEFAULT '00:15:00'::interval) RETURNS timestamp with time zone
@@ -1040,6 +1070,44 @@ begin
   returning expires_at into v_expires;
   return v_expires;
 end;
+$$;
+
+
+--
+
+-- Name: observe_slot(text, timestamp with time zone); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone DEFAULT now()) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  insert into keapsync.slot_progress as p (slot_name, confirmed_lsn, advanced_at, observed_at)
+  select s.slot_name, s.confirmed_flush_lsn, p_now, p_now from pg_catalog.pg_replication_slots s where s.slot_name = p_slot
+  on conflict (slot_name) do update
+    set advanced_at = case when p.confirmed_lsn is distinct from excluded.confirmed_lsn then p_now else p.advanced_at end,
+        confirmed_lsn = excluded.confirmed_lsn, observed_at = p_now;
+$$;
+
+
+--
+
+-- Name: ops_figures(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.ops_figures() RETURNS TABLE(account_id uuid, account text, needs_reauth boolean, hooks_inactive bigint, inbox_pending bigint, inbox_oldest_seconds double precision, dead_letters_parked bigint, quota_used_ratio double precision, token_refresh_failing boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select a.id, coalesce(a.keap_tenant, a.name), a.needs_reauth,
+         (select count(*) from keapsync.hook_subscriptions h where h.account_id = a.id and h.status = 'Inactive'),
+         i.n, coalesce(extract(epoch from now() - i.oldest), 0)::float8,
+         (select count(*) from keapsync.dead_letters l where l.account_id = a.id and l.status = 'parked'),
+         (select case when b.per_day > 0 then 1 - b.day_available::float8 / b.per_day end
+            from keapsync.rate_budget_usage b where b.account_id = a.id),
+         coalesce((select t.last_error is not null from keapsync.oauth_tokens t where t.account_id = a.id), false)
+    from keapsync.accounts a
+    cross join lateral (select count(*) as n, min(w.received_at) as oldest from keapsync.webhook_inbox w
+                         where w.account_id = a.id and w.processed_at is null) i
+   order by a.created_at;
 $$;
 
 
@@ -1125,6 +1193,116 @@ CREATE FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) R
       where account_id = p_account and object_type = p_type and field = '*'),
     (select default_policy from keapsync.settings where account_id = p_account),
     'newest_wins');
+$$;
+
+
+--
+
+-- Name: prune(uuid, integer, boolean, timestamp with time zone); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.prune(p_account uuid, p_batch integer DEFAULT 500, p_dry_run boolean DEFAULT false, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(account_id uuid, what text, rows bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  a record;
+  n bigint;
+  v_max bigint;
+begin
+  if p_batch is null or p_batch < 1 then
+    raise exception 'keapsync: prune batch must be positive' using errcode = '22023';
+  end if;
+  for a in
+    select x.id, coalesce(r.processed_days, 7) as processed_days, coalesce(r.history_days, 90) as history_days,
+           coalesce(r.resolved_days, 30) as resolved_days
+      from keapsync.accounts x left join keapsync.retention r on r.account_id = x.id
+     where p_account is null or x.id = p_account
+     order by x.created_at
+  loop
+    -- processed hook deliveries
+    if p_dry_run then
+      select count(*) into n from keapsync.webhook_inbox i
+       where i.account_id = a.id and i.processed_at < p_now - make_interval(days => a.processed_days);
+    else
+      with d as (
+        delete from keapsync.webhook_inbox i where i.id in (
+          select i2.id from keapsync.webhook_inbox i2
+           where i2.account_id = a.id and i2.processed_at < p_now - make_interval(days => a.processed_days)
+           order by i2.processed_at limit p_batch)
+        returning 1)
+      select count(*) into n from d;
+    end if;
+    account_id := a.id; what := 'webhook_inbox'; rows := n; return next;
+
+    -- change history: oldest first, so a row and the later row that rolled it back go in order
+    -- (rolled_back_by points forward in time).
+    if p_dry_run then
+      select count(*) into n from keapsync.change_history h
+       where h.account_id = a.id and h.at < p_now - make_interval(days => a.history_days);
+    else
+      with doomed as (
+        select h2.id from keapsync.change_history h2
+         where h2.account_id = a.id and h2.at < p_now - make_interval(days => a.history_days)
+         order by h2.id limit p_batch),
+      -- a newer row kept that a doomed row rolled back would dangle; unlink it first
+      d as (delete from keapsync.change_history h where h.id in (select id from doomed)
+              and not exists (select 1 from keapsync.change_history k
+                               where k.rolled_back_by = h.id and k.id not in (select id from doomed))
+            returning h.id)
+      select count(*), max(d.id) into n, v_max from d;
+      if v_max is not null then
+        insert into keapsync.retention as r (account_id, history_pruned_through) values (a.id, v_max)
+        on conflict on constraint retention_pkey
+        do update set history_pruned_through = greatest(r.history_pruned_through, excluded.history_pruned_through);
+      end if;
+    end if;
+    account_id := a.id; what := 'change_history'; rows := n; return next;
+
+    -- resolved conflicts
+    if p_dry_run then
+      select count(*) into n from keapsync.conflicts c
+       where c.account_id = a.id and c.status = 'resolved' and c.resolved_at < p_now - make_interval(days => a.resolved_days);
+    else
+      with d as (
+        delete from keapsync.conflicts c where c.id in (
+          select c2.id from keapsync.conflicts c2
+           where c2.account_id = a.id and c2.status = 'resolved'
+             and c2.resolved_at < p_now - make_interval(days => a.resolved_days)
+           order by c2.resolved_at limit p_batch)
+        returning 1)
+      select count(*) into n from d;
+    end if;
+    account_id := a.id; what := 'conflicts'; rows := n; return next;
+
+    -- settled dead letters (done or discarded), by when they were last touched
+    if p_dry_run then
+      select count(*) into n from keapsync.dead_letters l
+       where l.account_id = a.id and l.status in ('done', 'discarded')
+         and greatest(l.last_failed_at, l.retry_requested_at) < p_now - make_interval(days => a.resolved_days);
+    else
+      with d as (
+        delete from keapsync.dead_letters l where l.id in (
+          select l2.id from keapsync.dead_letters l2
+           where l2.account_id = a.id and l2.status in ('done', 'discarded')
+             and greatest(l2.last_failed_at, l2.retry_requested_at) < p_now - make_interval(days => a.resolved_days)
+           limit p_batch)
+        returning 1)
+      select count(*) into n from d;
+    end if;
+    account_id := a.id; what := 'dead_letters'; rows := n; return next;
+  end loop;
+
+  -- expired OAuth states and links belong to no account: at once
+  if p_dry_run then
+    select (select count(*) from keapsync.oauth_states s where s.expires_at <= p_now)
+         + (select count(*) from keapsync.oauth_links l where l.expires_at <= p_now) into n;
+  else
+    with s as (delete from keapsync.oauth_states s where s.expires_at <= p_now returning 1),
+         l as (delete from keapsync.oauth_links l where l.expires_at <= p_now returning 1)
+    select (select count(*) from s) + (select count(*) from l) into n;
+  end if;
+  account_id := null; what := 'oauth'; rows := n; return next;
+end;
 $$;
 
 
@@ -1573,6 +1751,60 @@ begin
   perform realtime.send(msg, p_kind, 'keapsync:' || p_account::text, true);
   perform pg_notify('keapsync', msg::text);
 end;
+$$;
+
+
+--
+
+-- Name: stalls(interval, interval, timestamp with time zone); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.stalls(p_threshold interval DEFAULT '00:15:00'::interval, p_reconcile_threshold interval DEFAULT '01:00:00'::interval, p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(account_id uuid, path text, waiting_since timestamp with time zone, last_progress_at timestamp with time zone, detail text)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select a.id, 'inbox', w.since, w.progress, w.n || ' hook deliveries waiting'
+    from keapsync.accounts a
+    cross join lateral (
+      select min(i.received_at) as since, count(*) as n,
+             (select max(p.processed_at) from keapsync.webhook_inbox p
+               where p.account_id = a.id and p.processed_at is not null) as progress
+        from keapsync.webhook_inbox i
+       where i.account_id = a.id and i.processed_at is null and i.next_attempt_at <= p_now) w
+   where keapsync.account_can_sync(a.id) and w.since < p_now - p_threshold
+     and coalesce(w.progress, '-infinity') < p_now - p_threshold
+  union all
+  select a.id, 'push', w.since, w.progress, w.n || ' local edits waiting'
+    from keapsync.accounts a
+    cross join lateral (
+      -- the last push is looked up only when an edit has waited past the threshold (sync_state
+      -- has no index on it, and /readyz asks often)
+      select min(q.first_enqueued_at) as since, count(*) as n,
+             case when min(q.first_enqueued_at) < p_now - p_threshold then
+               (select max(s.last_pushed_at) from keapsync.sync_state s where s.account_id = a.id) end as progress
+        from keapsync.push_queue q
+       where q.account_id = a.id and q.next_attempt_at <= p_now) w
+   where keapsync.account_can_sync(a.id) and w.since < p_now - p_threshold
+     and coalesce(w.progress, '-infinity') < p_now - p_threshold
+  union all
+  select a.id, 'reconcile', w.backfilled, w.progress, 'no reconcile run since ' || coalesce(w.progress, w.backfilled)::text
+    from keapsync.accounts a
+    cross join lateral (
+      select (select max(c.finished_at) from keapsync.sync_cursors c
+               where c.account_id = a.id and c.kind = 'backfill') as backfilled,
+             (select max(c.updated_at) from keapsync.sync_cursors c
+               where c.account_id = a.id and c.kind = 'reconcile' and c.last_error is null) as progress) w
+   where keapsync.account_can_sync(a.id) and w.backfilled is not null
+     and greatest(w.backfilled, w.progress) < p_now - p_reconcile_threshold
+  union all
+  select null::uuid, 'slot', p.advanced_at, p.advanced_at,
+         'slot ' || s.slot_name || ': ' || pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)
+           || ' WAL bytes wait beyond its confirmed position'
+    from pg_catalog.pg_replication_slots s
+    join keapsync.slot_progress p on p.slot_name = s.slot_name
+   where s.confirmed_flush_lsn is not null
+     and pg_catalog.pg_current_wal_lsn() > s.confirmed_flush_lsn
+     and p.confirmed_lsn = s.confirmed_flush_lsn
+     and p.advanced_at < p_now - p_threshold
 $$;
 
 

@@ -830,6 +830,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.members TO keapsync_sidecar USING
 
 --
 
+-- Name: notifications keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.notifications TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: oauth_links keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.oauth_links TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -879,9 +886,23 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.rate_budget_usage TO keapsync_sid
 
 --
 
+-- Name: retention keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.retention TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: settings keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.settings TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: slot_progress keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.slot_progress TO keapsync_sidecar USING (true) WITH CHECK (true);
 
 
 --
@@ -1091,6 +1112,12 @@ CREATE POLICY members_read_health ON keapsync.oauth_tokens FOR SELECT TO authent
 
 --
 
+-- Name: notifications; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.notifications ENABLE ROW LEVEL SECURITY;
+
+--
+
 -- Name: oauth_links; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.oauth_links ENABLE ROW LEVEL SECURITY;
@@ -1133,9 +1160,21 @@ ALTER TABLE keapsync.rate_budget_usage ENABLE ROW LEVEL SECURITY;
 
 --
 
+-- Name: retention; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.retention ENABLE ROW LEVEL SECURITY;
+
+--
+
 -- Name: settings; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.settings ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: slot_progress; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.slot_progress ENABLE ROW LEVEL SECURITY;
 
 --
 

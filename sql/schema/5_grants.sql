@@ -191,6 +191,16 @@ GRANT ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) TO kea
 
 --
 
+-- Name: FUNCTION history_window_of_pruned(p_history_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) TO authenticated;
+
+
+--
+
 -- Name: FUNCTION is_admin(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.is_admin(p_account uuid) FROM PUBLIC;
@@ -362,11 +372,39 @@ GRANT ALL ON FUNCTION keapsync.my_admin_accounts() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION my_stalls(p_threshold interval, p_reconcile_threshold interval); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO service_role;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.my_stalls(p_threshold interval, p_reconcile_threshold interval) TO authenticated;
+
+
+--
+
 -- Name: FUNCTION new_oauth_link(p_link_hash bytea, p_ttl interval); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO service_role;
 GRANT ALL ON FUNCTION keapsync.new_oauth_link(p_link_hash bytea, p_ttl interval) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION observe_slot(p_slot text, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.observe_slot(p_slot text, p_now timestamp with time zone) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION ops_figures(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.ops_figures() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.ops_figures() TO service_role;
+GRANT ALL ON FUNCTION keapsync.ops_figures() TO keapsync_sidecar;
 
 
 --
@@ -395,6 +433,15 @@ GRANT ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local
 REVOKE ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.policy_for(p_account uuid, p_type text, p_field text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.prune(p_account uuid, p_batch integer, p_dry_run boolean, p_now timestamp with time zone) TO keapsync_sidecar;
 
 
 --
@@ -567,6 +614,15 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.stalls(p_threshold interval, p_reconcile_threshold interval, p_now timestamp with time zone) TO keapsync_sidecar;
 
 
 --
@@ -1442,6 +1498,14 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.members TO keapsync_sidecar;
 
 --
 
+-- Name: TABLE notifications; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.notifications TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.notifications TO keapsync_sidecar;
+
+
+--
+
 -- Name: TABLE oauth_links; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.oauth_links TO service_role;
@@ -1466,11 +1530,27 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.rate_budget_members TO keaps
 
 --
 
+-- Name: TABLE retention; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.retention TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.retention TO keapsync_sidecar;
+
+
+--
+
 -- Name: TABLE settings; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.settings TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.settings TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE slot_progress; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.slot_progress TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.slot_progress TO keapsync_sidecar;
 
 
 --

@@ -21,7 +21,9 @@ select 'authenticated', fn from unnest(array[
   'keapsync.rollback_change(bigint)', 'keapsync.retry_dead_letter(bigint)', 'keapsync.discard_dead_letter(bigint)',
   'keapsync.pending_push(uuid,text,bigint)',
   -- whether an account can sync now (the account state; false for accounts the caller cannot see)
-  'keapsync.account_can_sync(uuid)']) fn
+  'keapsync.account_can_sync(uuid)',
+  -- what the dashboard shows (each limited to the caller's accounts)
+  'keapsync.my_stalls(interval,interval)', 'keapsync.history_window_of_pruned(bigint)']) fn
 union all
 select 'keap_analyst', fn from unnest(array[
   'keapsync.is_member(uuid)', 'keapsync.is_admin(uuid)', 'keapsync.my_accounts()', 'keapsync.my_admin_accounts()',

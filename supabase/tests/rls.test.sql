@@ -32,6 +32,9 @@ insert into keapsync.oauth_links (link_hash, expires_at) values (sha256('l1'), n
 insert into keapsync.hook_endpoints (account_id) select id from acct;
 insert into keapsync.push_queue (account_id, object_type, local_id) select id, 'contact', -1 from acct;
 insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm1');
+insert into keapsync.retention (account_id) select id from acct;
+insert into keapsync.slot_progress (slot_name, advanced_at, observed_at) values ('s1', now(), now());
+insert into keapsync.notifications (key, message) values ('k1', 'm');
 insert into keapsync.rate_budget_usage (account_id, per_day, day_available) select id, 250000, 240000 from acct;
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
@@ -77,6 +80,9 @@ insert into matrix values
   ('keapsync', 'hook_endpoints', $$insert into keapsync.hook_endpoints (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'path_token'),
   ('keapsync', 'oauth_states', $$insert into keapsync.oauth_states (state, redirect_uri) values ('s2', 'https://x')$$, 'redirect_uri'),
   ('keapsync', 'oauth_links', $$insert into keapsync.oauth_links (link_hash, expires_at) values (sha256('l2'), now() + interval '1 minute')$$, 'expires_at'),
+  ('keapsync', 'retention', $$insert into keapsync.retention (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'history_days'),
+  ('keapsync', 'slot_progress', $$insert into keapsync.slot_progress (slot_name, advanced_at, observed_at) values ('s2', now(), now())$$, 'observed_at'),
+  ('keapsync', 'notifications', $$insert into keapsync.notifications (key, message) values ('k2', 'm')$$, 'message'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'push_queue', $$insert into keapsync.push_queue (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -5)$$, 'attempts'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts'),
@@ -103,7 +109,7 @@ do $$
 declare m record; acc text;
 begin
   for m in select * from matrix loop
-    acc := case when m.tbl = 'accounts' then 'id' when m.tbl in ('object_types', 'oauth_states', 'oauth_links', 'rate_budget_members') then null
+    acc := case when m.tbl = 'accounts' then 'id' when m.tbl in ('object_types', 'oauth_states', 'oauth_links', 'rate_budget_members', 'slot_progress', 'notifications') then null
                 else 'account_id' end;
     execute format('update counts set total = (select count(*) from %I.%I), a_rows = (select count(*) from %I.%I where %s), '
                    'b_rows = (select count(*) from %I.%I where %s) where tbl = %L',
@@ -156,7 +162,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   select case
     when p_who = 'anon' then 'denied'
     -- service-only tables: no account, no grants but the service role's
-    when p_tbl in ('oauth_states', 'oauth_links', 'rate_budget_members', 'hook_endpoints') then case
+    when p_tbl in ('oauth_states', 'oauth_links', 'rate_budget_members', 'hook_endpoints', 'retention', 'slot_progress', 'notifications') then case
       when p_who <> 'service' then 'denied' when p_op = 'select' then c.total::text else '1' end
     when p_who = 'service' then case p_op when 'select' then c.total::text when 'insert' then '1'
                                           else (case when p_tbl = 'object_types' then 0 else c.a_rows end)::text end
@@ -178,12 +184,12 @@ select is(pg_temp.attempt(w.who, case op
             when 'update' then format('update %I.%I set %I = %I where %s', m.schema_name, m.tbl, m.upd, m.upd,
                                       case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                                  when 'object_types' then 'false'
-                                                 when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true'
+                                                 when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true' when 'slot_progress' then 'true' when 'notifications' then 'true'
                                                  else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end)
             else format('delete from %I.%I where %s', m.schema_name, m.tbl,
                         case m.tbl when 'accounts' then $$id = 'aaaaaaaa-0000-4000-8000-000000000000'$$
                                    when 'object_types' then 'false'
-                                   when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true'
+                                   when 'oauth_states' then 'true' when 'oauth_links' then 'true' when 'rate_budget_members' then 'true' when 'slot_progress' then 'true' when 'notifications' then 'true'
                                    else $$account_id = 'aaaaaaaa-0000-4000-8000-000000000000'$$ end) end),
           pg_temp.expect(w.who, m.schema_name, m.tbl, op),
           format('%s %s %s.%s', w.who, op, m.schema_name, m.tbl))

@@ -112,6 +112,8 @@ insert into calls values
   ('keapsync.resolve_conflict(bigint,text,jsonb)', false, $$select keapsync.resolve_conflict({conflict}, 'value', '"x"')::text$$),
   ('keapsync.resolve_conflicts_by_policy(uuid,text,text)', false, $$select keapsync.resolve_conflicts_by_policy('{B}', 'keap_wins')$$),
   ('keapsync.rollback_change(bigint)', false, $$select keapsync.rollback_change({history})$$),
+  ('keapsync.prune(uuid,integer,boolean,timestamp with time zone)', false, $$select count(*) from keapsync.prune('{B}', 10, true)$$),
+  ('keapsync.history_window_of_pruned(bigint)', false, $$select keapsync.history_window_of_pruned({history})$$),
   ('keapsync.retry_dead_letter(bigint)', false, $$select keapsync.retry_dead_letter({dead})::text$$),
   ('keapsync.discard_dead_letter(bigint)', false, $$select keapsync.discard_dead_letter({dead})::text$$),
   ('keapsync.set_dead_letter(bigint,text)', false, $$select keapsync.set_dead_letter({dead}, 'retry')::text$$),

@@ -74,6 +74,7 @@ func newApp() *cli.App {
 			conflictsCommand(),
 			deadLettersCommand(),
 			rollbackCommand(),
+			pruneCommand(),
 			sandboxCommand(),
 			historyCommand(),
 		},

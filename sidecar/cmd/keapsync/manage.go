@@ -210,7 +210,7 @@ func rollbackCommand() *cli.Command {
 			return withPool(c, func(pool *pgxpool.Pool) error {
 				var undo *int64
 				if err := pool.QueryRow(c.Context, sqlRollback, id).Scan(&undo); err != nil {
-					return notFound(err, "change", id, "keapsync history")
+					return rollbackNotFound(c.Context, pool, err, id)
 				}
 				if undo == nil {
 					fmt.Fprintf(c.App.Writer, "change %d rolled back\n", id)

@@ -27,7 +27,7 @@ func serveCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{listenFlag, publicURLFlag,
 			&cli.DurationFlag{Name: "reconcile-every", Value: 10 * time.Minute, EnvVars: []string{"KEAPSYNC_RECONCILE_EVERY"}, Usage: "how often to sweep for changes hooks missed (0 disables)"},
 			&cli.DurationFlag{Name: "coalesce", Value: 2 * time.Second, EnvVars: []string{"KEAPSYNC_COALESCE"}, Usage: "how long hooked ids gather before one fetch"},
-		}, pushFlags...), slices.Concat(hookSigningKeyFlag.Flags(), serveDashboardFlags, keapFlags)...),
+		}, pushFlags...), slices.Concat(hookSigningKeyFlag.Flags(), serveDashboardFlags, keapFlags, opsFlags)...),
 		Action: runServe,
 	}
 }
@@ -69,18 +69,34 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	pruner, notifier, err := opsParts(c, s.pool)
+	if err != nil {
+		return err
+	}
+	slot := ""
+	if pusher != nil {
+		slot = c.String(pushSlotFlag.Name)
+	}
 	srv, stop, err := buildServer(c.Context, log, reg, s.pool, s.clients, pusher, serve.Config{
-		Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile},
+		Listen: c.String(listenFlag.Name), PublicURL: publicURL(c), ReconcileEvery: reconcile,
+		Stalls: stallThresholds(c), Slot: slot},
 		c.Duration("coalesce"), []byte(signingKey))
 	if err != nil {
 		return err
 	}
 	defer stop()
+	if pruner != nil {
+		srv.Retention = pruner
+	}
+	if notifier != nil {
+		srv.Notify = notifier
+	}
 	if c.String(supabaseURLFlag.Name) != "" || c.Bool(serveDashboardLocalFlag.Name) {
 		cfg, err := dashboardConfig(c, serveDashboardListenFlag.Name, serveDashboardURLFlag.Name, serveDashboardLocalFlag.Name)
 		if err != nil {
 			return err
 		}
+		cfg.Stalls = stallThresholds(c)
 		if srv.Dashboard, err = dashboard.New(cfg, s.pool); err != nil {
 			return err
 		}
