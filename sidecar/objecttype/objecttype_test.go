@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keapsync/keapsync/sidecar/objecttype"
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
