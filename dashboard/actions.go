@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 type conflictRow struct {
@@ -290,9 +292,14 @@ type historyData struct {
 	Rows  []historyRow
 }
 
-// historyTables are the tables whose records have a history page.
-var historyTables = map[string]bool{"contacts": true, "orders": true, "subscriptions": true, "tags": true,
-	"tag_categories": true}
+// historyTables are the tables whose records have a history page: every synced type's.
+var historyTables = func() map[string]bool {
+	out := map[string]bool{}
+	for _, t := range objecttype.All {
+		out[t.Table] = true
+	}
+	return out
+}()
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request, u *user) error {
 	v := &view{Title: "Change history", Nav: "data", User: u, CSRF: u.CSRF}

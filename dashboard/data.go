@@ -83,6 +83,24 @@ var ordersTable = prepare(&dataTable{
 	},
 })
 
+var companiesTable = prepare(&dataTable{
+	Name: "companies", Title: "Companies",
+	Headers: []string{"ID", "Keap ID", "Name", "Email", "Phone", "City", "Contacts", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(company_name, ''), coalesce(email, ''),
+       coalesce(phone, ''), coalesce(locality, ''),
+       (select count(*) from keap.contacts c where c.account_id = t.account_id and c.company_keap_id = t.keap_id)::text,
+       coalesce(to_char(update_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:    `keap.companies t`,
+	search:  `($2 = '' or company_name ilike $2 or email ilike $2)`,
+	filter:  `($3 = '' or locality = $3) and ($4 = '' or region = $4)`,
+	Filters: [2]filterSpec{{Param: "city", Label: "City"}, {Param: "region", Label: "Region"}},
+	Sorts: []sortSpec{
+		{Key: "name", Label: "Name", expr: `coalesce(lower(company_name), '')`, cast: `text`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+		{Key: "updated", Label: "Last updated", expr: `coalesce(update_time, '-infinity')`, cast: `timestamptz`},
+	},
+})
+
 func prepare(t *dataTable) *dataTable {
 	t.queries = map[string]string{}
 	where := ` where account_id = $1 and ` + t.search + ` and ` + t.filter

@@ -17,7 +17,8 @@ func TestPagesRenderForMember(t *testing.T) {
 	e := newEnv(t)
 	c := e.as(adminA)
 	for _, p := range []string{"/", "/health", "/conflicts", "/dead-letters", "/data/contacts", "/data/orders",
-		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total", "/settings",
+		"/data/contacts?q=ada&sort=name&dir=asc", "/data/orders?status=PAID&sort=total", "/data/companies?q=ac&sort=updated&dir=desc",
+		"/data/companies.csv", "/settings", "/history?table=companies&row=1",
 		"/history?table=contacts&row=1", "/?fragment=kpis", "/health?fragment=health"} {
 		resp, body := c.get(p)
 		if resp.StatusCode != 200 {
@@ -366,7 +367,8 @@ func TestSettingsAdminOnly(t *testing.T) {
 	}{
 		{"general", url.Values{"default_policy": {"manual"}, "propagate_deletes": {"on"}}},
 		{"policy", url.Values{"object_type": {"order"}, "field": {"notes"}, "policy": {"keap_wins"}}},
-		{"member", url.Values{"user_id": {viewerA}, "role": {"admin"}}},
+		{"direction", url.Values{"object_type": {"order"}, "direction": {"keap_to_postgres"}}},
+		{"member", url.Values{"user_id": {viewerA}, "role": {"admin"}}}, // last: the viewer becomes an admin
 	} {
 		c.form.Set("account", accountA)
 		if resp, _ := v.post("/settings/"+c.what, c.form); resp.StatusCode != 403 {
@@ -381,6 +383,12 @@ func TestSettingsAdminOnly(t *testing.T) {
 	}
 	if got := e.scalar(`select role from keapsync.members where account_id = $1 and user_id = $2`, accountA, viewerA); got != "admin" {
 		t.Fatalf("member role %q", got)
+	}
+	if got := e.scalar(`select direction from keapsync.sync_directions where account_id = $1 and object_type = 'order'`, accountA); got != "keap_to_postgres" {
+		t.Fatalf("direction %q", got)
+	}
+	if got := e.scalar(`select count(*)::text from keapsync.change_history where account_id = $1 and table_name = 'sync_directions' and actor is not null`, accountA); got != "1" {
+		t.Fatalf("direction changes audited with their actor: %s", got)
 	}
 	// An admin of A cannot write B's settings: RLS's WITH CHECK refuses.
 	if resp, _ := a.post("/settings/policy", url.Values{"account": {accountB}, "object_type": {"order"}, "field": {"notes"}, "policy": {"manual"}}); resp.StatusCode != 403 {

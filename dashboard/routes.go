@@ -42,6 +42,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /data/orders", s.page(s.dataPage(ordersTable)))
 	mux.Handle("GET /data/contacts.csv", s.page(s.exportCSV(contactsTable)))
 	mux.Handle("GET /data/orders.csv", s.page(s.exportCSV(ordersTable)))
+	mux.Handle("GET /data/companies", s.page(s.dataPage(companiesTable)))
+	mux.Handle("GET /data/companies.csv", s.page(s.exportCSV(companiesTable)))
 	mux.Handle("GET /settings", s.page(s.settings))
 	mux.Handle("POST /settings/{what}", s.page(s.saveSettings))
 	mux.Handle("GET /live/events", s.page(s.events))

@@ -18,7 +18,11 @@ type settingsData struct {
 	Members          []memberRow
 	Types            []string
 	Policies4        []string
+	Directions       []directionRow
+	Directions3      []string
 }
+
+type directionRow struct{ ObjectType, Direction string }
 
 type policyRow struct{ ObjectType, Field, Policy string }
 
@@ -40,17 +44,22 @@ on conflict (account_id) do update set default_policy = excluded.default_policy,
 	sqlSavePolicy = `insert into keapsync.conflict_policies (account_id, object_type, field, policy)
 values ($1, $2, coalesce(nullif($3, ''), '*'), $4)
 on conflict (account_id, object_type, field) do update set policy = excluded.policy`
-	sqlDeletePolicy = `delete from keapsync.conflict_policies where account_id = $1 and object_type = $2 and field = $3`
-	sqlSaveMember   = `insert into keapsync.members (account_id, user_id, role) values ($1, $2::uuid, $3)
+	// The same one-row update a person would type; the database records it in change_history.
+	sqlDirections    = `select object_type, direction from keapsync.sync_directions where account_id = $1 order by object_type`
+	sqlSaveDirection = `update keapsync.sync_directions set direction = $3 where account_id = $1 and object_type = $2`
+	sqlDeletePolicy  = `delete from keapsync.conflict_policies where account_id = $1 and object_type = $2 and field = $3`
+	sqlSaveMember    = `insert into keapsync.members (account_id, user_id, role) values ($1, $2::uuid, $3)
 on conflict (account_id, user_id) do update set role = excluded.role`
 	sqlDeleteMember = `delete from keapsync.members where account_id = $1 and user_id = $2::uuid and user_id <> (select auth.uid())`
 )
 
 var policies = []string{"newest_wins", "keap_wins", "local_wins", "manual"}
 
+var directions = []string{"both", "keap_to_postgres", "off"}
+
 func (s *Server) settings(w http.ResponseWriter, r *http.Request, u *user) error {
 	v := &view{Title: "Settings", Nav: "settings", User: u, CSRF: u.CSRF}
-	d := &settingsData{Policies4: policies}
+	d := &settingsData{Policies4: policies, Directions3: directions}
 	err := s.asUser(r.Context(), u, 8*time.Second, func(tx pgx.Tx) error {
 		if err := s.loadAccounts(r, tx, v); err != nil || v.Account == nil {
 			return err
@@ -66,6 +75,10 @@ func (s *Server) settings(w http.ResponseWriter, r *http.Request, u *user) error
 		}
 		rows, _ = tx.Query(ctx, sqlMembers, acct)
 		if d.Members, err = pgx.CollectRows(rows, pgx.RowToStructByPos[memberRow]); err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, sqlDirections, acct)
+		if d.Directions, err = pgx.CollectRows(rows, pgx.RowToStructByPos[directionRow]); err != nil {
 			return err
 		}
 		rows, _ = tx.Query(ctx, sqlObjectTypes)
@@ -94,6 +107,8 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request, u *user) e
 		q, args = sqlSavePolicy, []any{acct, r.PostFormValue("object_type"), r.PostFormValue("field"), r.PostFormValue("policy")}
 	case "policy-delete":
 		q, args = sqlDeletePolicy, []any{acct, r.PostFormValue("object_type"), r.PostFormValue("field")}
+	case "direction":
+		q, args = sqlSaveDirection, []any{acct, r.PostFormValue("object_type"), r.PostFormValue("direction")}
 	case "member":
 		q, args = sqlSaveMember, []any{acct, r.PostFormValue("user_id"), r.PostFormValue("role")}
 	case "member-delete":

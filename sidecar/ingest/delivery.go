@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 // MaxObjectKeys is Keap's batch limit: one delivery names at most 1000 objects.
@@ -59,28 +61,11 @@ func tagApplicationSide(objectType, apiURL string) string {
 
 var eventKeyPattern = regexp.MustCompile(`^[a-zA-Z]+(\.[a-zA-Z_]+)+$`)
 
-// objectTypeOf maps Keap event keys to the object keapsync refetches. contactGroup.applied and
-// .removed change contacts' tag ids, so contacts are refetched (which ones: see Delivery).
-func objectTypeOf(eventKey string) string {
-	prefix, _, _ := strings.Cut(eventKey, ".")
-	switch {
-	case eventKey == "contactGroup.applied" || eventKey == "contactGroup.removed":
-		return "contact"
-	case prefix == "contact":
-		return "contact"
-	case prefix == "contactGroup":
-		return "tag"
-	case prefix == "order":
-		return "order"
-	case strings.HasPrefix(eventKey, "invoice.payment."):
-		// A payment changes its invoice, which v1 serves as the order of the same id. Which id
-		// the delivery carries is undocumented: the worker only refetches it, never deletes.
-		return "order"
-	case prefix == "subscription":
-		return "subscription"
-	}
-	return ""
-}
+// objectTypeOf maps Keap event keys to the object keapsync refetches (the registry says which).
+// contactGroup.applied and .removed change contacts' tag ids, so contacts are refetched (which
+// ones: see Delivery). invoice.payment.* change the invoice, which v1 serves as the order of the
+// same id; which id the delivery carries is undocumented, so the worker only refetches it.
+func objectTypeOf(eventKey string) string { return objecttype.OfEvent(eventKey) }
 
 // IsDelete reports whether the event says the objects were deleted.
 func (d Delivery) IsDelete() bool { return strings.HasSuffix(d.EventKey, ".delete") }

@@ -9,19 +9,11 @@ import (
 	"strings"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
-// EventKeys are the Keap events keapsync subscribes to (one subscription each).
-var EventKeys = []string{
-	"contact.add", "contact.edit", "contact.delete",
-	"contactGroup.applied", "contactGroup.removed",
-	"contactGroup.add", "contactGroup.edit", "contactGroup.delete",
-	"order.add", "order.edit", "order.delete",
-	// A payment may leave the order's modification_date and order.edit alone (FACTS §7); these
-	// name the invoice, which in v1 is the order.
-	"invoice.payment.add", "invoice.payment.edit", "invoice.payment.delete",
-	"subscription.add", "subscription.edit", "subscription.delete",
-}
+// EventKeys are the Keap events keapsync subscribes to (one subscription each): the registry's.
+var EventKeys = objecttype.EventKeys()
 
 // HookAPI is what hook management needs of the Keap client.
 type HookAPI interface {
@@ -97,8 +89,13 @@ func EnsureHooks(ctx context.Context, db DB, api HookAPI, account, publicURL str
 	if err != nil {
 		return rep, fmt.Errorf("list hooks: %w", err)
 	}
+	// Types the account has turned off need no subscription (keapsync.sync_directions).
+	needed, err := eventKeysFor(ctx, tx, account)
+	if err != nil {
+		return rep, err
+	}
 	want := map[string]bool{}
-	for _, ev := range EventKeys {
+	for _, ev := range needed {
 		if slices.Contains(offered, ev) {
 			want[ev] = true // else this Keap app does not offer it
 		}
@@ -131,7 +128,7 @@ func EnsureHooks(ctx context.Context, db DB, api HookAPI, account, publicURL str
 		rep.Removed++
 	}
 	var keys []string
-	for _, ev := range EventKeys {
+	for _, ev := range needed {
 		if !want[ev] {
 			continue
 		}

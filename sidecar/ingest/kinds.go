@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 // Keap is what ingest needs of the Keap client (*keap.Client satisfies it).
@@ -26,6 +27,8 @@ type Keap interface {
 	OrderPayments(ctx context.Context, orderID keap.ID) ([]keap.Payment, error)
 	SubscriptionsV2(ctx context.Context, q keap.SubscriptionV2Query) iter.Seq2[keap.Subscription, error]
 	GetSubscriptionV2(ctx context.Context, id keap.ID) (*keap.Subscription, error)
+	Objects(ctx context.Context, path string, q keap.ObjectQuery) iter.Seq2[keap.Object, error]
+	GetObject(ctx context.Context, path string, id keap.ID, fields ...string) (*keap.Object, error)
 }
 
 // record is one Keap object as the database's apply functions take it.
@@ -40,7 +43,7 @@ type record struct {
 
 // kind knows how to read one object type from Keap.
 type kind struct {
-	objectType string // keapsync's name, as in keapsync.object_types
+	objectType string // the registry's name (objecttype.All), as in keapsync.object_types
 	// list yields everything changed since the time given (zero: everything), at least once.
 	list func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error]
 	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
@@ -202,6 +205,48 @@ var kinds = map[string]kind{
 	},
 }
 
+// The registry's v2 types are read without code of their own.
+func init() {
+	for _, t := range objecttype.All {
+		if t.V2 != nil {
+			kinds[t.Name] = v2Kind(t.Name, *t.V2)
+		}
+	}
+}
+
+// v2Kind reads a type through its v2 collection: since_time filters by update_time, but the
+// listing cannot be ordered by it, so the checkpoint moves only when a sweep is done.
+func v2Kind(name string, res objecttype.V2Resource) kind {
+	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
+	return kind{
+		objectType: name,
+		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
+			q := keap.ObjectQuery{Since: since, Fields: res.Fields, PageSize: 1000}
+			if res.NoSince {
+				q.Since = time.Time{}
+			}
+			seq := mapSeq(api.Objects(ctx, res.Path, q), rec)
+			return func(yield func(record, error) bool) {
+				for r, err := range seq {
+					if err == nil && r.bad == nil && !since.IsZero() && r.modified.Before(since) {
+						continue // the whole collection was listed: older ones are here already
+					}
+					if !yield(r, err) {
+						return
+					}
+				}
+			}
+		},
+		get: func(ctx context.Context, api Keap, id int64) (record, error) {
+			o, err := api.GetObject(ctx, res.Path, keap.ID(id), res.Fields...)
+			if err != nil {
+				return record{}, err
+			}
+			return rec(*o), nil
+		},
+	}
+}
+
 var errNoCount = errors.New("no count for this listing")
 
 func orderRecord(o keap.Order) record {
@@ -256,8 +301,9 @@ func (r record) with(name string, v any) (record, error) {
 	return r, nil
 }
 
-// ObjectTypes lists what backfill and reconcile cover, in dependency order.
-var ObjectTypes = []string{"tag", "contact", "order", "subscription"}
+// ObjectTypes lists what backfill and reconcile cover, in dependency order: the registry's swept
+// types, each of which has a kind here (a test holds the two together).
+var ObjectTypes = objecttype.SweptNames()
 
 func kindOf(objectType string) (kind, error) {
 	k, ok := kinds[objectType]

@@ -137,7 +137,7 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 	ctx = keap.WithPriority(ctx, prio)
 	// Listings walked by offset (orders) fetch pages ahead as far as ranges are fetched at once.
 	ctx = keap.WithPrefetch(ctx, s.Fetchers)
-	ks, err := kindsOf(objectTypes)
+	ks, err := s.kindsToSync(ctx, account, objectTypes)
 	if err != nil {
 		return err
 	}
@@ -653,7 +653,7 @@ func (s *Sweeper) SweepDeletes(ctx context.Context, account string, objectTypes 
 		return 0, err
 	}
 	ctx = keap.WithPriority(ctx, keap.Background)
-	ks, err := kindsOf(objectTypes)
+	ks, err := s.kindsToSync(ctx, account, objectTypes)
 	if err != nil {
 		return 0, err
 	}

@@ -141,3 +141,20 @@ func TestSliceBounds(t *testing.T) {
 		}
 	}
 }
+
+// Every type the registry sweeps has a kind that reads it from Keap, and no kind is left over.
+func TestKindsMatchTheRegistry(t *testing.T) {
+	var have []string
+	for name, k := range kinds {
+		if k.objectType != name {
+			t.Errorf("kinds[%q].objectType = %q", name, k.objectType)
+		}
+		have = append(have, name)
+	}
+	want := slices.Clone(ObjectTypes)
+	slices.Sort(have)
+	slices.Sort(want)
+	if !slices.Equal(have, want) {
+		t.Fatalf("kinds %v, registry's swept types %v", have, want)
+	}
+}

@@ -161,6 +161,9 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	if err != nil {
 		return err
 	}
+	if off, err := isOff(ctx, tx, account, objectType); err != nil || off {
+		return err // a type turned off: its deliveries are done with, nothing fetched
+	}
 	api, err := w.API(ctx, account)
 	if err != nil {
 		return err

@@ -8,13 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const (
-	sqlObjectTypes = `select table_name, object_type from keapsync.object_types`
-	sqlConfirmed   = `select coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = $1`
+	sqlConfirmed = `select coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = $1`
 
 	// One statement per batch (keapsync.enqueue_pushes is enqueue_push for many records). Deletes arrive without their account (the old tuple is the
 	// primary key only): sync_state still holds it when the delete is to be propagated, and
@@ -71,10 +69,6 @@ func (p *Pusher) Consume(ctx context.Context) error {
 // stream is one replication session. Changes are gathered, written to the queue in one
 // transaction per batch, and only then is the end of the last transaction received confirmed.
 func (p *Pusher) stream(ctx context.Context) error {
-	types, err := p.objectTypes(ctx)
-	if err != nil {
-		return err
-	}
 	var start string
 	if err := p.cfg.DB.QueryRow(ctx, sqlConfirmed, p.cfg.Slot).Scan(&start); err != nil {
 		return fmt.Errorf("push: read slot position: %w", err)
@@ -83,7 +77,7 @@ func (p *Pusher) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("push: slot position %q: %w", start, err)
 	}
-	s := newSession(p, newDecoder(types), confirmed)
+	s := newSession(p, newDecoder(), confirmed)
 	conn, err := p.replicationConn(ctx)
 	if err != nil {
 		return err
@@ -102,20 +96,6 @@ func (p *Pusher) stream(ctx context.Context) error {
 	p.metrics.active.Set(1)
 	defer p.metrics.active.Set(0)
 	return s.run(ctx, conn)
-}
-
-func (p *Pusher) objectTypes(ctx context.Context) (map[string]string, error) {
-	rows, err := p.cfg.DB.Query(ctx, sqlObjectTypes)
-	if err != nil {
-		return nil, fmt.Errorf("push: read object types: %w", err)
-	}
-	out := map[string]string{}
-	var table, kind string
-	_, err = pgx.ForEachRow(rows, []any{&table, &kind}, func() error { out[table] = kind; return nil })
-	if err != nil {
-		return nil, fmt.Errorf("push: read object types: %w", err)
-	}
-	return out, nil
 }
 
 func (p *Pusher) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {

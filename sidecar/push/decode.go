@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 // change says "record localID of objectType changed". account is empty when the stream did not
@@ -28,12 +30,11 @@ type relation struct {
 // decoder turns pgoutput row messages into changes. It keeps the relation cache pgoutput relies
 // on: a Relation message precedes the first row of a table in each session and after DDL.
 type decoder struct {
-	objectTypes map[string]string // keap table name -> object type
-	relations   map[uint32]*relation
+	relations map[uint32]*relation
 }
 
-func newDecoder(objectTypes map[string]string) *decoder {
-	return &decoder{objectTypes: objectTypes, relations: map[uint32]*relation{}}
+func newDecoder() *decoder {
+	return &decoder{relations: map[uint32]*relation{}}
 }
 
 // relation caches a Relation message. Tables that are not synced object types are remembered
@@ -42,11 +43,8 @@ func (d *decoder) relation(m *pglogrepl.RelationMessageV2) {
 	r := &relation{name: m.RelationName, id: -1, account: -1, origin: -1}
 	idColumn := "id"
 	if m.Namespace == "keap" {
-		r.objectType = d.objectTypes[m.RelationName]
-		if m.RelationName == "contact_tags" {
-			// A tag on a contact is part of the contact: Keap applies tags per contact.
-			r.objectType, idColumn = "contact", "contact_id"
-		}
+		// A part's row (a tag on a contact) is a change of the record that owns it.
+		r.objectType, idColumn, _ = objecttype.OfTable(m.RelationName)
 	}
 	for i, c := range m.Columns {
 		switch c.Name {

@@ -54,7 +54,7 @@ const acct = "11111111-1111-4111-8111-111111111111"
 
 func TestDecoder(t *testing.T) {
 	t.Parallel()
-	d := newDecoder(map[string]string{"contacts": "contact", "tags": "tag"})
+	d := newDecoder()
 	for _, m := range [][]byte{
 		relationMsg(1, "keap", "contacts", "id", "account_id", "given_name", "sync_origin"),
 		relationMsg(2, "keap", "contact_tags", "account_id", "contact_id", "tag_id", "date_applied", "sync_origin"),

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 const (
@@ -128,13 +129,14 @@ func (p *Pusher) park(ctx context.Context, conn *pgxpool.Conn, j job, r *refusal
 // lockRow locks a record's row before mark_pushed touches its sync state. A local edit locks
 // the row, then its trigger the sync state; mark_pushed would take them the other way round
 // (sync state, then the row it writes back to), and the two would deadlock.
-var lockRow = map[string]string{
-	"contact":      `select 1 from keap.contacts where id = $1 for update`,
-	"tag":          `select 1 from keap.tags where id = $1 for update`,
-	"tag_category": `select 1 from keap.tag_categories where id = $1 for update`,
-	"order":        `select 1 from keap.orders where id = $1 for update`,
-	"subscription": `select 1 from keap.subscriptions where id = $1 for update`,
-}
+var lockRow = func() map[string]string {
+	out := map[string]string{}
+	for _, t := range objecttype.All {
+		// The table names are the registry's constants, not input.
+		out[t.Name] = fmt.Sprintf(`select 1 from %s where id = $1 for update`, pgx.Identifier{"keap", t.Table}.Sanitize())
+	}
+	return out
+}()
 
 // record hands Keap's answer to mark_pushed.
 func record(ctx context.Context, tx pgx.Tx, j job, pushed, answer json.RawMessage) error {

@@ -30,6 +30,9 @@ type Keap interface {
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	ListOrders(ctx context.Context, q keap.OrderQuery) (*keap.Page[keap.Order], error)
 	DeleteOrder(ctx context.Context, id keap.ID) error
+	CreateObject(ctx context.Context, path string, body any) (*keap.Object, error)
+	UpdateObject(ctx context.Context, path string, id keap.ID, body any, updateMask ...string) (*keap.Object, error)
+	DeleteObject(ctx context.Context, path string, id keap.ID) error
 }
 
 var _ Keap = (*keap.Client)(nil)
@@ -65,6 +68,13 @@ func (r *request) keapID() keap.ID {
 // push sends one record to Keap and records the answer. It returns the outcome, or an error:
 // a *refusal parks the record, anything else is retried.
 func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, error) {
+	if both, err := sendsToKeap(ctx, conn, j); err != nil || !both {
+		if err != nil {
+			return "", err
+		}
+		p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
+		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+	}
 	var raw []byte
 	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
 		return "", fmt.Errorf("push: push_request: %w", err)
@@ -96,6 +106,8 @@ func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job,
 		return p.pushDelete(ctx, conn, api, j, req)
 	case j.objectType == "contact":
 		return p.pushContact(ctx, conn, api, j, req, refreshed)
+	case v2Path(j.objectType) != "":
+		return p.pushObject(ctx, conn, api, j, req)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
 		return p.pushCreate(ctx, conn, api, j, req)
 	}
@@ -119,6 +131,10 @@ func deleteInKeap(ctx context.Context, api Keap, j *job, req *request) error {
 	case "order":
 		err = api.DeleteOrder(ctx, req.keapID())
 	default:
+		if path := v2Path(j.objectType); path != "" {
+			err = api.DeleteObject(ctx, path, req.keapID())
+			break
+		}
 		return &refusal{keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("Keap's API cannot delete a %s", j.objectType)}
 	}
 	if err != nil && !errors.Is(err, keap.ErrNotFound) {

@@ -9,12 +9,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
-// Tables are the keap.* tables the publication carries. order_items and order_payments are left
-// out: they carry no origin marker, and Keap's v1 API cannot change an order once it exists (a
-// local order's items are read with the order when it is created).
-var Tables = []string{"contacts", "tag_categories", "tags", "contact_tags", "orders", "subscriptions"}
+// Tables are the keap.* tables the publication carries: the registry's. order_items and
+// order_payments are not among them: they carry no origin marker, and Keap's v1 API cannot change
+// an order once it exists (a local order's items are read with the order when it is created).
+var Tables = objecttype.Tables()
 
 // Errors from the setup checks, for errors.Is (and for `keapsync doctor` to explain).
 var (

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"testing"
 )
 
@@ -69,6 +70,29 @@ func TestContract(t *testing.T) {
 	c.json("GET", fmt.Sprintf("%s/subscriptions?contact_id=%d", v1, id), nil, 200, nil)
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil)
 	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
+	var co map[string]any
+	c.json("POST", "/crm/rest/v2/companies", map[string]any{"company_name": "Acme", "email_address": map[string]any{"email": "a@acme.io", "field": "EMAIL1"},
+		"address": map[string]any{"line1": "1 A St", "locality": "Mesa", "region": "AZ", "postal_code": "85201", "country_code": "USA", "field": "OTHER"}}, 201, &co)
+	cid, _ := strconv.ParseInt(co["id"].(string), 10, 64) // a string in v2
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/companies/%d", cid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/companies/%d?update_mask=website", cid), map[string]any{"website": "https://acme.io"}, 200, nil)
+	c.json("GET", "/crm/rest/v2/companies?page_size=1&order_by=id%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/companies/%d", cid), nil, 204, nil)
+	var pr map[string]any
+	c.json("POST", "/crm/rest/v2/products", map[string]any{"name": "Widget", "sku": "W-1", "price": 1999, "short_description": "w", "active": true}, 201, &pr)
+	pid, _ := strconv.ParseInt(pr["id"].(string), 10, 64)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/products/%d?update_mask=description", pid), map[string]any{"description": "d"}, 200, nil)
+	c.json("GET", "/crm/rest/v2/products?page_size=2&order_by=last_updated_time%20asc", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
+	var tk map[string]any
+	c.json("POST", "/crm/rest/v2/tasks", map[string]any{"title": "Call", "assigned_to_user_id": "1", "contact_id": strconv.FormatInt(id, 10),
+		"due_time": "2026-03-01T09:00:00.000Z", "priority": "ESSENTIAL"}, 201, &tk)
+	tkid, _ := strconv.ParseInt(tk["id"].(string), 10, 64)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=completed", tkid), map[string]any{"completed": true}, 200, nil)
+	c.json("GET", "/crm/rest/v2/tasks?page_size=2&order_by=update_time%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

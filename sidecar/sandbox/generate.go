@@ -40,6 +40,8 @@ func generate(s *store, seed int64, count int) {
 	cycles := []string{"MONTH", "YEAR", "WEEK"}
 	for i := 1; i <= 8; i++ {
 		p := &product{ID: s.nextID("product"), Name: fmt.Sprintf("Product %d", i), Price: float64(rnd.IntN(20000)+500) / 100, SKU: fmt.Sprintf("SKU-%03d", i)}
+		p.created = s.stamp.clock.Now() // not a stamp: generated data keeps its clock
+		p.updated = p.created
 		if i%2 == 0 {
 			p.Plans = []subscriptionPlan{{ID: s.nextID("plan"), Cycle: cycles[i%3], Frequency: 1, Price: p.Price}}
 		}

@@ -9,11 +9,16 @@ import (
 )
 
 type product struct {
-	ID    int64              `json:"id"`
-	Name  string             `json:"product_name"`
-	Price float64            `json:"product_price"`
-	SKU   string             `json:"sku"`
-	Plans []subscriptionPlan `json:"subscription_plans,omitempty"`
+	ID          int64              `json:"id"`
+	Name        string             `json:"product_name"`
+	Price       float64            `json:"product_price"`
+	SKU         string             `json:"sku"`
+	Description string             `json:"description,omitempty"`
+	Plans       []subscriptionPlan `json:"subscription_plans,omitempty"`
+	// inactive: retired from sale ([V2]'s active=false); created/updated are [V2]'s timestamps.
+	inactive         bool
+	short            string
+	created, updated time.Time
 }
 
 type subscriptionPlan struct {

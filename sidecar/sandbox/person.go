@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -194,4 +196,118 @@ func normalize(fields map[string]any) (map[string]any, error) {
 		return nil, fmt.Errorf("fields: %w", err)
 	}
 	return out, nil
+}
+
+// CreateCompany creates a company as a person in Keap would (emits company.add). fields take
+// [V2]'s CreateCompanyRequest shape.
+func (s *Server) CreateCompany(fields map[string]any) (int64, error) {
+	var in companyInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create company: %w", err)
+	}
+	c, err := s.store.createCompany(in)
+	if err != nil {
+		return 0, fmt.Errorf("create company: %w", err)
+	}
+	return c.id, nil
+}
+
+// EditCompany changes the properties fields names (emits company.edit).
+func (s *Server) EditCompany(id int64, fields map[string]any) error {
+	var in companyInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	mask := slices.Collect(maps.Keys(fields))
+	if _, err := s.store.updateCompany(id, in, mask); err != nil {
+		return fmt.Errorf("edit company %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteCompany deletes a company (emits company.delete).
+func (s *Server) DeleteCompany(id int64) error {
+	if err := s.store.deleteCompany(id); err != nil {
+		return fmt.Errorf("delete company %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateProduct adds a product to the catalogue as a person in Keap would (emits product.add).
+// fields take [V2]'s CreateProductRequest shape.
+func (s *Server) CreateProduct(fields map[string]any) (int64, error) {
+	var in productInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create product: %w", err)
+	}
+	p, err := s.store.createProduct(in)
+	if err != nil {
+		return 0, fmt.Errorf("create product: %w", err)
+	}
+	return p.ID, nil
+}
+
+// EditProduct changes the properties fields names (emits product.edit).
+func (s *Server) EditProduct(id int64, fields map[string]any) error {
+	var in productInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	mask := slices.Collect(maps.Keys(fields))
+	if _, err := s.store.updateProduct(id, in, mask); err != nil {
+		return fmt.Errorf("edit product %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteProduct deletes a product (emits product.delete).
+func (s *Server) DeleteProduct(id int64) error {
+	if err := s.store.deleteProduct(id); err != nil {
+		return fmt.Errorf("delete product %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateTask creates a task as a person in Keap would (emits task.add); fields take [V2]'s
+// CreateTaskRequest shape (ids as strings).
+func (s *Server) CreateTask(fields map[string]any) (int64, error) {
+	var in taskInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create task: %w", err)
+	}
+	t, err := s.store.createTask(in)
+	if err != nil {
+		return 0, fmt.Errorf("create task: %w", err)
+	}
+	return t.id, nil
+}
+
+// EditTask changes the properties fields names (emits task.edit).
+func (s *Server) EditTask(id int64, fields map[string]any) error {
+	var in taskInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	mask := slices.Collect(maps.Keys(fields))
+	if _, err := s.store.updateTask(id, in, mask); err != nil {
+		return fmt.Errorf("edit task %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteTask deletes a task (emits task.delete).
+func (s *Server) DeleteTask(id int64) error {
+	if err := s.store.deleteTask(id); err != nil {
+		return fmt.Errorf("delete task %d: %w", id, err)
+	}
+	return nil
+}
+
+// remarshal turns helper arguments into an API input, as the API would decode them.
+func remarshal(fields map[string]any, into any) error {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
 }

@@ -67,6 +67,24 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	// v2 only where v1 has no way: a subscription's modification_time and get-by-id.
 	h("GET /crm/rest/v2/subscriptions", a.listSubscriptionsV2)
 	h("GET /crm/rest/v2/subscriptions/{id}", a.getSubscriptionV2)
+	// Companies through v2: v1's carry no timestamps and cannot be deleted.
+	h("GET /crm/rest/v2/companies", a.listCompaniesV2)
+	h("POST /crm/rest/v2/companies", a.createCompanyV2)
+	h("GET /crm/rest/v2/companies/{id}", a.getCompanyV2)
+	h("PATCH /crm/rest/v2/companies/{id}", a.patchCompanyV2)
+	h("DELETE /crm/rest/v2/companies/{id}", a.deleteCompanyV2)
+	// Products through v2: the catalogue with timestamps.
+	h("GET /crm/rest/v2/products", a.listProductsV2)
+	h("POST /crm/rest/v2/products", a.createProductV2)
+	h("GET /crm/rest/v2/products/{id}", a.getProductV2)
+	h("PATCH /crm/rest/v2/products/{id}", a.patchProductV2)
+	h("DELETE /crm/rest/v2/products/{id}", a.deleteProductV2)
+	// Tasks through v2 (modification_time is their clock).
+	h("GET /crm/rest/v2/tasks", a.listTasksV2)
+	h("POST /crm/rest/v2/tasks", a.createTaskV2)
+	h("GET /crm/rest/v2/tasks/{id}", a.getTaskV2)
+	h("PATCH /crm/rest/v2/tasks/{id}", a.patchTaskV2)
+	h("DELETE /crm/rest/v2/tasks/{id}", a.deleteTaskV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

@@ -15,6 +15,7 @@ type State struct {
 	Products      []product        `json:"products"`
 	Orders        []map[string]any `json:"orders"`
 	Subscriptions []map[string]any `json:"subscriptions"` // v2 shape, with modification_time
+	Companies     []map[string]any `json:"companies"`     // v2 shape
 	Hooks         []Hook           `json:"hooks"`
 }
 
@@ -58,6 +59,9 @@ func (s *store) snapshot() State {
 	}
 	for _, id := range s.subIDs {
 		st.Subscriptions = append(st.Subscriptions, s.subs[id].v2())
+	}
+	for _, id := range s.companyIDs {
+		st.Companies = append(st.Companies, s.companies[id].v2())
 	}
 	return st
 }

@@ -40,6 +40,12 @@ type store struct {
 
 	subs   map[int64]*subscription
 	subIDs []int64
+
+	companies  map[int64]*company
+	companyIDs []int64
+
+	tasks   map[int64]*task
+	taskIDs []int64
 }
 
 func newStore(clock Clock) *store {
@@ -55,6 +61,7 @@ func newStore(clock Clock) *store {
 		products:   map[int64]*product{},
 		orders:     map[int64]*order{},
 		subs:       map[int64]*subscription{},
+		companies:  map[int64]*company{},
 	}
 }
 

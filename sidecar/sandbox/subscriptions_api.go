@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"sort"
@@ -59,25 +58,9 @@ func (a *restAPI) getSubscriptionV2(w http.ResponseWriter, r *http.Request) erro
 // order_by=id|modification_time [asc|desc]. The page token is an opaque offset.
 func (a *restAPI) listSubscriptionsV2(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	size := 1000
-	if v := q.Get("page_size"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1000 {
-			return badRequest("Invalid page_size: " + v)
-		}
-		if n > 0 {
-			size = n
-		}
-	}
-	offset := 0
-	if v := q.Get("page_token"); v != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(v)
-		if err == nil {
-			offset, err = strconv.Atoi(strings.TrimPrefix(string(raw), "o:"))
-		}
-		if err != nil || offset < 0 {
-			return badRequest("Invalid page_token")
-		}
+	size, offset, err := v2Page(q)
+	if err != nil {
+		return err
 	}
 	var contactID int64
 	if f := q.Get("filter"); f != "" {
@@ -117,7 +100,7 @@ func (a *restAPI) listSubscriptionsV2(w http.ResponseWriter, r *http.Request) er
 	}
 	out := map[string]any{"subscriptions": items}
 	if hi < len(all) {
-		out["next_page_token"] = base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(hi)))
+		out["next_page_token"] = v2NextToken(hi)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -571,6 +571,23 @@ $$;
 
 --
 
+-- Name: guard_direction(text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.guard_direction(p_table text, p_type text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  execute format('drop trigger if exists guard_direction on keap.%I', p_table);
+  execute format('create trigger guard_direction before insert or update or delete on keap.%I for each row
+                    when (pg_catalog.current_setting(''keapsync.origin'', true) is distinct from ''keap'')
+                    execute function keapsync.tg_guard_direction(%L)', p_table, p_type);
+end;
+$$;
+
+
+--
+
 -- Name: history_window_of_pruned(bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) RETURNS integer
@@ -626,6 +643,44 @@ $$;
 
 --
 
+-- Name: keap_body(text, jsonb, text[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  paths jsonb := (select t.keap_paths from keapsync.object_types t where t.object_type = p_type);
+  writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
+  groups text[];
+  body jsonb := '{}';
+  c text;
+  p text[];
+  v jsonb;
+begin
+  groups := array(select distinct paths -> k ->> 0 from unnest(p_keys) k where k = any (writable) and paths ? k order by 1);
+  foreach c in array writable loop
+    p := array(select jsonb_array_elements_text(paths -> c));
+    if not (p[1] = any (groups)) then
+      continue;
+    end if;
+    v := p_doc -> c;
+    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+      v := to_jsonb(v #>> '{}');
+    end if;
+    if array_length(p, 1) = 1 then
+      body := body || jsonb_build_object(p[1], v);
+    elsif p_doc ? c then
+      body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], v));
+    end if;
+  end loop;
+  return jsonb_build_object('body', body, 'update_mask', to_jsonb(groups));
+end;
+$$;
+
+
+--
+
 -- Name: keap_columns_of(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
@@ -644,6 +699,8 @@ CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
                   case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end) ph
                  order by ph ->> 'field' limit 1),
       'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
+      'company_keap_id', case when pg_catalog.jsonb_typeof(p_raw -> 'company') = 'object'
+                              then p_raw -> 'company' ->> 'id' end,
       'job_title', p_raw ->> 'job_title',
       'owner_id', p_raw ->> 'owner_id',
       'lead_source_id', p_raw ->> 'lead_source_id',
@@ -689,6 +746,10 @@ CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
+  else
+    (select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
+       from keapsync.object_types t, pg_catalog.jsonb_each(t.keap_paths) e
+      where t.object_type = p_type)
   end;
 $$;
 
@@ -739,7 +800,7 @@ CREATE FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) RETURNS timesta
     when 'order' then coalesce(p_raw ->> 'modification_date', p_raw ->> 'modification_time')
     when 'subscription' then p_raw ->> 'modification_time'
     when 'tag' then p_raw ->> 'update_time'
-    else null end);
+    else p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type) end);
 $$;
 
 
@@ -1271,6 +1332,7 @@ declare
   p jsonb := keapsync.pending_push(p_account, p_type, p_local_id);
   op text := p ->> 'op';
   fields jsonb := p -> 'fields';
+  ops text[] := (select t.push_ops from keapsync.object_types t where t.object_type = p_type);
   keys text[];
   doc jsonb;
   req jsonb;
@@ -1280,7 +1342,7 @@ begin
   pushed := fields || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}');
   req := jsonb_build_object('op', op, 'keap_id', p -> 'keap_id', 'pushed', pushed);
   if op in ('none', 'delete') then
-    if op = 'delete' and p_type not in ('contact', 'order') then
+    if op = 'delete' and p_type not in ('contact', 'order') and not ('delete' = any (ops)) then
       return req || jsonb_build_object('op', 'unsupported', 'reason', format('Keap''s API cannot delete a %s', p_type));
     end if;
     return req;
@@ -1305,13 +1367,15 @@ begin
       'order_items', (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                          'product_id', i.product_id, 'quantity', i.quantity, 'price', i.price, 'description', i.description))), '[]')
                         from keap.order_items i where i.order_id = p_local_id))));
+  elsif op = any (ops) then
+    return req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
   end if;
   return req || jsonb_build_object('op', 'unsupported', 'reason',
     case p_type
       when 'order' then 'Keap''s REST v1 has no order update; change orders in Keap'
       when 'subscription' then 'Keap''s REST v1 cannot change or create subscriptions this way; change them in Keap'
       when 'tag' then 'Keap''s REST v1 has no tag update; rename tags in Keap'
-      else format('pushing %s %s is not supported', op, p_type) end);
+      else format('keapsync does not %s a %s in Keap; do it in Keap', op, p_type) end);
 end;
 $$;
 
@@ -1791,6 +1855,33 @@ begin
   perform keapsync.purge_oauth_expired();
   delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri into v_redirect;
   return v_redirect;
+end;
+$$;
+
+
+--
+
+-- Name: tg_guard_direction(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_guard_direction() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  r record := coalesce(new, old);
+  d text;
+begin
+  select s.direction into d from keapsync.sync_directions s
+   where s.account_id = r.account_id and s.object_type = tg_argv[0];
+  if coalesce(d, 'both') <> 'both' then
+    raise exception 'keap.% of account % syncs %: a change made here would never reach Keap, so it is refused',
+                    tg_table_name, r.account_id,
+                    case d when 'off' then 'not at all (off)' else 'from Keap to Postgres only' end
+      using errcode = 'read_only_sql_transaction',
+            hint = format('Change it in Keap, or let %s sync both ways: update keapsync.sync_directions set direction = ''both'' where account_id = %L and object_type = %L',
+                          tg_argv[0], r.account_id, tg_argv[0]);
+  end if;
+  return r;
 end;
 $$;
 
@@ -2342,6 +2433,58 @@ begin
   values (old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at);
   if random() < 0.05 then
     perform keapsync.compact_sync_activity();
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_directions_audit(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_directions_audit() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'UPDATE' then
+    new.updated_at := now();
+    if new.direction is not distinct from old.direction and new.object_type = old.object_type
+       and new.account_id = old.account_id then
+      return new;
+    end if;
+  end if;
+  if tg_op = 'INSERT' and new.direction = 'both' then
+    return new; -- the default every account and type starts with
+  end if;
+  insert into keapsync.change_history (account_id, table_name, row_id, op, origin, changed, old_row, new_row, actor)
+  values (coalesce(new.account_id, old.account_id), 'sync_directions', coalesce(new.id, old.id), lower(tg_op), 'local',
+          jsonb_build_object('direction', jsonb_build_object('old', old.direction, 'new', new.direction)),
+          case when tg_op <> 'INSERT' then to_jsonb(old) end, case when tg_op <> 'DELETE' then to_jsonb(new) end,
+          auth.uid());
+  return coalesce(new, old);
+end;
+$$;
+
+
+--
+
+-- Name: tg_sync_directions_fill(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_sync_directions_fill() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_table_name = 'accounts' then
+    insert into keapsync.sync_directions (account_id, object_type)
+    select n.id, t.object_type from new_rows n cross join keapsync.object_types t
+    on conflict do nothing;
+  else
+    insert into keapsync.sync_directions (account_id, object_type)
+    select a.id, n.object_type from keapsync.accounts a cross join new_rows n
+    on conflict do nothing;
   end if;
   return null;
 end;

@@ -182,6 +182,15 @@ GRANT ALL ON FUNCTION keapsync.grant_sidecar_rls() TO service_role;
 
 --
 
+-- Name: FUNCTION guard_direction(p_table text, p_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.guard_direction(p_table text, p_type text) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION history_window_of_pruned(p_history_id bigint); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.history_window_of_pruned(p_history_id bigint) FROM PUBLIC;
@@ -229,6 +238,15 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.object_types TO keapsync_sid
 REVOKE ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.is_merge_key(t keapsync.object_types, p_key text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION keap_body(p_type text, p_doc jsonb, p_keys text[]); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) TO keapsync_sidecar;
 
 
 --
@@ -636,6 +654,15 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sideca
 
 --
 
+-- Name: FUNCTION tg_guard_direction(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_guard_direction() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_guard_direction() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_guard_direction() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_kpi_contact_tags_delete(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_contact_tags_delete() FROM PUBLIC;
@@ -807,6 +834,24 @@ GRANT ALL ON FUNCTION keapsync.tg_sync_activity_out() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION tg_sync_directions_audit(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_directions_audit() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_audit() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_audit() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_sync_directions_fill(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_sync_directions_fill() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_fill() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_sync_directions_fill() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_track_change(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_track_change() FROM PUBLIC;
@@ -849,6 +894,25 @@ GRANT ALL ON FUNCTION keapsync.write_order_children(p_account uuid, p_order_id b
 REVOKE ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO service_role;
 GRANT ALL ON FUNCTION keapsync.write_row(p_account uuid, p_type text, p_local_id bigint, p_keap_id bigint, p_doc jsonb, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE companies; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.companies TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies TO authenticated;
+GRANT SELECT ON TABLE keap.companies TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE companies_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO authenticated;
 
 
 --
@@ -939,6 +1003,25 @@ GRANT SELECT,USAGE ON SEQUENCE keap.orders_id_seq TO keapsync_sidecar;
 
 --
 
+-- Name: TABLE products; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.products TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.products TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.products TO authenticated;
+GRANT SELECT ON TABLE keap.products TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE products_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.products_id_seq TO authenticated;
+
+
+--
+
 -- Name: TABLE subscriptions; Type: ACL; Schema: keap; Owner: -
 
 GRANT ALL ON TABLE keap.subscriptions TO service_role;
@@ -992,6 +1075,25 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tags TO keapsync_sidecar;
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO authenticated;
 GRANT SELECT,USAGE ON SEQUENCE keap.tags_id_seq TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE tasks; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.tasks TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO authenticated;
+GRANT SELECT ON TABLE keap.tasks TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE tasks_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.tasks_id_seq TO authenticated;
 
 
 --
@@ -1467,6 +1569,23 @@ GRANT SELECT ON TABLE keapsync.sync_activity TO authenticated;
 GRANT ALL ON TABLE keapsync.sync_activity_hourly TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_activity_hourly TO keapsync_sidecar;
 GRANT SELECT ON TABLE keapsync.sync_activity_hourly TO authenticated;
+
+
+--
+
+-- Name: TABLE sync_directions; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.sync_directions TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_directions TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_directions TO authenticated;
+
+
+--
+
+-- Name: SEQUENCE sync_directions_id_seq; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keapsync.sync_directions_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keapsync.sync_directions_id_seq TO keapsync_sidecar;
 
 
 --

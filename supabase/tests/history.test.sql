@@ -44,7 +44,7 @@ select is((pg_temp.last('contacts', 'delete', 'keap')).old_row - 'id' - 'account
   '{"keap_id": 77, "given_name": "Grace", "email": "grace@example.com", "custom_fields": {"3": "blue"},
     "middle_name": null, "family_name": null, "email_status": null, "email_opted_in": null, "phone": null,
     "company_name": null, "job_title": null, "address_line1": null, "address_line2": null, "locality": null,
-    "region": null, "postal_code": null, "country_code": null, "owner_id": null, "lead_source_id": null, "email_opt_in_reason": null,
+    "region": null, "postal_code": null, "country_code": null, "owner_id": null, "lead_source_id": null, "email_opt_in_reason": null, "company_keap_id": null,
     "date_created": null, "last_updated": null, "sync_origin": "keap", "version": 1}'::jsonb,
   'a Keap delete keeps the whole old row but keap_object');
 select is((pg_temp.last('contacts', 'delete', 'keap')).changed ->> 'given_name', 'Grace',

@@ -62,13 +62,13 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
-  'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies',
+  'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions']) r
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks']) r
 union all
 select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions', 'keapsync.object_types',
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks', 'keapsync.object_types',
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
@@ -111,7 +111,7 @@ select set_eq(
      where c.relkind = 'S' and c.relnamespace in ('keap'::regnamespace, 'keapsync'::regnamespace)
        and has_sequence_privilege(p.role, c.oid, 'USAGE,SELECT,UPDATE')$$,
   $$select 'authenticated' as role, 'keap.' || t || '_id_seq' as seq from unnest(array['contacts', 'tag_categories', 'tags', 'orders',
-                                                                        'order_items', 'order_payments', 'subscriptions']) t$$,
+                                                                        'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks']) t$$,
   'people use exactly the allowed sequences');
 
 select * from finish();

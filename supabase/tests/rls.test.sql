@@ -40,6 +40,9 @@ select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
 select keapsync.apply_keap_record(id, 'order', '{"id": 1, "title": "O", "modification_date": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'subscription', '{"id": 1, "active": true}') from acct;
+select keapsync.apply_keap_record(id, 'task', '{"id": "1", "title": "T", "modification_time": "2026-01-01T00:00:00Z"}') from acct;
+select keapsync.apply_keap_record(id, 'product', '{"id": "1", "name": "P", "update_time": "2026-01-01T00:00:00Z"}') from acct;
+select keapsync.apply_keap_record(id, 'company', '{"id": "1", "company_name": "Co", "update_time": "2026-01-01T00:00:00Z"}') from acct;
 insert into keap.order_items (account_id, order_id, keap_id, name) select account_id, id, 1, 'I' from keap.orders;
 insert into keap.order_payments (account_id, order_id, keap_id, amount) select account_id, id, 1, 1 from keap.orders;
 update keap.contacts set job_title = 'local edit';  -- history rows of origin local, and a conflict:
@@ -57,10 +60,14 @@ insert into matrix values
   ('keap', 'orders', $$insert into keap.orders (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'order_items', $$insert into keap.order_items (account_id, order_id, name) values ('aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.orders), 'n')$$, 'name'),
   ('keap', 'order_payments', $$insert into keap.order_payments (account_id, order_id, amount) values ('aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.orders), 1)$$, 'amount'),
+  ('keap', 'companies', $$insert into keap.companies (account_id, company_name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'company_name'),
+  ('keap', 'products', $$insert into keap.products (account_id, name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'name'),
+  ('keap', 'tasks', $$insert into keap.tasks (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'subscriptions', $$insert into keap.subscriptions (account_id, active) values ('aaaaaaaa-0000-4000-8000-000000000000', true)$$, 'active'),
   ('keapsync', 'accounts', $$insert into keapsync.accounts (name) values ('n')$$, 'name'),
   ('keapsync', 'members', $$insert into keapsync.members (account_id, user_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'b0000000-0000-4000-8000-00000000000b')$$, 'role'),
   ('keapsync', 'settings', $$insert into keapsync.settings (account_id) values ('aaaaaaaa-0000-4000-8000-000000000000') on conflict (account_id) do update set propagate_deletes = true$$, 'propagate_deletes'),
+  ('keapsync', 'sync_directions', $$insert into keapsync.sync_directions (account_id, object_type) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order') on conflict (account_id, object_type) do update set direction = 'both'$$, 'direction'),
   ('keapsync', 'conflict_policies', $$insert into keapsync.conflict_policies (account_id, object_type, field, policy) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', '*', 'keap_wins')$$, 'policy'),
   ('keapsync', 'object_types', $$insert into keapsync.object_types values ('x', 'x', '{}', '{}', null)$$, 'map_column'),
   ('keapsync', 'oauth_tokens', $$insert into keapsync.oauth_tokens (account_id, key_id, ciphertext) values ('aaaaaaaa-0000-4000-8000-000000000000', 'k', '\x01') on conflict (account_id) do update set key_id = 'k2'$$, 'scope'),
@@ -148,7 +155,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   with c as (select * from counts where tbl = p_tbl),
        k as (select
          p_schema = 'keap' as data,
-         p_tbl in ('members', 'settings', 'conflict_policies') as managed,
+         p_tbl in ('members', 'settings', 'conflict_policies', 'sync_directions') as managed,
          p_tbl in ('accounts', 'oauth_tokens', 'hook_subscriptions', 'webhook_inbox', 'sync_cursors',
                    'conflicts', 'dead_letters', 'object_types')
            or p_tbl like 'kpi\_%' as analyst_reads)

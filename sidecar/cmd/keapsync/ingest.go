@@ -13,6 +13,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keapclients"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 var (
@@ -69,18 +70,16 @@ func newKeapSession(pool *pgxpool.Pool, clients *keapclients.Registry) *keapSess
 func objectTypes(c *cli.Context) ([]string, error) {
 	var out []string
 	for _, t := range strings.Split(c.String("objects"), ",") {
-		t = strings.TrimSuffix(strings.TrimSpace(t), "s")
+		t = strings.TrimSpace(t)
 		if t == "" {
 			continue
 		}
-		found := false
-		for _, known := range ingest.ObjectTypes {
-			found = found || known == t
-		}
-		if !found {
+		// A type by its name or its table's (company or companies).
+		i := slices.IndexFunc(objecttype.All, func(ty objecttype.Type) bool { return t == ty.Name || t == ty.Table })
+		if i < 0 || !slices.Contains(ingest.ObjectTypes, objecttype.All[i].Name) {
 			return nil, fmt.Errorf("--objects: unknown object type %q (want %s)", t, strings.Join(ingest.ObjectTypes, ", "))
 		}
-		out = append(out, t)
+		out = append(out, objecttype.All[i].Name)
 	}
 	return out, nil
 }

@@ -1,0 +1,108 @@
+package ingest_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/ingest"
+)
+
+// Companies arrive by backfill and hooks (create, edit, delete as a person in Keap), a dropped
+// hook is caught by reconcile and the delete sweep, and a contact's company is a reference.
+func TestCompaniesArrive(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx := context.Background()
+	acme, err := w.sb.CreateCompany(map[string]any{"company_name": "Acme", "website": "https://acme.io",
+		"email_address": map[string]any{"email": "hi@acme.io", "field": "EMAIL1"},
+		"address":       map[string]any{"line1": "1 Main St", "locality": "Mesa", "region": "AZ", "postal_code": "85201", "country_code": "USA"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := w.sb.CreateContact(map[string]any{"given_name": "Emp", "phone_numbers": []map[string]string{{"number": "555-0101", "field": "PHONE1"}}, "company": map[string]any{"id": acme}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1 and company_name = 'Acme' and email = 'hi@acme.io'
+	    and website = 'https://acme.io' and locality = 'Mesa' and postal_code = '85201' and update_time is not null`, acme); got != 1 {
+		t.Fatal("the backfilled company is not here as Keap has it")
+	}
+	if got := w.count(t, `select count(*) from keap.contacts c join keap.companies co on co.account_id = c.account_id and co.keap_id = c.company_keap_id
+	    where c.keap_id = $1 and co.company_name = 'Acme'`, member); got != 1 {
+		t.Error("the contact does not refer to its company")
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+
+	// A person creates, edits and deletes companies in Keap.
+	created, err := w.sb.CreateCompany(map[string]any{"company_name": "Globex"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sb.EditCompany(acme, map[string]any{"company_name": "Acme Corp", "notes": "renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	doomed, err := w.sb.CreateCompany(map[string]any{"company_name": "Initech"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.settle(t)
+	if err := w.sb.DeleteCompany(doomed); err != nil {
+		t.Fatal(err)
+	}
+	w.settle(t)
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1 and company_name = 'Globex'`, created); got != 1 {
+		t.Error("the new company did not arrive")
+	}
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1 and company_name = 'Acme Corp' and notes = 'renamed'`, acme); got != 1 {
+		t.Error("the edit did not arrive")
+	}
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1`, doomed); got != 0 {
+		t.Error("the deleted company is still here")
+	}
+	if got := w.count(t, `select count(*) from keapsync.change_history where table_name = 'companies' and origin = 'keap'`); got < 4 {
+		t.Errorf("%d history rows for companies", got)
+	}
+
+	// Hooks lost: reconcile and the delete sweep catch up.
+	if _, err := w.db.Exec(ctx, `delete from keapsync.hook_subscriptions`); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range w.sb.Hooks() {
+		if err := w.api.DeleteHook(ctx, h.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.sb.EditCompany(created, map[string]any{"website": "https://globex.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sb.DeleteCompany(acme); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sweeper.Reconcile(ctx, w.account, []string{"company"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1 and website = 'https://globex.example'`, created); got != 1 {
+		t.Error("reconcile did not catch the edit whose hook was lost")
+	}
+	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"company"}); err != nil || n != 1 {
+		t.Errorf("delete sweep: %d, %v", n, err)
+	}
+	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1`, acme); got != 0 {
+		t.Error("the delete sweep did not catch the delete whose hook was lost")
+	}
+}
+
+// settle lets the sandbox deliver its hooks and the worker apply them.
+func (w *world) settle(t *testing.T) {
+	t.Helper()
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.worker.Window = 0
+	w.drain(t)
+}

@@ -1,0 +1,162 @@
+package keap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Object is a v2 object read generically: its id, Keap's clock and the JSON as Keap sent it.
+// keapsync reads types that need no code of their own this way (companies).
+type Object struct {
+	ID               ID              `json:"id"` // a string in v2
+	UpdateTime       Time            `json:"update_time"`
+	ModificationTime Time            `json:"modification_time"` // tasks' name for the same clock
+	Raw              json.RawMessage `json:"-"`
+}
+
+// Modified is Keap's clock for the object, whichever name it goes by.
+func (o Object) Modified() time.Time {
+	if !o.UpdateTime.Time.IsZero() {
+		return o.UpdateTime.Time
+	}
+	return o.ModificationTime.Time
+}
+
+// UnmarshalJSON decodes liberally and keeps the raw JSON.
+func (o *Object) UnmarshalJSON(b []byte) error {
+	type plain Object
+	var p plain
+	raw, err := withRaw(b, &p)
+	if err != nil {
+		return fmt.Errorf("object: %w", err)
+	}
+	*o = Object(p)
+	o.Raw = raw
+	return nil
+}
+
+// ObjectQuery lists a v2 collection.
+type ObjectQuery struct {
+	Since     time.Time // filter=since_time==…: updated at or after (zero: everything)
+	Fields    []string
+	PageSize  int // at most 1000
+	PageToken string
+}
+
+func (q ObjectQuery) values() url.Values {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("filter", "since_time=="+q.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	if len(q.Fields) > 0 {
+		v.Set("fields", strings.Join(q.Fields, ","))
+	}
+	if q.PageSize > 0 {
+		v.Set("page_size", strconv.Itoa(q.PageSize))
+	}
+	if q.PageToken != "" {
+		v.Set("page_token", q.PageToken)
+	}
+	return v
+}
+
+// collection is the v2 list envelope: the items sit under the collection's name.
+func collection(path string) string { return path[strings.LastIndex(path, "/")+1:] }
+
+// ListObjects fetches one page of the v2 collection at path (e.g. "/v2/companies").
+func (c *Client) ListObjects(ctx context.Context, path string, q ObjectQuery) (*PageV2[Object], error) {
+	var env map[string]json.RawMessage
+	r := c.get(path, path, q.values())
+	if err := c.do(ctx, r, &env); err != nil {
+		return nil, err
+	}
+	var items []json.RawMessage
+	if raw, ok := env[collection(path)]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, fmt.Errorf("keap GET %s: %s is not a list: %w", path, collection(path), err)
+		}
+	}
+	p := &PageV2[Object]{}
+	if raw, ok := env["next_page_token"]; ok {
+		_ = json.Unmarshal(raw, &p.NextPageToken)
+	}
+	p.Items, p.Bad = decodeItems[Object](r, items)
+	return p, nil
+}
+
+// Objects yields every object of the v2 collection matching q, following page tokens.
+func (c *Client) Objects(ctx context.Context, path string, q ObjectQuery) iter.Seq2[Object, error] {
+	return func(yield func(Object, error) bool) {
+		seen := map[string]bool{}
+		for {
+			p, err := c.ListObjects(ctx, path, q)
+			if err != nil {
+				yield(Object{}, err)
+				return
+			}
+			for _, o := range p.Items {
+				if !yield(o, nil) {
+					return
+				}
+			}
+			if !yieldBad(p.Bad, yield) || p.NextPageToken == "" || len(p.Items)+len(p.Bad) == 0 {
+				return
+			}
+			if seen[p.NextPageToken] {
+				yield(Object{}, fmt.Errorf("keap GET %s: page token repeats", path))
+				return
+			}
+			seen[p.NextPageToken] = true
+			q.PageToken = p.NextPageToken
+		}
+	}
+}
+
+// GetObject fetches one object of the v2 collection at path.
+func (c *Client) GetObject(ctx context.Context, path string, id ID, fields ...string) (*Object, error) {
+	var q url.Values
+	if len(fields) > 0 {
+		q = url.Values{"fields": {strings.Join(fields, ",")}}
+	}
+	var out Object
+	if err := c.do(ctx, c.get(path+"/{id}", fmt.Sprintf("%s/%d", path, id), q), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateObject creates an object in the v2 collection at path. Not retried on network errors.
+func (c *Client) CreateObject(ctx context.Context, path string, body any) (*Object, error) {
+	var out Object
+	if err := c.do(ctx, request{method: http.MethodPost, endpoint: path, path: path, body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateObject patches the properties updateMask names (all in body when none).
+func (c *Client) UpdateObject(ctx context.Context, path string, id ID, body any, updateMask ...string) (*Object, error) {
+	q := url.Values{}
+	if len(updateMask) > 0 {
+		q["update_mask"] = updateMask
+	}
+	var out Object
+	r := request{method: http.MethodPatch, endpoint: path + "/{id}", path: fmt.Sprintf("%s/%d", path, id), query: q, body: body, idempotent: true}
+	if err := c.do(ctx, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteObject deletes an object of the v2 collection at path.
+func (c *Client) DeleteObject(ctx context.Context, path string, id ID) error {
+	r := request{method: http.MethodDelete, endpoint: path + "/{id}", path: fmt.Sprintf("%s/%d", path, id), idempotent: true}
+	return c.do(ctx, r, nil)
+}

@@ -1,0 +1,180 @@
+// Package objecttype is the one list of the Keap object types keapsync syncs: their keap.* table,
+// the REST Hook events about them and the order they are swept in. Ingest, push, hooks and the
+// CLI derive what they need from it; a test holds it to keapsync.object_types.
+package objecttype
+
+import (
+	"slices"
+	"strings"
+)
+
+// Type is one synced Keap object type.
+type Type struct {
+	Name  string // keapsync.object_types.object_type
+	Table string // keap.<Table>, keapsync.object_types.table_name
+	// Events are the hook event keys keapsync subscribes to for this type; a delivery with one
+	// of them refetches objects of this type.
+	Events []string
+	// EventPrefixes also route deliveries with keys not listed in Events (an event Keap adds
+	// later, a key spelled differently) to this type, e.g. "contact.".
+	EventPrefixes []string
+	// Swept: backfill and reconcile list this type from Keap (a type without a listing of its
+	// own, like tag categories, arrives with another).
+	Swept bool
+	// Parts are further keap.* tables whose rows are part of a record of this type; a local
+	// change to one is a change of the record IDColumn names (a tag on a contact).
+	Parts []Part
+	// V2, where set, reads (and, as keapsync.object_types.push_ops allow, writes) the type
+	// through Keap's v2 REST resource without code of its own: list, get, create, patch, delete.
+	V2 *V2Resource
+}
+
+// V2Resource is a Keap v2 collection read and written generically.
+type V2Resource struct {
+	Path string // e.g. "/v2/companies"
+	// Fields are asked for on every read: v2 leaves some properties out unless named, and a
+	// property left out would read as cleared.
+	Fields []string
+	// NoSince: the collection cannot be filtered by update time (products); every listing is
+	// the whole collection, and what is older than the sweep's high-water mark is skipped.
+	NoSince bool
+}
+
+// Part is a child table published with its owner's type.
+type Part struct {
+	Table    string
+	IDColumn string // the column holding the owner's local id
+}
+
+// All lists the types in dependency order: a type comes after those its records refer to, so a
+// backfill in this order finds what a record points at already there.
+var All = []Type{
+	{Name: "tag_category", Table: "tag_categories"},
+	{
+		Name: "tag", Table: "tags", Swept: true,
+		Events:        []string{"contactGroup.add", "contactGroup.edit", "contactGroup.delete"},
+		EventPrefixes: []string{"contactGroup."},
+	},
+	{
+		Name: "company", Table: "companies", Swept: true,
+		Events:        []string{"company.add", "company.edit", "company.delete"},
+		EventPrefixes: []string{"company."},
+		V2: &V2Resource{Path: "/v2/companies", Fields: []string{"company_name", "email_address", "phone_number",
+			"website", "notes", "address", "create_time", "update_time"}},
+	},
+	{
+		Name: "product", Table: "products", Swept: true,
+		Events:        []string{"product.add", "product.edit", "product.delete"},
+		EventPrefixes: []string{"product."},
+		V2:            &V2Resource{Path: "/v2/products", NoSince: true},
+	},
+	{
+		Name: "contact", Table: "contacts", Swept: true,
+		// contactGroup.applied/.removed change contacts' tag ids, so contacts are refetched.
+		Events: []string{"contact.add", "contact.edit", "contact.delete",
+			"contactGroup.applied", "contactGroup.removed"},
+		EventPrefixes: []string{"contact."},
+		Parts:         []Part{{Table: "contact_tags", IDColumn: "contact_id"}},
+	},
+	{
+		Name: "task", Table: "tasks", Swept: true,
+		Events:        []string{"task.add", "task.edit", "task.delete"},
+		EventPrefixes: []string{"task."},
+		V2:            &V2Resource{Path: "/v2/tasks"},
+	},
+	{
+		Name: "order", Table: "orders", Swept: true,
+		// A payment may leave the order's modification_date and order.edit alone (FACTS §7);
+		// invoice.payment.* name the invoice, which in v1 is the order.
+		Events: []string{"order.add", "order.edit", "order.delete",
+			"invoice.payment.add", "invoice.payment.edit", "invoice.payment.delete"},
+		EventPrefixes: []string{"order.", "invoice.payment."},
+	},
+	{
+		Name: "subscription", Table: "subscriptions", Swept: true,
+		Events:        []string{"subscription.add", "subscription.edit", "subscription.delete"},
+		EventPrefixes: []string{"subscription."},
+	},
+}
+
+// Names are the names of all types, in dependency order.
+func Names() []string { return names(func(Type) bool { return true }) }
+
+// SweptNames are the types backfill and reconcile cover, in dependency order.
+func SweptNames() []string { return names(func(t Type) bool { return t.Swept }) }
+
+func names(keep func(Type) bool) []string {
+	var out []string
+	for _, t := range All {
+		if keep(t) {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+// ByName finds a type.
+func ByName(name string) (Type, bool) {
+	i := slices.IndexFunc(All, func(t Type) bool { return t.Name == name })
+	if i < 0 {
+		return Type{}, false
+	}
+	return All[i], true
+}
+
+// EventKeys are all event keys keapsync subscribes to, one subscription each.
+func EventKeys() []string {
+	var out []string
+	for _, t := range All {
+		out = append(out, t.Events...)
+	}
+	return out
+}
+
+// OfEvent is the type whose objects an event key names, "" when keapsync ignores the event. A
+// listed event wins over a prefix (contactGroup.applied is about contacts, contactGroup.edit
+// about tags).
+func OfEvent(eventKey string) string {
+	for _, t := range All {
+		if slices.Contains(t.Events, eventKey) {
+			return t.Name
+		}
+	}
+	for _, t := range All {
+		for _, p := range t.EventPrefixes {
+			if strings.HasPrefix(eventKey, p) {
+				return t.Name
+			}
+		}
+	}
+	return ""
+}
+
+// Tables are every keap.* table that holds synced records or their parts: what the push
+// publication carries.
+func Tables() []string {
+	var out []string
+	for _, t := range All {
+		out = append(out, t.Table)
+		for _, p := range t.Parts {
+			out = append(out, p.Table)
+		}
+	}
+	return out
+}
+
+// OfTable says which type a keap.* table's rows belong to, and the column holding the record's
+// local id ("id" for the type's own table); ok is false for a table no type owns.
+func OfTable(table string) (name, idColumn string, ok bool) {
+	for _, t := range All {
+		if t.Table == table {
+			return t.Name, "id", true
+		}
+		for _, p := range t.Parts {
+			if p.Table == table {
+				return t.Name, p.IDColumn, true
+			}
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,36 @@
+package push_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A change made while contacts synced both ways, still queued when the account switched them to
+// Keap → Postgres only, is not sent: push follows the direction at the time it would send.
+func TestKeapOnlyTypeIsNotPushed(t *testing.T) {
+	w := newWorld(t, 5)
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	w.sb.ClearRequests()
+	id, kid := w.synced(0)
+	err := pgx.BeginFunc(context.Background(), w.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(context.Background(), `update keap.contacts set job_title = 'Queued' where id = $1`, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(context.Background(), `update keapsync.sync_directions set direction = 'keap_to_postgres'
+		    where account_id = $1 and object_type = 'contact'`, w.account)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.quiet()
+	if got := w.writes(); len(got) != 0 {
+		t.Errorf("pushed a Keap → Postgres contact: %v", got)
+	}
+	if c := w.contact(kid); c.JobTitle == "Queued" {
+		t.Error("the local edit reached Keap")
+	}
+}

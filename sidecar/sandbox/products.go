@@ -1,0 +1,231 @@
+package sandbox
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// v2 renders [V2]'s RestV2Product: the id is a string, the price an amount in cents.
+func (p *product) v2() map[string]any {
+	out := map[string]any{
+		"id": strconv.FormatInt(p.ID, 10), "name": p.Name, "sku": p.SKU, "active": !p.inactive,
+		"price": map[string]any{"amount": int64(math.Round(p.Price * 100)), "currency_code": "USD",
+			"formatted_amount": fmt.Sprintf("$%.2f", p.Price)},
+		"create_time": keapTime(p.created), "update_time": keapTime(p.updated),
+	}
+	if p.Description != "" {
+		out["description"] = p.Description
+	}
+	if p.short != "" {
+		out["short_description"] = p.short
+	}
+	return out
+}
+
+// productInput is [V2]'s CreateProductRequest / UpdateProductRequest, as far as the sandbox keeps it.
+type productInput struct {
+	Name        *string `json:"name"`
+	SKU         *string `json:"sku"`
+	Description *string `json:"description"`
+	Short       *string `json:"short_description"`
+	Active      *bool   `json:"active"`
+	Price       *int64  `json:"price"` // cents
+}
+
+func (in productInput) apply(p *product, mask []string) {
+	set := func(prop string, present bool) bool {
+		if len(mask) > 0 {
+			return slices.Contains(mask, prop)
+		}
+		return present
+	}
+	if set("name", in.Name != nil) {
+		p.Name = deref(in.Name)
+	}
+	if set("sku", in.SKU != nil) {
+		p.SKU = deref(in.SKU)
+	}
+	if set("description", in.Description != nil) {
+		p.Description = deref(in.Description)
+	}
+	if set("short_description", in.Short != nil) {
+		p.short = deref(in.Short)
+	}
+	if set("active", in.Active != nil) {
+		p.inactive = in.Active != nil && !*in.Active
+	}
+	if set("price", in.Price != nil) && in.Price != nil {
+		p.Price = float64(*in.Price) / 100
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func productEvent(key string, p *product) event {
+	return event{key: key, objectType: "product", id: p.ID, apiPath: fmt.Sprintf("/v2/products/%d", p.ID), at: p.updated}
+}
+
+func (s *store) createProduct(in productInput) (*product, error) {
+	var out *product
+	err := s.write(func() ([]event, error) {
+		if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+			return nil, v2Error(http.StatusBadRequest, "name is required")
+		}
+		now := s.stamp.next()
+		p := &product{ID: s.nextID("product"), created: now, updated: now}
+		in.apply(p, nil)
+		s.products[p.ID] = p
+		out = p
+		return []event{productEvent("product.add", p)}, nil
+	})
+	return out, err
+}
+
+func (s *store) updateProduct(id int64, in productInput, mask []string) (*product, error) {
+	var out *product
+	err := s.write(func() ([]event, error) {
+		p := s.products[id]
+		if p == nil {
+			return nil, v2Error(http.StatusNotFound, fmt.Sprintf("Product with ID %d not found", id))
+		}
+		in.apply(p, mask)
+		p.updated = s.stamp.next()
+		out = p
+		return []event{productEvent("product.edit", p)}, nil
+	})
+	return out, err
+}
+
+func (s *store) deleteProduct(id int64) error {
+	return s.write(func() ([]event, error) {
+		p := s.products[id]
+		if p == nil {
+			return nil, v2Error(http.StatusNotFound, fmt.Sprintf("Product with ID %d not found", id))
+		}
+		delete(s.products, id)
+		p.updated = s.stamp.next()
+		return []event{productEvent("product.delete", p)}, nil
+	})
+}
+
+// listProductsV2 serves page_size/page_token paging and order_by=name|sku|last_updated_time
+// [asc|desc] (id order by default). [V2] offers no filter by time.
+func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	size, offset, err := v2Page(q)
+	if err != nil {
+		return err
+	}
+	if q.Get("filter") != "" {
+		return badRequest("Invalid filter: " + q.Get("filter"))
+	}
+	field, dir, _ := strings.Cut(q.Get("order_by"), " ")
+	if field != "" && field != "name" && field != "sku" && field != "last_updated_time" {
+		return badRequest("Invalid order_by: " + q.Get("order_by"))
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	all := make([]*product, 0, len(a.store.products))
+	for _, p := range a.store.products {
+		all = append(all, p)
+	}
+	desc := strings.EqualFold(dir, "desc")
+	sort.Slice(all, func(i, j int) bool {
+		x, y := all[i], all[j]
+		switch {
+		case field == "name" && x.Name != y.Name:
+			return (x.Name < y.Name) != desc
+		case field == "sku" && x.SKU != y.SKU:
+			return (x.SKU < y.SKU) != desc
+		case field == "last_updated_time" && !x.updated.Equal(y.updated):
+			return x.updated.Before(y.updated) != desc
+		}
+		return (x.ID < y.ID) != desc
+	})
+	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
+	items := make([]map[string]any, 0, hi-lo)
+	for _, p := range all[lo:hi] {
+		items = append(items, p.v2())
+	}
+	out := map[string]any{"products": items}
+	if hi < len(all) {
+		out["next_page_token"] = v2NextToken(hi)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *restAPI) getProductV2(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	p := a.store.products[id]
+	if p == nil {
+		return v2Error(http.StatusNotFound, fmt.Sprintf("Product with ID %d not found", id))
+	}
+	writeJSON(w, http.StatusOK, p.v2())
+	return nil
+}
+
+func (a *restAPI) createProductV2(w http.ResponseWriter, r *http.Request) error {
+	var in productInput
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	p, err := a.store.createProduct(in)
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	writeJSON(w, http.StatusCreated, p.v2())
+	return nil
+}
+
+func (a *restAPI) patchProductV2(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in productInput
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	var mask []string
+	for _, m := range r.URL.Query()["update_mask"] {
+		mask = append(mask, strings.Split(m, ",")...)
+	}
+	p, err := a.store.updateProduct(id, in, mask)
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	writeJSON(w, http.StatusOK, p.v2())
+	return nil
+}
+
+func (a *restAPI) deleteProductV2(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := a.store.deleteProduct(id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
