@@ -271,51 +271,13 @@ func (a *restAPI) getCompanyV2(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *restAPI) createCompanyV2(w http.ResponseWriter, r *http.Request) error {
-	var in companyInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	c, err := a.store.createCompany(in)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusCreated, c.v2())
-	return nil
+	return v2Create(a, w, r, a.store.createCompany)
 }
 
 func (a *restAPI) patchCompanyV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in companyInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	var mask []string
-	for _, m := range r.URL.Query()["update_mask"] {
-		mask = append(mask, strings.Split(m, ",")...)
-	}
-	c, err := a.store.updateCompany(id, in, mask)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusOK, c.v2())
-	return nil
+	return v2Patch(a, w, r, a.store.updateCompany)
 }
 
 func (a *restAPI) deleteCompanyV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := a.store.deleteCompany(id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return v2Delete(w, r, a.store.deleteCompany)
 }

@@ -181,51 +181,13 @@ func (a *restAPI) getProductV2(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *restAPI) createProductV2(w http.ResponseWriter, r *http.Request) error {
-	var in productInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	p, err := a.store.createProduct(in)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusCreated, p.v2())
-	return nil
+	return v2Create(a, w, r, a.store.createProduct)
 }
 
 func (a *restAPI) patchProductV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in productInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	var mask []string
-	for _, m := range r.URL.Query()["update_mask"] {
-		mask = append(mask, strings.Split(m, ",")...)
-	}
-	p, err := a.store.updateProduct(id, in, mask)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusOK, p.v2())
-	return nil
+	return v2Patch(a, w, r, a.store.updateProduct)
 }
 
 func (a *restAPI) deleteProductV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := a.store.deleteProduct(id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return v2Delete(w, r, a.store.deleteProduct)
 }

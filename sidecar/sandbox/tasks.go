@@ -256,51 +256,13 @@ func (a *restAPI) getTaskV2(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *restAPI) createTaskV2(w http.ResponseWriter, r *http.Request) error {
-	var in taskInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	t, err := a.store.createTask(in)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusCreated, t.v2())
-	return nil
+	return v2Create(a, w, r, a.store.createTask)
 }
 
 func (a *restAPI) patchTaskV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in taskInput
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	var mask []string
-	for _, m := range r.URL.Query()["update_mask"] {
-		mask = append(mask, strings.Split(m, ",")...)
-	}
-	t, err := a.store.updateTask(id, in, mask)
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusOK, t.v2())
-	return nil
+	return v2Patch(a, w, r, a.store.updateTask)
 }
 
 func (a *restAPI) deleteTaskV2(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := a.store.deleteTask(id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return v2Delete(w, r, a.store.deleteTask)
 }

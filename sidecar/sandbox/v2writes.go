@@ -1,0 +1,63 @@
+package sandbox
+
+import (
+	"net/http"
+	"strings"
+)
+
+// v2Record is a record of a v2 collection the sandbox serves (companies, products, tasks).
+type v2Record interface{ v2() map[string]any }
+
+// The write handlers every simple v2 collection shares: POST creates (201 and the record),
+// PATCH updates the fields its update_mask names (200 and the record), DELETE removes (204).
+// The store does the work; the record is rendered under the read lock, as the list handlers do.
+
+func v2Create[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Request, create func(In) (R, error)) error {
+	var in In
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	rec, err := create(in)
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	writeJSON(w, http.StatusCreated, rec.v2())
+	return nil
+}
+
+func v2Patch[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Request, update func(int64, In, []string) (R, error)) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in In
+	if err := decodeBody(r, &in); err != nil {
+		return err
+	}
+	var mask []string
+	for _, m := range r.URL.Query()["update_mask"] {
+		mask = append(mask, strings.Split(m, ",")...)
+	}
+	rec, err := update(id, in, mask)
+	if err != nil {
+		return err
+	}
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	writeJSON(w, http.StatusOK, rec.v2())
+	return nil
+}
+
+func v2Delete(w http.ResponseWriter, r *http.Request, remove func(int64) error) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := remove(id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
