@@ -71,15 +71,7 @@ const sqlStalls = `select coalesce(account_id::text, ''), path, waiting_since, l
 // Stalls reads keapsync.stalls with the thresholds.
 func Stalls(ctx context.Context, q Querier, t Thresholds) ([]Stall, error) {
 	t = t.WithDefaults()
-	rows, err := q.Query(ctx, sqlStalls, t.Stall.Seconds(), t.Reconcile.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("read stalls: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanStall)
-	if err != nil {
-		return nil, fmt.Errorf("read stalls: %w", err)
-	}
-	return out, nil
+	return readStalls(ctx, q, sqlStalls, t.Stall.Seconds(), t.Reconcile.Seconds())
 }
 
 const sqlMyStalls = `select coalesce(account_id::text, ''), path, waiting_since, last_progress_at, detail
@@ -90,7 +82,12 @@ const sqlMyStalls = `select coalesce(account_id::text, ''), path, waiting_since,
 // (keapsync.my_stalls: only accounts they belong to), for the dashboard.
 func StallsOf(ctx context.Context, q Querier, t Thresholds, account string) ([]Stall, error) {
 	t = t.WithDefaults()
-	rows, err := q.Query(ctx, sqlMyStalls, t.Stall.Seconds(), t.Reconcile.Seconds(), account)
+	return readStalls(ctx, q, sqlMyStalls, t.Stall.Seconds(), t.Reconcile.Seconds(), account)
+}
+
+// readStalls runs one of the stall queries, whose rows all have scanStall's columns.
+func readStalls(ctx context.Context, q Querier, sql string, args ...any) ([]Stall, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read stalls: %w", err)
 	}

@@ -24,7 +24,8 @@ type ender interface {
 	Err() error
 }
 
-// Loop runs a part's blocking body in the background: a part embeds it and has Start call Go.
+// Loop runs a part's blocking body in the background: a part keeps one, has Start call Go, and
+// forwards Stop, Done and Err to it (kept unexported, so no caller can start another body).
 // The body runs until its context ends (Stop, or the caller's ctx) or it returns by itself.
 type Loop struct {
 	mu     sync.Mutex
