@@ -76,13 +76,14 @@ type Result struct {
 
 // Statements the Supabase CLI runs to create its history table (pkg/migration/history.go).
 const (
-	sqlLockTimeout   = `SET lock_timeout = '4s'`
-	sqlHistorySchema = `CREATE SCHEMA IF NOT EXISTS supabase_migrations`
-	sqlHistoryTable  = `CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY)`
-	sqlHistoryStmts  = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]`
-	sqlHistoryName   = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text`
-	sqlHistoryInsert = `INSERT INTO supabase_migrations.schema_migrations(version, name, statements) VALUES($1, $2, $3)`
-	sqlApplied       = `SELECT version, coalesce(name, '') FROM supabase_migrations.schema_migrations ORDER BY version`
+	sqlLockTimeout      = `SET lock_timeout = '4s'`
+	sqlLockTimeoutReset = `RESET lock_timeout` // ours, not the CLI's: the caller's connection outlives Apply
+	sqlHistorySchema    = `CREATE SCHEMA IF NOT EXISTS supabase_migrations`
+	sqlHistoryTable     = `CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY)`
+	sqlHistoryStmts     = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]`
+	sqlHistoryName      = `ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text`
+	sqlHistoryInsert    = `INSERT INTO supabase_migrations.schema_migrations(version, name, statements) VALUES($1, $2, $3)`
+	sqlApplied          = `SELECT version, coalesce(name, '') FROM supabase_migrations.schema_migrations ORDER BY version`
 
 	// What the migrations expect from Supabase; any one missing means plain PostgreSQL.
 	sqlHasSupabase = `SELECT to_regrole('anon') IS NOT NULL AND to_regrole('authenticated') IS NOT NULL
@@ -116,6 +117,9 @@ func (m *Migrator) Apply(ctx context.Context, conn *pgx.Conn) (Result, error) {
 		}
 		res.Bootstrapped = true
 	}
+	// The CLI's session-wide lock timeout would otherwise stay on the caller's connection and
+	// cut short its later waits (creating a replication slot waits for every open transaction).
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), sqlLockTimeoutReset) }()
 	for _, q := range []string{sqlLockTimeout, sqlHistorySchema, sqlHistoryTable, sqlHistoryStmts, sqlHistoryName} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return res, fmt.Errorf("prepare migration history: %w", err)

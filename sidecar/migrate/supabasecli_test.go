@@ -120,6 +120,10 @@ func (p *project) settled() {
 	if err != nil || len(res.Applied) != 0 || res.Current != len(p.binary.Migrations) {
 		p.t.Fatalf("keapsync migrate: %+v, %v; want up to date", res, err)
 	}
+	var timeout string
+	if err := p.conn.QueryRow(context.Background(), `show lock_timeout`).Scan(&timeout); err != nil || timeout != "0" {
+		p.t.Fatalf("lock_timeout after keapsync migrate: %q, %v; want the session's own 0 back", timeout, err)
+	}
 }
 
 // binaries: the keapsync of the last release (all but the newest migration) and the current one.
