@@ -93,6 +93,21 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=completed", tkid), map[string]any{"completed": true}, 200, nil)
 	c.json("GET", "/crm/rest/v2/tasks?page_size=2&order_by=update_time%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 204, nil)
+	var st1, st2, op map[string]any
+	c.json("POST", "/crm/rest/v2/opportunities/stages", map[string]any{"name": "Qualified", "order": 1, "probability": 20, "target_number_days": 7}, 201, &st1)
+	c.json("POST", "/crm/rest/v2/opportunities/stages", map[string]any{"name": "Won", "order": 2, "probability": 100, "target_number_days": 0}, 201, &st2)
+	c.json("GET", "/crm/rest/v2/opportunities/stages?page_size=1&order_by=stage_order%20desc", nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 200, nil)
+	c.json("PATCH", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string)+"?update_mask=probability", map[string]any{"probability": 30}, 200, nil)
+	c.json("POST", "/crm/rest/v2/opportunities", map[string]any{"opportunity_title": "Deal", "contact_id": strconv.FormatInt(id, 10),
+		"stage_id": st1["id"], "projected_revenue_high": 1200.5, "estimated_close_time": "2026-03-01T00:00:00.000Z", "user_id": "1"}, 201, &op)
+	opid := op["id"].(string)
+	c.json("GET", "/crm/rest/v2/opportunities/"+opid, nil, 200, nil)
+	c.json("PATCH", "/crm/rest/v2/opportunities/"+opid+"?update_mask=stage_id&update_mask=opportunity_notes",
+		map[string]any{"stage_id": st2["id"], "opportunity_notes": "signed"}, 200, nil)
+	c.json("GET", "/crm/rest/v2/opportunities?page_size=1&order_by=created_time%20asc&filter=stage_id%3D%3D"+st2["id"].(string), nil, 200, nil)
+	c.json("DELETE", "/crm/rest/v2/opportunities/"+opid, nil, 204, nil)
+	c.json("DELETE", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

@@ -23,7 +23,8 @@ const (
 
 // EventKeys are the event keys the sandbox offers (FACTS.md §6, from SDK enums). Subscribing to
 // any of them works; the sandbox emits the contact, contactGroup, order, invoice.payment.add
-// (a payment, naming the invoice = order id) and subscription ones.
+// (a payment, naming the invoice = order id), subscription, company, product, task and
+// opportunity ones (opportunity.stage_move when an opportunity changes stage).
 var EventKeys = []string{
 	"appointment.add", "appointment.delete", "appointment.edit",
 	"company.add", "company.delete", "company.edit",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -299,6 +300,81 @@ func (s *Server) EditTask(id int64, fields map[string]any) error {
 func (s *Server) DeleteTask(id int64) error {
 	if err := s.store.deleteTask(id); err != nil {
 		return fmt.Errorf("delete task %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateOpportunityStage adds a pipeline stage as a person in Keap would (no hook: Keap has
+// none for stages). fields take [V2]'s CreateOpportunityStageRequest shape.
+func (s *Server) CreateOpportunityStage(fields map[string]any) (int64, error) {
+	var in stageInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create stage: %w", err)
+	}
+	st, err := s.store.createStage(in)
+	if err != nil {
+		return 0, fmt.Errorf("create stage: %w", err)
+	}
+	return st.id, nil
+}
+
+// EditOpportunityStage changes the properties fields names.
+func (s *Server) EditOpportunityStage(id int64, fields map[string]any) error {
+	var in stageInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	if _, err := s.store.updateStage(id, in, slices.Collect(maps.Keys(fields))); err != nil {
+		return fmt.Errorf("edit stage %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteOpportunityStage deletes a stage no opportunity is in.
+func (s *Server) DeleteOpportunityStage(id int64) error {
+	if err := s.store.deleteStage(id); err != nil {
+		return fmt.Errorf("delete stage %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateOpportunity creates an opportunity as a person in Keap would (emits opportunity.add);
+// fields take [V2]'s CreateOpportunityRequest shape (ids as strings).
+func (s *Server) CreateOpportunity(fields map[string]any) (int64, error) {
+	var in opportunityInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create opportunity: %w", err)
+	}
+	o, err := s.store.createOpportunity(in)
+	if err != nil {
+		return 0, fmt.Errorf("create opportunity: %w", err)
+	}
+	return o.id, nil
+}
+
+// EditOpportunity changes the properties fields names (emits opportunity.edit, and
+// opportunity.stage_move when stage_id is among them and changes).
+func (s *Server) EditOpportunity(id int64, fields map[string]any) error {
+	var in opportunityInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	if _, err := s.store.updateOpportunity(id, in, slices.Collect(maps.Keys(fields))); err != nil {
+		return fmt.Errorf("edit opportunity %d: %w", id, err)
+	}
+	return nil
+}
+
+// MoveOpportunity drags an opportunity to another stage on the pipeline board (emits
+// opportunity.stage_move only).
+func (s *Server) MoveOpportunity(id, stageID int64) error {
+	return s.EditOpportunity(id, map[string]any{"stage_id": strconv.FormatInt(stageID, 10)})
+}
+
+// DeleteOpportunity deletes an opportunity (emits opportunity.delete).
+func (s *Server) DeleteOpportunity(id int64) error {
+	if err := s.store.deleteOpportunity(id); err != nil {
+		return fmt.Errorf("delete opportunity %d: %w", id, err)
 	}
 	return nil
 }

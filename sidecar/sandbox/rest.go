@@ -85,6 +85,18 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/tasks/{id}", a.getTaskV2)
 	h("PATCH /crm/rest/v2/tasks/{id}", a.patchTaskV2)
 	h("DELETE /crm/rest/v2/tasks/{id}", a.deleteTaskV2)
+	// Opportunities and their pipeline stages through v2 (last_updated_time and updated_time
+	// are their clocks; neither listing filters by them).
+	h("GET /crm/rest/v2/opportunities", a.listOpportunitiesV2)
+	h("POST /crm/rest/v2/opportunities", a.createOpportunityV2)
+	h("GET /crm/rest/v2/opportunities/{id}", a.getOpportunityV2)
+	h("PATCH /crm/rest/v2/opportunities/{id}", a.patchOpportunityV2)
+	h("DELETE /crm/rest/v2/opportunities/{id}", a.deleteOpportunityV2)
+	h("GET /crm/rest/v2/opportunities/stages", a.listStagesV2)
+	h("POST /crm/rest/v2/opportunities/stages", a.createStageV2)
+	h("GET /crm/rest/v2/opportunities/stages/{id}", a.getStageV2)
+	h("PATCH /crm/rest/v2/opportunities/stages/{id}", a.patchStageV2)
+	h("DELETE /crm/rest/v2/opportunities/stages/{id}", a.deleteStageV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

@@ -46,6 +46,11 @@ type store struct {
 
 	tasks   map[int64]*task
 	taskIDs []int64
+
+	stages   map[int64]*stage
+	stageIDs []int64
+	opps     map[int64]*opportunity
+	oppIDs   []int64
 }
 
 func newStore(clock Clock) *store {
