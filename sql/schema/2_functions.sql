@@ -650,7 +650,7 @@ CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETU
     SET search_path TO ''
     AS $$
 declare
-  paths jsonb := (select t.keap_paths from keapsync.object_types t where t.object_type = p_type);
+  paths jsonb := (select t.keap_paths || coalesce(t.keap_write_paths, '{}') from keapsync.object_types t where t.object_type = p_type);
   writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
   groups text[];
   body jsonb := '{}';
@@ -2366,6 +2366,44 @@ begin
     tg_table_name,
     jsonb_build_object('op', lower(tg_op), 'id', r -> 'id', 'status', r -> 'status'));
   return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_stage_moved(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_stage_moved() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' or new.stage_keap_id is distinct from old.stage_keap_id then
+    new.stage_moved_at := case when keapsync.current_origin() = 'keap' then coalesce(new.last_updated_time, now())
+                               else now() end;
+  end if;
+  return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_stage_outcome(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_stage_outcome() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if new.outcome = 'open' then
+    new.outcome := case
+      when lower(btrim(new.name)) in ('won', 'win', 'closed won', 'closed - won') then 'won'
+      when lower(btrim(new.name)) in ('lost', 'loss', 'closed lost', 'closed - lost') then 'lost'
+      else 'open' end;
+  end if;
+  return new;
 end;
 $$;
 

@@ -22,6 +22,20 @@ CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.contact
 
 --
 
+-- Name: opportunities guard_direction; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.opportunities FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('opportunity');
+
+
+--
+
+-- Name: opportunity_stages guard_direction; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.opportunity_stages FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('opportunity_stage');
+
+
+--
+
 -- Name: orders guard_direction; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.orders FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('order');
@@ -229,6 +243,20 @@ CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.contacts REFERENCING OLD 
 
 --
 
+-- Name: opportunities signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.opportunities REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: opportunity_stages signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.opportunity_stages REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: orders signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.orders REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -274,6 +302,20 @@ CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.contact_tags REFERENCING 
 -- Name: contacts signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.contacts REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: opportunities signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.opportunities REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: opportunity_stages signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.opportunity_stages REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
 
 
 --
@@ -327,6 +369,20 @@ CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.contacts REFERENCING NEW 
 
 --
 
+-- Name: opportunities signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.opportunities REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: opportunity_stages signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.opportunity_stages REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: orders signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.orders REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -355,6 +411,20 @@ CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.tasks REFERENCING NEW TAB
 
 --
 
+-- Name: opportunities stage_moved; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stage_moved BEFORE INSERT OR UPDATE ON keap.opportunities FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stage_moved();
+
+
+--
+
+-- Name: opportunity_stages stage_outcome; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stage_outcome BEFORE INSERT ON keap.opportunity_stages FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stage_outcome();
+
+
+--
+
 -- Name: companies stamp_row; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.companies FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
@@ -372,6 +442,20 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.contact_tags FOR EACH R
 -- Name: contacts stamp_row; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.contacts FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
+
+
+--
+
+-- Name: opportunities stamp_row; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.opportunities FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
+
+
+--
+
+-- Name: opportunity_stages stamp_row; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.opportunity_stages FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
 
 
 --
@@ -439,6 +523,20 @@ CREATE TRIGGER track_delete AFTER DELETE ON keap.contacts REFERENCING OLD TABLE 
 
 --
 
+-- Name: opportunities track_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_delete AFTER DELETE ON keap.opportunities REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: opportunity_stages track_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_delete AFTER DELETE ON keap.opportunity_stages REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: orders track_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_delete AFTER DELETE ON keap.orders REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -502,6 +600,20 @@ CREATE TRIGGER track_insert AFTER INSERT ON keap.contacts REFERENCING NEW TABLE 
 
 --
 
+-- Name: opportunities track_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_insert AFTER INSERT ON keap.opportunities REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: opportunity_stages track_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_insert AFTER INSERT ON keap.opportunity_stages REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: orders track_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_insert AFTER INSERT ON keap.orders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -561,6 +673,20 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.contact_tags REFERENCING OLD TA
 -- Name: contacts track_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_update AFTER UPDATE ON keap.contacts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: opportunities track_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_update AFTER UPDATE ON keap.opportunities REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: opportunity_stages track_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_update AFTER UPDATE ON keap.opportunity_stages REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
 
 
 --

@@ -22,6 +22,20 @@ CREATE POLICY admins_delete ON keap.contacts FOR DELETE TO authenticated USING (
 
 --
 
+-- Name: opportunities admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.opportunities FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: opportunity_stages admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.opportunity_stages FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items admins_delete; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_delete ON keap.order_items FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -95,6 +109,20 @@ CREATE POLICY admins_insert ON keap.contact_tags FOR INSERT TO authenticated WIT
 -- Name: contacts admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.contacts FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: opportunities admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.opportunities FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: opportunity_stages admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.opportunity_stages FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -176,6 +204,20 @@ CREATE POLICY admins_update ON keap.contacts FOR UPDATE TO authenticated USING (
 
 --
 
+-- Name: opportunities admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.opportunities FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: opportunity_stages admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.opportunity_stages FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items admins_update; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_update ON keap.order_items FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -249,6 +291,20 @@ CREATE POLICY analysts_read ON keap.contact_tags FOR SELECT TO keap_analyst USIN
 -- Name: contacts analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.contacts FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: opportunities analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.opportunities FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: opportunity_stages analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.opportunity_stages FOR SELECT TO keap_analyst USING (true);
 
 
 --
@@ -348,6 +404,20 @@ CREATE POLICY keapsync_sidecar_all ON keap.contacts TO keapsync_sidecar USING (t
 
 --
 
+-- Name: opportunities keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.opportunities TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: opportunity_stages keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.opportunity_stages TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: order_items keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keap.order_items TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -425,6 +495,20 @@ CREATE POLICY members_read ON keap.contacts FOR SELECT TO authenticated USING ((
 
 --
 
+-- Name: opportunities members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.opportunities FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
+-- Name: opportunity_stages members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.opportunity_stages FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.order_items FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -478,6 +562,18 @@ CREATE POLICY members_read ON keap.tags FOR SELECT TO authenticated USING ((acco
 
 CREATE POLICY members_read ON keap.tasks FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
 
+
+--
+
+-- Name: opportunities; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.opportunities ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: opportunity_stages; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.opportunity_stages ENABLE ROW LEVEL SECURITY;
 
 --
 

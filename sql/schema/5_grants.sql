@@ -807,6 +807,24 @@ GRANT ALL ON FUNCTION keapsync.tg_signal_status() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION tg_stage_moved(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_stage_moved() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_stage_moved() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_stage_moved() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_stage_outcome(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_stage_outcome() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_stage_outcome() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_stage_outcome() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_stamp_row(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_stamp_row() FROM PUBLIC;
@@ -942,6 +960,44 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO keapsync_sidecar;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE opportunities; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.opportunities TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO authenticated;
+GRANT SELECT ON TABLE keap.opportunities TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE opportunities_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunities_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunities_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunities_id_seq TO authenticated;
+
+
+--
+
+-- Name: TABLE opportunity_stages; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.opportunity_stages TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunity_stages TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunity_stages TO authenticated;
+GRANT SELECT ON TABLE keap.opportunity_stages TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE opportunity_stages_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunity_stages_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunity_stages_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.opportunity_stages_id_seq TO authenticated;
 
 
 --
@@ -1419,6 +1475,16 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_contacts_weekly TO keaps
 
 --
 
+-- Name: TABLE kpi_opportunities_monthly; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.kpi_opportunities_monthly TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_opportunities_monthly TO keapsync_sidecar;
+GRANT SELECT ON TABLE keapsync.kpi_opportunities_monthly TO authenticated;
+GRANT SELECT ON TABLE keapsync.kpi_opportunities_monthly TO keap_analyst;
+
+
+--
+
 -- Name: TABLE kpi_orders_by_month; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT ALL ON TABLE keapsync.kpi_orders_by_month TO service_role;
@@ -1435,6 +1501,16 @@ GRANT ALL ON TABLE keapsync.kpi_orders_monthly TO service_role;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO authenticated;
 GRANT SELECT ON TABLE keapsync.kpi_orders_monthly TO keap_analyst;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_orders_monthly TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE kpi_pipeline_by_stage; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.kpi_pipeline_by_stage TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.kpi_pipeline_by_stage TO keapsync_sidecar;
+GRANT SELECT ON TABLE keapsync.kpi_pipeline_by_stage TO authenticated;
+GRANT SELECT ON TABLE keapsync.kpi_pipeline_by_stage TO keap_analyst;
 
 
 --
