@@ -18,15 +18,19 @@ type Object struct {
 	ID               ID              `json:"id"` // a string in v2
 	UpdateTime       Time            `json:"update_time"`
 	ModificationTime Time            `json:"modification_time"` // tasks' name for the same clock
+	LastUpdatedTime  Time            `json:"last_updated_time"` // opportunities'
+	UpdatedTime      Time            `json:"updated_time"`      // opportunity stages'
 	Raw              json.RawMessage `json:"-"`
 }
 
 // Modified is Keap's clock for the object, whichever name it goes by.
 func (o Object) Modified() time.Time {
-	if !o.UpdateTime.Time.IsZero() {
-		return o.UpdateTime.Time
+	for _, t := range []Time{o.UpdateTime, o.ModificationTime, o.LastUpdatedTime} {
+		if !t.Time.IsZero() {
+			return t.Time
+		}
 	}
-	return o.ModificationTime.Time
+	return o.UpdatedTime.Time
 }
 
 // UnmarshalJSON decodes liberally and keeps the raw JSON.

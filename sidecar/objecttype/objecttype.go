@@ -69,6 +69,11 @@ var All = []Type{
 		V2:            &V2Resource{Path: "/v2/products", NoSince: true},
 	},
 	{
+		// The pipeline: Keap sends no hook about stages; backfill and reconcile bring them.
+		Name: "opportunity_stage", Table: "opportunity_stages", Swept: true,
+		V2: &V2Resource{Path: "/v2/opportunities/stages", NoSince: true},
+	},
+	{
 		Name: "contact", Table: "contacts", Swept: true,
 		// contactGroup.applied/.removed change contacts' tag ids, so contacts are refetched.
 		Events: []string{"contact.add", "contact.edit", "contact.delete",
@@ -81,6 +86,13 @@ var All = []Type{
 		Events:        []string{"task.add", "task.edit", "task.delete"},
 		EventPrefixes: []string{"task."},
 		V2:            &V2Resource{Path: "/v2/tasks"},
+	},
+	{
+		// After contacts and stages, which an opportunity names. stage_move is a change of stage.
+		Name: "opportunity", Table: "opportunities", Swept: true,
+		Events:        []string{"opportunity.add", "opportunity.edit", "opportunity.delete", "opportunity.stage_move"},
+		EventPrefixes: []string{"opportunity."},
+		V2:            &V2Resource{Path: "/v2/opportunities", NoSince: true},
 	},
 	{
 		Name: "order", Table: "orders", Swept: true,

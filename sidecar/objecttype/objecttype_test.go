@@ -59,7 +59,7 @@ func TestRegistryMatchesTheDatabase(t *testing.T) {
 func TestOfEvent(t *testing.T) {
 	for key, want := range map[string]string{
 		"contact.edit": "contact", "contactGroup.applied": "contact", "contactGroup.edit": "tag",
-		"invoice.payment.add": "order", "subscription.delete": "subscription", "task.add": "task", "note.add": "",
+		"invoice.payment.add": "order", "subscription.delete": "subscription", "task.add": "task", "note.add": "", "opportunity.stage_move": "opportunity",
 		"contact.redact": "contact",
 	} {
 		if got := objecttype.OfEvent(key); got != want {
