@@ -59,16 +59,20 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
   'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
-  'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state']) r
+  'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state',
+  'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks']) r
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks',
+  'keap.opportunity_stages', 'keap.opportunities']) r
 union all
 select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks', 'keapsync.object_types',
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks',
+  'keap.opportunity_stages', 'keap.opportunities', 'keapsync.object_types',
+  'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly',
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
@@ -111,7 +115,8 @@ select set_eq(
      where c.relkind = 'S' and c.relnamespace in ('keap'::regnamespace, 'keapsync'::regnamespace)
        and has_sequence_privilege(p.role, c.oid, 'USAGE,SELECT,UPDATE')$$,
   $$select 'authenticated' as role, 'keap.' || t || '_id_seq' as seq from unnest(array['contacts', 'tag_categories', 'tags', 'orders',
-                                                                        'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks']) t$$,
+                                                                        'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks',
+                                                                        'opportunity_stages', 'opportunities']) t$$,
   'people use exactly the allowed sequences');
 
 select * from finish();

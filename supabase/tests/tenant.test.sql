@@ -29,6 +29,11 @@ begin
     'modification_date', '2026-01-01T00:00:00Z'));
   perform keapsync.apply_keap_record(p_account, 'subscription', jsonb_build_object('id', p_base + 5, 'active', true,
     'billing_cycle', p_word));
+  perform keapsync.apply_keap_record(p_account, 'opportunity_stage', jsonb_build_object('id', (p_base + 8)::text, 'name', p_word,
+    'updated_time', '2026-01-01T00:00:00Z'));
+  perform keapsync.apply_keap_record(p_account, 'opportunity', jsonb_build_object('id', (p_base + 9)::text,
+    'opportunity_title', p_word, 'contact', jsonb_build_object('id', (p_base + 1)::text),
+    'stage', jsonb_build_object('id', (p_base + 8)::text), 'projected_revenue_high', 10, 'last_updated_time', '2026-01-01T00:00:00Z'));
   insert into keap.order_items (account_id, order_id, keap_id, name)
   select p_account, id, p_base + 6, p_word from keap.orders where account_id = p_account;
   insert into keap.order_payments (account_id, order_id, keap_id, note)
@@ -65,6 +70,8 @@ union all select '{payment}', (select min(id) from keap.order_payments where acc
 union all select '{conflict}', (select min(id) from keapsync.conflicts where account_id = 'bbbbbbbb-0000-4000-8000-000000000000' and status = 'open')::text, '900000008'
 union all select '{history}', (select min(id) from keapsync.change_history where account_id = 'bbbbbbbb-0000-4000-8000-000000000000' and origin = 'local' and table_name = 'contacts')::text, '900000009'
 union all select '{dead}', (select min(id) from keapsync.dead_letters where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000010'
+union all select '{opp}', (select min(id) from keap.opportunities where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000012'
+union all select '{stage}', (select min(id) from keap.opportunity_stages where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000013'
 union all select '{inbox}', '-1', '-1'
 -- B's Keap contact id; A's contacts have other Keap ids, so for A it is an id nobody has.
 union all select '{keap}', '7001', '900000011'
@@ -87,6 +94,10 @@ insert into calls values
   ('keapsync.pending_push(uuid,text,bigint)', true, $$select keapsync.pending_push('{A}', 'tag_category', {category})::text$$),
   ('keapsync.pending_push(uuid,text,bigint)', true, $$select keapsync.pending_push('{A}', 'subscription', {sub})::text$$),
   ('keapsync.pending_push(uuid,text,bigint)', false, $$select keapsync.pending_push('{B}', 'contact', {contact})::text$$),
+  ('keapsync.pending_push(uuid,text,bigint)', true, $$select keapsync.pending_push('{A}', 'opportunity', {opp})::text$$),
+  ('keapsync.pending_push(uuid,text,bigint)', true, $$select keapsync.pending_push('{A}', 'opportunity_stage', {stage})::text$$),
+  ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'opportunity', {opp})::text$$),
+  ('keapsync.row_doc(uuid,text,bigint)', true, $$select keapsync.row_doc('{A}', 'opportunity', {opp})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'contact', {contact})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'order', {order})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', false, $$select keapsync.push_request('{B}', 'contact', {contact})::text$$),
@@ -152,12 +163,16 @@ insert into calls values
   (null, false, $$select count(*) from keapsync.change_history where id = {history}$$),
   (null, false, $$select count(*) from keapsync.dead_letters where id = {dead}$$),
   (null, false, $$select count(*) from keapsync.kpi_tag_counts where tag_id = {tag}$$),
-  (null, false, $$select count(*) from keapsync.kpi_top_tags where tag_id = {tag}$$);
+  (null, false, $$select count(*) from keapsync.kpi_top_tags where tag_id = {tag}$$),
+  (null, false, $$select count(*) from keapsync.kpi_pipeline_by_stage where account_id = '{B}'$$),
+  (null, false, $$select count(*) from keapsync.kpi_opportunities_monthly where account_id = '{B}'$$),
+  (null, false, $$insert into keap.opportunities (account_id, title) values ('{B}', 'x')$$);
 -- Every synced table, by id: read, change, remove.
 insert into calls
 select null, false, format(q, t, ph)
   from (values ('contacts', '{contact}'), ('tags', '{tag}'), ('tag_categories', '{category}'), ('orders', '{order}'),
-               ('order_items', '{item}'), ('order_payments', '{payment}'), ('subscriptions', '{sub}')) x(t, ph),
+               ('order_items', '{item}'), ('order_payments', '{payment}'), ('subscriptions', '{sub}'),
+               ('opportunities', '{opp}'), ('opportunity_stages', '{stage}')) x(t, ph),
        unnest(array['select count(*) from keap.%I where id = %s', 'update keap.%I set id = id where id = %s',
                     'delete from keap.%I where id = %s']) q
 union all
