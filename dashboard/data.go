@@ -101,6 +101,35 @@ var companiesTable = prepare(&dataTable{
 	},
 })
 
+var opportunitiesTable = prepare(&dataTable{
+	Name: "opportunities", Title: "Opportunities",
+	Headers: []string{"ID", "Keap ID", "Title", "Stage", "Outcome", "Contact (Keap ID)", "Value", "Est. close", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(title, ''),
+       coalesce((select s.name from keap.opportunity_stages s where s.account_id = t.account_id and s.keap_id = t.stage_keap_id),
+                stage_keap_id::text, ''),
+       coalesce((select s.outcome from keap.opportunity_stages s where s.account_id = t.account_id and s.keap_id = t.stage_keap_id), 'open'),
+       coalesce(contact_keap_id::text, ''), coalesce(coalesce(projected_revenue_high, projected_revenue_low)::text, ''),
+       coalesce(to_char(estimated_close_time at time zone 'UTC', 'YYYY-MM-DD'), ''),
+       coalesce(to_char(last_updated_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:   `keap.opportunities t`,
+	search: `($2 = '' or title ilike $2)`,
+	filter: `($3 = '' or exists (select 1 from keap.opportunity_stages s where s.account_id = t.account_id
+	                                and s.keap_id = t.stage_keap_id and s.name = $3))
+	     and ($4 = '' or coalesce((select s.outcome from keap.opportunity_stages s
+	                                where s.account_id = t.account_id and s.keap_id = t.stage_keap_id), 'open') = $4)`,
+	Filters: [2]filterSpec{{Param: "stage", Label: "Stage"},
+		{Param: "outcome", Label: "Outcome", Options: []string{"open", "won", "lost"}}},
+	Sorts: []sortSpec{
+		{Key: "updated", Label: "Last updated", expr: `coalesce(last_updated_time, '-infinity')`, cast: `timestamptz`},
+		{Key: "value", Label: "Value", expr: `coalesce(projected_revenue_high, projected_revenue_low, 0)`, cast: `numeric`},
+		{Key: "close", Label: "Est. close", expr: `coalesce(estimated_close_time, '-infinity')`, cast: `timestamptz`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+	},
+})
+
+// dataTables are the Data tabs, in their order: each is served at /data/<Name> (and .csv).
+var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, opportunitiesTable}
+
 func prepare(t *dataTable) *dataTable {
 	t.queries = map[string]string{}
 	where := ` where account_id = $1 and ` + t.search + ` and ` + t.filter
@@ -121,6 +150,7 @@ func prepare(t *dataTable) *dataTable {
 
 type dataView struct {
 	Table   *dataTable
+	Tabs    []*dataTable
 	Q       string
 	F       [2]string
 	Sort    string
@@ -133,7 +163,7 @@ type dataView struct {
 
 // params reads the table's filters from the URL; unknown sort keys fall back to the first.
 func (t *dataTable) params(q url.Values) (dv dataView, args []any) {
-	dv = dataView{Table: t, Q: strings.TrimSpace(q.Get("q")), Sort: t.Sorts[0].Key, Dir: q.Get("dir")}
+	dv = dataView{Table: t, Tabs: dataTables, Q: strings.TrimSpace(q.Get("q")), Sort: t.Sorts[0].Key, Dir: q.Get("dir")}
 	for _, s := range t.Sorts {
 		if s.Key == q.Get("sort") {
 			dv.Sort = s.Key
@@ -213,7 +243,7 @@ func (s *Server) dataPage(t *dataTable) handlerFunc {
 		}
 		dv.Export = template.URL(eq.Encode())
 		v.Data = &dv
-		return s.render(w, r, http.StatusOK, t.Name, v)
+		return s.render(w, r, http.StatusOK, "data", v)
 	}
 }
 

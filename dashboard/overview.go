@@ -21,7 +21,27 @@ type kpis struct {
 	Weekly      []weekCount `json:"new_contacts_per_week"`
 	Monthly     []monthSum  `json:"revenue_per_month"`
 	TopTags     []tagCount  `json:"top_tags"`
-	GeneratedAt time.Time   `json:"generated_at"`
+	// Opportunities: the open pipeline by stage and what was won and lost per month.
+	OpenValue   float64      `json:"open_pipeline_value"`
+	OpenDeals   int64        `json:"open_opportunities"`
+	Pipeline    []stageValue `json:"open_pipeline_by_stage"`
+	WonLost     []monthDeals `json:"won_lost_per_month"`
+	GeneratedAt time.Time    `json:"generated_at"`
+}
+
+type stageValue struct {
+	Stage         string  `json:"stage"` // its name, or "Stage <Keap id>" before the stage arrived
+	Opportunities int64   `json:"opportunities"`
+	Value         float64 `json:"value"` // projected revenue, high else low
+}
+
+type monthDeals struct {
+	Month     time.Time `json:"month"` // the 1st, 00:00 UTC
+	Won       int64     `json:"won"`
+	Lost      int64     `json:"lost"`
+	WonValue  float64   `json:"won_value"`
+	LostValue float64   `json:"lost_value"`
+	Partial   bool      `json:"partial"`
 }
 
 type weekCount struct {
@@ -106,6 +126,18 @@ const (
   from keapsync.kpi_top_tags where account_id = $1
  order by contacts desc, name limit 8`
 
+	// Opportunities (20261203231000_keapsync_opportunities.sql): plain views, an account's
+	// pipeline being small. Stages in Keap's order, the stageless last.
+	sqlOverviewPipeline = `select coalesce(stage_name, 'Stage ' || coalesce(stage_keap_id::text, '?')), opportunities, value::float8
+  from keapsync.kpi_pipeline_by_stage where account_id = $1
+ order by stage_order nulls last, stage_keap_id nulls last`
+	sqlOverviewWonLost = `select m.month, coalesce(k.won, 0), coalesce(k.lost, 0), coalesce(k.won_value, 0)::float8, coalesce(k.lost_value, 0)::float8
+  from generate_series(date_trunc('month', $2::timestamptz at time zone 'UTC') - interval '11 months',
+                       date_trunc('month', $2::timestamptz at time zone 'UTC'), interval '1 month') g(t)
+ cross join lateral (select g.t at time zone 'UTC' as month) m
+  left join keapsync.kpi_opportunities_monthly k on k.account_id = $1 and k.month = m.month
+ order by m.month`
+
 	sqlSyncSummary = `select coalesce(s.connection, 'unknown'), coalesce(s.conflicts_open, 0), coalesce(s.dead_letters, 0),
        coalesce(s.inbox_pending, 0), s.inbox_oldest,
        (select count(*) from keapsync.push_queue q where q.account_id = $1),
@@ -125,7 +157,8 @@ const (
 
 // loadKPIs reads an account's key numbers as of now.
 func loadKPIs(ctx context.Context, tx pgx.Tx, acct string, now time.Time) (*kpis, error) {
-	k := &kpis{GeneratedAt: now.UTC(), Weekly: []weekCount{}, Monthly: []monthSum{}, TopTags: []tagCount{}}
+	k := &kpis{GeneratedAt: now.UTC(), Weekly: []weekCount{}, Monthly: []monthSum{}, TopTags: []tagCount{},
+		Pipeline: []stageValue{}, WonLost: []monthDeals{}}
 	if err := tx.QueryRow(ctx, sqlOverviewTotals, acct).Scan(&k.Contacts, &k.Orders, &k.ActiveSubs, &k.MRR); err != nil {
 		return nil, err
 	}
@@ -158,6 +191,26 @@ func loadKPIs(ctx context.Context, tx pgx.Tx, acct string, now time.Time) (*kpis
 	var t tagCount
 	if _, err := pgx.ForEachRow(rows, []any{&t.Name, &t.Contacts}, func() error {
 		k.TopTags = append(k.TopTags, t)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rows, _ = tx.Query(ctx, sqlOverviewPipeline, acct)
+	var sv stageValue
+	if _, err := pgx.ForEachRow(rows, []any{&sv.Stage, &sv.Opportunities, &sv.Value}, func() error {
+		k.Pipeline = append(k.Pipeline, sv)
+		k.OpenDeals += sv.Opportunities
+		k.OpenValue += sv.Value
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	rows, _ = tx.Query(ctx, sqlOverviewWonLost, acct, now)
+	var md monthDeals
+	if _, err := pgx.ForEachRow(rows, []any{&md.Month, &md.Won, &md.Lost, &md.WonValue, &md.LostValue}, func() error {
+		md.Month = md.Month.UTC()
+		md.Partial = md.Month.Equal(thisMonth)
+		k.WonLost = append(k.WonLost, md)
 		return nil
 	}); err != nil {
 		return nil, err
@@ -207,6 +260,7 @@ type overviewData struct {
 	Now                       time.Time
 	Weekly, Monthly, Activity chart
 	Tags                      chart
+	Pipeline, WonLost         chart
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -234,7 +288,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, u *user) error
 // charts draws the overview's charts from its numbers.
 func (d *overviewData) charts() {
 	money := funcs["money"].(func(float64) string)
-	var weekly, monthly, tags, in, out []point
+	var weekly, monthly, tags, in, out, pipeline, won, lost []point
 	for _, w := range d.K.Weekly {
 		weekly = append(weekly, point{Label: w.Week.Format("Jan 2"), Value: float64(w.NewContacts),
 			Display: group(itoa(w.NewContacts)) + " new", Partial: w.Partial})
@@ -245,6 +299,15 @@ func (d *overviewData) charts() {
 	}
 	for _, t := range d.K.TopTags {
 		tags = append(tags, point{Label: t.Name, Value: float64(t.Contacts), Display: group(itoa(t.Contacts)) + " contacts"})
+	}
+	for _, p := range d.K.Pipeline {
+		pipeline = append(pipeline, point{Label: p.Stage, Value: p.Value,
+			Display: money(p.Value) + " in " + group(itoa(p.Opportunities))})
+	}
+	for _, m := range d.K.WonLost {
+		label := m.Month.Format("Jan")
+		won = append(won, point{Label: label, Value: float64(m.Won), Display: group(itoa(m.Won)) + " won, " + money(m.WonValue), Partial: m.Partial})
+		lost = append(lost, point{Label: label, Value: float64(m.Lost), Display: group(itoa(m.Lost)) + " lost, " + money(m.LostValue), Partial: m.Partial})
 	}
 	for _, h := range d.Sync.Activity {
 		label := h.Hour.Format("15:00")
@@ -257,6 +320,9 @@ func (d *overviewData) charts() {
 	d.Weekly = barChart("New contacts per week", "New contacts", "Week starting (UTC)", weekly, compact)
 	d.Monthly = barChart("Revenue per month", "Revenue", "Month (UTC)", monthly, compactMoney)
 	d.Tags = hbarChart("Top tags", tags)
+	d.Pipeline = hbarChart("Open pipeline by stage", pipeline)
+	d.WonLost = groupedChart("Opportunities won and lost per month", "Opportunities", "Month (UTC)", chartW,
+		[]series{{Name: "Won", Class: "bar", Points: won}, {Name: "Lost", Class: "bar-out", Points: lost}}, compact)
 	d.Activity = groupedChart("Sync activity, last 48 hours", "Changes", "Hour (UTC)", 2*chartW,
 		[]series{{Name: "In from Keap", Class: "bar", Points: in}, {Name: "Out to Keap", Class: "bar-out", Points: out}}, compact)
 }

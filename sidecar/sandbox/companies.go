@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,12 +68,7 @@ type companyInput struct {
 
 // apply sets what the input names; with a mask, only the masked properties (absent ones clear).
 func (in companyInput) apply(c *company, mask []string) {
-	set := func(prop string, present bool) bool {
-		if len(mask) > 0 {
-			return slices.Contains(mask, prop)
-		}
-		return present
-	}
+	set := maskedSetter(mask)
 	str := func(p *string) string {
 		if p == nil {
 			return ""

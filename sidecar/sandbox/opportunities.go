@@ -492,17 +492,6 @@ func (a *restAPI) deleteStageV2(w http.ResponseWriter, r *http.Request) error {
 	return v2Delete(w, r, a.store.deleteStage)
 }
 
-// maskedSetter says whether an input sets a property: with an update_mask, exactly the masked
-// ones (an absent one clears); without, those present.
-func maskedSetter(mask []string) func(prop string, present bool) bool {
-	return func(prop string, present bool) bool {
-		if len(mask) > 0 {
-			return slices.Contains(mask, prop)
-		}
-		return present
-	}
-}
-
 func derefInt(p *int) int {
 	if p == nil {
 		return 0

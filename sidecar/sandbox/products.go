@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,12 +37,7 @@ type productInput struct {
 }
 
 func (in productInput) apply(p *product, mask []string) {
-	set := func(prop string, present bool) bool {
-		if len(mask) > 0 {
-			return slices.Contains(mask, prop)
-		}
-		return present
-	}
+	set := maskedSetter(mask)
 	if set("name", in.Name != nil) {
 		p.Name = deref(in.Name)
 	}

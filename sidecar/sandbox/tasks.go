@@ -3,7 +3,6 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,12 +55,7 @@ type taskInput struct {
 }
 
 func (in taskInput) apply(s *store, t *task, mask []string) error {
-	set := func(prop string, present bool) bool {
-		if len(mask) > 0 {
-			return slices.Contains(mask, prop)
-		}
-		return present
-	}
+	set := maskedSetter(mask)
 	if set("title", in.Title != nil) {
 		t.title = deref(in.Title)
 	}

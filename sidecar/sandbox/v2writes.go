@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -60,4 +61,15 @@ func v2Delete(w http.ResponseWriter, r *http.Request, remove func(int64) error) 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// maskedSetter says whether an input sets a property: with an update_mask, exactly the masked
+// ones (an absent one clears); without, those present.
+func maskedSetter(mask []string) func(prop string, present bool) bool {
+	return func(prop string, present bool) bool {
+		if len(mask) > 0 {
+			return slices.Contains(mask, prop)
+		}
+		return present
+	}
 }
