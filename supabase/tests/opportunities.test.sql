@@ -3,7 +3,7 @@
 -- KPI numbers, under RLS.
 begin;
 create extension if not exists pgtap;
-select plan(16);
+select plan(18);
 
 insert into auth.users (id, email) values ('b0000000-0000-4000-8000-00000000000b', 'viewer-b@example.com');
 insert into keapsync.accounts (id, name) values
@@ -95,6 +95,17 @@ select is((select keapsync.push_request('a0000000-0000-4000-8000-000000000001', 
 select is((select keapsync.push_request('a0000000-0000-4000-8000-000000000001', 'opportunity_stage', id) ->> 'op'
              from keap.opportunity_stages where account_id = 'a0000000-0000-4000-8000-000000000001' and keap_id = 2),
           'none', 'a stage''s outcome is keapsync''s own: nothing to send');
+
+-- Both sides change the title: a field conflict (manual policy), recorded in history.
+update keap.opportunities set title = 'Local title' where account_id = 'a0000000-0000-4000-8000-000000000001' and keap_id = 11;
+select keapsync.apply_keap_record('a0000000-0000-4000-8000-000000000001', 'opportunity', '{"id": "11", "opportunity_title": "Keap title",
+  "contact": {"id": "7"}, "stage": {"id": "1"}, "user": {"id": "3"}, "projected_revenue_high": 1000, "projected_revenue_low": 500,
+  "include_in_forecast": true, "last_updated_time": "2026-04-01T00:00:00.000Z"}');
+select is((select field || ':' || (local_value #>> '{}') || '/' || (keap_value #>> '{}') from keapsync.conflicts
+            where object_type = 'opportunity' and status = 'open'),
+          'title:Local title/Keap title', 'both changed the title: a conflict for that field only');
+select is((select string_agg(distinct origin, ',' order by origin) from keapsync.change_history
+            where table_name = 'opportunities' and keap_id = 11), 'keap,local', 'history holds both sides'' changes');
 
 -- Under RLS, B's viewer sees B's numbers only.
 set local role authenticated;
