@@ -39,7 +39,7 @@ func TestOverviewOpportunities(t *testing.T) {
 	_, body := e.as(adminA).get("/")
 	for _, want := range []string{
 		`data-kpi="pipeline">$1,750.00</span>`, "2 open opportunities", "Open pipeline by stage",
-		"$1,750.00 in 2", "Opportunities won and lost per month", "1 won, $4,000.00",
+		"$1,750.00 · 2 open", "Opportunities won and lost per month", "1 won, $4,000.00",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q", want)

@@ -302,7 +302,7 @@ func (d *overviewData) charts() {
 	}
 	for _, p := range d.K.Pipeline {
 		pipeline = append(pipeline, point{Label: p.Stage, Value: p.Value,
-			Display: money(p.Value) + " in " + group(itoa(p.Opportunities))})
+			Display: money(p.Value) + " · " + group(itoa(p.Opportunities)) + " open"})
 	}
 	for _, m := range d.K.WonLost {
 		label := m.Month.Format("Jan")
