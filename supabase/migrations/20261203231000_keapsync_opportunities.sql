@@ -94,7 +94,7 @@ values ('opportunity_stage', 'opportunity_stages',
         array['last_updated_time'], array['create', 'update', 'delete'],
         '{"contact_keap_id": ["contact_id"], "stage_keap_id": ["stage_id"], "user_id": ["user_id"]}');
 
--- A new stage's outcome from its name, unless one was given.
+-- A new stage's outcome from its name, unless won or lost was given.
 create or replace function keapsync.tg_stage_outcome() returns trigger
 language plpgsql set search_path = ''
 as $$
