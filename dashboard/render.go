@@ -22,7 +22,7 @@ var staticFS embed.FS
 
 // pageNames are the templates/*.html files that are whole pages (each parsed with layout.html).
 var pageNames = []string{"overview", "health", "conflicts", "conflict", "deadletters", "history",
-	"contacts", "orders", "companies", "settings", "signin", "error"}
+	"data", "settings", "signin", "error"}
 
 type pages struct{ set map[string]*template.Template }
 

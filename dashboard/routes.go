@@ -38,12 +38,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /dead-letters/{id}/payload", s.page(s.deadLetterPayload))
 	mux.Handle("GET /history", s.page(s.history))
 	mux.Handle("POST /history/{id}/rollback", s.page(s.rollback))
-	mux.Handle("GET /data/contacts", s.page(s.dataPage(contactsTable)))
-	mux.Handle("GET /data/orders", s.page(s.dataPage(ordersTable)))
-	mux.Handle("GET /data/contacts.csv", s.page(s.exportCSV(contactsTable)))
-	mux.Handle("GET /data/orders.csv", s.page(s.exportCSV(ordersTable)))
-	mux.Handle("GET /data/companies", s.page(s.dataPage(companiesTable)))
-	mux.Handle("GET /data/companies.csv", s.page(s.exportCSV(companiesTable)))
+	for _, t := range dataTables {
+		mux.Handle("GET /data/"+t.Name, s.page(s.dataPage(t)))
+		mux.Handle("GET /data/"+t.Name+".csv", s.page(s.exportCSV(t)))
+	}
 	mux.Handle("GET /settings", s.page(s.settings))
 	mux.Handle("POST /settings/{what}", s.page(s.saveSettings))
 	mux.Handle("GET /live/events", s.page(s.events))
