@@ -95,11 +95,7 @@ values ($1, 9002, 'Secret errand', 1001, 'keap')`}} {
 				}
 				seen[id] = true
 			}
-			next = ""
-			if i := strings.Index(body, `rel="next"`); i > 0 {
-				h := body[strings.LastIndex(body[:i], `href="`)+6:]
-				next = path + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
-			}
+			next = nextPage(path, body)
 		}
 		if len(seen) != tc.want || pages != (tc.want+49)/50 {
 			t.Errorf("%s: %d rows on %d pages, want %d", tc.start, len(seen), pages, tc.want)
@@ -135,4 +131,14 @@ values ($1, 9002, 'Secret errand', 1001, 'keap')`}} {
 			t.Fatalf("an exported task is completed: %v", r)
 		}
 	}
+}
+
+// nextPage is the next page's link on a data page served at path, "" on the last page.
+func nextPage(path, body string) string {
+	i := strings.Index(body, `rel="next"`)
+	if i < 0 {
+		return ""
+	}
+	h := body[strings.LastIndex(body[:i], `href="`)+6:]
+	return path + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
 }
