@@ -127,8 +127,50 @@ var opportunitiesTable = prepare(&dataTable{
 	},
 })
 
-// dataTables are the Data tabs, in their order: each is served at /data/<Name> (and .csv).
-var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, opportunitiesTable}
+var productsTable = prepare(&dataTable{
+	Name: "products", Title: "Products",
+	Headers: []string{"ID", "Keap ID", "Name", "SKU", "Price", "Currency", "Active", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(name, ''), coalesce(sku, ''),
+       coalesce((price_cents / 100.0)::numeric(20, 2)::text, ''), coalesce(currency_code, ''),
+       case active when true then 'yes' when false then 'no' else '' end,
+       coalesce(to_char(update_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:   `keap.products t`,
+	search: `($2 = '' or name ilike $2 or sku ilike $2 or short_description ilike $2)`,
+	filter: `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or currency_code = $4)`,
+	Filters: [2]filterSpec{{Param: "active", Label: "Active", Options: []string{"yes", "no"}},
+		{Param: "currency", Label: "Currency"}},
+	Sorts: []sortSpec{
+		{Key: "name", Label: "Name", expr: `coalesce(lower(name), '')`, cast: `text`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+		{Key: "price", Label: "Price", expr: `coalesce(price_cents, -1)`, cast: `bigint`},
+		{Key: "updated", Label: "Last updated", expr: `coalesce(update_time, '-infinity')`, cast: `timestamptz`},
+	},
+})
+
+var tasksTable = prepare(&dataTable{
+	Name: "tasks", Title: "Tasks",
+	Headers: []string{"ID", "Keap ID", "Title", "Type", "Priority", "Contact (Keap ID)", "Due", "Completed", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(title, ''), coalesce(type, ''), coalesce(priority, ''),
+       coalesce(contact_keap_id::text, ''),
+       coalesce(to_char(due_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), ''),
+       case completed when true then 'yes' when false then 'no' else '' end,
+       coalesce(to_char(modification_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:   `keap.tasks t`,
+	search: `($2 = '' or title ilike $2 or description ilike $2)`,
+	filter: `($3 = '' or completed = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
+	Filters: [2]filterSpec{{Param: "completed", Label: "Completed", Options: []string{"yes", "no"}},
+		{Param: "contact", Label: "Contact Keap ID"}},
+	Sorts: []sortSpec{
+		{Key: "due", Label: "Due", expr: `coalesce(due_time, '-infinity')`, cast: `timestamptz`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+		{Key: "title", Label: "Title", expr: `coalesce(lower(title), '')`, cast: `text`},
+		{Key: "updated", Label: "Last updated", expr: `coalesce(modification_time, '-infinity')`, cast: `timestamptz`},
+	},
+})
+
+// dataTables are the Data page's tabs, in the order shown; each is served at /data/<name> and
+// /data/<name>.csv.
+var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, productsTable, tasksTable, opportunitiesTable}
 
 func prepare(t *dataTable) *dataTable {
 	t.queries = map[string]string{}

@@ -285,11 +285,7 @@ func TestKeysetPagination(t *testing.T) {
 				}
 				seen[m[1]] = true
 			}
-			next = ""
-			if i := strings.Index(body, `rel="next"`); i > 0 {
-				h := body[strings.LastIndex(body[:i], `href="`)+6:]
-				next = "/data/contacts" + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
-			}
+			next = nextPage("/data/contacts", body)
 		}
 		if len(seen) != 1200 || pages != 24 {
 			t.Fatalf("%s: saw %d contacts on %d pages, want 1200 on 24", start, len(seen), pages)

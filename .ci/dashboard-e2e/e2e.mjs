@@ -132,6 +132,12 @@ try {
   await page.waitForURL(/q=Live/);
   check(await page.locator('#table tbody tr').count() === 1, 'search finds the live contact');
   await shot('09-data-search');
+  // Each object type has its tab.
+  await page.getByRole('link', { name: 'Tasks' }).click();
+  await page.waitForSelector('h1:has-text("Tasks")');
+  check(await page.locator('.tabs a[aria-current=page]').innerText() === 'Tasks', 'the Tasks tab is current');
+  await page.getByRole('link', { name: 'Products' }).click();
+  await page.waitForSelector('h1:has-text("Products")');
   await page.goto(BASE + '/data/contacts');
   await shot('10-data');
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
@@ -151,7 +157,7 @@ try {
   // 375 px wide: nothing overflows the viewport.
   const mobile = await browser.newContext({ viewport: { width: 375, height: 812 }, storageState: await ctx.storageState() });
   const m = await mobile.newPage();
-  for (const [p, name] of [['/', '13-mobile-overview'], ['/conflicts', '14-mobile-conflicts'], ['/data/contacts', '15-mobile-data']]) {
+  for (const [p, name] of [['/', '13-mobile-overview'], ['/conflicts', '14-mobile-conflicts'], ['/data/contacts', '15-mobile-data'], ['/data/tasks', '16-mobile-tasks']]) {
     await m.goto(BASE + p);
     await shot(name, m);
     const width = await m.evaluate(() => document.documentElement.scrollWidth);

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 	"github.com/keapsync/keapsync/sidecar/keap"
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
@@ -175,58 +176,180 @@ func heapGrowthMiB(b *testing.B, f func() error) float64 {
 	return float64(peak-base) / (1 << 20)
 }
 
-// BenchmarkHookedChangesAPICalls: Keap API calls spent per 1000 contacts changed in Keap and
-// delivered by hooks (naive: 1000+; goal <= 5).
+// BenchmarkHookedChangesAPICalls: Keap API calls spent per 1000 records of each synced type
+// changed in Keap and delivered by hooks (naive: 1000+; goal <= 5), one sub-benchmark per type
+// of the registry that has hooks. KEAPSYNC_BENCH_HOOKED sets how many records change (default
+// 1000, the issue's figure).
 func BenchmarkHookedChangesAPICalls(b *testing.B) {
-	ctx := context.Background()
-	b.StopTimer()
-	for i := 0; i < b.N; i++ {
-		w := newWorld(b, 2000)
-		if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
-			b.Fatal(err)
-		}
-		var ids []int64
-		if err := w.db.QueryRow(ctx, `select array_agg(keap_id order by keap_id) from (select keap_id from keap.contacts order by keap_id limit 1000) s`).Scan(&ids); err != nil {
-			b.Fatal(err)
-		}
-		for _, id := range ids {
-			if err := w.sb.EditContact(id, map[string]any{"job_title": "Changed " + strconv.FormatInt(id, 10)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		w.sb.FlushHooks()
-		if err := w.sb.WaitHooksIdle(ctx); err != nil {
-			b.Fatal(err)
-		}
-		w.sb.ClearRequests()
-		w.worker.Window = 0
-		b.StartTimer()
-		for {
-			did, err := w.worker.RunOnce(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !did {
-				break
-			}
-		}
-		b.StopTimer()
-		calls := 0
-		for _, r := range w.sb.Requests() {
-			if strings.HasPrefix(r.Path, "/crm/rest/") {
-				calls++
-			}
-		}
-		var arrived int
-		_ = w.db.QueryRow(ctx, `select count(*) from keap.contacts where job_title like 'Changed %'`).Scan(&arrived)
-		if arrived != len(ids) {
-			b.Fatalf("%d of %d changes arrived", arrived, len(ids))
-		}
-		b.ReportMetric(float64(calls)*1000/float64(len(ids)), "calls/1000-changes(goal<=5)")
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("KEAPSYNC_BENCH_HOOKED")); err == nil && v > 0 {
+		n = v
 	}
+	for _, typ := range objecttype.All {
+		if len(typ.Events) == 0 {
+			continue
+		}
+		h, ok := hookedChanges[typ.Name]
+		if !ok {
+			b.Fatalf("no way to change %ss in Keap for this benchmark: add one to hookedChanges", typ.Name)
+		}
+		// The count is in the name: one list call covers up to 1000 changes, so a run with
+		// fewer changes reports more calls per 1000 than the same code spends on 1000
+		// (benchreport judges the goal only at 1000 or more).
+		b.Run(typ.Name+"/changes="+strconv.Itoa(n), func(b *testing.B) {
+			b.StopTimer()
+			for i := 0; i < b.N; i++ {
+				benchHookedChanges(b, typ, h, n)
+			}
+		})
+	}
+}
+
+// hookedChange is how the benchmark makes records of one type in Keap and changes them there as
+// a person would, so that Keap sends the type's hook.
+type hookedChange struct {
+	contacts int // generated contacts the sandbox needs per changed record (orders, subscriptions come with them)
+	seed     func(w *world, n int) error
+	// change changes record id (a Keap id already here) and returns the Keap id it changed; a
+	// type changed by creating (tags) makes a new record and ignores id.
+	change  func(w *world, id int64, i int) (int64, error)
+	creates bool
+}
+
+var hookedChanges = map[string]hookedChange{
+	"tag": {creates: true, change: func(w *world, _ int64, i int) (int64, error) {
+		return w.sb.CreateTag("Bench tag "+strconv.Itoa(i), "made in Keap")
+	}},
+	"company": {
+		seed: func(w *world, n int) error {
+			for i := range n {
+				if _, err := w.sb.CreateCompany(map[string]any{"company_name": "Company " + strconv.Itoa(i)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, id int64, _ int) (int64, error) {
+			return id, w.sb.EditCompany(id, map[string]any{"notes": "Changed " + strconv.FormatInt(id, 10)})
+		},
+	},
+	"product": {
+		seed: func(w *world, n int) error {
+			for i := range n {
+				if _, err := w.sb.CreateProduct(map[string]any{"name": "Product " + strconv.Itoa(i), "price": 100 + i, "short_description": "p"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, id int64, _ int) (int64, error) {
+			return id, w.sb.EditProduct(id, map[string]any{"description": "Changed " + strconv.FormatInt(id, 10)})
+		},
+	},
+	"contact": {contacts: 2, change: func(w *world, id int64, _ int) (int64, error) {
+		return id, w.sb.EditContact(id, map[string]any{"job_title": "Changed " + strconv.FormatInt(id, 10)})
+	}},
+	"task": {
+		seed: func(w *world, n int) error {
+			for i := range n {
+				if _, err := w.sb.CreateTask(map[string]any{"title": "Task " + strconv.Itoa(i), "assigned_to_user_id": "1", "contact_id": "1"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, id int64, _ int) (int64, error) {
+			return id, w.sb.EditTask(id, map[string]any{"description": "Changed " + strconv.FormatInt(id, 10)})
+		},
+	},
+	// About one generated contact in three has an order, one in ten a subscription.
+	"order": {contacts: 4, change: func(w *world, id int64, _ int) (int64, error) {
+		return id, w.sb.PayOrder(id, 0.01)
+	}},
+	"subscription": {contacts: 13, change: func(w *world, id int64, _ int) (int64, error) {
+		var active bool
+		if err := w.db.QueryRow(context.Background(), `select coalesce(active, false) from keap.subscriptions where keap_id = $1`, id).Scan(&active); err != nil {
+			return 0, err
+		}
+		return id, w.sb.SetSubscriptionActive(id, !active)
+	}},
+}
+
+// benchHookedChanges backfills records of typ, subscribes to hooks, changes n records in Keap,
+// delivers the hooks and times the worker's fetching them; it reports the Keap calls the worker
+// made per 1000 changes, after checking every change arrived.
+func benchHookedChanges(b *testing.B, typ objecttype.Type, h hookedChange, n int) {
+	ctx := context.Background()
+	w := newWorld(b, max(5, h.contacts*n))
+	if h.seed != nil {
+		if err := h.seed(w, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.sweeper.Backfill(ctx, w.account, []string{typ.Name}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		b.Fatal(err)
+	}
+	// The records' tables come from the registry, not from input.
+	table := pgx.Identifier{"keap", typ.Table}.Sanitize()
+	var here []int64
+	if err := w.db.QueryRow(ctx, `select coalesce(array_agg(keap_id order by keap_id), '{}') from (select keap_id from `+table+
+		` where keap_id is not null order by keap_id limit $1) s`, n).Scan(&here); err != nil {
+		b.Fatal(err)
+	}
+	if len(here) < n && !h.creates {
+		b.Fatalf("%d %s records here, want %d to change", len(here), typ.Name, n)
+	}
+	var before time.Time
+	if err := w.db.QueryRow(ctx, `select clock_timestamp()`).Scan(&before); err != nil {
+		b.Fatal(err)
+	}
+	changed := make([]int64, 0, n)
+	for i := range n {
+		var id int64
+		if i < len(here) {
+			id = here[i]
+		}
+		kid, err := h.change(w, id, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		changed = append(changed, kid)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	w.worker.Window = 0
+	b.StartTimer()
+	for {
+		did, err := w.worker.RunOnce(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !did {
+			break
+		}
+	}
+	b.StopTimer()
+	calls := 0
+	for _, r := range w.sb.Requests() {
+		if strings.HasPrefix(r.Path, "/crm/rest/") {
+			calls++
+		}
+	}
+	var arrived int
+	if err := w.db.QueryRow(ctx, `select count(*) from `+table+` where account_id = $1 and keap_id = any($2) and updated_at > $3`,
+		w.account, changed, before).Scan(&arrived); err != nil {
+		b.Fatal(err)
+	}
+	if arrived != n {
+		b.Fatalf("%d of %d %s changes arrived", arrived, n, typ.Name)
+	}
+	b.ReportMetric(float64(calls)*1000/float64(n), "calls/1000-changes(goal<=5)")
 }
 
 func latest(a, b time.Time) time.Time {

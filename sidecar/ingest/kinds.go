@@ -49,6 +49,8 @@ type kind struct {
 	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
 	// checkpoint may follow each applied page. Otherwise it moves only when a sweep is done.
 	ascending bool
+	// whole: list cannot filter by time, so every listing walks the whole collection.
+	whole bool
 	// reconcileAll: a reconcile walks everything, not what changed since its checkpoint, because
 	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
 	// what is stored are skipped before the apply.
@@ -127,6 +129,7 @@ var kinds = map[string]kind{
 	},
 	"tag": {
 		objectType: "tag",
+		whole:      true,
 		list: func(ctx context.Context, api Keap, _ time.Time) iter.Seq2[record, error] {
 			// v1 tags carry no timestamps: every listing is the whole set (it is small).
 			return mapSeq(api.Tags(ctx, keap.TagQuery{Limit: 1000}),
@@ -220,6 +223,7 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
 	return kind{
 		objectType: name,
+		whole:      res.NoSince,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			q := keap.ObjectQuery{Since: since, Fields: res.Fields, PageSize: 1000}
 			if res.NoSince {

@@ -205,7 +205,11 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		}
 		return err
 	}
-	if len(changed) > w.ListThreshold && k.objectType != "tag" {
+	list, err := w.listCheaper(ctx, tx, account, k, len(changed))
+	if err != nil {
+		return err
+	}
+	if list {
 		// Keap delivers hooks 30-60 s after a change and retries for up to ~40 minutes; listing
 		// what changed since well before the oldest delivery catches every id in few calls.
 		since := oldest.Add(-time.Hour)
@@ -420,6 +424,27 @@ func (w *Worker) drain(ctx context.Context) error {
 		case <-time.After(w.PollEvery):
 		}
 	}
+}
+
+// sqlRecordsHere counts the records of a type an account has here: about what a listing of the
+// whole collection walks.
+const sqlRecordsHere = `select count(*) from keapsync.sync_state where account_id = $1::uuid and object_type = $2`
+
+// listCheaper says whether listing fetches the changed ids in fewer calls than one GET each. A
+// listing that cannot filter by time (tags, products) walks the whole collection, a page per
+// 1000 records, so it pays only when more ids changed than it has pages.
+func (w *Worker) listCheaper(ctx context.Context, tx pgx.Tx, account string, k kind, changed int) (bool, error) {
+	if changed <= w.ListThreshold {
+		return false, nil
+	}
+	if !k.whole {
+		return true, nil
+	}
+	var here int
+	if err := tx.QueryRow(ctx, sqlRecordsHere, account, k.objectType).Scan(&here); err != nil {
+		return false, fmt.Errorf("count %ss here: %w", k.objectType, err)
+	}
+	return changed > here/listLimit+1, nil
 }
 
 // sqlLocalTagMembers are the Keap ids of the contacts that hold a tag here.

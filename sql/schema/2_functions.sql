@@ -1337,6 +1337,7 @@ declare
   doc jsonb;
   req jsonb;
   pushed jsonb;
+  sent jsonb;
 begin
   keys := array(select jsonb_object_keys(fields)) || array(select jsonb_array_elements_text(p -> 'cleared'));
   pushed := fields || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}');
@@ -1367,6 +1368,15 @@ begin
       'order_items', (select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                          'product_id', i.product_id, 'quantity', i.quantity, 'price', i.price, 'description', i.description))), '[]')
                         from keap.order_items i where i.order_id = p_local_id))));
+  elsif p_type = 'product' and op = 'create' then
+    -- row_doc leaves nulls out, so a product without a price has no price_cents key.
+    if coalesce((doc ->> 'price_cents')::bigint < 0, true) then
+      return req || jsonb_build_object('op', 'unsupported', 'reason',
+        'Keap needs a price of 0 or more to create a product: set keap.products.price_cents (in the smallest unit of the Keap account''s currency)');
+    end if;
+    sent := keapsync.keap_body(p_type, doc, array(select jsonb_object_keys(doc)));
+    return req || sent || jsonb_build_object('body', (sent -> 'body') || jsonb_build_object(
+      'price', doc -> 'price_cents', 'short_description', coalesce(doc -> 'short_description', '""')));
   elsif op = any (ops) then
     return req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
   end if;
