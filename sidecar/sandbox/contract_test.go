@@ -93,6 +93,13 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=completed", tkid), map[string]any{"completed": true}, 200, nil)
 	c.json("GET", "/crm/rest/v2/tasks?page_size=2&order_by=update_time%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 204, nil)
+	var nt map[string]any
+	c.json("POST", v1+"/notes", map[string]any{"contact_id": id, "title": "Called", "body": "Left a message", "type": "Call", "user_id": 1}, 201, &nt)
+	ntid := num(nt["id"])
+	c.json("GET", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("%s/notes/%d", v1, ntid), map[string]any{"body": "Called back", "title": nil}, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/notes?limit=2&offset=0&contact_id=%d", v1, id), nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

@@ -46,6 +46,9 @@ type store struct {
 
 	tasks   map[int64]*task
 	taskIDs []int64
+
+	notes   map[int64]*note
+	noteIDs []int64
 }
 
 func newStore(clock Clock) *store {

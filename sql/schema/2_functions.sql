@@ -652,6 +652,7 @@ CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETU
 declare
   paths jsonb := (select t.keap_paths from keapsync.object_types t where t.object_type = p_type);
   writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
+  numbers boolean := (select t.number_ids from keapsync.object_types t where t.object_type = p_type);
   groups text[];
   body jsonb := '{}';
   c text;
@@ -665,7 +666,7 @@ begin
       continue;
     end if;
     v := p_doc -> c;
-    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+    if not numbers and jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
       v := to_jsonb(v #>> '{}');
     end if;
     if array_length(p, 1) = 1 then

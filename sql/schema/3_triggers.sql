@@ -22,6 +22,13 @@ CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.contact
 
 --
 
+-- Name: notes guard_direction; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.notes FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('note');
+
+
+--
+
 -- Name: orders guard_direction; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER guard_direction BEFORE INSERT OR DELETE OR UPDATE ON keap.orders FOR EACH ROW WHEN ((current_setting('keapsync.origin'::text, true) IS DISTINCT FROM 'keap'::text)) EXECUTE FUNCTION keapsync.tg_guard_direction('order');
@@ -229,6 +236,13 @@ CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.contacts REFERENCING OLD 
 
 --
 
+-- Name: notes signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.notes REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: orders signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.orders REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -274,6 +288,13 @@ CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.contact_tags REFERENCING 
 -- Name: contacts signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.contacts REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
+-- Name: notes signal_data_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_insert AFTER INSERT ON keap.notes REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
 
 
 --
@@ -327,6 +348,13 @@ CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.contacts REFERENCING NEW 
 
 --
 
+-- Name: notes signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.notes REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
+
+
+--
+
 -- Name: orders signal_data_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_update AFTER UPDATE ON keap.orders REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();
@@ -372,6 +400,13 @@ CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.contact_tags FOR EACH R
 -- Name: contacts stamp_row; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.contacts FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
+
+
+--
+
+-- Name: notes stamp_row; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER stamp_row BEFORE INSERT OR UPDATE ON keap.notes FOR EACH ROW EXECUTE FUNCTION keapsync.tg_stamp_row();
 
 
 --
@@ -439,6 +474,13 @@ CREATE TRIGGER track_delete AFTER DELETE ON keap.contacts REFERENCING OLD TABLE 
 
 --
 
+-- Name: notes track_delete; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_delete AFTER DELETE ON keap.notes REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: orders track_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_delete AFTER DELETE ON keap.orders REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -502,6 +544,13 @@ CREATE TRIGGER track_insert AFTER INSERT ON keap.contacts REFERENCING NEW TABLE 
 
 --
 
+-- Name: notes track_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_insert AFTER INSERT ON keap.notes REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
 -- Name: orders track_insert; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_insert AFTER INSERT ON keap.orders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
@@ -561,6 +610,13 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.contact_tags REFERENCING OLD TA
 -- Name: contacts track_update; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER track_update AFTER UPDATE ON keap.contacts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
+
+
+--
+
+-- Name: notes track_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER track_update AFTER UPDATE ON keap.notes REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_track_change();
 
 
 --

@@ -22,6 +22,13 @@ CREATE POLICY admins_delete ON keap.contacts FOR DELETE TO authenticated USING (
 
 --
 
+-- Name: notes admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.notes FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items admins_delete; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_delete ON keap.order_items FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -95,6 +102,13 @@ CREATE POLICY admins_insert ON keap.contact_tags FOR INSERT TO authenticated WIT
 -- Name: contacts admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.contacts FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: notes admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.notes FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -176,6 +190,13 @@ CREATE POLICY admins_update ON keap.contacts FOR UPDATE TO authenticated USING (
 
 --
 
+-- Name: notes admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.notes FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items admins_update; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_update ON keap.order_items FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -249,6 +270,13 @@ CREATE POLICY analysts_read ON keap.contact_tags FOR SELECT TO keap_analyst USIN
 -- Name: contacts analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.contacts FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: notes analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.notes FOR SELECT TO keap_analyst USING (true);
 
 
 --
@@ -348,6 +376,13 @@ CREATE POLICY keapsync_sidecar_all ON keap.contacts TO keapsync_sidecar USING (t
 
 --
 
+-- Name: notes keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.notes TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: order_items keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keap.order_items TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -425,6 +460,13 @@ CREATE POLICY members_read ON keap.contacts FOR SELECT TO authenticated USING ((
 
 --
 
+-- Name: notes members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.notes FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: order_items members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.order_items FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -478,6 +520,12 @@ CREATE POLICY members_read ON keap.tags FOR SELECT TO authenticated USING ((acco
 
 CREATE POLICY members_read ON keap.tasks FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
 
+
+--
+
+-- Name: notes; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.notes ENABLE ROW LEVEL SECURITY;
 
 --
 

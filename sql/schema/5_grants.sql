@@ -946,6 +946,25 @@ GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO keapsync_sidecar;
 
 --
 
+-- Name: TABLE notes; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.notes TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes TO authenticated;
+GRANT SELECT ON TABLE keap.notes TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE notes_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO authenticated;
+
+
+--
+
 -- Name: TABLE order_items; Type: ACL; Schema: keap; Owner: -
 
 GRANT ALL ON TABLE keap.order_items TO service_role;
