@@ -214,8 +214,9 @@ func init() {
 	}
 }
 
-// v2Kind reads a type through its v2 collection: since_time filters by update_time, but the
-// listing cannot be ordered by it, so the checkpoint moves only when a sweep is done.
+// v2Kind reads a type through its v2 collection (or a v1 one of the same shape, notes):
+// since_time filters by update_time, but the listing cannot be ordered by it, so the checkpoint
+// moves only when a sweep is done.
 func v2Kind(name string, res objecttype.V2Resource) kind {
 	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
 	return kind{

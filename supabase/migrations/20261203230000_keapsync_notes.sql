@@ -68,6 +68,30 @@ create trigger signal_data_delete after delete on keap.notes referencing old tab
   for each statement execute function keapsync.tg_signal_data();
 select keapsync.guard_direction('notes', 'note');
 
+-- A contact Keap deleted takes its notes along (the foreign key's cascade, on Keap's behalf):
+-- their sync state and open conflicts go as apply_keap_delete's own do, so no sweep looks for
+-- them later. Written for any table whose rows a cascade deletes with their parent.
+create or replace function keapsync.tg_forget_cascaded() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_type text := (select t.object_type from keapsync.object_types t where t.table_name = tg_table_name);
+begin
+  if keapsync.current_origin() is distinct from 'keap' then
+    return null; -- a local delete: tg_track_change records it for push
+  end if;
+  delete from keapsync.sync_state s using old_rows o
+   where s.account_id = o.account_id and s.object_type = v_type and s.local_id = o.id;
+  update keapsync.conflicts c set status = 'resolved', resolution = 'keap', resolved_at = now()
+    from old_rows o
+   where c.account_id = o.account_id and c.object_type = v_type and c.local_id = o.id and c.status = 'open';
+  return null;
+end;
+$$;
+revoke execute on function keapsync.tg_forget_cascaded() from public;
+create trigger forget_cascaded after delete on keap.notes referencing old table as old_rows
+  for each statement execute function keapsync.tg_forget_cascaded();
+
 alter table keap.notes enable row level security;
 create policy members_read on keap.notes for select to authenticated
   using (account_id = any ((select keapsync.my_accounts())::uuid[]));
