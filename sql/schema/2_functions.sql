@@ -1862,6 +1862,30 @@ $$;
 
 --
 
+-- Name: tg_forget_cascaded(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_forget_cascaded() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_type text := (select t.object_type from keapsync.object_types t where t.table_name = tg_table_name);
+begin
+  if keapsync.current_origin() is distinct from 'keap' then
+    return null; -- a local delete: tg_track_change records it for push
+  end if;
+  delete from keapsync.sync_state s using old_rows o
+   where s.account_id = o.account_id and s.object_type = v_type and s.local_id = o.id;
+  update keapsync.conflicts c set status = 'resolved', resolution = 'keap', resolved_at = now()
+    from old_rows o
+   where c.account_id = o.account_id and c.object_type = v_type and c.local_id = o.id and c.status = 'open';
+  return null;
+end;
+$$;
+
+
+--
+
 -- Name: tg_guard_direction(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_guard_direction() RETURNS trigger

@@ -654,6 +654,15 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sideca
 
 --
 
+-- Name: FUNCTION tg_forget_cascaded(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_forget_cascaded() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_forget_cascaded() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_forget_cascaded() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_guard_direction(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_guard_direction() FROM PUBLIC;

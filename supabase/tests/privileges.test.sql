@@ -64,11 +64,11 @@ union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks']) r
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks', 'keap.notes']) r
 union all
 select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
-  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks', 'keapsync.object_types',
+  'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks', 'keap.notes', 'keapsync.object_types',
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
@@ -111,7 +111,7 @@ select set_eq(
      where c.relkind = 'S' and c.relnamespace in ('keap'::regnamespace, 'keapsync'::regnamespace)
        and has_sequence_privilege(p.role, c.oid, 'USAGE,SELECT,UPDATE')$$,
   $$select 'authenticated' as role, 'keap.' || t || '_id_seq' as seq from unnest(array['contacts', 'tag_categories', 'tags', 'orders',
-                                                                        'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks']) t$$,
+                                                                        'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks', 'notes']) t$$,
   'people use exactly the allowed sequences');
 
 select * from finish();

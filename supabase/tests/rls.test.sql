@@ -43,6 +43,7 @@ select keapsync.apply_keap_record(id, 'subscription', '{"id": 1, "active": true}
 select keapsync.apply_keap_record(id, 'task', '{"id": "1", "title": "T", "modification_time": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'product', '{"id": "1", "name": "P", "update_time": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'company', '{"id": "1", "company_name": "Co", "update_time": "2026-01-01T00:00:00Z"}') from acct;
+select keapsync.apply_keap_record(id, 'note', '{"id": 1, "title": "N", "contact_id": 1, "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 insert into keap.order_items (account_id, order_id, keap_id, name) select account_id, id, 1, 'I' from keap.orders;
 insert into keap.order_payments (account_id, order_id, keap_id, amount) select account_id, id, 1, 1 from keap.orders;
 update keap.contacts set job_title = 'local edit';  -- history rows of origin local, and a conflict:
@@ -62,6 +63,7 @@ insert into matrix values
   ('keap', 'order_payments', $$insert into keap.order_payments (account_id, order_id, amount) values ('aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.orders), 1)$$, 'amount'),
   ('keap', 'companies', $$insert into keap.companies (account_id, company_name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'company_name'),
   ('keap', 'products', $$insert into keap.products (account_id, name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'name'),
+  ('keap', 'notes', $$insert into keap.notes (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'tasks', $$insert into keap.tasks (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'subscriptions', $$insert into keap.subscriptions (account_id, active) values ('aaaaaaaa-0000-4000-8000-000000000000', true)$$, 'active'),
   ('keapsync', 'accounts', $$insert into keapsync.accounts (name) values ('n')$$, 'name'),

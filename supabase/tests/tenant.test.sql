@@ -29,6 +29,8 @@ begin
     'modification_date', '2026-01-01T00:00:00Z'));
   perform keapsync.apply_keap_record(p_account, 'subscription', jsonb_build_object('id', p_base + 5, 'active', true,
     'billing_cycle', p_word));
+  perform keapsync.apply_keap_record(p_account, 'note', jsonb_build_object('id', p_base + 8, 'title', p_word, 'body', p_word,
+    'contact_id', p_base + 1, 'last_updated', '2026-01-01T00:00:00Z'));
   insert into keap.order_items (account_id, order_id, keap_id, name)
   select p_account, id, p_base + 6, p_word from keap.orders where account_id = p_account;
   insert into keap.order_payments (account_id, order_id, keap_id, note)
@@ -65,6 +67,7 @@ union all select '{payment}', (select min(id) from keap.order_payments where acc
 union all select '{conflict}', (select min(id) from keapsync.conflicts where account_id = 'bbbbbbbb-0000-4000-8000-000000000000' and status = 'open')::text, '900000008'
 union all select '{history}', (select min(id) from keapsync.change_history where account_id = 'bbbbbbbb-0000-4000-8000-000000000000' and origin = 'local' and table_name = 'contacts')::text, '900000009'
 union all select '{dead}', (select min(id) from keapsync.dead_letters where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000010'
+union all select '{note}', (select min(id) from keap.notes where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000012'
 union all select '{inbox}', '-1', '-1'
 -- B's Keap contact id; A's contacts have other Keap ids, so for A it is an id nobody has.
 union all select '{keap}', '7001', '900000011'
@@ -89,6 +92,7 @@ insert into calls values
   ('keapsync.pending_push(uuid,text,bigint)', false, $$select keapsync.pending_push('{B}', 'contact', {contact})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'contact', {contact})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'order', {order})::text$$),
+  ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'note', {note})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', false, $$select keapsync.push_request('{B}', 'contact', {contact})::text$$),
   ('keapsync.mark_pushed(uuid,text,bigint,jsonb,jsonb)', true,
    $$select keapsync.mark_pushed('{A}', 'contact', {contact}, '{"given_name": "x"}', '{"id": {keap}, "given_name": "x", "last_updated": "2026-02-01T00:00:00Z"}')$$),
@@ -146,6 +150,8 @@ insert into calls values
   (null, false, $$insert into keap.order_payments (account_id, order_id, amount) values ('{A}', {order}, 1)$$),
   (null, false, $$update keap.order_payments set order_id = {order} where account_id = '{A}'$$),
   (null, false, $$insert into keap.contacts (account_id, given_name) values ('{B}', 'x')$$),
+  (null, false, $$insert into keap.notes (account_id, contact_keap_id, title) values ('{A}', {keap}, 'x')$$),
+  (null, false, $$update keap.notes set contact_keap_id = {keap} where account_id = '{A}'$$),
   (null, false, $$select count(*) from keapsync.sync_state where local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.push_queue where local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.conflicts where id = {conflict}$$),
@@ -157,7 +163,8 @@ insert into calls values
 insert into calls
 select null, false, format(q, t, ph)
   from (values ('contacts', '{contact}'), ('tags', '{tag}'), ('tag_categories', '{category}'), ('orders', '{order}'),
-               ('order_items', '{item}'), ('order_payments', '{payment}'), ('subscriptions', '{sub}')) x(t, ph),
+               ('order_items', '{item}'), ('order_payments', '{payment}'), ('subscriptions', '{sub}'),
+               ('notes', '{note}')) x(t, ph),
        unnest(array['select count(*) from keap.%I where id = %s', 'update keap.%I set id = id where id = %s',
                     'delete from keap.%I where id = %s']) q
 union all
