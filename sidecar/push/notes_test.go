@@ -19,10 +19,7 @@ func TestPushesNotes(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
-	w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
-	        on conflict (account_id) do update set propagate_deletes = true`, w.account)
-	w.start(w.pusher(w.config(nil)).Run)
-	w.quiet()
+	w.pushing()
 	_, contact := w.synced(0)
 	w.sb.ClearRequests()
 

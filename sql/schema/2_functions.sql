@@ -1740,6 +1740,46 @@ $$;
 
 --
 
+-- Name: set_up_synced_table(text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  members constant text := '(account_id = any ((select keapsync.my_accounts())::uuid[]))';
+  admins constant text := '(account_id = any ((select keapsync.my_admin_accounts())::uuid[]))';
+  ev record;
+begin
+  execute format('create trigger stamp_row before insert or update on keap.%I
+                    for each row execute function keapsync.tg_stamp_row()', p_table);
+  for ev in select * from (values ('insert', 'new table as new_rows', 'new table as changed_rows'),
+                                  ('update', 'old table as old_rows new table as new_rows', 'new table as changed_rows'),
+                                  ('delete', 'old table as old_rows', 'old table as changed_rows')) v(op, track, signal) loop
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_track_change()', 'track_' || ev.op, ev.op, p_table, ev.track);
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_signal_data()', 'signal_data_' || ev.op, ev.op, p_table, ev.signal);
+  end loop;
+  perform keapsync.guard_direction(p_table, p_type);
+
+  execute format('alter table keap.%I enable row level security', p_table);
+  execute format('create policy members_read on keap.%I for select to authenticated using %s', p_table, members);
+  execute format('create policy admins_insert on keap.%I for insert to authenticated with check %s', p_table, admins);
+  execute format('create policy admins_update on keap.%I for update to authenticated using %s with check %s', p_table, admins, admins);
+  execute format('create policy admins_delete on keap.%I for delete to authenticated using %s', p_table, admins);
+  execute format('create policy analysts_read on keap.%I for select to keap_analyst using (true)', p_table);
+  execute format('grant all on keap.%I to service_role', p_table);
+  execute format('grant select, insert, update, delete on keap.%I to authenticated', p_table);
+  execute format('grant select on keap.%I to keap_analyst', p_table);
+  execute format('grant usage, select on sequence keap.%I to service_role, authenticated', p_table || '_id_seq');
+  execute format('alter publication keapsync_push add table keap.%I', p_table);
+end;
+$$;
+
+
+--
+
 -- Name: signal(uuid, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) RETURNS void

@@ -609,6 +609,15 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION set_up_synced_table(p_table text, p_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION signal(p_account uuid, p_kind text, p_payload jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;

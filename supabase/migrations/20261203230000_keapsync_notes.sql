@@ -52,21 +52,47 @@ values ('note', 'notes',
           "date_created": ["date_created"], "last_updated": ["last_updated"]}',
         array['last_updated'], array['create', 'update', 'delete'], true);
 
-create trigger stamp_row before insert or update on keap.notes
-  for each row execute function keapsync.tg_stamp_row();
-create trigger track_insert after insert on keap.notes referencing new table as new_rows
-  for each statement execute function keapsync.tg_track_change();
-create trigger track_update after update on keap.notes referencing old table as old_rows new table as new_rows
-  for each statement execute function keapsync.tg_track_change();
-create trigger track_delete after delete on keap.notes referencing old table as old_rows
-  for each statement execute function keapsync.tg_track_change();
-create trigger signal_data_insert after insert on keap.notes referencing new table as changed_rows
-  for each statement execute function keapsync.tg_signal_data();
-create trigger signal_data_update after update on keap.notes referencing new table as changed_rows
-  for each statement execute function keapsync.tg_signal_data();
-create trigger signal_data_delete after delete on keap.notes referencing old table as changed_rows
-  for each statement execute function keapsync.tg_signal_data();
-select keapsync.guard_direction('notes', 'note');
+-- keapsync.set_up_synced_table(table, type): what every synced keap.* table has besides its
+-- columns, so a migration adding an object type says it once: the origin stamp, history and sync
+-- state, live signals and the direction guard; RLS like its neighbours' (members read, admins
+-- write, analysts read every account); the grants; the push publication. Companies, products and
+-- tasks got the same by hand. Called after the table and its object_types row exist.
+create or replace function keapsync.set_up_synced_table(p_table text, p_type text) returns void
+language plpgsql set search_path = ''
+as $$
+declare
+  members constant text := '(account_id = any ((select keapsync.my_accounts())::uuid[]))';
+  admins constant text := '(account_id = any ((select keapsync.my_admin_accounts())::uuid[]))';
+  ev record;
+begin
+  execute format('create trigger stamp_row before insert or update on keap.%I
+                    for each row execute function keapsync.tg_stamp_row()', p_table);
+  for ev in select * from (values ('insert', 'new table as new_rows', 'new table as changed_rows'),
+                                  ('update', 'old table as old_rows new table as new_rows', 'new table as changed_rows'),
+                                  ('delete', 'old table as old_rows', 'old table as changed_rows')) v(op, track, signal) loop
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_track_change()', 'track_' || ev.op, ev.op, p_table, ev.track);
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_signal_data()', 'signal_data_' || ev.op, ev.op, p_table, ev.signal);
+  end loop;
+  perform keapsync.guard_direction(p_table, p_type);
+
+  execute format('alter table keap.%I enable row level security', p_table);
+  execute format('create policy members_read on keap.%I for select to authenticated using %s', p_table, members);
+  execute format('create policy admins_insert on keap.%I for insert to authenticated with check %s', p_table, admins);
+  execute format('create policy admins_update on keap.%I for update to authenticated using %s with check %s', p_table, admins, admins);
+  execute format('create policy admins_delete on keap.%I for delete to authenticated using %s', p_table, admins);
+  execute format('create policy analysts_read on keap.%I for select to keap_analyst using (true)', p_table);
+  execute format('grant all on keap.%I to service_role', p_table);
+  execute format('grant select, insert, update, delete on keap.%I to authenticated', p_table);
+  execute format('grant select on keap.%I to keap_analyst', p_table);
+  execute format('grant usage, select on sequence keap.%I to service_role, authenticated', p_table || '_id_seq');
+  execute format('alter publication keapsync_push add table keap.%I', p_table);
+end;
+$$;
+revoke execute on function keapsync.set_up_synced_table(text, text) from public;
+
+select keapsync.set_up_synced_table('notes', 'note');
 
 -- A contact Keap deleted takes its notes along (the foreign key's cascade, on Keap's behalf):
 -- their sync state and open conflicts go as apply_keap_delete's own do, so no sweep looks for
@@ -91,23 +117,6 @@ $$;
 revoke execute on function keapsync.tg_forget_cascaded() from public;
 create trigger forget_cascaded after delete on keap.notes referencing old table as old_rows
   for each statement execute function keapsync.tg_forget_cascaded();
-
-alter table keap.notes enable row level security;
-create policy members_read on keap.notes for select to authenticated
-  using (account_id = any ((select keapsync.my_accounts())::uuid[]));
-create policy admins_insert on keap.notes for insert to authenticated
-  with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]));
-create policy admins_update on keap.notes for update to authenticated
-  using (account_id = any ((select keapsync.my_admin_accounts())::uuid[]))
-  with check (account_id = any ((select keapsync.my_admin_accounts())::uuid[]));
-create policy admins_delete on keap.notes for delete to authenticated
-  using (account_id = any ((select keapsync.my_admin_accounts())::uuid[]));
-create policy analysts_read on keap.notes for select to keap_analyst using (true);
-grant all on keap.notes to service_role;
-grant select, insert, update, delete on keap.notes to authenticated;
-grant select on keap.notes to keap_analyst;
-grant usage, select on sequence keap.notes_id_seq to service_role, authenticated;
-alter publication keapsync_push add table keap.notes;
 
 -- keap_body as before, with ids as the type's API takes them (number_ids).
 create or replace function keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) returns jsonb
