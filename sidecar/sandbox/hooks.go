@@ -22,8 +22,8 @@ const (
 )
 
 // EventKeys are the event keys the sandbox offers (FACTS.md §6, from SDK enums). Subscribing to
-// any of them works; the sandbox emits the contact, contactGroup, order, invoice.payment.add
-// (a payment, naming the invoice = order id) and subscription ones.
+// any of them works; the sandbox emits the contact, contactGroup, company, product, note, task,
+// order, invoice.payment.add (a payment, naming the invoice = order id) and subscription ones.
 var EventKeys = []string{
 	"appointment.add", "appointment.delete", "appointment.edit",
 	"company.add", "company.delete", "company.edit",
