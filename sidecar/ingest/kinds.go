@@ -53,6 +53,9 @@ type kind struct {
 	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
 	// what is stored are skipped before the apply.
 	reconcileAll bool
+	// whole: list cannot filter by time, so every listing costs the whole collection; changed
+	// ids are then fetched one by one (bounded by the delivery group) instead of listed.
+	whole bool
 	// get fetches one object; keap.ErrNotFound when Keap has no such object.
 	get func(ctx context.Context, api Keap, id int64) (record, error)
 	// complete, where set, adds what list leaves out and get includes (an order's payments).
@@ -221,6 +224,7 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
 	return kind{
 		objectType: name,
+		whole:      res.NoSince,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
 			q := keap.ObjectQuery{Since: since, Fields: res.Fields, PageSize: 1000}
 			if res.NoSince {
