@@ -9,8 +9,9 @@
 -- are Keap's. A note's contact is contact_keap_id, a foreign key to keap.contacts on
 -- (account_id, keap_id): a note cannot point at another account's contact nor outlive its
 -- contact here (Keap deletes a contact's notes with it). A note Keap sends before its contact
--- is here is refused by the key and parked, like any record the database refuses; it arrives
--- with the next reconcile (every sweep lists every note) or when its dead letter is retried.
+-- is here is refused by the key and parked, like any record the database refuses; the hook
+-- worker looks at it again later (a note's hook may come before its contact's), and a retry of
+-- its dead letter or the next sweep that lists it brings it too.
 --
 -- keap_body sends ids as strings, as v2 takes them; v1 takes them as numbers. The registry says
 -- which a type wants (object_types.number_ids).
