@@ -49,7 +49,8 @@ type kind struct {
 	// ascending: list yields in order of Keap's clock, as Keap documents for this listing, so a
 	// checkpoint may follow each applied page. Otherwise it moves only when a sweep is done.
 	ascending bool
-	// whole: list cannot filter by time, so every listing walks the whole collection.
+	// whole: list cannot filter by time, so every listing walks the whole collection; hooked
+	// changes are then listed only when that takes fewer calls than a GET per id.
 	whole bool
 	// reconcileAll: a reconcile walks everything, not what changed since its checkpoint, because
 	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
@@ -217,8 +218,9 @@ func init() {
 	}
 }
 
-// v2Kind reads a type through its v2 collection: since_time filters by update_time, but the
-// listing cannot be ordered by it, so the checkpoint moves only when a sweep is done.
+// v2Kind reads a type through its v2 collection (or a v1 one of the same shape, notes):
+// since_time filters by update_time, but the listing cannot be ordered by it, so the checkpoint
+// moves only when a sweep is done.
 func v2Kind(name string, res objecttype.V2Resource) kind {
 	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
 	return kind{

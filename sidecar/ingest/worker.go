@@ -84,6 +84,12 @@ update keapsync.webhook_inbox
    set attempts = attempts + 1, last_error = $2,
        next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '30 minutes')
  where id = any ($1)`
+	// A record refused for naming one not here yet is looked at again later, alone, with the
+	// inbox's backoff; attempts carries over, so MaxAttempts bounds the looks.
+	sqlRecheck = `
+insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, attempts, next_attempt_at)
+values ($1, $2 || '.recheck', $2, array[$3::bigint], '{}', $4,
+        now() + least(interval '1 second' * power(2, $4), interval '30 minutes'))`
 	sqlApply    = `select keapsync.apply_keap_record($1, $2, $3)`
 	sqlApplyDel = `select keapsync.apply_keap_delete($1, $2, $3)`
 )
@@ -198,10 +204,20 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 	}
 	found := map[int64]bool{}
 	var settled []int64 // applied as Keap sent them
+	tries := 0
+	for _, r := range group {
+		tries = max(tries, r.attempts+1)
+	}
 	applyOne := func(rec record) error {
-		clean, err := w.apply(ctx, tx, account, objectType, rec)
+		clean, ahead, err := w.apply(ctx, tx, account, objectType, rec)
 		if clean {
 			settled = append(settled, rec.id)
+		}
+		if ahead && err == nil && tries < w.MaxAttempts {
+			// Keap's hooks come in no particular order: a note's may come before its contact's.
+			if _, err := tx.Exec(ctx, sqlRecheck, account, objectType, rec.id, tries); err != nil {
+				return fmt.Errorf("schedule another look at %s %d: %w", objectType, rec.id, err)
+			}
 		}
 		return err
 	}
@@ -293,16 +309,18 @@ func isContention(err error) bool {
 
 // apply makes rec storable and applies it in a savepoint. A record the database refuses is
 // parked, not fatal; so is one that had to be rewritten to be stored (it is applied as rewritten,
-// and its letter keeps the original). clean reports a record applied exactly as Keap sent it. An
-// error means a failure that is not the record's fault, and the whole group retries.
-func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) (clean bool, err error) {
+// and its letter keeps the original). clean reports a record applied exactly as Keap sent it;
+// ahead, one refused (and parked) for naming a record not here yet (foreign_key_violation: a
+// note before its contact), which may arrive soon. An error means a failure that is not the
+// record's fault, and the whole group retries.
+func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType string, rec record) (clean, ahead bool, err error) {
 	p := prepare(account, objectType, rec)
 	if p.stored == nil {
-		return false, park(ctx, tx, p.letter)
+		return false, false, park(ctx, tx, p.letter)
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("savepoint: %w", err)
+		return false, false, fmt.Errorf("savepoint: %w", err)
 	}
 	if _, err := sp.Exec(ctx, sqlApply, account, objectType, p.stored); err != nil {
 		_ = sp.Rollback(ctx)
@@ -310,21 +328,21 @@ func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType strin
 		if !errors.As(err, &pgErr) || contention(pgErr) {
 			// Not the record's fault (a lost connection, a deadlock or serialization failure
 			// with a concurrent edit): the whole group retries.
-			return false, fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
+			return false, false, fmt.Errorf("apply %s %d: %w", objectType, rec.id, err)
 		}
 		w.Log.Warn("parked a record the database refused", "type", objectType, "id", rec.id, "err", err)
 		p.letter.cause = pgErr.Error()
-		return false, park(ctx, tx, p.letter)
+		return false, pgErr.Code == "23503", park(ctx, tx, p.letter)
 	}
 	if err := sp.Commit(ctx); err != nil {
-		return false, fmt.Errorf("release savepoint: %w", err)
+		return false, false, fmt.Errorf("release savepoint: %w", err)
 	}
 	if !p.letter.alt.any() {
-		return true, nil
+		return true, false, nil
 	}
 	w.Log.Warn("applied a record rewritten to be storable; original kept in a dead letter",
 		"type", objectType, "id", rec.id, "altered", p.letter.alt.String())
-	return false, park(ctx, tx, p.letter)
+	return false, false, park(ctx, tx, p.letter)
 }
 
 // applyEach applies records one by one within tx, each in its own savepoint, and settles the
@@ -332,7 +350,9 @@ func (w *Worker) apply(ctx context.Context, tx pgx.Tx, account, objectType strin
 func (w *Worker) applyEach(ctx context.Context, tx pgx.Tx, account, objectType string, recs []record) error {
 	var settled []int64
 	for _, r := range recs {
-		clean, err := w.apply(ctx, tx, account, objectType, r)
+		// A record naming one not here stays parked: sweeps go in dependency order, so what it
+		// names was not in Keap's listing either; the next sweep or a retry of the letter tries again.
+		clean, _, err := w.apply(ctx, tx, account, objectType, r)
 		if err != nil {
 			return err
 		}

@@ -367,3 +367,61 @@ func TestContractHooks(t *testing.T) {
 		t.Fatalf("bad event key: %v", err)
 	}
 }
+
+// Notes are a v1 resource read and written by the generic object calls: listed by offset over
+// next links, clock last_updated, patched with only the properties in the body.
+func TestContractNotes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 3, Seed: 5}})
+	c, ctx := e.client, context.Background()
+	contacts, err := c.ListContacts(ctx, ContactQuery{Limit: 1})
+	if err != nil || len(contacts.Items) == 0 {
+		t.Fatalf("contacts: %v", err)
+	}
+	contact := int64(contacts.Items[0].ID)
+	var ids []ID
+	for i := range 5 {
+		o, err := c.CreateObject(ctx, "/v1/notes", map[string]any{"contact_id": contact, "title": "n", "body": string(rune('a' + i)), "type": "Other"})
+		if err != nil || o.ID == 0 || o.Modified().IsZero() {
+			t.Fatalf("create: %+v %v", o, err)
+		}
+		ids = append(ids, o.ID)
+	}
+	all, err := Collect(c.Objects(ctx, "/v1/notes", ObjectQuery{PageSize: 2}))
+	if err != nil || len(all) != 5 {
+		t.Fatalf("listed %d notes over pages of 2: %v", len(all), err)
+	}
+	if _, err := Collect(c.Objects(ctx, "/v1/notes", ObjectQuery{Since: time.Now()})); err == nil {
+		t.Error("a v1 listing took a since it cannot filter by")
+	}
+	before, err := c.GetObject(ctx, "/v1/notes", ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.UpdateObject(ctx, "/v1/notes", ids[0], map[string]any{"body": "changed"}, "body")
+	if err != nil || !after.Modified().After(before.Modified()) {
+		t.Fatalf("update: %+v %v", after, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(after.Raw, &got); err != nil || got["body"] != "changed" || got["title"] != "n" {
+		t.Errorf("after the update: %s", after.Raw)
+	}
+	patches := 0
+	for _, r := range e.srv.Requests() {
+		if r.Method == http.MethodPatch {
+			patches++
+			if r.Query != "" {
+				t.Errorf("a v1 PATCH sent a query: %s", r.Query)
+			}
+		}
+	}
+	if patches != 1 {
+		t.Errorf("%d PATCHes logged, want 1", patches)
+	}
+	if err := c.DeleteObject(ctx, "/v1/notes", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetObject(ctx, "/v1/notes", ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted note: %v", err)
+	}
+}

@@ -13,25 +13,32 @@ import (
 )
 
 // Object is a v2 object read generically: its id, Keap's clock and the JSON as Keap sent it.
-// keapsync reads types that need no code of their own this way (companies).
+// keapsync reads types that need no code of their own this way (companies), and v1 resources of
+// the same shape (notes): a path under /v1/ is one (see isV1).
 type Object struct {
 	ID               ID              `json:"id"` // a string in v2
 	UpdateTime       Time            `json:"update_time"`
 	ModificationTime Time            `json:"modification_time"` // tasks' name for the same clock
 	LastUpdatedTime  Time            `json:"last_updated_time"` // opportunities'
 	UpdatedTime      Time            `json:"updated_time"`      // opportunity stages'
+	LastUpdated      Time            `json:"last_updated"`      // v1's name for it (notes)
 	Raw              json.RawMessage `json:"-"`
 }
 
 // Modified is Keap's clock for the object, whichever name it goes by.
 func (o Object) Modified() time.Time {
-	for _, t := range []Time{o.UpdateTime, o.ModificationTime, o.LastUpdatedTime} {
+	for _, t := range []Time{o.UpdateTime, o.ModificationTime, o.LastUpdatedTime, o.LastUpdated} {
 		if !t.Time.IsZero() {
 			return t.Time
 		}
 	}
 	return o.UpdatedTime.Time
 }
+
+// isV1 says path is a v1 resource: listed by limit and offset with next links, no filter by
+// update time, patched with the properties in the body (v1 PATCHes of such resources take no
+// update_mask).
+func isV1(path string) bool { return strings.HasPrefix(path, "/v1/") }
 
 // UnmarshalJSON decodes liberally and keeps the raw JSON.
 func (o *Object) UnmarshalJSON(b []byte) error {
@@ -95,8 +102,21 @@ func (c *Client) ListObjects(ctx context.Context, path string, q ObjectQuery) (*
 	return p, nil
 }
 
-// Objects yields every object of the v2 collection matching q, following page tokens.
+// Objects yields every object of the collection matching q, following page tokens (v2) or
+// next links (v1, which can filter by neither update time nor fields: q.Since must be zero).
 func (c *Client) Objects(ctx context.Context, path string, q ObjectQuery) iter.Seq2[Object, error] {
+	if isV1(path) {
+		if !q.Since.IsZero() {
+			return func(yield func(Object, error) bool) {
+				yield(Object{}, fmt.Errorf("keap GET %s: a v1 listing cannot filter by update time", path))
+			}
+		}
+		v := url.Values{}
+		if q.PageSize > 0 {
+			v.Set("limit", strconv.Itoa(q.PageSize))
+		}
+		return walk[Object](ctx, c, c.get(path, path, v), collection(path))
+	}
 	return func(yield func(Object, error) bool) {
 		seen := map[string]bool{}
 		for {
@@ -123,7 +143,7 @@ func (c *Client) Objects(ctx context.Context, path string, q ObjectQuery) iter.S
 	}
 }
 
-// GetObject fetches one object of the v2 collection at path.
+// GetObject fetches one object of the collection at path.
 func (c *Client) GetObject(ctx context.Context, path string, id ID, fields ...string) (*Object, error) {
 	var q url.Values
 	if len(fields) > 0 {
@@ -136,7 +156,7 @@ func (c *Client) GetObject(ctx context.Context, path string, id ID, fields ...st
 	return &out, nil
 }
 
-// CreateObject creates an object in the v2 collection at path. Not retried on network errors.
+// CreateObject creates an object in the collection at path. Not retried on network errors.
 func (c *Client) CreateObject(ctx context.Context, path string, body any) (*Object, error) {
 	var out Object
 	if err := c.do(ctx, request{method: http.MethodPost, endpoint: path, path: path, body: body}, &out); err != nil {
@@ -145,10 +165,11 @@ func (c *Client) CreateObject(ctx context.Context, path string, body any) (*Obje
 	return &out, nil
 }
 
-// UpdateObject patches the properties updateMask names (all in body when none).
+// UpdateObject patches the properties updateMask names (all in body when none). A v1 resource
+// takes no mask: it changes the properties the body holds, so body must hold only those.
 func (c *Client) UpdateObject(ctx context.Context, path string, id ID, body any, updateMask ...string) (*Object, error) {
 	q := url.Values{}
-	if len(updateMask) > 0 {
+	if len(updateMask) > 0 && !isV1(path) {
 		q["update_mask"] = updateMask
 	}
 	var out Object
@@ -159,7 +180,7 @@ func (c *Client) UpdateObject(ctx context.Context, path string, id ID, body any,
 	return &out, nil
 }
 
-// DeleteObject deletes an object of the v2 collection at path.
+// DeleteObject deletes an object of the collection at path.
 func (c *Client) DeleteObject(ctx context.Context, path string, id ID) error {
 	r := request{method: http.MethodDelete, endpoint: path + "/{id}", path: fmt.Sprintf("%s/%d", path, id), idempotent: true}
 	return c.do(ctx, r, nil)

@@ -26,12 +26,17 @@ type Type struct {
 	Parts []Part
 	// V2, where set, reads (and, as keapsync.object_types.push_ops allow, writes) the type
 	// through Keap's v2 REST resource without code of its own: list, get, create, patch, delete.
+	// A v1 resource of the same shape is read and written alike (see V2Resource.V1).
 	V2 *V2Resource
 }
 
-// V2Resource is a Keap v2 collection read and written generically.
+// V2Resource is a Keap v2 collection read and written generically, or a v1 one of the same
+// shape: items listed under the collection's name, get, create, patch and delete by id.
 type V2Resource struct {
-	Path string // e.g. "/v2/companies"
+	// Path is e.g. "/v2/companies". A path under /v1/ is a v1 resource: listed by limit and
+	// offset, with no filter by update time (NoSince must be set) and no fields, patched with
+	// the properties in the body (no update_mask), ids as numbers (keapsync.object_types.number_ids).
+	Path string
 	// Fields are asked for on every read: v2 leaves some properties out unless named, and a
 	// property left out would read as cleared.
 	Fields []string
@@ -39,6 +44,9 @@ type V2Resource struct {
 	// the whole collection, and what is older than the sweep's high-water mark is skipped.
 	NoSince bool
 }
+
+// V1 says the resource is Keap's v1 REST API rather than v2.
+func (r V2Resource) V1() bool { return strings.HasPrefix(r.Path, "/v1/") }
 
 // Part is a child table published with its owner's type.
 type Part struct {
@@ -80,6 +88,14 @@ var All = []Type{
 			"contactGroup.applied", "contactGroup.removed"},
 		EventPrefixes: []string{"contact."},
 		Parts:         []Part{{Table: "contact_tags", IDColumn: "contact_id"}},
+	},
+	{
+		Name: "note", Table: "notes", Swept: true,
+		Events:        []string{"note.add", "note.edit", "note.delete"},
+		EventPrefixes: []string{"note."},
+		// v1: v2 reaches a note only through its contact, which a note.* hook does not name,
+		// and a v2 sweep would take a call per contact; v1 lists all notes in pages of 1000.
+		V2: &V2Resource{Path: "/v1/notes", NoSince: true},
 	},
 	{
 		Name: "task", Table: "tasks", Swept: true,

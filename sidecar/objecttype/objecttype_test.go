@@ -44,6 +44,19 @@ func TestRegistryMatchesTheDatabase(t *testing.T) {
 	if !slices.Equal(published, want) {
 		t.Errorf("publication keapsync_push carries %v, registry tables are %v", published, want)
 	}
+	// keap_body sends ids as the type's API takes them: numbers to v1, strings to v2.
+	for _, ty := range objecttype.All {
+		if ty.V2 == nil {
+			continue
+		}
+		var numbers bool
+		if err := db.QueryRow(ctx, `select number_ids from keapsync.object_types where object_type = $1`, ty.Name).Scan(&numbers); err != nil {
+			t.Fatal(err)
+		}
+		if numbers != ty.V2.V1() {
+			t.Errorf("%s: object_types.number_ids is %v for %s", ty.Name, numbers, ty.V2.Path)
+		}
+	}
 	for _, ty := range objecttype.All {
 		for _, p := range ty.Parts {
 			var ok bool
@@ -59,7 +72,7 @@ func TestRegistryMatchesTheDatabase(t *testing.T) {
 func TestOfEvent(t *testing.T) {
 	for key, want := range map[string]string{
 		"contact.edit": "contact", "contactGroup.applied": "contact", "contactGroup.edit": "tag",
-		"invoice.payment.add": "order", "subscription.delete": "subscription", "task.add": "task", "note.add": "", "opportunity.stage_move": "opportunity",
+		"invoice.payment.add": "order", "subscription.delete": "subscription", "task.add": "task", "note.add": "note", "leadsource.add": "", "opportunity.stage_move": "opportunity",
 		"contact.redact": "contact",
 	} {
 		if got := objecttype.OfEvent(key); got != want {

@@ -14,10 +14,7 @@ import (
 func TestPushesCompanies(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx := context.Background()
-	w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
-	        on conflict (account_id) do update set propagate_deletes = true`, w.account)
-	w.start(w.pusher(w.config(nil)).Run)
-	w.quiet()
+	w.pushing()
 	w.sb.ClearRequests()
 
 	id := w.int(`insert into keap.companies (account_id, company_name, email, locality) values ($1, 'Acme', 'hi@acme.io', 'Mesa') returning id`, w.account)

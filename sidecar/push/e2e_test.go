@@ -179,8 +179,7 @@ func testPushesLocalEdits(t *testing.T, profile sandbox.Profile) {
 		}
 		w.contact(keptKeap) // still in Keap
 
-		w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
-		        on conflict (account_id) do update set propagate_deletes = true`, w.account)
+		w.propagateDeletes()
 		gone, goneKeap := w.synced(2)
 		w.exec(`delete from keap.contacts where id = $1`, gone)
 		w.quiet()

@@ -134,6 +134,21 @@ func (w *world) int(sql string, args ...any) int64 {
 	return n
 }
 
+// propagateDeletes makes the account's local deletes reach Keap.
+func (w *world) propagateDeletes() {
+	w.t.Helper()
+	w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
+	        on conflict (account_id) do update set propagate_deletes = true`, w.account)
+}
+
+// pushing starts a pusher that propagates deletes, and waits until it has nothing to do.
+func (w *world) pushing() {
+	w.t.Helper()
+	w.propagateDeletes()
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+}
+
 // eventually polls cond until it holds, failing after a bound that only catches a hang: on a
 // loaded two-core machine 2000 pushes alone take most of a minute, so a tighter one fails
 // tests that are merely slow.

@@ -74,30 +74,36 @@ select (select count(*) from keapsync.push_queue),
        coalesce((select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)
                    from pg_replication_slots where slot_name = $1), 0)::float8`
 
+// sampleOnce refreshes the gauges read from the database once.
+func (p *Pusher) sampleOnce(ctx context.Context) error {
+	var depth int64
+	var oldest, lag float64
+	if err := p.cfg.DB.QueryRow(ctx, sqlSample, p.cfg.Slot).Scan(&depth, &oldest, &lag); err != nil {
+		return err
+	}
+	p.metrics.depth.Set(float64(depth))
+	p.metrics.oldest.Set(oldest)
+	p.metrics.lagBytes.Set(lag)
+	if p.cfg.MaxSlotLag > 0 && lag > float64(p.cfg.MaxSlotLag) {
+		p.metrics.lagOver.Set(1)
+		p.log.Warn("the push slot retains more WAL than allowed; see docs/runbook.md (WAL pile-up)",
+			"lag_bytes", int64(lag), "limit_bytes", p.cfg.MaxSlotLag)
+	} else {
+		p.metrics.lagOver.Set(0)
+	}
+	return nil
+}
+
 // sample refreshes the gauges read from the database until ctx ends.
 func (p *Pusher) sample(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.MetricsInterval)
 	defer t.Stop()
 	for {
-		var depth int64
-		var oldest, lag float64
-		if err := p.cfg.DB.QueryRow(ctx, sqlSample, p.cfg.Slot).Scan(&depth, &oldest, &lag); err != nil {
+		if err := p.sampleOnce(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			p.log.Warn("sample push metrics", "err", err)
-		} else {
-			p.metrics.depth.Set(float64(depth))
-			p.metrics.oldest.Set(oldest)
-			p.metrics.lagBytes.Set(lag)
-			over := p.cfg.MaxSlotLag > 0 && lag > float64(p.cfg.MaxSlotLag)
-			if over {
-				p.metrics.lagOver.Set(1)
-				p.log.Warn("the push slot retains more WAL than allowed; see docs/runbook.md (WAL pile-up)",
-					"lag_bytes", int64(lag), "limit_bytes", p.cfg.MaxSlotLag)
-			} else {
-				p.metrics.lagOver.Set(0)
-			}
 		}
 		select {
 		case <-ctx.Done():

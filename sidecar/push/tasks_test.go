@@ -13,10 +13,7 @@ import (
 func TestPushesTasks(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx := context.Background()
-	w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)
-	        on conflict (account_id) do update set propagate_deletes = true`, w.account)
-	w.start(w.pusher(w.config(nil)).Run)
-	w.quiet()
+	w.pushing()
 	_, contact := w.synced(0)
 
 	id := w.int(`insert into keap.tasks (account_id, title, contact_keap_id, assigned_to_user_id, due_time)

@@ -322,6 +322,7 @@ func (s *store) deleteContact(id int64) error {
 		}
 		delete(s.contacts, id)
 		s.contactIDs = removeID(s.contactIDs, id)
+		s.dropNotesOf(id)
 		for tid := range c.tags {
 			if t := s.tags[tid]; t != nil {
 				delete(t.contacts, id)

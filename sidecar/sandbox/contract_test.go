@@ -108,6 +108,13 @@ func TestContract(t *testing.T) {
 	c.json("GET", "/crm/rest/v2/opportunities?page_size=1&order_by=created_time%20asc&filter=stage_id%3D%3D"+st2["id"].(string), nil, 200, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/"+opid, nil, 204, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 204, nil)
+	var nt map[string]any
+	c.json("POST", v1+"/notes", map[string]any{"contact_id": id, "title": "Called", "body": "Left a message", "type": "Call", "user_id": 1}, 201, &nt)
+	ntid := num(nt["id"])
+	c.json("GET", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("%s/notes/%d", v1, ntid), map[string]any{"body": "Called back", "title": nil}, 200, nil)
+	c.json("GET", fmt.Sprintf("%s/notes?limit=2&offset=0&contact_id=%d", v1, id), nil, 200, nil)
+	c.json("DELETE", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)
 	key := hook["key"].(string)

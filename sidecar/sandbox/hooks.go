@@ -23,7 +23,7 @@ const (
 
 // EventKeys are the event keys the sandbox offers (FACTS.md §6, from SDK enums). Subscribing to
 // any of them works; the sandbox emits the contact, contactGroup, order, invoice.payment.add
-// (a payment, naming the invoice = order id), subscription, company, product, task and
+// (a payment, naming the invoice = order id), subscription, company, product, note, task and
 // opportunity ones (opportunity.stage_move when an opportunity changes stage).
 var EventKeys = []string{
 	"appointment.add", "appointment.delete", "appointment.edit",

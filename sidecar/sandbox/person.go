@@ -379,6 +379,40 @@ func (s *Server) DeleteOpportunity(id int64) error {
 	return nil
 }
 
+// CreateNote writes a note on a contact as a person in Keap would (emits note.add); fields take
+// [V1]'s RequestNote shape (ids as numbers).
+func (s *Server) CreateNote(fields map[string]any) (int64, error) {
+	var in noteInput
+	if err := remarshal(fields, &in); err != nil {
+		return 0, fmt.Errorf("create note: %w", err)
+	}
+	n, err := s.store.createNote(in)
+	if err != nil {
+		return 0, fmt.Errorf("create note: %w", err)
+	}
+	return n.id, nil
+}
+
+// EditNote changes the properties fields names, a nil clearing one (emits note.edit).
+func (s *Server) EditNote(id int64, fields map[string]any) error {
+	var in noteInput
+	if err := remarshal(fields, &in); err != nil {
+		return err
+	}
+	if _, err := s.store.updateNote(id, in, nil); err != nil {
+		return fmt.Errorf("edit note %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteNote deletes a note (emits note.delete).
+func (s *Server) DeleteNote(id int64) error {
+	if err := s.store.deleteNote(id); err != nil {
+		return fmt.Errorf("delete note %d: %w", id, err)
+	}
+	return nil
+}
+
 // remarshal turns helper arguments into an API input, as the API would decode them.
 func remarshal(fields map[string]any, into any) error {
 	b, err := json.Marshal(fields)

@@ -51,6 +51,8 @@ type store struct {
 	stageIDs []int64
 	opps     map[int64]*opportunity
 	oppIDs   []int64
+	notes    map[int64]*note
+	noteIDs  []int64
 }
 
 func newStore(clock Clock) *store {

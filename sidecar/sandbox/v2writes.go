@@ -9,11 +9,20 @@ import (
 // v2Record is a record of a v2 collection the sandbox serves (companies, products, tasks).
 type v2Record interface{ v2() map[string]any }
 
-// The write handlers every simple v2 collection shares: POST creates (201 and the record),
-// PATCH updates the fields its update_mask names (200 and the record), DELETE removes (204).
-// The store does the work; the record is rendered under the read lock, as the list handlers do.
+// The write handlers every simple collection shares: POST creates (201 and the record), PATCH
+// updates the fields its update_mask names, or without one those the body holds (200 and the
+// record), DELETE removes (204). v2's collections and v1's notes answer alike. The store does the
+// work; the record is rendered under the read lock, as the list handlers do.
 
 func v2Create[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Request, create func(In) (R, error)) error {
+	return createAndRender(a, w, r, create, R.v2)
+}
+
+func v2Patch[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Request, update func(int64, In, []string) (R, error)) error {
+	return patchAndRender(a, w, r, update, R.v2)
+}
+
+func createAndRender[In, R any](a *restAPI, w http.ResponseWriter, r *http.Request, create func(In) (R, error), render func(R) map[string]any) error {
 	var in In
 	if err := decodeBody(r, &in); err != nil {
 		return err
@@ -24,11 +33,11 @@ func v2Create[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Req
 	}
 	a.store.mu.RLock()
 	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusCreated, rec.v2())
+	writeJSON(w, http.StatusCreated, render(rec))
 	return nil
 }
 
-func v2Patch[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Request, update func(int64, In, []string) (R, error)) error {
+func patchAndRender[In, R any](a *restAPI, w http.ResponseWriter, r *http.Request, update func(int64, In, []string) (R, error), render func(R) map[string]any) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -47,7 +56,7 @@ func v2Patch[In any, R v2Record](a *restAPI, w http.ResponseWriter, r *http.Requ
 	}
 	a.store.mu.RLock()
 	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusOK, rec.v2())
+	writeJSON(w, http.StatusOK, render(rec))
 	return nil
 }
 

@@ -652,6 +652,7 @@ CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETU
 declare
   paths jsonb := (select t.keap_paths || coalesce(t.keap_write_paths, '{}') from keapsync.object_types t where t.object_type = p_type);
   writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
+  numbers boolean := (select t.number_ids from keapsync.object_types t where t.object_type = p_type);
   groups text[];
   body jsonb := '{}';
   c text;
@@ -665,7 +666,7 @@ begin
       continue;
     end if;
     v := p_doc -> c;
-    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+    if not numbers and jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
       v := to_jsonb(v #>> '{}');
     end if;
     if array_length(p, 1) = 1 then
@@ -1749,6 +1750,46 @@ $$;
 
 --
 
+-- Name: set_up_synced_table(text, text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  members constant text := '(account_id = any ((select keapsync.my_accounts())::uuid[]))';
+  admins constant text := '(account_id = any ((select keapsync.my_admin_accounts())::uuid[]))';
+  ev record;
+begin
+  execute format('create trigger stamp_row before insert or update on keap.%I
+                    for each row execute function keapsync.tg_stamp_row()', p_table);
+  for ev in select * from (values ('insert', 'new table as new_rows', 'new table as changed_rows'),
+                                  ('update', 'old table as old_rows new table as new_rows', 'new table as changed_rows'),
+                                  ('delete', 'old table as old_rows', 'old table as changed_rows')) v(op, track, signal) loop
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_track_change()', 'track_' || ev.op, ev.op, p_table, ev.track);
+    execute format('create trigger %I after %s on keap.%I referencing %s
+                      for each statement execute function keapsync.tg_signal_data()', 'signal_data_' || ev.op, ev.op, p_table, ev.signal);
+  end loop;
+  perform keapsync.guard_direction(p_table, p_type);
+
+  execute format('alter table keap.%I enable row level security', p_table);
+  execute format('create policy members_read on keap.%I for select to authenticated using %s', p_table, members);
+  execute format('create policy admins_insert on keap.%I for insert to authenticated with check %s', p_table, admins);
+  execute format('create policy admins_update on keap.%I for update to authenticated using %s with check %s', p_table, admins, admins);
+  execute format('create policy admins_delete on keap.%I for delete to authenticated using %s', p_table, admins);
+  execute format('create policy analysts_read on keap.%I for select to keap_analyst using (true)', p_table);
+  execute format('grant all on keap.%I to service_role', p_table);
+  execute format('grant select, insert, update, delete on keap.%I to authenticated', p_table);
+  execute format('grant select on keap.%I to keap_analyst', p_table);
+  execute format('grant usage, select on sequence keap.%I to service_role, authenticated', p_table || '_id_seq');
+  execute format('alter publication keapsync_push add table keap.%I', p_table);
+end;
+$$;
+
+
+--
+
 -- Name: signal(uuid, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) RETURNS void
@@ -1865,6 +1906,30 @@ begin
   perform keapsync.purge_oauth_expired();
   delete from keapsync.oauth_states where state = p_state and expires_at > now() returning redirect_uri into v_redirect;
   return v_redirect;
+end;
+$$;
+
+
+--
+
+-- Name: tg_forget_cascaded(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_forget_cascaded() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_type text := (select t.object_type from keapsync.object_types t where t.table_name = tg_table_name);
+begin
+  if keapsync.current_origin() is distinct from 'keap' then
+    return null; -- a local delete: tg_track_change records it for push
+  end if;
+  delete from keapsync.sync_state s using old_rows o
+   where s.account_id = o.account_id and s.object_type = v_type and s.local_id = o.id;
+  update keapsync.conflicts c set status = 'resolved', resolution = 'keap', resolved_at = now()
+    from old_rows o
+   where c.account_id = o.account_id and c.object_type = v_type and c.local_id = o.id and c.status = 'open';
+  return null;
 end;
 $$;
 

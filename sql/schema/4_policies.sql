@@ -22,6 +22,13 @@ CREATE POLICY admins_delete ON keap.contacts FOR DELETE TO authenticated USING (
 
 --
 
+-- Name: notes admins_delete; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_delete ON keap.notes FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: opportunities admins_delete; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_delete ON keap.opportunities FOR DELETE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -109,6 +116,13 @@ CREATE POLICY admins_insert ON keap.contact_tags FOR INSERT TO authenticated WIT
 -- Name: contacts admins_insert; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_insert ON keap.contacts FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
+-- Name: notes admins_insert; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_insert ON keap.notes FOR INSERT TO authenticated WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
 
 
 --
@@ -204,6 +218,13 @@ CREATE POLICY admins_update ON keap.contacts FOR UPDATE TO authenticated USING (
 
 --
 
+-- Name: notes admins_update; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY admins_update ON keap.notes FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
+
+
+--
+
 -- Name: opportunities admins_update; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY admins_update ON keap.opportunities FOR UPDATE TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[]))) WITH CHECK ((account_id = ANY (( SELECT keapsync.my_admin_accounts() AS my_admin_accounts)::uuid[])));
@@ -291,6 +312,13 @@ CREATE POLICY analysts_read ON keap.contact_tags FOR SELECT TO keap_analyst USIN
 -- Name: contacts analysts_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY analysts_read ON keap.contacts FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
+-- Name: notes analysts_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY analysts_read ON keap.notes FOR SELECT TO keap_analyst USING (true);
 
 
 --
@@ -404,6 +432,13 @@ CREATE POLICY keapsync_sidecar_all ON keap.contacts TO keapsync_sidecar USING (t
 
 --
 
+-- Name: notes keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keap.notes TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: opportunities keapsync_sidecar_all; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keap.opportunities TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -495,6 +530,13 @@ CREATE POLICY members_read ON keap.contacts FOR SELECT TO authenticated USING ((
 
 --
 
+-- Name: notes members_read; Type: POLICY; Schema: keap; Owner: -
+
+CREATE POLICY members_read ON keap.notes FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
 -- Name: opportunities members_read; Type: POLICY; Schema: keap; Owner: -
 
 CREATE POLICY members_read ON keap.opportunities FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
@@ -562,6 +604,12 @@ CREATE POLICY members_read ON keap.tags FOR SELECT TO authenticated USING ((acco
 
 CREATE POLICY members_read ON keap.tasks FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
 
+
+--
+
+-- Name: notes; Type: ROW SECURITY; Schema: keap; Owner: -
+
+ALTER TABLE keap.notes ENABLE ROW LEVEL SECURITY;
 
 --
 

@@ -609,6 +609,15 @@ GRANT ALL ON FUNCTION keapsync.set_origin(p_origin text) TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION set_up_synced_table(p_table text, p_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_up_synced_table(p_table text, p_type text) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION signal(p_account uuid, p_kind text, p_payload jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.signal(p_account uuid, p_kind text, p_payload jsonb) FROM PUBLIC;
@@ -650,6 +659,15 @@ GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.take_oauth_state(p_state text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_forget_cascaded(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_forget_cascaded() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_forget_cascaded() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_forget_cascaded() TO keapsync_sidecar;
 
 
 --
@@ -960,6 +978,25 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO keapsync_sidecar;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO authenticated;
 GRANT SELECT,USAGE ON SEQUENCE keap.contacts_id_seq TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE notes; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.notes TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes TO keapsync_sidecar;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes TO authenticated;
+GRANT SELECT ON TABLE keap.notes TO keap_analyst;
+
+
+--
+
+-- Name: SEQUENCE notes_id_seq; Type: ACL; Schema: keap; Owner: -
+
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO service_role;
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO keapsync_sidecar;
+GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO authenticated;
 
 
 --

@@ -170,14 +170,15 @@ begin
 end
 $tables$;
 
--- keap_body as before, with each column's write path where Keap takes it elsewhere than it
--- reads it.
+-- keap_body as notes' migration left it (v1 ids as numbers), with each column's write path where
+-- Keap takes it elsewhere than it reads it.
 create or replace function keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) returns jsonb
 language plpgsql stable set search_path = ''
 as $$
 declare
   paths jsonb := (select t.keap_paths || coalesce(t.keap_write_paths, '{}') from keapsync.object_types t where t.object_type = p_type);
   writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
+  numbers boolean := (select t.number_ids from keapsync.object_types t where t.object_type = p_type);
   groups text[];
   body jsonb := '{}';
   c text;
@@ -191,7 +192,7 @@ begin
       continue;
     end if;
     v := p_doc -> c;
-    if jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
+    if not numbers and jsonb_typeof(v) = 'number' and (p[array_length(p, 1)] = 'id' or p[array_length(p, 1)] like '%\_id') then
       v := to_jsonb(v #>> '{}');
     end if;
     if array_length(p, 1) = 1 then

@@ -66,12 +66,12 @@ select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
   'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks',
-  'keap.opportunity_stages', 'keap.opportunities']) r
+  'keap.opportunity_stages', 'keap.opportunities', 'keap.notes']) r
 union all
 select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keap.contacts', 'keap.tag_categories', 'keap.tags', 'keap.contact_tags', 'keap.orders', 'keap.order_items',
   'keap.order_payments', 'keap.subscriptions', 'keap.companies', 'keap.products', 'keap.tasks',
-  'keap.opportunity_stages', 'keap.opportunities', 'keapsync.object_types',
+  'keap.opportunity_stages', 'keap.opportunities', 'keap.notes', 'keapsync.object_types',
   'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly',
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
@@ -116,7 +116,7 @@ select set_eq(
        and has_sequence_privilege(p.role, c.oid, 'USAGE,SELECT,UPDATE')$$,
   $$select 'authenticated' as role, 'keap.' || t || '_id_seq' as seq from unnest(array['contacts', 'tag_categories', 'tags', 'orders',
                                                                         'order_items', 'order_payments', 'subscriptions', 'companies', 'products', 'tasks',
-                                                                        'opportunity_stages', 'opportunities']) t$$,
+                                                                        'opportunity_stages', 'opportunities', 'notes']) t$$,
   'people use exactly the allowed sequences');
 
 select * from finish();

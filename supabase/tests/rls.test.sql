@@ -45,6 +45,7 @@ select keapsync.apply_keap_record(id, 'product', '{"id": "1", "name": "P", "upda
 select keapsync.apply_keap_record(id, 'company', '{"id": "1", "company_name": "Co", "update_time": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'opportunity_stage', '{"id": "1", "name": "S", "updated_time": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'opportunity', '{"id": "1", "opportunity_title": "Op", "stage": {"id": "1"}, "contact": {"id": "1"}, "last_updated_time": "2026-01-01T00:00:00Z"}') from acct;
+select keapsync.apply_keap_record(id, 'note', '{"id": 1, "title": "N", "contact_id": 1, "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 insert into keap.order_items (account_id, order_id, keap_id, name) select account_id, id, 1, 'I' from keap.orders;
 insert into keap.order_payments (account_id, order_id, keap_id, amount) select account_id, id, 1, 1 from keap.orders;
 update keap.contacts set job_title = 'local edit';  -- history rows of origin local, and a conflict:
@@ -64,6 +65,7 @@ insert into matrix values
   ('keap', 'order_payments', $$insert into keap.order_payments (account_id, order_id, amount) values ('aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.orders), 1)$$, 'amount'),
   ('keap', 'companies', $$insert into keap.companies (account_id, company_name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'company_name'),
   ('keap', 'products', $$insert into keap.products (account_id, name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'name'),
+  ('keap', 'notes', $$insert into keap.notes (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'tasks', $$insert into keap.tasks (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),
   ('keap', 'opportunity_stages', $$insert into keap.opportunity_stages (account_id, name) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'name'),
   ('keap', 'opportunities', $$insert into keap.opportunities (account_id, title) values ('aaaaaaaa-0000-4000-8000-000000000000', 'n')$$, 'title'),

@@ -34,6 +34,8 @@ begin
   perform keapsync.apply_keap_record(p_account, 'opportunity', jsonb_build_object('id', (p_base + 9)::text,
     'opportunity_title', p_word, 'contact', jsonb_build_object('id', (p_base + 1)::text),
     'stage', jsonb_build_object('id', (p_base + 8)::text), 'projected_revenue_high', 10, 'last_updated_time', '2026-01-01T00:00:00Z'));
+  perform keapsync.apply_keap_record(p_account, 'note', jsonb_build_object('id', p_base + 8, 'title', p_word, 'body', p_word,
+    'contact_id', p_base + 1, 'last_updated', '2026-01-01T00:00:00Z'));
   insert into keap.order_items (account_id, order_id, keap_id, name)
   select p_account, id, p_base + 6, p_word from keap.orders where account_id = p_account;
   insert into keap.order_payments (account_id, order_id, keap_id, note)
@@ -72,6 +74,7 @@ union all select '{history}', (select min(id) from keapsync.change_history where
 union all select '{dead}', (select min(id) from keapsync.dead_letters where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000010'
 union all select '{opp}', (select min(id) from keap.opportunities where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000012'
 union all select '{stage}', (select min(id) from keap.opportunity_stages where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000013'
+union all select '{note}', (select min(id) from keap.notes where account_id = 'bbbbbbbb-0000-4000-8000-000000000000')::text, '900000014'
 union all select '{inbox}', '-1', '-1'
 -- B's Keap contact id; A's contacts have other Keap ids, so for A it is an id nobody has.
 union all select '{keap}', '7001', '900000011'
@@ -100,6 +103,7 @@ insert into calls values
   ('keapsync.row_doc(uuid,text,bigint)', true, $$select keapsync.row_doc('{A}', 'opportunity', {opp})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'contact', {contact})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'order', {order})::text$$),
+  ('keapsync.push_request(uuid,text,bigint)', true, $$select keapsync.push_request('{A}', 'note', {note})::text$$),
   ('keapsync.push_request(uuid,text,bigint)', false, $$select keapsync.push_request('{B}', 'contact', {contact})::text$$),
   ('keapsync.mark_pushed(uuid,text,bigint,jsonb,jsonb)', true,
    $$select keapsync.mark_pushed('{A}', 'contact', {contact}, '{"given_name": "x"}', '{"id": {keap}, "given_name": "x", "last_updated": "2026-02-01T00:00:00Z"}')$$),
@@ -157,6 +161,8 @@ insert into calls values
   (null, false, $$insert into keap.order_payments (account_id, order_id, amount) values ('{A}', {order}, 1)$$),
   (null, false, $$update keap.order_payments set order_id = {order} where account_id = '{A}'$$),
   (null, false, $$insert into keap.contacts (account_id, given_name) values ('{B}', 'x')$$),
+  (null, false, $$insert into keap.notes (account_id, contact_keap_id, title) values ('{A}', {keap}, 'x')$$),
+  (null, false, $$update keap.notes set contact_keap_id = {keap} where account_id = '{A}'$$),
   (null, false, $$select count(*) from keapsync.sync_state where local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.push_queue where local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.conflicts where id = {conflict}$$),
@@ -172,7 +178,7 @@ insert into calls
 select null, false, format(q, t, ph)
   from (values ('contacts', '{contact}'), ('tags', '{tag}'), ('tag_categories', '{category}'), ('orders', '{order}'),
                ('order_items', '{item}'), ('order_payments', '{payment}'), ('subscriptions', '{sub}'),
-               ('opportunities', '{opp}'), ('opportunity_stages', '{stage}')) x(t, ph),
+               ('opportunities', '{opp}'), ('opportunity_stages', '{stage}'), ('notes', '{note}')) x(t, ph),
        unnest(array['select count(*) from keap.%I where id = %s', 'update keap.%I set id = id where id = %s',
                     'delete from keap.%I where id = %s']) q
 union all
