@@ -27,12 +27,15 @@ declare
   changed integer := 0;
   n integer;
 begin
+  if pg_catalog.jsonb_typeof(p_fields) is distinct from 'array' then
+    return 0;  -- a model without its list says nothing about the fields: none is removed
+  end if;
   with incoming as (
     select distinct on ((f ->> 'id')::bigint) (f ->> 'id')::bigint as keap_id,
            coalesce(f ->> 'label', '') as label, coalesce(f ->> 'field_type', 'Text') as field_type,
            f ->> 'field_name' as field_name,
            case when pg_catalog.jsonb_typeof(f -> 'options') = 'array' then f -> 'options' else '[]' end as options
-      from pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(p_fields) = 'array' then p_fields else '[]' end) f
+      from pg_catalog.jsonb_array_elements(p_fields) f
      where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' ~ '^[0-9]{1,18}$'
      order by (f ->> 'id')::bigint
   )
@@ -47,8 +50,7 @@ begin
   changed := changed + n;
   delete from keapsync.custom_fields c
    where c.account_id = p_account and c.object_type = p_type
-     and not exists (select 1 from pg_catalog.jsonb_array_elements(
-                       case when pg_catalog.jsonb_typeof(p_fields) = 'array' then p_fields else '[]' end) f
+     and not exists (select 1 from pg_catalog.jsonb_array_elements(p_fields) f
                       where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' = c.keap_id::text);
   get diagnostics n = row_count;
   changed := changed + n;

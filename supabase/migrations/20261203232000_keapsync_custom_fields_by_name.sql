@@ -272,7 +272,8 @@ revoke execute on function keapsync.tg_custom_view_update() from public;
 
 -- Keap's model for one account and object type (the custom_fields list of GET /v1/contacts/model):
 -- fields are upserted, those Keap no longer has are removed (their values stay in the rows, keyed
--- by id), and the views follow. Entries without a numeric id are skipped.
+-- by id), and the views follow. Entries without a numeric id are skipped; a model without a
+-- custom_fields list changes nothing.
 create function keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) returns integer
 language plpgsql set search_path = ''
 as $$
@@ -280,12 +281,15 @@ declare
   changed integer := 0;
   n integer;
 begin
+  if pg_catalog.jsonb_typeof(p_fields) is distinct from 'array' then
+    return 0;  -- a model without its list says nothing about the fields: none is removed
+  end if;
   with incoming as (
     select distinct on ((f ->> 'id')::bigint) (f ->> 'id')::bigint as keap_id,
            coalesce(f ->> 'label', '') as label, coalesce(f ->> 'field_type', 'Text') as field_type,
            f ->> 'field_name' as field_name,
            case when pg_catalog.jsonb_typeof(f -> 'options') = 'array' then f -> 'options' else '[]' end as options
-      from pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(p_fields) = 'array' then p_fields else '[]' end) f
+      from pg_catalog.jsonb_array_elements(p_fields) f
      where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' ~ '^[0-9]{1,18}$'
      order by (f ->> 'id')::bigint
   )
@@ -300,8 +304,7 @@ begin
   changed := changed + n;
   delete from keapsync.custom_fields c
    where c.account_id = p_account and c.object_type = p_type
-     and not exists (select 1 from pg_catalog.jsonb_array_elements(
-                       case when pg_catalog.jsonb_typeof(p_fields) = 'array' then p_fields else '[]' end) f
+     and not exists (select 1 from pg_catalog.jsonb_array_elements(p_fields) f
                       where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' = c.keap_id::text);
   get diagnostics n = row_count;
   changed := changed + n;

@@ -3,7 +3,7 @@
 -- a rename keeps, writes through it, and RLS on it.
 begin;
 create extension if not exists pgtap;
-select plan(39);
+select plan(40);
 
 insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-00000000000a', 'viewer-a@example.com'),
@@ -78,6 +78,8 @@ select is((select seats from keap.contacts_custom where account_id = 'bbbbbbbb-0
           'b-seats', 'each row reads its own account''s field of that name');
 
 -- ---- rename, removal, no churn -----------------------------------------------------------------
+select is(keapsync.apply_custom_field_model('aaaaaaaa-0000-4000-8000-000000000000', 'contact', null), 0,
+          'a model without a custom_fields list removes nothing');
 create temp table before_oid as select 'keap.contacts_custom'::regclass::oid as oid;
 select keapsync.apply_custom_field_model('aaaaaaaa-0000-4000-8000-000000000000', 'contact',
   (select jsonb_agg(jsonb_build_object('id', keap_id, 'label', label, 'field_type', field_type, 'options', options) order by keap_id)
