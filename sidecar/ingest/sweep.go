@@ -145,6 +145,18 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 	// database failure on its page) must not stop the rest. Every failure is reported.
 	var errs []error
 	for _, k := range ks {
+		if k.model != nil {
+			// A model Keap cannot serve today leaves the views by label as they were; the
+			// records are swept all the same.
+			if err := s.refreshModel(ctx, api, account, k); err != nil {
+				if ctx.Err() != nil {
+					return errors.Join(append(errs, err)...)
+				}
+				s.Log.Warn("custom-field model not refreshed; sweeping the records", "type", k.objectType,
+					"account", account, "err", err)
+				errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))
+			}
+		}
 		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)

@@ -277,6 +277,15 @@ type CustomField struct {
 	FieldName  string `json:"field_name"`
 	FieldType  string `json:"field_type"`
 	RecordType string `json:"record_type"`
+	// Options are a select field's choices (Dropdown, ListBox, Radio), nested for a Drilldown.
+	Options []CustomFieldOption `json:"options,omitempty"`
+}
+
+// CustomFieldOption is one choice of a select field (its id is a string in Keap's document).
+type CustomFieldOption struct {
+	ID      string              `json:"id"`
+	Label   string              `json:"label"`
+	Options []CustomFieldOption `json:"options,omitempty"`
 }
 
 // GetContactModel fetches the custom field model.

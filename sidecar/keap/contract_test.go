@@ -22,12 +22,20 @@ func TestContractContacts(t *testing.T) {
 	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 20, Seed: 1}})
 	c, ctx := e.client, context.Background()
 
+	tier, err := e.srv.AddCustomField("Tier", "Dropdown", "Gold", "Silver")
+	if err != nil {
+		t.Fatal(err)
+	}
 	model, err := c.GetContactModel(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(model.CustomFields) == 0 || len(model.Raw) == 0 || !slices.Contains(model.OptionalProperties, PropCustomFields) {
 		t.Fatalf("model: %+v", model)
+	}
+	if last := model.CustomFields[len(model.CustomFields)-1]; last.ID != ID(tier) || last.Label != "Tier" ||
+		len(last.Options) != 2 || last.Options[0].Label != "Gold" || last.Options[0].ID == "" {
+		t.Fatalf("a select field in the model: %+v", last)
 	}
 	field := model.CustomFields[0].ID
 

@@ -139,13 +139,20 @@ func (a *restAPI) createCustomField(w http.ResponseWriter, r *http.Request) erro
 	var body struct {
 		Label     string `json:"label"`
 		FieldType string `json:"field_type"`
+		Options   []struct {
+			Label string `json:"label"`
+		} `json:"options"`
 	}
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	options := make([]string, len(body.Options))
+	for i, o := range body.Options {
+		options[i] = o.Label
+	}
 	var f customField
 	_ = a.store.write(func() ([]event, error) {
-		f = a.store.addCustomField(body.Label, body.FieldType)
+		f = a.store.addCustomField(body.Label, body.FieldType, options...)
 		return nil, nil
 	})
 	writeJSON(w, http.StatusCreated, f)

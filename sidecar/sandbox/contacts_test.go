@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,51 @@ func TestNotFoundBodies(t *testing.T) {
 		if route["fault"] == nil || route["message"] != nil {
 			t.Fatalf("route 404 for %s: %v, want the gateway's fault", p, route)
 		}
+	}
+}
+
+// TestCustomFieldRename: a person adds a select field and renames it; GET /v1/contacts/model
+// (validated against Keap's document) shows the new label with the options, and the contact's
+// value, keyed by the field's id, is unchanged.
+func TestCustomFieldRename(t *testing.T) {
+	t.Parallel()
+	srv, _ := start(t, Options{Contacts: 2, Seed: 3})
+	c := newClient(t, srv, false)
+	id, err := srv.AddCustomField("Plan tier", "Dropdown", "Gold", "Silver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EditContact(1, map[string]any{"custom_fields": []any{map[string]any{"id": id, "content": "Gold"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.RenameCustomField(id, "Tier; \"quoted\" ✓"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.RenameCustomField(999999, "x"); err == nil {
+		t.Fatal("renaming a field that does not exist succeeded")
+	}
+	var model struct {
+		CustomFields []customField `json:"custom_fields"`
+	}
+	c.json("GET", "/crm/rest/v1/contacts/model", nil, 200, &model)
+	var got *customField
+	for i := range model.CustomFields {
+		if model.CustomFields[i].ID == id {
+			got = &model.CustomFields[i]
+		}
+	}
+	if got == nil || got.Label != "Tier; \"quoted\" ✓" || got.FieldName != "Plantier"+strconv.FormatInt(id, 10) ||
+		len(got.Options) != 2 || got.Options[1].Label != "Silver" {
+		t.Fatalf("model after rename: %+v", got)
+	}
+	var ct contactJSON
+	c.json("GET", "/crm/rest/v1/contacts/1?optional_properties=custom_fields", nil, 200, &ct)
+	found := false
+	for _, cf := range ct["custom_fields"].([]any) {
+		m := cf.(map[string]any)
+		found = found || (num(m["id"]) == id && m["content"] == "Gold")
+	}
+	if !found {
+		t.Fatalf("value lost by the rename: %v", ct["custom_fields"])
 	}
 }

@@ -33,6 +33,9 @@ func TestContract(t *testing.T) {
 	c.json("GET", v1+"/contacts?limit=5&order=email&order_direction=DESCENDING&optional_properties=custom_fields,job_title", nil, 200, nil)
 	c.json("GET", v1+"/contacts/model", nil, 200, nil)
 	c.json("POST", v1+"/contacts/model/customFields", map[string]any{"label": "Size", "field_type": "Text"}, 201, nil)
+	c.json("POST", v1+"/contacts/model/customFields", map[string]any{"label": "Sizes", "field_type": "ListBox",
+		"options": []any{map[string]any{"label": "S"}, map[string]any{"label": "M"}}}, 201, nil)
+	c.json("GET", v1+"/contacts/model", nil, 200, nil) // now with a select field's options
 	c.json("POST", v1+"/contacts", map[string]any{"given_name": "C", "email_addresses": []any{map[string]any{"email": "c@x.io", "field": "EMAIL1"}},
 		"addresses": []any{map[string]any{"field": "SHIPPING", "line1": "1 A St", "region": "AZ", "country_code": "USA"}},
 		"origin":    map[string]any{"ip_address": "127.0.0.1"}, "opt_in_reason": "asked", "company": map[string]any{"id": 4}}, 201, &ct)

@@ -47,6 +47,26 @@ func (s *Server) DeleteContact(id int64) error {
 	return nil
 }
 
+// AddCustomField creates a contact custom field, as an admin does in Keap's settings, and
+// returns its id. options are a select field's choices (Dropdown, ListBox, Radio).
+func (s *Server) AddCustomField(label, fieldType string, options ...string) (int64, error) {
+	var f customField
+	err := s.store.write(func() ([]event, error) {
+		f = s.store.addCustomField(label, fieldType, options...)
+		return nil, nil
+	})
+	return f.ID, err
+}
+
+// RenameCustomField changes a contact custom field's label. Contacts keep their values (they
+// are keyed by the field's id) and, as in Keap, no hook fires: only the model shows it.
+func (s *Server) RenameCustomField(id int64, label string) error {
+	if err := s.store.write(func() ([]event, error) { return nil, s.store.renameCustomField(id, label) }); err != nil {
+		return fmt.Errorf("rename custom field %d: %w", id, err)
+	}
+	return nil
+}
+
 // CreateTag adds a tag (emits contactGroup.add). Like Keap's app, it takes any name, including
 // ones PostgreSQL cannot store (a NUL), which is what tests of hostile records need.
 func (s *Server) CreateTag(name, description string) (int64, error) {

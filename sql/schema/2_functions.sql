@@ -17,6 +17,52 @@ $$;
 
 --
 
+-- Name: apply_custom_field_model(uuid, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  changed integer := 0;
+  n integer;
+begin
+  if pg_catalog.jsonb_typeof(p_fields) is distinct from 'array' then
+    return 0;  -- a model without its list says nothing about the fields: none is removed
+  end if;
+  with incoming as (
+    select distinct on ((f ->> 'id')::bigint) (f ->> 'id')::bigint as keap_id,
+           coalesce(f ->> 'label', '') as label, coalesce(f ->> 'field_type', 'Text') as field_type,
+           f ->> 'field_name' as field_name,
+           case when pg_catalog.jsonb_typeof(f -> 'options') = 'array' then f -> 'options' else '[]' end as options
+      from pg_catalog.jsonb_array_elements(p_fields) f
+     where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' ~ '^[0-9]{1,18}$'
+     order by (f ->> 'id')::bigint
+  )
+  insert into keapsync.custom_fields as c (account_id, object_type, keap_id, label, field_type, field_name, options)
+  select p_account, p_type, keap_id, label, field_type, field_name, options from incoming
+  on conflict (account_id, object_type, keap_id) do update
+     set label = excluded.label, field_type = excluded.field_type, field_name = excluded.field_name,
+         options = excluded.options, updated_at = pg_catalog.now()
+   where (c.label, c.field_type, c.field_name, c.options)
+         is distinct from (excluded.label, excluded.field_type, excluded.field_name, excluded.options);
+  get diagnostics n = row_count;
+  changed := changed + n;
+  delete from keapsync.custom_fields c
+   where c.account_id = p_account and c.object_type = p_type
+     and not exists (select 1 from pg_catalog.jsonb_array_elements(p_fields) f
+                      where pg_catalog.jsonb_typeof(f) = 'object' and f ->> 'id' = c.keap_id::text);
+  get diagnostics n = row_count;
+  changed := changed + n;
+  -- Also when nothing changed: a view that is already right costs one comparison.
+  perform keapsync.refresh_custom_views();
+  return changed;
+end;
+$_$;
+
+
+--
+
 -- Name: apply_keap_batch(uuid, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) RETURNS jsonb
@@ -441,6 +487,124 @@ CREATE FUNCTION keapsync.current_origin() RETURNS text
            when 'keap' then 'keap' when 'rollback' then 'rollback' when 'resolve' then 'resolve'
            else 'local' end;
 $$;
+
+
+--
+
+-- Name: custom_column_base(text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_column_base(p_label text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select pg_catalog.rtrim(pg_catalog.left(pg_catalog.btrim(
+           pg_catalog.regexp_replace(pg_catalog.translate(pg_catalog.replace(pg_catalog.lower(coalesce(p_label, '')), 'ß', 'ss'),
+             'àáâãäåçèéêëìíîïñòóôõöøùúûüýÿ', 'aaaaaaceeeeiiiinoooooouuuuyy'), '[^a-z0-9]+', '_', 'g'), '_'), 40), '_');
+$$;
+
+
+--
+
+-- Name: custom_content(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_content(p_field_type text, p_value jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when p_value is null or pg_catalog.jsonb_typeof(p_value) = 'null' then null
+    when keapsync.custom_sql_type(p_field_type) = 'text[]' then
+      case when pg_catalog.jsonb_typeof(p_value) = 'array'
+           then pg_catalog.to_jsonb((select pg_catalog.string_agg(e #>> '{}', ',') from pg_catalog.jsonb_array_elements(p_value) e))
+           else p_value end
+    when keapsync.custom_sql_type(p_field_type) = 'numeric' and keapsync.custom_numeric(p_value) is not null then
+      pg_catalog.to_jsonb(keapsync.custom_numeric(p_value))
+    when pg_catalog.jsonb_typeof(p_value) = 'string' then p_value
+    else pg_catalog.to_jsonb(p_value #>> '{}') end;
+$$;
+
+
+--
+
+-- Name: custom_date(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_date(p jsonb) RETURNS date
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  -- Nested cases: each test runs only after the one that makes it safe.
+  select case when m[1]::int >= 1 and m[2]::int between 1 and 12 then
+           case when m[3]::int between 1 and pg_catalog.date_part('day',
+                       pg_catalog.make_date(m[1]::int, m[2]::int, 1) + interval '1 month' - interval '1 day')::int
+                then pg_catalog.make_date(m[1]::int, m[2]::int, m[3]::int) end end
+    from pg_catalog.regexp_match(p #>> '{}', '^\s*([0-9]{4})-([0-9]{2})-([0-9]{2})') m;
+$$;
+
+
+--
+
+-- Name: custom_numeric(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_numeric(p jsonb) RETURNS numeric
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+  select case when pg_catalog.length(s) <= 200
+                   and s ~ '^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*$'
+              then s::pg_catalog.numeric end
+    from (select p #>> '{}' as s) x;
+$_$;
+
+
+--
+
+-- Name: custom_sql_type(text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_sql_type(p_field_type text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case pg_catalog.upper(pg_catalog.replace(p_field_type, '_', ''))
+    when 'DATE' then 'date'
+    when 'DATETIME' then 'timestamptz'
+    when 'WHOLENUMBER' then 'numeric' when 'DECIMALNUMBER' then 'numeric' when 'CURRENCY' then 'numeric'
+    when 'PERCENT' then 'numeric' when 'YEAR' then 'numeric'
+    when 'LISTBOX' then 'text[]' when 'USERLISTBOX' then 'text[]'
+    else 'text' end;
+$$;
+
+
+--
+
+-- Name: custom_text_array(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_text_array(p jsonb) RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case pg_catalog.jsonb_typeof(p)
+    when 'array' then array(select e #>> '{}' from pg_catalog.jsonb_array_elements(p) e)
+    when 'null' then null
+    else array(select pg_catalog.btrim(i) from pg_catalog.regexp_split_to_table(p #>> '{}', ',') i
+                where pg_catalog.btrim(i) <> '') end;
+$$;
+
+
+--
+
+-- Name: custom_timestamptz(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.custom_timestamptz(p jsonb) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+  -- A time without a zone is Keap's UTC (as keapsync.keap_time reads Keap's stamps).
+  select case when keapsync.custom_date(p) is not null
+               and s ~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?\s*([Zz]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?\s*$'
+              then case when s ~ '([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)\s*$' then pg_catalog.btrim(s)::pg_catalog.timestamptz
+                        else pg_catalog.timezone('UTC', pg_catalog.btrim(s)::pg_catalog.timestamp) end end
+    from (select p #>> '{}' as s) x;
+$_$;
 
 
 SET default_table_access_method = heap;
@@ -1447,6 +1611,92 @@ $_$;
 
 --
 
+-- Name: refresh_custom_views(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.refresh_custom_views() RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  t record;
+  c record;
+  cols text;
+  view_name text;
+  ddl text;
+  signature text;
+begin
+  -- One refresh at a time: two accounts' sweeps may both find their model changed.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('keapsync.refresh_custom_views'));
+
+  update keapsync.custom_fields f set column_name = n.column_name
+    from (select account_id, object_type, keap_id,
+                 case when base = '' or base in ('id', 'account_id', 'keap_id')
+                        or pg_catalog.row_number() over (partition by account_id, object_type, base order by keap_id) > 1
+                      then coalesce(nullif(base, ''), 'field') || '__' || keap_id
+                      else base end as column_name
+            from (select account_id, object_type, keap_id, keapsync.custom_column_base(label) as base
+                    from keapsync.custom_fields) b) n
+   where f.account_id = n.account_id and f.object_type = n.object_type and f.keap_id = n.keap_id
+     and f.column_name is distinct from n.column_name;
+
+  for t in select object_type, table_name, map_column from keapsync.object_types
+            where map_column is not null order by object_type loop
+    view_name := t.table_name || '_custom';
+    cols := '';
+    -- A column per name: each account's field of that name, read as the column's type (text
+    -- where the accounts' fields disagree), in the order the fields were created in Keap.
+    for c in
+      select f.column_name,
+             case when pg_catalog.count(distinct keapsync.custom_sql_type(f.field_type)) = 1
+                  then pg_catalog.min(keapsync.custom_sql_type(f.field_type)) else 'text' end as sql_type,
+             pg_catalog.array_agg(f.account_id order by f.account_id) as accounts,
+             pg_catalog.array_agg(f.keap_id order by f.account_id) as ids
+        from keapsync.custom_fields f
+       where f.object_type = t.object_type
+       group by f.column_name
+       order by pg_catalog.min(f.keap_id), f.column_name
+       -- Far above any real model (Keap allows about a hundred fields a record type), and under
+       -- PostgreSQL's 1664 columns: an absurd model leaves fields out, never every account's view.
+       limit 1600
+    loop
+      cols := cols || pg_catalog.format(', case r.account_id %s end::%s as %I',
+        (select pg_catalog.string_agg(pg_catalog.format('when %L::uuid then %s', a.account_id,
+                  case c.sql_type
+                    when 'numeric' then pg_catalog.format('keapsync.custom_numeric(r.%I -> %L)', t.map_column, a.keap_id::text)
+                    when 'date' then pg_catalog.format('keapsync.custom_date(r.%I -> %L)', t.map_column, a.keap_id::text)
+                    when 'timestamptz' then pg_catalog.format('keapsync.custom_timestamptz(r.%I -> %L)', t.map_column, a.keap_id::text)
+                    when 'text[]' then pg_catalog.format('keapsync.custom_text_array(r.%I -> %L)', t.map_column, a.keap_id::text)
+                    else pg_catalog.format('(r.%I ->> %L)', t.map_column, a.keap_id::text) end), ' ' order by a.account_id)
+           from unnest(c.accounts, c.ids) a(account_id, keap_id)),
+        c.sql_type::pg_catalog.regtype, c.column_name);
+    end loop;
+    ddl := pg_catalog.format('create view keap.%I with (security_invoker = true) as select r.id, r.account_id, r.keap_id%s from keap.%I r',
+                             view_name, cols, t.table_name);
+    signature := pg_catalog.md5(ddl);
+    if pg_catalog.to_regclass(pg_catalog.format('keap.%I', view_name)) is not null
+       and pg_catalog.obj_description(pg_catalog.to_regclass(pg_catalog.format('keap.%I', view_name)), 'pg_class')
+           like '%signature ' || signature then
+      continue;  -- unchanged: no lock, no churn
+    end if;
+    -- Without cascade: a view someone built on this one stops the refresh (and says so) rather
+    -- than disappearing with it.
+    execute pg_catalog.format('drop view if exists keap.%I', view_name);
+    execute ddl;
+    execute pg_catalog.format('create trigger write_custom_fields instead of update on keap.%I '
+                              'for each row execute function keapsync.tg_custom_view_update(%L)', view_name, t.object_type);
+    execute pg_catalog.format('comment on view keap.%I is %L', view_name,
+      pg_catalog.format('Custom fields of keap.%s by label, one typed column per field (keapsync.custom_fields maps columns to Keap field ids); '
+                        'updating a column writes %s by id. Regenerated by keapsync.refresh_custom_views(); signature %s',
+                        t.table_name, t.map_column, signature));
+    execute pg_catalog.format('grant select, update on keap.%I to authenticated, service_role, keapsync_sidecar', view_name);
+    execute pg_catalog.format('grant select on keap.%I to keap_analyst', view_name);
+  end loop;
+end;
+$$;
+
+
+--
+
 -- Name: require_admin(uuid); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.require_admin(p_account uuid) RETURNS void
@@ -1908,6 +2158,55 @@ begin
   return v_redirect;
 end;
 $$;
+
+
+--
+
+-- Name: tg_custom_view_update(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_custom_view_update() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  tbl text;
+  map text;
+  n jsonb := pg_catalog.to_jsonb(new);
+  o jsonb := pg_catalog.to_jsonb(old);
+  f record;
+  k text;
+  set_values jsonb := '{}';
+  cleared text[] := '{}';
+  content jsonb;
+  done bigint;
+begin
+  select table_name, map_column into tbl, map from keapsync.object_types where object_type = tg_argv[0];
+  for k in select key from pg_catalog.jsonb_each(n) e where e.value is distinct from o -> e.key loop
+    select keap_id, field_type into f from keapsync.custom_fields
+     where account_id = old.account_id and object_type = tg_argv[0] and column_name = k;
+    if not found then
+      raise exception 'keapsync: % is not a custom field of this row''s account; only its custom fields can be changed here', k
+        using errcode = '42703';
+    end if;
+    content := keapsync.custom_content(f.field_type, n -> k);
+    if content is null then
+      cleared := cleared || f.keap_id::text;
+    else
+      set_values := set_values || pg_catalog.jsonb_build_object(f.keap_id::text, content);
+    end if;
+  end loop;
+  if set_values = '{}' and cleared = '{}' then
+    return new;
+  end if;
+  execute pg_catalog.format('update keap.%I set %I = (%I || $1) - $2 where id = $3 and account_id = $4', tbl, map, map)
+    using set_values, cleared, old.id, old.account_id;
+  get diagnostics done = row_count;
+  if done = 0 then
+    return null;  -- not the caller's to change (RLS): the row counts as not updated
+  end if;
+  return new;
+end;
+$_$;
 
 
 --

@@ -796,6 +796,13 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.tasks REFERENCING OLD TABLE AS 
 
 --
 
+-- Name: contacts_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.contacts_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('contact');
+
+
+--
+
 -- Name: conflicts push_resolution; Type: TRIGGER; Schema: keapsync; Owner: -
 
 CREATE TRIGGER push_resolution AFTER UPDATE OF status ON keapsync.conflicts FOR EACH ROW WHEN (((old.status = 'open'::text) AND (new.status = 'resolved'::text) AND (new.resolution = ANY (ARRAY['local'::text, 'value'::text])) AND (new.resolved_value IS DISTINCT FROM new.keap_value))) EXECUTE FUNCTION keapsync.tg_push_resolution();

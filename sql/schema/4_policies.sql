@@ -784,6 +784,13 @@ CREATE POLICY analysts_read ON keapsync.conflicts FOR SELECT TO keap_analyst USI
 
 --
 
+-- Name: custom_fields analysts_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY analysts_read ON keapsync.custom_fields FOR SELECT TO keap_analyst USING (true);
+
+
+--
+
 -- Name: dead_letters analysts_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY analysts_read ON keapsync.dead_letters FOR SELECT TO keap_analyst USING (true);
@@ -865,6 +872,12 @@ ALTER TABLE keapsync.conflicts ENABLE ROW LEVEL SECURITY;
 
 --
 
+-- Name: custom_fields; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.custom_fields ENABLE ROW LEVEL SECURITY;
+
+--
+
 -- Name: dead_letters; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.dead_letters ENABLE ROW LEVEL SECURITY;
@@ -914,6 +927,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.conflict_policies TO keapsync_sid
 -- Name: conflicts keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.conflicts TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
+-- Name: custom_fields keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.custom_fields TO keapsync_sidecar USING (true) WITH CHECK (true);
 
 
 --
@@ -1140,6 +1160,13 @@ CREATE POLICY members_read ON keapsync.conflict_policies FOR SELECT TO authentic
 -- Name: conflicts members_read; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY members_read ON keapsync.conflicts FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
+
+
+--
+
+-- Name: custom_fields members_read; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY members_read ON keapsync.custom_fields FOR SELECT TO authenticated USING ((account_id = ANY (( SELECT keapsync.my_accounts() AS my_accounts)::uuid[])));
 
 
 --

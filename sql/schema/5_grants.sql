@@ -31,6 +31,15 @@ GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO authenticated
 
 --
 
+-- Name: FUNCTION apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION apply_keap_batch(p_account uuid, p_type text, p_raws jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) FROM PUBLIC;
@@ -92,6 +101,79 @@ GRANT ALL ON FUNCTION keapsync.current_origin() TO service_role;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO authenticated;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO keap_analyst;
 GRANT ALL ON FUNCTION keapsync.current_origin() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION custom_column_base(p_label text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_column_base(p_label text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_column_base(p_label text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_column_base(p_label text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION custom_content(p_field_type text, p_value jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_content(p_field_type text, p_value jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_content(p_field_type text, p_value jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_content(p_field_type text, p_value jsonb) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_content(p_field_type text, p_value jsonb) TO authenticated;
+
+
+--
+
+-- Name: FUNCTION custom_date(p jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_date(p jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_date(p jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_date(p jsonb) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_date(p jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.custom_date(p jsonb) TO keap_analyst;
+
+
+--
+
+-- Name: FUNCTION custom_numeric(p jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_numeric(p jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_numeric(p jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_numeric(p jsonb) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_numeric(p jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.custom_numeric(p jsonb) TO keap_analyst;
+
+
+--
+
+-- Name: FUNCTION custom_sql_type(p_field_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_sql_type(p_field_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_sql_type(p_field_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_sql_type(p_field_type text) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_sql_type(p_field_type text) TO authenticated;
+
+
+--
+
+-- Name: FUNCTION custom_text_array(p jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_text_array(p jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_text_array(p jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_text_array(p jsonb) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_text_array(p jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.custom_text_array(p jsonb) TO keap_analyst;
+
+
+--
+
+-- Name: FUNCTION custom_timestamptz(p jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.custom_timestamptz(p jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.custom_timestamptz(p jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.custom_timestamptz(p jsonb) TO keapsync_sidecar;
+GRANT ALL ON FUNCTION keapsync.custom_timestamptz(p jsonb) TO authenticated;
+GRANT ALL ON FUNCTION keapsync.custom_timestamptz(p jsonb) TO keap_analyst;
 
 
 --
@@ -491,6 +573,15 @@ GRANT ALL ON FUNCTION keapsync.rebuild_kpi_summaries(p_account uuid) TO keapsync
 
 --
 
+-- Name: FUNCTION refresh_custom_views(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.refresh_custom_views() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.refresh_custom_views() TO service_role;
+GRANT ALL ON FUNCTION keapsync.refresh_custom_views() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION require_admin(p_account uuid); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.require_admin(p_account uuid) FROM PUBLIC;
@@ -659,6 +750,15 @@ GRANT ALL ON FUNCTION keapsync.tag_doc(p_raw jsonb) TO keapsync_sidecar;
 REVOKE ALL ON FUNCTION keapsync.take_oauth_state(p_state text) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO service_role;
 GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_custom_view_update(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_custom_view_update() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_custom_view_update() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_custom_view_update() TO keapsync_sidecar;
 
 
 --
@@ -969,6 +1069,16 @@ GRANT ALL ON TABLE keap.contacts TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO authenticated;
 GRANT SELECT ON TABLE keap.contacts TO keap_analyst;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE contacts_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.contacts_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.contacts_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.contacts_custom TO authenticated;
+GRANT SELECT ON TABLE keap.contacts_custom TO keap_analyst;
 
 
 --
@@ -1472,6 +1582,16 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.conflict_policies TO keapsyn
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO service_role;
 GRANT SELECT,USAGE ON SEQUENCE keapsync.conflicts_id_seq TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE custom_fields; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.custom_fields TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.custom_fields TO keapsync_sidecar;
+GRANT SELECT ON TABLE keapsync.custom_fields TO authenticated;
+GRANT SELECT ON TABLE keapsync.custom_fields TO keap_analyst;
 
 
 --

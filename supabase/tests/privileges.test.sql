@@ -23,11 +23,16 @@ select 'authenticated', fn from unnest(array[
   -- whether an account can sync now (the account state; false for accounts the caller cannot see)
   'keapsync.account_can_sync(uuid)',
   -- what the dashboard shows (each limited to the caller's accounts)
-  'keapsync.my_stalls(interval,interval)', 'keapsync.history_window_of_pruned(bigint)']) fn
+  'keapsync.my_stalls(interval,interval)', 'keapsync.history_window_of_pruned(bigint)',
+  -- what keap.contacts_custom runs as its reader and writer (pure conversions of one value)
+  'keapsync.custom_numeric(jsonb)', 'keapsync.custom_date(jsonb)', 'keapsync.custom_timestamptz(jsonb)',
+  'keapsync.custom_text_array(jsonb)', 'keapsync.custom_sql_type(text)', 'keapsync.custom_content(text,jsonb)']) fn
 union all
 select 'keap_analyst', fn from unnest(array[
   'keapsync.is_member(uuid)', 'keapsync.is_admin(uuid)', 'keapsync.my_accounts()', 'keapsync.my_admin_accounts()',
-  'keapsync.current_origin()']) fn;
+  'keapsync.current_origin()',
+  'keapsync.custom_numeric(jsonb)', 'keapsync.custom_date(jsonb)', 'keapsync.custom_timestamptz(jsonb)',
+  'keapsync.custom_text_array(jsonb)']) fn;
 
 select set_eq(
   $$select r.role, p.oid::regprocedure::text from pg_proc p cross join people r
@@ -60,7 +65,10 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
   'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
   'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state',
-  'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly']) r
+  'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly', 'keapsync.custom_fields']) r
+union all
+-- the custom-field view: read, and written by UPDATE only (its trigger writes keap.contacts as the caller)
+select 'authenticated', 'keap.contacts_custom', 'SELECT,UPDATE'
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
@@ -76,7 +84,8 @@ select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keapsync.kpi_contacts_by_week', 'keapsync.kpi_orders_by_month', 'keapsync.kpi_tag_counts',
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
-  'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals']) r;
+  'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
+  'keapsync.custom_fields', 'keap.contacts_custom']) r;
 
 select set_eq(
   $$select p.role, c.oid::regclass::text, string_agg(pr, ',' order by pr)

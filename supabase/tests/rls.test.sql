@@ -36,6 +36,7 @@ insert into keapsync.retention (account_id) select id from acct;
 insert into keapsync.slot_progress (slot_name, advanced_at, observed_at) values ('s1', now(), now());
 insert into keapsync.notifications (key, message) values ('k1', 'm');
 insert into keapsync.rate_budget_usage (account_id, per_day, day_available) select id, 250000, 240000 from acct;
+insert into keapsync.custom_fields (account_id, object_type, keap_id, label, field_type) select id, 'contact', 1, 'Seats', 'WholeNumber' from acct;
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
 select keapsync.apply_keap_record(id, 'tag_category', '{"id": 1, "name": "C"}') from acct;
 select keapsync.apply_keap_record(id, 'order', '{"id": 1, "title": "O", "modification_date": "2026-01-01T00:00:00Z"}') from acct;
@@ -97,6 +98,7 @@ insert into matrix values
   ('keapsync', 'kpi_tag_counts', $$insert into keapsync.kpi_tag_counts values ('aaaaaaaa-0000-4000-8000-000000000000', -1, 1)$$, 'contacts'),
   ('keapsync', 'rate_budget_usage', $$insert into keapsync.rate_budget_usage (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'per_day'),
   ('keapsync', 'kpi_subscription_totals', $$insert into keapsync.kpi_subscription_totals values ('cccccccc-0000-4000-8000-000000000000', 1, 1, 0)$$, 'active'),
+  ('keapsync', 'custom_fields', $$insert into keapsync.custom_fields (account_id, object_type, keap_id, label, field_type) values ('aaaaaaaa-0000-4000-8000-000000000000', 'contact', 99, 'n', 'Text')$$, 'label'),
   ('keapsync', 'sync_activity', $$insert into keapsync.sync_activity values ('aaaaaaaa-0000-4000-8000-000000000000', '2000-01-01', 'in', 1, '2000-01-01')$$, 'changes');
 -- contact_tags' insert needs a row that does not exist yet: a new tag.
 update matrix set ins = $$insert into keap.contact_tags (account_id, contact_id, tag_id) select 'aaaaaaaa-0000-4000-8000-000000000000', (select min(id) from keap.contacts where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'), (select min(id) from keap.tags where account_id = 'aaaaaaaa-0000-4000-8000-000000000000' and keap_id is null)$$
@@ -163,7 +165,7 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
          p_schema = 'keap' as data,
          p_tbl in ('members', 'settings', 'conflict_policies', 'sync_directions') as managed,
          p_tbl in ('accounts', 'oauth_tokens', 'hook_subscriptions', 'webhook_inbox', 'sync_cursors',
-                   'conflicts', 'dead_letters', 'object_types')
+                   'conflicts', 'dead_letters', 'object_types', 'custom_fields')
            or p_tbl like 'kpi\_%' as analyst_reads)
   select case
     when p_who = 'anon' then 'denied'

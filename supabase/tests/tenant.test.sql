@@ -24,7 +24,9 @@ begin
   perform keapsync.apply_keap_record(p_account, 'tag', jsonb_build_object('id', p_base + 2, 'name', p_word));
   perform keapsync.apply_keap_record(p_account, 'tag_category', jsonb_build_object('id', p_base + 3, 'name', p_word));
   perform keapsync.apply_keap_record(p_account, 'contact', jsonb_build_object('id', p_base + 1, 'given_name', p_word,
-    'family_name', p_word, 'tag_ids', jsonb_build_array(p_base + 2), 'last_updated', '2026-01-01T00:00:00Z'));
+    'family_name', p_word, 'tag_ids', jsonb_build_array(p_base + 2), 'last_updated', '2026-01-01T00:00:00Z',
+    'custom_fields', jsonb_build_array(jsonb_build_object('id', 5, 'content', p_word))));
+  perform keapsync.apply_custom_field_model(p_account, 'contact', '[{"id": 5, "label": "Secret", "field_type": "Text"}]');
   perform keapsync.apply_keap_record(p_account, 'order', jsonb_build_object('id', p_base + 4, 'title', p_word,
     'modification_date', '2026-01-01T00:00:00Z'));
   perform keapsync.apply_keap_record(p_account, 'subscription', jsonb_build_object('id', p_base + 5, 'active', true,
@@ -172,7 +174,12 @@ insert into calls values
   (null, false, $$select count(*) from keapsync.kpi_top_tags where tag_id = {tag}$$),
   (null, false, $$select count(*) from keapsync.kpi_pipeline_by_stage where account_id = '{B}'$$),
   (null, false, $$select count(*) from keapsync.kpi_opportunities_monthly where account_id = '{B}'$$),
-  (null, false, $$insert into keap.opportunities (account_id, title) values ('{B}', 'x')$$);
+  (null, false, $$insert into keap.opportunities (account_id, title) values ('{B}', 'x')$$),
+  ('keapsync.apply_custom_field_model(uuid,text,jsonb)', false,
+   $$select keapsync.apply_custom_field_model('{B}', 'contact', '[{"id": 5, "label": "x", "field_type": "Text"}]')::text$$),
+  (null, false, $$select count(*) from keapsync.custom_fields where account_id = '{B}'$$),
+  (null, false, $$select string_agg(secret, ',') from keap.contacts_custom where id = {contact}$$),
+  (null, false, $$update keap.contacts_custom set secret = 'x' where id = {contact}$$);
 -- Every synced table, by id: read, change, remove.
 insert into calls
 select null, false, format(q, t, ph)
