@@ -66,3 +66,55 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Plan counts what a prune would delete and deletes nothing; a database that cannot be read is
+// an error of both; Run with an ended context returns cleanly.
+func TestPlanCountsWithoutDeleting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Pool(t)
+	var account string
+	if err := db.QueryRow(ctx, `insert into keapsync.accounts (name, credential) values ('Plan', 'api_key') returning id::text`).Scan(&account); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, received_at, processed_at, next_attempt_at)
+select $1, 'contact.edit', 'contact', array[g::bigint], '{}', now() - interval '60 days', now() - interval '60 days', now() - interval '60 days'
+  from generate_series(1, 3) g`, account); err != nil {
+		t.Fatal(err)
+	}
+	planned := func(counts []retention.Count) int64 {
+		var n int64
+		for _, c := range counts {
+			if c.Account == account {
+				n += c.Rows
+			}
+		}
+		return n
+	}
+	for range 2 { // counting twice finds the same: nothing went
+		counts, err := retention.Plan(ctx, db, account)
+		if err != nil || planned(counts) != 3 {
+			t.Fatalf("plan: %+v, %v", counts, err)
+		}
+	}
+	counts, err := retention.Prune(ctx, db, retention.Config{Batch: 2, Pause: -1}, account, nil)
+	if err != nil || planned(counts) != 3 {
+		t.Fatalf("prune in batches of 2: %+v, %v", counts, err)
+	}
+	if counts, err := retention.Plan(ctx, db, account); err != nil || planned(counts) != 0 {
+		t.Errorf("plan after the prune: %+v, %v", counts, err)
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	p := &retention.Pruner{DB: db, Log: testlog.New(t)}
+	if err := p.Run(ended); err != nil {
+		t.Errorf("Run with an ended context: %v", err)
+	}
+	db.Close()
+	if _, err := retention.Plan(ctx, db, ""); err == nil {
+		t.Error("plan on a closed pool: no error")
+	}
+	if _, err := retention.Prune(ctx, db, retention.Config{}, "", nil); err == nil {
+		t.Error("prune on a closed pool: no error")
+	}
+}
