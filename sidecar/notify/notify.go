@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keapsync/keapsync/sidecar/accountstate"
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
 )
 
 // DB is what the notifier needs: a pool (each claim commits on its own).
@@ -34,6 +35,8 @@ type Notifier struct {
 	Every      time.Duration // how often conditions are read (default 30 s)
 	Thresholds accountstate.Thresholds
 	Log        *slog.Logger
+
+	loop lifecycle.Loop // the scheduled checks (Start, Stop)
 }
 
 // Condition is one thing a person must look at. Seq grows when it worsens anew (a newer dead
@@ -74,8 +77,23 @@ returning key`
 	sqlNames   = `select id::text, coalesce(keap_tenant, name) from keapsync.accounts`
 )
 
-// Run checks now and then every Every until ctx ends.
-func (n *Notifier) Run(ctx context.Context) error {
+// Start checks now and then every Every in the background until Stop or ctx ends; a failed
+// check is logged and the next round retries.
+func (n *Notifier) Start(ctx context.Context) error { return n.loop.Go(ctx, n.run) }
+
+// Stop ends the checks and waits until the one in hand has finished.
+func (n *Notifier) Stop() { n.loop.Stop() }
+
+// Done is closed when the checks have ended.
+func (n *Notifier) Done() <-chan struct{} { return n.loop.Done() }
+
+// Err is why the checks ended (nil after Stop: a failed check never ends them).
+func (n *Notifier) Err() error { return n.loop.Err() }
+
+// Run is Start, then Stop when ctx ends; it returns Err.
+func (n *Notifier) Run(ctx context.Context) error { return lifecycle.Run(ctx, n) }
+
+func (n *Notifier) run(ctx context.Context) error {
 	every := n.Every
 	if every <= 0 {
 		every = 30 * time.Second

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
 
@@ -97,17 +95,18 @@ select not exists (select 1 from keapsync.sync_state where account_id = $1::uuid
 // names any more (its hook may even have imported it as a new row). It is a local delete like
 // any other: when the account sends deletes to Keap, what the create made is found as a marked
 // create finds it, and deleted; Keap's delete hook then removes any imported copy here.
-func (p *Pusher) undoCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, at time.Time) (string, error) {
+func (j *pushJob) undoCreate(ctx context.Context, at time.Time) (string, error) {
+	api := j.api
 	var gone, propagate bool
-	if err := conn.QueryRow(ctx, sqlUnsynced, j.account, j.objectType, j.localID).Scan(&gone); err != nil {
+	if err := j.conn.QueryRow(ctx, sqlUnsynced, j.account, j.objectType, j.localID).Scan(&gone); err != nil {
 		return "", fmt.Errorf("push: read sync state: %w", err)
 	}
-	if err := conn.QueryRow(ctx, sqlPropagateDeletes, j.account).Scan(&propagate); err != nil {
+	if err := j.conn.QueryRow(ctx, sqlPropagateDeletes, j.account).Scan(&propagate); err != nil {
 		return "", fmt.Errorf("push: read settings: %w", err)
 	}
 	var sent map[string]any
 	if err := json.Unmarshal(j.sent, &sent); err != nil || !gone || !propagate {
-		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+		return OutcomeNone, j.done(ctx, nil, nil, false)
 	}
 	var id keap.ID
 	switch j.objectType {
@@ -131,16 +130,16 @@ func (p *Pusher) undoCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 		}
 	}
 	if id == 0 {
-		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+		return OutcomeNone, j.done(ctx, nil, nil, false)
 	}
-	p.log.Info("deleting what a create made for a record deleted here before its answer was recorded",
+	j.p.log.Info("deleting what a create made for a record deleted here before its answer was recorded",
 		"record", j.String(), "keap_id", id)
 	kid := int64(id)
-	if err := deleteInKeap(ctx, api, j, &request{Op: "delete", KeapID: &kid}); err != nil {
+	if err := j.deleteInKeap(ctx, &request{Op: "delete", KeapID: &kid}); err != nil {
 		return "", err
 	}
 	// Nothing to mark: the record has no sync state here any more.
-	return OutcomeDeleted, p.done(ctx, conn, *j, nil, nil, false)
+	return OutcomeDeleted, j.done(ctx, nil, nil, false)
 }
 
 func firstPhone(c keap.Contact) string {
@@ -152,15 +151,15 @@ func firstPhone(c keap.Contact) string {
 
 // pushCreate creates a tag or an order: marked before it is sent, looked for before a marked
 // create is sent again.
-func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+func (j *pushJob) pushCreate(ctx context.Context, req *request) (string, error) {
 	at, marked := j.createMark()
 	var raw json.RawMessage
 	var err error
 	switch j.objectType {
 	case "tag":
-		raw, err = p.createTag(ctx, conn, api, j, req, at, marked)
+		raw, err = j.createTag(ctx, req, at, marked)
 	case "order":
-		raw, err = p.createOrder(ctx, conn, api, j, req, at, marked)
+		raw, err = j.createOrder(ctx, req, at, marked)
 	}
 	if err != nil {
 		return "", err
@@ -169,7 +168,7 @@ func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 	if j.objectType == "tag" {
 		then = append(then, sqlTagFollowers)
 	}
-	return OutcomeCreated, p.done(ctx, conn, *j, req.Pushed, raw, true, then...)
+	return OutcomeCreated, j.done(ctx, req.Pushed, raw, true, then...)
 }
 
 // A tag applied to contacts before it existed in Keap could not be applied there (it had no
@@ -177,7 +176,8 @@ func (p *Pusher) pushCreate(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 const sqlTagFollowers = `
 select keapsync.enqueue_push(ct.account_id, 'contact', ct.contact_id, null) from keap.contact_tags ct where ct.tag_id = $1`
 
-func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+func (j *pushJob) createTag(ctx context.Context, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+	api := j.api
 	var body struct {
 		Name        string `json:"name"`
 		Description string `json:"description"`
@@ -203,7 +203,7 @@ func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j 
 			return found.Raw, nil
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+	if err := j.noteCreate(ctx, req.Pushed); err != nil {
 		return nil, err
 	}
 	t, err := api.CreateTag(ctx, keap.TagInput{Name: body.Name, Description: body.Description, CategoryID: body.Category.ID})
@@ -213,7 +213,8 @@ func (p *Pusher) createTag(ctx context.Context, conn *pgxpool.Conn, api Keap, j 
 	return t.Raw, nil
 }
 
-func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+func (j *pushJob) createOrder(ctx context.Context, req *request, at time.Time, marked bool) (json.RawMessage, error) {
+	api := j.api
 	var body struct {
 		ContactID  keap.ID   `json:"contact_id"`
 		OrderDate  keap.Time `json:"order_date"`
@@ -247,7 +248,7 @@ func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 			return found.Raw, nil
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+	if err := j.noteCreate(ctx, req.Pushed); err != nil {
 		return nil, err
 	}
 	o, err := api.CreateOrder(ctx, in)
@@ -269,8 +270,9 @@ func (p *Pusher) createOrder(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 // queue row before it is sent (for undoCreate, should the row go before the answer is recorded).
 // With an email address it is PUT create-or-update by email, safe to repeat. Without one a
 // marked create first looks for the contact it may have made.
-func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*keap.Contact, error) {
-	body, err := p.withOptIn(ctx, conn, j, req.Body)
+func (j *pushJob) createContact(ctx context.Context, req *request) (*keap.Contact, error) {
+	api := j.api
+	body, err := j.withOptIn(ctx, req.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +280,7 @@ func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap
 	sending.Body = body
 	req = &sending
 	if req.Email != nil && *req.Email != "" {
-		if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+		if err := j.noteCreate(ctx, req.Pushed); err != nil {
 			return nil, err
 		}
 		c, err := api.UpsertContact(ctx, keap.DuplicateEmail, req.Body)
@@ -290,12 +292,12 @@ func (p *Pusher) createContact(ctx context.Context, conn *pgxpool.Conn, api Keap
 			return nil, err
 		}
 		if found != nil {
-			p.log.Info("adopting the contact an earlier create made", "record", j.String(), "keap_id", found.ID)
+			j.p.log.Info("adopting the contact an earlier create made", "record", j.String(), "keap_id", found.ID)
 			c, err := api.UpdateContact(ctx, found.ID, req.Body, req.UpdateMask...)
 			return c, refused(err, req)
 		}
 	}
-	if err := p.noteCreate(ctx, conn, j, req.Pushed); err != nil {
+	if err := j.noteCreate(ctx, req.Pushed); err != nil {
 		return nil, err
 	}
 	c, err := api.CreateContact(ctx, req.Body)
@@ -308,9 +310,9 @@ const sqlOptInReason = `select email_opt_in_reason from keap.contacts where id =
 // withOptIn adds the recorded consent to a create body as Keap's opt_in_reason, which is what
 // makes Keap mark the address marketable; with no consent recorded the body goes as it is, and
 // the address stays non-marketable.
-func (p *Pusher) withOptIn(ctx context.Context, conn *pgxpool.Conn, j *job, body json.RawMessage) (json.RawMessage, error) {
+func (j *pushJob) withOptIn(ctx context.Context, body json.RawMessage) (json.RawMessage, error) {
 	var reason *string
-	if err := conn.QueryRow(ctx, sqlOptInReason, j.localID, j.account).Scan(&reason); err != nil {
+	if err := j.conn.QueryRow(ctx, sqlOptInReason, j.localID, j.account).Scan(&reason); err != nil {
 		return nil, fmt.Errorf("push: read email consent: %w", err)
 	}
 	if reason == nil || strings.TrimSpace(*reason) == "" {

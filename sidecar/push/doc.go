@@ -40,10 +40,12 @@
 // (push_queue.create_sent_at), and a marked create first looks in Keap for the record it may
 // have made.
 //
-// A claimed job reads top to bottom: worker.go claims rows and runs each (PushOnce, run),
-// send.go reads the request and sends it (push, send, pushContact), create.go holds the creates
-// and the lookups a marked create makes, and job.go what is recorded of the queue row (the
-// marks before a call, then done, retry or parked).
+// A claimed job reads top to bottom: worker.go claims rows and hands each to a pushJob (PushOnce,
+// run), whose methods are the steps of its push. send.go reads the request and picks the path
+// (push, request, send) and holds the delete; contact.go a contact's create or update and its
+// tags; create.go the other creates and the lookups a marked create makes; objects.go the v2
+// types; job.go what is recorded of the queue row (the marks before a call, then done, retry or
+// parked).
 //
 // Keap's 4xx for a record parks it in keapsync.dead_letters and lets everything else flow;
 // 5xx, 429, 401/403 and network errors keep it queued with exponential backoff.

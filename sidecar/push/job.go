@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/objecttype"
@@ -72,44 +71,46 @@ func (j job) String() string { return fmt.Sprintf("%s %d", j.objectType, j.local
 // noteSent records, before the calls that change a contact in Keap, what they send: should
 // Keap's answers never reach us, the merge knows those values as ours when Keap's next version
 // shows them (keapsync.apply_keap_record), instead of taking them for an edit made in Keap.
-func (p *Pusher) noteSent(ctx context.Context, conn *pgxpool.Conn, j *job, pushed json.RawMessage) error {
+func (j *pushJob) noteSent(ctx context.Context, pushed json.RawMessage) error {
 	if len(pushed) == 0 || string(pushed) == "{}" || string(pushed) == "null" {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, sqlSent, j.account, j.objectType, j.localID, pushed); err != nil {
+	if _, err := j.conn.Exec(ctx, sqlSent, j.account, j.objectType, j.localID, pushed); err != nil {
 		return fmt.Errorf("push: note what is sent: %w", err)
 	}
 	return nil
 }
 
 // noteCreate marks a create in the queue row before it is sent: when it was sent, and what.
-func (p *Pusher) noteCreate(ctx context.Context, conn *pgxpool.Conn, j *job, sent json.RawMessage) error {
+func (j *pushJob) noteCreate(ctx context.Context, sent json.RawMessage) error {
 	now := time.Now()
 	j.createSentAt, j.sent = &now, sent
-	if _, err := conn.Exec(ctx, sqlNoteCreate, j.account, j.objectType, j.localID, now, sent); err != nil {
+	if _, err := j.conn.Exec(ctx, sqlNoteCreate, j.account, j.objectType, j.localID, now, sent); err != nil {
 		return fmt.Errorf("push: mark create: %w", err)
 	}
 	return nil
 }
 
-func (p *Pusher) markCreated(ctx context.Context, conn *pgxpool.Conn, j job, pushed, raw json.RawMessage) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return record(ctx, tx, j, pushed, raw) })
+// markCreated records a contact's create on its own, so its Keap id is written back before the
+// tag calls that follow can fail.
+func (j *pushJob) markCreated(ctx context.Context, pushed, raw json.RawMessage) error {
+	return pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error { return record(ctx, tx, j.job, pushed, raw) })
 }
 
 // retry records a failed push to be tried again after delay. A create mark stays: Keap may
 // have made the record anyway.
-func (j job) retry(ctx context.Context, conn *pgxpool.Conn, delay time.Duration, cause error) error {
-	_, err := conn.Exec(ctx, sqlRetry, j.account, j.objectType, j.localID, delay.String(), cause.Error())
+func (j *pushJob) retry(ctx context.Context, delay time.Duration, cause error) error {
+	_, err := j.conn.Exec(ctx, sqlRetry, j.account, j.objectType, j.localID, delay.String(), cause.Error())
 	return err
 }
 
 // park records a refused push in the dead letters and takes it off the queue.
-func (p *Pusher) park(ctx context.Context, conn *pgxpool.Conn, j job, r *refusal) error {
+func (j *pushJob) park(ctx context.Context, r *refusal) error {
 	var status *int
 	if r.status != 0 {
 		status = &r.status
 	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, sqlParkAgain, j.account, j.objectType, j.localID, r.keapID, r.payload, r.err.Error(), status)
 		if err != nil {
 			return fmt.Errorf("update dead letter: %w", err)
@@ -154,10 +155,10 @@ func record(ctx context.Context, tx pgx.Tx, j job, pushed, answer json.RawMessag
 // done records Keap's answer (when there is one) and takes the record off the queue, in one
 // transaction: a crash before it commits leaves the record queued, and the push is repeated.
 // Statements in then run in the same transaction with the record's local id as $1.
-func (p *Pusher) done(ctx context.Context, conn *pgxpool.Conn, j job, pushed, answer json.RawMessage, mark bool, then ...string) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+func (j *pushJob) done(ctx context.Context, pushed, answer json.RawMessage, mark bool, then ...string) error {
+	return pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
 		if mark {
-			if err := record(ctx, tx, j, pushed, answer); err != nil {
+			if err := record(ctx, tx, j.job, pushed, answer); err != nil {
 				return err
 			}
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
@@ -23,7 +21,8 @@ func v2Path(objectType string) string {
 // the type's keap_paths) and records Keap's answer. A create whose answer was lost is not looked
 // for before it is sent again: v2 has no stamp to find it by, so a crash at that instant can
 // leave a duplicate in Keap (its hook then imports it).
-func (p *Pusher) pushObject(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
+func (j *pushJob) pushObject(ctx context.Context, req *request) (string, error) {
+	api := j.api
 	path := v2Path(j.objectType)
 	var answer *keap.Object
 	var err error
@@ -34,18 +33,18 @@ func (p *Pusher) pushObject(ctx context.Context, conn *pgxpool.Conn, api Keap, j
 		answer, err = api.CreateObject(ctx, path, req.Body)
 	default:
 		if len(req.UpdateMask) == 0 {
-			return OutcomeNone, p.done(ctx, conn, *j, req.Pushed, nil, false)
+			return OutcomeNone, j.done(ctx, req.Pushed, nil, false)
 		}
-		if err := p.noteSent(ctx, conn, j, req.Pushed); err != nil {
+		if err := j.noteSent(ctx, req.Pushed); err != nil {
 			return "", err
 		}
 		answer, err = api.UpdateObject(ctx, path, req.keapID(), req.Body, req.UpdateMask...)
 		if errors.Is(err, keap.ErrNotFound) {
-			return p.deletedInKeap(ctx, conn, j, req.keapID())
+			return j.deletedInKeap(ctx, req.keapID())
 		}
 	}
 	if err != nil {
 		return "", refused(err, req)
 	}
-	return outcome, p.done(ctx, conn, *j, req.Pushed, answer.Raw, true)
+	return outcome, j.done(ctx, req.Pushed, answer.Raw, true)
 }

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -65,65 +62,86 @@ func (r *request) keapID() keap.ID {
 	return keap.ID(*r.KeapID)
 }
 
+// pushJob is one claimed record on its way to Keap: the queue row, the session that holds its
+// claim and lock, and (once the request is read) the account's Keap client. Each step of the
+// push is one of its methods, read top to bottom: push and send here (the request, and which
+// path carries it), then contact.go (contacts), create.go (creates and the lookups of a marked
+// create), objects.go (the v2 types), the delete below, and job.go (what is recorded of the row).
+type pushJob struct {
+	job
+	p    *Pusher
+	conn *pgxpool.Conn
+	api  Keap
+}
+
 // push sends one record to Keap and records the answer. It returns the outcome, or an error:
 // a *refusal parks the record, anything else is retried.
-func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, error) {
-	if both, err := sendsToKeap(ctx, conn, j); err != nil || !both {
+func (j *pushJob) push(ctx context.Context) (string, error) {
+	if both, err := sendsToKeap(ctx, j.conn, &j.job); err != nil || !both {
 		if err != nil {
 			return "", err
 		}
-		p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
-		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+		j.p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
+		return OutcomeNone, j.done(ctx, nil, nil, false)
 	}
+	req, err := j.request(ctx)
+	if err != nil {
+		return "", err
+	}
+	if j.api, err = j.p.cfg.API(ctx, j.account); err != nil {
+		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
+	}
+	cctx, cancel := context.WithTimeout(keap.WithPriority(ctx, keap.Live), j.p.cfg.CallTimeout)
+	defer cancel()
+	return j.send(cctx, req, false)
+}
+
+// request reads what to send now (keapsync.push_request).
+func (j *pushJob) request(ctx context.Context) (*request, error) {
 	var raw []byte
-	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
-		return "", fmt.Errorf("push: push_request: %w", err)
+	if err := j.conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("push: push_request: %w", err)
 	}
 	var req request
 	if err := json.Unmarshal(raw, &req); err != nil {
-		return "", fmt.Errorf("push: push_request answer: %w", err)
+		return nil, fmt.Errorf("push: push_request answer: %w", err)
 	}
-	api, err := p.cfg.API(ctx, j.account)
-	if err != nil {
-		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
-	}
-	cctx, cancel := context.WithTimeout(keap.WithPriority(ctx, keap.Live), p.cfg.CallTimeout)
-	defer cancel()
-	return p.send(cctx, conn, api, j, &req, false)
+	return &req, nil
 }
 
 // send carries out a request; refreshed says Keap's current version was applied before it.
-func (p *Pusher) send(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
+func (j *pushJob) send(ctx context.Context, req *request, refreshed bool) (string, error) {
 	switch {
 	case req.Op == "none":
 		if at, marked := j.createMark(); marked {
-			return p.undoCreate(ctx, conn, api, j, at)
+			return j.undoCreate(ctx, at)
 		}
-		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
+		return OutcomeNone, j.done(ctx, nil, nil, false)
 	case req.Op == "unsupported":
 		return "", &refusal{keapID: req.KeapID, payload: req.payload(), err: errors.New(req.Reason)}
 	case req.Op == "delete":
-		return p.pushDelete(ctx, conn, api, j, req)
+		return j.pushDelete(ctx, req)
 	case j.objectType == "contact":
-		return p.pushContact(ctx, conn, api, j, req, refreshed)
+		return j.pushContact(ctx, req, refreshed)
 	case v2Path(j.objectType) != "":
-		return p.pushObject(ctx, conn, api, j, req)
+		return j.pushObject(ctx, req)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
-		return p.pushCreate(ctx, conn, api, j, req)
+		return j.pushCreate(ctx, req)
 	}
 	return "", &refusal{keapID: req.KeapID, payload: req.payload(),
 		err: fmt.Errorf("push: %s of a %s is not something keapsync can send", req.Op, j.objectType)}
 }
 
-func (p *Pusher) pushDelete(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (string, error) {
-	if err := deleteInKeap(ctx, api, j, req); err != nil {
+func (j *pushJob) pushDelete(ctx context.Context, req *request) (string, error) {
+	if err := j.deleteInKeap(ctx, req); err != nil {
 		return "", err
 	}
-	return OutcomeDeleted, p.done(ctx, conn, *j, req.Pushed, nil, true)
+	return OutcomeDeleted, j.done(ctx, req.Pushed, nil, true)
 }
 
 // deleteInKeap deletes the record req names in Keap; gone already is what was wanted.
-func deleteInKeap(ctx context.Context, api Keap, j *job, req *request) error {
+func (j *pushJob) deleteInKeap(ctx context.Context, req *request) error {
+	api := j.api
 	var err error
 	switch j.objectType {
 	case "contact":
@@ -141,236 +159,4 @@ func deleteInKeap(ctx context.Context, api Keap, j *job, req *request) error {
 		return refused(err, req)
 	}
 	return nil
-}
-
-// pushContact creates or updates a contact, then applies and removes tags. A create is recorded
-// on its own first, so the Keap id is written back before anything else can fail.
-func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request, refreshed bool) (string, error) {
-	var answer *keap.Contact
-	var err error
-	outcome := OutcomeUpdated
-	pushed := req.Pushed
-	switch {
-	case req.Op == "create":
-		outcome = OutcomeCreated
-		if answer, err = p.createContact(ctx, conn, api, j, req); err != nil {
-			return "", err
-		}
-		contactPart, tagPart := splitTags(req.Pushed)
-		if err := p.markCreated(ctx, conn, *j, contactPart, answer.Raw); err != nil {
-			return "", err
-		}
-		pushed = tagPart
-	case len(req.UpdateMask) > 0:
-		if p.cfg.FetchBeforeUpdate && !refreshed {
-			fresh, err := p.refresh(ctx, conn, api, j, req)
-			if errors.Is(err, errDeletedInKeap) {
-				return p.deletedInKeap(ctx, conn, j, req.keapID())
-			}
-			if err != nil {
-				return "", err
-			}
-			return p.send(ctx, conn, api, j, fresh, true)
-		}
-	}
-	if err := p.noteSent(ctx, conn, j, pushed); err != nil {
-		return "", err
-	}
-	if req.Op != "create" && len(req.UpdateMask) > 0 {
-		body, err := p.updateBody(ctx, api, req)
-		if errors.Is(err, errDeletedInKeap) {
-			return p.deletedInKeap(ctx, conn, j, req.keapID())
-		}
-		if err != nil {
-			return "", err
-		}
-		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
-			return "", refused(err, req)
-		}
-		if answer, err = clearIgnored(ctx, api, req, answer); err != nil {
-			return "", err
-		}
-	}
-	id := req.keapID()
-	if answer != nil {
-		id = answer.ID
-	}
-	if len(req.TagsAdd) > 0 {
-		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
-		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" {
-			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
-			// delete wins, as on the update path.
-			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
-				return p.deletedInKeap(ctx, conn, j, id)
-			}
-		}
-		if err != nil {
-			return "", refused(err, req)
-		}
-		if failed := res.Failed(); len(failed) > 0 {
-			return "", &refusal{status: 400, keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("keap refused tags %v", failed)}
-		}
-	}
-	if len(req.TagsRemove) > 0 {
-		if err := api.RemoveTags(ctx, id, req.TagsRemove...); err != nil && !errors.Is(err, keap.ErrNotFound) {
-			return "", refused(err, req)
-		}
-	}
-	raw, err := p.contactAnswer(ctx, conn, api, j, id, answer)
-	if err != nil {
-		return "", err
-	}
-	return outcome, p.done(ctx, conn, *j, pushed, raw, true)
-}
-
-// contactAnswer is the Keap object mark_pushed applies after the push. The answer to a PATCH or
-// a create predates the tag calls that followed it, so its tag list is left out (unknown, not
-// "no tags"). With only tags sent there is no answer: the stored object stands in, and being
-// the version already applied, the apply is a no-op after the pushed values become agreed.
-func (p *Pusher) contactAnswer(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, id keap.ID, answer *keap.Contact) (json.RawMessage, error) {
-	if answer == nil {
-		var stored json.RawMessage
-		if err := conn.QueryRow(ctx, sqlKeapObject, j.localID).Scan(&stored); err != nil {
-			return nil, fmt.Errorf("push: stored Keap object: %w", err)
-		}
-		if stored != nil {
-			return stored, nil
-		}
-		c, err := api.GetContact(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("push: fetch contact %d: %w", id, err)
-		}
-		answer = c
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(answer.Raw, &obj); err != nil {
-		return nil, fmt.Errorf("push: Keap's answer: %w", err)
-	}
-	delete(obj, "tag_ids")
-	return json.Marshal(obj)
-}
-
-// splitTags splits pushed {field: value} into contact fields and tag keys ("tag.<id>").
-func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
-	var all map[string]json.RawMessage
-	if json.Unmarshal(pushed, &all) != nil {
-		return pushed, nil
-	}
-	tags := maps.Clone(all)
-	maps.DeleteFunc(all, func(k string, _ json.RawMessage) bool { return strings.HasPrefix(k, "tag.") })
-	maps.DeleteFunc(tags, func(k string, _ json.RawMessage) bool { return !strings.HasPrefix(k, "tag.") })
-	a, _ := json.Marshal(all)
-	t, _ := json.Marshal(tags)
-	return a, t
-}
-
-const (
-	sqlApply       = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
-	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
-)
-
-// errDeletedInKeap: Keap answered 404 for the contact an update was for.
-var errDeletedInKeap = errors.New("push: deleted in Keap")
-
-// deletedInKeap applies a delete Keap confirmed (a 404 for the contact) and finishes the job:
-// Keap's delete wins over a local edit, exactly as when its hook arrives; the row stays in the
-// change history.
-func (p *Pusher) deletedInKeap(ctx context.Context, conn *pgxpool.Conn, j *job, id keap.ID) (string, error) {
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
-			return fmt.Errorf("push: lock row: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(id)); err != nil {
-			return fmt.Errorf("push: apply Keap's delete: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
-}
-
-// refresh applies Keap's current version of a contact before an update goes out, so a field
-// someone changed in Keap since the agreed state is settled by the conflict policy in SQL
-// rather than overwritten, then reads the request again.
-func (p *Pusher) refresh(ctx context.Context, conn *pgxpool.Conn, api Keap, j *job, req *request) (*request, error) {
-	c, err := api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
-	if errors.Is(err, keap.ErrNotFound) {
-		return nil, errDeletedInKeap
-	}
-	if err != nil {
-		return nil, refused(err, req)
-	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
-			return fmt.Errorf("push: lock row: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
-			return fmt.Errorf("push: apply Keap's version: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var raw []byte
-	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
-		return nil, fmt.Errorf("push: push_request: %w", err)
-	}
-	var fresh request
-	if err := json.Unmarshal(raw, &fresh); err != nil {
-		return nil, fmt.Errorf("push: push_request answer: %w", err)
-	}
-	fresh.current = c
-	return &fresh, nil
-}
-
-// clearIgnored makes the clears of req hold whether Keap applies a null or ignores it: a
-// property sent as null that Keap's answer still holds is sent again as "" (one more call, only
-// where Keap ignores nulls).
-func clearIgnored(ctx context.Context, api Keap, req *request, answer *keap.Contact) (*keap.Contact, error) {
-	cleared := clearedStrings(req.Body)
-	if len(cleared) == 0 || answer == nil {
-		return answer, nil
-	}
-	if again := stillSet(answer.Raw, cleared); len(again) > 0 {
-		body := make(map[string]string, len(again))
-		for _, k := range again {
-			body[k] = ""
-		}
-		next, err := api.UpdateContact(ctx, req.keapID(), body, again...)
-		if err != nil {
-			return nil, refused(err, req)
-		}
-		answer = next
-	}
-	raw, err := withoutEmpty(answer.Raw, cleared)
-	if err != nil {
-		return nil, err
-	}
-	out := *answer
-	out.Raw = raw
-	return &out, nil
-}
-
-// updateBody is the PATCH body for req: lists completed from Keap's current contact (fetched
-// now unless the refresh just did), so no column we do not model is lost (see lists.go).
-func (p *Pusher) updateBody(ctx context.Context, api Keap, req *request) (json.RawMessage, error) {
-	var current json.RawMessage
-	if hasFieldLists(req.Body) {
-		c := req.current
-		if c == nil {
-			fetched, err := api.GetContact(ctx, req.keapID())
-			if errors.Is(err, keap.ErrNotFound) {
-				return nil, errDeletedInKeap
-			}
-			if err != nil {
-				return nil, refused(err, req)
-			}
-			c = fetched
-		}
-		current = c.Raw
-	}
-	return updateBody(req.Body, current)
 }

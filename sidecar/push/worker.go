@@ -157,9 +157,10 @@ func discard(conn *pgxpool.Conn) {
 // run pushes one record and records the outcome; failures are recorded, not returned, except
 // a 404 for Keap's route (keap.ErrRouteNotFound): recorded as a retry, and returned, since every
 // other record would meet it too.
-func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) error {
+func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, claimed job) error {
+	j := &pushJob{job: claimed, p: p, conn: conn}
 	log := p.log.With("account", j.account, "record", j.String())
-	outcome, err := p.push(ctx, conn, &j)
+	outcome, err := j.push(ctx)
 	if err == nil {
 		p.metrics.pushes.WithLabelValues(outcome).Inc()
 		log.Debug("pushed", "outcome", outcome)
@@ -175,7 +176,7 @@ func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) error {
 			outcome = OutcomeUnsupported
 		}
 		log.Warn("parked in dead letters", "err", err)
-		if perr := p.park(ctx, conn, j, refused); perr != nil {
+		if perr := j.park(ctx, refused); perr != nil {
 			log.Error("park", "err", perr)
 			return nil
 		}
@@ -183,7 +184,7 @@ func (p *Pusher) run(ctx context.Context, conn *pgxpool.Conn, j job) error {
 		outcome = OutcomeRetry
 		delay := p.cfg.backoff(j.attempts + 1)
 		log.Info("push failed; will retry", "err", err, "in", delay)
-		if rerr := j.retry(ctx, conn, delay, err); rerr != nil {
+		if rerr := j.retry(ctx, delay, err); rerr != nil {
 			log.Error("record retry", "err", rerr)
 		}
 	}

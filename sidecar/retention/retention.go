@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/lifecycle"
 )
 
 // Querier is what pruning needs: a pool or a connection (each batch commits on its own).
@@ -128,11 +130,27 @@ type Pruner struct {
 	DB     Querier
 	Config Config
 	Log    *slog.Logger
+
+	loop lifecycle.Loop // the scheduled rounds (Start, Stop)
 }
 
-// Run prunes now and then every Config.Every until ctx ends; a failed round is logged and the
-// next one retries.
-func (p *Pruner) Run(ctx context.Context) error {
+// Start prunes now and then every Config.Every in the background until Stop or ctx ends; a
+// failed round is logged and the next one retries.
+func (p *Pruner) Start(ctx context.Context) error { return p.loop.Go(ctx, p.run) }
+
+// Stop ends the rounds and waits: the batch in hand commits or rolls back whole.
+func (p *Pruner) Stop() { p.loop.Stop() }
+
+// Done is closed when the rounds have ended.
+func (p *Pruner) Done() <-chan struct{} { return p.loop.Done() }
+
+// Err is why the rounds ended (nil after Stop: a failed round never ends them).
+func (p *Pruner) Err() error { return p.loop.Err() }
+
+// Run is Start, then Stop when ctx ends; it returns Err.
+func (p *Pruner) Run(ctx context.Context) error { return lifecycle.Run(ctx, p) }
+
+func (p *Pruner) run(ctx context.Context) error {
 	cfg := p.Config.withDefaults()
 	log := p.Log.With("component", "retention")
 	t := time.NewTicker(cfg.Every)

@@ -105,16 +105,14 @@ type Server struct {
 	Budgets func() map[string]keap.BudgetStats
 	// Retention prunes what is past its window (nil to skip); Notify tells a person about
 	// conditions that need one (nil without KEAPSYNC_NOTIFY_WEBHOOK_URL).
-	Retention, Notify interface {
-		Run(ctx context.Context) error
-	}
-	stalls accountstate.Thresholds // Config.Stalls with defaults, for /readyz
+	Retention, Notify lifecycle.Part
 	// BudgetShares shares the Keap budgets with the other sidecar processes on the database
 	// while the server runs (nil: this process counts alone).
 	BudgetShares lifecycle.Part
 
-	loop lifecycle.Loop
-	addr string
+	stalls accountstate.Thresholds // Config.Stalls with defaults, for /readyz
+	loop   lifecycle.Loop
+	addr   string
 }
 
 const sqlObserveSlot = `select keapsync.observe_slot($1)`
@@ -177,7 +175,7 @@ func (s *Server) parts(cfg Config) []lifecycle.Part {
 		s.Worker.PollEvery = cfg.PollEvery
 	}
 	parts = append(parts, s.Worker)
-	for _, p := range []lifecycle.Part{s.Tokens, s.Push, s.Dashboard} {
+	for _, p := range []lifecycle.Part{s.Tokens, s.Push, s.Retention, s.Notify, s.Dashboard} {
 		if p != nil {
 			parts = append(parts, p)
 		}
@@ -201,12 +199,6 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, cfg Config, log *sl
 		return srv.Shutdown(shut)
 	})
 	g.Go(func() error { return lifecycle.Run(gctx, s.parts(cfg)...) })
-	if s.Retention != nil {
-		g.Go(func() error { return s.Retention.Run(gctx) })
-	}
-	if s.Notify != nil {
-		g.Go(func() error { return s.Notify.Run(gctx) })
-	}
 	if cfg.Slot != "" && cfg.SlotEvery > 0 {
 		g.Go(func() error {
 			return every(gctx, cfg.SlotEvery, func(ctx context.Context) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -72,17 +73,9 @@ func authCommand() *cli.Command {
 	}
 }
 
-// withKeeper reads and checks the OAuth settings, then opens the pool and the token keeper for
-// one command.
-func withKeeper(c *cli.Context, f func(pool *pgxpool.Pool, k *keapauth.Keeper) error) error {
-	settings, err := readKeapSettings(c, true)
-	if err == nil {
-		err = settings.Validate(true)
-	}
-	if err != nil {
-		return err
-	}
-	pool, err := openPoolURL(c.Context, settings.DatabaseURL)
+// withKeeper opens the pool and the token keeper of checked OAuth settings for one command.
+func withKeeper(ctx context.Context, settings keapSettings, f func(pool *pgxpool.Pool, k *keapauth.Keeper) error) error {
+	pool, err := openPoolURL(ctx, settings.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -94,14 +87,40 @@ func withKeeper(c *cli.Context, f func(pool *pgxpool.Pool, k *keapauth.Keeper) e
 	return f(pool, k)
 }
 
+// loginConfig is what `keapsync auth login` reads.
+type loginConfig struct {
+	Keap        keapSettings // OAuth only
+	Listen      string       // where the one-shot callback listens
+	NoBrowser   bool
+	Follow      bool   // fetch the authorize URL ourselves
+	RedirectURI string // registered HTTPS redirect: the address is pasted back instead
+}
+
+func readLoginConfig(c *cli.Context) (loginConfig, error) {
+	k, err := readKeapSettings(c, true)
+	return loginConfig{Keap: k, Listen: c.String("listen"), NoBrowser: c.Bool("no-browser"), Follow: c.Bool("follow"),
+		RedirectURI: c.String("redirect-uri")}, err
+}
+
+func (l *loginConfig) Validate() error {
+	if err := l.Keap.Validate(true); err != nil {
+		return err
+	}
+	if l.RedirectURI != "" && l.Follow {
+		return errors.New("--follow needs the one-shot callback; drop --redirect-uri")
+	}
+	return nil
+}
+
 func authLogin(c *cli.Context) error {
-	return withKeeper(c, func(_ *pgxpool.Pool, k *keapauth.Keeper) error {
-		opts := keapauth.LoginOptions{Listen: c.String("listen"), Out: c.App.Writer, Follow: c.Bool("follow"),
-			RedirectURI: c.String("redirect-uri"), Paste: c.App.Reader}
-		if opts.RedirectURI != "" && opts.Follow {
-			return errors.New("--follow needs the one-shot callback; drop --redirect-uri")
-		}
-		if !c.Bool("no-browser") && !opts.Follow {
+	cfg, err := settings(c, readLoginConfig)
+	if err != nil {
+		return err
+	}
+	return withKeeper(c.Context, cfg.Keap, func(_ *pgxpool.Pool, k *keapauth.Keeper) error {
+		opts := keapauth.LoginOptions{Listen: cfg.Listen, Out: c.App.Writer, Follow: cfg.Follow,
+			RedirectURI: cfg.RedirectURI, Paste: c.App.Reader}
+		if !cfg.NoBrowser && !opts.Follow {
 			opts.OnURL = func(u string) { _ = exec.Command("xdg-open", u).Start() } // best effort
 		}
 		account, tenant, err := k.Login(c.Context, opts)
@@ -113,21 +132,35 @@ func authLogin(c *cli.Context) error {
 	})
 }
 
+// linkConfig is what `keapsync auth link` reads.
+type linkConfig struct {
+	DB        dbSettings
+	PublicURL string        // serve's, on which /oauth/start answers
+	TTL       time.Duration // keapauth.NewConnectLink caps it
+}
+
+func readLinkConfig(c *cli.Context) (linkConfig, error) {
+	return linkConfig{DB: readDBSettings(c), PublicURL: publicURL(c), TTL: c.Duration("ttl")}, nil
+}
+
+func (l *linkConfig) Validate() error { return l.DB.Validate() }
+
 // authLink prints a connect link for `serve`. The link is the credential: whoever opens it may
 // connect one Keap account, so it is printed only to the operator who ran this.
 func authLink(c *cli.Context) error {
-	pool, err := openPool(c.Context, c)
+	cfg, err := settings(c, readLinkConfig)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	link, expires, err := keapauth.NewConnectLink(c.Context, pool, publicURL(c), c.Duration("ttl"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "Open this link (once, before %s) to connect a Keap account through keapsync serve:\n\n  %s\n",
-		expires.UTC().Format(time.RFC3339), link)
-	return nil
+	return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
+		link, expires, err := keapauth.NewConnectLink(c.Context, pool, cfg.PublicURL, cfg.TTL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "Open this link (once, before %s) to connect a Keap account through keapsync serve:\n\n  %s\n",
+			expires.UTC().Format(time.RFC3339), link)
+		return nil
+	})
 }
 
 // sqlAuthTokens: the token lifetimes beside each account's state (never a token).
@@ -142,11 +175,27 @@ type tokenTimes struct {
 // authStatus shows each account's state as keapsync.account_state words it (the dashboard,
 // /readyz and doctor show the same line), and its token lifetimes.
 func authStatus(c *cli.Context) error {
-	pool, err := openPool(c.Context, c)
+	cfg, err := settings(c, readStatusConfig)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error { return printAuthStatus(c, pool, cfg) })
+}
+
+// statusConfig is what `keapsync auth status` reads.
+type statusConfig struct {
+	DB     dbSettings
+	APIKey string // only to say that one is configured
+}
+
+func readStatusConfig(c *cli.Context) (statusConfig, error) {
+	key, err := apiKeyFlag.get(c)
+	return statusConfig{DB: readDBSettings(c), APIKey: key}, err
+}
+
+func (s *statusConfig) Validate() error { return s.DB.Validate() }
+
+func printAuthStatus(c *cli.Context, pool *pgxpool.Pool, cfg statusConfig) error {
 	states, err := accountstate.List(c.Context, pool)
 	if err != nil {
 		return err
@@ -178,9 +227,7 @@ func authStatus(c *cli.Context) error {
 	if len(states) == 0 {
 		fmt.Fprintln(c.App.Writer, "no accounts yet: run keapsync auth login")
 	}
-	if key, err := apiKeyFlag.get(c); err != nil {
-		return err
-	} else if key != "" {
+	if cfg.APIKey != "" {
 		fmt.Fprintln(c.App.Writer, "a personal access key is configured (KEAP_API_KEY)")
 	}
 	return nil
@@ -195,10 +242,27 @@ func when(t *time.Time) string {
 
 const sqlFindAccount = `select id::text from keapsync.accounts where id::text = $1 or keap_tenant = $1`
 
+// tokenConfig is what `keapsync auth refresh` and `revoke` read.
+type tokenConfig struct {
+	Keap    keapSettings // OAuth only
+	Account string       // id or tenant (refresh: "" for every account with a token)
+}
+
+func readTokenConfig(c *cli.Context) (tokenConfig, error) {
+	k, err := readKeapSettings(c, true)
+	return tokenConfig{Keap: k, Account: c.String("account")}, err
+}
+
+func (t *tokenConfig) Validate() error { return t.Keap.Validate(true) }
+
 func authRefresh(c *cli.Context) error {
-	return withKeeper(c, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
+	cfg, err := settings(c, readTokenConfig)
+	if err != nil {
+		return err
+	}
+	return withKeeper(c.Context, cfg.Keap, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
 		var accounts []string
-		if key := c.String("account"); key != "" {
+		if key := cfg.Account; key != "" {
 			var account string
 			if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&account); err != nil {
 				return accountError(key, err)
@@ -234,8 +298,12 @@ func authRefresh(c *cli.Context) error {
 }
 
 func authRevoke(c *cli.Context) error {
-	return withKeeper(c, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
-		key := c.String("account")
+	cfg, err := settings(c, readTokenConfig)
+	if err != nil {
+		return err
+	}
+	return withKeeper(c.Context, cfg.Keap, func(pool *pgxpool.Pool, k *keapauth.Keeper) error {
+		key := cfg.Account
 		var account string
 		if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&account); err != nil {
 			return accountError(key, err)

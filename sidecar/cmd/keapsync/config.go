@@ -90,12 +90,49 @@ func checkURL(f *cli.StringFlag, v string) (string, error) {
 	return strings.TrimRight(v, "/"), nil
 }
 
-func required(c *cli.Context, f *cli.StringFlag) (string, error) {
-	v := c.String(f.Name)
-	if v == "" {
-		return "", fmt.Errorf("%s (--%s) is required", f.EnvVars[0], f.Name)
+// requiredError names the variable and flag of a setting left empty.
+func requiredError(f *cli.StringFlag) error {
+	return fmt.Errorf("%s (--%s) is required", f.EnvVars[0], f.Name)
+}
+
+// settings reads a command's flags once with read and checks them with their Validate before
+// anything is opened: the one way every command gets its settings.
+func settings[T any, PT interface {
+	*T
+	Validate() error
+}](c *cli.Context, read func(*cli.Context) (T, error)) (T, error) {
+	cfg, err := read(c)
+	if err == nil {
+		err = PT(&cfg).Validate()
 	}
-	return v, nil
+	return cfg, err
+}
+
+// dbSettings is the one setting of a command that needs only the database.
+type dbSettings struct {
+	DatabaseURL string
+}
+
+func readDBSettings(c *cli.Context) dbSettings {
+	return dbSettings{DatabaseURL: c.String(databaseURLFlag.Name)}
+}
+
+// Validate: the URL is required (openPoolURL says when it is not one).
+func (d *dbSettings) Validate() error {
+	if d.DatabaseURL == "" {
+		return requiredError(databaseURLFlag)
+	}
+	return nil
+}
+
+// withPool opens the pool for one command and closes it after f.
+func (d *dbSettings) withPool(ctx context.Context, f func(pool *pgxpool.Pool) error) error {
+	pool, err := openPoolURL(ctx, d.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return f(pool)
 }
 
 // defaultPoolSize: a push or inbox worker holds a connection (its claim and locks) while its Keap
@@ -103,15 +140,7 @@ func required(c *cli.Context, f *cli.StringFlag) (string, error) {
 // times over; pgxpool's default (max(4, CPUs)) starves them. pool_max_conns in the URL wins.
 const defaultPoolSize = 20
 
-func openPool(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
-	dsn, err := required(c, databaseURLFlag)
-	if err != nil {
-		return nil, err
-	}
-	return openPoolURL(ctx, dsn)
-}
-
-// openPoolURL is openPool for a URL already read.
+// openPoolURL opens a pool on a URL already read and checked.
 func openPoolURL(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -178,7 +207,7 @@ func readKeapSettings(c *cli.Context, oauthOnly bool) (keapSettings, error) {
 // Validate checks the settings in the order a reader fixes them; a URL is trimmed of its "/".
 func (k *keapSettings) Validate(oauthOnly bool) error {
 	if k.DatabaseURL == "" {
-		return fmt.Errorf("%s (--%s) is required", databaseURLFlag.EnvVars[0], databaseURLFlag.Name)
+		return requiredError(databaseURLFlag)
 	}
 	var err error
 	if !oauthOnly {
@@ -190,7 +219,7 @@ func (k *keapSettings) Validate(oauthOnly bool) error {
 		}
 	}
 	if k.OAuth.ClientID == "" {
-		return fmt.Errorf("%s (--%s) is required", clientIDFlag.EnvVars[0], clientIDFlag.Name)
+		return requiredError(clientIDFlag)
 	}
 	if k.OAuth.ClientSecret == "" {
 		return clientSecretFlag.missing()

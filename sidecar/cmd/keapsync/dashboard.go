@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/dashboard"
@@ -38,25 +39,38 @@ func dashboardCommand() *cli.Command {
 	}
 }
 
-func runDashboard(c *cli.Context) error {
-	cfg, err := readDashboardConfig(c, dashboardListenFlag.Name, dashboardPublicURLFlag.Name, dashboardLocalFlag.Name)
-	if err != nil {
-		return err
-	}
-	if !cfg.Local && cfg.SupabaseURL == "" {
+// dashboardCommandConfig is what `keapsync dashboard` reads.
+type dashboardCommandConfig struct {
+	DB        dbSettings
+	Dashboard dashboard.Config // checked as it is read (serve reads it too)
+}
+
+func readDashboardCommandConfig(c *cli.Context) (dashboardCommandConfig, error) {
+	d, err := readDashboardConfig(c, dashboardListenFlag.Name, dashboardPublicURLFlag.Name, dashboardLocalFlag.Name)
+	return dashboardCommandConfig{DB: readDBSettings(c), Dashboard: d}, err
+}
+
+// Validate: sign-in is Supabase Auth or, said explicitly, local; then the database URL.
+func (d *dashboardCommandConfig) Validate() error {
+	if !d.Dashboard.Local && d.Dashboard.SupabaseURL == "" {
 		return errors.New("SUPABASE_URL (--supabase-url) is required; for the demo, pass --local")
 	}
-	pool, err := openPool(c.Context, c)
+	return d.DB.Validate()
+}
+
+func runDashboard(c *cli.Context) error {
+	cfg, err := settings(c, readDashboardCommandConfig)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	srv, err := dashboard.New(cfg, pool)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "keapsync dashboard: %s\n", srv.URL())
-	return srv.Run(c.Context)
+	return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
+		srv, err := dashboard.New(cfg.Dashboard, pool)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "keapsync dashboard: %s\n", srv.URL())
+		return srv.Run(c.Context)
+	})
 }
 
 // readDashboardConfig reads the dashboard flags (the listen and local flag names differ between

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -44,59 +46,85 @@ func demoCommand() *cli.Command {
 			&cli.BoolFlag{Name: "serve", Value: true, Usage: "keep the sandbox and keapsync running until interrupted (false: set up and exit)"},
 		},
 		Action: func(c *cli.Context) error {
-			log, err := newLogger(c)
+			cfg, err := settings(c, readDemoConfig)
 			if err != nil {
 				return err
 			}
-			dir, err := filepath.Abs(c.String("dir"))
-			if err != nil {
-				return err
-			}
-			cluster := &pgcluster.Cluster{Dir: filepath.Join(dir, "pg"), Port: c.Int("pg-port")}
-			ctx := c.Context
-			if c.Bool("stop") {
-				if !cluster.Running(ctx) {
-					fmt.Fprintln(c.App.Writer, "demo database is not running")
-					return nil
-				}
-				return cluster.Stop(ctx)
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("demo directory: %w", err)
-			}
-			unlock, err := lockDemo(dir)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			url, err := startDemoDatabase(ctx, cluster)
-			if err != nil {
-				return err
-			}
-			m, err := migrate.Embedded(log.With("component", "migrate"))
-			if err != nil {
-				return err
-			}
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				return fmt.Errorf("connect to demo database: %w", err)
-			}
-			defer conn.Close(ctx)
-			res, err := m.Apply(ctx, conn)
-			if err != nil {
-				return err
-			}
-			if _, err := conn.Exec(ctx, sqlDemoUser, dashboard.DemoUserID); err != nil {
-				return fmt.Errorf("create the demo user: %w", err)
-			}
-			w := c.App.Writer
-			fmt.Fprintf(w, "\nkeapsync demo database is running (migrations: %d applied).\n", len(res.Applied))
-			fmt.Fprintf(w, "It starts empty on every run, as the sandbox generates its Keap data anew: both sides start together.\n")
-			fmt.Fprintf(w, "Connect:  psql '%s'\n", url)
-			fmt.Fprintf(w, "Stop:     make demo-stop   (the database keeps running after Ctrl-C)\n\n")
-			return runDemoSandbox(c, log, url, dir)
+			return runDemo(c.Context, c.App.Writer, cfg)
 		},
 	}
+}
+
+// demoConfig is what `keapsync demo` reads.
+type demoConfig struct {
+	Dir             string // where the demo database lives; Validate makes it absolute
+	PGPort          int
+	Stop            bool // stop the demo database and exit
+	SandboxAddr     string
+	SandboxContacts int
+	Listen          string // where the demo's keapsync serves
+	DashboardListen string
+	Serve           bool // keep running until interrupted (false: set up and exit)
+	Log             *slog.Logger
+}
+
+func readDemoConfig(c *cli.Context) (demoConfig, error) {
+	log, err := newLogger(c)
+	return demoConfig{Dir: c.String("dir"), PGPort: c.Int("pg-port"), Stop: c.Bool("stop"),
+		SandboxAddr: c.String("sandbox-addr"), SandboxContacts: c.Int("sandbox-contacts"),
+		Listen: c.String("listen"), DashboardListen: c.String("dashboard-listen"), Serve: c.Bool("serve"), Log: log}, err
+}
+
+// Validate makes the directory absolute: the cluster and the printed commands need it so.
+func (d *demoConfig) Validate() error {
+	var err error
+	d.Dir, err = filepath.Abs(d.Dir)
+	return err
+}
+
+func runDemo(ctx context.Context, w io.Writer, cfg demoConfig) error {
+	dir := cfg.Dir
+	cluster := &pgcluster.Cluster{Dir: filepath.Join(dir, "pg"), Port: cfg.PGPort}
+	if cfg.Stop {
+		if !cluster.Running(ctx) {
+			fmt.Fprintln(w, "demo database is not running")
+			return nil
+		}
+		return cluster.Stop(ctx)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo directory: %w", err)
+	}
+	unlock, err := lockDemo(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	url, err := startDemoDatabase(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	m, err := migrate.Embedded(cfg.Log.With("component", "migrate"))
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect to demo database: %w", err)
+	}
+	defer conn.Close(ctx)
+	res, err := m.Apply(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, sqlDemoUser, dashboard.DemoUserID); err != nil {
+		return fmt.Errorf("create the demo user: %w", err)
+	}
+	fmt.Fprintf(w, "\nkeapsync demo database is running (migrations: %d applied).\n", len(res.Applied))
+	fmt.Fprintf(w, "It starts empty on every run, as the sandbox generates its Keap data anew: both sides start together.\n")
+	fmt.Fprintf(w, "Connect:  psql '%s'\n", url)
+	fmt.Fprintf(w, "Stop:     make demo-stop   (the database keeps running after Ctrl-C)\n\n")
+	return runDemoSandbox(ctx, w, cfg, url)
 }
 
 // startDemoDatabase initialises and starts the cluster unless it runs already, and creates the

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/urfave/cli/v2"
 
 	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/ingest"
@@ -27,11 +25,11 @@ import (
 // runDemoSandbox starts the demo's Keap sandbox (auto-approving OAuth), connects keapsync to it
 // through the real authorization code flow with a generated local secret key, and serves the
 // sandbox until interrupted (unless --serve=false).
-func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
-	ctx := c.Context
+func runDemoSandbox(ctx context.Context, w io.Writer, cfg demoConfig, dbURL string) error {
+	log, dir := cfg.Log, cfg.Dir
 	srv, err := sandbox.New(sandbox.Options{
-		Addr: c.String("sandbox-addr"), Logger: log, Seed: 1,
-		Contacts: c.Int("sandbox-contacts"), AutoApprove: true, HookDelay: 2 * time.Second,
+		Addr: cfg.SandboxAddr, Logger: log, Seed: 1,
+		Contacts: cfg.SandboxContacts, AutoApprove: true, HookDelay: 2 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("demo sandbox: %w", err)
@@ -73,9 +71,8 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 		return fmt.Errorf("make the demo user the account's admin: %w", err)
 	}
 
-	w := c.App.Writer
 	fmt.Fprintf(w, "Keap sandbox at %s with %d generated contacts (state: %s/_sandbox/state)\n",
-		srv.URL(), c.Int("sandbox-contacts"), srv.URL())
+		srv.URL(), cfg.SandboxContacts, srv.URL())
 	fmt.Fprintf(w, "Connected through OAuth: account %s (%s), administered by the demo user\n\n", account, tenant)
 
 	// Backfill the sandbox into Postgres, then serve: hooks, workers, reconcile, token refresh.
@@ -100,7 +97,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	if err := demoConflict(ctx, pool, srv, quiet, account); err != nil {
 		return fmt.Errorf("the demo conflict: %w", err)
 	}
-	listen := c.String("listen")
+	listen := cfg.Listen
 	public := "http://" + listen
 	pusher, err := newPusher(push.DefaultConfig(), log, reg, session)
 	if err != nil {
@@ -108,7 +105,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	}
 	// The dashboard in local mode.
 	dcfg := dashboard.DefaultConfig()
-	dcfg.Local, dcfg.Listen, dcfg.Log = true, c.String("dashboard-listen"), log
+	dcfg.Local, dcfg.Listen, dcfg.Log = true, cfg.DashboardListen, log
 	dash, err := dashboard.New(dcfg, pool)
 	if err != nil {
 		return err
@@ -159,7 +156,7 @@ func runDemoSandbox(c *cli.Context, log *slog.Logger, dbURL, dir string) error {
 	fmt.Fprintf(w, "  psql '%s' -c \"select keap_id, given_name from keap.contacts c join keapsync.accounts a on a.id = c.account_id where a.keap_tenant = '%s' and keap_id = 1\"\n\n", dbURL, tenant)
 	fmt.Fprintf(w, "Point keapsync at the demo:\n  export %s\n", strings.Join(env, " \\\n         "))
 	fmt.Fprintf(w, "  bin/keapsync auth status\n\n")
-	if !c.Bool("serve") {
+	if !cfg.Serve {
 		return stopped()
 	}
 	fmt.Fprintln(w, "Serving until Ctrl-C; the database keeps running after it.")

@@ -35,18 +35,6 @@ type keapSession struct {
 	apiOf   func(ctx context.Context, account string) (ingest.Keap, error)
 }
 
-// openKeapSession reads and checks the Keap settings, then opens the pool and the clients.
-func openKeapSession(c *cli.Context, reg prometheus.Registerer) (*keapSession, error) {
-	k, err := readKeapSettings(c, false)
-	if err == nil {
-		err = k.Validate(false)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.open(c.Context, reg)
-}
-
 // open opens the pool and the clients of checked settings.
 func (k *keapSettings) open(ctx context.Context, reg prometheus.Registerer) (*keapSession, error) {
 	pool, err := openPoolURL(ctx, k.DatabaseURL)
@@ -67,9 +55,10 @@ func newKeapSession(pool *pgxpool.Pool, clients *keapclients.Registry) *keapSess
 	}}
 }
 
-func objectTypes(c *cli.Context) ([]string, error) {
+// objectTypes reads --objects: types by their names or their tables'.
+func objectTypes(objects string) ([]string, error) {
 	var out []string
-	for _, t := range strings.Split(c.String("objects"), ",") {
+	for _, t := range strings.Split(objects, ",") {
 		t = strings.TrimSpace(t)
 		if t == "" {
 			continue
@@ -87,53 +76,81 @@ func objectTypes(c *cli.Context) ([]string, error) {
 var appliersFlag = &cli.IntFlag{Name: "appliers", Value: 2, EnvVars: []string{"KEAPSYNC_APPLIERS"},
 	Usage: "pages applied at once, each in its own transaction (more use more of the database's cores)"}
 
-func sweepCommand(name, usage string, run func(*cli.Context, *ingest.Sweeper, string, []string) error, extra ...cli.Flag) *cli.Command {
+// sweepCommand is backfill or reconcile: run sweeps one account with sw.
+func sweepCommand(name, usage string, run func(c *cli.Context, cfg sweepConfig, sw *ingest.Sweeper, account string) error, extra ...cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
 		Flags: append(append([]cli.Flag{accountFlag, objectsFlag, appliersFlag}, extra...), keapFlags...),
 		Action: func(c *cli.Context) error {
-			types, err := objectTypes(c)
+			cfg, err := settings(c, readSweepConfig)
 			if err != nil {
 				return err
 			}
-			s, err := openKeapSession(c, nil)
+			s, err := cfg.Keap.open(c.Context, nil)
 			if err != nil {
 				return err
 			}
 			defer s.pool.Close()
-			log, _ := newLogger(c)
-			if c.Int("appliers") < 1 {
-				return fmt.Errorf("--appliers: want at least 1, got %d", c.Int("appliers"))
-			}
-			accounts, named, err := s.targets(c.Context, c.String("account"))
+			accounts, named, err := s.targets(c.Context, cfg.Account)
 			if err != nil {
 				return err
 			}
-			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: c.App.ErrWriter, Appliers: c.Int("appliers"),
-				Log: log.With("component", name)}
-			return forEachAccount(c, accounts, named, name, func(a string) error { return run(c, sw, a, types) })
+			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: c.App.ErrWriter, Appliers: cfg.Appliers,
+				Log: cfg.Keap.Log.With("component", name)}
+			return forEachAccount(c, accounts, named, name, func(a string) error { return run(c, cfg, sw, a) })
 		},
 	}
 }
 
+// sweepConfig is what backfill and reconcile read.
+type sweepConfig struct {
+	Keap     keapSettings
+	Account  string   // id or tenant ("": every connected account)
+	Objects  string   // --objects as given
+	Types    []string // Validate reads them from Objects
+	Appliers int      // pages applied at once
+	Deletes  bool     // reconcile: also compare id sets for unhooked deletes
+}
+
+func readSweepConfig(c *cli.Context) (sweepConfig, error) {
+	k, err := readKeapSettings(c, false)
+	return sweepConfig{Keap: k, Account: c.String(accountFlag.Name), Objects: c.String(objectsFlag.Name),
+		Appliers: c.Int(appliersFlag.Name), Deletes: c.Bool("deletes")}, err
+}
+
+// Validate: the object types, the Keap settings, then the appliers.
+func (s *sweepConfig) Validate() error {
+	var err error
+	if s.Types, err = objectTypes(s.Objects); err != nil {
+		return err
+	}
+	if err := s.Keap.Validate(false); err != nil {
+		return err
+	}
+	if s.Appliers < 1 {
+		return fmt.Errorf("--appliers: want at least 1, got %d", s.Appliers)
+	}
+	return nil
+}
+
 func backfillCommand() *cli.Command {
 	return sweepCommand("backfill", "copy everything from Keap into Postgres (resumable; lower priority than live sync)",
-		func(c *cli.Context, s *ingest.Sweeper, account string, types []string) error {
-			return s.Backfill(c.Context, account, types)
+		func(c *cli.Context, cfg sweepConfig, s *ingest.Sweeper, account string) error {
+			return s.Backfill(c.Context, account, cfg.Types)
 		})
 }
 
 func reconcileCommand() *cli.Command {
 	return sweepCommand("reconcile", "apply what changed in Keap since the last sweep (serve runs this on a schedule)",
-		func(c *cli.Context, s *ingest.Sweeper, account string, types []string) error {
-			if err := s.Reconcile(c.Context, account, types); err != nil {
+		func(c *cli.Context, cfg sweepConfig, s *ingest.Sweeper, account string) error {
+			if err := s.Reconcile(c.Context, account, cfg.Types); err != nil {
 				return err
 			}
-			if !c.Bool("deletes") {
+			if !cfg.Deletes {
 				return nil
 			}
-			n, err := s.SweepDeletes(c.Context, account, types)
+			n, err := s.SweepDeletes(c.Context, account, cfg.Types)
 			if err == nil {
 				fmt.Fprintf(c.App.Writer, "applied %d deletes no hook reported\n", n)
 			}
@@ -160,8 +177,8 @@ func hooksCommand() *cli.Command {
 				Usage: "subscribe every event keapsync needs (keapsync serve must be reachable at --public-url)",
 				Flags: flags,
 				Action: func(c *cli.Context) error {
-					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
-						rep, err := ingest.EnsureHooks(c.Context, s.pool, api, account, publicURL(c))
+					return forHookAccounts(c, func(cfg hooksConfig, s *keapSession, api ingest.HookAPI, account string) error {
+						rep, err := ingest.EnsureHooks(c.Context, s.pool, api, account, cfg.PublicURL)
 						if err != nil {
 							return err
 						}
@@ -169,7 +186,7 @@ func hooksCommand() *cli.Command {
 							account, rep.Verified, rep.Created, rep.Reverified, rep.Removed)
 						if len(rep.Unverified) > 0 {
 							return fmt.Errorf("account %s: Keap could not verify %s: is %s reachable from Keap?",
-								account, strings.Join(rep.Unverified, ", "), publicURL(c))
+								account, strings.Join(rep.Unverified, ", "), cfg.PublicURL)
 						}
 						return nil
 					})
@@ -178,8 +195,8 @@ func hooksCommand() *cli.Command {
 			{
 				Name: "list", Usage: "list the account's subscriptions as Keap holds them (keapsync's, at this account's hook URL, and others)", Flags: flags,
 				Action: func(c *cli.Context) error {
-					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
-						url, err := ingest.HookURL(c.Context, s.pool, account, publicURL(c))
+					return forHookAccounts(c, func(cfg hooksConfig, s *keapSession, api ingest.HookAPI, account string) error {
+						url, err := ingest.HookURL(c.Context, s.pool, account, cfg.PublicURL)
 						if err != nil {
 							return err
 						}
@@ -206,8 +223,8 @@ func hooksCommand() *cli.Command {
 			{
 				Name: "delete", Usage: "delete keapsync's subscriptions (all, or --key)", Flags: append(flags, &cli.StringFlag{Name: "key", Usage: "one subscription key"}),
 				Action: func(c *cli.Context) error {
-					return forHookAccounts(c, func(s *keapSession, api ingest.HookAPI, account string) error {
-						url, err := ingest.HookURL(c.Context, s.pool, account, publicURL(c))
+					return forHookAccounts(c, func(cfg hooksConfig, s *keapSession, api ingest.HookAPI, account string) error {
+						url, err := ingest.HookURL(c.Context, s.pool, account, cfg.PublicURL)
 						if err != nil {
 							return err
 						}
@@ -216,7 +233,7 @@ func hooksCommand() *cli.Command {
 							return err
 						}
 						for _, h := range hooks {
-							if (c.String("key") == "" && ingest.SameHookURL(h.HookURL, url)) || h.Key == c.String("key") {
+							if (cfg.Key == "" && ingest.SameHookURL(h.HookURL, url)) || h.Key == cfg.Key {
 								if err := api.DeleteHook(c.Context, h.Key); err != nil {
 									return err
 								}
@@ -224,7 +241,7 @@ func hooksCommand() *cli.Command {
 							}
 						}
 						_, err = s.pool.Exec(c.Context, `delete from keapsync.hook_subscriptions where account_id = $1 and ($2 = '' or hook_key = $2)`,
-							account, c.String("key"))
+							account, cfg.Key)
 						return err
 					})
 				},
@@ -241,13 +258,33 @@ func redactHookURL(u string) string {
 	return u
 }
 
-func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string) error) error {
-	s, err := openKeapSession(c, nil)
+// hooksConfig is what the hooks commands read.
+type hooksConfig struct {
+	Keap      keapSettings
+	Account   string // id or tenant ("": every connected account)
+	PublicURL string // how Keap reaches serve
+	Key       string // delete: one subscription ("": keapsync's all)
+}
+
+func readHooksConfig(c *cli.Context) (hooksConfig, error) {
+	k, err := readKeapSettings(c, false)
+	return hooksConfig{Keap: k, Account: c.String(accountFlag.Name), PublicURL: publicURL(c), Key: c.String("key")}, err
+}
+
+func (h *hooksConfig) Validate() error { return h.Keap.Validate(false) }
+
+// forHookAccounts reads the hooks settings, opens the Keap session and runs f for each account.
+func forHookAccounts(c *cli.Context, f func(hooksConfig, *keapSession, ingest.HookAPI, string) error) error {
+	cfg, err := settings(c, readHooksConfig)
+	if err != nil {
+		return err
+	}
+	s, err := cfg.Keap.open(c.Context, nil)
 	if err != nil {
 		return err
 	}
 	defer s.pool.Close()
-	accounts, named, err := s.targets(c.Context, c.String("account"))
+	accounts, named, err := s.targets(c.Context, cfg.Account)
 	if err != nil {
 		return err
 	}
@@ -256,6 +293,6 @@ func forHookAccounts(c *cli.Context, f func(*keapSession, ingest.HookAPI, string
 		if err != nil {
 			return err
 		}
-		return f(s, api, a)
+		return f(cfg, s, api, a)
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,19 +50,65 @@ var (
 	manageAllFlag     = &cli.BoolFlag{Name: "all", Usage: "include settled ones"}
 )
 
-func withPool(c *cli.Context, f func(pool *pgxpool.Pool) error) error {
-	pool, err := openPool(c.Context, c)
-	if err != nil {
+// listConfig is what `conflicts list` and `deadletters list` read.
+type listConfig struct {
+	DB      dbSettings
+	Account string // id or tenant ("": all)
+	All     bool   // settled ones too
+}
+
+func readListConfig(c *cli.Context) (listConfig, error) {
+	return listConfig{DB: readDBSettings(c), Account: c.String(manageAccountFlag.Name), All: c.Bool(manageAllFlag.Name)}, nil
+}
+
+func (l *listConfig) Validate() error { return l.DB.Validate() }
+
+// list prints what sql (taking --all and --account) selects, under header.
+func (l *listConfig) list(c *cli.Context, sql, what, header string) error {
+	return l.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
+		if err := checkAccount(c.Context, pool, l.Account); err != nil {
+			return err
+		}
+		rows, err := pool.Query(c.Context, sql, l.All, l.Account)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", what, err)
+		}
+		return printRows(c, rows, header)
+	})
+}
+
+// idConfig is what a command acting on one id reads (deadletters retry and discard, rollback).
+type idConfig struct {
+	DB   dbSettings
+	Args []string
+	ID   int64 // Validate reads it from Args
+	// What the id is of, and List the command that shows them, to word a wrong argument.
+	What, List string
+}
+
+// readIDConfig reads the database and the one id argument of a command on what, listed by list.
+func readIDConfig(what, list string) func(c *cli.Context) (idConfig, error) {
+	return func(c *cli.Context) (idConfig, error) {
+		return idConfig{DB: readDBSettings(c), Args: c.Args().Slice(), What: what, List: list}, nil
+	}
+}
+
+// Validate: one id, then the database URL.
+func (i *idConfig) Validate() error {
+	var err error
+	if i.ID, err = idArg(i.Args, i.What, i.List); err != nil {
 		return err
 	}
-	defer pool.Close()
-	return f(pool)
+	return i.DB.Validate()
 }
 
 // idArg reads the one id a command acts on; list names the command that shows the ids.
-func idArg(c *cli.Context, what, list string) (int64, error) {
-	id, err := strconv.ParseInt(c.Args().First(), 10, 64)
-	if err != nil || c.NArg() != 1 {
+func idArg(args []string, what, list string) (int64, error) {
+	if len(args) != 1 {
+		return 0, fmt.Errorf("give one %s id (%s lists them)", what, list)
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
 		return 0, fmt.Errorf("give one %s id (%s lists them)", what, list)
 	}
 	return id, nil
@@ -69,13 +116,12 @@ func idArg(c *cli.Context, what, list string) (int64, error) {
 
 // checkAccount stops a list filtered by an account that does not exist (a typo would
 // otherwise list nothing and look like good news).
-func checkAccount(c *cli.Context, pool *pgxpool.Pool) error {
-	key := c.String("account")
+func checkAccount(ctx context.Context, pool *pgxpool.Pool, key string) error {
 	if key == "" {
 		return nil
 	}
 	var id string
-	if err := pool.QueryRow(c.Context, sqlFindAccount, key).Scan(&id); err != nil {
+	if err := pool.QueryRow(ctx, sqlFindAccount, key).Scan(&id); err != nil {
 		return accountError(key, err)
 	}
 	return nil
@@ -89,16 +135,11 @@ func conflictsCommand() *cli.Command {
 			{
 				Name: "list", Usage: "open conflicts (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
 				Action: func(c *cli.Context) error {
-					return withPool(c, func(pool *pgxpool.Pool) error {
-						if err := checkAccount(c, pool); err != nil {
-							return err
-						}
-						rows, err := pool.Query(c.Context, sqlListConflicts, c.Bool("all"), c.String("account"))
-						if err != nil {
-							return fmt.Errorf("list conflicts: %w", err)
-						}
-						return printRows(c, rows, "ID\tACCOUNT\tOBJECT\tLOCAL ID\tKEAP ID\tFIELD\tBASE\tLOCAL\tKEAP\tPOLICY\tSTATUS\tDETECTED")
-					})
+					cfg, err := settings(c, readListConfig)
+					if err != nil {
+						return err
+					}
+					return cfg.list(c, sqlListConflicts, "conflicts", "ID\tACCOUNT\tOBJECT\tLOCAL ID\tKEAP ID\tFIELD\tBASE\tLOCAL\tKEAP\tPOLICY\tSTATUS\tDETECTED")
 				},
 			},
 			{
@@ -116,40 +157,79 @@ func conflictsCommand() *cli.Command {
 	}
 }
 
+// resolveConfig is what `conflicts resolve` reads: one conflict by --keep or --value, or all of
+// an account's by --policy.
+type resolveConfig struct {
+	DB       dbSettings
+	Account  string
+	Keep     string // keap or local
+	Value    string // a JSON value (or a bare word, taken as a string)
+	ValueSet bool
+	Policy   string // keap_wins, local_wins or newest_wins, with Account
+	Type     string // with Policy: only this object type
+	Args     []string
+	// Validate sets these for one conflict: its id, the choice (keap, local or value) and the
+	// value as JSON.
+	ID     int64
+	Choice string
+	JSON   []byte
+}
+
+func readResolveConfig(c *cli.Context) (resolveConfig, error) {
+	return resolveConfig{DB: readDBSettings(c), Account: c.String(manageAccountFlag.Name), Keep: c.String("keep"),
+		Value: c.String("value"), ValueSet: c.IsSet("value"), Policy: c.String("policy"), Type: c.String("type"),
+		Args: c.Args().Slice()}, nil
+}
+
+// Validate: the database URL, then --policy with its --account, or one id with one choice.
+func (r *resolveConfig) Validate() error {
+	if err := r.DB.Validate(); err != nil {
+		return err
+	}
+	if r.Policy != "" {
+		if r.Account == "" {
+			return errors.New("--policy needs --account")
+		}
+		return nil
+	}
+	var err error
+	if r.ID, err = idArg(r.Args, "conflict", "keapsync conflicts list"); err != nil {
+		return err
+	}
+	r.Choice, r.JSON = r.Keep, nil
+	switch {
+	case r.ValueSet && r.Keep != "":
+		return errors.New("give --keep or --value, not both")
+	case r.ValueSet:
+		r.Choice, r.JSON = "value", []byte(r.Value)
+		if !json.Valid(r.JSON) {
+			r.JSON, _ = json.Marshal(r.Value)
+		}
+	case r.Keep != "keap" && r.Keep != "local":
+		return errors.New("--keep keap, --keep local, or --value JSON")
+	}
+	return nil
+}
+
 func resolveConflicts(c *cli.Context) error {
-	return withPool(c, func(pool *pgxpool.Pool) error {
-		if p := c.String("policy"); p != "" {
-			if c.String("account") == "" {
-				return errors.New("--policy needs --account")
-			}
+	cfg, err := settings(c, readResolveConfig)
+	if err != nil {
+		return err
+	}
+	return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
+		if p := cfg.Policy; p != "" {
 			var n *int
-			if err := pool.QueryRow(c.Context, sqlResolveBulk, c.String("account"), p, c.String("type")).Scan(&n); err != nil {
-				return accountError(c.String("account"), err)
+			if err := pool.QueryRow(c.Context, sqlResolveBulk, cfg.Account, p, cfg.Type).Scan(&n); err != nil {
+				return accountError(cfg.Account, err)
 			}
 			fmt.Fprintf(c.App.Writer, "resolved %d conflicts by %s\n", *n, p)
 			return nil
 		}
-		id, err := idArg(c, "conflict", "keapsync conflicts list")
-		if err != nil {
-			return err
-		}
-		choice, value := c.String("keep"), []byte(nil)
-		switch {
-		case c.IsSet("value") && choice != "":
-			return errors.New("give --keep or --value, not both")
-		case c.IsSet("value"):
-			choice, value = "value", []byte(c.String("value"))
-			if !json.Valid(value) {
-				value, _ = json.Marshal(c.String("value"))
-			}
-		case choice != "keap" && choice != "local":
-			return errors.New("--keep keap, --keep local, or --value JSON")
-		}
 		var status string
-		if err := pool.QueryRow(c.Context, sqlResolve, id, choice, value).Scan(&status); err != nil {
-			return notFound(err, "open conflict", id, "keapsync conflicts list")
+		if err := pool.QueryRow(c.Context, sqlResolve, cfg.ID, cfg.Choice, cfg.JSON).Scan(&status); err != nil {
+			return notFound(err, "open conflict", cfg.ID, "keapsync conflicts list")
 		}
-		fmt.Fprintf(c.App.Writer, "conflict %d %s (%s)\n", id, status, choice)
+		fmt.Fprintf(c.App.Writer, "conflict %d %s (%s)\n", cfg.ID, status, cfg.Choice)
 		return nil
 	})
 }
@@ -157,16 +237,16 @@ func resolveConflicts(c *cli.Context) error {
 func deadLettersCommand() *cli.Command {
 	act := func(sql, done string) cli.ActionFunc {
 		return func(c *cli.Context) error {
-			id, err := idArg(c, "dead letter", "keapsync deadletters list")
+			cfg, err := settings(c, readIDConfig("dead letter", "keapsync deadletters list"))
 			if err != nil {
 				return err
 			}
-			return withPool(c, func(pool *pgxpool.Pool) error {
+			return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
 				var status string
-				if err := pool.QueryRow(c.Context, sql, id).Scan(&status); err != nil {
-					return notFound(err, "dead letter", id, "keapsync deadletters list --all")
+				if err := pool.QueryRow(c.Context, sql, cfg.ID).Scan(&status); err != nil {
+					return notFound(err, "dead letter", cfg.ID, "keapsync deadletters list --all")
 				}
-				fmt.Fprintf(c.App.Writer, "dead letter %d %s\n", id, done)
+				fmt.Fprintf(c.App.Writer, "dead letter %d %s\n", cfg.ID, done)
 				return nil
 			})
 		}
@@ -178,16 +258,11 @@ func deadLettersCommand() *cli.Command {
 			{
 				Name: "list", Usage: "parked ones (--all: every one)", Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, manageAllFlag},
 				Action: func(c *cli.Context) error {
-					return withPool(c, func(pool *pgxpool.Pool) error {
-						if err := checkAccount(c, pool); err != nil {
-							return err
-						}
-						rows, err := pool.Query(c.Context, sqlListDead, c.Bool("all"), c.String("account"))
-						if err != nil {
-							return fmt.Errorf("list dead letters: %w", err)
-						}
-						return printRows(c, rows, "ID\tACCOUNT\tSOURCE\tOBJECT\tKEAP ID\tLOCAL ID\tHTTP\tERROR\tSTATUS\tATTEMPTS\tLAST FAILED")
-					})
+					cfg, err := settings(c, readListConfig)
+					if err != nil {
+						return err
+					}
+					return cfg.list(c, sqlListDead, "dead letters", "ID\tACCOUNT\tSOURCE\tOBJECT\tKEAP ID\tLOCAL ID\tHTTP\tERROR\tSTATUS\tATTEMPTS\tLAST FAILED")
 				},
 			},
 			{Name: "retry", Usage: "try it again", ArgsUsage: "[flags] <id>", Flags: []cli.Flag{databaseURLFlag}, Action: act(sqlRetryDead, "queued for retry")},
@@ -203,11 +278,12 @@ func rollbackCommand() *cli.Command {
 		ArgsUsage: "[flags] <history id>",
 		Flags:     []cli.Flag{databaseURLFlag},
 		Action: func(c *cli.Context) error {
-			id, err := idArg(c, "change history", "keapsync history")
+			cfg, err := settings(c, readIDConfig("change history", "keapsync history"))
 			if err != nil {
 				return err
 			}
-			return withPool(c, func(pool *pgxpool.Pool) error {
+			id := cfg.ID
+			return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
 				var undo *int64
 				if err := pool.QueryRow(c.Context, sqlRollback, id).Scan(&undo); err != nil {
 					return rollbackNotFound(c.Context, pool, err, id)
@@ -230,14 +306,15 @@ func historyCommand() *cli.Command {
 		Flags: []cli.Flag{databaseURLFlag, manageAccountFlag,
 			&cli.IntFlag{Name: "limit", Value: 20, Usage: "how many changes"}},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected argument %q (history takes only flags)", c.Args().First())
+			cfg, err := settings(c, readHistoryConfig)
+			if err != nil {
+				return err
 			}
-			return withPool(c, func(pool *pgxpool.Pool) error {
-				if err := checkAccount(c, pool); err != nil {
+			return cfg.DB.withPool(c.Context, func(pool *pgxpool.Pool) error {
+				if err := checkAccount(c.Context, pool, cfg.Account); err != nil {
 					return err
 				}
-				rows, err := pool.Query(c.Context, sqlListHistory, c.String("account"), c.Int("limit"))
+				rows, err := pool.Query(c.Context, sqlListHistory, cfg.Account, cfg.Limit)
 				if err != nil {
 					return fmt.Errorf("list changes: %w", err)
 				}
@@ -245,6 +322,27 @@ func historyCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// historyConfig is what `keapsync history` reads.
+type historyConfig struct {
+	DB      dbSettings
+	Account string // id or tenant ("": all)
+	Limit   int    // how many changes
+	Args    []string
+}
+
+func readHistoryConfig(c *cli.Context) (historyConfig, error) {
+	return historyConfig{DB: readDBSettings(c), Account: c.String(manageAccountFlag.Name), Limit: c.Int("limit"),
+		Args: c.Args().Slice()}, nil
+}
+
+// Validate: history takes only flags, then the database URL.
+func (h *historyConfig) Validate() error {
+	if len(h.Args) > 0 {
+		return fmt.Errorf("unexpected argument %q (history takes only flags)", h.Args[0])
+	}
+	return h.DB.Validate()
 }
 
 // printRows writes a query's rows as a table under header.

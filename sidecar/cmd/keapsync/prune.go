@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -46,40 +47,63 @@ func pruneCommand() *cli.Command {
 		Flags: []cli.Flag{databaseURLFlag, manageAccountFlag, pruneBatchFlag,
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what would go; delete nothing"}},
 		Action: func(c *cli.Context) error {
-			return withPool(c, func(pool *pgxpool.Pool) error {
-				account := ""
-				if name := c.String(manageAccountFlag.Name); name != "" {
-					if err := pool.QueryRow(c.Context, sqlAccountByName, name).Scan(&account); errors.Is(err, pgx.ErrNoRows) {
-						return fmt.Errorf("no account %q (keapsync auth status lists them)", name)
-					} else if err != nil {
-						return fmt.Errorf("find account %q: %w", name, err)
-					}
-				}
-				var counts []retention.Count
-				var err error
-				verb := "deleted"
-				if c.Bool("dry-run") {
-					verb = "would delete"
-					counts, err = retention.Plan(c.Context, pool, account)
-				} else {
-					cfg := retention.DefaultConfig()
-					cfg.Batch = c.Int(pruneBatchFlag.Name)
-					counts, err = retention.Prune(c.Context, pool, cfg, account, nil)
-				}
-				w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(w, "ACCOUNT\tTABLE\tROWS (%s)\n", verb)
-				for _, n := range counts {
-					acct := n.Account
-					if acct == "" {
-						acct = "-"
-					}
-					fmt.Fprintf(w, "%s\t%s\t%d\n", acct, n.What, n.Rows)
-				}
-				w.Flush()
+			cfg, err := settings(c, readPruneConfig)
+			if err != nil {
 				return err
-			})
+			}
+			return runPrune(c.Context, c.App.Writer, cfg)
 		},
 	}
+}
+
+// pruneConfig is what `keapsync prune` reads.
+type pruneConfig struct {
+	DB      dbSettings
+	Account string // id or tenant ("": every account)
+	Batch   int    // rows of each kind per transaction (retention's default when not positive)
+	DryRun  bool
+}
+
+func readPruneConfig(c *cli.Context) (pruneConfig, error) {
+	return pruneConfig{DB: readDBSettings(c), Account: c.String(manageAccountFlag.Name), Batch: c.Int(pruneBatchFlag.Name),
+		DryRun: c.Bool("dry-run")}, nil
+}
+
+func (p *pruneConfig) Validate() error { return p.DB.Validate() }
+
+func runPrune(ctx context.Context, out io.Writer, cfg pruneConfig) error {
+	return cfg.DB.withPool(ctx, func(pool *pgxpool.Pool) error {
+		account := ""
+		if name := cfg.Account; name != "" {
+			if err := pool.QueryRow(ctx, sqlAccountByName, name).Scan(&account); errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("no account %q (keapsync auth status lists them)", name)
+			} else if err != nil {
+				return fmt.Errorf("find account %q: %w", name, err)
+			}
+		}
+		var counts []retention.Count
+		var err error
+		verb := "deleted"
+		if cfg.DryRun {
+			verb = "would delete"
+			counts, err = retention.Plan(ctx, pool, account)
+		} else {
+			rcfg := retention.DefaultConfig()
+			rcfg.Batch = cfg.Batch
+			counts, err = retention.Prune(ctx, pool, rcfg, account, nil)
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "ACCOUNT\tTABLE\tROWS (%s)\n", verb)
+		for _, n := range counts {
+			acct := n.Account
+			if acct == "" {
+				acct = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\n", acct, n.What, n.Rows)
+		}
+		w.Flush()
+		return err
+	})
 }
 
 // rollbackNotFound words a rollback of a change that is not in the history: pruned (older than

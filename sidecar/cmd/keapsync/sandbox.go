@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -31,16 +33,15 @@ func sandboxCommand() *cli.Command {
 	}
 }
 
-func runSandbox(c *cli.Context) error {
+// sandboxConfig is what `keapsync sandbox` reads: the emulator's options and the profile by name.
+type sandboxConfig struct {
+	Options     sandbox.Options
+	ProfileName string
+}
+
+func readSandboxConfig(c *cli.Context) (sandboxConfig, error) {
 	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	profile, err := sandbox.ParseProfile(c.String("profile"))
-	if err != nil {
-		return err
-	}
-	srv, err := sandbox.New(sandbox.Options{
+	return sandboxConfig{ProfileName: c.String("profile"), Options: sandbox.Options{
 		Addr:             c.String("addr"),
 		Logger:           log,
 		Seed:             c.Int64("seed"),
@@ -50,25 +51,43 @@ func runSandbox(c *cli.Context) error {
 		TagHookDelay:     c.Duration("tag-hook-delay"),
 		AutoApprove:      c.Bool("auto-approve"),
 		AllowRemoteHooks: c.Bool("allow-remote-hooks"),
-		Profile:          profile,
-	})
+	}}, err
+}
+
+// Validate resolves the profile by its name; sandbox.New checks the other options.
+func (s *sandboxConfig) Validate() error {
+	var err error
+	s.Options.Profile, err = sandbox.ParseProfile(s.ProfileName)
+	return err
+}
+
+func runSandbox(c *cli.Context) error {
+	cfg, err := settings(c, readSandboxConfig)
+	if err != nil {
+		return err
+	}
+	return serveSandbox(c.Context, c.App.Writer, cfg)
+}
+
+// serveSandbox serves the emulator until ctx ends, after printing where and with what credentials.
+func serveSandbox(ctx context.Context, out io.Writer, cfg sandboxConfig) error {
+	srv, err := sandbox.New(cfg.Options)
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	if err := srv.Start(c.Context); err != nil {
+	if err := srv.Start(ctx); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	creds := srv.Credentials()
-	out := c.App.Writer
 	fmt.Fprintf(out, "Keap sandbox at %s\n", srv.URL())
 	fmt.Fprintf(out, "  REST v1:       %s/crm/rest/v1\n", srv.URL())
 	fmt.Fprintf(out, "  authorize:     %s/app/oauth/authorize\n", srv.URL())
 	fmt.Fprintf(out, "  token:         %s/token\n", srv.URL())
 	fmt.Fprintf(out, "  test surface:  %s/_sandbox/\n", srv.URL())
-	fmt.Fprintf(out, "  profile:       %s\n", c.String("profile"))
+	fmt.Fprintf(out, "  profile:       %s\n", cfg.ProfileName)
 	fmt.Fprintf(out, "  client id:     %s\n", creds.ClientID)
 	fmt.Fprintf(out, "  client secret: %s\n", creds.ClientSecret)
 	fmt.Fprintf(out, "  personal key:  %s\n", creds.PersonalKey)
-	<-c.Context.Done()
+	<-ctx.Done()
 	return srv.Close()
 }

@@ -1,0 +1,246 @@
+package push
+
+// A contact's push: create or update (after applying Keap's current version), then its tags, then
+// the answer mark_pushed records. Keap's delete of the contact, met on the way, wins.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+)
+
+// pushContact creates or updates a contact, then applies and removes tags. A create is recorded
+// on its own first, so the Keap id is written back before anything else can fail.
+func (j *pushJob) pushContact(ctx context.Context, req *request, refreshed bool) (string, error) {
+	api := j.api
+	var answer *keap.Contact
+	var err error
+	outcome := OutcomeUpdated
+	pushed := req.Pushed
+	switch {
+	case req.Op == "create":
+		outcome = OutcomeCreated
+		if answer, err = j.createContact(ctx, req); err != nil {
+			return "", err
+		}
+		contactPart, tagPart := splitTags(req.Pushed)
+		if err := j.markCreated(ctx, contactPart, answer.Raw); err != nil {
+			return "", err
+		}
+		pushed = tagPart
+	case len(req.UpdateMask) > 0:
+		if j.p.cfg.FetchBeforeUpdate && !refreshed {
+			fresh, err := j.refresh(ctx, req)
+			if errors.Is(err, errDeletedInKeap) {
+				return j.deletedInKeap(ctx, req.keapID())
+			}
+			if err != nil {
+				return "", err
+			}
+			return j.send(ctx, fresh, true)
+		}
+	}
+	if err := j.noteSent(ctx, pushed); err != nil {
+		return "", err
+	}
+	if req.Op != "create" && len(req.UpdateMask) > 0 {
+		body, err := j.updateBody(ctx, req)
+		if errors.Is(err, errDeletedInKeap) {
+			return j.deletedInKeap(ctx, req.keapID())
+		}
+		if err != nil {
+			return "", err
+		}
+		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
+			return "", refused(err, req)
+		}
+		if answer, err = j.clearIgnored(ctx, req, answer); err != nil {
+			return "", err
+		}
+	}
+	id := req.keapID()
+	if answer != nil {
+		id = answer.ID
+	}
+	if len(req.TagsAdd) > 0 {
+		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
+		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" {
+			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
+			// delete wins, as on the update path.
+			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
+				return j.deletedInKeap(ctx, id)
+			}
+		}
+		if err != nil {
+			return "", refused(err, req)
+		}
+		if failed := res.Failed(); len(failed) > 0 {
+			return "", &refusal{status: 400, keapID: req.KeapID, payload: req.payload(), err: fmt.Errorf("keap refused tags %v", failed)}
+		}
+	}
+	if len(req.TagsRemove) > 0 {
+		if err := api.RemoveTags(ctx, id, req.TagsRemove...); err != nil && !errors.Is(err, keap.ErrNotFound) {
+			return "", refused(err, req)
+		}
+	}
+	raw, err := j.contactAnswer(ctx, id, answer)
+	if err != nil {
+		return "", err
+	}
+	return outcome, j.done(ctx, pushed, raw, true)
+}
+
+// contactAnswer is the Keap object mark_pushed applies after the push. The answer to a PATCH or
+// a create predates the tag calls that followed it, so its tag list is left out (unknown, not
+// "no tags"). With only tags sent there is no answer: the stored object stands in, and being
+// the version already applied, the apply is a no-op after the pushed values become agreed.
+func (j *pushJob) contactAnswer(ctx context.Context, id keap.ID, answer *keap.Contact) (json.RawMessage, error) {
+	if answer == nil {
+		var stored json.RawMessage
+		if err := j.conn.QueryRow(ctx, sqlKeapObject, j.localID).Scan(&stored); err != nil {
+			return nil, fmt.Errorf("push: stored Keap object: %w", err)
+		}
+		if stored != nil {
+			return stored, nil
+		}
+		c, err := j.api.GetContact(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("push: fetch contact %d: %w", id, err)
+		}
+		answer = c
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(answer.Raw, &obj); err != nil {
+		return nil, fmt.Errorf("push: Keap's answer: %w", err)
+	}
+	delete(obj, "tag_ids")
+	return json.Marshal(obj)
+}
+
+// splitTags splits pushed {field: value} into contact fields and tag keys ("tag.<id>").
+func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
+	var all map[string]json.RawMessage
+	if json.Unmarshal(pushed, &all) != nil {
+		return pushed, nil
+	}
+	tags := maps.Clone(all)
+	maps.DeleteFunc(all, func(k string, _ json.RawMessage) bool { return strings.HasPrefix(k, "tag.") })
+	maps.DeleteFunc(tags, func(k string, _ json.RawMessage) bool { return !strings.HasPrefix(k, "tag.") })
+	a, _ := json.Marshal(all)
+	t, _ := json.Marshal(tags)
+	return a, t
+}
+
+const (
+	sqlApply       = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
+	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
+)
+
+// errDeletedInKeap: Keap answered 404 for the contact an update was for.
+var errDeletedInKeap = errors.New("push: deleted in Keap")
+
+// deletedInKeap applies a delete Keap confirmed (a 404 for the contact) and finishes the job:
+// Keap's delete wins over a local edit, exactly as when its hook arrives; the row stays in the
+// change history.
+func (j *pushJob) deletedInKeap(ctx context.Context, id keap.ID) (string, error) {
+	err := pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(id)); err != nil {
+			return fmt.Errorf("push: apply Keap's delete: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return OutcomeKeapDeleted, j.done(ctx, nil, nil, false)
+}
+
+// refresh applies Keap's current version of a contact before an update goes out, so a field
+// someone changed in Keap since the agreed state is settled by the conflict policy in SQL
+// rather than overwritten, then reads the request again.
+func (j *pushJob) refresh(ctx context.Context, req *request) (*request, error) {
+	c, err := j.api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
+	if errors.Is(err, keap.ErrNotFound) {
+		return nil, errDeletedInKeap
+	}
+	if err != nil {
+		return nil, refused(err, req)
+	}
+	err = pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
+			return fmt.Errorf("push: apply Keap's version: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := j.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fresh.current = c
+	return fresh, nil
+}
+
+// clearIgnored makes the clears of req hold whether Keap applies a null or ignores it: a
+// property sent as null that Keap's answer still holds is sent again as "" (one more call, only
+// where Keap ignores nulls).
+func (j *pushJob) clearIgnored(ctx context.Context, req *request, answer *keap.Contact) (*keap.Contact, error) {
+	cleared := clearedStrings(req.Body)
+	if len(cleared) == 0 || answer == nil {
+		return answer, nil
+	}
+	if again := stillSet(answer.Raw, cleared); len(again) > 0 {
+		body := make(map[string]string, len(again))
+		for _, k := range again {
+			body[k] = ""
+		}
+		next, err := j.api.UpdateContact(ctx, req.keapID(), body, again...)
+		if err != nil {
+			return nil, refused(err, req)
+		}
+		answer = next
+	}
+	raw, err := withoutEmpty(answer.Raw, cleared)
+	if err != nil {
+		return nil, err
+	}
+	out := *answer
+	out.Raw = raw
+	return &out, nil
+}
+
+// updateBody is the PATCH body for req: lists completed from Keap's current contact (fetched
+// now unless the refresh just did), so no column we do not model is lost (see lists.go).
+func (j *pushJob) updateBody(ctx context.Context, req *request) (json.RawMessage, error) {
+	var current json.RawMessage
+	if hasFieldLists(req.Body) {
+		c := req.current
+		if c == nil {
+			fetched, err := j.api.GetContact(ctx, req.keapID())
+			if errors.Is(err, keap.ErrNotFound) {
+				return nil, errDeletedInKeap
+			}
+			if err != nil {
+				return nil, refused(err, req)
+			}
+			c = fetched
+		}
+		current = c.Raw
+	}
+	return updateBody(req.Body, current)
+}
