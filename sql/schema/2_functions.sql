@@ -22,6 +22,56 @@ $$;
 CREATE FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    AS $$
+begin
+  if jsonb_typeof(p_raws) <> 'array' then
+    -- The refusals in the order they always came: the caller, the type, then the page.
+    perform keapsync.require_admin(p_account);
+    if not exists (select 1 from keapsync.object_types where object_type = p_type) then
+      raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
+    end if;
+    raise exception 'keapsync: apply_keap_batch wants a JSON array of % objects', p_type using errcode = '22023';
+  end if;
+  return keapsync.apply_keap_page(p_account, p_type, array(select x from jsonb_array_elements(p_raws) x));
+end;
+$$;
+
+
+--
+
+-- Name: apply_keap_delete(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  tbl text := (select table_name from keapsync.object_types where object_type = p_type);
+  n integer;
+begin
+  perform keapsync.require_admin(p_account);
+  if tbl is null then
+    raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
+  end if;
+  perform keapsync.set_origin('keap');
+  perform pg_advisory_xact_lock(hashtextextended(p_account::text || '/' || p_type || '/' || p_keap_id, 0));
+  delete from keapsync.sync_state where account_id = p_account and object_type = p_type and keap_id = p_keap_id;
+  execute format('delete from keap.%I where account_id = $1 and keap_id = $2', tbl) using p_account, p_keap_id;
+  get diagnostics n = row_count;
+  update keapsync.conflicts set status = 'resolved', resolution = 'keap', resolved_at = now()
+   where account_id = p_account and object_type = p_type and keap_id = p_keap_id and status = 'open';
+  return case when n > 0 then 'deleted' else 'absent' end;
+end;
+$_$;
+
+
+--
+
+-- Name: apply_keap_page(uuid, text, jsonb[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
     SET "TimeZone" TO 'UTC'
     AS $_$
 declare
@@ -38,10 +88,7 @@ begin
   if not found then
     raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
   end if;
-  if jsonb_typeof(p_raws) <> 'array' then
-    raise exception 'keapsync: apply_keap_batch wants a JSON array of % objects', p_type using errcode = '22023';
-  end if;
-  if exists (select 1 from jsonb_array_elements(p_raws) x where x ->> 'id' is null) then
+  if exists (select 1 from unnest(p_raws) x where x ->> 'id' is null) then
     raise exception 'keapsync: % from Keap has no id', p_type using errcode = '22023';
   end if;
   perform keapsync.set_origin('keap');
@@ -52,8 +99,9 @@ begin
   execute format($f$
     with src as (
       select distinct on (keap_id) raw, keap_id
-        from (select x as raw, (x ->> 'id')::bigint as keap_id from jsonb_array_elements($3) x) s
-       order by keap_id, keapsync.keap_modified($2, raw) desc nulls last),
+        from (select x as raw, (x ->> 'id')::bigint as keap_id, keapsync.keap_modified($2, x) as modified
+                from unnest($3) x) s
+       order by keap_id, modified desc nulls last),
     fresh as (
       select * from src
        where not exists (select 1 from keapsync.sync_state st
@@ -102,44 +150,16 @@ begin
   end if;
   outcomes := jsonb_build_object('inserted', coalesce(cardinality(new_ids), 0));
 
-  -- Everything else merges record by record. Older copies of an id inserted above are skipped:
-  -- the insert took the newest version, and an older one would only be 'stale'.
+  -- Everything else merges record by record, in the page's order. Older copies of an id inserted
+  -- above are skipped: the insert took the newest version, and an older one would only be 'stale'.
   for r in
-    select x from jsonb_array_elements(p_raws) x
+    select x from unnest(p_raws) x
      where not ((x ->> 'id')::bigint = any (coalesce(new_keap_ids, '{}')))
   loop
     o := keapsync.apply_keap_record(p_account, p_type, r);
     outcomes := outcomes || jsonb_build_object(o, coalesce((outcomes ->> o)::int, 0) + 1);
   end loop;
   return outcomes;
-end;
-$_$;
-
-
---
-
--- Name: apply_keap_delete(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
-
-CREATE FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  tbl text := (select table_name from keapsync.object_types where object_type = p_type);
-  n integer;
-begin
-  perform keapsync.require_admin(p_account);
-  if tbl is null then
-    raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
-  end if;
-  perform keapsync.set_origin('keap');
-  perform pg_advisory_xact_lock(hashtextextended(p_account::text || '/' || p_type || '/' || p_keap_id, 0));
-  delete from keapsync.sync_state where account_id = p_account and object_type = p_type and keap_id = p_keap_id;
-  execute format('delete from keap.%I where account_id = $1 and keap_id = $2', tbl) using p_account, p_keap_id;
-  get diagnostics n = row_count;
-  update keapsync.conflicts set status = 'resolved', resolution = 'keap', resolved_at = now()
-   where account_id = p_account and object_type = p_type and keap_id = p_keap_id and status = 'open';
-  return case when n > 0 then 'deleted' else 'absent' end;
 end;
 $_$;
 
@@ -793,14 +813,20 @@ $$;
 -- Name: keap_modified(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  select keapsync.keap_time(case p_type
+declare
+  v text := case p_type
     when 'contact' then coalesce(p_raw ->> 'last_updated', p_raw ->> 'update_time')
     when 'order' then coalesce(p_raw ->> 'modification_date', p_raw ->> 'modification_time')
     when 'subscription' then p_raw ->> 'modification_time'
-    when 'tag' then p_raw ->> 'update_time'
-    else p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type) end);
+    when 'tag' then p_raw ->> 'update_time' end;
+begin
+  if p_type not in ('contact', 'order', 'subscription', 'tag') then
+    v := p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type);
+  end if;
+  return keapsync.keap_time(v);
+end;
 $$;
 
 
