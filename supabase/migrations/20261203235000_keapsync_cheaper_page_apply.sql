@@ -5,7 +5,10 @@
 --    PostgreSQL cannot inline (its generic branch holds a subquery) each call ran its own small
 --    query, and keap_time inside it another; in plpgsql it is two simple expressions, keap_time
 --    inlined into them (its argument is a variable).
--- 2. apply_keap_page takes the page as an array of jsonb, which the sidecar sends as one
+-- 2. keap_columns_of, run for every record applied, is plpgsql too: the fields are simple
+--    expressions, and only a list of more than one entry (emails, phones, addresses) or custom
+--    fields run a query. As one SQL expression, each call started a plan of a dozen nodes.
+-- 3. apply_keap_page takes the page as an array of jsonb, which the sidecar sends as one
 --    parameter: no staging table, and no jsonb_agg of the page into one document that the
 --    apply then takes apart again (three times: the id check, the insert, the merge loop).
 --    apply_keap_batch, for a page given as one JSON array, is now that split and a call.
@@ -24,6 +27,102 @@ begin
     v := p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type);
   end if;
   return keapsync.keap_time(v);
+end;
+$$;
+
+create or replace function keapsync.keap_columns_of(p_type text, p_raw jsonb) returns jsonb
+language plpgsql stable
+as $$
+declare
+  emails jsonb;
+  phones jsonb;
+  addrs jsonb;
+  addr jsonb;
+  email text;
+  phone text;
+  cf jsonb := '{}';
+begin
+  if p_type = 'contact' then
+    -- A contact's lists hold one entry, most often: that one is taken as it is, and only a longer
+    -- list is sorted (the email and phone of the first field, the billing address else the first).
+    emails := case when pg_catalog.jsonb_typeof(p_raw -> 'email_addresses') = 'array' then p_raw -> 'email_addresses' else '[]' end;
+    if pg_catalog.jsonb_array_length(emails) > 1 then
+      email := (select e ->> 'email' from pg_catalog.jsonb_array_elements(emails) e order by e ->> 'field' limit 1);
+    else
+      email := emails -> 0 ->> 'email';
+    end if;
+    phones := case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end;
+    if pg_catalog.jsonb_array_length(phones) > 1 then
+      phone := (select ph ->> 'number' from pg_catalog.jsonb_array_elements(phones) ph order by ph ->> 'field' limit 1);
+    else
+      phone := phones -> 0 ->> 'number';
+    end if;
+    addrs := case when pg_catalog.jsonb_typeof(p_raw -> 'addresses') = 'array' then p_raw -> 'addresses' else '[]' end;
+    if pg_catalog.jsonb_array_length(addrs) > 1 then
+      addr := (select a from pg_catalog.jsonb_array_elements(addrs) a
+                order by (a ->> 'field' = 'BILLING') desc, a ->> 'field' limit 1);
+    else
+      addr := addrs -> 0;
+    end if;
+    if pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
+      cf := pg_catalog.jsonb_build_object('custom_fields', coalesce(
+              (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
+                 from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
+                where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'));
+    end if;
+    return pg_catalog.jsonb_build_object(
+        'given_name', p_raw ->> 'given_name',
+        'middle_name', p_raw ->> 'middle_name',
+        'family_name', p_raw ->> 'family_name',
+        'email', email,
+        'phone', phone,
+        'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
+        'company_keap_id', case when pg_catalog.jsonb_typeof(p_raw -> 'company') = 'object'
+                                then p_raw -> 'company' ->> 'id' end,
+        'job_title', p_raw ->> 'job_title',
+        'owner_id', p_raw ->> 'owner_id',
+        'lead_source_id', p_raw ->> 'lead_source_id',
+        'email_status', p_raw ->> 'email_status',
+        'email_opted_in', p_raw ->> 'email_opted_in',
+        'date_created', p_raw ->> 'date_created',
+        'last_updated', p_raw ->> 'last_updated')
+      -- The billing address (else the first one) fills the address columns; none, all null.
+      || pg_catalog.jsonb_build_object(
+           'address_line1', addr ->> 'line1', 'address_line2', addr ->> 'line2', 'locality', addr ->> 'locality',
+           'region', addr ->> 'region', 'postal_code', coalesce(addr ->> 'postal_code', addr ->> 'zip_code'),
+           'country_code', addr ->> 'country_code')
+      || cf;
+  end if;
+  if p_type in ('tag_category', 'tag', 'order', 'subscription') then
+    return case p_type
+  when 'tag_category' then
+    pg_catalog.jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description')
+  when 'tag' then
+    pg_catalog.jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description',
+      'category_keap_id', coalesce(p_raw -> 'category' ->> 'id', p_raw ->> 'category_id'))
+  when 'order' then
+    pg_catalog.jsonb_build_object(
+      'contact_keap_id', coalesce(p_raw -> 'contact' ->> 'id', p_raw ->> 'contact_id'),
+      'title', p_raw ->> 'title', 'status', p_raw ->> 'status', 'order_type', p_raw ->> 'order_type',
+      'source_type', p_raw ->> 'source_type', 'order_date', p_raw ->> 'order_date',
+      'total', p_raw ->> 'total', 'total_paid', p_raw ->> 'total_paid', 'total_due', p_raw ->> 'total_due',
+      'refund_total', p_raw ->> 'refund_total', 'notes', p_raw ->> 'notes',
+      'creation_date', p_raw ->> 'creation_date', 'modification_date', p_raw ->> 'modification_date')
+  when 'subscription' then
+    pg_catalog.jsonb_build_object(
+      'contact_keap_id', p_raw ->> 'contact_id', 'product_id', p_raw ->> 'product_id',
+      'subscription_plan_id', p_raw ->> 'subscription_plan_id', 'active', p_raw ->> 'active',
+      'billing_amount', p_raw ->> 'billing_amount', 'billing_cycle', p_raw ->> 'billing_cycle',
+      'billing_frequency', p_raw ->> 'billing_frequency', 'quantity', p_raw ->> 'quantity',
+      'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
+      'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
+      'modification_time', p_raw ->> 'modification_time')
+    end;
+  end if;
+  return
+    (select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
+       from keapsync.object_types t, pg_catalog.jsonb_each(t.keap_paths) e
+      where t.object_type = p_type);
 end;
 $$;
 

@@ -4,7 +4,7 @@
 -- Account A takes each page through apply_keap_page, account B record by record.
 begin;
 create extension if not exists pgtap;
-select plan(16);
+select plan(20);
 
 insert into keapsync.accounts (id, name) values
   ('50000000-0000-4000-8000-00000000000a', 'Page'),
@@ -173,6 +173,22 @@ select results_eq(
                    '{"last_updated": ""}', '{}', '{"date_updated": "2026-01-02T03:04:05.000Z"}',
                    '{"update_time": "2026-01-02T03:04:05.000Z"}']::jsonb[]) r order by t, r::text$$,
   'keap_modified reads each type''s stamp as the SQL definition did');
+
+-- keap_columns_of, now plpgsql, maps as the SQL definition did (these are its answers): a list of
+-- several entries sorted (the first field's email, the billing address), one entry taken as it
+-- is, none or no list at all all null, custom fields without content left out.
+select is(keapsync.keap_columns_of('contact', '{"given_name": "A", "email_addresses": [{"email": "b@x", "field": "EMAIL2"}, {"email": "a@x", "field": "EMAIL1"}], "phone_numbers": [{"number": "555", "field": "PHONE2"}], "addresses": [{"field": "SHIPPING", "line1": "s"}, {"field": "BILLING", "line1": "b", "zip_code": "9"}], "custom_fields": [{"id": 1, "content": null}, {"id": 2, "content": "x"}, {"content": 3}], "company": {"id": 4, "company_name": "C"}}'),
+  '{"email": "a@x", "phone": "555", "region": null, "locality": null, "owner_id": null, "job_title": null, "given_name": "A", "family_name": null, "middle_name": null, "postal_code": "9", "company_name": "C", "country_code": null, "date_created": null, "email_status": null, "last_updated": null, "address_line1": "b", "address_line2": null, "custom_fields": {"2": "x"}, "email_opted_in": null, "lead_source_id": null, "company_keap_id": "4"}'::jsonb,
+  'a contact''s lists of several entries');
+select is(keapsync.keap_columns_of('contact', '{"email_addresses": "x", "phone_numbers": [], "addresses": [null], "custom_fields": {"a": 1}, "company": "str", "company_name": "D"}'),
+  '{"email": null, "phone": null, "region": null, "locality": null, "owner_id": null, "job_title": null, "given_name": null, "family_name": null, "middle_name": null, "postal_code": null, "company_name": "D", "country_code": null, "date_created": null, "email_status": null, "last_updated": null, "address_line1": null, "address_line2": null, "email_opted_in": null, "lead_source_id": null, "company_keap_id": null}'::jsonb,
+  'a contact''s lists empty or not lists');
+select is(keapsync.keap_columns_of('order', '{"contact": {"id": 4}, "title": "t", "total": 2}'),
+  '{"notes": null, "title": "t", "total": "2", "status": null, "total_due": null, "order_date": null, "order_type": null, "total_paid": null, "source_type": null, "refund_total": null, "creation_date": null, "contact_keap_id": "4", "modification_date": null}'::jsonb,
+  'an order');
+select is(keapsync.keap_columns_of('company', '{"company_name": "C", "update_time": "u"}'),
+  '{"email": null, "notes": null, "phone": null, "region": null, "website": null, "locality": null, "create_time": null, "postal_code": null, "update_time": "u", "company_name": "C", "country_code": null, "address_line1": null, "address_line2": null}'::jsonb,
+  'a type mapped by keap_paths');
 
 select * from finish();
 rollback;
