@@ -29,7 +29,7 @@ func benchContacts() int {
 	return 100000
 }
 
-// BenchmarkBackfillVsCopy: backfill rows/s (HTTP from the sandbox, COPY into staging, set-based
+// BenchmarkBackfillVsCopy: backfill rows/s (HTTP from the sandbox, each page as one jsonb[], set-based
 // apply, triggers and history) divided by the rows/s of a plain COPY of the same Keap rows into
 // the same table with its triggers, measured in the same run (goal >= 0.8), and divided by the
 // rows/s of a COPY of the rows the backfill stored, every column, into a table of the same

@@ -88,8 +88,9 @@ select keap_id from keapsync.sync_state
 	sqlCursorRestart = `
 update keapsync.sync_cursors set rows_done = 0, updated_at = now()
  where account_id = $1 and object_type = $2 and kind = $3`
-	sqlStaging      = `create temp table if not exists keap_staging (raw jsonb not null) on commit delete rows`
-	sqlApplyStaging = `select keapsync.apply_keap_batch($1, $2, (select jsonb_agg(raw) from pg_temp.keap_staging))`
+	// The page goes as one jsonb[] parameter: the server parses each record once, straight into
+	// the array the apply walks (no staging table, no jsonb_agg of the page to take apart again).
+	sqlApplyPage = `select keapsync.apply_keap_page($1, $2, $3::jsonb[])`
 )
 
 func (s *Sweeper) defaults() {
@@ -450,6 +451,15 @@ func applyInOrder(ctx context.Context, appliers int,
 // fetchPages lists records into pages of s.PageSize until the listing ends, as the given slice;
 // its last page is marked as the slice's end.
 func (s *Sweeper) fetchPages(ctx context.Context, list iter.Seq2[record, error], slice int, out chan<- numberedPage) error {
+	return s.fetchPagesListed(ctx, list, slice, out, func() {})
+}
+
+// fetchPagesListed is fetchPages calling listed once Keap has been read to the listing's end (or
+// the listing failed), before the last page is handed on: the apply may hold that page up for a
+// while, and what waits for the listing need not wait for the apply too.
+func (s *Sweeper) fetchPagesListed(ctx context.Context, list iter.Seq2[record, error], slice int, out chan<- numberedPage, listed func()) error {
+	var once sync.Once
+	defer once.Do(listed)
 	seq := 0
 	page := make([]record, 0, s.PageSize)
 	send := func(end bool) bool {
@@ -471,6 +481,7 @@ func (s *Sweeper) fetchPages(ctx context.Context, list iter.Seq2[record, error],
 			return ctx.Err()
 		}
 	}
+	once.Do(listed)
 	if !send(true) {
 		return ctx.Err()
 	}
@@ -482,9 +493,11 @@ func (s *Sweeper) fetchPages(ctx context.Context, list iter.Seq2[record, error],
 // since to the newest are cut into ranges of whole seconds (so a Keap that reads since/until at
 // a coarser precision than it stamps still splits at the same place), each walked on its own by
 // the keyset listing (since inclusive, until exclusive). The last range is open-ended and walked
-// only after every other one has been fetched: a record modified during the sweep moves there
-// (its new stamp is past every boundary), and walking that range last meets it, as a single walk
-// would. Pages are reported in listing order, so the checkpoint stays exact.
+// only after every other one has been read from Keap: a record modified during the sweep moves
+// there (its new stamp is past every boundary), and walking that range last meets it, as a single
+// walk would. It waits for the other ranges' reading, not for their pages' apply: the apply is
+// usually the slower side, and Keap's latency on this last call then overlaps it. Pages are
+// reported in listing order, so the checkpoint stays exact.
 func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, out chan<- numberedPage) error {
 	oldest, newest, n, err := k.span(ctx, api, since)
 	if err != nil {
@@ -502,7 +515,7 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 	// bounds[i] starts slice i+1; slice 0 starts at since.
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var wg sync.WaitGroup
+	var wg, listed sync.WaitGroup
 	var once sync.Once
 	var firstErr error
 	turn := make(chan struct{}, s.Fetchers)
@@ -519,13 +532,22 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 			break
 		}
 		wg.Add(1)
+		listed.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-turn }()
-			if err := s.fetchPages(gctx, without(k.between(gctx, api, from, bounds[i], s.ListLimit), since, atMark), i, out); err != nil {
+			if err := s.fetchPagesListed(gctx, without(k.between(gctx, api, from, bounds[i], s.ListLimit), since, atMark), i, out, listed.Done); err != nil {
 				once.Do(func() { firstErr = err; stop() })
 			}
 		}()
+	}
+	listed.Wait()
+	var lastErr error
+	if gctx.Err() == nil {
+		last := len(bounds)
+		if lastErr = s.fetchPages(gctx, k.between(gctx, api, bounds[last-1], time.Time{}, s.ListLimit), last, out); lastErr != nil {
+			stop()
+		}
 	}
 	wg.Wait()
 	if firstErr != nil {
@@ -534,8 +556,7 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	last := len(bounds)
-	return s.fetchPages(ctx, k.between(ctx, api, bounds[last-1], time.Time{}, s.ListLimit), last, out)
+	return lastErr
 }
 
 // without drops from list the records stamped exactly at mark whose ids are in skip.
@@ -607,9 +628,9 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 	})
 }
 
-// applySetBased copies a page, made storable, into a staging table and applies it with one call.
-// Records that had to be rewritten are applied as rewritten and parked with their original in the
-// same transaction; one that is not JSON at all is only parked.
+// applySetBased applies a page, made storable, with one call. Records that had to be rewritten
+// are applied as rewritten and parked with their original in the same transaction; one that is
+// not JSON at all is only parked.
 func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record) error {
 	stage := make([]json.RawMessage, 0, len(page))
 	settled := make([]int64, 0, len(page))
@@ -628,19 +649,10 @@ func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string,
 		}
 	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		if len(stage) == 0 {
-			return parkAll(ctx, tx, letters)
-		}
-		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
-			return fmt.Errorf("staging table: %w", err)
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"keap_staging"}, []string{"raw"},
-			pgx.CopyFromSlice(len(stage), func(i int) ([]any, error) { return []any{stage[i]}, nil }))
-		if err != nil {
-			return fmt.Errorf("copy page into staging: %w", err)
-		}
-		if _, err = tx.Exec(ctx, sqlApplyStaging, account, objectType); err != nil {
-			return err
+		if len(stage) > 0 {
+			if _, err := tx.Exec(ctx, sqlApplyPage, account, objectType, stage); err != nil {
+				return err
+			}
 		}
 		if err := parkAll(ctx, tx, letters); err != nil {
 			return err

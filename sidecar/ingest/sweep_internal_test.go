@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"iter"
 	"slices"
 	"testing"
 	"time"
@@ -156,5 +157,53 @@ func TestKindsMatchTheRegistry(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(have, want) {
 		t.Fatalf("kinds %v, registry's swept types %v", have, want)
+	}
+}
+
+// The open-ended last range is asked of Keap once every other range has been read, while their
+// pages still wait for the apply: its call's latency overlaps the apply instead of following it.
+func TestFetchSlicesAsksTheLastRangeBeforeTheOthersAreApplied(t *testing.T) {
+	t.Parallel()
+	oldest := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lastAsked := make(chan struct{})
+	k := kind{
+		objectType: "contact",
+		span: func(context.Context, Keap, time.Time) (time.Time, time.Time, int, error) {
+			return oldest, oldest.Add(time.Hour), 40, nil
+		},
+		between: func(_ context.Context, _ Keap, since, until time.Time, _ int) iter.Seq2[record, error] {
+			if until.IsZero() {
+				close(lastAsked)
+			}
+			return func(yield func(record, error) bool) {
+				yield(record{id: since.Unix(), modified: since}, nil)
+			}
+		},
+	}
+	s := &Sweeper{PageSize: 10, ListLimit: 10, Fetchers: 64}
+	s.defaults()
+	out := make(chan numberedPage) // nobody takes a page until the last range is asked
+	fetched := make(chan error, 1)
+	go func() { fetched <- s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, out) }()
+	select {
+	case <-lastAsked:
+	case <-time.After(time.Minute): // a liveness bound, not a measure: it is asked at once
+		t.Fatal("the last range waited for the other ranges' pages to be taken")
+	}
+	pages := 0
+	for {
+		select {
+		case <-out:
+			pages++
+			continue
+		case err := <-fetched:
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		break
+	}
+	if pages < 3 {
+		t.Fatalf("%d pages: the listing was not cut into ranges", pages)
 	}
 }

@@ -68,6 +68,56 @@ $_$;
 CREATE FUNCTION keapsync.apply_keap_batch(p_account uuid, p_type text, p_raws jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    AS $$
+begin
+  if jsonb_typeof(p_raws) <> 'array' then
+    -- The refusals in the order they always came: the caller, the type, then the page.
+    perform keapsync.require_admin(p_account);
+    if not exists (select 1 from keapsync.object_types where object_type = p_type) then
+      raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
+    end if;
+    raise exception 'keapsync: apply_keap_batch wants a JSON array of % objects', p_type using errcode = '22023';
+  end if;
+  return keapsync.apply_keap_page(p_account, p_type, array(select x from jsonb_array_elements(p_raws) x));
+end;
+$$;
+
+
+--
+
+-- Name: apply_keap_delete(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  tbl text := (select table_name from keapsync.object_types where object_type = p_type);
+  n integer;
+begin
+  perform keapsync.require_admin(p_account);
+  if tbl is null then
+    raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
+  end if;
+  perform keapsync.set_origin('keap');
+  perform pg_advisory_xact_lock(hashtextextended(p_account::text || '/' || p_type || '/' || p_keap_id, 0));
+  delete from keapsync.sync_state where account_id = p_account and object_type = p_type and keap_id = p_keap_id;
+  execute format('delete from keap.%I where account_id = $1 and keap_id = $2', tbl) using p_account, p_keap_id;
+  get diagnostics n = row_count;
+  update keapsync.conflicts set status = 'resolved', resolution = 'keap', resolved_at = now()
+   where account_id = p_account and object_type = p_type and keap_id = p_keap_id and status = 'open';
+  return case when n > 0 then 'deleted' else 'absent' end;
+end;
+$_$;
+
+
+--
+
+-- Name: apply_keap_page(uuid, text, jsonb[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
     SET "TimeZone" TO 'UTC'
     AS $_$
 declare
@@ -84,10 +134,7 @@ begin
   if not found then
     raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
   end if;
-  if jsonb_typeof(p_raws) <> 'array' then
-    raise exception 'keapsync: apply_keap_batch wants a JSON array of % objects', p_type using errcode = '22023';
-  end if;
-  if exists (select 1 from jsonb_array_elements(p_raws) x where x ->> 'id' is null) then
+  if exists (select 1 from unnest(p_raws) x where x ->> 'id' is null) then
     raise exception 'keapsync: % from Keap has no id', p_type using errcode = '22023';
   end if;
   perform keapsync.set_origin('keap');
@@ -98,8 +145,9 @@ begin
   execute format($f$
     with src as (
       select distinct on (keap_id) raw, keap_id
-        from (select x as raw, (x ->> 'id')::bigint as keap_id from jsonb_array_elements($3) x) s
-       order by keap_id, keapsync.keap_modified($2, raw) desc nulls last),
+        from (select x as raw, (x ->> 'id')::bigint as keap_id, keapsync.keap_modified($2, x) as modified
+                from unnest($3) x) s
+       order by keap_id, modified desc nulls last),
     fresh as (
       select * from src
        where not exists (select 1 from keapsync.sync_state st
@@ -148,44 +196,16 @@ begin
   end if;
   outcomes := jsonb_build_object('inserted', coalesce(cardinality(new_ids), 0));
 
-  -- Everything else merges record by record. Older copies of an id inserted above are skipped:
-  -- the insert took the newest version, and an older one would only be 'stale'.
+  -- Everything else merges record by record, in the page's order. Older copies of an id inserted
+  -- above are skipped: the insert took the newest version, and an older one would only be 'stale'.
   for r in
-    select x from jsonb_array_elements(p_raws) x
+    select x from unnest(p_raws) x
      where not ((x ->> 'id')::bigint = any (coalesce(new_keap_ids, '{}')))
   loop
     o := keapsync.apply_keap_record(p_account, p_type, r);
     outcomes := outcomes || jsonb_build_object(o, coalesce((outcomes ->> o)::int, 0) + 1);
   end loop;
   return outcomes;
-end;
-$_$;
-
-
---
-
--- Name: apply_keap_delete(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
-
-CREATE FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_keap_id bigint) RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  tbl text := (select table_name from keapsync.object_types where object_type = p_type);
-  n integer;
-begin
-  perform keapsync.require_admin(p_account);
-  if tbl is null then
-    raise exception 'keapsync: unknown object type %', p_type using errcode = '22023';
-  end if;
-  perform keapsync.set_origin('keap');
-  perform pg_advisory_xact_lock(hashtextextended(p_account::text || '/' || p_type || '/' || p_keap_id, 0));
-  delete from keapsync.sync_state where account_id = p_account and object_type = p_type and keap_id = p_keap_id;
-  execute format('delete from keap.%I where account_id = $1 and keap_id = $2', tbl) using p_account, p_keap_id;
-  get diagnostics n = row_count;
-  update keapsync.conflicts set status = 'resolved', resolution = 'keap', resolved_at = now()
-   where account_id = p_account and object_type = p_type and keap_id = p_keap_id and status = 'open';
-  return case when n > 0 then 'deleted' else 'absent' end;
 end;
 $_$;
 
@@ -849,46 +869,70 @@ $$;
 -- Name: keap_columns_of(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  select case p_type
-  when 'contact' then
-    pg_catalog.jsonb_build_object(
-      'given_name', p_raw ->> 'given_name',
-      'middle_name', p_raw ->> 'middle_name',
-      'family_name', p_raw ->> 'family_name',
-      'email', (select e ->> 'email' from pg_catalog.jsonb_array_elements(
-                  case when pg_catalog.jsonb_typeof(p_raw -> 'email_addresses') = 'array' then p_raw -> 'email_addresses' else '[]' end) e
-                 order by e ->> 'field' limit 1),
-      'phone', (select ph ->> 'number' from pg_catalog.jsonb_array_elements(
-                  case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end) ph
-                 order by ph ->> 'field' limit 1),
-      'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
-      'company_keap_id', case when pg_catalog.jsonb_typeof(p_raw -> 'company') = 'object'
-                              then p_raw -> 'company' ->> 'id' end,
-      'job_title', p_raw ->> 'job_title',
-      'owner_id', p_raw ->> 'owner_id',
-      'lead_source_id', p_raw ->> 'lead_source_id',
-      'email_status', p_raw ->> 'email_status',
-      'email_opted_in', p_raw ->> 'email_opted_in',
-      'date_created', p_raw ->> 'date_created',
-      'last_updated', p_raw ->> 'last_updated')
-    -- The billing address (else the first one) fills the address columns.
-    || coalesce((select pg_catalog.jsonb_build_object(
-                   'address_line1', a ->> 'line1', 'address_line2', a ->> 'line2', 'locality', a ->> 'locality',
-                   'region', a ->> 'region', 'postal_code', coalesce(a ->> 'postal_code', a ->> 'zip_code'),
-                   'country_code', a ->> 'country_code')
-                   from pg_catalog.jsonb_array_elements(
-                     case when pg_catalog.jsonb_typeof(p_raw -> 'addresses') = 'array' then p_raw -> 'addresses' else '[]' end) a
-                  order by (a ->> 'field' = 'BILLING') desc, a ->> 'field' limit 1),
-                 pg_catalog.jsonb_build_object('address_line1', null, 'address_line2', null, 'locality', null,
-                   'region', null, 'postal_code', null, 'country_code', null))
-    || case when pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
-         pg_catalog.jsonb_build_object('custom_fields', coalesce(
-           (select pg_catalog.jsonb_object_agg(cf ->> 'id', cf -> 'content')
-              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') cf
-             where cf ->> 'id' is not null and pg_catalog.jsonb_typeof(cf -> 'content') <> 'null'), '{}'))
-       else '{}' end
+declare
+  emails jsonb;
+  phones jsonb;
+  addrs jsonb;
+  addr jsonb;
+  email text;
+  phone text;
+  cf jsonb := '{}';
+begin
+  if p_type = 'contact' then
+    -- A contact's lists hold one entry, most often: that one is taken as it is, and only a longer
+    -- list is sorted (the email and phone of the first field, the billing address else the first).
+    emails := case when pg_catalog.jsonb_typeof(p_raw -> 'email_addresses') = 'array' then p_raw -> 'email_addresses' else '[]' end;
+    if pg_catalog.jsonb_array_length(emails) > 1 then
+      email := (select e ->> 'email' from pg_catalog.jsonb_array_elements(emails) e order by e ->> 'field' limit 1);
+    else
+      email := emails -> 0 ->> 'email';
+    end if;
+    phones := case when pg_catalog.jsonb_typeof(p_raw -> 'phone_numbers') = 'array' then p_raw -> 'phone_numbers' else '[]' end;
+    if pg_catalog.jsonb_array_length(phones) > 1 then
+      phone := (select ph ->> 'number' from pg_catalog.jsonb_array_elements(phones) ph order by ph ->> 'field' limit 1);
+    else
+      phone := phones -> 0 ->> 'number';
+    end if;
+    addrs := case when pg_catalog.jsonb_typeof(p_raw -> 'addresses') = 'array' then p_raw -> 'addresses' else '[]' end;
+    if pg_catalog.jsonb_array_length(addrs) > 1 then
+      addr := (select a from pg_catalog.jsonb_array_elements(addrs) a
+                order by (a ->> 'field' = 'BILLING') desc, a ->> 'field' limit 1);
+    else
+      addr := addrs -> 0;
+    end if;
+    if pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
+      cf := pg_catalog.jsonb_build_object('custom_fields', coalesce(
+              (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
+                 from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
+                where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'));
+    end if;
+    return pg_catalog.jsonb_build_object(
+        'given_name', p_raw ->> 'given_name',
+        'middle_name', p_raw ->> 'middle_name',
+        'family_name', p_raw ->> 'family_name',
+        'email', email,
+        'phone', phone,
+        'company_name', coalesce(p_raw -> 'company' ->> 'company_name', p_raw ->> 'company_name'),
+        'company_keap_id', case when pg_catalog.jsonb_typeof(p_raw -> 'company') = 'object'
+                                then p_raw -> 'company' ->> 'id' end,
+        'job_title', p_raw ->> 'job_title',
+        'owner_id', p_raw ->> 'owner_id',
+        'lead_source_id', p_raw ->> 'lead_source_id',
+        'email_status', p_raw ->> 'email_status',
+        'email_opted_in', p_raw ->> 'email_opted_in',
+        'date_created', p_raw ->> 'date_created',
+        'last_updated', p_raw ->> 'last_updated')
+      -- The billing address (else the first one) fills the address columns; none, all null.
+      || pg_catalog.jsonb_build_object(
+           'address_line1', addr ->> 'line1', 'address_line2', addr ->> 'line2', 'locality', addr ->> 'locality',
+           'region', addr ->> 'region', 'postal_code', coalesce(addr ->> 'postal_code', addr ->> 'zip_code'),
+           'country_code', addr ->> 'country_code')
+      || cf;
+  end if;
+  if p_type in ('tag_category', 'tag', 'order', 'subscription') then
+    return case p_type
   when 'tag_category' then
     pg_catalog.jsonb_build_object('name', p_raw ->> 'name', 'description', p_raw ->> 'description')
   when 'tag' then
@@ -911,11 +955,13 @@ CREATE FUNCTION keapsync.keap_columns_of(p_type text, p_raw jsonb) RETURNS jsonb
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
-  else
+    end;
+  end if;
+  return
     (select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
        from keapsync.object_types t, pg_catalog.jsonb_each(t.keap_paths) e
-      where t.object_type = p_type)
-  end;
+      where t.object_type = p_type);
+end;
 $$;
 
 
@@ -958,14 +1004,20 @@ $$;
 -- Name: keap_modified(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_modified(p_type text, p_raw jsonb) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  select keapsync.keap_time(case p_type
+declare
+  v text := case p_type
     when 'contact' then coalesce(p_raw ->> 'last_updated', p_raw ->> 'update_time')
     when 'order' then coalesce(p_raw ->> 'modification_date', p_raw ->> 'modification_time')
     when 'subscription' then p_raw ->> 'modification_time'
-    when 'tag' then p_raw ->> 'update_time'
-    else p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type) end);
+    when 'tag' then p_raw ->> 'update_time' end;
+begin
+  if p_type not in ('contact', 'order', 'subscription', 'tag') then
+    v := p_raw #>> (select t.modified_path from keapsync.object_types t where t.object_type = p_type);
+  end if;
+  return keapsync.keap_time(v);
+end;
 $$;
 
 

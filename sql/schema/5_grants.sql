@@ -58,6 +58,15 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_delete(p_account uuid, p_type text, p_
 
 --
 
+-- Name: FUNCTION apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.apply_keap_page(p_account uuid, p_type text, p_raws jsonb[]) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION apply_keap_record(p_account uuid, p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb) FROM PUBLIC;

@@ -121,6 +121,8 @@ insert into calls values
    $$select count(*) from keapsync.apply_keap_records('{B}', 'contact', '[{"id": {keap}, "given_name": "x", "last_updated": "2027-01-01T00:00:00Z"}]')$$),
   ('keapsync.apply_keap_batch(uuid,text,jsonb)', false,
    $$select keapsync.apply_keap_batch('{B}', 'contact', '[{"id": {keap}, "given_name": "x", "last_updated": "2027-01-01T00:00:00Z"}]')::text$$),
+  ('keapsync.apply_keap_page(uuid,text,jsonb[])', false,
+   $$select keapsync.apply_keap_page('{B}', 'contact', array['{"id": {keap}, "given_name": "x", "last_updated": "2027-01-01T00:00:00Z"}'::jsonb])::text$$),
   ('keapsync.enqueue_push(uuid,text,bigint,pg_lsn)', true, $$select keapsync.enqueue_push('{A}', 'contact', {contact}, null)::text$$),
   ('keapsync.enqueue_push(uuid,text,bigint,pg_lsn)', false, $$select keapsync.enqueue_push('{B}', 'contact', {contact}, null)::text$$),
   ('keapsync.enqueue_pushes(uuid[],text[],bigint[],pg_lsn[])', false,
