@@ -51,6 +51,9 @@ type request struct {
 
 	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
 	current *keap.Contact
+	// known: Keap's version was known current when this request was read (knownCurrent), so
+	// an update naming no list may go without fetching first.
+	known bool
 }
 
 func (r *request) payload() json.RawMessage {
@@ -75,6 +78,10 @@ func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, 
 		p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
 		return OutcomeNone, p.done(ctx, conn, *j, nil, nil, false)
 	}
+	known, err := p.knownCurrent(ctx, conn, j)
+	if err != nil {
+		return "", err
+	}
 	var raw []byte
 	if err := conn.QueryRow(ctx, sqlPushRequest, j.account, j.objectType, j.localID).Scan(&raw); err != nil {
 		return "", fmt.Errorf("push: push_request: %w", err)
@@ -83,6 +90,7 @@ func (p *Pusher) push(ctx context.Context, conn *pgxpool.Conn, j *job) (string, 
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return "", fmt.Errorf("push: push_request answer: %w", err)
 	}
+	req.known = known
 	api, err := p.cfg.API(ctx, j.account)
 	if err != nil {
 		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
@@ -163,6 +171,11 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 		pushed = tagPart
 	case len(req.UpdateMask) > 0:
 		if p.cfg.FetchBeforeUpdate && !refreshed {
+			// A list is sent whole: always completed from a version fetched just before.
+			if req.known && !hasFieldLists(req.Body) {
+				p.metrics.fetchSkips.Inc()
+				break
+			}
 			fresh, err := p.refresh(ctx, conn, api, j, req)
 			if errors.Is(err, errDeletedInKeap) {
 				return p.deletedInKeap(ctx, conn, j, req.keapID())
@@ -185,6 +198,10 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 			return "", err
 		}
 		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
+			// Sent without the fetch, the PATCH is the first to meet a delete made in Keap.
+			if errors.Is(err, keap.ErrNotFound) && goneFromKeap(ctx, api, req.keapID()) {
+				return p.deletedInKeap(ctx, conn, j, req.keapID())
+			}
 			return "", refused(err, req)
 		}
 		if answer, err = clearIgnored(ctx, api, req, answer); err != nil {
@@ -197,12 +214,10 @@ func (p *Pusher) pushContact(ctx context.Context, conn *pgxpool.Conn, api Keap, 
 	}
 	if len(req.TagsAdd) > 0 {
 		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
-		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" {
-			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
-			// delete wins, as on the update path.
-			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
-				return p.deletedInKeap(ctx, conn, j, id)
-			}
+		// Tags for a contact someone may have deleted in Keap: Keap's delete wins, as on the
+		// update path.
+		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" && goneFromKeap(ctx, api, id) {
+			return p.deletedInKeap(ctx, conn, j, id)
 		}
 		if err != nil {
 			return "", refused(err, req)
@@ -269,6 +284,13 @@ const (
 	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
 )
 
+// goneFromKeap says whether a read confirms Keap's 404 for a write to contact id: a write's 404
+// is taken for a delete only when a read agrees.
+func goneFromKeap(ctx context.Context, api Keap, id keap.ID) bool {
+	_, err := api.GetContact(ctx, id)
+	return errors.Is(err, keap.ErrNotFound)
+}
+
 // errDeletedInKeap: Keap answered 404 for the contact an update was for.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
 
@@ -289,6 +311,53 @@ func (p *Pusher) deletedInKeap(ctx context.Context, conn *pgxpool.Conn, j *job, 
 		return "", err
 	}
 	return OutcomeKeapDeleted, p.done(ctx, conn, *j, nil, nil, false)
+}
+
+// sqlKnownCurrent: a version of the record from Keap was applied within the interval (a fetch
+// for a hook or an earlier update, a listing, or the answer to our own PATCH:
+// keapsync.apply_keap_record stamps last_applied_at whenever it applies a version newer than,
+// or different from, the stored one); the queued local change is as recent; no inbox delivery
+// naming the Keap id waits (a hook says Keap changed the record after what we hold; any pending
+// row counts, whatever its type, as a tag hook's ids may be contacts'); and no policy of the
+// account lets Keap's value of a contact field win (keap_wins) or wait for a person (manual).
+const sqlKnownCurrent = `
+select exists (
+  select 1 from keapsync.sync_state s
+    join keapsync.push_queue q on q.account_id = s.account_id and q.object_type = s.object_type and q.local_id = s.local_id
+   where s.account_id = $1::uuid and s.object_type = $2 and s.local_id = $3 and s.keap_id is not null
+     and s.last_applied_at > now() - $4::interval and q.first_enqueued_at > now() - $4::interval
+     and not exists (select 1 from keapsync.webhook_inbox i
+                      where i.account_id = s.account_id and i.processed_at is null
+                        and s.keap_id = any (i.object_ids))
+     and not exists (select 1 from keapsync.conflict_policies c
+                      where c.account_id = s.account_id and c.object_type = s.object_type
+                        and c.policy in ('keap_wins', 'manual'))
+     and not exists (select 1 from keapsync.settings g
+                      where g.account_id = s.account_id and g.default_policy in ('keap_wins', 'manual')))`
+
+// knownCurrent says whether a contact update may go without the fetch-before-update
+// (sqlKnownCurrent within KnownFor, and no earlier attempt for the record that may have reached
+// Keap unrecorded: a retry, or a push whose answer is not recorded). It is asked before the
+// request is read, so a version applied meanwhile is merged into the request.
+//
+// What the fetch would add is a Keap-side edit that no applied version shows yet. The skip
+// cannot change the outcome for a field it does not send (update_mask leaves it alone, and the
+// PATCH answer brings it in through the merge), nor under local_wins. Under newest_wins it
+// loses only a Keap edit of a sent field made after the local edit, within KnownFor before the
+// push, and not yet reported by a hook: the race the fetch leaves open for one Keap round trip,
+// widened to at most KnownFor. Under keap_wins and manual it would lose such an edit made at
+// any time since the known version, so those accounts always fetch; so does an update sending a
+// field-keyed list, which is sent whole.
+func (p *Pusher) knownCurrent(ctx context.Context, conn *pgxpool.Conn, j *job) (bool, error) {
+	if !p.cfg.FetchBeforeUpdate || p.cfg.KnownFor <= 0 || j.objectType != "contact" ||
+		j.attempts > 0 || len(j.sent) > 0 || j.createSentAt != nil {
+		return false, nil
+	}
+	var known bool
+	if err := conn.QueryRow(ctx, sqlKnownCurrent, j.account, j.objectType, j.localID, p.cfg.KnownFor.String()).Scan(&known); err != nil {
+		return false, fmt.Errorf("push: is Keap's version known current: %w", err)
+	}
+	return known, nil
 }
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field
