@@ -51,7 +51,8 @@ type Config struct {
 	// and one changed within MaxSettle of its last push waits until MaxSettle has passed since
 	// that push, but neither waits past MaxSettle after its first queued change. A burst of
 	// edits shorter than MaxSettle becomes one write; a single edit to a record not pushed
-	// lately still goes after Settle. Below Settle it is raised to Settle.
+	// lately still goes after Settle. 0 means Settle (New also raises a lower one to Settle;
+	// ValidateSettings refuses it, for settings a person typed).
 	MaxSettle time.Duration
 	// FetchBeforeUpdate reads a contact from Keap and applies it before sending an update, so
 	// a field changed in Keap since the agreed state goes through the conflict policy instead of
@@ -131,9 +132,13 @@ func (c Config) ValidateSettings() error {
 	case c.BatchSize < 1:
 		return fmt.Errorf("push: batch size %d: at least 1", c.BatchSize)
 	case c.FlushInterval <= 0, c.StatusInterval <= 0, c.ReconnectDelay <= 0, c.Lease <= 0,
-		c.PollInterval <= 0, c.Settle < 0, c.MaxSettle < 0, c.KnownFor < 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
+		c.PollInterval <= 0, c.Settle < 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
 		c.MetricsInterval <= 0:
 		return errors.New("push: intervals must be positive (and RetryMax >= RetryBase)")
+	case c.MaxSettle < 0 || (c.MaxSettle > 0 && c.MaxSettle < c.Settle):
+		return fmt.Errorf("push: max settle %v: below the settle time %v", c.MaxSettle, c.Settle)
+	case c.KnownFor < 0:
+		return fmt.Errorf("push: known for %v: negative (0 fetches before every update)", c.KnownFor)
 	}
 	return nil
 }
