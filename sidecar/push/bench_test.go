@@ -132,15 +132,20 @@ func BenchmarkCoalescing(b *testing.B) {
 
 // BenchmarkLatency: commit-to-Keap time (the PATCH reaching the sandbox) of single edits
 // spread over a second, under budget, with the default settle window (which is most of it).
+// The edits are cold: records not pushed lately, whose Keap version is not known current, so
+// each push reads the contact first (GET, then PATCH).
 func BenchmarkLatency(b *testing.B) {
 	const contacts = 20
 	w := newWorld(b, contacts)
 	cfg := w.config(nil)
-	cfg.Settle, cfg.PollInterval = push.DefaultConfig().Settle, push.DefaultConfig().PollInterval
+	def := push.DefaultConfig()
+	cfg.Settle, cfg.MaxSettle, cfg.KnownFor = def.Settle, def.MaxSettle, def.KnownFor
+	cfg.PollInterval, cfg.FlushInterval = def.PollInterval, def.FlushInterval
 	w.start(w.pusher(cfg).Run)
 	w.quiet()
 	var lat []time.Duration
 	for i := 0; i < b.N; i++ {
+		w.exec(`update keapsync.sync_state set last_applied_at = now() - interval '1 hour', last_pushed_at = now() - interval '1 hour'`)
 		w.sb.ClearRequests()
 		committed := map[int64]time.Time{}
 		for n := range contacts {
@@ -165,7 +170,7 @@ func BenchmarkLatency(b *testing.B) {
 		b.Fatal("no PATCH seen")
 	}
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms(goal<=1000)")
 }
 
 // BenchmarkBacklogDrain: share of Keap's rate budget used while a backlog of 10k edits (10 edits

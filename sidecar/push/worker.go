@@ -108,6 +108,7 @@ func (p *Pusher) workLoop(ctx context.Context, requeue bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-p.wake:
 		case <-time.After(p.cfg.PollInterval):
 		}
 	}
