@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,9 +88,13 @@ func BenchmarkSlotThroughput(b *testing.B) {
 }
 
 // BenchmarkCoalescing: Keap calls per 1000 local edits when the same 100 contacts are edited
-// over and over (one edit per transaction, random order) while the pusher runs.
+// over and over (one edit per transaction, random order, from 8 connections so the burst's
+// length is the database's and not one connection's round trips) while the pusher runs. A
+// record whose edits are further apart than the settle time is pushed once for its first edit
+// (a single edit goes fast) and once for the rest; a burst longer than MaxSettle (burst-s) pushes
+// a record about once more per MaxSettle.
 func BenchmarkCoalescing(b *testing.B) {
-	const contacts, edits = 100, 1000
+	const contacts, edits, editors = 100, 1000, 8
 	w := newWorld(b, contacts)
 	cfg := w.config(nil)
 	// The product's settle and fetch skipping (a MaxSettle below Settle is raised to it: set both).
@@ -114,8 +119,25 @@ func BenchmarkCoalescing(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		w.sb.ClearRequests()
 		start := time.Now()
-		for e := range edits {
-			w.exec(`update keap.contacts set job_title = $2 where id = $1`, ids[rand.IntN(len(ids))], "Edit "+strconv.Itoa(i*edits+e))
+		var wg sync.WaitGroup
+		errs := make(chan error, editors)
+		for g := range editors {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for e := g; e < edits; e += editors {
+					if _, err := w.db.Exec(context.Background(), `update keap.contacts set job_title = $2 where id = $1`,
+						ids[rand.IntN(len(ids))], "Edit "+strconv.Itoa(i*edits+e)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
 		}
 		burst += time.Since(start)
 		w.quiet()
