@@ -50,3 +50,28 @@ func TestServeConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A sweep's settings reach its Sweeper as given; a zero (which the Sweeper would take for its
+// default) or a page past Keap's largest is refused, naming the variable.
+func TestSweepSettings(t *testing.T) {
+	t.Parallel()
+	s := sweepSettings{Appliers: 3, Fetchers: 4, ListLimit: 500}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if sw := s.sweeper(nil, nil, nil); sw.Appliers != 3 || sw.Fetchers != 4 || sw.ListLimit != 500 {
+		t.Errorf("sweeper: appliers %d, fetchers %d, list limit %d", sw.Appliers, sw.Fetchers, sw.ListLimit)
+	}
+	if err := defaultSweepSettings().Validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	for want, bad := range map[string]sweepSettings{
+		"KEAPSYNC_APPLIERS":   {Appliers: 0, Fetchers: 1, ListLimit: 1},
+		"KEAPSYNC_FETCHERS":   {Appliers: 1, Fetchers: 0, ListLimit: 1},
+		"KEAPSYNC_LIST_LIMIT": {Appliers: 1, Fetchers: 1, ListLimit: 1001},
+	} {
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v", want, err)
+		}
+	}
+}
