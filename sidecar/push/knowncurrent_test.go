@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keapsync/keapsync/sidecar/push"
 )
 
@@ -49,12 +51,14 @@ func TestUpdateFetchesFirstUnlessKnownCurrent(t *testing.T) {
 	w := newWorld(t, 12)
 	cfg := w.config(nil)
 	cfg.KnownFor = time.Hour // only what each case changes makes a version unknown
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
 	p := w.pusher(cfg)
-	cfg.KnownFor = 0
+	cfg.KnownFor, cfg.Registerer = 0, nil
 	never := w.pusher(cfg)
 	w.start(p.Consume)
 	w.enqueued()
-	n := 0
+	n, skips := 0, 0
 	for _, tc := range []struct {
 		name   string
 		before string // SQL run after the edit is queued, before the push ($1 the local id, $2 the Keap id)
@@ -114,6 +118,22 @@ func TestUpdateFetchesFirstUnlessKnownCurrent(t *testing.T) {
 		if fetched := gets > 0; fetched != tc.fetch {
 			t.Errorf("%s: fetched first: %v, want %v", tc.name, fetched, tc.fetch)
 		}
+		if !tc.fetch {
+			skips++
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := -1.0
+	for _, f := range families {
+		if f.GetName() == "keapsync_push_fetch_skipped_total" {
+			counted = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if counted != float64(skips) {
+		t.Errorf("keapsync_push_fetch_skipped_total = %v, want %d", counted, skips)
 	}
 }
 
