@@ -93,15 +93,22 @@ update keapsync.sync_cursors set rows_done = 0, updated_at = now()
 	sqlApplyPage = `select keapsync.apply_keap_page($1, $2, $3::jsonb[])`
 )
 
+// The Sweeper's defaults and bounds, for a caller that shows or checks them (command-line flags).
+const (
+	DefaultAppliers = 2
+	DefaultFetchers = 16
+	MaxListLimit    = listLimit // Keap's largest v1 page, also the default
+)
+
 func (s *Sweeper) defaults() {
 	if s.PageSize == 0 {
 		s.PageSize = 1000
 	}
 	if s.Appliers == 0 {
-		s.Appliers = 2
+		s.Appliers = DefaultAppliers
 	}
 	if s.Fetchers == 0 {
-		s.Fetchers = 16
+		s.Fetchers = DefaultFetchers
 	}
 	if s.ListLimit == 0 {
 		s.ListLimit = listLimit

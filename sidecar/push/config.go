@@ -44,18 +44,29 @@ type Config struct {
 	// (not the lease) keeps two workers off one record, so a short lease only costs re-reads.
 	Lease time.Duration
 	// Settle is how long a changed record rests before it is pushed, so a burst of edits to it
-	// becomes one call; it adds as much to the commit-to-Keap latency.
+	// becomes one call; it adds as much to a single edit's commit-to-Keap latency.
 	Settle time.Duration
-	// MaxSettle bounds how long a hot record rests: one changed again within Settle waits until
-	// it has been quiet for Settle, and one changed again within MaxSettle of its last push waits
-	// until MaxSettle has passed since that push, but neither waits past MaxSettle after its
-	// first queued change (default 5 s). A burst of edits becomes one write; a single edit to a
-	// record not pushed lately still goes after Settle.
+	// MaxSettle bounds how long a hot record rests. One changed again while it rests waits
+	// until it has been quiet for as long as its changes have spanned so far (at least Settle),
+	// and one changed within MaxSettle of its last push waits until MaxSettle has passed since
+	// that push, but neither waits past MaxSettle after its first queued change. A burst of
+	// edits shorter than MaxSettle becomes one write; a single edit to a record not pushed
+	// lately still goes after Settle. 0 means Settle (New also raises a lower one to Settle;
+	// ValidateSettings refuses it, for settings a person typed).
 	MaxSettle time.Duration
 	// FetchBeforeUpdate reads a contact from Keap and applies it before sending an update, so
 	// a field changed in Keap since the agreed state goes through the conflict policy instead of
-	// being overwritten. It costs one GET per update.
+	// being overwritten. It costs one GET per update, except as KnownFor allows.
 	FetchBeforeUpdate bool
+	// KnownFor is how long a Keap version of a contact that keapsync applied (fetched for a hook
+	// or an earlier update, listed by a sweep, or answered to our own PATCH) stands for Keap's
+	// current one: an update within it, with no hook for the record pending, no earlier attempt
+	// unrecorded and no field-keyed list to send, goes without the fetch. A hot record's pushes
+	// then cost one call each: each PATCH answer is the next push's known version. The price is
+	// the window: a Keap-side edit of a field this push also sends, made within KnownFor before
+	// it and not yet seen, is overwritten instead of meeting the conflict policy (the fetch
+	// leaves that window one Keap round trip wide). 0 fetches before every update.
+	KnownFor time.Duration
 	// PollInterval is how often an idle worker looks for due work.
 	PollInterval time.Duration
 	// RetryBase and RetryMax bound the exponential backoff after a retryable failure.
@@ -83,6 +94,7 @@ func DefaultConfig() Config {
 		Settle:            500 * time.Millisecond,
 		MaxSettle:         5 * time.Second,
 		FetchBeforeUpdate: true,
+		KnownFor:          10 * time.Second,
 		PollInterval:      250 * time.Millisecond,
 		RetryBase:         time.Second,
 		RetryMax:          5 * time.Minute,
@@ -123,6 +135,10 @@ func (c Config) ValidateSettings() error {
 		c.PollInterval <= 0, c.Settle < 0, c.RetryBase <= 0, c.RetryMax < c.RetryBase, c.CallTimeout <= 0,
 		c.MetricsInterval <= 0:
 		return errors.New("push: intervals must be positive (and RetryMax >= RetryBase)")
+	case c.MaxSettle < 0 || (c.MaxSettle > 0 && c.MaxSettle < c.Settle):
+		return fmt.Errorf("push: max settle %v: below the settle time %v", c.MaxSettle, c.Settle)
+	case c.KnownFor < 0:
+		return fmt.Errorf("push: known for %v: negative (0 fetches before every update)", c.KnownFor)
 	}
 	return nil
 }

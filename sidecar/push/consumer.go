@@ -130,5 +130,6 @@ func (p *Pusher) enqueue(ctx context.Context, changes map[change]pglogrepl.LSN) 
 	if _, err := p.cfg.DB.Exec(ctx, sqlEnqueue, accounts, kinds, ids, lsns); err != nil {
 		return fmt.Errorf("push: enqueue %d changes: %w", n, err)
 	}
+	time.AfterFunc(p.cfg.Settle, p.nudge) // a first change is due then
 	return nil
 }

@@ -37,6 +37,11 @@ func (j *pushJob) pushContact(ctx context.Context, req *request, refreshed bool)
 		pushed = tagPart
 	case len(req.UpdateMask) > 0:
 		if j.p.cfg.FetchBeforeUpdate && !refreshed {
+			// A list is sent whole: always completed from a version fetched just before.
+			if req.known && !hasFieldLists(req.Body) {
+				j.p.metrics.fetchSkips.Inc()
+				break
+			}
 			fresh, err := j.refresh(ctx, req)
 			if errors.Is(err, errDeletedInKeap) {
 				return j.deletedInKeap(ctx, req.keapID())
@@ -59,6 +64,10 @@ func (j *pushJob) pushContact(ctx context.Context, req *request, refreshed bool)
 			return "", err
 		}
 		if answer, err = api.UpdateContact(ctx, req.keapID(), body, req.UpdateMask...); err != nil {
+			// Sent without the fetch, the PATCH is the first to meet a delete made in Keap.
+			if errors.Is(err, keap.ErrNotFound) && goneFromKeap(ctx, api, req.keapID()) {
+				return j.deletedInKeap(ctx, req.keapID())
+			}
 			return "", refused(err, req)
 		}
 		if answer, err = j.clearIgnored(ctx, req, answer); err != nil {
@@ -71,12 +80,10 @@ func (j *pushJob) pushContact(ctx context.Context, req *request, refreshed bool)
 	}
 	if len(req.TagsAdd) > 0 {
 		res, err := api.ApplyTags(ctx, id, req.TagsAdd...)
-		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" {
-			// Tags for a contact someone may have deleted in Keap: if a read confirms it, Keap's
-			// delete wins, as on the update path.
-			if _, gerr := api.GetContact(ctx, id); errors.Is(gerr, keap.ErrNotFound) {
-				return j.deletedInKeap(ctx, id)
-			}
+		// Tags for a contact someone may have deleted in Keap: Keap's delete wins, as on the
+		// update path.
+		if errors.Is(err, keap.ErrNotFound) && req.Op != "create" && goneFromKeap(ctx, api, id) {
+			return j.deletedInKeap(ctx, id)
 		}
 		if err != nil {
 			return "", refused(err, req)
@@ -143,6 +150,13 @@ const (
 	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
 )
 
+// goneFromKeap says whether a read confirms Keap's 404 for a write to contact id: a write's 404
+// is taken for a delete only when a read agrees.
+func goneFromKeap(ctx context.Context, api Keap, id keap.ID) bool {
+	_, err := api.GetContact(ctx, id)
+	return errors.Is(err, keap.ErrNotFound)
+}
+
 // errDeletedInKeap: Keap answered 404 for the contact an update was for.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
 
@@ -163,6 +177,53 @@ func (j *pushJob) deletedInKeap(ctx context.Context, id keap.ID) (string, error)
 		return "", err
 	}
 	return OutcomeKeapDeleted, j.done(ctx, nil, nil, false)
+}
+
+// sqlKnownCurrent: a version of the record from Keap was applied within the interval (a fetch
+// for a hook or an earlier update, a listing, or the answer to our own PATCH:
+// keapsync.apply_keap_record stamps last_applied_at whenever it applies a version newer than,
+// or different from, the stored one); the queued local change is as recent; no inbox delivery
+// naming the Keap id waits (a hook says Keap changed the record after what we hold; any pending
+// row counts, whatever its type, as a tag hook's ids may be contacts'); and no policy of the
+// account lets Keap's value of a contact field win (keap_wins) or wait for a person (manual).
+const sqlKnownCurrent = `
+select exists (
+  select 1 from keapsync.sync_state s
+    join keapsync.push_queue q on q.account_id = s.account_id and q.object_type = s.object_type and q.local_id = s.local_id
+   where s.account_id = $1::uuid and s.object_type = $2 and s.local_id = $3 and s.keap_id is not null
+     and s.last_applied_at > now() - $4::interval and q.first_enqueued_at > now() - $4::interval
+     and not exists (select 1 from keapsync.webhook_inbox i
+                      where i.account_id = s.account_id and i.processed_at is null
+                        and s.keap_id = any (i.object_ids))
+     and not exists (select 1 from keapsync.conflict_policies c
+                      where c.account_id = s.account_id and c.object_type = s.object_type
+                        and c.policy in ('keap_wins', 'manual'))
+     and not exists (select 1 from keapsync.settings g
+                      where g.account_id = s.account_id and g.default_policy in ('keap_wins', 'manual')))`
+
+// knownCurrent says whether a contact update may go without the fetch-before-update
+// (sqlKnownCurrent within KnownFor, and no earlier attempt for the record that may have reached
+// Keap unrecorded: a retry, or a push whose answer is not recorded). It is asked before the
+// request is read, so a version applied meanwhile is merged into the request.
+//
+// What the fetch would add is a Keap-side edit that no applied version shows yet. The skip
+// cannot change the outcome for a field it does not send (update_mask leaves it alone, and the
+// PATCH answer brings it in through the merge), nor under local_wins. Under newest_wins it
+// loses only a Keap edit of a sent field made after the local edit, within KnownFor before the
+// push, and not yet reported by a hook: the race the fetch leaves open for one Keap round trip,
+// widened to at most KnownFor. Under keap_wins and manual it would lose such an edit made at
+// any time since the known version, so those accounts always fetch; so does an update sending a
+// field-keyed list, which is sent whole.
+func (j *pushJob) knownCurrent(ctx context.Context) (bool, error) {
+	if !j.p.cfg.FetchBeforeUpdate || j.p.cfg.KnownFor <= 0 || j.objectType != "contact" ||
+		j.attempts > 0 || len(j.sent) > 0 || j.createSentAt != nil {
+		return false, nil
+	}
+	var known bool
+	if err := j.conn.QueryRow(ctx, sqlKnownCurrent, j.account, j.objectType, j.localID, j.p.cfg.KnownFor.String()).Scan(&known); err != nil {
+		return false, fmt.Errorf("push: is Keap's version known current: %w", err)
+	}
+	return known, nil
 }
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field

@@ -28,11 +28,13 @@
 //
 // Workers claim due queue rows (FOR UPDATE SKIP LOCKED, then a lease) and take a session
 // advisory lock per record, so two workers, in one process or two, never push one record at
-// once. A record rests for Settle after its first change, and the worker reads
-// keapsync.push_request at send time, so ten quick edits become one PATCH with only the changed
-// fields (update_mask). Before an update it applies Keap's current version of the contact
-// (keapsync.apply_keap_record), so a field changed in Keap since the agreed state meets the
-// conflict policy instead of being overwritten. It sends the request and records Keap's answer with
+// once. A record rests for Settle after its first change (longer while it keeps changing, up
+// to MaxSettle), and the worker reads keapsync.push_request at send time, so ten quick edits
+// become one PATCH with only the changed fields (update_mask). Before an update it applies
+// Keap's current version of the contact (keapsync.apply_keap_record), so a field changed in Keap
+// since the agreed state meets the conflict policy instead of being overwritten, unless a
+// version applied within KnownFor is known current (knownCurrent says when, and what that
+// gives up). It sends the request and records Keap's answer with
 // keapsync.mark_pushed in the same transaction that removes the queue row (only if no newer
 // change arrived meanwhile). A crash between Keap's answer and that commit repeats the push:
 // PATCH, tag calls and deletes are idempotent; contacts with an email are created with PUT

@@ -19,6 +19,7 @@ type metrics struct {
 	changes    prometheus.Counter
 	enqueued   prometheus.Counter
 	pushes     *prometheus.CounterVec
+	fetchSkips prometheus.Counter
 }
 
 // Push outcomes, the values of keapsync_push_pushes_total{outcome}.
@@ -53,11 +54,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Changed records written to the push queue (after coalescing within a batch)."}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keapsync_push_pushes_total",
 			Help: "Records pushed to Keap, by outcome."}, []string{"outcome"}),
+		fetchSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "keapsync_push_fetch_skipped_total",
+			Help: "Updates sent without the fetch-before-update: Keap's version of the record was applied within KnownFor and no hook for it was pending."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagOver, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes} {
+	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagOver, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes, m.fetchSkips} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

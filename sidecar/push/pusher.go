@@ -16,6 +16,9 @@ type Pusher struct {
 	log     *slog.Logger
 	metrics *metrics
 	loop    lifecycle.Loop
+	// wake rouses an idle worker when a change this process queued has rested for Settle, so
+	// a single edit does not also wait out a PollInterval (workers of other processes poll).
+	wake chan struct{}
 }
 
 // New checks cfg and builds a Pusher; nothing is touched until it runs.
@@ -28,7 +31,7 @@ func New(cfg Config) (*Pusher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pusher{cfg: cfg, log: cfg.Log.With("component", "push"), metrics: m}, nil
+	return &Pusher{cfg: cfg, log: cfg.Log.With("component", "push"), metrics: m, wake: make(chan struct{}, 1)}, nil
 }
 
 // Start consumes the slot, pushes queued records and samples the metrics in the background
@@ -54,4 +57,12 @@ func (p *Pusher) runAll(ctx context.Context) error {
 	g.Go(func() error { return p.Work(ctx) })
 	g.Go(func() error { return p.sample(ctx) })
 	return g.Wait()
+}
+
+// nudge wakes one idle worker, if none is woken already.
+func (p *Pusher) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }

@@ -48,6 +48,9 @@ type request struct {
 
 	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
 	current *keap.Contact
+	// known: Keap's version was known current when this request was read (knownCurrent), so
+	// an update naming no list may go without fetching first.
+	known bool
 }
 
 func (r *request) payload() json.RawMessage {
@@ -84,10 +87,15 @@ func (j *pushJob) push(ctx context.Context) (string, error) {
 		j.p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
 		return OutcomeNone, j.done(ctx, nil, nil, false)
 	}
+	known, err := j.knownCurrent(ctx)
+	if err != nil {
+		return "", err
+	}
 	req, err := j.request(ctx)
 	if err != nil {
 		return "", err
 	}
+	req.known = known
 	if j.api, err = j.p.cfg.API(ctx, j.account); err != nil {
 		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
 	}

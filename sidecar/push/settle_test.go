@@ -7,9 +7,10 @@ import (
 )
 
 // Hot rows coalesce: a record changed again while it rests waits until it has been quiet for
-// the settle time, and one pushed lately waits until the longest settle has passed since; a
-// record's first change waits only the settle time, and no wait passes the longest settle
-// after the first change. (Times are set in the queue, not waited for.)
+// as long as its changes spanned (at least the settle time), and one pushed lately waits until
+// the longest settle has passed since; a record's first change waits only the settle time, and
+// no wait passes the longest settle after the first change. (Times are set in the queue, not
+// waited for.)
 func TestHotRowsRestLongerColdRowsDoNot(t *testing.T) {
 	w := newWorld(t, 3)
 	cfg := w.config(nil)
@@ -45,5 +46,32 @@ func TestHotRowsRestLongerColdRowsDoNot(t *testing.T) {
 	// Pushed lately (just now, above) and quiet since its change: it waits for the longest settle.
 	if n := claimable(`first_enqueued_at = now() - interval '2 minutes', last_enqueued_at = now() - interval '2 minutes'`); n != 0 {
 		t.Fatal("a record pushed lately was pushed again after only the settle time")
+	}
+	// Adaptive: changed for six minutes and quiet for two (past the settle time), it rests on
+	// until it has been quiet as long as it was busy; changed for two and quiet for three, it goes.
+	w.exec(`update keapsync.sync_state set last_pushed_at = now() - interval '1 hour' where local_id = $1`, id)
+	if n := claimable(`first_enqueued_at = now() - interval '8 minutes', last_enqueued_at = now() - interval '2 minutes'`); n != 0 {
+		t.Fatal("a record busy for longer than it has been quiet was pushed")
+	}
+	if n := claimable(`first_enqueued_at = now() - interval '5 minutes', last_enqueued_at = now() - interval '3 minutes'`); n != 1 {
+		t.Fatalf("a record quiet for as long as it was busy was not pushed (%d)", n)
+	}
+}
+
+// A change this process queued wakes an idle worker once it has rested for the settle time: a
+// single edit does not also wait out the poll interval (an hour here, so only the wake-up can
+// push it).
+func TestQueuedChangeWakesAWorker(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 2)
+	cfg := w.config(nil)
+	cfg.PollInterval = time.Hour
+	w.start(w.pusher(cfg).Run)
+	w.enqueued()
+	id, kid := w.synced(0)
+	w.exec(`update keap.contacts set job_title = 'Woken' where id = $1`, id)
+	w.quiet()
+	if c := w.contact(kid); c.JobTitle != "Woken" {
+		t.Errorf("in Keap: %q", c.JobTitle)
 	}
 }

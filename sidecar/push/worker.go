@@ -29,11 +29,13 @@ with c as materialized (
   select q.account_id, q.object_type, q.local_id from keapsync.push_queue q
     join keapsync.accounts a on a.id = q.account_id
    where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
-     -- Hot rows coalesce: a record changed again while it rests waits until it has been quiet
-     -- for the settle time, and one pushed less than the longest settle ago waits for that to
-     -- pass; either wait ends the longest settle after its first change, so none waits longer.
+     -- Hot rows coalesce, adaptively: a record changed again while it rests waits until it has
+     -- been quiet for as long as it has been busy (its changes so far span last - first), at
+     -- least the settle time; and one pushed less than the longest settle ago waits for that
+     -- to pass. Either wait ends the longest settle after its first change, so none waits
+     -- longer; a single change (busy for no time) goes after the settle time.
      and (q.first_enqueued_at <= now() - $4::interval
-          or (q.last_enqueued_at <= now() - $3::interval
+          or (q.last_enqueued_at <= now() - greatest($3::interval, q.last_enqueued_at - q.first_enqueued_at)
               and not exists (select 1 from keapsync.sync_state s
                                where s.account_id = q.account_id and s.object_type = q.object_type
                                  and s.local_id = q.local_id and s.last_pushed_at > now() - $4::interval)))
@@ -106,6 +108,7 @@ func (p *Pusher) workLoop(ctx context.Context, requeue bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-p.wake:
 		case <-time.After(p.cfg.PollInterval):
 		}
 	}

@@ -168,11 +168,13 @@ func oauthOnly(t *testing.T) keapSettings {
 // anything is opened; types are named by type or by table.
 func TestSweepConfigValidate(t *testing.T) {
 	t.Parallel()
-	good := func() sweepConfig { return sweepConfig{Keap: keyOnly(), Objects: "contact, companies", Appliers: 2} }
+	good := func() sweepConfig {
+		return sweepConfig{Keap: keyOnly(), Objects: "contact, companies", Sweep: defaultSweepSettings()}
+	}
 	validates(t, good, map[string]func(*sweepConfig){
 		`--objects: unknown object type "nope"`:    func(c *sweepConfig) { c.Objects = "contact,nope" },
 		"KEAP_API_URL":                             func(c *sweepConfig) { c.Keap.APIURL = "x" },
-		"--appliers: want at least 1, got 0":       func(c *sweepConfig) { c.Appliers = 0 },
+		"(--appliers): want at least 1, got 0":     func(c *sweepConfig) { c.Sweep.Appliers = 0 },
 		"KEAP_CLIENT_ID (--client-id) is required": func(c *sweepConfig) { c.Keap.APIKey = "" },
 	})
 	c := good()
@@ -180,7 +182,7 @@ func TestSweepConfigValidate(t *testing.T) {
 		t.Errorf("types %v, err %v", c.Types, err)
 	}
 	read := readWith(t, reconcileCommand().Flags, readSweepConfig, "--deletes", "--appliers", "3", "--account", "a")
-	if !read.Deletes || read.Appliers != 3 || read.Account != "a" || read.Objects == "" {
+	if !read.Deletes || read.Sweep.Appliers != 3 || read.Account != "a" || read.Objects == "" {
 		t.Errorf("read %+v", read)
 	}
 }

@@ -114,7 +114,7 @@ func runDemoSandbox(ctx context.Context, w io.Writer, cfg demoConfig, dbURL stri
 		// The demo registers the hooks itself once serve listens; serve's own first round of
 		// re-verification would race it (two ensures at once leave Keap and the table
 		// disagreeing with the count printed).
-		serve.Config{Listen: listen, PublicURL: public, HooksEvery: -1}, time.Second, nil)
+		serve.Config{Listen: listen, PublicURL: public, HooksEvery: -1}, defaultSweepSettings(), time.Second, nil)
 	if err != nil {
 		return err
 	}

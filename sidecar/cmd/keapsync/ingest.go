@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -73,15 +74,55 @@ func objectTypes(objects string) ([]string, error) {
 	return out, nil
 }
 
-var appliersFlag = &cli.IntFlag{Name: "appliers", Value: 2, EnvVars: []string{"KEAPSYNC_APPLIERS"},
-	Usage: "pages applied at once, each in its own transaction (more use more of the database's cores)"}
+// The sweep settings (backfill, reconcile, and serve's scheduled reconcile).
+var (
+	appliersFlag = &cli.IntFlag{Name: "appliers", Value: ingest.DefaultAppliers, EnvVars: []string{"KEAPSYNC_APPLIERS"},
+		Usage: "pages applied at once, each in its own transaction (more use more of the database's cores)"}
+	fetchersFlag = &cli.IntFlag{Name: "fetchers", Value: ingest.DefaultFetchers, EnvVars: []string{"KEAPSYNC_FETCHERS"},
+		Usage: "pages fetched from Keap at once where a listing can be cut into ranges (contacts) or read ahead (orders); 1 fetches one page at a time"}
+	listLimitFlag = &cli.IntFlag{Name: "list-limit", Value: ingest.MaxListLimit, EnvVars: []string{"KEAPSYNC_LIST_LIMIT"},
+		Usage: "records asked of Keap per call where pages are fetched at once (1 to 1000, Keap's largest page)"}
+	sweepFlags = []cli.Flag{appliersFlag, fetchersFlag, listLimitFlag}
+)
+
+// sweepSettings are a sweep's flags, read once; Validate names the first one wrong.
+type sweepSettings struct {
+	Appliers, Fetchers, ListLimit int
+}
+
+// defaultSweepSettings are the flags' defaults (the Sweeper's own).
+func defaultSweepSettings() sweepSettings {
+	return sweepSettings{Appliers: ingest.DefaultAppliers, Fetchers: ingest.DefaultFetchers, ListLimit: ingest.MaxListLimit}
+}
+
+func readSweepSettings(c *cli.Context) sweepSettings {
+	return sweepSettings{Appliers: c.Int(appliersFlag.Name), Fetchers: c.Int(fetchersFlag.Name), ListLimit: c.Int(listLimitFlag.Name)}
+}
+
+// Validate checks the settings; a zero would silently mean the Sweeper's default, so it is refused.
+func (s sweepSettings) Validate() error {
+	switch {
+	case s.Appliers < 1:
+		return fmt.Errorf("KEAPSYNC_APPLIERS (--appliers): want at least 1, got %d", s.Appliers)
+	case s.Fetchers < 1:
+		return fmt.Errorf("KEAPSYNC_FETCHERS (--fetchers): want at least 1, got %d", s.Fetchers)
+	case s.ListLimit < 1 || s.ListLimit > ingest.MaxListLimit:
+		return fmt.Errorf("KEAPSYNC_LIST_LIMIT (--list-limit): want 1 to %d, got %d", ingest.MaxListLimit, s.ListLimit)
+	}
+	return nil
+}
+
+// sweeper is a Sweeper with these settings.
+func (s sweepSettings) sweeper(db ingest.DB, api func(context.Context, string) (ingest.Keap, error), log *slog.Logger) *ingest.Sweeper {
+	return &ingest.Sweeper{DB: db, API: api, Appliers: s.Appliers, Fetchers: s.Fetchers, ListLimit: s.ListLimit, Log: log}
+}
 
 // sweepCommand is backfill or reconcile: run sweeps one account with sw.
 func sweepCommand(name, usage string, run func(c *cli.Context, cfg sweepConfig, sw *ingest.Sweeper, account string) error, extra ...cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  name,
 		Usage: usage,
-		Flags: append(append([]cli.Flag{accountFlag, objectsFlag, appliersFlag}, extra...), keapFlags...),
+		Flags: slices.Concat([]cli.Flag{accountFlag, objectsFlag}, sweepFlags, extra, keapFlags),
 		Action: func(c *cli.Context) error {
 			cfg, err := settings(c, readSweepConfig)
 			if err != nil {
@@ -96,8 +137,8 @@ func sweepCommand(name, usage string, run func(c *cli.Context, cfg sweepConfig, 
 			if err != nil {
 				return err
 			}
-			sw := &ingest.Sweeper{DB: s.pool, API: s.apiOf, Progress: c.App.ErrWriter, Appliers: cfg.Appliers,
-				Log: cfg.Keap.Log.With("component", name)}
+			sw := cfg.Sweep.sweeper(s.pool, s.apiOf, cfg.Keap.Log.With("component", name))
+			sw.Progress = c.App.ErrWriter
 			return forEachAccount(c, accounts, named, name, func(a string) error { return run(c, cfg, sw, a) })
 		},
 	}
@@ -105,21 +146,21 @@ func sweepCommand(name, usage string, run func(c *cli.Context, cfg sweepConfig, 
 
 // sweepConfig is what backfill and reconcile read.
 type sweepConfig struct {
-	Keap     keapSettings
-	Account  string   // id or tenant ("": every connected account)
-	Objects  string   // --objects as given
-	Types    []string // Validate reads them from Objects
-	Appliers int      // pages applied at once
-	Deletes  bool     // reconcile: also compare id sets for unhooked deletes
+	Keap    keapSettings
+	Account string   // id or tenant ("": every connected account)
+	Objects string   // --objects as given
+	Types   []string // Validate reads them from Objects
+	Sweep   sweepSettings
+	Deletes bool // reconcile: also compare id sets for unhooked deletes
 }
 
 func readSweepConfig(c *cli.Context) (sweepConfig, error) {
 	k, err := readKeapSettings(c, false)
 	return sweepConfig{Keap: k, Account: c.String(accountFlag.Name), Objects: c.String(objectsFlag.Name),
-		Appliers: c.Int(appliersFlag.Name), Deletes: c.Bool("deletes")}, err
+		Sweep: readSweepSettings(c), Deletes: c.Bool("deletes")}, err
 }
 
-// Validate: the object types, the Keap settings, then the appliers.
+// Validate: the object types, the Keap settings, then the sweep settings.
 func (s *sweepConfig) Validate() error {
 	var err error
 	if s.Types, err = objectTypes(s.Objects); err != nil {
@@ -128,10 +169,7 @@ func (s *sweepConfig) Validate() error {
 	if err := s.Keap.Validate(false); err != nil {
 		return err
 	}
-	if s.Appliers < 1 {
-		return fmt.Errorf("--appliers: want at least 1, got %d", s.Appliers)
-	}
-	return nil
+	return s.Sweep.Validate()
 }
 
 func backfillCommand() *cli.Command {

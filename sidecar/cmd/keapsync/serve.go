@@ -27,7 +27,7 @@ func serveCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{listenFlag, publicURLFlag,
 			&cli.DurationFlag{Name: "reconcile-every", Value: 10 * time.Minute, EnvVars: []string{"KEAPSYNC_RECONCILE_EVERY"}, Usage: "how often to sweep for changes hooks missed (0 disables)"},
 			&cli.DurationFlag{Name: "coalesce", Value: 2 * time.Second, EnvVars: []string{"KEAPSYNC_COALESCE"}, Usage: "how long hooked ids gather before one fetch"},
-		}, pushFlags...), slices.Concat(hookSigningKeyFlag.Flags(), serveDashboardFlags, keapFlags, opsFlags)...),
+		}, pushFlags...), slices.Concat(sweepFlags, hookSigningKeyFlag.Flags(), serveDashboardFlags, keapFlags, opsFlags)...),
 		Action: runServe,
 	}
 }
@@ -37,10 +37,12 @@ var hookSigningKeyFlag = newSecret("hook-signing-key", "KEAPSYNC_HOOK_SIGNING_KE
 // serveConfig is everything serve reads from its flags and environment, read once by
 // readServeConfig and checked by Validate before anything is opened.
 type serveConfig struct {
-	Keap       keapSettings
-	Serve      serve.Config
-	Coalesce   time.Duration // how long hooked ids gather before one fetch
-	SigningKey string        // KEAPSYNC_HOOK_SIGNING_KEY ("": hooks are not signed)
+	Keap     keapSettings
+	Serve    serve.Config
+	Coalesce time.Duration // how long hooked ids gather before one fetch
+	// Sweep is how the scheduled reconcile (and a backfill serve runs) fetches and applies.
+	Sweep      sweepSettings
+	SigningKey string // KEAPSYNC_HOOK_SIGNING_KEY ("": hooks are not signed)
 	// Push is the push path's settings (its DB, API, logger and registry are wired by serve);
 	// nil with --no-push.
 	Push *push.Config
@@ -67,6 +69,7 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		cfg.Serve.ReconcileEvery = -1 // the flag's 0 disables; serve.Config's 0 means the default
 	}
 	cfg.Coalesce = c.Duration("coalesce")
+	cfg.Sweep = readSweepSettings(c)
 	if !c.Bool(pushOffFlag.Name) {
 		p := pushConfig(c)
 		cfg.Push = &p
@@ -99,6 +102,9 @@ func (cfg *serveConfig) Validate() error {
 	}
 	if cfg.Coalesce < 0 {
 		return errors.New("KEAPSYNC_COALESCE: negative")
+	}
+	if err := cfg.Sweep.Validate(); err != nil {
+		return err
 	}
 	if cfg.Push != nil {
 		if err := cfg.Push.ValidateSettings(); err != nil {
@@ -149,7 +155,7 @@ func runServeWith(ctx context.Context, cfg serveConfig) error {
 			return err
 		}
 	}
-	srv, err := buildServer(log, reg, s, pusher, cfg.Serve, cfg.Coalesce, []byte(cfg.SigningKey))
+	srv, err := buildServer(log, reg, s, pusher, cfg.Serve, cfg.Sweep, cfg.Coalesce, []byte(cfg.SigningKey))
 	if err != nil {
 		return err
 	}
@@ -179,13 +185,13 @@ func newRegistry() *prometheus.Registry {
 // buildServer wires serve's parts around one pool and the per-account Keap clients; the server
 // starts and stops the clients' budget sharing with the other sidecar processes on the database.
 func buildServer(log *slog.Logger, reg *prometheus.Registry, s *keapSession, pusher *push.Pusher,
-	cfg serve.Config, coalesce time.Duration, signingKey []byte) (*serve.Server, error) {
+	cfg serve.Config, sweep sweepSettings, coalesce time.Duration, signingKey []byte) (*serve.Server, error) {
 	pool, clients := s.pool, s.clients
 	srv := &serve.Server{
 		Config: cfg, DB: pool, Log: log, Registry: reg,
 		Receiver: &ingest.Receiver{DB: pool, SigningKey: signingKey, Log: log.With("component", "hooks")},
 		Worker:   &ingest.Worker{DB: pool, API: s.apiOf, Window: coalesce, Log: log.With("component", "ingest")},
-		Sweeper:  &ingest.Sweeper{DB: pool, API: s.apiOf, Log: log.With("component", "reconcile")},
+		Sweeper:  sweep.sweeper(pool, s.apiOf, log.With("component", "reconcile")),
 		Hooks: func(ctx context.Context, account string) (ingest.HookAPI, error) {
 			return clients.For(ctx, account)
 		},
