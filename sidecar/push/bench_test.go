@@ -93,13 +93,22 @@ func BenchmarkSlotThroughput(b *testing.B) {
 // record whose edits are further apart than the settle time is pushed once for its first edit
 // (a single edit goes fast) and once for the rest; a burst longer than MaxSettle (burst-s) pushes
 // a record about once more per MaxSettle.
+//
+// It runs with the product's default (every update fetches first: KnownFor 0) and with the
+// opt-in --push-known-for 10s, which lets a hot record's update go without the fetch.
 func BenchmarkCoalescing(b *testing.B) {
+	for _, knownFor := range []time.Duration{push.DefaultConfig().KnownFor, 10 * time.Second} {
+		b.Run("known-for="+knownFor.String(), func(b *testing.B) { benchCoalescing(b, knownFor) })
+	}
+}
+
+func benchCoalescing(b *testing.B, knownFor time.Duration) {
 	const contacts, edits, editors = 100, 1000, 8
 	w := newWorld(b, contacts)
 	cfg := w.config(nil)
-	// The product's settle and fetch skipping (a MaxSettle below Settle is raised to it: set both).
+	// The product's settle (a MaxSettle below Settle is raised to it: set both).
 	def := push.DefaultConfig()
-	cfg.Settle, cfg.MaxSettle, cfg.KnownFor = def.Settle, def.MaxSettle, def.KnownFor
+	cfg.Settle, cfg.MaxSettle, cfg.KnownFor = def.Settle, def.MaxSettle, knownFor
 	w.start(w.pusher(cfg).Run)
 	w.quiet()
 	rows, err := w.db.Query(context.Background(), `select id from keap.contacts`)

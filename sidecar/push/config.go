@@ -65,7 +65,8 @@ type Config struct {
 	// then cost one call each: each PATCH answer is the next push's known version. The price is
 	// the window: a Keap-side edit of a field this push also sends, made within KnownFor before
 	// it and not yet seen, is overwritten instead of meeting the conflict policy (the fetch
-	// leaves that window one Keap round trip wide). 0 fetches before every update.
+	// leaves that window one Keap round trip wide). 0, the default, fetches before every update:
+	// Keap offers no conditional write, so no window makes the skip provably safe.
 	KnownFor time.Duration
 	// PollInterval is how often an idle worker looks for due work.
 	PollInterval time.Duration
@@ -94,7 +95,7 @@ func DefaultConfig() Config {
 		Settle:            500 * time.Millisecond,
 		MaxSettle:         5 * time.Second,
 		FetchBeforeUpdate: true,
-		KnownFor:          10 * time.Second,
+		KnownFor:          0, // no edit of Keap's may be overwritten unseen: opt in where the window is acceptable
 		PollInterval:      250 * time.Millisecond,
 		RetryBase:         time.Second,
 		RetryMax:          5 * time.Minute,
