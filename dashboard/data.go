@@ -168,9 +168,25 @@ var tasksTable = prepare(&dataTable{
 	},
 })
 
+var notesTable = prepare(&dataTable{
+	Name: "notes", Title: "Notes",
+	Headers: []string{"ID", "Keap ID", "Title", "Type", "Contact (Keap ID)", "Body", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(title, ''), coalesce(type, ''), coalesce(contact_keap_id::text, ''),
+       coalesce(left(body, 120), ''), coalesce(to_char(last_updated at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:    `keap.notes t`,
+	search:  `($2 = '' or title ilike $2 or body ilike $2)`,
+	filter:  `($3 = '' or type = $3) and ($4 = '' or contact_keap_id::text = $4)`,
+	Filters: [2]filterSpec{{Param: "type", Label: "Type"}, {Param: "contact", Label: "Contact Keap ID"}},
+	Sorts: []sortSpec{
+		{Key: "updated", Label: "Last updated", expr: `coalesce(last_updated, '-infinity')`, cast: `timestamptz`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+		{Key: "title", Label: "Title", expr: `coalesce(lower(title), '')`, cast: `text`},
+	},
+})
+
 // dataTables are the Data page's tabs, in the order shown; each is served at /data/<name> and
 // /data/<name>.csv.
-var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, productsTable, tasksTable, opportunitiesTable}
+var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, productsTable, tasksTable, notesTable, opportunitiesTable}
 
 func prepare(t *dataTable) *dataTable {
 	t.queries = map[string]string{}

@@ -142,3 +142,36 @@ func nextPage(path, body string) string {
 	h := body[strings.LastIndex(body[:i], `href="`)+6:]
 	return path + strings.ReplaceAll(h[:strings.Index(h, `"`)], "&amp;", "&")
 }
+
+// The Notes tab: search in title and body, filters by type and contact, and another account's
+// notes nowhere, in the page or the CSV.
+func TestNotesTab(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, f := range []struct{ account, sql string }{{accountA, `
+insert into keap.contacts (account_id, keap_id, given_name, sync_origin) select $1, 8800 + g, 'C' || g, 'keap' from generate_series(1, 2) g`}, {accountA, `
+insert into keap.notes (account_id, keap_id, title, body, type, contact_keap_id, last_updated, sync_origin)
+select $1, 3000 + g, 'Call ' || g, case when g = 7 then 'asked about the renewal' else 'left a message' end,
+       case when g % 2 = 0 then 'Call' else 'Email' end, 8800 + 1 + g % 2, '2026-05-01'::timestamptz + g * interval '1 hour', 'keap'
+  from generate_series(1, 30) g`}, {accountB, `
+insert into keap.contacts (account_id, keap_id, given_name, sync_origin) values ($1, 8801, 'B', 'keap')`}, {accountB, `
+insert into keap.notes (account_id, keap_id, title, body, type, contact_keap_id, sync_origin)
+values ($1, 9003, 'Secret note', 'renewal price', 'Call', 8801, 'keap')`}} {
+		if _, err := e.db.Exec(ctx, f.sql, f.account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.as(adminA)
+	if _, body := c.get("/data/notes?q=renewal"); !strings.Contains(body, "<td>Call 7</td>") || strings.Contains(body, "Call 8<") ||
+		strings.Contains(body, "Secret note") {
+		t.Errorf("note search: %s", body)
+	}
+	if _, body := c.get("/data/notes?type=Call&contact=8801"); !strings.Contains(body, "<td>Call 2</td>") ||
+		strings.Contains(body, "<td>Call 3</td>") || strings.Contains(body, "Secret note") {
+		t.Errorf("note filters: %s", body)
+	}
+	if _, csv := c.get("/data/notes.csv"); strings.Count(csv, "\n") != 31 || strings.Contains(csv, "Secret") {
+		t.Errorf("notes CSV: want a header and A's 30 notes, got %d lines", strings.Count(csv, "\n"))
+	}
+}
