@@ -88,8 +88,8 @@ update keapsync.webhook_inbox
 	// inbox's backoff; attempts carries over, so MaxAttempts bounds the looks.
 	sqlRecheck = `
 insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, attempts, next_attempt_at)
-values ($1, $2 || '.recheck', $2, array[$3::bigint], '{}', $4,
-        now() + least(interval '1 second' * power(2, $4), interval '30 minutes'))`
+values ($1, $2 || '.recheck', $2, array[$3::bigint], '{}', $4::int,
+        now() + least(interval '1 second' * power(2, $4::int), interval '30 minutes'))`
 	sqlApply    = `select keapsync.apply_keap_record($1, $2, $3)`
 	sqlApplyDel = `select keapsync.apply_keap_delete($1, $2, $3)`
 )
