@@ -118,11 +118,7 @@ func (s *store) createCompany(in companyInput) (*company, error) {
 		now := s.stamp.next()
 		c := &company{id: s.nextID("company"), created: now, updated: now}
 		in.apply(c, nil)
-		if s.companies == nil {
-			s.companies = map[int64]*company{}
-		}
-		s.companies[c.id] = c
-		s.companyIDs = append(s.companyIDs, c.id)
+		addRecord(&s.companies, &s.companyIDs, c.id, c)
 		out = c
 		return []event{companyEvent("company.add", c)}, nil
 	})

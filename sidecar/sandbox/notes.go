@@ -112,11 +112,7 @@ func (s *store) createNote(in noteInput) (*note, error) {
 		n.id = s.nextID("note")
 		n.created = s.stamp.next()
 		n.updated = n.created
-		if s.notes == nil {
-			s.notes = map[int64]*note{}
-		}
-		s.notes[n.id] = n
-		s.noteIDs = append(s.noteIDs, n.id)
+		addRecord(&s.notes, &s.noteIDs, n.id, n)
 		out = n
 		return []event{noteEvent("note.add", n)}, nil
 	})

@@ -73,11 +73,7 @@ func (s *store) createStage(in stageInput) (*stage, error) {
 		st.id = s.nextID("stage")
 		st.created = s.stamp.next()
 		st.updated = st.created
-		if s.stages == nil {
-			s.stages = map[int64]*stage{}
-		}
-		s.stages[st.id] = st
-		s.stageIDs = append(s.stageIDs, st.id)
+		addRecord(&s.stages, &s.stageIDs, st.id, st)
 		out = st
 		return nil, nil
 	})
@@ -262,11 +258,7 @@ func (s *store) createOpportunity(in opportunityInput) (*opportunity, error) {
 		o.id = s.nextID("opportunity")
 		o.created = s.stamp.next()
 		o.updated = o.created
-		if s.opps == nil {
-			s.opps = map[int64]*opportunity{}
-		}
-		s.opps[o.id] = o
-		s.oppIDs = append(s.oppIDs, o.id)
+		addRecord(&s.opps, &s.oppIDs, o.id, o)
 		out = o
 		return []event{opportunityEvent("opportunity.add", o)}, nil
 	})

@@ -78,6 +78,16 @@ func (s *store) nextID(kind string) int64 {
 	return s.seq[kind]
 }
 
+// addRecord files a new record under its id, in a collection's map (made on first use) and at
+// the end of its listing order.
+func addRecord[T any](records *map[int64]T, ids *[]int64, id int64, r T) {
+	if *records == nil {
+		*records = map[int64]T{}
+	}
+	(*records)[id] = r
+	*ids = append(*ids, id)
+}
+
 func removeID(ids []int64, id int64) []int64 {
 	if i, ok := slices.BinarySearch(ids, id); ok {
 		return slices.Delete(ids, i, i+1)

@@ -121,11 +121,7 @@ func (s *store) createTask(in taskInput) (*task, error) {
 		t.id = s.nextID("task")
 		t.created = s.stamp.next()
 		t.updated = t.created
-		if s.tasks == nil {
-			s.tasks = map[int64]*task{}
-		}
-		s.tasks[t.id] = t
-		s.taskIDs = append(s.taskIDs, t.id)
+		addRecord(&s.tasks, &s.taskIDs, t.id, t)
 		out = t
 		return []event{taskEvent("task.add", t)}, nil
 	})
