@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
@@ -93,6 +94,52 @@ func TestCompaniesArrive(t *testing.T) {
 	}
 	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1`, acme); got != 0 {
 		t.Error("the delete sweep did not catch the delete whose hook was lost")
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and company_keap_id is null
+	    and (keap_object -> 'company' ->> 'id')::bigint = $2`, member, acme); got != 1 {
+		t.Error("the contact of the deleted company is still linked, or lost Keap's id of it")
+	}
+}
+
+// A backfill that brings contacts before their companies (pages of two, so the links are made
+// across pages) stores every contact at once, unlinked, and ends with every contact linked to
+// the company its Keap object names.
+func TestBackfillContactsBeforeCompanies(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx := context.Background()
+	w.sweeper.PageSize = 2
+	var companies []int64
+	for _, name := range []string{"Acme", "Globex", "Initech"} {
+		id, err := w.sb.CreateCompany(map[string]any{"company_name": name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		companies = append(companies, id)
+	}
+	for i := range 7 {
+		if _, err := w.sb.CreateContact(map[string]any{"given_name": fmt.Sprintf("Emp%d", i),
+			"email_addresses": []map[string]string{{"email": fmt.Sprintf("emp%d@example.com", i), "field": "EMAIL1"}},
+			"company":         map[string]any{"id": companies[i%len(companies)]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	naming := `select count(*) from keap.contacts where keap_object -> 'company' ->> 'id' is not null`
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, naming); got != 7 {
+		t.Fatalf("%d contacts naming a company arrived before their companies, want 7", got)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where company_keap_id is not null`); got != 0 {
+		t.Errorf("%d contacts are linked to companies that are not here", got)
+	}
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"company"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keap.contacts c join keap.companies co
+	    on co.account_id = c.account_id and co.keap_id = c.company_keap_id
+	    where c.account_id = $1 and c.keap_object -> 'company' ->> 'id' = co.keap_id::text`, w.account); got != 7 {
+		t.Errorf("%d of 7 contacts linked to their company after the companies arrived", got)
 	}
 }
 

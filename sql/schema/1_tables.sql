@@ -1972,6 +1972,13 @@ CREATE INDEX contacts_account_updated_idx ON keap.contacts USING btree (account_
 
 --
 
+-- Name: contacts_awaiting_company_idx; Type: INDEX; Schema: keap; Owner: -
+
+CREATE INDEX contacts_awaiting_company_idx ON keap.contacts USING btree (account_id, (((keap_object -> 'company'::text) ->> 'id'::text))) WHERE ((company_keap_id IS NULL) AND (((keap_object -> 'company'::text) ->> 'id'::text) IS NOT NULL));
+
+
+--
+
 -- Name: notes_account_contact_idx; Type: INDEX; Schema: keap; Owner: -
 
 CREATE INDEX notes_account_contact_idx ON keap.notes USING btree (account_id, contact_keap_id);
@@ -2225,6 +2232,14 @@ ALTER TABLE ONLY keap.contact_tags
 
 ALTER TABLE ONLY keap.contacts
     ADD CONSTRAINT contacts_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: contacts contacts_company_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.contacts
+    ADD CONSTRAINT contacts_company_fkey FOREIGN KEY (account_id, company_keap_id) REFERENCES keap.companies(account_id, keap_id) ON DELETE SET NULL (company_keap_id);
 
 
 --

@@ -2214,6 +2214,51 @@ $$;
 
 --
 
+-- Name: tg_company_links(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_company_links() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' then
+    update keap.contacts c set company_keap_id = n.keap_id
+      from new_rows n
+     where n.keap_id is not null and c.account_id = n.account_id and c.company_keap_id is null
+       and c.keap_object -> 'company' ->> 'id' = n.keap_id::text;
+  else
+    update keap.contacts c set company_keap_id = n.keap_id
+      from new_rows n join old_rows o on o.id = n.id
+     where n.keap_id is not null and n.keap_id is distinct from o.keap_id
+       and c.account_id = n.account_id and c.company_keap_id is null
+       and c.keap_object -> 'company' ->> 'id' = n.keap_id::text;
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_contact_company(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_contact_company() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.company_keap_id::text is not distinct from (new.keap_object -> 'company' ->> 'id')
+     and not exists (select 1 from keap.companies co
+                      where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
+    new.company_keap_id := null;
+  end if;
+  return new;
+end;
+$$;
+
+
+--
+
 -- Name: tg_custom_view_update(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_custom_view_update() RETURNS trigger

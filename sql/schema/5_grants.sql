@@ -763,6 +763,24 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sideca
 
 --
 
+-- Name: FUNCTION tg_company_links(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_company_links() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_company_links() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_company_links() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_contact_company(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_contact_company() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_contact_company() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_contact_company() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_custom_view_update(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_custom_view_update() FROM PUBLIC;
