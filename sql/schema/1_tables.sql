@@ -379,7 +379,9 @@ CREATE TABLE keap.order_items (
     item_type text,
     quantity integer,
     price numeric(14,2),
-    keap_object jsonb
+    keap_object jsonb,
+    product_account_id uuid,
+    CONSTRAINT order_items_product_account_check CHECK ((product_account_id = account_id))
 );
 
 
@@ -2014,6 +2016,13 @@ CREATE INDEX order_items_account_product_idx ON keap.order_items USING btree (ac
 
 --
 
+-- Name: order_items_product_ref_idx; Type: INDEX; Schema: keap; Owner: -
+
+CREATE INDEX order_items_product_ref_idx ON keap.order_items USING btree (product_account_id, product_id) WHERE (product_account_id IS NOT NULL);
+
+
+--
+
 -- Name: order_payments_account_idx; Type: INDEX; Schema: keap; Owner: -
 
 CREATE INDEX order_payments_account_idx ON keap.order_payments USING btree (account_id);
@@ -2288,6 +2297,14 @@ ALTER TABLE ONLY keap.order_items
 
 ALTER TABLE ONLY keap.order_items
     ADD CONSTRAINT order_items_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: order_items order_items_product_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.order_items
+    ADD CONSTRAINT order_items_product_fkey FOREIGN KEY (product_account_id, product_id) REFERENCES keap.products(account_id, keap_id) ON DELETE SET NULL (product_account_id);
 
 
 --

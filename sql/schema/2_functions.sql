@@ -2789,6 +2789,48 @@ $$;
 
 --
 
+-- Name: tg_order_item_product(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_order_item_product() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  new.product_account_id := case when new.product_id is not null and exists (
+      select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id)
+    then new.account_id end;
+  return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_product_links(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_product_links() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' then
+    update keap.order_items i set product_account_id = n.account_id
+      from new_rows n
+     where n.keap_id is not null and i.account_id = n.account_id and i.product_id = n.keap_id
+       and i.product_account_id is null;
+  else
+    update keap.order_items i set product_account_id = n.account_id
+      from new_rows n join old_rows o on o.id = n.id
+     where n.keap_id is not null and n.keap_id is distinct from o.keap_id
+       and i.account_id = n.account_id and i.product_id = n.keap_id and i.product_account_id is null;
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
 -- Name: tg_push_resolution(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_push_resolution() RETURNS trigger

@@ -264,6 +264,34 @@ CREATE TRIGGER link_contacts_update AFTER UPDATE ON keap.companies REFERENCING O
 
 --
 
+-- Name: products link_order_items_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER link_order_items_insert AFTER INSERT ON keap.products REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_product_links();
+
+
+--
+
+-- Name: products link_order_items_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER link_order_items_update AFTER UPDATE ON keap.products REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_product_links();
+
+
+--
+
+-- Name: order_items product_link_insert; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER product_link_insert BEFORE INSERT ON keap.order_items FOR EACH ROW WHEN (((new.product_id IS NOT NULL) OR (new.product_account_id IS NOT NULL))) EXECUTE FUNCTION keapsync.tg_order_item_product();
+
+
+--
+
+-- Name: order_items product_link_update; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER product_link_update BEFORE UPDATE ON keap.order_items FOR EACH ROW WHEN (((new.product_id IS DISTINCT FROM old.product_id) OR (new.product_account_id IS DISTINCT FROM old.product_account_id))) EXECUTE FUNCTION keapsync.tg_order_item_product();
+
+
+--
+
 -- Name: companies signal_data_delete; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER signal_data_delete AFTER DELETE ON keap.companies REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_signal_data();

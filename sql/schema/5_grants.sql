@@ -925,6 +925,24 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION tg_order_item_product(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_order_item_product() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_order_item_product() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_order_item_product() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_product_links(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_product_links() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_product_links() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_product_links() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_push_resolution(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_push_resolution() FROM PUBLIC;
