@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/keapsync/keapsync/sidecar/ingest"
 )
@@ -152,4 +153,71 @@ func (w *world) settle(t *testing.T) {
 	}
 	w.worker.Window = 0
 	w.drain(t)
+}
+
+// A company and a contact naming it applied at the same moment, in two transactions that cannot
+// see each other's rows, end linked whichever commits first: the contact that finds no company
+// waits for the company's link step, or the link step for the contact.
+func TestCompanyLinkConcurrent(t *testing.T) {
+	w := newWorld(t, 1)
+	ctx := context.Background()
+	const apply = `select keapsync.apply_keap_record($1, $2, $3::jsonb)`
+	company := func(id int) string {
+		return fmt.Sprintf(`{"id": %d, "company_name": "Co %d", "update_time": "2026-01-01T00:00:00Z"}`, id, id)
+	}
+	contact := func(id, company int) string {
+		return fmt.Sprintf(`{"id": %d, "given_name": "C", "company": {"id": %d}, "last_updated": "2026-01-01T00:00:00Z"}`, id, company)
+	}
+	for _, tc := range []struct {
+		name                  string
+		firstType, secondType string
+		first, second         string
+	}{
+		{"company first", "company", "contact", company(9001), contact(9101, 9001)},
+		{"contact first", "contact", "company", contact(9102, 9002), company(9002)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, err := w.db.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Rollback(ctx)
+			if _, err := first.Exec(ctx, apply, w.account, tc.firstType, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := w.db.Exec(ctx, apply, w.account, tc.secondType, tc.second)
+				done <- err
+			}()
+			// The second waits for the first's lock (a plain insert would not wait, and miss).
+			for {
+				var waiting bool
+				if err := w.db.QueryRow(ctx, `select exists (select 1 from pg_stat_activity
+				    where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'
+				      and query like '%apply_keap_record%')`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting {
+					break
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the second apply did not wait for the first (err %v)", err)
+				case <-time.After(time.Millisecond): // look again
+				}
+			}
+			if err := first.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := w.count(t, `select count(*) from keap.contacts c join keap.companies co
+			    on co.account_id = c.account_id and co.keap_id = c.company_keap_id
+			    where c.account_id = $1 and c.keap_id in (9101, 9102)`, w.account); got != map[string]int{"company first": 1, "contact first": 2}[tc.name] {
+				t.Errorf("%d contacts linked", got)
+			}
+		})
+	}
 }

@@ -15,13 +15,24 @@
 
 -- A contact that names a company not stored (yet, or any more) is linked to nothing. Only an id
 -- Keap's object gives is cleared; any other is left for the foreign key to refuse.
+--
+-- A company and a contact naming it may be applied at the same moment, by two transactions that
+-- cannot see each other's rows: the contact would find no company, and the company's link step
+-- no contact. So a contact that finds no company waits for the company's link step, if one is
+-- running (it holds this lock, exclusively, to its commit), and then looks again; a link step
+-- that starts later waits for the contact's transaction, and then sees the contact.
 create function keapsync.tg_contact_company() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
-  if new.company_keap_id::text is not distinct from (new.keap_object -> 'company' ->> 'id')
-     and not exists (select 1 from keap.companies co
-                      where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
+  if new.company_keap_id::text is distinct from (new.keap_object -> 'company' ->> 'id')
+     or exists (select 1 from keap.companies co
+                 where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
+    return new;
+  end if;
+  perform pg_advisory_xact_lock_shared(hashtextextended(new.account_id::text || '/company-link/' || new.company_keap_id, 0));
+  if not exists (select 1 from keap.companies co
+                  where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
     new.company_keap_id := null;
   end if;
   return new;
@@ -42,12 +53,18 @@ create function keapsync.tg_company_links() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
+  -- The lock a contact that found no company waits on (see tg_contact_company), in one order.
   if tg_op = 'INSERT' then
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/company-link/' || n.keap_id, 0))
+       from (select distinct account_id, keap_id from new_rows where keap_id is not null order by 1, 2) n;
     update keap.contacts c set company_keap_id = n.keap_id
       from new_rows n
      where n.keap_id is not null and c.account_id = n.account_id and c.company_keap_id is null
        and c.keap_object -> 'company' ->> 'id' = n.keap_id::text;
   else
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/company-link/' || n.keap_id, 0))
+       from (select distinct n.account_id, n.keap_id from new_rows n join old_rows o on o.id = n.id
+              where n.keap_id is not null and n.keap_id is distinct from o.keap_id order by 1, 2) n;
     update keap.contacts c set company_keap_id = n.keap_id
       from new_rows n join old_rows o on o.id = n.id
      where n.keap_id is not null and n.keap_id is distinct from o.keap_id

@@ -18,14 +18,23 @@
 alter table keap.order_items add column product_account_id uuid,
   add constraint order_items_product_account_check check (product_account_id = account_id);
 
--- An item is linked exactly when its product is here.
+-- An item is linked exactly when its product is here. One that finds no product waits for a
+-- product link step running at the same moment, and looks again (as tg_contact_company does).
 create function keapsync.tg_order_item_product() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
-  new.product_account_id := case when new.product_id is not null and exists (
-      select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id)
-    then new.account_id end;
+  new.product_account_id := null;
+  if new.product_id is null then
+    return new;
+  end if;
+  if not exists (select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id) then
+    perform pg_advisory_xact_lock_shared(hashtextextended(new.account_id::text || '/product-link/' || new.product_id, 0));
+    if not exists (select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id) then
+      return new;
+    end if;
+  end if;
+  new.product_account_id := new.account_id;
   return new;
 end;
 $$;
@@ -43,12 +52,18 @@ create function keapsync.tg_product_links() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
+  -- The lock an item that found no product waits on (see tg_order_item_product), in one order.
   if tg_op = 'INSERT' then
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/product-link/' || n.keap_id, 0))
+       from (select distinct account_id, keap_id from new_rows where keap_id is not null order by 1, 2) n;
     update keap.order_items i set product_account_id = n.account_id
       from new_rows n
      where n.keap_id is not null and i.account_id = n.account_id and i.product_id = n.keap_id
        and i.product_account_id is null;
   else
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/product-link/' || n.keap_id, 0))
+       from (select distinct n.account_id, n.keap_id from new_rows n join old_rows o on o.id = n.id
+              where n.keap_id is not null and n.keap_id is distinct from o.keap_id order by 1, 2) n;
     update keap.order_items i set product_account_id = n.account_id
       from new_rows n join old_rows o on o.id = n.id
      where n.keap_id is not null and n.keap_id is distinct from o.keap_id
