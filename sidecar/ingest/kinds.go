@@ -25,6 +25,7 @@ type Keap interface {
 	OrdersSince(ctx context.Context, since time.Time, q keap.OrderQuery) iter.Seq2[keap.Order, error]
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
 	OrderPayments(ctx context.Context, orderID keap.ID) ([]keap.Payment, error)
+	OrdersPayments(ctx context.Context, orderIDs []keap.ID) (map[keap.ID][]keap.Payment, error)
 	SubscriptionsV2(ctx context.Context, q keap.SubscriptionV2Query) iter.Seq2[keap.Subscription, error]
 	GetSubscriptionV2(ctx context.Context, id keap.ID) (*keap.Subscription, error)
 	Objects(ctx context.Context, path string, q keap.ObjectQuery) iter.Seq2[keap.Object, error]
@@ -61,6 +62,9 @@ type kind struct {
 	get func(ctx context.Context, api Keap, id int64) (record, error)
 	// complete, where set, adds what list leaves out and get includes (an order's payments).
 	complete func(ctx context.Context, api Keap, rec record) (record, error)
+	// completeAll, where set, is complete for many records in few calls (the payments of many
+	// orders in one listing), for a batch of hooks that names many.
+	completeAll func(ctx context.Context, api Keap, recs []record) ([]record, error)
 	// count, where Keap reports totals, says how many objects list will yield (for progress).
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
 	// between, where set, lists like list but only what is stamped before until (zero: no
@@ -181,7 +185,8 @@ var kinds = map[string]kind{
 			}
 			return withPayments(ctx, api, orderRecord(*o))
 		},
-		complete: withPayments,
+		complete:    withPayments,
+		completeAll: withPaymentsOfAll,
 	},
 	"subscription": {
 		objectType: "subscription",
@@ -294,11 +299,48 @@ func withPayments(ctx context.Context, api Keap, rec record) (record, error) {
 		}
 		payments = raws
 	}
-	out, err := rec.with("payments", payments)
-	if err != nil {
-		return rec, nil // not an object we can add to: the apply judges (and parks) it as it is
+	return rec.withPaymentList(payments), nil
+}
+
+// withPaymentsOfAll is withPayments for many orders, their payments read in one listing
+// (GET /v2/sales/payments?filter=order_ids==…) instead of a call per order; each payment as
+// the per-order read gives it, so what is stored is the same either way.
+func withPaymentsOfAll(ctx context.Context, api Keap, recs []record) ([]record, error) {
+	var ids []keap.ID
+	for _, r := range recs {
+		if r.hasPayments() {
+			ids = append(ids, keap.ID(r.id))
+		}
+	}
+	var paid map[keap.ID][]keap.Payment
+	if len(ids) > 0 {
+		var err error
+		if paid, err = api.OrdersPayments(ctx, ids); err != nil {
+			return nil, fmt.Errorf("payments of %d orders: %w", len(ids), err)
+		}
+	}
+	out := make([]record, len(recs))
+	for i, r := range recs {
+		var payments any = []any{}
+		if r.hasPayments() {
+			raws := make([]json.RawMessage, 0, len(paid[keap.ID(r.id)]))
+			for _, p := range paid[keap.ID(r.id)] {
+				raws = append(raws, p.Raw)
+			}
+			payments = raws
+		}
+		out[i] = r.withPaymentList(payments)
 	}
 	return out, nil
+}
+
+// withPaymentList is the record with its payments added as `payments`.
+func (r record) withPaymentList(payments any) record {
+	out, err := r.with("payments", payments)
+	if err != nil {
+		return r // not an object we can add to: the apply judges (and parks) it as it is
+	}
+	return out
 }
 
 // with returns the record with one member added to its Keap object.

@@ -11,7 +11,7 @@ import (
 // caught by reconcile (the whole catalogue is listed: v2 cannot filter products by time) and a
 // lost delete by the delete sweep.
 func TestProductsArrive(t *testing.T) {
-	w := newWorld(t, 5)
+	w := newWorld(t, 12) // enough contacts for orders, whose items name products
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
 		t.Fatal(err)
@@ -22,6 +22,13 @@ func TestProductsArrive(t *testing.T) {
 	if n := w.count(t, `select count(*) from keap.order_items i left join keap.products p on p.account_id = i.account_id and p.keap_id = i.product_id
 	    where i.product_id is not null and p.id is null`); n != 0 {
 		t.Errorf("%d order items name a product that is not here", n)
+	}
+	if n := w.count(t, `select count(*) from keap.order_items where product_id is not null and product_account_id is null`); n != 0 {
+		t.Errorf("%d order items are not linked to their product, which is here", n)
+	}
+	if n := w.count(t, `select count(*) from keap.order_items i join keap.products p
+	    on p.account_id = i.product_account_id and p.keap_id = i.product_id`); n == 0 {
+		t.Errorf("no order item refers to its product (%d items)", w.count(t, `select count(*) from keap.order_items`))
 	}
 	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
 		t.Fatal(err)

@@ -229,6 +229,7 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		// Keap delivers hooks 30-60 s after a change and retries for up to ~40 minutes; listing
 		// what changed since well before the oldest delivery catches every id in few calls.
 		since := oldest.Add(-time.Hour)
+		var listed []record
 		for rec, err := range k.list(ctx, api, since) {
 			if errors.Is(err, keap.ErrBadResponse) {
 				// A page Keap answered but that does not decode (one hostile record in it):
@@ -243,11 +244,12 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 				continue // also changed, but not asked about: the reconcile sweep covers it
 			}
 			found[rec.id] = true
-			if k.complete != nil && rec.bad == nil {
-				if rec, err = k.complete(ctx, api, rec); err != nil {
-					return fmt.Errorf("fetch %s %d: %w", objectType, rec.id, err)
-				}
-			}
+			listed = append(listed, rec)
+		}
+		if listed, err = completeListed(ctx, api, k, listed); err != nil {
+			return err
+		}
+		for _, rec := range listed {
 			if err := applyOne(rec); err != nil {
 				return err
 			}
@@ -293,6 +295,45 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		}
 	}
 	return settle(ctx, tx, account, objectType, settled)
+}
+
+// completeListed adds to the changed records a listing found what the listing leaves out: in
+// one go where the kind can (completeAll), else record by record. A record that did not decode
+// is left as it is, to be parked.
+func completeListed(ctx context.Context, api Keap, k kind, recs []record) ([]record, error) {
+	if k.complete == nil {
+		return recs, nil
+	}
+	good := make([]record, 0, len(recs))
+	for _, r := range recs {
+		if r.bad == nil {
+			good = append(good, r)
+		}
+	}
+	if k.completeAll != nil {
+		done, err := k.completeAll(ctx, api, good)
+		if err != nil {
+			return nil, fmt.Errorf("fetch what %d listed %ss lack: %w", len(good), k.objectType, err)
+		}
+		good = done
+	} else {
+		for i, r := range good {
+			var err error
+			if good[i], err = k.complete(ctx, api, r); err != nil {
+				return nil, fmt.Errorf("fetch %s %d: %w", k.objectType, r.id, err)
+			}
+		}
+	}
+	out := make([]record, 0, len(recs))
+	next := 0
+	for _, r := range recs {
+		if r.bad == nil {
+			r = good[next]
+			next++
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // contention reports an error PostgreSQL raised because of a concurrent transaction (a deadlock

@@ -66,6 +66,7 @@ func TestContract(t *testing.T) {
 	c.json("DELETE", fmt.Sprintf("%s/orders/%d/items/%d", v1, oid, num(item["id"])), nil, 204, nil)
 	c.json("POST", fmt.Sprintf("%s/orders/%d/payments", v1, oid), map[string]any{"payment_amount": "1.00", "payment_method_type": "CASH", "date": "2026-02-02T00:00:00.000Z"}, 201, nil)
 	c.json("GET", fmt.Sprintf("%s/orders/%d/payments", v1, oid), nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/sales/payments?page_size=1&order_by=payment_time%%20desc&filter=order_ids%%3D%%3D%d,1%%3Bsince_time%%3D%%3D2020-01-01T00:00:00.000Z", oid), nil, 200, nil)
 	c.json("POST", v1+"/orders", map[string]any{"contact_id": id, "order_date": "2026-02-01T10:00:00.000Z", "order_title": "O2",
 		"order_type": "Offline", "order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}, 201, &o)
 	c.json("DELETE", fmt.Sprintf("%s/orders/%d", v1, num(o["id"])), nil, 204, nil)

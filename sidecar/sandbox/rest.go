@@ -53,6 +53,8 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("DELETE "+v1+"/orders/{id}/items/{itemId}", a.deleteOrderItem)
 	h("GET "+v1+"/orders/{id}/payments", a.listPayments)
 	h("POST "+v1+"/orders/{id}/payments", a.createPayment)
+	// Many orders' payments in one call (v1 lists one order's): filter=order_ids==1,2,3.
+	h("GET /crm/rest/v2/sales/payments", a.listPaymentsV2)
 	h("GET "+v1+"/subscriptions", a.listSubscriptions)
 	h("POST "+v1+"/subscriptions", a.createSubscription)
 	h("GET "+v1+"/hooks/event_keys", a.listEventKeys)

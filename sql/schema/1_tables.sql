@@ -379,7 +379,9 @@ CREATE TABLE keap.order_items (
     item_type text,
     quantity integer,
     price numeric(14,2),
-    keap_object jsonb
+    keap_object jsonb,
+    product_account_id uuid,
+    CONSTRAINT order_items_product_account_check CHECK ((product_account_id = account_id))
 );
 
 
@@ -1972,6 +1974,13 @@ CREATE INDEX contacts_account_updated_idx ON keap.contacts USING btree (account_
 
 --
 
+-- Name: contacts_awaiting_company_idx; Type: INDEX; Schema: keap; Owner: -
+
+CREATE INDEX contacts_awaiting_company_idx ON keap.contacts USING btree (account_id, (((keap_object -> 'company'::text) ->> 'id'::text))) WHERE ((company_keap_id IS NULL) AND (((keap_object -> 'company'::text) ->> 'id'::text) IS NOT NULL));
+
+
+--
+
 -- Name: notes_account_contact_idx; Type: INDEX; Schema: keap; Owner: -
 
 CREATE INDEX notes_account_contact_idx ON keap.notes USING btree (account_id, contact_keap_id);
@@ -2003,6 +2012,13 @@ CREATE INDEX order_items_account_idx ON keap.order_items USING btree (account_id
 -- Name: order_items_account_product_idx; Type: INDEX; Schema: keap; Owner: -
 
 CREATE INDEX order_items_account_product_idx ON keap.order_items USING btree (account_id, product_id);
+
+
+--
+
+-- Name: order_items_product_ref_idx; Type: INDEX; Schema: keap; Owner: -
+
+CREATE INDEX order_items_product_ref_idx ON keap.order_items USING btree (product_account_id, product_id) WHERE (product_account_id IS NOT NULL);
 
 
 --
@@ -2229,6 +2245,14 @@ ALTER TABLE ONLY keap.contacts
 
 --
 
+-- Name: contacts contacts_company_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.contacts
+    ADD CONSTRAINT contacts_company_fkey FOREIGN KEY (account_id, company_keap_id) REFERENCES keap.companies(account_id, keap_id) ON DELETE SET NULL (company_keap_id);
+
+
+--
+
 -- Name: notes notes_account_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.notes
@@ -2273,6 +2297,14 @@ ALTER TABLE ONLY keap.order_items
 
 ALTER TABLE ONLY keap.order_items
     ADD CONSTRAINT order_items_order_fkey FOREIGN KEY (account_id, order_id) REFERENCES keap.orders(account_id, id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: order_items order_items_product_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
+
+ALTER TABLE ONLY keap.order_items
+    ADD CONSTRAINT order_items_product_fkey FOREIGN KEY (product_account_id, product_id) REFERENCES keap.products(account_id, keap_id) ON DELETE SET NULL (product_account_id);
 
 
 --

@@ -2214,6 +2214,62 @@ $$;
 
 --
 
+-- Name: tg_company_links(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_company_links() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- The lock a contact that found no company waits on (see tg_contact_company), in one order.
+  if tg_op = 'INSERT' then
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/company-link/' || n.keap_id, 0))
+       from (select distinct account_id, keap_id from new_rows where keap_id is not null order by 1, 2) n;
+    update keap.contacts c set company_keap_id = n.keap_id
+      from new_rows n
+     where n.keap_id is not null and c.account_id = n.account_id and c.company_keap_id is null
+       and c.keap_object -> 'company' ->> 'id' = n.keap_id::text;
+  else
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/company-link/' || n.keap_id, 0))
+       from (select distinct n.account_id, n.keap_id from new_rows n join old_rows o on o.id = n.id
+              where n.keap_id is not null and n.keap_id is distinct from o.keap_id order by 1, 2) n;
+    update keap.contacts c set company_keap_id = n.keap_id
+      from new_rows n join old_rows o on o.id = n.id
+     where n.keap_id is not null and n.keap_id is distinct from o.keap_id
+       and c.account_id = n.account_id and c.company_keap_id is null
+       and c.keap_object -> 'company' ->> 'id' = n.keap_id::text;
+  end if;
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_contact_company(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_contact_company() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.company_keap_id::text is distinct from (new.keap_object -> 'company' ->> 'id')
+     or exists (select 1 from keap.companies co
+                 where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
+    return new;
+  end if;
+  perform pg_advisory_xact_lock_shared(hashtextextended(new.account_id::text || '/company-link/' || new.company_keap_id, 0));
+  if not exists (select 1 from keap.companies co
+                  where co.account_id = new.account_id and co.keap_id = new.company_keap_id) then
+    new.company_keap_id := null;
+  end if;
+  return new;
+end;
+$$;
+
+
+--
+
 -- Name: tg_custom_view_update(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_custom_view_update() RETURNS trigger
@@ -2737,6 +2793,62 @@ CREATE FUNCTION keapsync.tg_kpi_summary() RETURNS trigger
 begin
   execute format('delete from keapsync.%I',
                  (select k.summary from keapsync.kpi_summaries() k where k.source = tg_table_name));
+  return null;
+end;
+$$;
+
+
+--
+
+-- Name: tg_order_item_product(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_order_item_product() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  new.product_account_id := null;
+  if new.product_id is null then
+    return new;
+  end if;
+  if not exists (select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id) then
+    perform pg_advisory_xact_lock_shared(hashtextextended(new.account_id::text || '/product-link/' || new.product_id, 0));
+    if not exists (select 1 from keap.products p where p.account_id = new.account_id and p.keap_id = new.product_id) then
+      return new;
+    end if;
+  end if;
+  new.product_account_id := new.account_id;
+  return new;
+end;
+$$;
+
+
+--
+
+-- Name: tg_product_links(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_product_links() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- The lock an item that found no product waits on (see tg_order_item_product), in one order.
+  if tg_op = 'INSERT' then
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/product-link/' || n.keap_id, 0))
+       from (select distinct account_id, keap_id from new_rows where keap_id is not null order by 1, 2) n;
+    update keap.order_items i set product_account_id = n.account_id
+      from new_rows n
+     where n.keap_id is not null and i.account_id = n.account_id and i.product_id = n.keap_id
+       and i.product_account_id is null;
+  else
+    perform pg_advisory_xact_lock(hashtextextended(n.account_id::text || '/product-link/' || n.keap_id, 0))
+       from (select distinct n.account_id, n.keap_id from new_rows n join old_rows o on o.id = n.id
+              where n.keap_id is not null and n.keap_id is distinct from o.keap_id order by 1, 2) n;
+    update keap.order_items i set product_account_id = n.account_id
+      from new_rows n join old_rows o on o.id = n.id
+     where n.keap_id is not null and n.keap_id is distinct from o.keap_id
+       and i.account_id = n.account_id and i.product_id = n.keap_id and i.product_account_id is null;
+  end if;
   return null;
 end;
 $$;

@@ -763,6 +763,24 @@ GRANT ALL ON FUNCTION keapsync.take_oauth_state(p_state text) TO keapsync_sideca
 
 --
 
+-- Name: FUNCTION tg_company_links(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_company_links() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_company_links() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_company_links() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_contact_company(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_contact_company() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_contact_company() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_contact_company() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_custom_view_update(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_custom_view_update() FROM PUBLIC;
@@ -903,6 +921,24 @@ GRANT ALL ON FUNCTION keapsync.tg_kpi_subscriptions_update() TO keapsync_sidecar
 REVOKE ALL ON FUNCTION keapsync.tg_kpi_summary() FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO service_role;
 GRANT ALL ON FUNCTION keapsync.tg_kpi_summary() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_order_item_product(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_order_item_product() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_order_item_product() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_order_item_product() TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION tg_product_links(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_product_links() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_product_links() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_product_links() TO keapsync_sidecar;
 
 
 --

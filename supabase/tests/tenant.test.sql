@@ -298,7 +298,9 @@ select is_empty(
        and not exists (select 1 from unnest(c.conkey) k join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k
                         where a.attname = 'account_id')
        -- rolled_back_by: written only by rollback_change, with an id of the same account
-       and c.conname <> 'change_history_rolled_back_by_fkey'$$,
+       and c.conname <> 'change_history_rolled_back_by_fkey'
+       -- product_account_id: the item's account or null (order_items_product_account_check)
+       and c.conname <> 'order_items_product_fkey'$$,
   'every foreign key between synced rows includes account_id');
 
 -- The matrix reaches the functions: an admin of A gets answers, not only refusals.
