@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,7 +209,8 @@ func BenchmarkHookedChangesAPICalls(b *testing.B) {
 // hookedChange is how the benchmark makes records of one type in Keap and changes them there as
 // a person would, so that Keap sends the type's hook.
 type hookedChange struct {
-	contacts int // generated contacts the sandbox needs per changed record (orders, subscriptions come with them)
+	contacts int      // generated contacts the sandbox needs per changed record (orders, subscriptions come with them)
+	needs    []string // types backfilled before this one, as its records refer to them (a note's contact)
 	seed     func(w *world, n int) error
 	// change changes record id (a Keap id already here) and returns the Keap id it changed; a
 	// type changed by creating (tags) makes a new record and ignores id.
@@ -262,6 +264,49 @@ var hookedChanges = map[string]hookedChange{
 			return id, w.sb.EditTask(id, map[string]any{"description": "Changed " + strconv.FormatInt(id, 10)})
 		},
 	},
+	"note": {
+		contacts: 1, needs: []string{"contact"},
+		seed: func(w *world, n int) error {
+			contacts := w.sb.Snapshot().Contacts
+			for i := range n {
+				contact, err := keapIDOf(contacts[i%len(contacts)])
+				if err != nil {
+					return err
+				}
+				if _, err := w.sb.CreateNote(map[string]any{"contact_id": contact, "title": "Note " + strconv.Itoa(i)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, id int64, _ int) (int64, error) {
+			return id, w.sb.EditNote(id, map[string]any{"body": "Changed " + strconv.FormatInt(id, 10)})
+		},
+	},
+	"opportunity": {
+		contacts: 1, needs: []string{"contact", "opportunity_stage"},
+		seed: func(w *world, n int) error {
+			stage, err := w.sb.CreateOpportunityStage(map[string]any{"name": "Qualified", "order": 1, "probability": 10, "target_number_days": 5})
+			if err != nil {
+				return err
+			}
+			contacts := w.sb.Snapshot().Contacts
+			for i := range n {
+				contact, err := keapIDOf(contacts[i%len(contacts)])
+				if err != nil {
+					return err
+				}
+				if _, err := w.sb.CreateOpportunity(map[string]any{"opportunity_title": "Deal " + strconv.Itoa(i),
+					"contact_id": strconv.FormatInt(contact, 10), "stage_id": strconv.FormatInt(stage, 10)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, id int64, _ int) (int64, error) {
+			return id, w.sb.EditOpportunity(id, map[string]any{"opportunity_notes": "Changed " + strconv.FormatInt(id, 10)})
+		},
+	},
 	// About one generated contact in three has an order, one in ten a subscription.
 	"order": {contacts: 4, change: func(w *world, id int64, _ int) (int64, error) {
 		return id, w.sb.PayOrder(id, 0.01)
@@ -286,7 +331,7 @@ func benchHookedChanges(b *testing.B, typ objecttype.Type, h hookedChange, n int
 			b.Fatal(err)
 		}
 	}
-	if err := w.sweeper.Backfill(ctx, w.account, []string{typ.Name}); err != nil {
+	if err := w.sweeper.Backfill(ctx, w.account, append(slices.Clone(h.needs), typ.Name)); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
