@@ -206,6 +206,16 @@ func BenchmarkHookedChangesAPICalls(b *testing.B) {
 	}
 }
 
+// Every type with hooks has a way to change it in BenchmarkHookedChangesAPICalls, checked here
+// because make test does not run the benchmarks and a type added without one stops make bench.
+func TestHookedChangesCoverEveryHookedType(t *testing.T) {
+	for _, typ := range objecttype.All {
+		if _, ok := hookedChanges[typ.Name]; len(typ.Events) > 0 && !ok {
+			t.Errorf("%s has hooks but no entry in hookedChanges: BenchmarkHookedChangesAPICalls would stop", typ.Name)
+		}
+	}
+}
+
 // hookedChange is how the benchmark makes records of one type in Keap and changes them there as
 // a person would, so that Keap sends the type's hook.
 type hookedChange struct {
