@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -200,4 +201,40 @@ func TestServingCommandsStopOnInterrupt(t *testing.T) {
 			t.Errorf("keapsync %s interrupted: %v\n%s", tc.args[0], err, out.String())
 		}
 	}
+}
+
+// serve with --dashboard-local runs the dashboard beside the sync, on its own address, and with
+// a notify webhook set; both stop with serve.
+func TestServeRunsTheDashboardToo(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sb, err := sandbox.New(sandbox.Options{Seed: 6, Contacts: 1, Unthrottled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	free := func() string {
+		port, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "127.0.0.1:" + strconv.Itoa(port)
+	}
+	dash := free()
+	_, stop := startServe(t, ctx, []string{"--listen", free(), "--no-push", "--reconcile-every", "0s",
+		"--database-url", pgtest.URL(t), "--api-url", sb.URL() + "/crm/rest", "--api-key-file", secretFile(t, sb.Credentials().PersonalKey),
+		"--dashboard-local", "--dashboard-listen", dash, "--notify-webhook-url-file", secretFile(t, "http://127.0.0.1:1/notify")})
+	waitFor(t, "the dashboard to answer", func() bool {
+		resp, err := http.Get("http://" + dash + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	cancel()
+	stop()
 }
