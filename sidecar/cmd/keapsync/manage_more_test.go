@@ -90,3 +90,52 @@ func TestSupabaseCommandsSayWhatTheyDid(t *testing.T) {
 		t.Errorf("supabase uninstall of an unreachable database: %s", line)
 	}
 }
+
+// Each of these stops before any work, with a line that names what is wrong and, where there is
+// one, what to do.
+func TestRefusalsNameTheProblem(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	oauth := []string{"--database-url", url, "--client-id", "c", "--client-secret-file", secretFile(t, "s"),
+		"--secret-key-file", secretFile(t, testKey), "--api-url", "http://127.0.0.1:1/crm/rest"}
+	run := func(args ...string) string { t.Helper(); return printedError(t, args...) }
+	for _, tc := range []struct {
+		line string
+		args []string
+	}{
+		{"no account yet: run keapsync auth login (or set KEAP_API_KEY)", append([]string{"backfill", "--objects", "tags,,contacts"}, oauth...)},
+		{`no account "nosuch.example" (give an account id or tenant`, append([]string{"backfill", "--account", "nosuch.example"}, oauth...)},
+		{"DATABASE_URL: not a PostgreSQL URL or connection string", []string{"backfill", "--database-url", "postgres://[::1", "--api-key-file", secretFile(t, "k")}},
+		{"KEAP_AUTH_URL: not a URL", append([]string{"backfill", "--auth-url", "accounts.example"}, oauth...)},
+		{"KEAPSYNC_SECRET_KEY: key 1 has", []string{"auth", "revoke", "--account", "x", "--database-url", url, "--client-id", "c",
+			"--client-secret-file", secretFile(t, "s"), "--secret-key-file", secretFile(t, "c2hvcnQ=")}},
+		{"--log-level: ", []string{"--log-level", "loud", "serve", "--database-url", url}},
+		{"is not a Supabase project (no supabase/config.toml)", []string{"supabase", "install", "--workdir", t.TempDir()}},
+		{"store connect link: ", []string{"auth", "link", "--public-url", "https://sync.example.com", "--database-url", pgtest.EmptyURL(t)}},
+	} {
+		if line := run(tc.args...); !strings.Contains(line, tc.line) {
+			t.Errorf("keapsync %s: %s, want %q", strings.Join(tc.args, " "), line, tc.line)
+		}
+	}
+	// An account that exists but cannot sync (never connected) is skipped, and with nothing
+	// left to run the command fails saying so.
+	if _, err := pool.Exec(context.Background(), `insert into keapsync.accounts (name, keap_tenant) values ('N', 'n.example')`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runApp(t, append([]string{"backfill"}, oauth...)...)
+	if err == nil || err.Error() != "backfill: no account can sync (see above)" || !strings.Contains(out, "backfill n.example: skipped: ") {
+		t.Errorf("backfill with only a never-connected account: %v\n%s", err, out)
+	}
+	// A view of the user's on keapsync's tables stops supabase uninstall, naming it.
+	if _, err := pool.Exec(context.Background(), `create view public.my_accounts as select id from keapsync.accounts`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runApp(t, "supabase", "uninstall", "--database-url", url); err == nil || !strings.Contains(out, "public.my_accounts") {
+		t.Errorf("supabase uninstall under a dependent view: %v\n%s", err, out)
+	}
+}
