@@ -117,6 +117,11 @@ func TestRefusalsNameTheProblem(t *testing.T) {
 		{"--log-level: ", []string{"--log-level", "loud", "serve", "--database-url", url}},
 		{"is not a Supabase project (no supabase/config.toml)", []string{"supabase", "install", "--workdir", t.TempDir()}},
 		{"store connect link: ", []string{"auth", "link", "--public-url", "https://sync.example.com", "--database-url", pgtest.EmptyURL(t)}},
+		{"inspect database: permission denied for schema auth", []string{"migrate", "--database-url", asRole(t, url, "keapsync_sidecar")}},
+		{"connect to database (DATABASE_URL): dial tcp 127.0.0.1:1: ", []string{"doctor", "--database-url", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}},
+		{"--supabase-jwt-secret", []string{"dashboard", "--local", "--supabase-jwt-secret", "s", "--database-url", url}},
+		{"nosuch", []string{"sandbox", "--profile", "nosuch"}},
+		{"connect to database (DATABASE_URL): dial tcp 127.0.0.1:1: ", []string{"--log-format", "json", "dashboard", "--local", "--database-url", "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}},
 	} {
 		if line := run(tc.args...); !strings.Contains(line, tc.line) {
 			t.Errorf("keapsync %s: %s, want %q", strings.Join(tc.args, " "), line, tc.line)
