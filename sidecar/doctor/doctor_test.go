@@ -183,6 +183,7 @@ func TestDoctorChecksTheDashboardRole(t *testing.T) {
 // A stalled path (here: a hook delivery an hour old and nothing processed) fails the doctor,
 // naming the account and path, as it fails /readyz.
 func TestDoctorNamesAStall(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
 	if _, err := db.Exec(ctx, `with a as (insert into keapsync.accounts (name, keap_tenant, credential) values ('D', 'stalling', 'api_key') returning id)

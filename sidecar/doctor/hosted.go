@@ -99,8 +99,10 @@ func directURL(databaseURL, user string) string {
 	if !ok {
 		return "the direct connection postgresql://<role>:<password>@db.<project ref>.supabase.co:5432/postgres"
 	}
+	// A URL keeps its database and parameters; a keyword/value DSN ("host=… user=…") is no URL,
+	// and rewriting it as one would print nonsense.
 	u, err := url.Parse(databaseURL)
-	if err != nil {
+	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return "postgresql://" + role + ":<password>@db." + ref + ".supabase.co:5432/postgres"
 	}
 	u.User = url.UserPassword(role, "<password>")

@@ -53,6 +53,13 @@ func TestCheckConnectionSaysWhatToUseInstead(t *testing.T) {
 		{"postgresql://postgres:pw@db.ipv4addon.supabase.co:5432/postgres", nil},
 		{"postgres://postgres@db.example.com/postgres", nil},
 		{"postgres://postgres@127.0.0.1:5432/postgres", nil},
+		// A pooler user without the project ref: the advice names the form to fill in.
+		{"postgresql://postgres:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres",
+			[]string{"session mode", "postgresql://<role>:<password>@db.<project ref>.supabase.co:5432/postgres"}},
+		// A keyword/value DSN is no URL: the advice is still a whole direct URL.
+		{"host=aws-0-eu-central-1.pooler.supabase.com port=6543 user=postgres.abcdefgh dbname=postgres",
+			[]string{"transaction mode", "use postgresql://postgres:<password>@db.abcdefgh.supabase.co:5432/postgres "}},
+		{"postgres://postgres@/postgres?host=/var/run/postgresql", nil}, // a Unix socket: nothing to resolve
 	} {
 		err := doctor.CheckConnection(context.Background(), tc.url, nw)
 		if tc.want == nil {
@@ -71,5 +78,19 @@ func TestCheckConnectionSaysWhatToUseInstead(t *testing.T) {
 				t.Errorf("%s: %q does not say %q", tc.url, err, w)
 			}
 		}
+	}
+}
+
+// Without a Network the machine's own is asked: localhost resolves (from /etc/hosts) and the
+// loopback has a route. A URL that does not parse is named as DATABASE_URL's problem.
+func TestCheckConnectionOnThisMachine(t *testing.T) {
+	t.Parallel()
+	if err := doctor.CheckConnection(context.Background(), "postgres://postgres@localhost:5432/postgres", nil); err != nil {
+		t.Errorf("localhost: %v", err)
+	}
+	err := doctor.CheckConnection(context.Background(), "postgres://postgres@localhost:notaport/postgres", nil)
+	var ce *doctor.ConnectionError
+	if err == nil || errors.As(err, &ce) || !strings.HasPrefix(err.Error(), "DATABASE_URL: ") {
+		t.Errorf("a URL that does not parse: %v", err)
 	}
 }

@@ -20,13 +20,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// NewState returns an unguessable OAuth state value.
-func NewState() (string, error) {
+// NewState returns an unguessable OAuth state value. crypto/rand.Read cannot fail (since Go
+// 1.24 it crashes the program instead of returning an error), so neither can this.
+func NewState() string {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // LoginOptions shape `keapsync auth login`.
@@ -63,10 +62,7 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) (account, tenant str
 	}
 	defer ln.Close()
 	redirect := "http://" + ln.Addr().String() + "/callback"
-	state, err := NewState()
-	if err != nil {
-		return "", "", err
-	}
+	state := NewState()
 	type result struct {
 		account, tenant string
 		err             error
@@ -150,10 +146,7 @@ func NewConnectLink(ctx context.Context, db interface {
 	if ttl == 0 {
 		ttl = DefaultLinkTTL
 	}
-	token, err := NewState()
-	if err != nil {
-		return "", time.Time{}, err
-	}
+	token := NewState()
 	sum := sha256.Sum256([]byte(token))
 	var expires time.Time
 	if err := db.QueryRow(ctx, sqlNewLink, sum[:], ttl).Scan(&expires); err != nil {
@@ -194,13 +187,10 @@ func (k *Keeper) ConnectHandler(publicURL string) http.Handler {
 			writeRefusal(w, http.StatusUnauthorized, "Connecting a Keap account needs a one-time link: run keapsync auth link.")
 			return
 		}
-		state, err := NewState()
+		state := NewState()
+		sum := sha256.Sum256([]byte(link))
 		var started bool
-		if err == nil {
-			sum := sha256.Sum256([]byte(link))
-			err = k.db.QueryRow(r.Context(), sqlStartOAuth, sum[:], state, redirect).Scan(&started)
-		}
-		if err != nil {
+		if err := k.db.QueryRow(r.Context(), sqlStartOAuth, sum[:], state, redirect).Scan(&started); err != nil {
 			k.log.Error("start OAuth flow", "err", err)
 			http.Error(w, "could not start the Keap connection", http.StatusInternalServerError)
 			return
@@ -254,10 +244,7 @@ func (k *Keeper) loginByPaste(ctx context.Context, o LoginOptions) (account, ten
 	if o.Paste == nil {
 		return "", "", errors.New("login with a redirect URI needs the redirected address pasted on stdin")
 	}
-	state, err := NewState()
-	if err != nil {
-		return "", "", err
-	}
+	state := NewState()
 	authURL := k.AuthCodeURL(state, o.RedirectURI)
 	if o.Out != nil {
 		fmt.Fprintf(o.Out, "Open this URL to connect keapsync to Keap:\n\n  %s\n\n"+

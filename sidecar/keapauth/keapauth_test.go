@@ -44,10 +44,7 @@ func newEnv(t *testing.T, autoApprove bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	key, err := keapauth.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := keapauth.NewKey()
 	return &env{sb: sb, clock: clock, url: pgtest.URL(t), keys: key, logs: &bytes.Buffer{}}
 }
 
@@ -105,6 +102,7 @@ func apiWorks(t *testing.T, e *env, k *keapauth.Keeper, account string) {
 }
 
 func TestLoginStoresOnlyCiphertext(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	account := login(t, e, k)
@@ -139,6 +137,7 @@ func TestLoginStoresOnlyCiphertext(t *testing.T) {
 }
 
 func TestTwoKeepersThousandRefreshCycles(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	a, b := e.keeper(t, e.keys), e.keeper(t, e.keys)
 	account := login(t, e, a)
@@ -177,6 +176,7 @@ func TestTwoKeepersThousandRefreshCycles(t *testing.T) {
 }
 
 func TestQuietAccountIsKeptAlive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	account := login(t, e, k)
@@ -195,6 +195,7 @@ func TestQuietAccountIsKeptAlive(t *testing.T) {
 }
 
 func TestRevokedTokenNeedsReauth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	account := login(t, e, k)
@@ -226,6 +227,7 @@ func TestRevokedTokenNeedsReauth(t *testing.T) {
 }
 
 func TestTamperedWrongAndRotatedKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	account := login(t, e, k)
@@ -233,7 +235,7 @@ func TestTamperedWrongAndRotatedKeys(t *testing.T) {
 	pool, _ := pgxpool.New(ctx, e.url)
 	defer pool.Close()
 
-	other, _ := keapauth.NewKey()
+	other := keapauth.NewKey()
 	if _, err := e.keeper(t, other).Token(ctx, account); !errors.Is(err, keapauth.ErrUnknownKey) {
 		t.Errorf("wrong key: err = %v, want ErrUnknownKey", err)
 	}
@@ -257,9 +259,16 @@ func TestTamperedWrongAndRotatedKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed authentication") {
 		t.Errorf("tampered ciphertext: err = %v", err)
 	}
+	if _, err := pool.Exec(ctx, `update keapsync.oauth_tokens set ciphertext = '\x00'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = e.keeper(t, other).Token(ctx, account); err == nil || !strings.Contains(err.Error(), "open token of account "+account+": sealed token is truncated") {
+		t.Errorf("truncated ciphertext: err = %v", err)
+	}
 }
 
 func TestDenyOnConsentPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, false)
 	k := e.keeper(t, e.keys)
 	out := &lockedBuffer{}
@@ -289,6 +298,7 @@ func TestDenyOnConsentPage(t *testing.T) {
 }
 
 func TestConnectHandlerChecksStateOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	srv := connectServer(t, k)
@@ -364,10 +374,11 @@ func get(t *testing.T, client *http.Client, u string) (int, string) {
 
 // Issue #12: /oauth/start was open to anyone, and every anonymous GET left a state row behind.
 func TestConnectNeedsAOneTimeLink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	srv := connectServer(t, k)
-	unknown, _ := keapauth.NewState()
+	unknown := keapauth.NewState()
 	for i := 0; i < 200; i++ {
 		q := []string{"", "?link=", "?link=x", "?link=" + unknown, "?link=%00", "?link=%ff" + unknown[2:]}[i%6]
 		if status, body := get(t, http.DefaultClient, srv.URL+"/oauth/start"+q); status != 401 && status != 403 {
@@ -411,6 +422,7 @@ func TestConnectNeedsAOneTimeLink(t *testing.T) {
 }
 
 func TestAllowedTenantsRefuseOthersBeforeAnyAccount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	kr, _ := keapauth.ParseKeyring(e.keys)
 	c := e.sb.Credentials()
@@ -441,6 +453,7 @@ func TestAllowedTenantsRefuseOthersBeforeAnyAccount(t *testing.T) {
 
 // Token.LogValue must be slog's (returning slog.Value) or slog prints the struct, secrets included.
 func TestLoggedTokenShowsNoSecret(t *testing.T) {
+	t.Parallel()
 	tok := keapauth.Token{AccessToken: "access-SECRET-1", RefreshToken: "refresh-SECRET-2", Scope: "full|ab1.infusionsoft.com"}
 	var _ slog.LogValuer = tok
 	var buf bytes.Buffer
@@ -473,6 +486,7 @@ func (l *lockedBuffer) String() string {
 // address the browser was sent to (or its code), and login connects with it. A pasted address
 // from another login (other state) is refused.
 func TestLoginByPastingTheRedirect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	const redirect = "https://keapsync.example.com/oauth/callback"

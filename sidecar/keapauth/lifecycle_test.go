@@ -13,6 +13,7 @@ import (
 // The keeper refreshes a token Keap answered 401 for (Credentials.Refresh), refreshes due tokens
 // in the background between Start and Stop, and Revoke forgets an account's tokens.
 func TestRefreshOn401ScheduledRefreshAndRevoke(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	k := e.keeper(t, e.keys)
 	account := login(t, e, k)

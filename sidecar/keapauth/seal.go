@@ -43,14 +43,9 @@ func ParseKeyring(value string) (*Keyring, error) {
 		if len(raw) != 32 {
 			return nil, fmt.Errorf("key %d has %d bytes, want 32 (keapsync keygen prints one)", i+1, len(raw))
 		}
-		block, err := aes.NewCipher(raw)
-		if err != nil {
-			return nil, fmt.Errorf("key %d: %w", i+1, err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("key %d: %w", i+1, err)
-		}
+		// Neither can fail: AES takes a 32-byte key (checked above), GCM AES's 16-byte blocks.
+		block, _ := aes.NewCipher(raw)
+		aead, _ := cipher.NewGCM(block)
 		sum := sha256.Sum256(raw)
 		kr.keys = append(kr.keys, sealKey{id: hex.EncodeToString(sum[:8]), aead: aead})
 	}
@@ -60,13 +55,11 @@ func ParseKeyring(value string) (*Keyring, error) {
 	return &kr, nil
 }
 
-// NewKey returns a fresh key in the form ParseKeyring reads.
-func NewKey() (string, error) {
+// NewKey returns a fresh key in the form ParseKeyring reads (crypto/rand.Read cannot fail).
+func NewKey() string {
 	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // CurrentID names the sealing key.
@@ -74,13 +67,11 @@ func (k *Keyring) CurrentID() string { return k.keys[0].id }
 
 // Seal encrypts plaintext under the current key. aad binds the ciphertext to its owner (the
 // account id), so a ciphertext copied to another account's row does not open.
-func (k *Keyring) Seal(plaintext, aad []byte) (keyID string, sealed []byte, err error) {
+func (k *Keyring) Seal(plaintext, aad []byte) (keyID string, sealed []byte) {
 	key := k.keys[0]
 	nonce := make([]byte, key.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", nil, fmt.Errorf("read nonce: %w", err)
-	}
-	return key.id, key.aead.Seal(nonce, nonce, plaintext, aad), nil
+	rand.Read(nonce)
+	return key.id, key.aead.Seal(nonce, nonce, plaintext, aad)
 }
 
 // Open decrypts what Seal produced with the key named keyID.

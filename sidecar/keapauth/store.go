@@ -77,7 +77,8 @@ func (k *Keeper) seal(account string, t Token) (string, []byte, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("encode token: %w", err)
 	}
-	return k.keys.Seal(plain, []byte(account))
+	keyID, sealed := k.keys.Seal(plain, []byte(account))
+	return keyID, sealed, nil
 }
 
 // load reads and opens an account's token, with the row lock when tx is a locking read.

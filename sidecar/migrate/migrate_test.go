@@ -27,6 +27,7 @@ func connect(t *testing.T, url string) *pgx.Conn {
 }
 
 func TestApplyBootstrapsAndIsIdempotent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
 	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
@@ -68,6 +69,7 @@ func TestApplyBootstrapsAndIsIdempotent(t *testing.T) {
 }
 
 func TestFailingMigrationChangesNothingAndNamesStatement(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
 	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
@@ -110,6 +112,7 @@ func TestFailingMigrationChangesNothingAndNamesStatement(t *testing.T) {
 // A database migrated by a newer keapsync: the binary names the migration it lacks and applies
 // nothing.
 func TestRefusesUnknownKeapsyncMigration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, pgtest.URL(t)) // fully migrated
 	m, err := migrate.Embedded(nil)
@@ -131,6 +134,7 @@ func TestRefusesUnknownKeapsyncMigration(t *testing.T) {
 // The user's own migrations share the history: keapsync applies its own missing ones around
 // them, in order, and leaves their rows alone.
 func TestCoexistsWithOtherProjectsMigrations(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conn := connect(t, pgtest.EmptyURL(t))
 	pgtest.LockRoles(t) // the bootstrap and the migrations grant to the cluster's roles
@@ -182,6 +186,7 @@ func TestCoexistsWithOtherProjectsMigrations(t *testing.T) {
 // Every migration file carries keapsync's prefix, so a shared history (and a user's
 // supabase/migrations folder) tells keapsync's migrations from the user's by name alone.
 func TestEveryMigrationIsNamedAsKeapsyncs(t *testing.T) {
+	t.Parallel()
 	m, err := migrate.Embedded(nil)
 	if err != nil {
 		t.Fatal(err)

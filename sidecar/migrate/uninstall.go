@@ -138,6 +138,18 @@ func (m *Migrator) Uninstall(ctx context.Context, conn *pgx.Conn, cfg UninstallC
 		if len(gone) > 0 {
 			removed = append(removed, fmt.Sprintf("%d rows of supabase_migrations.schema_migrations (keapsync's)", len(gone)))
 		}
+		// The roles migration lets keapsync_sidecar read the history (doctor's pending check);
+		// left granted, that right alone would keep the role from being dropped below.
+		for _, r := range Roles {
+			if !exists(ctx, tx, sqlRoleExists, r) {
+				continue
+			}
+			for _, on := range []string{"table supabase_migrations.schema_migrations", "schema supabase_migrations"} {
+				if _, err := tx.Exec(ctx, "revoke all on "+on+" from "+pgx.Identifier{r}.Sanitize()); err != nil {
+					return fmt.Errorf("revoke %s's rights on %s: %w", r, on, err)
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil {

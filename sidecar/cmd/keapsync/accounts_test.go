@@ -29,7 +29,7 @@ func TestAllAccountsCommandsCarryOn(t *testing.T) {
 	}
 	defer sb.Close()
 	url := pgtest.URL(t)
-	key, _ := keapauth.NewKey()
+	key := keapauth.NewKey()
 	creds := sb.Credentials()
 	secrets := secretFiles(t, creds.ClientSecret, key)
 	common := append([]string{"--database-url", url, "--api-url", sb.URL() + "/crm/rest", "--client-id", creds.ClientID,

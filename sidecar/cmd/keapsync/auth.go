@@ -22,11 +22,7 @@ func keygenCommand() *cli.Command {
 		Name:  "keygen",
 		Usage: "print a new KEAPSYNC_SECRET_KEY (base64 of 32 random bytes)",
 		Action: func(c *cli.Context) error {
-			k, err := keapauth.NewKey()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(c.App.Writer, k)
+			fmt.Fprintln(c.App.Writer, keapauth.NewKey())
 			return nil
 		},
 	}

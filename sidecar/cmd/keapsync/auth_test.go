@@ -19,7 +19,7 @@ func TestAuthCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	key, _ := keapauth.NewKey()
+	key := keapauth.NewKey()
 	creds := sb.Credentials()
 	common := append([]string{"--database-url", pgtest.URL(t), "--client-id", creds.ClientID,
 		"--auth-url", sb.URL() + "/app/oauth/authorize", "--token-url", sb.URL() + "/token"}, secretFiles(t, creds.ClientSecret, key)...)

@@ -156,10 +156,7 @@ func keyOnly() keapSettings {
 }
 
 func oauthOnly(t *testing.T) keapSettings {
-	key, err := keapauth.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := keapauth.NewKey()
 	return keapSettings{DatabaseURL: testDBURL, SecretKey: key, OAuth: keapauth.Config{ClientID: "id", ClientSecret: "s",
 		AuthURL: keapauth.DefaultAuthURL, TokenURL: keapauth.DefaultTokenURL}}
 }

@@ -32,7 +32,7 @@ func TestServeConnectNeedsAOneTimeLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	key, _ := keapauth.NewKey()
+	key := keapauth.NewKey()
 	creds := sb.Credentials()
 	dbURL := pgtest.URL(t)
 	oauth := append([]string{"--database-url", dbURL, "--client-id", creds.ClientID,

@@ -177,10 +177,7 @@ func demoSecretKey(dir string) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read demo secret key: %w", err)
 	}
-	key, err := keapauth.NewKey()
-	if err != nil {
-		return "", err
-	}
+	key := keapauth.NewKey()
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write demo secret key: %w", err)
 	}

@@ -19,7 +19,17 @@ import (
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// envRunMain makes the test binary run keapsync's main() instead of the tests, so a test can
+// watch the process as a person's shell does: its exit code, and how it answers a signal.
+const envRunMain = "KEAPSYNC_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		main()
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
 
 // runApp runs the CLI as a person would and returns what it printed.
 func runApp(t *testing.T, args ...string) (string, error) {

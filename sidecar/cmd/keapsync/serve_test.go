@@ -91,7 +91,7 @@ func serveEndToEnd(t *testing.T, owner, dbURL string) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	key, _ := keapauth.NewKey()
+	key := keapauth.NewKey()
 	creds := sb.Credentials()
 	port, _ := pgcluster.FreePort()
 	listen := "127.0.0.1:" + strconv.Itoa(port)

@@ -109,7 +109,7 @@ func (u *uninstallConfig) Validate() error { return nil }
 func runUninstall(ctx context.Context, w io.Writer, cfg uninstallConfig) error {
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
+		return &connectError{err} // one line, as every command says it
 	}
 	defer conn.Close(ctx)
 	m, err := migrate.Embedded(nil)

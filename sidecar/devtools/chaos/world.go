@@ -95,9 +95,7 @@ func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
 	if err := <-built; err != nil {
 		return nil, err
 	}
-	if w.key, err = keapauth.NewKey(); err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
+	w.key = keapauth.NewKey()
 	// Secrets go to the commands in files, never on their command lines (visible in ps).
 	for name, secret := range map[string]string{"client-secret": w.sb.Credentials().ClientSecret, "secret-key": w.key} {
 		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(secret), 0o600); err != nil {
