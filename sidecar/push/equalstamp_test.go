@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,5 +143,49 @@ func TestEqualStampsOrderedByWhenAsked(t *testing.T) {
 	drain()
 	if pg, kp := names(); pg != kp || pg != "Keap again" {
 		t.Fatalf("after a later Keap edit: Postgres %q, Keap %q; want both \"Keap again\"", pg, kp)
+	}
+}
+
+// A tie that an apply which did not say when it asked left behind (an older version of the
+// same stamp merged over the newer one) is settled by the next reconcile: its listing is asked
+// for after the stored version was applied, so Keap's version is merged, without a re-read.
+func TestReconcileSettlesEqualStampTie(t *testing.T) {
+	t.Parallel()
+	clock := sandbox.NewManualClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	opts := profileOptions(3, profiles["hardest"])
+	opts.Clock = clock
+	w := newWorldWith(t, opts)
+	ctx := context.Background()
+	local, kid := w.synced(0)
+	clock.Advance(time.Second)
+	if err := w.sb.EditContact(kid, map[string]any{"given_name": "Newer"}); err != nil {
+		t.Fatal(err)
+	}
+	newer := w.contact(kid).Raw
+	older := strings.Replace(string(newer), `"given_name":"Newer"`, `"given_name":"Older"`, 1)
+	if older == string(newer) {
+		t.Fatalf("no given_name to replace in %s", newer)
+	}
+	w.exec(`select keapsync.apply_keap_record($1, 'contact', $2::jsonb)`, w.account, string(newer))
+	w.exec(`select keapsync.apply_keap_record($1, 'contact', $2::jsonb)`, w.account, older)
+	var name string
+	if err := w.db.QueryRow(ctx, `select given_name from keap.contacts where id = $1`, local).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if name != "Older" {
+		t.Fatalf("Postgres has %q; the test wants the older version of the tie stored", name)
+	}
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}
+	if err := sweeper.Reconcile(ctx, w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.db.QueryRow(ctx, `select given_name from keap.contacts where id = $1`, local).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if name != "Newer" {
+		t.Fatalf("after reconcile Postgres has %q, Keap Newer", name)
+	}
+	if n := w.int(`select count(*) from keapsync.webhook_inbox where event_key = 'contact.recheck'`); n != 0 {
+		t.Fatalf("%d re-reads queued; the reconcile's listing was asked for after the stored version", n)
 	}
 }
