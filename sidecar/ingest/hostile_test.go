@@ -106,7 +106,7 @@ func FuzzHostileRecordBlocksOnlyItself(f *testing.F) {
 				applyAsWorker(t, ctx, db, account, ht.objectType, page)
 			case "sweep":
 				s := &Sweeper{DB: db, Log: testLog(t)}
-				if err := s.applyPage(ctx, account, ht.objectType, page); err != nil {
+				if err := s.applyPage(ctx, account, ht.objectType, page, nil); err != nil {
 					t.Fatalf("sweep page with one hostile %s: %v", ht.objectType, err)
 				}
 			}

@@ -52,7 +52,7 @@ on conflict (account_id, object_type, kind) do update
        rows_total = case when ` + newRun + ` then null else keapsync.sync_cursors.rows_total end,
        started_at = case when ` + newRun + ` then now() else coalesce(keapsync.sync_cursors.started_at, now()) end,
        finished_at = null, last_error = null, failed_at = null, updated_at = now()
-returning high_water, rows_done, finished_at`
+returning high_water, rows_done, finished_at, clock_timestamp()`
 	newRun        = `(excluded.kind = 'reconcile' or keapsync.sync_cursors.finished_at is not null)`
 	sqlCursorFail = `
 update keapsync.sync_cursors set last_error = $4, failed_at = now(), updated_at = now()
@@ -91,6 +91,8 @@ update keapsync.sync_cursors set rows_done = 0, updated_at = now()
 	// The page goes as one jsonb[] parameter: the server parses each record once, straight into
 	// the array the apply walks (no staging table, no jsonb_agg of the page to take apart again).
 	sqlApplyPage = `select keapsync.apply_keap_page($1, $2, $3::jsonb[])`
+	// The sweep's listing was asked for after $1 (keapsync.set_asked_at).
+	sqlAskedAt = `select keapsync.set_asked_at($1)`
 )
 
 // The Sweeper's defaults and bounds, for a caller that shows or checks them (command-line flags).
@@ -185,7 +187,10 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	var highWater *time.Time
 	var done int64
 	var finished *time.Time
-	if err := s.DB.QueryRow(ctx, sqlCursor, account, k.objectType, kindName).Scan(&highWater, &done, &finished); err != nil {
+	// asked: the database's time before any page of this sweep is asked for. A version of the
+	// same stamp applied after it (a hook's, a push's answer) may be the newer one.
+	var asked time.Time
+	if err := s.DB.QueryRow(ctx, sqlCursor, account, k.objectType, kindName).Scan(&highWater, &done, &finished, &asked); err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
 	var since time.Time
@@ -263,7 +268,7 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		if len(page) == 0 {
 			return nil
 		}
-		return s.applyPage(ctx, account, k.objectType, page)
+		return s.applyPage(ctx, account, k.objectType, page, &asked)
 	}
 	// The newest stamp applied. A checkpoint never moves past rows not yet applied: for a listing
 	// in Keap's clock order it follows each page (in listing order), else it moves at the end.
@@ -619,10 +624,10 @@ func newestOf(page []record) *time.Time {
 // applyPage applies a page set-based in one transaction. Concurrent pages may deadlock on a
 // shared row (a tag both create): PostgreSQL picks one, and it is retried. Any other refusal is
 // applied record by record, so only the bad record is parked (law 6).
-func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, page []record) error {
-	err := s.applySetBased(ctx, account, objectType, page)
+func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, page []record, asked *time.Time) error {
+	err := s.applySetBased(ctx, account, objectType, page, asked)
 	for attempt := 1; attempt < 5 && isContention(err); attempt++ {
-		err = s.applySetBased(ctx, account, objectType, page)
+		err = s.applySetBased(ctx, account, objectType, page, asked)
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -631,6 +636,9 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 	s.Log.Warn("page refused; applying record by record", "type", objectType, "err", err)
 	w := &Worker{DB: s.DB, Log: s.Log}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("note when the page was asked for: %w", err)
+		}
 		return w.applyEach(ctx, tx, account, objectType, page)
 	})
 }
@@ -638,7 +646,7 @@ func (s *Sweeper) applyPage(ctx context.Context, account, objectType string, pag
 // applySetBased applies a page, made storable, with one call. Records that had to be rewritten
 // are applied as rewritten and parked with their original in the same transaction; one that is
 // not JSON at all is only parked.
-func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record) error {
+func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string, page []record, asked *time.Time) error {
 	stage := make([]json.RawMessage, 0, len(page))
 	settled := make([]int64, 0, len(page))
 	var letters []deadLetter
@@ -656,6 +664,9 @@ func (s *Sweeper) applySetBased(ctx context.Context, account, objectType string,
 		}
 	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("note when the page was asked for: %w", err)
+		}
 		if len(stage) > 0 {
 			if _, err := tx.Exec(ctx, sqlApplyPage, account, objectType, stage); err != nil {
 				return err

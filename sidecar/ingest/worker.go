@@ -90,8 +90,11 @@ update keapsync.webhook_inbox
 insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload, attempts, next_attempt_at)
 values ($1, $2 || '.recheck', $2, array[$3::bigint], '{}', $4::int,
         now() + least(interval '1 second' * power(2, $4::int), interval '30 minutes'))`
-	sqlApply    = `select keapsync.apply_keap_record($1, $2, $3)`
-	sqlApplyDel = `select keapsync.apply_keap_delete($1, $2, $3)`
+	// Every read of a group is asked for after its transaction began: that moment orders what
+	// the group applies against versions of the same stamp applied meanwhile (keapsync.set_asked_at).
+	sqlAskedAtStart = `select keapsync.set_asked_at(now())`
+	sqlApply        = `select keapsync.apply_keap_record($1, $2, $3)`
+	sqlApplyDel     = `select keapsync.apply_keap_delete($1, $2, $3)`
 )
 
 type inboxRow struct {
@@ -136,6 +139,9 @@ func (w *Worker) RunOnce(ctx context.Context) (bool, error) {
 	ids := make([]int64, len(group))
 	for i, r := range group {
 		ids[i] = r.id
+	}
+	if _, err := tx.Exec(ctx, sqlAskedAtStart); err != nil {
+		return false, fmt.Errorf("note when the group's reads are asked for: %w", err)
 	}
 	if err := w.process(ctx, tx, account, objectType, group); err != nil {
 		// Nothing of this group was applied (the savepoints rolled back with the failure); retry

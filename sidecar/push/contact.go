@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -148,6 +149,8 @@ func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
 const (
 	sqlApply       = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
 	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
+	// The database's time, taken before a read whose answer is applied (keapsync.set_asked_at).
+	sqlNow = `select clock_timestamp()`
 )
 
 // goneFromKeap says whether a read confirms Keap's 404 for a write to contact id: a write's 404
@@ -230,6 +233,10 @@ func (j *pushJob) knownCurrent(ctx context.Context) (bool, error) {
 // someone changed in Keap since the agreed state is settled by the conflict policy in SQL
 // rather than overwritten, then reads the request again.
 func (j *pushJob) refresh(ctx context.Context, req *request) (*request, error) {
+	var asked time.Time
+	if err := j.conn.QueryRow(ctx, sqlNow).Scan(&asked); err != nil {
+		return nil, fmt.Errorf("push: the database's time: %w", err)
+	}
 	c, err := j.api.GetContact(ctx, req.keapID(), keap.SyncProperties...)
 	if errors.Is(err, keap.ErrNotFound) {
 		return nil, errDeletedInKeap
@@ -240,6 +247,9 @@ func (j *pushJob) refresh(ctx context.Context, req *request) (*request, error) {
 	err = pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
 			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("push: note when Keap's version was asked for: %w", err)
 		}
 		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
 			return fmt.Errorf("push: apply Keap's version: %w", err)

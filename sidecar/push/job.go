@@ -34,8 +34,14 @@ delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlNoteCreate = `update keapsync.push_queue set create_sent_at = $4, sent = $5::jsonb
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
-	sqlSent = `update keapsync.push_queue set sent = $4::jsonb
- where account_id = $1::uuid and object_type = $2 and local_id = $3`
+	// What is sent, and the database's time before it goes (keapsync.set_asked_at).
+	sqlSent = `
+with noted as (
+  update keapsync.push_queue set sent = $4::jsonb
+   where account_id = $1::uuid and object_type = $2 and local_id = $3)
+select clock_timestamp()`
+	// Keap's versions this transaction applies were asked for at $1 (keapsync.set_asked_at).
+	sqlAskedAt = `select keapsync.set_asked_at($1)`
 	// One parked letter per record: a record refused again updates its letter.
 	sqlParkAgain = `
 update keapsync.dead_letters set attempts = attempts + 1, last_failed_at = now(), error = $6, http_status = $7,
@@ -56,6 +62,10 @@ type job struct {
 	// recorded: it may have succeeded though we never heard, so a retry looks for what it made.
 	createSentAt *time.Time
 	sent         json.RawMessage // what a push whose answer is not recorded sent (push_queue.sent)
+	// askedAt is the database's time just before the calls whose answer is recorded went to
+	// Keap (noteSent): it orders that answer against a version of the same stamp applied
+	// meanwhile. Nil when not known: the answer is then merged as Keap's newest.
+	askedAt *time.Time
 }
 
 // createMark says whether a create was sent for this record before, and when.
@@ -70,14 +80,17 @@ func (j job) String() string { return fmt.Sprintf("%s %d", j.objectType, j.local
 
 // noteSent records, before the calls that change a contact in Keap, what they send: should
 // Keap's answers never reach us, the merge knows those values as ours when Keap's next version
-// shows them (keapsync.apply_keap_record), instead of taking them for an edit made in Keap.
+// shows them (keapsync.apply_keap_record), instead of taking them for an edit made in Keap. It
+// also notes when they were asked for (askedAt).
 func (j *pushJob) noteSent(ctx context.Context, pushed json.RawMessage) error {
 	if len(pushed) == 0 || string(pushed) == "{}" || string(pushed) == "null" {
 		return nil
 	}
-	if _, err := j.conn.Exec(ctx, sqlSent, j.account, j.objectType, j.localID, pushed); err != nil {
+	var at time.Time
+	if err := j.conn.QueryRow(ctx, sqlSent, j.account, j.objectType, j.localID, pushed).Scan(&at); err != nil {
 		return fmt.Errorf("push: note what is sent: %w", err)
 	}
+	j.askedAt = &at
 	return nil
 }
 
@@ -145,6 +158,9 @@ func record(ctx context.Context, tx pgx.Tx, j job, pushed, answer json.RawMessag
 		if _, err := tx.Exec(ctx, sql, j.localID); err != nil {
 			return fmt.Errorf("push: lock row: %w", err)
 		}
+	}
+	if _, err := tx.Exec(ctx, sqlAskedAt, j.askedAt); err != nil {
+		return fmt.Errorf("push: note when Keap's answer was asked for: %w", err)
 	}
 	if _, err := tx.Exec(ctx, sqlMarkPushed, j.account, j.objectType, j.localID, pushed, answer); err != nil {
 		return fmt.Errorf("push: mark pushed: %w", err)

@@ -1391,8 +1391,16 @@ CREATE TABLE keapsync.sync_state (
     local_changed_at jsonb DEFAULT '{}'::jsonb NOT NULL,
     local_deleted_at timestamp with time zone,
     last_applied_at timestamp with time zone,
-    last_pushed_at timestamp with time zone
+    last_pushed_at timestamp with time zone,
+    keap_seen_at timestamp with time zone DEFAULT clock_timestamp()
 );
+
+
+--
+
+-- Name: COLUMN sync_state.keap_seen_at; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.sync_state.keap_seen_at IS 'When the stored Keap version (keap_modified) was applied, on the database''s clock: a read asked for after this returns it or a newer one.';
 
 
 --

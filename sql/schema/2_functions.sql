@@ -238,6 +238,7 @@ declare
   local_at timestamptz;
   open_conflict keapsync.conflicts;
   v_sent jsonb;
+  v_asked_at timestamptz := keapsync.asked_at();
 begin
   perform keapsync.require_admin(p_account);
   select * into t from keapsync.object_types where object_type = p_type;
@@ -276,9 +277,21 @@ begin
               from keapsync.keap_object_of(p_type, st.local_id) x) then
     return 'duplicate';
   end if;
+  -- Same stamp, other content, and this version was asked for before the stored one was in: Keap
+  -- may have made either first (our PATCH answer and a hook's GET sent before it, both in one
+  -- second). Neither is trusted over the other; a read asked for from now on settles it.
+  if found and st.keap_modified is not null and v_modified = st.keap_modified
+     and v_asked_at < coalesce(st.keap_seen_at, '-infinity') then
+    insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
+    select p_account, p_type || '.recheck', p_type, array[v_keap_id], '{}'
+     where not exists (select 1 from keapsync.webhook_inbox i
+                        where i.account_id = p_account and i.object_type = p_type
+                          and i.processed_at is null and v_keap_id = any (i.object_ids));
+    return 'ambiguous';
+  end if;
   if found and st.local_deleted_at is not null then
     -- Deleted here and the delete awaits push: the delete wins; remember Keap's version only.
-    update keapsync.sync_state set keap_modified = v_modified where account_id = st.account_id
+    update keapsync.sync_state set keap_modified = v_modified, keap_seen_at = clock_timestamp() where account_id = st.account_id
        and object_type = st.object_type and local_id = st.local_id;
     return 'deleted_locally';
   end if;
@@ -315,7 +328,7 @@ begin
       v_local_id := keapsync.write_row(p_account, p_type, null, v_keap_id, kdoc, p_raw);
       update keapsync.sync_state set local_id = v_local_id,
              agreed = kmerged,
-             keap_modified = v_modified, last_applied_at = now()
+             keap_modified = v_modified, keap_seen_at = clock_timestamp(), last_applied_at = now()
        where account_id = st.account_id and object_type = st.object_type and local_id = st.local_id;
       return 'inserted';
     end if;
@@ -399,7 +412,8 @@ begin
     perform keapsync.write_row(p_account, p_type, v_local_id, v_keap_id, new_local, p_raw);
   end if;
   update keapsync.sync_state
-     set agreed = new_agreed, keap_modified = coalesce(v_modified, keap_modified), last_applied_at = now()
+     set agreed = new_agreed, keap_modified = coalesce(v_modified, keap_modified), keap_seen_at = clock_timestamp(),
+         last_applied_at = now()
    where account_id = p_account and object_type = p_type and local_id = v_local_id;
   -- 'updated' when data changed, not merely Keap's version clock.
   return case when (new_local - array['last_updated', 'modification_date', 'modification_time'])
@@ -419,6 +433,18 @@ CREATE FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p_raws 
     AS $$
   select (r ->> 'id')::bigint, keapsync.apply_keap_record(p_account, p_type, r)
     from jsonb_array_elements(p_raws) r;
+$$;
+
+
+--
+
+-- Name: asked_at(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.asked_at() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select nullif(current_setting('keapsync.asked_at', true), '')::timestamptz;
 $$;
 
 
@@ -2009,6 +2035,18 @@ CREATE FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint)
     SET search_path TO ''
     AS $$
   select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
+$$;
+
+
+--
+
+-- Name: set_asked_at(timestamp with time zone); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.set_asked_at(p_at timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  select set_config('keapsync.asked_at', coalesce(p_at::text, ''), true);
 $$;
 
 

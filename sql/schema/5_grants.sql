@@ -85,6 +85,15 @@ GRANT ALL ON FUNCTION keapsync.apply_keap_records(p_account uuid, p_type text, p
 
 --
 
+-- Name: FUNCTION asked_at(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.asked_at() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.asked_at() TO service_role;
+GRANT ALL ON FUNCTION keapsync.asked_at() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION compact_sync_activity(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.compact_sync_activity() FROM PUBLIC;
@@ -687,6 +696,15 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) TO keapsy
 REVOKE ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO service_role;
 GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
+
+
+--
+
+-- Name: FUNCTION set_asked_at(p_at timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.set_asked_at(p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.set_asked_at(p_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION keapsync.set_asked_at(p_at timestamp with time zone) TO keapsync_sidecar;
 
 
 --

@@ -23,6 +23,9 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, u universe,
 	if err != nil {
 		return err
 	}
+	if err := w.pool.QueryRow(ctx, sqlRereads, w.account).Scan(&rep.Rereads); err != nil {
+		return fmt.Errorf("count re-reads: %w", err)
+	}
 	rep.KeapContacts, rep.PGContacts = len(keap), len(pg)
 
 	// 1. Record by record, field by field.

@@ -39,8 +39,11 @@ type Report struct {
 	WriteCalls                          int
 	BothWroteKeapWon, BothWroteLocalWon int
 	Conflicts                           map[string]int // by status/resolution
-	Serves                              []string
-	Elapsed                             time.Duration
+	// Rereads counts the fresh reads of contacts queued because a version tied with the stored
+	// one (same stamp, other content) and was asked for before it was applied (keapsync.set_asked_at).
+	Rereads int
+	Serves  []string
+	Elapsed time.Duration
 }
 
 // OK is the verdict: converged, nothing lost, duplicated, resurrected or echoed.
@@ -69,6 +72,7 @@ func (r *Report) Print(out io.Writer) {
 	fmt.Fprintf(out, "conflicts: %s; fields both actors wrote: Keap's last write won %d, local's %d\n",
 		mapLine(r.Conflicts), r.BothWroteKeapWon, r.BothWroteLocalWon)
 	fmt.Fprintf(out, "write calls to Keap contacts and orders during the soak: %d\n", r.WriteCalls)
+	fmt.Fprintf(out, "contacts read again to settle an equal-stamp tie: %d\n", r.Rereads)
 	if r.HarnessErr != "" {
 		fmt.Fprintf(out, "harness error: %s\n", r.HarnessErr)
 	}
@@ -134,6 +138,11 @@ func unionKeys(a, b fields) []string {
 	}
 	return sortedKeys(m)
 }
+
+// sqlRereads counts contact rechecks in the inbox: contacts name no record that could be ahead
+// of them here, so each is an equal-stamp tie apply_keap_record would not settle alone.
+const sqlRereads = `
+select count(*) from keapsync.webhook_inbox where account_id = $1 and event_key = 'contact.recheck'`
 
 const sqlConflicts = `
 select local_id, field, status, coalesce(resolution, '') from keapsync.conflicts
