@@ -246,7 +246,7 @@ func TestLoginByPasteRefusals(t *testing.T) {
 		},
 			"Keap authorization access_denied: denied by you"},
 		{"an address without a code", func(s string) string { return redirect + "?state=" + s + "#frag\n" }, "has no code"},
-		{"a code Keap does not know", func(string) string { return "not-a-code" }, "exchange authorization code: "},
+		{"a code Keap does not know", func(string) string { return "not-a-code" }, "exchange authorization code: Keap refused the authorization code"},
 	} {
 		pr, pw := io.Pipe()
 		_, _, err := k.Login(ctx, keapauth.LoginOptions{RedirectURI: redirect, Paste: pr, OnURL: func(authURL string) {

@@ -96,6 +96,9 @@ var (
 	ErrNeedsReauth = errors.New("Keap refused the refresh token; the account needs re-authorization (keapsync auth login)")
 	// ErrBadClient: Keap refused the client id/secret; a configuration problem, not the account's.
 	ErrBadClient = errors.New("Keap refused the OAuth client id/secret (KEAP_CLIENT_ID, KEAP_CLIENT_SECRET)")
+	// ErrBadCode: Keap refused an authorization code (expired, used once already, or issued for
+	// another redirect URI); the connect flow must start again, and no account is touched.
+	ErrBadCode = errors.New("Keap refused the authorization code (expired, already used, or for another redirect URI); start the connect flow again")
 	// ErrTenantNotAllowed: the approved Keap tenant is not in KEAPSYNC_ALLOWED_TENANTS.
 	ErrTenantNotAllowed = errors.New("this Keap tenant is not in KEAPSYNC_ALLOWED_TENANTS")
 )
@@ -175,7 +178,7 @@ func Tenant(scope string) string {
 func (k *Keeper) Connect(ctx context.Context, code, redirectURI string) (account, tenant string, err error) {
 	ot, err := k.oauthConfig(oauth2.AuthStyleInParams, redirectURI).Exchange(k.httpContext(ctx), code)
 	if err != nil {
-		return "", "", fmt.Errorf("exchange authorization code: %w", describe(err))
+		return "", "", fmt.Errorf("exchange authorization code: %w", describe(err, ErrBadCode))
 	}
 	t, err := k.fromOAuth(ot)
 	if err != nil {
@@ -280,7 +283,7 @@ func (k *Keeper) refresh(ctx context.Context, account, force string) (Token, err
 	ot, err := k.oauthConfig(oauth2.AuthStyleInHeader, "").TokenSource(k.httpContext(ctx),
 		&oauth2.Token{RefreshToken: t.RefreshToken}).Token()
 	if err != nil {
-		err = describe(err)
+		err = describe(err, ErrNeedsReauth)
 		if errors.Is(err, ErrNeedsReauth) {
 			_, _ = tx.Exec(ctx, sqlMarkReauth, account)
 			_, _ = tx.Exec(ctx, sqlTokenError, account, err.Error())
@@ -312,8 +315,9 @@ func (k *Keeper) refresh(ctx context.Context, account, force string) (Token, err
 	return nt, nil
 }
 
-// describe maps Keap's token-endpoint errors (FACTS.md §1) to ours, keeping Keap's words.
-func describe(err error) error {
+// describe maps Keap's token-endpoint errors (FACTS.md §1) to ours, keeping Keap's words; a
+// refused grant becomes refusedGrant, which says what was refused (the code or the refresh token).
+func describe(err, refusedGrant error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
 		return err
@@ -326,7 +330,7 @@ func describe(err error) error {
 	case re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: %s", ErrBadClient, msg)
 	case re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_request":
-		return fmt.Errorf("%w: %s", ErrNeedsReauth, msg)
+		return fmt.Errorf("%w: %s", refusedGrant, msg)
 	case re.Response != nil:
 		return fmt.Errorf("Keap token endpoint answered %d: %s %s", re.Response.StatusCode, re.ErrorCode, msg)
 	}
