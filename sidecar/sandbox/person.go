@@ -58,7 +58,21 @@ func (s *Server) AddCustomField(label, fieldType string, options ...string) (int
 	return f.ID, err
 }
 
-// RenameCustomField changes a contact custom field's label. Contacts keep their values (they
+// AddCustomFieldTo creates a custom field of another record type (v2's record_type: COMPANY,
+// TASK_NOTE_APPOINTMENT or OPPORTUNITY), as an admin does in Keap's settings, and returns its id.
+func (s *Server) AddCustomFieldTo(recordType, label, fieldType string, options ...string) (int64, error) {
+	if !slices.Contains([]string{recordContact, recordCompany, recordTask, recordOpportunity}, recordType) {
+		return 0, fmt.Errorf("add custom field: the sandbox keeps no %q custom fields", recordType)
+	}
+	var f customField
+	err := s.store.write(func() ([]event, error) {
+		f = s.store.addCustomFieldOf(recordType, label, fieldType, options...)
+		return nil, nil
+	})
+	return f.ID, err
+}
+
+// RenameCustomField changes a custom field's label. Contacts keep their values (they
 // are keyed by the field's id) and, as in Keap, no hook fires: only the model shows it.
 func (s *Server) RenameCustomField(id int64, label string) error {
 	if err := s.store.write(func() ([]event, error) { return nil, s.store.renameCustomField(id, label) }); err != nil {
