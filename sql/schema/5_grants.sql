@@ -360,6 +360,15 @@ GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO keapsyn
 
 --
 
+-- Name: FUNCTION keap_custom_values(p_list jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION keap_doc(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
@@ -1053,6 +1062,16 @@ GRANT SELECT ON TABLE keap.companies TO keap_analyst;
 
 --
 
+-- Name: TABLE companies_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.companies_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.companies_custom TO authenticated;
+GRANT SELECT ON TABLE keap.companies_custom TO keap_analyst;
+
+
+--
+
 -- Name: SEQUENCE companies_id_seq; Type: ACL; Schema: keap; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO service_role;
@@ -1126,6 +1145,16 @@ GRANT ALL ON TABLE keap.opportunities TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO keapsync_sidecar;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO authenticated;
 GRANT SELECT ON TABLE keap.opportunities TO keap_analyst;
+
+
+--
+
+-- Name: TABLE opportunities_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.opportunities_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.opportunities_custom TO authenticated;
+GRANT SELECT ON TABLE keap.opportunities_custom TO keap_analyst;
 
 
 --
@@ -1297,6 +1326,16 @@ GRANT ALL ON TABLE keap.tasks TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO keapsync_sidecar;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO authenticated;
 GRANT SELECT ON TABLE keap.tasks TO keap_analyst;
+
+
+--
+
+-- Name: TABLE tasks_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.tasks_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.tasks_custom TO authenticated;
+GRANT SELECT ON TABLE keap.tasks_custom TO keap_analyst;
 
 
 --
