@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -98,8 +99,12 @@ func TestCustomFieldsByNameEveryType(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			w.sb.ClearRequests()
 			if err := sweeper.Reconcile(ctx, w.account, tc.types); err != nil {
 				t.Fatal(err)
+			}
+			if n := w.modelCalls(tc.path + "/model"); n != 1 {
+				t.Errorf("the reconcile read the %s model %d times, want once", tc.objectType, n)
 			}
 			var pgErr *pgconn.PgError
 			if _, err := one("deal_size"); !errors.As(err, &pgErr) || pgErr.Code != "42703" {
@@ -142,6 +147,9 @@ func TestCustomFieldsByNameEveryType(t *testing.T) {
 			if got := w.customInKeap(tc.path, kid); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("Keap's custom fields after clearing go_live: %v, want %v", got, want)
 			}
+			if n := w.modelCalls(tc.path + "/model"); n != 0 {
+				t.Errorf("pushes read the model %d times", n)
+			}
 			if n := w.int(`select count(*) from keapsync.sync_state s where s.object_type = $1
 			    and keapsync.pending_push(s.account_id, $1, s.local_id) ->> 'op' <> 'none'`, tc.objectType); n != 0 {
 				t.Errorf("%d records still differ from what Keap holds", n)
@@ -175,4 +183,15 @@ func (w *world) customInKeap(path string, id int64) map[int64]string {
 		out[n] = fmt.Sprint(f.Content)
 	}
 	return out
+}
+
+// modelCalls counts the sandbox's logged reads of a model path (e.g. "/v2/tasks/model").
+func (w *world) modelCalls(path string) int {
+	n := 0
+	for _, r := range w.sb.Requests() {
+		if r.Method == "GET" && strings.HasSuffix(r.Path, path) {
+			n++
+		}
+	}
+	return n
 }
