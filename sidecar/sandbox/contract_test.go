@@ -71,7 +71,15 @@ func TestContract(t *testing.T) {
 	c.json("DELETE", fmt.Sprintf("%s/orders/%d", v1, num(o["id"])), nil, 204, nil)
 	c.json("POST", v1+"/subscriptions", map[string]any{"contact_id": id, "subscription_plan_id": 1, "first_bill_date": "2026-04-01"}, 201, &sub)
 	c.json("GET", fmt.Sprintf("%s/subscriptions?contact_id=%d", v1, id), nil, 200, nil)
-	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil)
+	subField, err := srv.AddCustomFieldTo("SUBSCRIPTION", "Renewal owner", "Text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetSubscriptionCustomField(num(sub["id"]), subField, "Dana"); err != nil {
+		t.Fatal(err)
+	}
+	c.json("GET", "/crm/rest/v2/subscriptions/model", nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil) // with its custom field
 	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
 	// Custom fields of the v2 types that carry them: a model each, values on create and patch.
 	cf := map[string]string{}

@@ -20,7 +20,7 @@ type customField struct {
 	// Options are a select field's choices (Dropdown, ListBox, Radio...); none for other types.
 	Options []customFieldOption `json:"options,omitempty"`
 	// RecordType is v2's name of the records the field belongs to: CONTACT, COMPANY,
-	// TASK_NOTE_APPOINTMENT or OPPORTUNITY (CustomFieldMetaData.record_type).
+	// TASK_NOTE_APPOINTMENT, OPPORTUNITY or SUBSCRIPTION (CustomFieldMetaData.record_type).
 	RecordType string `json:"record_type"`
 }
 
@@ -32,10 +32,11 @@ type customFieldOption struct {
 
 // Record types of custom fields (v2's CustomFieldMetaData.record_type) the sandbox keeps.
 const (
-	recordContact     = "CONTACT"
-	recordCompany     = "COMPANY"
-	recordTask        = "TASK_NOTE_APPOINTMENT"
-	recordOpportunity = "OPPORTUNITY"
+	recordContact      = "CONTACT"
+	recordCompany      = "COMPANY"
+	recordTask         = "TASK_NOTE_APPOINTMENT"
+	recordOpportunity  = "OPPORTUNITY"
+	recordSubscription = "SUBSCRIPTION"
 )
 
 func (s *store) hasCustomField(recordType string, id int64) bool {
@@ -144,7 +145,7 @@ func (a *restAPI) v2ModelOf(recordType string) handlerFunc {
 }
 
 // customValues are a record's custom-field values by field id (v2 records: companies, tasks,
-// opportunities).
+// opportunities, subscriptions).
 type customValues map[int64]any
 
 // v2 renders the values as [V2]'s CustomFieldValue list (ids as strings), by id. Every record
