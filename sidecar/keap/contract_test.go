@@ -442,7 +442,8 @@ func TestContractNotes(t *testing.T) {
 func TestContractModels(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 2, Seed: 1}})
-	recordTypes := map[string]string{"contact": "CONTACT", "company": "COMPANY", "task": "TASK_NOTE_APPOINTMENT", "opportunity": "OPPORTUNITY"}
+	recordTypes := map[string]string{"contact": "CONTACT", "company": "COMPANY", "task": "TASK_NOTE_APPOINTMENT", "opportunity": "OPPORTUNITY",
+		"subscription": "SUBSCRIPTION"}
 	for _, ty := range objecttype.All {
 		if ty.Model == "" {
 			continue

@@ -131,6 +131,8 @@ var All = []Type{
 		Name: "subscription", Table: "subscriptions", Swept: true,
 		Events:        []string{"subscription.add", "subscription.edit", "subscription.delete"},
 		EventPrefixes: []string{"subscription."},
+		// Read through v2, which sends custom_fields unasked (its listing takes no fields).
+		Model: "/v2/subscriptions/model",
 	},
 }
 

@@ -195,3 +195,73 @@ func (w *world) modelCalls(path string) int {
 	}
 	return n
 }
+
+// Subscriptions carry custom fields through v2 but are not written to Keap: a person's value
+// and a rename in Keap show in keap.subscriptions_custom as for the other types, and a write
+// through the view is parked with the reason, as any local change of a subscription is.
+func TestSubscriptionCustomFieldsByName(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 40)
+	ctx := context.Background()
+	subs := w.sb.Snapshot().Subscriptions
+	if len(subs) == 0 {
+		t.Fatal("the sandbox made no subscriptions")
+	}
+	sub, err := strconv.ParseInt(subs[0]["id"].(string), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fieldID, err := w.sb.AddCustomFieldTo("SUBSCRIPTION", "Renewal owner", "Text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sb.SetSubscriptionCustomField(sub, fieldID, "Dana"); err != nil {
+		t.Fatal(err)
+	}
+	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}
+	if err := sweeper.Backfill(ctx, w.account, []string{"subscription"}); err != nil {
+		t.Fatal(err)
+	}
+	one := func(column string) (*string, error) {
+		var v *string
+		err := w.db.QueryRow(ctx, fmt.Sprintf(`select %s from keap.subscriptions_custom where account_id = $1 and keap_id = $2`, column),
+			w.account, sub).Scan(&v)
+		return v, err
+	}
+	if v, err := one("renewal_owner"); err != nil || v == nil || *v != "Dana" {
+		t.Fatalf("renewal_owner %v (%v), want Dana", deref(v), err)
+	}
+
+	if err := w.sb.RenameCustomField(fieldID, "Account manager"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sweeper.Reconcile(ctx, w.account, []string{"subscription"}); err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if _, err := one("renewal_owner"); !errors.As(err, &pgErr) || pgErr.Code != "42703" {
+		t.Fatalf("the old name still answers after the rename: %v", err)
+	}
+	if v, err := one("account_manager"); err != nil || v == nil || *v != "Dana" {
+		t.Fatalf("account_manager %v (%v) after the rename, want Dana", deref(v), err)
+	}
+
+	w.start(w.pusher(w.config(nil)).Run)
+	w.quiet()
+	w.sb.ClearRequests()
+	w.exec(`update keap.subscriptions_custom set account_manager = 'Eve' where account_id = $1 and keap_id = $2`, w.account, sub)
+	w.quiet()
+	if calls := w.writes2(); len(calls) != 0 {
+		t.Errorf("a subscription's change was sent: %v", calls)
+	}
+	var msg string
+	if err := w.db.QueryRow(ctx, `select error from keapsync.dead_letters where source = 'push' and object_type = 'subscription'`).Scan(&msg); err != nil {
+		t.Fatalf("no dead letter for the subscription's change: %v", err)
+	}
+	if !strings.Contains(msg, "subscriptions") {
+		t.Errorf("dead letter %q", msg)
+	}
+	if got := w.sb.Snapshot().Subscriptions[0]["custom_fields"]; fmt.Sprint(got) != fmt.Sprintf("[map[content:Dana id:%d]]", fieldID) {
+		t.Errorf("Keap's custom fields of subscription %d: %v", sub, got)
+	}
+}

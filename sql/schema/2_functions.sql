@@ -913,9 +913,7 @@ begin
     else
       addr := addrs -> 0;
     end if;
-    if pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
-      cf := pg_catalog.jsonb_build_object('custom_fields', keapsync.keap_custom_values(p_raw -> 'custom_fields'));
-    end if;
+    cf := keapsync.keap_custom_columns('custom_fields', p_raw);
     return pg_catalog.jsonb_build_object(
         'given_name', p_raw ->> 'given_name',
         'middle_name', p_raw ->> 'middle_name',
@@ -963,16 +961,15 @@ begin
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
+      || keapsync.keap_custom_columns('custom_fields', p_raw)
     end;
   end if;
   -- A type of the registry: its columns at their keap_paths and, where it keeps custom fields,
-  -- their values by id (only when the object carries its list: a value not sent is not cleared).
+  -- their values by id.
   return
     (select coalesce((select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
                         from pg_catalog.jsonb_each(t.keap_paths) e), '{}')
-            || case when t.map_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
-                    then pg_catalog.jsonb_build_object(t.map_column, keapsync.keap_custom_values(p_raw -> 'custom_fields'))
-                    else '{}' end
+            || keapsync.keap_custom_columns(t.map_column, p_raw)
        from keapsync.object_types t
       where t.object_type = p_type);
 end;
@@ -1001,16 +998,18 @@ $$;
 
 --
 
--- Name: keap_custom_values(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+-- Name: keap_custom_columns(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
-CREATE FUNCTION keapsync.keap_custom_values(p_list jsonb) RETURNS jsonb
+CREATE FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case when pg_catalog.jsonb_typeof(p_list) = 'array' then coalesce(
+  select case when p_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
+    then pg_catalog.jsonb_build_object(p_column, coalesce(
            (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
-              from pg_catalog.jsonb_array_elements(p_list) x
-             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}') end;
+              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
+             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'))
+    else '{}' end;
 $$;
 
 

@@ -817,6 +817,13 @@ CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.opportunities_custo
 
 --
 
+-- Name: subscriptions_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.subscriptions_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('subscription');
+
+
+--
+
 -- Name: tasks_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.tasks_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('task');

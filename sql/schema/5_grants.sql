@@ -360,11 +360,11 @@ GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO keapsyn
 
 --
 
--- Name: FUNCTION keap_custom_values(p_list jsonb); Type: ACL; Schema: keapsync; Owner: -
+-- Name: FUNCTION keap_custom_columns(p_column text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
-REVOKE ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) TO service_role;
-GRANT ALL ON FUNCTION keapsync.keap_custom_values(p_list jsonb) TO keapsync_sidecar;
+REVOKE ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) TO keapsync_sidecar;
 
 
 --
@@ -1269,6 +1269,16 @@ GRANT ALL ON TABLE keap.subscriptions TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO authenticated;
 GRANT SELECT ON TABLE keap.subscriptions TO keap_analyst;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE subscriptions_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.subscriptions_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.subscriptions_custom TO authenticated;
+GRANT SELECT ON TABLE keap.subscriptions_custom TO keap_analyst;
 
 
 --

@@ -5,38 +5,46 @@
 --   company      v2 Company          [{"id": "12", "content": ...}]      model GET /v2/companies/model
 --   task         v2 Task             (the same)                          model GET /v2/tasks/model
 --   opportunity  v2 RestV2Opportunity (the same)                         model GET /v2/opportunities/model
+--   subscription v2 Subscription     (the same)                          model GET /v2/subscriptions/model
 -- Each keeps its values in a custom_fields jsonb keyed by field id, as contacts do, and is marked
 -- by keapsync.object_types.map_column = 'custom_fields': that one mark makes the row's values part
 -- of its doc (custom_fields.<id>, merged and pushed key by key, as for contacts), gives the type
 -- a keap.<table>_custom view (refresh_custom_views walks the registry) and makes the sidecar read
 -- the type's model on every backfill and reconcile (the Go registry names the model's path; a
--- test holds the two together). Notes (read through v1), orders (v1), products, tags and stages
--- carry none; v2 subscriptions do, but are neither served so by the sandbox nor pushed: not here.
+-- test holds the two together). Subscriptions are not written to Keap (push_request parks a
+-- local change with the reason), so a write through keap.subscriptions_custom is parked too.
+-- Notes (read through v1), orders (v1), products, tags and opportunity stages carry none.
 
 alter table keap.companies add column custom_fields jsonb not null default '{}';
 alter table keap.tasks add column custom_fields jsonb not null default '{}';
 alter table keap.opportunities add column custom_fields jsonb not null default '{}';
+alter table keap.subscriptions add column custom_fields jsonb not null default '{}';
 comment on column keap.companies.custom_fields is 'Keap''s custom-field values by field id; by label in keap.companies_custom';
 comment on column keap.tasks.custom_fields is 'Keap''s custom-field values by field id; by label in keap.tasks_custom';
 comment on column keap.opportunities.custom_fields is 'Keap''s custom-field values by field id; by label in keap.opportunities_custom';
+comment on column keap.subscriptions.custom_fields is 'Keap''s custom-field values by field id; by label in keap.subscriptions_custom';
 
 update keapsync.object_types set map_column = 'custom_fields'
- where object_type in ('company', 'task', 'opportunity');
+ where object_type in ('company', 'task', 'opportunity', 'subscription');
 
--- A Keap custom_fields list as the values by id (v1's numeric ids and v2's string ids name the
--- same key); entries without an id or with null content are left out. Null for what is not a list.
-create function keapsync.keap_custom_values(p_list jsonb) returns jsonb
+-- A Keap object's custom_fields list as the column p_column holding the values by id (v1's
+-- numeric ids and v2's string ids name the same key); entries without an id or with null
+-- content are left out. Nothing ('{}') when the object has no list (a value not sent is not
+-- cleared) or the type keeps no custom fields (p_column null).
+create function keapsync.keap_custom_columns(p_column text, p_raw jsonb) returns jsonb
 language sql immutable set search_path = ''
 as $$
-  select case when pg_catalog.jsonb_typeof(p_list) = 'array' then coalesce(
+  select case when p_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
+    then pg_catalog.jsonb_build_object(p_column, coalesce(
            (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
-              from pg_catalog.jsonb_array_elements(p_list) x
-             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}') end;
+              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
+             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'))
+    else '{}' end;
 $$;
-revoke execute on function keapsync.keap_custom_values(jsonb) from public;
+revoke execute on function keapsync.keap_custom_columns(text, jsonb) from public;
 
--- keap_columns_of as 20261203235000 left it, the custom values read by keap_custom_values, for
--- contacts and for every registry type that keeps custom fields.
+-- keap_columns_of as 20261203235000 left it, the custom values read by keap_custom_columns, for
+-- contacts, subscriptions and every registry type that keeps custom fields.
 create or replace function keapsync.keap_columns_of(p_type text, p_raw jsonb) returns jsonb
 language plpgsql stable
 as $$
@@ -71,9 +79,7 @@ begin
     else
       addr := addrs -> 0;
     end if;
-    if pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
-      cf := pg_catalog.jsonb_build_object('custom_fields', keapsync.keap_custom_values(p_raw -> 'custom_fields'));
-    end if;
+    cf := keapsync.keap_custom_columns('custom_fields', p_raw);
     return pg_catalog.jsonb_build_object(
         'given_name', p_raw ->> 'given_name',
         'middle_name', p_raw ->> 'middle_name',
@@ -121,16 +127,15 @@ begin
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
+      || keapsync.keap_custom_columns('custom_fields', p_raw)
     end;
   end if;
   -- A type of the registry: its columns at their keap_paths and, where it keeps custom fields,
-  -- their values by id (only when the object carries its list: a value not sent is not cleared).
+  -- their values by id.
   return
     (select coalesce((select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
                         from pg_catalog.jsonb_each(t.keap_paths) e), '{}')
-            || case when t.map_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
-                    then pg_catalog.jsonb_build_object(t.map_column, keapsync.keap_custom_values(p_raw -> 'custom_fields'))
-                    else '{}' end
+            || keapsync.keap_custom_columns(t.map_column, p_raw)
        from keapsync.object_types t
       where t.object_type = p_type);
 end;

@@ -1,11 +1,12 @@
 -- Custom fields by name beyond contacts (20261204020000_keapsync_custom_fields_everywhere.sql):
--- every registry type with a map_column (companies, tasks, opportunities) stores v2's values by
--- id, has a typed keap.<table>_custom view from v2's model, pushes the record's whole list when a
--- value changes, and keeps its view under the table's RLS. custom_fields.test.sql covers what
+-- every registry type with a map_column (companies, tasks, opportunities, subscriptions) stores
+-- v2's values by id, has a typed keap.<table>_custom view from v2's model, pushes the record's
+-- whole list when a value changes (subscriptions: parked, as any local change of one), and keeps
+-- its view under the table's RLS. custom_fields.test.sql covers what
 -- all types share (names, hostile labels, renames) through contacts.
 begin;
 create extension if not exists pgtap;
-select plan(28);
+select plan(35);
 
 insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-00000000000a', 'viewer-a@example.com'),
@@ -19,18 +20,19 @@ insert into keapsync.members (account_id, user_id, role) values
   ('bbbbbbbb-0000-4000-8000-000000000000', 'b0000000-0000-4000-8000-00000000000b', 'viewer');
 
 -- The types under test, each with a v2 record of its own shape (ids as strings, as v2 sends them).
-create temp table types (object_type text, tbl text, clock text, extra jsonb);
+create temp table types (object_type text, tbl text, clock text, extra jsonb, pushed boolean);
 insert into types values
-  ('company', 'companies', 'update_time', '{"company_name": "Acme"}'),
-  ('task', 'tasks', 'modification_time', '{"title": "Call"}'),
-  ('opportunity', 'opportunities', 'last_updated_time', '{"opportunity_title": "Deal", "stage": {"id": "1"}}');
+  ('company', 'companies', 'update_time', '{"company_name": "Acme"}', true),
+  ('task', 'tasks', 'modification_time', '{"title": "Call"}', true),
+  ('opportunity', 'opportunities', 'last_updated_time', '{"opportunity_title": "Deal", "stage": {"id": "1"}}', true),
+  ('subscription', 'subscriptions', 'modification_time', '{"billing_cycle": "MONTH"}', false);
 
 select is((select array_agg(object_type order by object_type) from keapsync.object_types where map_column is not null),
-          array['company', 'contact', 'opportunity', 'task'], 'the types that keep custom fields');
+          array['company', 'contact', 'opportunity', 'subscription', 'task'], 'the types that keep custom fields');
 select is((select array_agg(c.relname::text order by c.relname) from pg_class c
             where c.relnamespace = 'keap'::regnamespace and c.relkind = 'v' and c.relname like '%\_custom'),
-          array['companies_custom', 'contacts_custom', 'opportunities_custom', 'tasks_custom'],
-          'each has its view, and no other type has one (notes, orders, products, subscriptions carry none)');
+          array['companies_custom', 'contacts_custom', 'opportunities_custom', 'subscriptions_custom', 'tasks_custom'],
+          'each has its view, and no other type has one (notes, orders, products, tags, stages carry none)');
 
 select keapsync.apply_keap_record(a.id, t.object_type, t.extra || jsonb_build_object('id', '7', t.clock, '2026-01-01T00:00:00Z',
          'custom_fields', case when a.name = 'A'
@@ -40,8 +42,9 @@ select keapsync.apply_keap_record(a.id, t.object_type, t.extra || jsonb_build_ob
   from types t cross join keapsync.accounts a;
 select is(array(select custom_fields from keap.companies where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
                 union all select custom_fields from keap.tasks where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
-                union all select custom_fields from keap.opportunities where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
-          array_fill('{"31": 1250.5, "32": "2027-01-31", "33": "Gold,Silver"}'::jsonb, array[3]),
+                union all select custom_fields from keap.opportunities where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+                union all select custom_fields from keap.subscriptions where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+          array_fill('{"31": 1250.5, "32": "2027-01-31", "33": "Gold,Silver"}'::jsonb, array[4]),
           'v2''s values are stored by id, as v1''s are (null content is no value)');
 
 -- v2's model: string ids, v2's spelling of the types.
@@ -81,7 +84,7 @@ select is(keapsync.keap_body(t.object_type, '{"custom_fields.31": 99, "custom_fi
                              array['custom_fields.31', 'custom_fields.32']),
           '{"body": {"custom_fields": [{"id": "31", "content": 99}, {"id": "33", "content": "Gold"}]}, "update_mask": ["custom_fields"]}',
           t.object_type || ': a changed custom field sends every value, by string id')
-  from types t order by t.object_type;
+  from types t where t.pushed order by t.object_type;
 select is(keapsync.keap_body('task', '{"title": "T", "custom_fields.31": 99}', array['title']) -> 'body' ? 'custom_fields', false,
           'no custom field changed: none is sent');
 
@@ -90,13 +93,18 @@ select set_config('keapsync.origin', '', true);  -- the applies above marked the
 update keap.companies_custom set deal_size = 99, go_live = null, tiers = array['Silver'] where account_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 update keap.tasks_custom set deal_size = 99, go_live = null, tiers = array['Silver'] where account_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 update keap.opportunities_custom set deal_size = 99, go_live = null, tiers = array['Silver'] where account_id = 'aaaaaaaa-0000-4000-8000-000000000000';
+update keap.subscriptions_custom set deal_size = 99, go_live = null, tiers = array['Silver'] where account_id = 'aaaaaaaa-0000-4000-8000-000000000000';
 select is(array(select custom_fields from keap.companies where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
                 union all select custom_fields from keap.tasks where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
-                union all select custom_fields from keap.opportunities where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
-          array_fill('{"31": 99, "33": "Silver"}'::jsonb, array[3]), 'an update of a view writes the row''s custom_fields by id');
+                union all select custom_fields from keap.opportunities where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'
+                union all select custom_fields from keap.subscriptions where account_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+          array_fill('{"31": 99, "33": "Silver"}'::jsonb, array[4]), 'an update of a view writes the row''s custom_fields by id');
 select is((select array_agg(h.table_name::text order by h.table_name) from keapsync.change_history h
             where h.origin = 'local' and h.changed ? 'custom_fields'),
-          array['companies', 'opportunities', 'tasks'], 'each a local change, recorded like one made to the table');
+          array['companies', 'opportunities', 'subscriptions', 'tasks'], 'each a local change, recorded like one made to the table');
+select is((select keapsync.push_request(s.account_id, 'subscription', s.local_id) ->> 'op' from keapsync.sync_state s
+            where s.object_type = 'subscription' and s.account_id = 'aaaaaaaa-0000-4000-8000-000000000000'),
+          'unsupported', 'a subscription''s is parked with the reason, as any local change of one');
 
 -- RLS: the views are security_invoker, so the table's policies decide.
 create function pg_temp.attempt(p_who text, p_sql text) returns text language plpgsql as $$
