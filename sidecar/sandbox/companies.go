@@ -241,7 +241,7 @@ func (a *restAPI) listCompaniesV2(w http.ResponseWriter, r *http.Request) error 
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, c := range all[lo:hi] {
-		items = append(items, c.v2())
+		items = append(items, askedOnly(r, c.v2()))
 	}
 	a.store.mu.RUnlock()
 	out := map[string]any{"companies": items}
@@ -261,7 +261,7 @@ func (a *restAPI) getCompanyV2(w http.ResponseWriter, r *http.Request) error {
 	c := a.store.companies[id]
 	var out map[string]any
 	if c != nil {
-		out = c.v2()
+		out = askedOnly(r, c.v2())
 	}
 	a.store.mu.RUnlock()
 	if c == nil {

@@ -163,6 +163,20 @@ func (cv customValues) v2() []map[string]any {
 	return out
 }
 
+// askedOnly drops a v2 record's custom_fields unless the request's fields asks for them, as
+// Keap's companies, tasks and opportunities leave them out by default (their fields parameter;
+// v2 subscriptions, which take no fields, always carry them). Reads only: a create or patch
+// answers with the whole record.
+func askedOnly(r *http.Request, rec map[string]any) map[string]any {
+	for _, f := range r.URL.Query()["fields"] {
+		if slices.Contains(strings.Split(f, ","), "custom_fields") {
+			return rec
+		}
+	}
+	delete(rec, "custom_fields")
+	return rec
+}
+
 // customFieldInput is one item of a v2 request's custom_fields (CustomFieldValue: a string id,
 // though a number is taken too).
 type customFieldInput struct {

@@ -373,7 +373,7 @@ func (a *restAPI) listOpportunitiesV2(w http.ResponseWriter, r *http.Request) er
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, o := range all[lo:hi] {
-		items = append(items, o.v2(a.store))
+		items = append(items, askedOnly(r, o.v2(a.store)))
 	}
 	out := map[string]any{"opportunities": items}
 	if hi < len(all) {
@@ -394,7 +394,7 @@ func (a *restAPI) getOpportunityV2(w http.ResponseWriter, r *http.Request) error
 	if o == nil {
 		return v2Error(http.StatusNotFound, fmt.Sprintf("Opportunity with ID %d not found", id))
 	}
-	writeJSON(w, http.StatusOK, o.v2(a.store))
+	writeJSON(w, http.StatusOK, askedOnly(r, o.v2(a.store)))
 	return nil
 }
 

@@ -227,7 +227,7 @@ func (a *restAPI) listTasksV2(w http.ResponseWriter, r *http.Request) error {
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, t := range all[lo:hi] {
-		items = append(items, t.v2())
+		items = append(items, askedOnly(r, t.v2()))
 	}
 	out := map[string]any{"tasks": items}
 	if hi < len(all) {
@@ -248,7 +248,7 @@ func (a *restAPI) getTaskV2(w http.ResponseWriter, r *http.Request) error {
 	if t == nil {
 		return v2Error(http.StatusNotFound, fmt.Sprintf("Task with ID %d not found", id))
 	}
-	writeJSON(w, http.StatusOK, t.v2())
+	writeJSON(w, http.StatusOK, askedOnly(r, t.v2()))
 	return nil
 }
 
