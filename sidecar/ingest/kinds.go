@@ -30,7 +30,7 @@ type Keap interface {
 	GetSubscriptionV2(ctx context.Context, id keap.ID) (*keap.Subscription, error)
 	Objects(ctx context.Context, path string, q keap.ObjectQuery) iter.Seq2[keap.Object, error]
 	GetObject(ctx context.Context, path string, id keap.ID, fields ...string) (*keap.Object, error)
-	GetContactModel(ctx context.Context) (*keap.ContactModel, error)
+	GetModel(ctx context.Context, path string) (json.RawMessage, error)
 }
 
 // record is one Keap object as the database's apply functions take it.
@@ -73,9 +73,9 @@ type kind struct {
 	// limit is the records per call (0: Keap's largest).
 	between func(ctx context.Context, api Keap, since, until time.Time, limit int) iter.Seq2[record, error]
 	span    func(ctx context.Context, api Keap, since time.Time) (oldest, newest time.Time, n int, err error)
-	// model, where the type has custom fields, fetches Keap's model of them (the JSON of
-	// GET /v1/<type>s/model, whose custom_fields keapsync.apply_custom_field_model stores).
-	model func(ctx context.Context, api Keap) (json.RawMessage, error)
+	// model, where the type has custom fields, is the path of Keap's model of them (the
+	// registry's Model), whose custom_fields keapsync.apply_custom_field_model stores.
+	model string
 }
 
 // listLimit is Keap's largest v1 page.
@@ -127,13 +127,6 @@ var kinds = map[string]kind{
 				return 0, err
 			}
 			return int64(p.Count), nil
-		},
-		model: func(ctx context.Context, api Keap) (json.RawMessage, error) {
-			m, err := api.GetContactModel(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return m.Raw, nil
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			c, err := api.GetContact(ctx, keap.ID(id), keap.SyncProperties...)
@@ -225,11 +218,16 @@ var kinds = map[string]kind{
 	},
 }
 
-// The registry's v2 types are read without code of their own.
+// The registry's v2 types are read without code of their own, and every type with custom
+// fields has its model read the same way.
 func init() {
 	for _, t := range objecttype.All {
 		if t.V2 != nil {
 			kinds[t.Name] = v2Kind(t.Name, *t.V2)
+		}
+		if k, ok := kinds[t.Name]; ok && t.Model != "" {
+			k.model = t.Model
+			kinds[t.Name] = k
 		}
 	}
 }

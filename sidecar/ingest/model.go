@@ -13,7 +13,7 @@ const sqlApplyModel = `select keapsync.apply_custom_field_model($1, $2, $3::json
 // a field is added or renamed, so each backfill and reconcile reads it anew: a rename shows in
 // the views by label one sweep later, and no value moves (values are keyed by field id).
 func (s *Sweeper) refreshModel(ctx context.Context, api Keap, account string, k kind) error {
-	raw, err := k.model(ctx, api)
+	raw, err := api.GetModel(ctx, k.model)
 	if err != nil {
 		return fmt.Errorf("read the %s model: %w", k.objectType, err)
 	}

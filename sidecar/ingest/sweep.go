@@ -155,7 +155,7 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 	// database failure on its page) must not stop the rest. Every failure is reported.
 	var errs []error
 	for _, k := range ks {
-		if k.model != nil {
+		if k.model != "" {
 			// A model Keap cannot serve today leaves the views by label as they were; the
 			// records are swept all the same.
 			if err := s.refreshModel(ctx, api, account, k); err != nil {

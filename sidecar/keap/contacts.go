@@ -297,6 +297,16 @@ func (c *Client) GetContactModel(ctx context.Context) (*ContactModel, error) {
 	return &out, nil
 }
 
+// GetModel fetches the model at path (GET /v1/contacts/model, /v2/companies/model...) as Keap
+// sent it: v1's and v2's ObjectModel alike list custom_fields (id, label, field_type, options).
+func (c *Client) GetModel(ctx context.Context, path string) (json.RawMessage, error) {
+	var out json.RawMessage
+	if err := c.do(ctx, c.get(path, path, nil), &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // objectFields turns a body (struct, map or raw JSON) into its top-level members, so a field
 // can be added without knowing the caller's type.
 func objectFields(body any) (map[string]json.RawMessage, error) {

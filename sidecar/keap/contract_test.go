@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
@@ -431,5 +434,54 @@ func TestContractNotes(t *testing.T) {
 	}
 	if _, err := c.GetObject(ctx, "/v1/notes", ids[0]); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleted note: %v", err)
+	}
+}
+
+// Every model the registry names is served at its path, validated against Keap's documents, and
+// lists the record type's own custom fields, with v1's numeric or v2's string ids.
+func TestContractModels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 2, Seed: 1}})
+	recordTypes := map[string]string{"contact": "CONTACT", "company": "COMPANY", "task": "TASK_NOTE_APPOINTMENT", "opportunity": "OPPORTUNITY",
+		"subscription": "SUBSCRIPTION"}
+	for _, ty := range objecttype.All {
+		if ty.Model == "" {
+			continue
+		}
+		rt, ok := recordTypes[ty.Name]
+		if !ok {
+			t.Fatalf("%s: no sandbox record type for its model %s", ty.Name, ty.Model)
+		}
+		id, err := e.srv.AddCustomFieldTo(rt, "Only "+ty.Name, "WholeNumber")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := e.client.GetModel(context.Background(), ty.Model)
+		if err != nil {
+			t.Fatalf("%s: %v", ty.Model, err)
+		}
+		var model struct {
+			CustomFields []struct {
+				ID        json.Number `json:"id"`
+				Label     string      `json:"label"`
+				FieldType string      `json:"field_type"`
+			} `json:"custom_fields"`
+		}
+		if err := json.Unmarshal(raw, &model); err != nil {
+			t.Fatalf("%s: %v", ty.Model, err)
+		}
+		var labels []string
+		for _, f := range model.CustomFields {
+			labels = append(labels, f.Label)
+			if f.Label == "Only "+ty.Name && (f.ID.String() != strconv.FormatInt(id, 10) || !strings.EqualFold(strings.ReplaceAll(f.FieldType, "_", ""), "WholeNumber")) {
+				t.Errorf("%s: field %+v, want id %d of type WholeNumber", ty.Model, f, id)
+			}
+			if strings.HasPrefix(f.Label, "Only ") && f.Label != "Only "+ty.Name {
+				t.Errorf("%s lists another record type's field %q", ty.Model, f.Label)
+			}
+		}
+		if !slices.Contains(labels, "Only "+ty.Name) {
+			t.Errorf("%s: labels %v", ty.Model, labels)
+		}
 	}
 }

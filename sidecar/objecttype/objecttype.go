@@ -24,6 +24,11 @@ type Type struct {
 	// Parts are further keap.* tables whose rows are part of a record of this type; a local
 	// change to one is a change of the record IDColumn names (a tag on a contact).
 	Parts []Part
+	// Model, for a type whose Keap records carry custom fields, is the path of Keap's model of
+	// them (its custom_fields list), read on every backfill and reconcile. Exactly these types
+	// have keapsync.object_types.map_column set, which gives them a keap.<Table>_custom view; a
+	// test holds the two together. A v2 type's Fields must then ask for custom_fields.
+	Model string
 	// V2, where set, reads (and, as keapsync.object_types.push_ops allow, writes) the type
 	// through Keap's v2 REST resource without code of its own: list, get, create, patch, delete.
 	// A v1 resource of the same shape is read and written alike (see V2Resource.V1).
@@ -67,8 +72,9 @@ var All = []Type{
 		Name: "company", Table: "companies", Swept: true,
 		Events:        []string{"company.add", "company.edit", "company.delete"},
 		EventPrefixes: []string{"company."},
+		Model:         "/v2/companies/model",
 		V2: &V2Resource{Path: "/v2/companies", Fields: []string{"company_name", "email_address", "phone_number",
-			"website", "notes", "address", "create_time", "update_time"}},
+			"website", "notes", "address", "create_time", "update_time", "custom_fields"}},
 	},
 	{
 		Name: "product", Table: "products", Swept: true,
@@ -87,6 +93,7 @@ var All = []Type{
 		Events: []string{"contact.add", "contact.edit", "contact.delete",
 			"contactGroup.applied", "contactGroup.removed"},
 		EventPrefixes: []string{"contact."},
+		Model:         "/v1/contacts/model",
 		Parts:         []Part{{Table: "contact_tags", IDColumn: "contact_id"}},
 	},
 	{
@@ -101,14 +108,16 @@ var All = []Type{
 		Name: "task", Table: "tasks", Swept: true,
 		Events:        []string{"task.add", "task.edit", "task.delete"},
 		EventPrefixes: []string{"task."},
-		V2:            &V2Resource{Path: "/v2/tasks"},
+		Model:         "/v2/tasks/model",
+		V2:            &V2Resource{Path: "/v2/tasks", Fields: []string{"custom_fields"}},
 	},
 	{
 		// After contacts and stages, which an opportunity names. stage_move is a change of stage.
 		Name: "opportunity", Table: "opportunities", Swept: true,
 		Events:        []string{"opportunity.add", "opportunity.edit", "opportunity.delete", "opportunity.stage_move"},
 		EventPrefixes: []string{"opportunity."},
-		V2:            &V2Resource{Path: "/v2/opportunities", NoSince: true},
+		Model:         "/v2/opportunities/model",
+		V2:            &V2Resource{Path: "/v2/opportunities", Fields: []string{"custom_fields"}, NoSince: true},
 	},
 	{
 		Name: "order", Table: "orders", Swept: true,
@@ -122,6 +131,8 @@ var All = []Type{
 		Name: "subscription", Table: "subscriptions", Swept: true,
 		Events:        []string{"subscription.add", "subscription.edit", "subscription.delete"},
 		EventPrefixes: []string{"subscription."},
+		// Read through v2, which sends custom_fields unasked (its listing takes no fields).
+		Model: "/v2/subscriptions/model",
 	},
 }
 

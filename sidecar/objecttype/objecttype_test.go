@@ -57,6 +57,20 @@ func TestRegistryMatchesTheDatabase(t *testing.T) {
 			t.Errorf("%s: object_types.number_ids is %v for %s", ty.Name, numbers, ty.V2.Path)
 		}
 	}
+	// A type keeps custom fields (map_column, its keap.<table>_custom view) exactly when the
+	// registry names its model, and a v2 type reading them asks for them.
+	for _, ty := range objecttype.All {
+		var custom bool
+		if err := db.QueryRow(ctx, `select map_column is not null from keapsync.object_types where object_type = $1`, ty.Name).Scan(&custom); err != nil {
+			t.Fatal(err)
+		}
+		if custom != (ty.Model != "") {
+			t.Errorf("%s: object_types.map_column set is %v, registry model %q", ty.Name, custom, ty.Model)
+		}
+		if ty.Model != "" && ty.V2 != nil && !slices.Contains(ty.V2.Fields, "custom_fields") {
+			t.Errorf("%s: reads custom fields without asking for them (fields %v)", ty.Name, ty.V2.Fields)
+		}
+	}
 	for _, ty := range objecttype.All {
 		for _, p := range ty.Parts {
 			var ok bool

@@ -17,6 +17,7 @@ type company struct {
 	name, email, phone, website, notes                  string
 	line1, line2, locality, region, postalCode, country string
 	created, updated                                    time.Time
+	custom                                              customValues
 }
 
 // v2 renders [V2]'s Company: the id is a string there.
@@ -24,6 +25,7 @@ func (c *company) v2() map[string]any {
 	out := map[string]any{
 		"id": strconv.FormatInt(c.id, 10), "company_name": c.name,
 		"create_time": keapTime(c.created), "update_time": keapTime(c.updated),
+		"custom_fields": c.custom.v2(),
 	}
 	if c.email != "" {
 		out["email_address"] = map[string]any{"email": c.email, "field": "EMAIL1"}
@@ -64,6 +66,8 @@ type companyInput struct {
 		ZipCode     string `json:"zip_code"`
 		CountryCode string `json:"country_code"`
 	} `json:"address"`
+	// CustomFields replace the company's values (see setCustomValues).
+	CustomFields []customFieldInput `json:"custom_fields"`
 }
 
 // apply sets what the input names; with a mask, only the masked properties (absent ones clear).
@@ -116,7 +120,11 @@ func (s *store) createCompany(in companyInput) (*company, error) {
 			return nil, v2Error(http.StatusBadRequest, "company_name is required")
 		}
 		now := s.stamp.next()
-		c := &company{id: s.nextID("company"), created: now, updated: now}
+		c := &company{created: now, updated: now}
+		if err := s.setCustomValues(recordCompany, &c.custom, in.CustomFields, in.CustomFields != nil); err != nil {
+			return nil, err
+		}
+		c.id = s.nextID("company")
 		in.apply(c, nil)
 		addRecord(&s.companies, &s.companyIDs, c.id, c)
 		out = c
@@ -131,6 +139,9 @@ func (s *store) updateCompany(id int64, in companyInput, mask []string) (*compan
 		c := s.companies[id]
 		if c == nil {
 			return nil, v2Error(http.StatusNotFound, fmt.Sprintf("Company with ID %d not found", id))
+		}
+		if err := s.setCustomValues(recordCompany, &c.custom, in.CustomFields, maskedSetter(mask)("custom_fields", in.CustomFields != nil)); err != nil {
+			return nil, err
 		}
 		in.apply(c, mask)
 		c.updated = s.stamp.next()
@@ -230,7 +241,7 @@ func (a *restAPI) listCompaniesV2(w http.ResponseWriter, r *http.Request) error 
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, c := range all[lo:hi] {
-		items = append(items, c.v2())
+		items = append(items, askedOnly(r, c.v2()))
 	}
 	a.store.mu.RUnlock()
 	out := map[string]any{"companies": items}
@@ -250,7 +261,7 @@ func (a *restAPI) getCompanyV2(w http.ResponseWriter, r *http.Request) error {
 	c := a.store.companies[id]
 	var out map[string]any
 	if c != nil {
-		out = c.v2()
+		out = askedOnly(r, c.v2())
 	}
 	a.store.mu.RUnlock()
 	if c == nil {

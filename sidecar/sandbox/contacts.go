@@ -128,7 +128,7 @@ func (s *store) checkCustomFields(v any) error {
 	for _, it := range items {
 		m, _ := it.(map[string]any)
 		id, err := asInt64(m["id"])
-		if err != nil || !s.hasCustomField(id) {
+		if err != nil || !s.hasCustomField(recordContact, id) {
 			return badRequest(fmt.Sprintf("Invalid custom field id: %v", m["id"]))
 		}
 	}

@@ -72,13 +72,37 @@ func TestContract(t *testing.T) {
 	c.json("DELETE", fmt.Sprintf("%s/orders/%d", v1, num(o["id"])), nil, 204, nil)
 	c.json("POST", v1+"/subscriptions", map[string]any{"contact_id": id, "subscription_plan_id": 1, "first_bill_date": "2026-04-01"}, 201, &sub)
 	c.json("GET", fmt.Sprintf("%s/subscriptions?contact_id=%d", v1, id), nil, 200, nil)
-	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil)
+	subField, err := srv.AddCustomFieldTo("SUBSCRIPTION", "Renewal owner", "Text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetSubscriptionCustomField(num(sub["id"]), subField, "Dana"); err != nil {
+		t.Fatal(err)
+	}
+	c.json("GET", "/crm/rest/v2/subscriptions/model", nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil) // with its custom field
 	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
+	// Custom fields of the v2 types that carry them: a model each, values on create and patch.
+	cf := map[string]string{}
+	for _, rt := range []string{"COMPANY", "TASK_NOTE_APPOINTMENT", "OPPORTUNITY"} {
+		fid, err := srv.AddCustomFieldTo(rt, "Tier "+rt, "ListBox", "Gold", "Silver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf[rt] = strconv.FormatInt(fid, 10)
+	}
+	cfv := func(rt string, content any) []any { return []any{map[string]any{"id": cf[rt], "content": content}} }
+	c.json("GET", "/crm/rest/v2/companies/model", nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/tasks/model", nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/opportunities/model", nil, 200, nil)
 	var co map[string]any
 	c.json("POST", "/crm/rest/v2/companies", map[string]any{"company_name": "Acme", "email_address": map[string]any{"email": "a@acme.io", "field": "EMAIL1"},
-		"address": map[string]any{"line1": "1 A St", "locality": "Mesa", "region": "AZ", "postal_code": "85201", "country_code": "USA", "field": "OTHER"}}, 201, &co)
+		"address":       map[string]any{"line1": "1 A St", "locality": "Mesa", "region": "AZ", "postal_code": "85201", "country_code": "USA", "field": "OTHER"},
+		"custom_fields": cfv("COMPANY", "Gold")}, 201, &co)
 	cid, _ := strconv.ParseInt(co["id"].(string), 10, 64) // a string in v2
-	c.json("GET", fmt.Sprintf("/crm/rest/v2/companies/%d", cid), nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/companies/%d?fields=company_name,custom_fields", cid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/companies/%d?update_mask=custom_fields", cid), map[string]any{"custom_fields": cfv("COMPANY", "Gold,Silver")}, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/companies/%d?update_mask=custom_fields", cid), map[string]any{"custom_fields": cfv("TASK_NOTE_APPOINTMENT", "x")}, 400, nil)
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/companies/%d?update_mask=website", cid), map[string]any{"website": "https://acme.io"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/companies?page_size=1&order_by=id%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/companies/%d", cid), nil, 204, nil)
@@ -91,9 +115,10 @@ func TestContract(t *testing.T) {
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
 	var tk map[string]any
 	c.json("POST", "/crm/rest/v2/tasks", map[string]any{"title": "Call", "assigned_to_user_id": "1", "contact_id": strconv.FormatInt(id, 10),
-		"due_time": "2026-03-01T09:00:00.000Z", "priority": "ESSENTIAL"}, 201, &tk)
+		"due_time": "2026-03-01T09:00:00.000Z", "priority": "ESSENTIAL", "custom_fields": cfv("TASK_NOTE_APPOINTMENT", "Silver")}, 201, &tk)
 	tkid, _ := strconv.ParseInt(tk["id"].(string), 10, 64)
-	c.json("GET", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/tasks/%d?fields=custom_fields", tkid), nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=custom_fields", tkid), map[string]any{"custom_fields": []any{}}, 200, nil) // clears them
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/tasks/%d?update_mask=completed", tkid), map[string]any{"completed": true}, 200, nil)
 	c.json("GET", "/crm/rest/v2/tasks?page_size=2&order_by=update_time%20asc&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/tasks/%d", tkid), nil, 204, nil)
@@ -104,9 +129,11 @@ func TestContract(t *testing.T) {
 	c.json("GET", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 200, nil)
 	c.json("PATCH", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string)+"?update_mask=probability", map[string]any{"probability": 30}, 200, nil)
 	c.json("POST", "/crm/rest/v2/opportunities", map[string]any{"opportunity_title": "Deal", "contact_id": strconv.FormatInt(id, 10),
-		"stage_id": st1["id"], "projected_revenue_high": 1200.5, "estimated_close_time": "2026-03-01T00:00:00.000Z", "user_id": "1"}, 201, &op)
+		"stage_id": st1["id"], "projected_revenue_high": 1200.5, "estimated_close_time": "2026-03-01T00:00:00.000Z", "user_id": "1",
+		"custom_fields": cfv("OPPORTUNITY", "Gold")}, 201, &op)
 	opid := op["id"].(string)
-	c.json("GET", "/crm/rest/v2/opportunities/"+opid, nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/opportunities/"+opid+"?fields=custom_fields", nil, 200, nil)
+	c.json("PATCH", "/crm/rest/v2/opportunities/"+opid+"?update_mask=custom_fields", map[string]any{"custom_fields": cfv("OPPORTUNITY", "Silver")}, 200, nil)
 	c.json("PATCH", "/crm/rest/v2/opportunities/"+opid+"?update_mask=stage_id&update_mask=opportunity_notes",
 		map[string]any{"stage_id": st2["id"], "opportunity_notes": "signed"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/opportunities?page_size=1&order_by=created_time%20asc&filter=stage_id%3D%3D"+st2["id"].(string), nil, 200, nil)

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -126,6 +127,7 @@ type opportunity struct {
 	forecast                bool
 	revenueLow, revenueHigh float64
 	created, updated        time.Time
+	custom                  customValues
 }
 
 // v2 renders [V2]'s RestV2Opportunity (ids as strings); the stage carries its name and details
@@ -137,6 +139,7 @@ func (o *opportunity) v2(s *store) map[string]any {
 		"stage":               map[string]any{"id": strconv.FormatInt(o.stageID, 10)},
 		"include_in_forecast": o.forecast, "projected_revenue_low": o.revenueLow, "projected_revenue_high": o.revenueHigh,
 		"created_time": keapTime(o.created), "last_updated_time": keapTime(o.updated),
+		"custom_fields": o.custom.v2(),
 	}
 	if st := s.stages[o.stageID]; st != nil {
 		out["stage"] = map[string]any{"id": strconv.FormatInt(st.id, 10), "name": st.name,
@@ -181,10 +184,15 @@ type opportunityInput struct {
 	Forecast        *bool    `json:"include_in_forecast"`
 	RevenueLow      *float64 `json:"projected_revenue_low"`
 	RevenueHigh     *float64 `json:"projected_revenue_high"`
+	// CustomFields replace the opportunity's values (see setCustomValues).
+	CustomFields []customFieldInput `json:"custom_fields"`
 }
 
 func (in opportunityInput) apply(s *store, o *opportunity, mask []string) error {
 	set := maskedSetter(mask)
+	if err := s.setCustomValues(recordOpportunity, &o.custom, in.CustomFields, set("custom_fields", in.CustomFields != nil)); err != nil {
+		return err
+	}
 	if set("opportunity_title", in.Title != nil) {
 		o.title = deref(in.Title)
 	}
@@ -281,7 +289,7 @@ func (s *store) updateOpportunity(id int64, in opportunityInput, mask []string) 
 		moved := next.stageID != o.stageID
 		same := next
 		same.stageID = o.stageID
-		edited := same != *o
+		edited := !reflect.DeepEqual(same, *o)
 		*o = next
 		o.updated = s.stamp.next()
 		out = o
@@ -365,7 +373,7 @@ func (a *restAPI) listOpportunitiesV2(w http.ResponseWriter, r *http.Request) er
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, o := range all[lo:hi] {
-		items = append(items, o.v2(a.store))
+		items = append(items, askedOnly(r, o.v2(a.store)))
 	}
 	out := map[string]any{"opportunities": items}
 	if hi < len(all) {
@@ -386,7 +394,7 @@ func (a *restAPI) getOpportunityV2(w http.ResponseWriter, r *http.Request) error
 	if o == nil {
 		return v2Error(http.StatusNotFound, fmt.Sprintf("Opportunity with ID %d not found", id))
 	}
-	writeJSON(w, http.StatusOK, o.v2(a.store))
+	writeJSON(w, http.StatusOK, askedOnly(r, o.v2(a.store)))
 	return nil
 }
 

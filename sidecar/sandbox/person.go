@@ -58,7 +58,22 @@ func (s *Server) AddCustomField(label, fieldType string, options ...string) (int
 	return f.ID, err
 }
 
-// RenameCustomField changes a contact custom field's label. Contacts keep their values (they
+// AddCustomFieldTo creates a custom field of another record type (v2's record_type: COMPANY,
+// TASK_NOTE_APPOINTMENT, OPPORTUNITY or SUBSCRIPTION), as an admin does in Keap's settings, and
+// returns its id.
+func (s *Server) AddCustomFieldTo(recordType, label, fieldType string, options ...string) (int64, error) {
+	if !slices.Contains([]string{recordContact, recordCompany, recordTask, recordOpportunity, recordSubscription}, recordType) {
+		return 0, fmt.Errorf("add custom field: the sandbox keeps no %q custom fields", recordType)
+	}
+	var f customField
+	err := s.store.write(func() ([]event, error) {
+		f = s.store.addCustomFieldOf(recordType, label, fieldType, options...)
+		return nil, nil
+	})
+	return f.ID, err
+}
+
+// RenameCustomField changes a custom field's label. Contacts keep their values (they
 // are keyed by the field's id) and, as in Keap, no hook fires: only the model shows it.
 func (s *Server) RenameCustomField(id int64, label string) error {
 	if err := s.store.write(func() ([]event, error) { return nil, s.store.renameCustomField(id, label) }); err != nil {
@@ -131,6 +146,33 @@ func (s *Server) DeleteOrder(id int64) error {
 func (s *Server) PayOrder(orderID int64, amount float64) error {
 	if _, _, err := s.store.addPayment(orderID, amount, "CASH", "sandbox", time.Time{}); err != nil {
 		return fmt.Errorf("pay order %d: %w", orderID, err)
+	}
+	return nil
+}
+
+// SetSubscriptionCustomField sets (or, with nil content, clears) one custom field of a
+// subscription, as a person does in Keap's app (emits subscription.edit).
+func (s *Server) SetSubscriptionCustomField(id, fieldID int64, content any) error {
+	s.store.mu.RLock()
+	ok := s.store.hasCustomField(recordSubscription, fieldID)
+	s.store.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("subscription %d: no subscription custom field %d", id, fieldID)
+	}
+	_, err := s.store.updateSubscription(id, func(sub *subscription) {
+		next := maps.Clone(sub.custom)
+		if next == nil {
+			next = customValues{}
+		}
+		if content == nil {
+			delete(next, fieldID)
+		} else {
+			next[fieldID] = content
+		}
+		sub.custom = next
+	})
+	if err != nil {
+		return fmt.Errorf("subscription %d: %w", id, err)
 	}
 	return nil
 }

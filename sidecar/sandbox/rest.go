@@ -75,6 +75,11 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/companies/{id}", a.getCompanyV2)
 	h("PATCH /crm/rest/v2/companies/{id}", a.patchCompanyV2)
 	h("DELETE /crm/rest/v2/companies/{id}", a.deleteCompanyV2)
+	// Custom-field models of the v2 types whose records carry custom fields.
+	h("GET /crm/rest/v2/companies/model", a.v2ModelOf(recordCompany))
+	h("GET /crm/rest/v2/tasks/model", a.v2ModelOf(recordTask))
+	h("GET /crm/rest/v2/opportunities/model", a.v2ModelOf(recordOpportunity))
+	h("GET /crm/rest/v2/subscriptions/model", a.v2ModelOf(recordSubscription))
 	// Products through v2: the catalogue with timestamps.
 	h("GET /crm/rest/v2/products", a.listProductsV2)
 	h("POST /crm/rest/v2/products", a.createProductV2)

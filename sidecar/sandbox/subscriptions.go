@@ -16,6 +16,7 @@ type subscription struct {
 	frequency, quantity              int
 	start, nextBill                  time.Time
 	updated                          time.Time
+	custom                           customValues // v2 serves them; keapsync does not write subscriptions
 }
 
 const dateOnly = "2006-01-02"
@@ -40,6 +41,7 @@ func (sub *subscription) v2() map[string]any {
 		"billing_frequency": sub.frequency, "quantity": sub.quantity,
 		"start_date": sub.start.Format(dateOnly), "next_bill_date": sub.nextBill.Format(dateOnly),
 		"modification_time": keapTime(sub.updated),
+		"custom_fields":     sub.custom.v2(),
 	}
 }
 

@@ -17,6 +17,7 @@ type task struct {
 	completed                          bool
 	due, completedAt                   time.Time
 	created, updated                   time.Time
+	custom                             customValues
 }
 
 // v2 renders [V2]'s Task: ids are strings there; modification_time is its clock.
@@ -24,6 +25,7 @@ func (t *task) v2() map[string]any {
 	out := map[string]any{
 		"id": strconv.FormatInt(t.id, 10), "title": t.title, "completed": t.completed,
 		"create_time": keapTime(t.created), "modification_time": keapTime(t.updated),
+		"custom_fields": t.custom.v2(),
 	}
 	for k, v := range map[string]string{"description": t.description, "type": t.kind, "priority": t.priority, "assigned_to_user_id": t.assignedTo} {
 		if v != "" {
@@ -52,10 +54,15 @@ type taskInput struct {
 	DueTime     *string `json:"due_time"`
 	ContactID   *string `json:"contact_id"`
 	AssignedTo  *string `json:"assigned_to_user_id"`
+	// CustomFields replace the task's values (see setCustomValues).
+	CustomFields []customFieldInput `json:"custom_fields"`
 }
 
 func (in taskInput) apply(s *store, t *task, mask []string) error {
 	set := maskedSetter(mask)
+	if err := s.setCustomValues(recordTask, &t.custom, in.CustomFields, set("custom_fields", in.CustomFields != nil)); err != nil {
+		return err
+	}
 	if set("title", in.Title != nil) {
 		t.title = deref(in.Title)
 	}
@@ -220,7 +227,7 @@ func (a *restAPI) listTasksV2(w http.ResponseWriter, r *http.Request) error {
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	items := make([]map[string]any, 0, hi-lo)
 	for _, t := range all[lo:hi] {
-		items = append(items, t.v2())
+		items = append(items, askedOnly(r, t.v2()))
 	}
 	out := map[string]any{"tasks": items}
 	if hi < len(all) {
@@ -241,7 +248,7 @@ func (a *restAPI) getTaskV2(w http.ResponseWriter, r *http.Request) error {
 	if t == nil {
 		return v2Error(http.StatusNotFound, fmt.Sprintf("Task with ID %d not found", id))
 	}
-	writeJSON(w, http.StatusOK, t.v2())
+	writeJSON(w, http.StatusOK, askedOnly(r, t.v2()))
 	return nil
 }
 

@@ -858,11 +858,12 @@ $$;
 CREATE FUNCTION keapsync.keap_body(p_type text, p_doc jsonb, p_keys text[]) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
-    AS $$
+    AS $_$
 declare
   paths jsonb := (select t.keap_paths || coalesce(t.keap_write_paths, '{}') from keapsync.object_types t where t.object_type = p_type);
   writable text[] := (select t.merge_columns from keapsync.object_types t where t.object_type = p_type);
   numbers boolean := (select t.number_ids from keapsync.object_types t where t.object_type = p_type);
+  map text := (select t.map_column from keapsync.object_types t where t.object_type = p_type);
   groups text[];
   body jsonb := '{}';
   c text;
@@ -885,9 +886,19 @@ begin
       body := body || jsonb_build_object(p[1], coalesce(body -> p[1], '{}') || jsonb_build_object(p[2], v));
     end if;
   end loop;
+  if map is not null and exists (select 1 from unnest(p_keys) k where starts_with(k, map || '.')) then
+    body := body || jsonb_build_object('custom_fields', coalesce(
+      (select jsonb_agg(jsonb_build_object('id', case when numbers then to_jsonb(f.id) else to_jsonb(f.id::text) end,
+                                           'content', f.content) order by f.id)
+         from (select substr(e.key, length(map) + 2)::bigint as id, e.value as content
+                 from jsonb_each(p_doc) e
+                where starts_with(e.key, map || '.') and substr(e.key, length(map) + 2) ~ '^[0-9]{1,18}$'
+                  and jsonb_typeof(e.value) <> 'null') f), '[]'));
+    groups := groups || 'custom_fields'::text;
+  end if;
   return jsonb_build_object('body', body, 'update_mask', to_jsonb(groups));
 end;
-$$;
+$_$;
 
 
 --
@@ -928,12 +939,7 @@ begin
     else
       addr := addrs -> 0;
     end if;
-    if pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array' then
-      cf := pg_catalog.jsonb_build_object('custom_fields', coalesce(
-              (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
-                 from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
-                where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'));
-    end if;
+    cf := keapsync.keap_custom_columns('custom_fields', p_raw);
     return pg_catalog.jsonb_build_object(
         'given_name', p_raw ->> 'given_name',
         'middle_name', p_raw ->> 'middle_name',
@@ -981,11 +987,16 @@ begin
       'start_date', p_raw ->> 'start_date', 'end_date', p_raw ->> 'end_date',
       'next_bill_date', p_raw ->> 'next_bill_date', 'auto_charge', p_raw ->> 'auto_charge',
       'modification_time', p_raw ->> 'modification_time')
+      || keapsync.keap_custom_columns('custom_fields', p_raw)
     end;
   end if;
+  -- A type of the registry: its columns at their keap_paths and, where it keeps custom fields,
+  -- their values by id.
   return
-    (select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
-       from keapsync.object_types t, pg_catalog.jsonb_each(t.keap_paths) e
+    (select coalesce((select pg_catalog.jsonb_object_agg(e.key, p_raw #>> array(select pg_catalog.jsonb_array_elements_text(e.value)))
+                        from pg_catalog.jsonb_each(t.keap_paths) e), '{}')
+            || keapsync.keap_custom_columns(t.map_column, p_raw)
+       from keapsync.object_types t
       where t.object_type = p_type);
 end;
 $$;
@@ -1008,6 +1019,23 @@ CREATE FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) RETURNS jsonb
                  else '{}' end
        else '{}' end
   end;
+$$;
+
+
+--
+
+-- Name: keap_custom_columns(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case when p_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
+    then pg_catalog.jsonb_build_object(p_column, coalesce(
+           (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
+              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
+             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'))
+    else '{}' end;
 $$;
 
 
@@ -1083,10 +1111,14 @@ $_$;
 -- Name: keap_unknown(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) RETURNS text[]
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select case when p_type <> 'contact' then '{}'::text[] else array(
+  select case when p_type <> 'contact' then array(
+    select t.map_column || '.' from keapsync.object_types t
+     where t.object_type = p_type and t.map_column is not null
+       and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') is distinct from 'array')
+  else array(
     select key from (values
       ('given_name', 'given_name'), ('middle_name', 'middle_name'), ('family_name', 'family_name'),
       ('email', 'email_addresses'), ('phone', 'phone_numbers'),

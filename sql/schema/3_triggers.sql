@@ -852,9 +852,37 @@ CREATE TRIGGER track_update AFTER UPDATE ON keap.tasks REFERENCING OLD TABLE AS 
 
 --
 
+-- Name: companies_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.companies_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('company');
+
+
+--
+
 -- Name: contacts_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.contacts_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('contact');
+
+
+--
+
+-- Name: opportunities_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.opportunities_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('opportunity');
+
+
+--
+
+-- Name: subscriptions_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.subscriptions_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('subscription');
+
+
+--
+
+-- Name: tasks_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.tasks_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('task');
 
 
 --

@@ -369,6 +369,15 @@ GRANT ALL ON FUNCTION keapsync.keap_content(p_type text, p_raw jsonb) TO keapsyn
 
 --
 
+-- Name: FUNCTION keap_custom_columns(p_column text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION keap_doc(p_type text, p_raw jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.keap_doc(p_type text, p_raw jsonb) FROM PUBLIC;
@@ -1107,6 +1116,16 @@ GRANT SELECT ON TABLE keap.companies TO keap_analyst;
 
 --
 
+-- Name: TABLE companies_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.companies_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.companies_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.companies_custom TO authenticated;
+GRANT SELECT ON TABLE keap.companies_custom TO keap_analyst;
+
+
+--
+
 -- Name: SEQUENCE companies_id_seq; Type: ACL; Schema: keap; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keap.companies_id_seq TO service_role;
@@ -1180,6 +1199,16 @@ GRANT ALL ON TABLE keap.opportunities TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO keapsync_sidecar;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities TO authenticated;
 GRANT SELECT ON TABLE keap.opportunities TO keap_analyst;
+
+
+--
+
+-- Name: TABLE opportunities_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.opportunities_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.opportunities_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.opportunities_custom TO authenticated;
+GRANT SELECT ON TABLE keap.opportunities_custom TO keap_analyst;
 
 
 --
@@ -1298,6 +1327,16 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions TO keapsync_sideca
 
 --
 
+-- Name: TABLE subscriptions_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.subscriptions_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.subscriptions_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.subscriptions_custom TO authenticated;
+GRANT SELECT ON TABLE keap.subscriptions_custom TO keap_analyst;
+
+
+--
+
 -- Name: SEQUENCE subscriptions_id_seq; Type: ACL; Schema: keap; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keap.subscriptions_id_seq TO service_role;
@@ -1351,6 +1390,16 @@ GRANT ALL ON TABLE keap.tasks TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO keapsync_sidecar;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks TO authenticated;
 GRANT SELECT ON TABLE keap.tasks TO keap_analyst;
+
+
+--
+
+-- Name: TABLE tasks_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.tasks_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.tasks_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.tasks_custom TO authenticated;
+GRANT SELECT ON TABLE keap.tasks_custom TO keap_analyst;
 
 
 --

@@ -67,8 +67,10 @@ select 'authenticated', r, 'SELECT' from unnest(array[
   'keapsync.sync_activity', 'keapsync.sync_activity_hourly', 'keapsync.account_state',
   'keapsync.kpi_pipeline_by_stage', 'keapsync.kpi_opportunities_monthly', 'keapsync.custom_fields']) r
 union all
--- the custom-field view: read, and written by UPDATE only (its trigger writes keap.contacts as the caller)
-select 'authenticated', 'keap.contacts_custom', 'SELECT,UPDATE'
+-- the custom-field views: read, and written by UPDATE only (each trigger writes its table as the caller)
+select 'authenticated', r, 'SELECT,UPDATE' from unnest(array[
+  'keap.contacts_custom', 'keap.companies_custom', 'keap.tasks_custom', 'keap.opportunities_custom',
+  'keap.subscriptions_custom']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
@@ -85,7 +87,8 @@ select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keapsync.kpi_subscription_totals',
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
   'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
-  'keapsync.custom_fields', 'keap.contacts_custom']) r;
+  'keapsync.custom_fields', 'keap.contacts_custom', 'keap.companies_custom', 'keap.tasks_custom',
+  'keap.opportunities_custom', 'keap.subscriptions_custom']) r;
 
 select set_eq(
   $$select p.role, c.oid::regclass::text, string_agg(pr, ',' order by pr)

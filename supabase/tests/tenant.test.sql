@@ -35,7 +35,9 @@ begin
     'updated_time', '2026-01-01T00:00:00Z'));
   perform keapsync.apply_keap_record(p_account, 'opportunity', jsonb_build_object('id', (p_base + 9)::text,
     'opportunity_title', p_word, 'contact', jsonb_build_object('id', (p_base + 1)::text),
-    'stage', jsonb_build_object('id', (p_base + 8)::text), 'projected_revenue_high', 10, 'last_updated_time', '2026-01-01T00:00:00Z'));
+    'stage', jsonb_build_object('id', (p_base + 8)::text), 'projected_revenue_high', 10, 'last_updated_time', '2026-01-01T00:00:00Z',
+    'custom_fields', jsonb_build_array(jsonb_build_object('id', '6', 'content', p_word))));
+  perform keapsync.apply_custom_field_model(p_account, 'opportunity', '[{"id": "6", "label": "Deal secret", "field_type": "TEXT"}]');
   perform keapsync.apply_keap_record(p_account, 'note', jsonb_build_object('id', p_base + 8, 'title', p_word, 'body', p_word,
     'contact_id', p_base + 1, 'last_updated', '2026-01-01T00:00:00Z'));
   insert into keap.order_items (account_id, order_id, keap_id, name)
@@ -181,7 +183,9 @@ insert into calls values
    $$select keapsync.apply_custom_field_model('{B}', 'contact', '[{"id": 5, "label": "x", "field_type": "Text"}]')::text$$),
   (null, false, $$select count(*) from keapsync.custom_fields where account_id = '{B}'$$),
   (null, false, $$select string_agg(secret, ',') from keap.contacts_custom where id = {contact}$$),
-  (null, false, $$update keap.contacts_custom set secret = 'x' where id = {contact}$$);
+  (null, false, $$update keap.contacts_custom set secret = 'x' where id = {contact}$$),
+  (null, false, $$select string_agg(deal_secret, ',') from keap.opportunities_custom where id = {opp}$$),
+  (null, false, $$update keap.opportunities_custom set deal_secret = 'x' where id = {opp}$$);
 -- Every synced table, by id: read, change, remove.
 insert into calls
 select null, false, format(q, t, ph)

@@ -110,7 +110,7 @@ func (w *world) universe() (universe, map[int64]fields) {
 		u.tags = append(u.tags, asInt64(t["id"]))
 	}
 	for _, f := range st.CustomFields {
-		if f.FieldType == "Text" {
+		if f.FieldType == "Text" && f.RecordType == "CONTACT" {
 			u.cf = f.ID
 		}
 	}
