@@ -1,6 +1,7 @@
 -- A backfill's page apply no longer slows down as the account grows (issue #18). Profiled per
 -- page (backend CPU time, 1000 contacts a page), the apply cost 0.36 s for the first page of a
--- 20k-contact backfill and 1.4 s for the twentieth: each page read every stored row twice.
+-- 20k-contact backfill and 1.4 s for the twentieth: each page scanned all of keap.contacts twice,
+-- so a backfill's cost grew with the square of its size.
 --
 -- 1. The new records' tag links (what tag_doc reads) come out of the insert itself, as two arrays
 --    (contact id, Keap tag id): the tags and contact_tags inserts no longer join the page's new
