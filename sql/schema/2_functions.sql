@@ -125,6 +125,8 @@ declare
   cols text[];
   new_ids bigint[];
   new_keap_ids bigint[];
+  link_contacts bigint[];
+  link_tags bigint[];
   outcomes jsonb := '{}';
   r jsonb;
   o text;
@@ -151,7 +153,8 @@ begin
     fresh as (
       select * from src
        where not exists (select 1 from keapsync.sync_state st
-                          where st.account_id = $1 and st.object_type = $2 and st.keap_id = src.keap_id)),
+                          where st.account_id = $1 and st.object_type = $2 and st.keap_id = src.keap_id
+                         offset 0)),
     ins as (
       insert into keap.%1$I (account_id, keap_id, keap_object, %2$s)
       select $1, f.keap_id, f.raw, %3$s
@@ -163,31 +166,29 @@ begin
       select $1, $2, ins.id, ins.keap_id,
              keapsync.merge_doc($2, to_jsonb(ins)) || case when $2 = 'contact' then keapsync.tag_doc(ins.keap_object) else '{}' end,
              keapsync.keap_modified($2, ins.keap_object), now()
-        from ins)
-    select array_agg(id), array_agg(keap_id) from ins$f$,
+        from ins),
+    links as (
+      select ins.id as contact_id, x.tag::bigint as tag
+        from ins, jsonb_array_elements_text(case when $2 = 'contact' and jsonb_typeof(ins.keap_object -> 'tag_ids') = 'array'
+                                                 then ins.keap_object -> 'tag_ids' else '[]' end) x(tag))
+    select i.ids, i.keap_ids, l.contacts, l.tags
+      from (select array_agg(id) as ids, array_agg(keap_id) as keap_ids from ins) i,
+           (select array_agg(contact_id) as contacts, array_agg(tag) as tags from links) l$f$,
     t.table_name,
     (select string_agg(format('%I', c), ', ') from unnest(cols) c),
     (select string_agg(case when c = t.map_column then format('coalesce(p.%I, %L)', c, '{}') else format('p.%I', c) end, ', ')
        from unnest(cols) c))
-    into new_ids, new_keap_ids using p_account, p_type, p_raws;
+    into new_ids, new_keap_ids, link_contacts, link_tags using p_account, p_type, p_raws;
 
-  if p_type = 'contact' and new_ids is not null then
-    -- The tag ids straight from Keap's objects (what tag_doc reads), in one order, so that two
-    -- pages applied at once take their locks on new tags in the same order.
+  if link_tags is not null then
+    -- In one order, so that two pages applied at once take their locks on new tags in the same order.
     insert into keap.tags (account_id, keap_id)
-    select distinct p_account, x.tag::bigint
-      from unnest(new_ids) n(id) join keap.contacts c on c.id = n.id,
-           jsonb_array_elements_text(case when jsonb_typeof(c.keap_object -> 'tag_ids') = 'array'
-                                          then c.keap_object -> 'tag_ids' else '[]' end) x(tag)
-     order by 2
+    select distinct p_account, u.tag from unnest(link_tags) u(tag) order by 2
     on conflict (account_id, keap_id) do nothing;
     insert into keap.contact_tags (account_id, contact_id, tag_id)
-    select p_account, c.id, tg.id
-      from unnest(new_ids) n(id) join keap.contacts c on c.id = n.id,
-           jsonb_array_elements_text(case when jsonb_typeof(c.keap_object -> 'tag_ids') = 'array'
-                                          then c.keap_object -> 'tag_ids' else '[]' end) x(tag),
-           keap.tags tg
-     where tg.account_id = p_account and tg.keap_id = x.tag::bigint
+    select p_account, l.contact_id, tg.id
+      from unnest(link_contacts, link_tags) l(contact_id, tag)
+      join keap.tags tg on tg.account_id = p_account and tg.keap_id = l.tag
     on conflict do nothing;
   end if;
   if p_type = 'order' and new_ids is not null then

@@ -4,7 +4,7 @@
 -- Account A takes each page through apply_keap_page, account B record by record.
 begin;
 create extension if not exists pgtap;
-select plan(20);
+select plan(22);
 
 insert into keapsync.accounts (id, name) values
   ('50000000-0000-4000-8000-00000000000a', 'Page'),
@@ -189,6 +189,26 @@ select is(keapsync.keap_columns_of('order', '{"contact": {"id": 4}, "title": "t"
 select is(keapsync.keap_columns_of('company', '{"company_name": "C", "update_time": "u"}'),
   '{"email": null, "notes": null, "phone": null, "region": null, "website": null, "locality": null, "create_time": null, "postal_code": null, "update_time": "u", "company_name": "C", "country_code": null, "address_line1": null, "address_line2": null}'::jsonb,
   'a type mapped by keap_paths');
+
+-- A page costs what its own records cost, not what the account already holds (issue #18): with
+-- thousands of contacts stored, applying a page of new ones scans neither the stored contacts nor
+-- their sync state (which is probed by key: no stored row fetched), so a backfill does not slow
+-- down page after page.
+select keapsync.apply_keap_page('50000000-0000-4000-8000-00000000000a', 'contact',
+  array(select jsonb_build_object('id', 1000 + g, 'given_name', 'Stored', 'tag_ids', jsonb_build_array(11 + g % 3))
+          from generate_series(1, 3000) g));
+create temp table reads_before as
+  select relid::regclass::text as rel, seq_scan, coalesce(idx_tup_fetch, 0) as fetched
+    from pg_stat_xact_user_tables where relid in ('keap.contacts'::regclass, 'keapsync.sync_state'::regclass);
+select is((keapsync.apply_keap_page('50000000-0000-4000-8000-00000000000a', 'contact',
+            array(select jsonb_build_object('id', 9000 + g, 'given_name', 'New', 'tag_ids', jsonb_build_array(11, 15))
+                    from generate_series(1, 200) g))) ->> 'inserted', '200', 'a page of new contacts after 3000 stored');
+select results_eq(
+  $$select a.rel, a.seq_scan - b.seq_scan, case when a.rel = 'keapsync.sync_state' then a.fetched - b.fetched end
+      from (select relid::regclass::text as rel, seq_scan, coalesce(idx_tup_fetch, 0) as fetched from pg_stat_xact_user_tables) a
+      join reads_before b using (rel) order by 1$$,
+  $$values ('keap.contacts', 0::bigint, null::bigint), ('keapsync.sync_state', 0::bigint, 0::bigint)$$,
+  'the page scanned no stored contact or sync state');
 
 select * from finish();
 rollback;
