@@ -116,7 +116,10 @@ func (w *world) drain(t *testing.T) {
 func TestBackfillIsCompleteAndResumable(t *testing.T) {
 	t.Parallel()
 	for _, pr := range profiles {
-		t.Run(pr.name, func(t *testing.T) { backfillIsCompleteAndResumable(t, pr.p) })
+		t.Run(pr.name, func(t *testing.T) {
+			t.Parallel() // each profile has its own world
+			backfillIsCompleteAndResumable(t, pr.p)
+		})
 	}
 }
 
