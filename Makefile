@@ -25,9 +25,13 @@ test: build test-docs ## everything: Go tests (with a 2-minute chaos soak), pgTA
 	$(WITHPG) $(MAKE) --no-print-directory test-inner
 
 # Runs inside withpg: PGHOST/PGPORT/PGUSER and KEAPSYNC_TEST_DATABASE_URL name the cluster.
+# -p 3: one package more than the two cores, because the chaos soak (about two minutes) mostly
+# waits on its actors' pace; with -p 2 it held one of the two slots all that time. -timeout:
+# the slowest packages take 2-4 minutes on a loaded two-core machine; 20m keeps a slow machine
+# from killing a test binary, and every test bounds its own waits well inside it.
 test-inner:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 3 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-sql test-supabase-cli test-schema test-ops
 
 test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `make test` provides it)

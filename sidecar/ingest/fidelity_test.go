@@ -37,6 +37,7 @@ func TestOrdersEveryOneWithItemsAndPayments(t *testing.T) {
 	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
+			t.Parallel() // each profile has its own world
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 20, Profile: pr.p})
 			ctx := context.Background()
 			for i := range 2500 {
@@ -192,6 +193,7 @@ func TestPagingSurvivesTies(t *testing.T) {
 	t.Parallel()
 	for _, exclusive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) {
+			t.Parallel() // each has its own world
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 1500,
 				Profile: sandbox.Profile{SinceExclusive: exclusive, SecondStamps: true}})
 			ctx := context.Background()

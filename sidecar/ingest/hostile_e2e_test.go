@@ -301,11 +301,6 @@ func (w *world) apiThrough(t *testing.T, wrap func(next http.Handler) http.Handl
 	cfg := keap.DefaultConfig()
 	cfg.APIURL = proxy.URL + "/crm/rest"
 	cfg.Credentials = keap.APIKey(w.sb.Credentials().PersonalKey)
-	cfg.Limits = keap.KeyLimits
 	cfg.Retry = keap.RetryPolicy{MaxAttempts: 2, MaxThrottled: 30, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
-	api, err := keap.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
+	return w.client(t, cfg)
 }

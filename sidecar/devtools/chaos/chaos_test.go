@@ -19,7 +19,10 @@ var shortSoak = Config{Seed: 1, Duration: 90 * time.Second, Contacts: 200, Rate:
 // test binary being killed with nothing to show (its children die with it either way).
 const soakBound = 6 * time.Minute
 
+// The two soaks run side by side: each has its own cluster, sandbox, binaries and temp dir, and
+// most of a soak's time is its actors' pace and the quiesce wait, not CPU.
 func TestChaosShort(t *testing.T) {
+	t.Parallel()
 	soak(t, shortSoak)
 }
 
@@ -27,6 +30,7 @@ func TestChaosShort(t *testing.T) {
 // (sandbox profile "hardest": whole-second stamps, exclusive since, tag changes and payments that
 // leave stamps alone, tag hooks carrying tag ids without apiUrl, nulls ignored).
 func TestChaosShortHardest(t *testing.T) {
+	t.Parallel()
 	cfg := shortSoak
 	cfg.Seed, cfg.Duration, cfg.Profile = 2, 60*time.Second, "hardest"
 	soak(t, cfg)

@@ -1,6 +1,6 @@
 // Package pgtest gives tests a real PostgreSQL: one throwaway cluster per test run
-// (wal_level=logical, free port, temp dir), a migrated template database per package, and a
-// fresh clone of it per test. Never a mock.
+// (wal_level=logical, free port, temp dir), a migrated template database per cluster (shared by
+// the packages of a run), and a fresh clone of it per test. Never a mock.
 //
 // `make test` starts the cluster once (see withpg) and passes its address in
 // KEAPSYNC_TEST_DATABASE_URL; a plain `go test` starts a private cluster for the package.
@@ -8,6 +8,7 @@ package pgtest
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log"
 	"os"
@@ -80,7 +81,7 @@ sleep 2; rm -rf %q`, os.Getpid(), dataDir, dir)
 
 var (
 	adminURL string // the cluster's `postgres` database
-	template string // this package's migrated template database
+	template string // the cluster's migrated template database, named by the migrations
 	counter  atomic.Int64
 )
 
@@ -102,38 +103,76 @@ func run(m *testing.M) int {
 		defer stop()
 		adminURL = c.URL("postgres")
 	}
-	template = fmt.Sprintf("tmpl_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	if err := createTemplate(ctx); err != nil {
+	var err error
+	if template, err = ensureTemplate(ctx); err != nil {
 		log.Printf("pgtest: %v", err)
 		return 1
 	}
-	defer dropDatabase(ctx, template)
 	return m.Run()
 }
 
-// createTemplate makes this package's template database with the embedded migrator. Roles are
-// cluster-wide, so packages bootstrap one at a time under an advisory lock.
-func createTemplate(ctx context.Context) error {
+// ensureTemplate returns the cluster's migrated template database, making it if this package
+// is the first to ask. It is named by a digest of the embedded migrations, so the packages of
+// one `make test` migrate once between them instead of once each, and a changed migration gets
+// a template of its own. It is never dropped: it dies with the throwaway cluster. Roles are
+// cluster-wide, so packages bootstrap one at a time under an advisory lock; a template is built
+// under another name and renamed when complete, so a package killed mid-migration leaves no
+// half-migrated template behind.
+func ensureTemplate(ctx context.Context) (string, error) {
+	mig, err := migrate.Embedded(nil)
+	if err != nil {
+		return "", err
+	}
+	name := templateName(mig)
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return fmt.Errorf("connect to test cluster: %w", err)
+		return "", fmt.Errorf("connect to test cluster: %w", err)
 	}
-	defer admin.Close(ctx)
+	defer admin.Close(ctx) // ends the session, and so the advisory lock
 	if _, err := admin.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
-		return fmt.Errorf("lock test cluster: %w", err)
+		return "", fmt.Errorf("lock test cluster: %w", err)
 	}
-	if _, err := admin.Exec(ctx, "create database "+pgx.Identifier{template}.Sanitize()); err != nil {
-		return fmt.Errorf("create template database: %w", err)
+	var exists bool
+	if err := admin.QueryRow(ctx, `select exists (select 1 from pg_database where datname = $1)`, name).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for template database %s: %w", name, err)
 	}
-	conn, err := pgx.Connect(ctx, withDatabase(adminURL, template))
+	if exists {
+		return name, nil
+	}
+	building := name + "_building"
+	if _, err := admin.Exec(ctx, "drop database if exists "+pgx.Identifier{building}.Sanitize()+" with (force)"); err != nil {
+		return "", fmt.Errorf("drop unfinished template database: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "create database "+pgx.Identifier{building}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create template database: %w", err)
+	}
+	if err := migrateDatabase(ctx, mig, withDatabase(adminURL, building)); err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec(ctx, "alter database "+pgx.Identifier{building}.Sanitize()+" rename to "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("name template database: %w", err)
+	}
+	return name, nil
+}
+
+// templateName digests everything the migrator would run.
+func templateName(mig *migrate.Migrator) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q", mig.Bootstrap)
+	for _, m := range mig.Migrations {
+		fmt.Fprintf(h, "\x00%q\x00%q", m.File, m.SQL)
+	}
+	return fmt.Sprintf("tmpl_%x", h.Sum(nil)[:8])
+}
+
+// migrateDatabase applies the migrations to the database at url and closes its connection
+// (a template with a session open could be neither renamed nor cloned).
+func migrateDatabase(ctx context.Context, mig *migrate.Migrator, url string) error {
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("connect to template database: %w", err)
 	}
 	defer conn.Close(ctx)
-	mig, err := migrate.Embedded(nil)
-	if err != nil {
-		return err
-	}
 	if _, err := mig.Apply(ctx, conn); err != nil {
 		return fmt.Errorf("migrate template database: %w", err)
 	}
@@ -153,7 +192,8 @@ func cloneOf(t testing.TB, source string) string {
 		t.Fatal("pgtest: call pgtest.Main from TestMain")
 	}
 	ctx := context.Background()
-	name := fmt.Sprintf("%s_%d", template, counter.Add(1))
+	// The pid tells apart the clones of packages running at once: they share the template.
+	name := fmt.Sprintf("%s_%d_%d", template, os.Getpid(), counter.Add(1))
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
@@ -253,17 +293,12 @@ func PrivatePool(t testing.TB) *pgxpool.Pool {
 		t.Fatalf("start a private cluster: %v", err)
 	}
 	t.Cleanup(stop)
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		t.Fatalf("connect to the private cluster: %v", err)
-	}
-	defer conn.Close(ctx)
 	mig, err := migrate.Embedded(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mig.Apply(ctx, conn); err != nil {
-		t.Fatalf("migrate the private cluster: %v", err)
+	if err := migrateDatabase(ctx, mig, c.URL("postgres")); err != nil {
+		t.Fatalf("the private cluster: %v", err)
 	}
 	pool, err := pgxpool.New(ctx, c.URL("postgres"))
 	if err != nil {
