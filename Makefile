@@ -67,8 +67,8 @@ test-supabase-cli: ## `supabase db push` and `keapsync migrate` build identical 
 cover: build ## statement coverage per package (-short: without the chaos soak), on one throwaway cluster
 	$(WITHPG) $(GO) test -short -count=1 -cover ./... | awk '{ print } /coverage:/ { n++ } END { if (!n) exit 1 }'
 
-bench: build ## every benchmark against its same-run baseline, as one table (also docs/benchmarks.md)
-	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... 2>/dev/null \
+bench: build ## every benchmark against its same-run baseline, one package at a time, as one table (also docs/benchmarks.md)
+	set -o pipefail; $(WITHPG) $(GO) test -run '^$$' -bench . -benchtime 1x -p 1 -timeout 30m ./... 2>/dev/null \
 	  | $(GO) run ./sidecar/devtools/benchreport -out docs/benchmarks.md \
 	    -command "$(if $(KEAPSYNC_BENCH_CONTACTS),KEAPSYNC_BENCH_CONTACTS=$(KEAPSYNC_BENCH_CONTACTS) )make bench"
 
