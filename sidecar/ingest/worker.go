@@ -252,7 +252,7 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 			found[rec.id] = true
 			listed = append(listed, rec)
 		}
-		if listed, err = completeListed(ctx, api, k, listed); err != nil {
+		if listed, err = completeListed(ctx, w.Log, api, k, listed); err != nil {
 			return err
 		}
 		for _, rec := range listed {
@@ -306,7 +306,7 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 // completeListed adds to the changed records a listing found what the listing leaves out: in
 // one go where the kind can (completeAll), else record by record. A record that did not decode
 // is left as it is, to be parked.
-func completeListed(ctx context.Context, api Keap, k kind, recs []record) ([]record, error) {
+func completeListed(ctx context.Context, log *slog.Logger, api Keap, k kind, recs []record) ([]record, error) {
 	if k.complete == nil {
 		return recs, nil
 	}
@@ -316,19 +316,22 @@ func completeListed(ctx context.Context, api Keap, k kind, recs []record) ([]rec
 			good = append(good, r)
 		}
 	}
-	if k.completeAll != nil {
-		done, err := k.completeAll(ctx, api, good)
-		if err != nil {
-			return nil, fmt.Errorf("fetch what %d listed %ss lack: %w", len(good), k.objectType, err)
-		}
+	var err error
+	if k.completeAll == nil {
+		good, err = completeEach(ctx, api, k, good)
+	} else if done, allErr := k.completeAll(ctx, api, good); allErr == nil {
 		good = done
+	} else if listingUnusable(allErr) {
+		// One item that does not decode, or a filter Keap refuses, spoils the whole listing;
+		// asking record by record confines it to the record it belongs to, as before the listing.
+		log.Warn("Keap's listing of what the records lack was unusable; asking record by record",
+			"type", k.objectType, "records", len(good), "err", allErr)
+		good, err = completeEach(ctx, api, k, good)
 	} else {
-		for i, r := range good {
-			var err error
-			if good[i], err = k.complete(ctx, api, r); err != nil {
-				return nil, fmt.Errorf("fetch %s %d: %w", k.objectType, r.id, err)
-			}
-		}
+		err = fmt.Errorf("fetch what %d listed %ss lack: %w", len(good), k.objectType, allErr)
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := make([]record, 0, len(recs))
 	next := 0
@@ -340,6 +343,25 @@ func completeListed(ctx context.Context, api Keap, k kind, recs []record) ([]rec
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// completeEach is complete for each record, one call each.
+func completeEach(ctx context.Context, api Keap, k kind, recs []record) ([]record, error) {
+	out := make([]record, len(recs))
+	for i, r := range recs {
+		var err error
+		if out[i], err = k.complete(ctx, api, r); err != nil {
+			return nil, fmt.Errorf("fetch %s %d: %w", k.objectType, r.id, err)
+		}
+	}
+	return out, nil
+}
+
+// listingUnusable: Keap answered the listing, but with something it cannot be read from (an
+// item that does not decode) or refused how it was asked (a 400: the filter). Unlike a refused
+// token, a throttle or a server error, asking record by record may still succeed.
+func listingUnusable(err error) bool {
+	return errors.Is(err, keap.ErrBadResponse) || errors.Is(err, keap.ErrBadRequest)
 }
 
 // contention reports an error PostgreSQL raised because of a concurrent transaction (a deadlock
