@@ -47,7 +47,8 @@ type Config struct {
 	// becomes one call; it adds as much to a single edit's commit-to-Keap latency.
 	Settle time.Duration
 	// MaxSettle bounds how long a hot record rests. One changed again while it rests waits
-	// until it has been quiet for as long as its changes have spanned so far (at least Settle),
+	// until it has been quiet for as long as its changes have spanned so far, and at least
+	// Settle once per change queued (k changes: k × Settle),
 	// and one changed within MaxSettle of its last push waits until MaxSettle has passed since
 	// that push, but neither waits past MaxSettle after its first queued change. A burst of
 	// edits shorter than MaxSettle becomes one write; a single edit to a record not pushed

@@ -28,7 +28,7 @@ delete from keapsync.push_queue where account_id = $1::uuid and object_type = $2
 	// A change that came while Keap was called rests from now, like a first change: a record
 	// edited continuously is pushed about once per settle, not once per call.
 	sqlRearm = `update keapsync.push_queue set attempts = 0, last_error = null, sent = null, create_sent_at = null,
-       first_enqueued_at = now()
+       first_enqueued_at = now(), changes = 1
  where account_id = $1::uuid and object_type = $2 and local_id = $3`
 	sqlRetry = `update keapsync.push_queue set attempts = attempts + 1, next_attempt_at = now() + $4::interval, last_error = $5
  where account_id = $1::uuid and object_type = $2 and local_id = $3`

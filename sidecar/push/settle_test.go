@@ -7,7 +7,7 @@ import (
 )
 
 // Hot rows coalesce: a record changed again while it rests waits until it has been quiet for
-// as long as its changes spanned (at least the settle time), and one pushed lately waits until
+// as long as its changes spanned, and at least the settle time once per change queued; one pushed lately waits until
 // the longest settle has passed since; a record's first change waits only the settle time, and
 // no wait passes the longest settle after the first change. (Times are set in the queue, not
 // waited for.)
@@ -53,8 +53,17 @@ func TestHotRowsRestLongerColdRowsDoNot(t *testing.T) {
 	if n := claimable(`first_enqueued_at = now() - interval '8 minutes', last_enqueued_at = now() - interval '2 minutes'`); n != 0 {
 		t.Fatal("a record busy for longer than it has been quiet was pushed")
 	}
-	if n := claimable(`first_enqueued_at = now() - interval '5 minutes', last_enqueued_at = now() - interval '3 minutes'`); n != 1 {
+	if n := claimable(`first_enqueued_at = now() - interval '5 minutes', last_enqueued_at = now() - interval '3 minutes', changes = 2`); n != 1 {
 		t.Fatalf("a record quiet for as long as it was busy was not pushed (%d)", n)
+	}
+	// Counted: changed three times within a minute and a half, it rests three settle times after
+	// its last change, though it has been quiet longer than it was busy and than one settle time.
+	w.exec(`update keapsync.sync_state set last_pushed_at = now() - interval '1 hour' where local_id = $1`, id)
+	if n := claimable(`first_enqueued_at = now() - interval '4 minutes', last_enqueued_at = now() - interval '150 seconds', changes = 3`); n != 0 {
+		t.Fatal("a record changed three times was pushed before three settle times of quiet")
+	}
+	if n := claimable(`first_enqueued_at = now() - interval '5 minutes', last_enqueued_at = now() - interval '210 seconds', changes = 3`); n != 1 {
+		t.Fatalf("a record changed three times and quiet for three settle times was not pushed (%d)", n)
 	}
 }
 

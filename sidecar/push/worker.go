@@ -30,12 +30,13 @@ with c as materialized (
     join keapsync.accounts a on a.id = q.account_id
    where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
      -- Hot rows coalesce, adaptively: a record changed again while it rests waits until it has
-     -- been quiet for as long as it has been busy (its changes so far span last - first), at
-     -- least the settle time; and one pushed less than the longest settle ago waits for that
-     -- to pass. Either wait ends the longest settle after its first change, so none waits
-     -- longer; a single change (busy for no time) goes after the settle time.
+     -- been quiet for as long as it has been busy (its changes so far span last - first), and
+     -- at least the settle time once per change queued (so one pause early in a burst does not
+     -- push it); and one pushed less than the longest settle ago waits for that to pass. Either
+     -- wait ends the longest settle after its first change, so none waits longer; a single
+     -- change (busy for no time) goes after the settle time.
      and (q.first_enqueued_at <= now() - $4::interval
-          or (q.last_enqueued_at <= now() - greatest($3::interval, q.last_enqueued_at - q.first_enqueued_at)
+          or (q.last_enqueued_at <= now() - greatest($3::interval * q.changes, q.last_enqueued_at - q.first_enqueued_at)
               and not exists (select 1 from keapsync.sync_state s
                                where s.account_id = q.account_id and s.object_type = q.object_type
                                  and s.local_id = q.local_id and s.last_pushed_at > now() - $4::interval)))

@@ -840,7 +840,8 @@ CREATE TABLE keapsync.push_queue (
     last_error text,
     sent jsonb,
     create_sent_at timestamp with time zone,
-    last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL
+    last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
+    changes integer DEFAULT 1 NOT NULL
 );
 
 
@@ -863,6 +864,13 @@ COMMENT ON COLUMN keapsync.push_queue.create_sent_at IS 'when a create for this 
 -- Name: COLUMN push_queue.last_enqueued_at; Type: COMMENT; Schema: keapsync; Owner: -
 
 COMMENT ON COLUMN keapsync.push_queue.last_enqueued_at IS 'when the latest change to the record was queued: the push waits until it has been quiet for the settle time';
+
+
+--
+
+-- Name: COLUMN push_queue.changes; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.changes IS 'how many times the record was queued since its first change rested (one per enqueue batch): the push waits that many settle times after the latest';
 
 
 --

@@ -710,7 +710,8 @@ CREATE FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[], p_loc
     on conflict (account_id, object_type, local_id) do update
        set last_lsn = greatest(q.last_lsn, excluded.last_lsn),
            next_attempt_at = least(q.next_attempt_at, now()),
-           last_enqueued_at = now()
+           last_enqueued_at = now(),
+           changes = q.changes + 1
     returning 1)
   select count(*)::integer from ins;
 $$;
