@@ -229,16 +229,21 @@ func TestSweepReadsPaymentsListed(t *testing.T) {
 		t.Errorf("%d payments stored, want %d or more", n, created*3/2)
 	}
 
-	// The orders paid once are paid again, no hook heard: a reconcile reads their payments, listed.
-	for _, id := range once {
-		if err := w.sb.PayOrder(id, 0.25); err != nil {
-			t.Fatal(err)
+	// Every other order paid once is paid again, no hook heard: a reconcile reads their payments,
+	// listed. (Fewer than all: a changed order is applied record by record, the sweep's slow part.)
+	again := 0
+	for i, id := range once {
+		if i%2 == 0 {
+			if err := w.sb.PayOrder(id, 0.25); err != nil {
+				t.Fatal(err)
+			}
+			again++
 		}
 	}
 	listings, reads, got = sweep("reconcile", listed, reconcile)
-	if listings == 0 || listings > most(len(once)) || reads != 0 {
+	if listings == 0 || listings > most(again) || reads != 0 {
 		t.Errorf("reconcile of %d newly paid orders: %d payment listings and %d per-order reads, want at most %d listings and no per-order read",
-			len(once), listings, reads, most(len(once)))
+			again, listings, reads, most(again))
 	}
 	reset()
 	if _, _, each = sweep("backfill after, listing refused", perOrder, backfill); got != each {
