@@ -261,7 +261,7 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		}
 		if k.objectType == "order" {
 			var err error
-			if page, err = s.withPayments(ctx, api, account, page); err != nil {
+			if page, err = s.withPayments(ctx, api, account, k, page); err != nil {
 				return err
 			}
 		}
@@ -336,9 +336,11 @@ func (s *Sweeper) changedOnly(ctx context.Context, account, objectType string, p
 }
 
 // withPayments adds payments to the page's orders (see withPayments in kinds.go): none for an
-// order nothing was paid on, fetched for one whose totals changed or whose payments are not here
-// yet, and left out (kept as they are) for the rest, so a sweep does not cost a call per order.
-func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, page []record) ([]record, error) {
+// order nothing was paid on, read for one whose totals changed or whose payments are not here
+// yet, and left out (kept as they are) for the rest. They are read as for a batch of hooks
+// (completeListed): 500 orders' a call, order by order only when Keap's listing is unusable,
+// so a sweep costs neither a call per paid order nor a way of reading payments of its own.
+func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, k kind, page []record) ([]record, error) {
 	ids, paid, refunded := make([]int64, 0, len(page)), make([]float64, 0, len(page)), make([]float64, 0, len(page))
 	for _, r := range page {
 		if r.hasPayments() {
@@ -361,16 +363,24 @@ func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, pa
 			current[id] = true
 		}
 	}
+	stale := make([]record, 0, len(page))
+	for _, r := range page {
+		if !current[r.id] {
+			stale = append(stale, r)
+		}
+	}
+	done, err := completeListed(ctx, s.Log, api, k, stale)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]record, len(page))
+	next := 0
 	for i, r := range page {
-		if current[r.id] {
-			out[i] = r
-			continue
+		if !current[r.id] {
+			r = done[next]
+			next++
 		}
-		var err error
-		if out[i], err = withPayments(ctx, api, r); err != nil {
-			return nil, err
-		}
+		out[i] = r
 	}
 	return out, nil
 }
