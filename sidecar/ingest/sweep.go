@@ -155,19 +155,27 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 	// database failure on its page) must not stop the rest. Every failure is reported.
 	var errs []error
 	for _, k := range ks {
+		// The model is read beside the records, not before them: against a Keap answering in
+		// about a second, reading it first kept every sweep of the type a round trip from its
+		// first page. Records are stored by field id, so they need not wait for it.
+		model := make(chan error, 1)
 		if k.model != "" {
-			// A model Keap cannot serve today leaves the views by label as they were; the
-			// records are swept all the same.
-			if err := s.refreshModel(ctx, api, account, k); err != nil {
-				if ctx.Err() != nil {
-					return errors.Join(append(errs, err)...)
-				}
-				s.Log.Warn("custom-field model not refreshed; sweeping the records", "type", k.objectType,
-					"account", account, "err", err)
-				errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))
-			}
+			go func() { model <- s.refreshModel(ctx, api, account, k) }()
+		} else {
+			model <- nil
 		}
-		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
+		err := s.sweepOne(ctx, api, account, k, kindName)
+		// A model Keap cannot serve today leaves the views by label as they were; the records
+		// are swept all the same.
+		if merr := <-model; merr != nil {
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, merr)...)
+			}
+			s.Log.Warn("custom-field model not refreshed; the records were swept", "type", k.objectType,
+				"account", account, "err", merr)
+			errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, merr))
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)
 			}
