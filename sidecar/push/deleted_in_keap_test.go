@@ -35,4 +35,3 @@ func TestV2RecordDeletedInKeapIsDeletedHere(t *testing.T) {
 		t.Errorf("%d dead letters", n)
 	}
 }
-

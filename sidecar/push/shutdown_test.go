@@ -85,4 +85,3 @@ func TestPushRoundWithTheDatabaseGone(t *testing.T) {
 		t.Errorf("PushOnce with the database gone: %d, %v", n, err)
 	}
 }
-
