@@ -403,6 +403,10 @@ func TestSetupErrors(t *testing.T) {
 		if err := w.pusher(cfg).Check(ctx); !errors.Is(err, push.ErrNoReplication) {
 			t.Errorf("got %v", err)
 		}
+		// The push path ends with the reason instead of retrying what only a person can fix.
+		if err := w.pusher(cfg).Consume(ctx); !errors.Is(err, push.ErrNoReplication) {
+			t.Errorf("Consume: %v", err)
+		}
 	})
 	t.Run("slot held by another process", func(t *testing.T) {
 		w.start(w.pusher(w.config(nil)).Consume)
