@@ -28,6 +28,14 @@ func TestUpdateBodyCompletesListsFromKeap(t *testing.T) {
 			t.Errorf("%s: sent %s", name, got)
 		}
 	}
+	for name, body := range map[string]string{
+		"a body that is not an object": `[1]`,
+		"our list that is not a list":  `{"phone_numbers":{"field":"PHONE1"}}`,
+	} {
+		if got, err := updateBody(json.RawMessage(body), current); err == nil {
+			t.Errorf("%s: sent %s", name, got)
+		}
+	}
 	if got, err := updateBody(body, json.RawMessage(`{"phone_numbers":null}`)); err != nil || !hasFieldLists(got) {
 		t.Errorf("Keap holding no phones: %s, %v; want ours", got, err)
 	}
