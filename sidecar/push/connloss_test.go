@@ -36,6 +36,16 @@ func (c *cutting) CreateTag(ctx context.Context, in keap.TagInput) (*keap.Tag, e
 	return c.failing.CreateTag(ctx, in)
 }
 
+func (c *cutting) ListTags(ctx context.Context, q keap.TagQuery) (*keap.Page[keap.Tag], error) {
+	defer c.cut("ListTags")
+	return c.failing.ListTags(ctx, q)
+}
+
+func (c *cutting) UpsertContact(ctx context.Context, dup string, body any) (*keap.Contact, error) {
+	defer c.cut("UpsertContact")
+	return c.failing.UpsertContact(ctx, dup, body)
+}
+
 func (c *cutting) ApplyTags(ctx context.Context, contact keap.ID, tags ...keap.ID) (keap.TagResults, error) {
 	defer c.cut("ApplyTags")
 	return c.failing.ApplyTags(ctx, contact, tags...)
@@ -48,7 +58,8 @@ func (c *cutting) GetContact(ctx context.Context, id keap.ID, optional ...string
 
 // The database connection is lost between Keap's answer and its record: nothing is lost, since
 // the queue row is still there; once the lease ends the record is pushed again (the calls are
-// safe to repeat) and recorded once: a refusal parked once, a tag applied, an update sent.
+// safe to repeat, and a create is looked for) and recorded once: a refusal parked once, a tag
+// applied, an update sent, one tag and one contact made in Keap.
 func TestConnectionLostAfterKeapAnswered(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -60,13 +71,21 @@ func TestConnectionLostAfterKeapAnswered(t *testing.T) {
 		    select $1, $2, min(id) from keap.tags t where keap_id is not null
 		       and not exists (select 1 from keap.contact_tags ct where ct.contact_id = $2 and ct.tag_id = t.id) returning contact_id`},
 		{"GetContact", `update keap.contacts set job_title = 'After a lost connection' where id = $2 and account_id = $1 returning id`},
+		// A tag's create that failed once is looked for before it is sent again: the session is
+		// lost after the look, before the create is marked again.
+		{"ListTags", `insert into keap.tags (account_id, name) values ($1, 'Looked for, then lost') returning $2::bigint`},
+		// A contact's create is recorded on its own before its tags: the session is lost before.
+		{"UpsertContact", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Lost', 'lost.session@example.com') returning $2::bigint`},
 	} {
 		t.Run(tc.method, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, 3)
 			api := &cutting{failing: failing{Keap: w.api}, w: w, method: tc.method}
-			if tc.method == "CreateTag" {
+			switch tc.method {
+			case "CreateTag":
 				api.fail("CreateTag", apiError(400), 0)
+			case "ListTags":
+				api.fail("CreateTag", apiError(503), 1)
 			}
 			cfg := w.config(func(context.Context, string) (push.Keap, error) { return api, nil })
 			cfg.Lease = 300 * time.Millisecond
@@ -88,6 +107,22 @@ func TestConnectionLostAfterKeapAnswered(t *testing.T) {
 			case "GetContact":
 				if c := w.contact(kid); c.JobTitle != "After a lost connection" {
 					t.Errorf("job title in Keap %q", c.JobTitle)
+				}
+			case "ListTags":
+				page, err := w.api.ListTags(context.Background(), keap.TagQuery{Name: "Looked for, then lost", Limit: 100})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Items) != 1 || w.int(`select count(*) from keap.tags where keap_id = $1`, int64(page.Items[0].ID)) != 1 {
+					t.Errorf("%d tags in Keap, want 1, recorded here", len(page.Items))
+				}
+			case "UpsertContact":
+				page, err := w.api.ListContacts(context.Background(), keap.ContactQuery{Email: "lost.session@example.com"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Items) != 1 || w.int(`select count(*) from keap.contacts where keap_id = $1`, int64(page.Items[0].ID)) != 1 {
+					t.Errorf("%d contacts in Keap, want 1, recorded here", len(page.Items))
 				}
 			}
 			if tc.method != "CreateTag" {
