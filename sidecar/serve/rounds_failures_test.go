@@ -40,25 +40,17 @@ func TestScheduledRoundsCarryOnThroughFailures(t *testing.T) {
 	pool := pgtest.Pool(t)
 	db := &awayDB{Pool: pool}
 	db.away.Store(true)
-	var slot, account string
-	if err := pool.QueryRow(ctx, `select 'rounds_' || replace(gen_random_uuid()::text, '-', '_')`).Scan(&slot); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, slot); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Exec(context.Background(), `select pg_drop_replication_slot($1)`, slot) })
+	slot := replicationSlot(t, pool)
+	var account string
 	if err := pool.QueryRow(ctx, `insert into keapsync.accounts (name, keap_tenant, credential) values ('Unreachable', 'unreachable', 'api_key') returning id::text`).Scan(&account); err != nil {
 		t.Fatal(err)
 	}
 	var sweeps, hookChecks atomic.Int32
 	noClient := errors.New("no Keap client for this account")
 	log := testlog.New(t)
-	const every = 20 * time.Millisecond
 	s := &Server{
-		Config: Config{Listen: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1", ReconcileEvery: every, HooksEvery: every,
-			DeletesEvery: every, BudgetsEvery: every, Slot: slot, SlotEvery: every, ShutdownGrace: time.Second},
-		DB: db, Log: log,
+		Config: everyRound(slot),
+		DB:     db, Log: log,
 		Receiver: &ingest.Receiver{DB: db, Log: log},
 		Worker:   &ingest.Worker{DB: db, Log: log},
 		Sweeper: &ingest.Sweeper{DB: db, Log: log, API: func(context.Context, string) (ingest.Keap, error) {
@@ -88,7 +80,7 @@ func TestScheduledRoundsCarryOnThroughFailures(t *testing.T) {
 		select {
 		case err := <-ran:
 			t.Fatalf("serve ended while its rounds failed: %v", err)
-		case <-time.After(every):
+		case <-time.After(roundEvery):
 		}
 	}
 	if count(`select count(*) from keapsync.slot_progress where slot_name = $1`, slot) != 0 ||
@@ -98,7 +90,7 @@ func TestScheduledRoundsCarryOnThroughFailures(t *testing.T) {
 	db.away.Store(false)
 	for count(`select count(*) from keapsync.slot_progress where slot_name = $1`, slot) == 0 ||
 		count(`select count(*) from keapsync.rate_budget_usage where account_id = $1 and minute_available = 3`, account) == 0 {
-		time.Sleep(every)
+		time.Sleep(roundEvery)
 	}
 	cancel()
 	if err := <-ran; err != nil {
