@@ -476,3 +476,49 @@ func TestPostgresRestart(t *testing.T) {
 		}
 	}
 }
+
+// refusedThenGone refuses a contact's create with a 503 (Keap made nothing), and meanwhile the
+// row is deleted here.
+type refusedThenGone struct {
+	failing
+	meanwhile func()
+}
+
+func (r *refusedThenGone) CreateContact(ctx context.Context, body any) (*keap.Contact, error) {
+	r.meanwhile()
+	return nil, apiError(503)
+}
+
+func (f *failing) ListContacts(ctx context.Context, q keap.ContactQuery) (*keap.Page[keap.Contact], error) {
+	if err := f.hit("ListContacts"); err != nil {
+		return nil, err
+	}
+	return f.Keap.ListContacts(ctx, q)
+}
+
+// A contact deleted here after a create Keap refused with a 503: the create is marked, so the
+// retry looks in Keap for what it may have made (a failed look is retried too), finds nothing,
+// and deletes nothing there.
+func TestDeletedAfterRefusedCreateDeletesNothingInKeap(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3)
+	w.propagateDeletes()
+	var id int64
+	api := &refusedThenGone{failing: failing{Keap: w.api}}
+	api.meanwhile = func() { w.exec(`delete from keap.contacts where id = $1`, id) }
+	api.fail("ListContacts", apiError(503), 1)
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+	w.sb.ClearRequests()
+	id = w.int(`insert into keap.contacts (account_id, given_name, family_name, phone) values ($1, 'Never', 'Made', '555-0123') returning id`, w.account)
+	w.quiet()
+	if api.armed("ListContacts") {
+		t.Fatal("the look in Keap never ran: the case proves nothing")
+	}
+	if got := w.writes(); len(got) != 0 {
+		t.Errorf("calls that change Keap: %v", got)
+	}
+	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+}
