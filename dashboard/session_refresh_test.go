@@ -80,8 +80,8 @@ func TestLocalSessionRenewsWithItsRefreshToken(t *testing.T) {
 	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": localIssuer, "aud": localRefresh, "sub": adminB,
 		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte("another-secret-another-secret-another-1"))
 	for name, rt := range map[string]string{
-		"forged refresh token":  forged,
-		"expired refresh token": localToken(t, jwt.MapClaims{"aud": localRefresh, "exp": time.Now().Add(-time.Minute).Unix()}),
+		"forged refresh token":          forged,
+		"expired refresh token":         localToken(t, jwt.MapClaims{"aud": localRefresh, "exp": time.Now().Add(-time.Minute).Unix()}),
 		"access token as refresh token": localToken(t, nil),
 	} {
 		resp, _ := e.withSession(expired, rt).get("/health")
