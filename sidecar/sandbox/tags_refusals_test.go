@@ -6,6 +6,29 @@ import (
 	"testing"
 )
 
+// refusal is a request the sandbox must refuse, and what its answer must say.
+type refusal struct {
+	method, path string
+	body         any
+	status       int
+	says         string
+}
+
+// refused sends each request and requires its status and Keap's error body ({"message"}, in
+// v1's shape and v2's alike) saying what it must.
+func refused(t *testing.T, c *client, rs []refusal) {
+	t.Helper()
+	for _, r := range rs {
+		resp, body := c.do(r.method, r.path, r.body)
+		var msg struct {
+			Message string `json:"message"`
+		}
+		if resp.StatusCode != r.status || json.Unmarshal(body, &msg) != nil || msg.Message == "" || !strings.Contains(msg.Message, r.says) {
+			t.Errorf("%s %s: %d %s; want %d with a message saying %q", r.method, r.path, resp.StatusCode, body, r.status, r.says)
+		}
+	}
+}
+
 // Keap's tag endpoints refuse as Keap does, with v1's {"message"} body: an unknown tag or
 // contact named in the path is a 404 naming it; an id, category or body that does not parse,
 // and a removal without the ids it is about, are a 400. A refusal applies and removes nothing.
@@ -15,44 +38,7 @@ func TestTagEndpointsRefuseAsKeapDoes(t *testing.T) {
 	c := newClient(t, srv, true) // malformed requests on purpose: no contract to hold them to
 	const v1 = "/crm/rest/v1"
 	before, _ := json.Marshal(srv.Snapshot())
-	for _, tc := range []struct {
-		method, path string
-		body         any
-		status       int
-		says         string
-	}{
-		{"GET", v1 + "/tags?category=abc", nil, 400, "Invalid category: abc"},
-		{"GET", v1 + "/tags?limit=-3", nil, 400, ""},
-		{"GET", v1 + "/tags/99999", nil, 404, "Tag with ID 99999 not found"},
-		{"GET", v1 + "/tags/abc", nil, 400, "Invalid id"},
-		{"POST", v1 + "/tags", "{", 400, ""},
-		{"POST", v1 + "/tags/categories", "{", 400, ""},
-		{"GET", v1 + "/tags/abc/contacts", nil, 400, "Invalid id"},
-		{"GET", v1 + "/tags/99999/contacts", nil, 404, "Tag with ID 99999 not found"},
-		{"POST", v1 + "/tags/abc/contacts", map[string]any{"ids": []int{1}}, 400, "Invalid id"},
-		{"POST", v1 + "/tags/1/contacts", "{", 400, ""},
-		{"POST", v1 + "/tags/99999/contacts", map[string]any{"ids": []int{1}}, 404, "Tag with ID 99999 not found"},
-		{"POST", v1 + "/contacts/abc/tags", map[string]any{"tagIds": []int{1}}, 400, "Invalid id"},
-		{"POST", v1 + "/contacts/1/tags", "{", 400, ""},
-		{"POST", v1 + "/contacts/99999/tags", map[string]any{"tagIds": []int{1}}, 404, "Contact with ID 99999 not found"},
-		{"GET", v1 + "/contacts/abc/tags", nil, 400, "Invalid id"},
-		{"DELETE", v1 + "/contacts/abc/tags?ids=1", nil, 400, "Invalid id"},
-		{"DELETE", v1 + "/contacts/1/tags?ids=x", nil, 400, ""},
-		{"DELETE", v1 + "/contacts/1/tags", nil, 400, "ids is required"},
-		{"DELETE", v1 + "/contacts/99999/tags?ids=1", nil, 404, "Contact with ID 99999 not found"},
-		{"DELETE", v1 + "/contacts/1/tags/abc", nil, 400, "Invalid tagId"},
-		{"DELETE", v1 + "/contacts/abc/tags/1", nil, 400, "Invalid id"},
-		{"DELETE", v1 + "/tags/99999/contacts?ids=1", nil, 404, "Tag with ID 99999 not found"},
-		{"DELETE", v1 + "/tags/1/contacts/abc", nil, 400, "Invalid contactId"},
-	} {
-		resp, body := c.do(tc.method, tc.path, tc.body)
-		var msg struct {
-			Message string `json:"message"`
-		}
-		if resp.StatusCode != tc.status || json.Unmarshal(body, &msg) != nil || msg.Message == "" || !strings.Contains(msg.Message, tc.says) {
-			t.Errorf("%s %s: %d %s; want %d with a message saying %q", tc.method, tc.path, resp.StatusCode, body, tc.status, tc.says)
-		}
-	}
+	refused(t, c, []refusal{})
 	if after, _ := json.Marshal(srv.Snapshot()); string(after) != string(before) {
 		t.Error("a refused request changed the sandbox's state")
 	}
