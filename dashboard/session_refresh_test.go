@@ -15,6 +15,12 @@ import (
 // access token of adminA valid for an hour; a nil value drops the claim.
 func localToken(t *testing.T, claims jwt.MapClaims) string {
 	t.Helper()
+	return signLocal(t, testSecret, claims)
+}
+
+// signLocal is localToken signed with secret.
+func signLocal(t *testing.T, secret string, claims jwt.MapClaims) string {
+	t.Helper()
 	now := time.Now()
 	base := jwt.MapClaims{"iss": localIssuer, "aud": audience, "sub": adminA, "role": "authenticated",
 		"email": "demo@keapsync.local", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
@@ -25,7 +31,7 @@ func localToken(t *testing.T, claims jwt.MapClaims) string {
 			base[k] = v
 		}
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, base).SignedString([]byte(testSecret))
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, base).SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
