@@ -15,6 +15,7 @@ type note struct {
 	id, contactID, userID int64
 	title, body, kind     string
 	created, updated      time.Time
+	custom                customValues // v2 alone shows and changes them (v1custom.go)
 }
 
 // v1 renders [V1]'s Note: ids are numbers; last_updated is its clock.

@@ -980,6 +980,7 @@ begin
       'total', p_raw ->> 'total', 'total_paid', p_raw ->> 'total_paid', 'total_due', p_raw ->> 'total_due',
       'refund_total', p_raw ->> 'refund_total', 'notes', p_raw ->> 'notes',
       'creation_date', p_raw ->> 'creation_date', 'modification_date', p_raw ->> 'modification_date')
+      || keapsync.keap_custom_columns('custom_fields', p_raw)
   when 'subscription' then
     pg_catalog.jsonb_build_object(
       'contact_keap_id', p_raw ->> 'contact_id', 'product_id', p_raw ->> 'product_id',
@@ -1601,6 +1602,62 @@ $$;
 -- Name: push_request(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    SET "TimeZone" TO 'UTC'
+    AS $$
+declare
+  req jsonb;
+  p jsonb;
+  doc jsonb;
+  only_custom boolean;
+  cf jsonb;
+begin
+  if p_type not in ('note', 'order') then
+    return keapsync.push_request_v1(p_account, p_type, p_local_id);
+  end if;
+  p := keapsync.pending_push(p_account, p_type, p_local_id);
+  only_custom := p ->> 'op' = 'update'
+    and not exists (select 1 from jsonb_object_keys(p -> 'fields') k where not starts_with(k, 'custom_fields.'))
+    and not exists (select 1 from jsonb_array_elements_text(p -> 'cleared') k where not starts_with(k, 'custom_fields.'));
+  if p_type = 'order' and only_custom then
+    doc := keapsync.row_doc(p_type, p_local_id);
+    req := jsonb_build_object('op', 'update', 'keap_id', p -> 'keap_id',
+             'pushed', (p -> 'fields') || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}'))
+        || keapsync.keap_body(p_type, doc, array(select jsonb_object_keys(p -> 'fields')) || array(select jsonb_array_elements_text(p -> 'cleared')));
+  else
+    req := keapsync.push_request_v1(p_account, p_type, p_local_id);
+  end if;
+  if req ->> 'op' = 'create' then
+    return req || jsonb_build_object(
+      'body', coalesce(req -> 'body', '{}') - 'custom_fields',
+      'update_mask', coalesce(req -> 'update_mask', '[]') - 'custom_fields',
+      'pushed', (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(req -> 'pushed') e
+                  where not starts_with(e.key, 'custom_fields.')));
+  end if;
+  if req ->> 'op' <> 'update' or not coalesce(req -> 'update_mask', '[]') ? 'custom_fields' then
+    return req;
+  end if;
+  doc := coalesce(doc, keapsync.row_doc(p_type, p_local_id));
+  cf := coalesce((select jsonb_agg(jsonb_build_object('id', x ->> 'id', 'content', x -> 'content'))
+                    from jsonb_array_elements(req -> 'body' -> 'custom_fields') x), '[]');
+  return req || jsonb_build_object(
+    'body', (req -> 'body') - 'custom_fields',
+    'update_mask', (req -> 'update_mask') - 'custom_fields',
+    'custom_fields_write', jsonb_build_object(
+      'parent_id', case when p_type = 'note' then doc -> 'contact_keap_id' end,
+      -- v2 requires a note's user_id in every update, and takes ids as strings.
+      'body', jsonb_strip_nulls(jsonb_build_object('custom_fields', cf,
+                'user_id', case when p_type = 'note' then doc ->> 'user_id' end))));
+end;
+$$;
+
+
+--
+
+-- Name: push_request_v1(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     SET "TimeZone" TO 'UTC'

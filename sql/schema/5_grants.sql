@@ -573,6 +573,15 @@ GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local
 
 --
 
+-- Name: FUNCTION push_request_v1(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) TO service_role;
+GRANT ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION rate_budget_leave(p_key text, p_member text); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) FROM PUBLIC;
@@ -1184,6 +1193,16 @@ GRANT SELECT ON TABLE keap.notes TO keap_analyst;
 
 --
 
+-- Name: TABLE notes_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.notes_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.notes_custom TO authenticated;
+GRANT SELECT ON TABLE keap.notes_custom TO keap_analyst;
+
+
+--
+
 -- Name: SEQUENCE notes_id_seq; Type: ACL; Schema: keap; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO service_role;
@@ -1285,6 +1304,16 @@ GRANT ALL ON TABLE keap.orders TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO authenticated;
 GRANT SELECT ON TABLE keap.orders TO keap_analyst;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE orders_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.orders_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.orders_custom TO authenticated;
+GRANT SELECT ON TABLE keap.orders_custom TO keap_analyst;
 
 
 --
