@@ -1607,66 +1607,12 @@ CREATE FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local_id bi
     SET "TimeZone" TO 'UTC'
     AS $$
 declare
-  req jsonb;
-  p jsonb;
-  doc jsonb;
-  only_custom boolean;
-  cf jsonb;
-begin
-  if p_type not in ('note', 'order') then
-    return keapsync.push_request_v1(p_account, p_type, p_local_id);
-  end if;
-  p := keapsync.pending_push(p_account, p_type, p_local_id);
-  only_custom := p ->> 'op' = 'update'
-    and not exists (select 1 from jsonb_object_keys(p -> 'fields') k where not starts_with(k, 'custom_fields.'))
-    and not exists (select 1 from jsonb_array_elements_text(p -> 'cleared') k where not starts_with(k, 'custom_fields.'));
-  if p_type = 'order' and only_custom then
-    doc := keapsync.row_doc(p_type, p_local_id);
-    req := jsonb_build_object('op', 'update', 'keap_id', p -> 'keap_id',
-             'pushed', (p -> 'fields') || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}'))
-        || keapsync.keap_body(p_type, doc, array(select jsonb_object_keys(p -> 'fields')) || array(select jsonb_array_elements_text(p -> 'cleared')));
-  else
-    req := keapsync.push_request_v1(p_account, p_type, p_local_id);
-  end if;
-  if req ->> 'op' = 'create' then
-    return req || jsonb_build_object(
-      'body', coalesce(req -> 'body', '{}') - 'custom_fields',
-      'update_mask', coalesce(req -> 'update_mask', '[]') - 'custom_fields',
-      'pushed', (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(req -> 'pushed') e
-                  where not starts_with(e.key, 'custom_fields.')));
-  end if;
-  if req ->> 'op' <> 'update' or not coalesce(req -> 'update_mask', '[]') ? 'custom_fields' then
-    return req;
-  end if;
-  doc := coalesce(doc, keapsync.row_doc(p_type, p_local_id));
-  cf := coalesce((select jsonb_agg(jsonb_build_object('id', x ->> 'id', 'content', x -> 'content'))
-                    from jsonb_array_elements(req -> 'body' -> 'custom_fields') x), '[]');
-  return req || jsonb_build_object(
-    'body', (req -> 'body') - 'custom_fields',
-    'update_mask', (req -> 'update_mask') - 'custom_fields',
-    'custom_fields_write', jsonb_build_object(
-      'parent_id', case when p_type = 'note' then doc -> 'contact_keap_id' end,
-      -- v2 requires a note's user_id in every update, and takes ids as strings.
-      'body', jsonb_strip_nulls(jsonb_build_object('custom_fields', cf,
-                'user_id', case when p_type = 'note' then doc ->> 'user_id' end))));
-end;
-$$;
-
-
---
-
--- Name: push_request_v1(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
-
-CREATE FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    SET "TimeZone" TO 'UTC'
-    AS $$
-declare
   p jsonb := keapsync.pending_push(p_account, p_type, p_local_id);
   op text := p ->> 'op';
   fields jsonb := p -> 'fields';
   ops text[] := (select t.push_ops from keapsync.object_types t where t.object_type = p_type);
+  -- The types whose v1 records carry no custom fields, written through v2 (objecttype's CustomFields).
+  v1_custom constant boolean := p_type in ('note', 'order');
   keys text[];
   doc jsonb;
   req jsonb;
@@ -1675,6 +1621,10 @@ declare
 begin
   keys := array(select jsonb_object_keys(fields)) || array(select jsonb_array_elements_text(p -> 'cleared'));
   pushed := fields || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}');
+  if v1_custom and op = 'create' then
+    pushed := (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(pushed) e
+                where not starts_with(e.key, 'custom_fields.'));
+  end if;
   req := jsonb_build_object('op', op, 'keap_id', p -> 'keap_id', 'pushed', pushed);
   if op in ('none', 'delete') then
     if op = 'delete' and p_type not in ('contact', 'order') and not ('delete' = any (ops)) then
@@ -1711,12 +1661,27 @@ begin
     sent := keapsync.keap_body(p_type, doc, array(select jsonb_object_keys(doc)));
     return req || sent || jsonb_build_object('body', (sent -> 'body') || jsonb_build_object(
       'price', doc -> 'price_cents', 'short_description', coalesce(doc -> 'short_description', '""')));
-  elsif op = any (ops) then
-    return req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
+  elsif op = any (ops)
+        or (p_type = 'order' and op = 'update' and not exists (select 1 from unnest(keys) k where not starts_with(k, 'custom_fields.'))) then
+    req := req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
+    if v1_custom and req -> 'update_mask' ? 'custom_fields' then
+      req := req || jsonb_build_object(
+        'body', (req -> 'body') - 'custom_fields',
+        'update_mask', (req -> 'update_mask') - 'custom_fields')
+        || case when op = 'update' then jsonb_build_object('custom_fields_write', jsonb_build_object(
+             'parent_id', case when p_type = 'note' then doc -> 'contact_keap_id' end,
+             -- v2 takes ids as strings, and requires a note's user_id in every update.
+             'body', jsonb_strip_nulls(jsonb_build_object(
+               'custom_fields', coalesce((select jsonb_agg(jsonb_build_object('id', x ->> 'id', 'content', x -> 'content'))
+                                            from jsonb_array_elements(req -> 'body' -> 'custom_fields') x), '[]'),
+               'user_id', case when p_type = 'note' then doc ->> 'user_id' end))))
+           else '{}' end;
+    end if;
+    return req;
   end if;
   return req || jsonb_build_object('op', 'unsupported', 'reason',
     case p_type
-      when 'order' then 'Keap''s REST v1 has no order update; change orders in Keap'
+      when 'order' then 'Keap''s REST v1 has no order update (only an order''s custom fields are written, through v2); change orders in Keap'
       when 'subscription' then 'Keap''s REST v1 cannot change or create subscriptions this way; change them in Keap'
       when 'tag' then 'Keap''s REST v1 has no tag update; rename tags in Keap'
       else format('keapsync does not %s a %s in Keap; do it in Keap', op, p_type) end);

@@ -573,15 +573,6 @@ GRANT ALL ON FUNCTION keapsync.push_request(p_account uuid, p_type text, p_local
 
 --
 
--- Name: FUNCTION push_request_v1(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
-
-REVOKE ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
-GRANT ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) TO service_role;
-GRANT ALL ON FUNCTION keapsync.push_request_v1(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
-
-
---
-
 -- Name: FUNCTION rate_budget_leave(p_key text, p_member text); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.rate_budget_leave(p_key text, p_member text) FROM PUBLIC;
