@@ -10,7 +10,7 @@ import (
 )
 
 // note is a Keap note on a contact, served through [V1] /notes (keapsync reads and writes notes
-// there: v2 reaches a note only through its contact).
+// there), and through [V2] for its custom fields (v1custom.go).
 type note struct {
 	id, contactID, userID int64
 	title, body, kind     string

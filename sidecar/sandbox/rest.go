@@ -104,7 +104,7 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/opportunities/stages/{id}", a.getStageV2)
 	h("PATCH /crm/rest/v2/opportunities/stages/{id}", a.patchStageV2)
 	h("DELETE /crm/rest/v2/opportunities/stages/{id}", a.deleteStageV2)
-	// Notes through v1: v2 reaches a note only through its contact (a hook names the note alone).
+	// Notes through v1 (keapsync reads and writes them there; their custom fields through v2, below).
 	h("GET "+v1+"/notes", a.listNotes)
 	h("POST "+v1+"/notes", a.createNoteV1)
 	h("GET "+v1+"/notes/{id}", a.getNote)
