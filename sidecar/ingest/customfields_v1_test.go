@@ -30,7 +30,9 @@ func TestV1TypesCustomFieldsArriveByHook(t *testing.T) {
 				return w.sb.CreateOrder(map[string]any{"contact_id": contact, "order_title": "Seats", "order_type": "Online",
 					"order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}})
 			},
-			func(w *world, id, field int64, content any) error { return w.sb.SetOrderCustomField(id, field, content) }},
+			func(w *world, id, field int64, content any) error {
+				return w.sb.SetOrderCustomField(id, field, content)
+			}},
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
 			t.Parallel()

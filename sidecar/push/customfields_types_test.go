@@ -88,7 +88,9 @@ func TestCustomFieldsByNameEveryType(t *testing.T) {
 			byPerson(func(w *world, contact int64) (int64, error) {
 				return w.sb.CreateOrder(map[string]any{"contact_id": contact, "order_title": "Seats", "order_type": "Online",
 					"order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}})
-			}, func(w *world, id, field int64, content any) error { return w.sb.SetOrderCustomField(id, field, content) }),
+			}, func(w *world, id, field int64, content any) error {
+				return w.sb.SetOrderCustomField(id, field, content)
+			}),
 			nil},
 	} {
 		t.Run(tc.objectType, func(t *testing.T) {
