@@ -101,23 +101,35 @@ func (f v2Filter) keep(id, contact int64, updated time.Time) bool {
 		(f.since.IsZero() || !updated.Before(f.since)) && (f.until.IsZero() || updated.Before(f.until))
 }
 
-// listV2 serves a notes or orders listing in id order, page_size/page_token paging.
-func listV2(w http.ResponseWriter, r *http.Request, key string, ids []int64, item func(id int64) map[string]any) error {
+// listedV2 is one record as a notes or orders listing filters and renders it.
+type listedV2 struct {
+	contact int64
+	updated time.Time
+	render  func() map[string]any
+}
+
+// listV2 serves a notes or orders listing: the filter (ids, the collection's update-time
+// bounds under its names, contact_id), in id order, page_size/page_token paging.
+func (a *restAPI) listV2(w http.ResponseWriter, r *http.Request, key, sinceName, untilName string,
+	ids func() []int64, record func(id int64) listedV2) error {
+	f, err := parseV2Filter(r.URL.Query().Get("filter"), sinceName, untilName)
+	if err != nil {
+		return err
+	}
 	size, offset, err := v2Page(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	var all []map[string]any
-	for _, id := range ids {
-		if it := item(id); it != nil {
-			all = append(all, it)
+	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
+	all := []map[string]any{}
+	for _, id := range ids() {
+		if rec := record(id); f.keep(id, rec.contact, rec.updated) {
+			all = append(all, rec.render())
 		}
 	}
 	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
 	out := map[string]any{key: all[lo:hi]}
-	if all == nil {
-		out[key] = []map[string]any{}
-	}
 	if hi < len(all) {
 		out["next_page_token"] = v2NextToken(hi)
 	}
@@ -128,36 +140,22 @@ func listV2(w http.ResponseWriter, r *http.Request, key string, ids []int64, ite
 // listNotesV2 serves GET /v2/notes (listAllNotes): filter ids, since_time/until_time (update
 // time), contact_id; custom_fields only when fields asks for them.
 func (a *restAPI) listNotesV2(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseV2Filter(r.URL.Query().Get("filter"), "since_time", "until_time")
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	return listV2(w, r, "notes", a.store.noteIDs, func(id int64) map[string]any {
-		if n := a.store.notes[id]; f.keep(id, n.contactID, n.updated) {
-			return askedOnly(r, n.v2())
-		}
-		return nil
-	})
+	return a.listV2(w, r, "notes", "since_time", "until_time", func() []int64 { return a.store.noteIDs },
+		func(id int64) listedV2 {
+			n := a.store.notes[id]
+			return listedV2{n.contactID, n.updated, func() map[string]any { return askedOnly(r, n.v2()) }}
+		})
 }
 
 // listOrdersV2 serves GET /v2/orders (listOrders): filter ids, modified_since_time /
 // modified_until_time, contact_id. OrderV2 carries its custom_fields unasked (the listing takes
 // no fields).
 func (a *restAPI) listOrdersV2(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseV2Filter(r.URL.Query().Get("filter"), "modified_since_time", "modified_until_time")
-	if err != nil {
-		return err
-	}
-	a.store.mu.RLock()
-	defer a.store.mu.RUnlock()
-	return listV2(w, r, "orders", a.store.orderIDs, func(id int64) map[string]any {
-		if o := a.store.orders[id]; f.keep(id, o.contactID, o.updated) {
-			return a.store.renderOrderV2(o)
-		}
-		return nil
-	})
+	return a.listV2(w, r, "orders", "modified_since_time", "modified_until_time", func() []int64 { return a.store.orderIDs },
+		func(id int64) listedV2 {
+			o := a.store.orders[id]
+			return listedV2{o.contactID, o.updated, func() map[string]any { return a.store.renderOrderV2(o) }}
+		})
 }
 
 // customFieldsPatch is the part of [V2]'s UpdateNoteRequest / UpdateOrderRequest the sandbox
