@@ -95,6 +95,18 @@ func TestV1TypesCustomFieldsArriveByHook(t *testing.T) {
 			if n := v2Lists(); n != 1 {
 				t.Errorf("%d changed %ss cost %d v2 listings, want 1 (their window)", len(ids), tc.typ, n)
 			}
+			if tc.typ == "order" {
+				// An order's reconcile walks every order and applies only those whose v1 JSON
+				// differs from what is stored, custom fields aside (v1 lists none): with nothing
+				// changed, none is applied and no custom field is read.
+				w.sb.ClearRequests()
+				if err := w.sweeper.Reconcile(ctx, w.account, []string{"order"}); err != nil {
+					t.Fatal(err)
+				}
+				if n := v2Lists(); n != 0 {
+					t.Errorf("a reconcile of unchanged orders read custom fields %d times", n)
+				}
+			}
 		})
 	}
 }
