@@ -207,8 +207,15 @@ func (h *hookService) handshake(ctx context.Context, target, secret string) bool
 	}
 	defer resp.Body.Close()
 	echoed := resp.Header.Get("X-Hook-Secret") == secret
-	h.log.Info("hook handshake", "url", target, "status", resp.StatusCode, "echoed", echoed)
-	return resp.StatusCode == http.StatusOK && echoed
+	ok := resp.StatusCode == http.StatusOK && echoed
+	// One line per hook would bury the demo's instructions under dozens of lines (33 hooks);
+	// only a refused handshake is news.
+	level := slog.LevelDebug
+	if !ok {
+		level = slog.LevelWarn
+	}
+	h.log.Log(ctx, level, "hook handshake", "url", target, "status", resp.StatusCode, "echoed", echoed)
+	return ok
 }
 
 // delayedVerify is the out-of-band confirmation: the client sends back the secret it received.
