@@ -105,9 +105,6 @@ func (j *pushJob) writeCustomFields(ctx context.Context, req *request) (json.Raw
 // takes (v1 has no order update; push_request refuses the others), and records the order as v1
 // reads it after, with them.
 func (j *pushJob) pushOrderCustomFields(ctx context.Context, req *request) (string, error) {
-	if req.CustomFieldsWrite == nil {
-		return OutcomeNone, j.done(ctx, req.Pushed, nil, false)
-	}
 	if err := j.noteSent(ctx, req.Pushed); err != nil {
 		return "", err
 	}

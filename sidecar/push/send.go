@@ -139,7 +139,7 @@ func (j *pushJob) send(ctx context.Context, req *request, refreshed bool) (strin
 		return j.pushContact(ctx, req, refreshed)
 	case v2Path(j.objectType) != "":
 		return j.pushObject(ctx, req)
-	case req.Op == "update" && j.objectType == "order":
+	case req.Op == "update" && j.objectType == "order" && req.CustomFieldsWrite != nil:
 		return j.pushOrderCustomFields(ctx, req)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
 		return j.pushCreate(ctx, req)
