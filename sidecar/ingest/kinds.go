@@ -77,6 +77,9 @@ type kind struct {
 	// model, where the type has custom fields, is the path of Keap's model of them (the
 	// registry's Model), whose custom_fields keapsync.apply_custom_field_model stores.
 	model string
+	// custom, for a type read through v1 whose records carry no custom fields, is where v2 has
+	// them (the registry's CustomFields; see withCustomFields).
+	custom *objecttype.CustomFieldsV2
 }
 
 // listLimit is Keap's largest v1 page.
@@ -227,7 +230,7 @@ func init() {
 			kinds[t.Name] = v2Kind(t.Name, *t.V2)
 		}
 		if k, ok := kinds[t.Name]; ok && t.Model != "" {
-			k.model = t.Model
+			k.model, k.custom = t.Model, t.CustomFields
 			kinds[t.Name] = k
 		}
 	}

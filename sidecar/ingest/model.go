@@ -2,7 +2,13 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
 )
 
 // sqlApplyModel stores Keap's custom-field model of one type (the model's custom_fields) and
@@ -31,4 +37,88 @@ func (s *Sweeper) refreshModel(ctx context.Context, api Keap, account string, k 
 			"type", k.objectType, "fields_changed", changed)
 	}
 	return nil
+}
+
+// withCustomFields adds to records of a type read through v1 (notes, orders: their v1 objects
+// carry no custom fields) the custom_fields list Keap's v2 gives the same record (the kind's
+// custom). They are read after the records, so they are as new as the versions read or newer: a
+// newer value under an older stamp is what the record's next version brings anyway. With since
+// set (a hooked batch's listing window), one v2 listing of what changed since then covers the
+// batch, a call per 1000 changed; what it does not show, and every record without since (a
+// sweep's page, hooked records fetched one by one), is listed by id, keap.IDsPerCall a call. A
+// record v2 does not list (deleted meanwhile), or a listing Keap answers unusably, leaves the
+// records without the list: their stored values stay as they are (keapsync.keap_unknown).
+func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, recs []record, since time.Time) ([]record, error) {
+	if k.custom == nil {
+		return recs, nil
+	}
+	want := map[int64]bool{}
+	for _, r := range recs {
+		if r.bad == nil {
+			want[r.id] = true
+		}
+	}
+	if len(want) == 0 {
+		return recs, nil
+	}
+	found := make(map[int64]json.RawMessage, len(want))
+	read := func(q keap.ObjectQuery) error {
+		q.Fields, q.PageSize = k.custom.Fields, 1000
+		for o, err := range api.Objects(ctx, k.custom.List, q) {
+			if _, bad := badRecord(err); bad {
+				continue // an item that does not decode: that record goes without the list
+			}
+			if err != nil {
+				return err
+			}
+			if !want[int64(o.ID)] {
+				continue
+			}
+			var v struct {
+				CustomFields json.RawMessage `json:"custom_fields"`
+			}
+			if json.Unmarshal(o.Raw, &v) == nil && len(v.CustomFields) > 0 {
+				found[int64(o.ID)] = v.CustomFields
+			}
+		}
+		return nil
+	}
+	err := func() error {
+		if !since.IsZero() {
+			if err := read(keap.ObjectQuery{Since: since, SinceFilter: k.custom.SinceFilter}); err != nil {
+				return err
+			}
+		}
+		var missing []keap.ID
+		for id := range want {
+			if _, ok := found[id]; !ok {
+				missing = append(missing, keap.ID(id))
+			}
+		}
+		slices.Sort(missing)
+		for chunk := range slices.Chunk(missing, keap.IDsPerCall) {
+			if err := read(keap.ObjectQuery{IDs: chunk}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if listingUnusable(err) {
+		log.Warn("Keap's v2 listing of custom fields was unusable; the records keep the values stored",
+			"type", k.objectType, "records", len(want), "err", err)
+		return recs, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("custom fields of %d %ss: %w", len(want), k.objectType, err)
+	}
+	out := make([]record, len(recs))
+	for i, r := range recs {
+		out[i] = r
+		if cf, ok := found[r.id]; ok {
+			if withCF, err := r.with("custom_fields", cf); err == nil {
+				out[i] = withCF
+			}
+		}
+	}
+	return out, nil
 }

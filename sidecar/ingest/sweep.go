@@ -75,12 +75,13 @@ select x.id from unnest($2::bigint[], $3::numeric[], $4::numeric[]) x(id, paid, 
   join keap.orders o on o.account_id = $1 and o.keap_id = x.id
  where o.total_paid = x.paid and coalesce(o.refund_total, 0) = x.refunded
    and exists (select 1 from keap.order_payments p where p.order_id = o.id)`
-	// Records whose Keap JSON is exactly what is stored (payments aside, which a listing lacks).
+	// Records whose Keap JSON is exactly what is stored (payments and v2's custom fields aside,
+	// which a v1 listing lacks).
 	sqlUnchanged = `
 select x.id from unnest($3::bigint[], $4::text[]) x(id, raw)
   join keapsync.sync_state s on s.account_id = $1 and s.object_type = $2 and s.keap_id = x.id
  cross join lateral keapsync.keap_object_of($2, s.local_id) k
- where k.keap_object - 'payments' = x.raw::jsonb`
+ where k.keap_object - 'payments' - 'custom_fields' = x.raw::jsonb`
 	// The records a checkpoint's page applied at the checkpoint's own stamp.
 	sqlAtMark = `
 select keap_id from keapsync.sync_state
@@ -275,6 +276,10 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		}
 		if len(page) == 0 {
 			return nil
+		}
+		page, err := withCustomFields(ctx, s.Log, api, k, page, time.Time{})
+		if err != nil {
+			return err
 		}
 		return s.applyPage(ctx, account, k.objectType, page, &asked)
 	}

@@ -255,6 +255,9 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		if listed, err = completeListed(ctx, w.Log, api, k, listed); err != nil {
 			return err
 		}
+		if listed, err = withCustomFields(ctx, w.Log, api, k, listed, since); err != nil {
+			return err
+		}
 		for _, rec := range listed {
 			if err := applyOne(rec); err != nil {
 				return err
@@ -268,6 +271,7 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		}
 	}
 	slices.Sort(ids)
+	var got []record // fetched one by one, applied once their custom fields are read together
 	for _, id := range ids {
 		rec, err := k.get(ctx, api, id)
 		switch {
@@ -295,9 +299,15 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		case err != nil:
 			return fmt.Errorf("fetch %s %d: %w", objectType, id, err)
 		default:
-			if err := applyOne(rec); err != nil {
-				return err
-			}
+			got = append(got, rec)
+		}
+	}
+	if got, err = withCustomFields(ctx, w.Log, api, k, got, time.Time{}); err != nil {
+		return err
+	}
+	for _, rec := range got {
+		if err := applyOne(rec); err != nil {
+			return err
 		}
 	}
 	return settle(ctx, tx, account, objectType, settled)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -438,12 +439,13 @@ func TestContractNotes(t *testing.T) {
 }
 
 // Every model the registry names is served at its path, validated against Keap's documents, and
-// lists the record type's own custom fields, with v1's numeric or v2's string ids.
+// lists the record type's own custom fields, with v1's numeric or v2's string ids (tasks and
+// notes share theirs, as Keap documents).
 func TestContractModels(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 2, Seed: 1}})
 	recordTypes := map[string]string{"contact": "CONTACT", "company": "COMPANY", "task": "TASK_NOTE_APPOINTMENT", "opportunity": "OPPORTUNITY",
-		"subscription": "SUBSCRIPTION"}
+		"subscription": "SUBSCRIPTION", "note": "TASK_NOTE_APPOINTMENT", "order": "ORDER"}
 	for _, ty := range objecttype.All {
 		if ty.Model == "" {
 			continue
@@ -476,12 +478,72 @@ func TestContractModels(t *testing.T) {
 			if f.Label == "Only "+ty.Name && (f.ID.String() != strconv.FormatInt(id, 10) || !strings.EqualFold(strings.ReplaceAll(f.FieldType, "_", ""), "WholeNumber")) {
 				t.Errorf("%s: field %+v, want id %d of type WholeNumber", ty.Model, f, id)
 			}
-			if strings.HasPrefix(f.Label, "Only ") && f.Label != "Only "+ty.Name {
+			if other, ok := strings.CutPrefix(f.Label, "Only "); ok && recordTypes[other] != rt {
 				t.Errorf("%s lists another record type's field %q", ty.Model, f.Label)
 			}
 		}
 		if !slices.Contains(labels, "Only "+ty.Name) {
 			t.Errorf("%s: labels %v", ty.Model, labels)
+		}
+	}
+}
+
+// The v2 reads and writes of notes' and orders' custom fields (v1's records carry none), as
+// ingest and push make them: listings by ids and by update time under each collection's filter
+// name, and the PATCH of the custom fields alone; every exchange held to Keap's documents.
+func TestContractCustomFieldsOfV1Types(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 3, Seed: 5}})
+	c, ctx := e.client, context.Background()
+	start := e.clock.Now()
+	contacts, err := c.ListContacts(ctx, ContactQuery{Limit: 1})
+	if err != nil || len(contacts.Items) == 0 {
+		t.Fatalf("contacts: %v", err)
+	}
+	contact := contacts.Items[0].ID
+	note, err := c.CreateObject(ctx, "/v1/notes", map[string]any{"contact_id": contact, "title": "n", "user_id": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := c.CreateOrder(ctx, OrderInput{ContactID: contact, OrderDate: Time{e.clock.Now()}, OrderTitle: "o", OrderType: "Online",
+		OrderItems: []OrderItemInput{{ProductID: 1, Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		recordType, list, sinceFilter, patch, path string
+		fields                                     []string
+		body                                       map[string]any
+		id                                         ID
+	}{
+		{"TASK_NOTE_APPOINTMENT", "/v2/notes", "since_time", "/v2/contacts/{parent_id}/notes/{id}",
+			fmt.Sprintf("/v2/contacts/%d/notes/%d", contact, note.ID), []string{"custom_fields"}, map[string]any{"user_id": "1"}, note.ID},
+		{"ORDER", "/v2/orders", "modified_since_time", "/v2/orders/{id}", fmt.Sprintf("/v2/orders/%d", order.ID), nil, map[string]any{}, order.ID},
+	} {
+		field, err := e.srv.AddCustomFieldTo(tc.recordType, "Code", "Text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.body["custom_fields"] = []any{map[string]any{"id": strconv.FormatInt(field, 10), "content": "X1"}}
+		answer, err := c.UpdateObjectAt(ctx, tc.patch, tc.path, tc.body, "custom_fields")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if !strings.Contains(string(answer.Raw), `"content":"X1"`) {
+			t.Errorf("%s answered %s", tc.path, answer.Raw)
+		}
+		for _, q := range []ObjectQuery{{IDs: []ID{tc.id, 999999}}, {Since: start, SinceFilter: tc.sinceFilter}} {
+			q.Fields, q.PageSize = tc.fields, 1000
+			var got []string
+			for o, err := range c.Objects(ctx, tc.list, q) {
+				if err != nil {
+					t.Fatalf("%s %+v: %v", tc.list, q, err)
+				}
+				got = append(got, fmt.Sprintf("%d %t", o.ID, strings.Contains(string(o.Raw), `"content":"X1"`)))
+			}
+			if want := fmt.Sprintf("[%d true]", tc.id); fmt.Sprint(got) != want {
+				t.Errorf("%s %+v listed %v, want %s", tc.list, q, got, want)
+			}
 		}
 	}
 }

@@ -55,16 +55,41 @@ func (o *Object) UnmarshalJSON(b []byte) error {
 
 // ObjectQuery lists a v2 collection.
 type ObjectQuery struct {
-	Since     time.Time // filter=since_time==…: updated at or after (zero: everything)
+	Since time.Time // filter=since_time==…: updated at or after (zero: everything)
+	// SinceFilter names the filter Since sets where the collection calls it otherwise
+	// (orders: modified_since_time); "" is since_time.
+	SinceFilter string
+	// IDs, when set, lists only these objects (filter=ids==1,2,3); keep them few enough for a
+	// short request line (see IDsPerCall).
+	IDs       []ID
 	Fields    []string
 	PageSize  int // at most 1000
 	PageToken string
 }
 
+// IDsPerCall bounds the ids one listing names, to keep its URL short (Keap's gateway refuses
+// long request lines): 500 ids of 7 digits are about 4 kB.
+const IDsPerCall = 500
+
 func (q ObjectQuery) values() url.Values {
 	v := url.Values{}
+	var filter []string
 	if !q.Since.IsZero() {
-		v.Set("filter", "since_time=="+q.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+		name := q.SinceFilter
+		if name == "" {
+			name = "since_time"
+		}
+		filter = append(filter, name+"=="+q.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	if len(q.IDs) > 0 {
+		ids := make([]string, len(q.IDs))
+		for i, id := range q.IDs {
+			ids[i] = id.String()
+		}
+		filter = append(filter, "ids=="+strings.Join(ids, ","))
+	}
+	if len(filter) > 0 {
+		v.Set("filter", strings.Join(filter, ";"))
 	}
 	if len(q.Fields) > 0 {
 		v.Set("fields", strings.Join(q.Fields, ","))
@@ -174,6 +199,21 @@ func (c *Client) UpdateObject(ctx context.Context, path string, id ID, body any,
 	}
 	var out Object
 	r := request{method: http.MethodPatch, endpoint: path + "/{id}", path: fmt.Sprintf("%s/%d", path, id), query: q, body: body, idempotent: true}
+	if err := c.do(ctx, r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateObjectAt patches the object at path, whose template endpoint names it for the budgets
+// and metrics (e.g. "/v2/contacts/{parent_id}/notes/{id}"), with the properties updateMask names.
+func (c *Client) UpdateObjectAt(ctx context.Context, endpoint, path string, body any, updateMask ...string) (*Object, error) {
+	q := url.Values{}
+	if len(updateMask) > 0 {
+		q["update_mask"] = updateMask
+	}
+	var out Object
+	r := request{method: http.MethodPatch, endpoint: endpoint, path: path, query: q, body: body, idempotent: true}
 	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err
 	}

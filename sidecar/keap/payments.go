@@ -54,10 +54,6 @@ func (p paymentV2) v1(order ID) (Payment, error) {
 	return out, nil
 }
 
-// ordersPerPaymentsCall bounds the order ids one listing names, to keep its URL short (Keap's
-// gateway refuses long request lines): 500 ids of 7 digits are about 4 kB.
-const ordersPerPaymentsCall = 500
-
 // OrdersPayments reads the payments of many orders through v2's listing
 // (filter=order_ids==1,2,3, pages of 1000), each as OrderPayments would give it (see
 // paymentV2.v1). Every order asked about is in the answer, with no payments when Keap lists none.
@@ -74,7 +70,7 @@ func (c *Client) OrdersPayments(ctx context.Context, orderIDs []ID) (map[ID][]Pa
 			}
 		}
 	})
-	for chunk := range slices.Chunk(ids, ordersPerPaymentsCall) {
+	for chunk := range slices.Chunk(ids, IDsPerCall) {
 		names := make([]string, len(chunk))
 		for i, id := range chunk {
 			names[i] = strconv.FormatInt(int64(id), 10)

@@ -33,6 +33,27 @@ type Type struct {
 	// through Keap's v2 REST resource without code of its own: list, get, create, patch, delete.
 	// A v1 resource of the same shape is read and written alike (see V2Resource.V1).
 	V2 *V2Resource
+	// CustomFields, for a type read (and written) through v1, whose v1 records carry no custom
+	// fields, is where Keap's v2 has them (notes, orders): the records a read brings get the v2
+	// record's custom_fields list added before they are applied, and a local change of them is
+	// written through v2. Model must then be set.
+	CustomFields *CustomFieldsV2
+}
+
+// CustomFieldsV2 is the v2 side of a v1 type's custom fields.
+type CustomFieldsV2 struct {
+	// List is the v2 listing that reads records by id (filter=ids==1,2,3) and by update time
+	// (SinceFilter), e.g. "/v2/notes".
+	List string
+	// Fields are asked for on every read of List (notes leave custom_fields out unless asked;
+	// orders' listing sends them unasked and takes no fields).
+	Fields []string
+	// SinceFilter is List's filter by update time: since_time for notes, modified_since_time
+	// for orders.
+	SinceFilter string
+	// Patch is the v2 update of one record, taking update_mask=custom_fields: {id} is the
+	// record's Keap id, {parent_id} the one keapsync.push_request names (a note's contact).
+	Patch string
 }
 
 // V2Resource is a Keap v2 collection read and written generically, or a v1 one of the same
@@ -100,9 +121,13 @@ var All = []Type{
 		Name: "note", Table: "notes", Swept: true,
 		Events:        []string{"note.add", "note.edit", "note.delete"},
 		EventPrefixes: []string{"note."},
-		// v1: v2 reaches a note only through its contact, which a note.* hook does not name,
-		// and a v2 sweep would take a call per contact; v1 lists all notes in pages of 1000.
-		V2: &V2Resource{Path: "/v1/notes", NoSince: true},
+		// Read and written through v1, whose notes are what keap.notes was built on; their
+		// custom fields come from v2 (v1's Note has none; Keap's model of them is the tasks'
+		// one, "combined" as v2 documents). v2 writes a note only under its contact.
+		V2:    &V2Resource{Path: "/v1/notes", NoSince: true},
+		Model: "/v2/notes/model",
+		CustomFields: &CustomFieldsV2{List: "/v2/notes", Fields: []string{"custom_fields"}, SinceFilter: "since_time",
+			Patch: "/v2/contacts/{parent_id}/notes/{id}"},
 	},
 	{
 		Name: "task", Table: "tasks", Swept: true,
@@ -126,6 +151,10 @@ var All = []Type{
 		Events: []string{"order.add", "order.edit", "order.delete",
 			"invoice.payment.add", "invoice.payment.edit", "invoice.payment.delete"},
 		EventPrefixes: []string{"order.", "invoice.payment."},
+		// Read through v1 (items, payments and totals as keap.orders was built on them); the
+		// custom fields come from v2's OrderV2, and only they are written (v1 has no order update).
+		Model:        "/v2/orders/model",
+		CustomFields: &CustomFieldsV2{List: "/v2/orders", SinceFilter: "modified_since_time", Patch: "/v2/orders/{id}"},
 	},
 	{
 		Name: "subscription", Table: "subscriptions", Swept: true,

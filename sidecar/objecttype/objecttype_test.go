@@ -67,7 +67,13 @@ func TestRegistryMatchesTheDatabase(t *testing.T) {
 		if custom != (ty.Model != "") {
 			t.Errorf("%s: object_types.map_column set is %v, registry model %q", ty.Name, custom, ty.Model)
 		}
-		if ty.Model != "" && ty.V2 != nil && !slices.Contains(ty.V2.Fields, "custom_fields") {
+		if ty.Model != "" && ty.V2 != nil && ty.V2.V1() != (ty.CustomFields != nil) {
+			t.Errorf("%s: a v1 type reads its custom fields from v2 (CustomFields), a v2 type with its records", ty.Name)
+		}
+		if ty.CustomFields != nil && ty.Model == "" {
+			t.Errorf("%s: reads custom fields from v2 without their model", ty.Name)
+		}
+		if ty.Model != "" && ty.V2 != nil && !ty.V2.V1() && !slices.Contains(ty.V2.Fields, "custom_fields") {
 			t.Errorf("%s: reads custom fields without asking for them (fields %v)", ty.Name, ty.V2.Fields)
 		}
 	}

@@ -79,3 +79,44 @@ func TestPushesNotes(t *testing.T) {
 		t.Errorf("a note on another account's contact: %v", err)
 	}
 }
+
+// A note's custom fields go through v2, apart from its v1 write: a note inserted with them is
+// created through v1 without them (they stay pending), and its next update sends them through
+// v2's PATCH under its contact, then its other changed fields through v1; both land, and the
+// note then agrees with Keap.
+func TestPushesNoteCustomFieldsThroughV2(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3)
+	w.pushing()
+	_, contact := w.synced(0)
+	field, err := w.sb.AddCustomFieldTo("TASK_NOTE_APPOINTMENT", "Priority", "Text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	id := w.int(`insert into keap.notes (account_id, contact_keap_id, title, user_id, custom_fields)
+	             values ($1, $2, 'Called', 1, jsonb_build_object($3::text, 'High')) returning id`, w.account, contact, fmt.Sprint(field))
+	w.quiet()
+	kid := w.int(`select coalesce(keap_id, 0) from keap.notes where id = $1`, id)
+	if calls := w.writes2(); kid == 0 || !slices.Equal(calls, []string{"POST /v1/notes"}) {
+		t.Fatalf("create calls %v, Keap id %d", calls, kid)
+	}
+	if got := w.customInKeap("/v2/notes", kid); len(got) != 0 {
+		t.Errorf("custom fields sent with the v1 create: %v", got)
+	}
+
+	w.sb.ClearRequests()
+	w.exec(`update keap.notes set body = 'Call back Friday' where id = $1`, id)
+	w.quiet()
+	want := []string{fmt.Sprintf("PATCH /v2/contacts/%d/notes/%d?update_mask=custom_fields", contact, kid), fmt.Sprintf("PATCH /v1/notes/%d", kid)}
+	if calls := w.writes2(); !slices.Equal(calls, want) {
+		t.Errorf("update calls %v, want %v", calls, want)
+	}
+	if got := w.customInKeap("/v2/notes", kid); fmt.Sprint(got) != fmt.Sprintf("map[%d:High]", field) {
+		t.Errorf("Keap's custom fields of the note: %v", got)
+	}
+	if n := w.int(`select count(*) from keapsync.sync_state s where s.object_type = 'note'
+	    and keapsync.pending_push(s.account_id, 'note', s.local_id) ->> 'op' <> 'none'`); n != 0 {
+		t.Errorf("%d notes still differ from what Keap holds", n)
+	}
+}

@@ -30,6 +30,8 @@ type Keap interface {
 	DeleteOrder(ctx context.Context, id keap.ID) error
 	CreateObject(ctx context.Context, path string, body any) (*keap.Object, error)
 	UpdateObject(ctx context.Context, path string, id keap.ID, body any, updateMask ...string) (*keap.Object, error)
+	UpdateObjectAt(ctx context.Context, endpoint, path string, body any, updateMask ...string) (*keap.Object, error)
+	GetObject(ctx context.Context, path string, id keap.ID, fields ...string) (*keap.Object, error)
 	DeleteObject(ctx context.Context, path string, id keap.ID) error
 }
 
@@ -46,6 +48,9 @@ type request struct {
 	Email      *string         `json:"email"`
 	Pushed     json.RawMessage `json:"pushed"`
 	Reason     string          `json:"reason"`
+	// CustomFieldsWrite, for a type read through v1 (notes, orders), is its custom fields'
+	// write through v2, apart from the v1 body (see writeCustomFields).
+	CustomFieldsWrite *customFieldsWrite `json:"custom_fields_write"`
 
 	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
 	current *keap.Contact
@@ -134,6 +139,8 @@ func (j *pushJob) send(ctx context.Context, req *request, refreshed bool) (strin
 		return j.pushContact(ctx, req, refreshed)
 	case v2Path(j.objectType) != "":
 		return j.pushObject(ctx, req)
+	case req.Op == "update" && j.objectType == "order" && req.CustomFieldsWrite != nil:
+		return j.pushOrderCustomFields(ctx, req)
 	case req.Op == "create" && (j.objectType == "tag" || j.objectType == "order"):
 		return j.pushCreate(ctx, req)
 	}

@@ -67,6 +67,16 @@ func TestContract(t *testing.T) {
 	c.json("POST", fmt.Sprintf("%s/orders/%d/payments", v1, oid), map[string]any{"payment_amount": "1.00", "payment_method_type": "CASH", "date": "2026-02-02T00:00:00.000Z"}, 201, nil)
 	c.json("GET", fmt.Sprintf("%s/orders/%d/payments", v1, oid), nil, 200, nil)
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/sales/payments?page_size=1&order_by=payment_time%%20desc&filter=order_ids%%3D%%3D%d,1%%3Bsince_time%%3D%%3D2020-01-01T00:00:00.000Z", oid), nil, 200, nil)
+	// An order's custom fields, through v2 only.
+	orderField, err := srv.AddCustomFieldTo("ORDER", "PO number", "Text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.json("GET", "/crm/rest/v2/orders/model", nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/orders/%d?update_mask=custom_fields", oid),
+		map[string]any{"custom_fields": []any{map[string]any{"id": strconv.FormatInt(orderField, 10), "content": "PO-1"}}}, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/orders?page_size=5&filter=ids%%3D%%3D%d,1", oid), nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/orders?page_size=1&filter=modified_since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("POST", v1+"/orders", map[string]any{"contact_id": id, "order_date": "2026-02-01T10:00:00.000Z", "order_title": "O2",
 		"order_type": "Offline", "order_items": []any{map[string]any{"product_id": 1, "quantity": 1}}}, 201, &o)
 	c.json("DELETE", fmt.Sprintf("%s/orders/%d", v1, num(o["id"])), nil, 204, nil)
@@ -145,6 +155,13 @@ func TestContract(t *testing.T) {
 	c.json("GET", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 200, nil)
 	c.json("PATCH", fmt.Sprintf("%s/notes/%d", v1, ntid), map[string]any{"body": "Called back", "title": nil}, 200, nil)
 	c.json("GET", fmt.Sprintf("%s/notes?limit=2&offset=0&contact_id=%d", v1, id), nil, 200, nil)
+	// A note's custom fields, through v2 only (the fields are the tasks'): read by id or update
+	// time, written alone under the note's contact, with the user_id Keap requires.
+	c.json("GET", "/crm/rest/v2/notes/model", nil, 200, nil)
+	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/contacts/%d/notes/%d?update_mask=custom_fields", id, ntid),
+		map[string]any{"user_id": "1", "custom_fields": cfv("TASK_NOTE_APPOINTMENT", "Gold")}, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/notes?page_size=10&fields=custom_fields&filter=ids%%3D%%3D%d,1", ntid), nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/notes?page_size=1&filter=since_time%3D%3D2020-01-01T00:00:00.000Z", nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("%s/notes/%d", v1, ntid), nil, 204, nil)
 	c.json("GET", v1+"/hooks/event_keys", nil, 200, nil)
 	c.json("POST", v1+"/hooks", map[string]any{"eventKey": "contact.edit", "hookUrl": rcv.URL}, 200, &hook)

@@ -20,7 +20,7 @@ type customField struct {
 	// Options are a select field's choices (Dropdown, ListBox, Radio...); none for other types.
 	Options []customFieldOption `json:"options,omitempty"`
 	// RecordType is v2's name of the records the field belongs to: CONTACT, COMPANY,
-	// TASK_NOTE_APPOINTMENT, OPPORTUNITY or SUBSCRIPTION (CustomFieldMetaData.record_type).
+	// TASK_NOTE_APPOINTMENT, OPPORTUNITY, SUBSCRIPTION or ORDER (CustomFieldMetaData.record_type).
 	RecordType string `json:"record_type"`
 }
 
@@ -37,6 +37,7 @@ const (
 	recordTask         = "TASK_NOTE_APPOINTMENT"
 	recordOpportunity  = "OPPORTUNITY"
 	recordSubscription = "SUBSCRIPTION"
+	recordOrder        = "ORDER"
 )
 
 func (s *store) hasCustomField(recordType string, id int64) bool {
@@ -145,7 +146,7 @@ func (a *restAPI) v2ModelOf(recordType string) handlerFunc {
 }
 
 // customValues are a record's custom-field values by field id (v2 records: companies, tasks,
-// opportunities, subscriptions).
+// opportunities, subscriptions; notes and orders, in v2 only).
 type customValues map[int64]any
 
 // v2 renders the values as [V2]'s CustomFieldValue list (ids as strings), by id. Every record

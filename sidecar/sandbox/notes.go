@@ -10,11 +10,12 @@ import (
 )
 
 // note is a Keap note on a contact, served through [V1] /notes (keapsync reads and writes notes
-// there: v2 reaches a note only through its contact).
+// there), and through [V2] for its custom fields (v1custom.go).
 type note struct {
 	id, contactID, userID int64
 	title, body, kind     string
 	created, updated      time.Time
+	custom                customValues // v2 alone shows and changes them (v1custom.go)
 }
 
 // v1 renders [V1]'s Note: ids are numbers; last_updated is its clock.

@@ -51,6 +51,7 @@ type order struct {
 	items                        []orderItem
 	payments                     []payment
 	leadAffiliate, saleAffiliate int64
+	custom                       customValues // v2 alone shows and changes them (v1custom.go)
 }
 
 func (o *order) total() float64 {

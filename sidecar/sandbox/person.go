@@ -59,10 +59,11 @@ func (s *Server) AddCustomField(label, fieldType string, options ...string) (int
 }
 
 // AddCustomFieldTo creates a custom field of another record type (v2's record_type: COMPANY,
-// TASK_NOTE_APPOINTMENT, OPPORTUNITY or SUBSCRIPTION), as an admin does in Keap's settings, and
+// TASK_NOTE_APPOINTMENT (tasks and notes), OPPORTUNITY, SUBSCRIPTION or ORDER), as an admin does
+// in Keap's settings, and
 // returns its id.
 func (s *Server) AddCustomFieldTo(recordType, label, fieldType string, options ...string) (int64, error) {
-	if !slices.Contains([]string{recordContact, recordCompany, recordTask, recordOpportunity, recordSubscription}, recordType) {
+	if !slices.Contains([]string{recordContact, recordCompany, recordTask, recordOpportunity, recordSubscription, recordOrder}, recordType) {
 		return 0, fmt.Errorf("add custom field: the sandbox keeps no %q custom fields", recordType)
 	}
 	var f customField

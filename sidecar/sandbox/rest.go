@@ -104,12 +104,20 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	h("GET /crm/rest/v2/opportunities/stages/{id}", a.getStageV2)
 	h("PATCH /crm/rest/v2/opportunities/stages/{id}", a.patchStageV2)
 	h("DELETE /crm/rest/v2/opportunities/stages/{id}", a.deleteStageV2)
-	// Notes through v1: v2 reaches a note only through its contact (a hook names the note alone).
+	// Notes through v1 (keapsync reads and writes them there; their custom fields through v2, below).
 	h("GET "+v1+"/notes", a.listNotes)
 	h("POST "+v1+"/notes", a.createNoteV1)
 	h("GET "+v1+"/notes/{id}", a.getNote)
 	h("PATCH "+v1+"/notes/{id}", a.patchNoteV1)
 	h("DELETE "+v1+"/notes/{id}", a.deleteNoteV1)
+	// Notes' and orders' custom fields, which only v2 carries: read by id or update time,
+	// written alone, and their models (notes share the tasks' fields, as Keap documents).
+	h("GET /crm/rest/v2/notes", a.listNotesV2)
+	h("GET /crm/rest/v2/notes/model", a.v2ModelOf(recordTask))
+	h("PATCH /crm/rest/v2/contacts/{contact_id}/notes/{id}", a.patchNoteV2)
+	h("GET /crm/rest/v2/orders", a.listOrdersV2)
+	h("GET /crm/rest/v2/orders/model", a.v2ModelOf(recordOrder))
+	h("PATCH /crm/rest/v2/orders/{id}", a.patchOrderV2)
 	mux.Handle("/crm/rest/", handle(func(w http.ResponseWriter, r *http.Request) error {
 		return routeNotFound(r)
 	}))

@@ -980,6 +980,7 @@ begin
       'total', p_raw ->> 'total', 'total_paid', p_raw ->> 'total_paid', 'total_due', p_raw ->> 'total_due',
       'refund_total', p_raw ->> 'refund_total', 'notes', p_raw ->> 'notes',
       'creation_date', p_raw ->> 'creation_date', 'modification_date', p_raw ->> 'modification_date')
+      || keapsync.keap_custom_columns('custom_fields', p_raw)
   when 'subscription' then
     pg_catalog.jsonb_build_object(
       'contact_keap_id', p_raw ->> 'contact_id', 'product_id', p_raw ->> 'product_id',
@@ -1619,6 +1620,8 @@ declare
   op text := p ->> 'op';
   fields jsonb := p -> 'fields';
   ops text[] := (select t.push_ops from keapsync.object_types t where t.object_type = p_type);
+  -- The types whose v1 records carry no custom fields, written through v2 (objecttype's CustomFields).
+  v1_custom constant boolean := p_type in ('note', 'order');
   keys text[];
   doc jsonb;
   req jsonb;
@@ -1627,6 +1630,10 @@ declare
 begin
   keys := array(select jsonb_object_keys(fields)) || array(select jsonb_array_elements_text(p -> 'cleared'));
   pushed := fields || coalesce((select jsonb_object_agg(c, null) from jsonb_array_elements_text(p -> 'cleared') c), '{}');
+  if v1_custom and op = 'create' then
+    pushed := (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(pushed) e
+                where not starts_with(e.key, 'custom_fields.'));
+  end if;
   req := jsonb_build_object('op', op, 'keap_id', p -> 'keap_id', 'pushed', pushed);
   if op in ('none', 'delete') then
     if op = 'delete' and p_type not in ('contact', 'order') and not ('delete' = any (ops)) then
@@ -1663,12 +1670,27 @@ begin
     sent := keapsync.keap_body(p_type, doc, array(select jsonb_object_keys(doc)));
     return req || sent || jsonb_build_object('body', (sent -> 'body') || jsonb_build_object(
       'price', doc -> 'price_cents', 'short_description', coalesce(doc -> 'short_description', '""')));
-  elsif op = any (ops) then
-    return req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
+  elsif op = any (ops)
+        or (p_type = 'order' and op = 'update' and not exists (select 1 from unnest(keys) k where not starts_with(k, 'custom_fields.'))) then
+    req := req || keapsync.keap_body(p_type, doc, case when op = 'create' then array(select jsonb_object_keys(doc)) else keys end);
+    if v1_custom and req -> 'update_mask' ? 'custom_fields' then
+      req := req || jsonb_build_object(
+        'body', (req -> 'body') - 'custom_fields',
+        'update_mask', (req -> 'update_mask') - 'custom_fields')
+        || case when op = 'update' then jsonb_build_object('custom_fields_write', jsonb_build_object(
+             'parent_id', case when p_type = 'note' then doc -> 'contact_keap_id' end,
+             -- v2 takes ids as strings, and requires a note's user_id in every update.
+             'body', jsonb_strip_nulls(jsonb_build_object(
+               'custom_fields', coalesce((select jsonb_agg(jsonb_build_object('id', x ->> 'id', 'content', x -> 'content'))
+                                            from jsonb_array_elements(req -> 'body' -> 'custom_fields') x), '[]'),
+               'user_id', case when p_type = 'note' then doc ->> 'user_id' end))))
+           else '{}' end;
+    end if;
+    return req;
   end if;
   return req || jsonb_build_object('op', 'unsupported', 'reason',
     case p_type
-      when 'order' then 'Keap''s REST v1 has no order update; change orders in Keap'
+      when 'order' then 'Keap''s REST v1 has no order update (only an order''s custom fields are written, through v2); change orders in Keap'
       when 'subscription' then 'Keap''s REST v1 cannot change or create subscriptions this way; change them in Keap'
       when 'tag' then 'Keap''s REST v1 has no tag update; rename tags in Keap'
       else format('keapsync does not %s a %s in Keap; do it in Keap', op, p_type) end);

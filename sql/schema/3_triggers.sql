@@ -866,9 +866,23 @@ CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.contacts_custom FOR
 
 --
 
+-- Name: notes_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.notes_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('note');
+
+
+--
+
 -- Name: opportunities_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
 
 CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.opportunities_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('opportunity');
+
+
+--
+
+-- Name: orders_custom write_custom_fields; Type: TRIGGER; Schema: keap; Owner: -
+
+CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.orders_custom FOR EACH ROW EXECUTE FUNCTION keapsync.tg_custom_view_update('order');
 
 
 --

@@ -1184,6 +1184,16 @@ GRANT SELECT ON TABLE keap.notes TO keap_analyst;
 
 --
 
+-- Name: TABLE notes_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.notes_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.notes_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.notes_custom TO authenticated;
+GRANT SELECT ON TABLE keap.notes_custom TO keap_analyst;
+
+
+--
+
 -- Name: SEQUENCE notes_id_seq; Type: ACL; Schema: keap; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keap.notes_id_seq TO service_role;
@@ -1285,6 +1295,16 @@ GRANT ALL ON TABLE keap.orders TO service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO authenticated;
 GRANT SELECT ON TABLE keap.orders TO keap_analyst;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders TO keapsync_sidecar;
+
+
+--
+
+-- Name: TABLE orders_custom; Type: ACL; Schema: keap; Owner: -
+
+GRANT ALL ON TABLE keap.orders_custom TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keap.orders_custom TO keapsync_sidecar;
+GRANT SELECT,UPDATE ON TABLE keap.orders_custom TO authenticated;
+GRANT SELECT ON TABLE keap.orders_custom TO keap_analyst;
 
 
 --

@@ -2,8 +2,8 @@
 -- every registry type with a map_column (companies, tasks, opportunities, subscriptions) stores
 -- v2's values by id, has a typed keap.<table>_custom view from v2's model, pushes the record's
 -- whole list when a value changes (subscriptions: parked, as any local change of one), and keeps
--- its view under the table's RLS. custom_fields.test.sql covers what
--- all types share (names, hostile labels, renames) through contacts.
+-- its view under the table's RLS. custom_fields_v1_types.test.sql covers notes and orders
+-- (v1 records with v2's lists); custom_fields.test.sql covers what all types share (names, hostile labels, renames) through contacts.
 begin;
 create extension if not exists pgtap;
 select plan(35);
@@ -28,11 +28,12 @@ insert into types values
   ('subscription', 'subscriptions', 'modification_time', '{"billing_cycle": "MONTH"}', false);
 
 select is((select array_agg(object_type order by object_type) from keapsync.object_types where map_column is not null),
-          array['company', 'contact', 'opportunity', 'subscription', 'task'], 'the types that keep custom fields');
+          array['company', 'contact', 'note', 'opportunity', 'order', 'subscription', 'task'], 'the types that keep custom fields');
 select is((select array_agg(c.relname::text order by c.relname) from pg_class c
             where c.relnamespace = 'keap'::regnamespace and c.relkind = 'v' and c.relname like '%\_custom'),
-          array['companies_custom', 'contacts_custom', 'opportunities_custom', 'subscriptions_custom', 'tasks_custom'],
-          'each has its view, and no other type has one (notes, orders, products, tags, stages carry none)');
+          array['companies_custom', 'contacts_custom', 'notes_custom', 'opportunities_custom', 'orders_custom',
+                'subscriptions_custom', 'tasks_custom'],
+          'each has its view, and no other type has one (products, tags, stages carry none)');
 
 select keapsync.apply_keap_record(a.id, t.object_type, t.extra || jsonb_build_object('id', '7', t.clock, '2026-01-01T00:00:00Z',
          'custom_fields', case when a.name = 'A'

@@ -70,7 +70,7 @@ union all
 -- the custom-field views: read, and written by UPDATE only (each trigger writes its table as the caller)
 select 'authenticated', r, 'SELECT,UPDATE' from unnest(array[
   'keap.contacts_custom', 'keap.companies_custom', 'keap.tasks_custom', 'keap.opportunities_custom',
-  'keap.subscriptions_custom']) r
+  'keap.subscriptions_custom', 'keap.notes_custom', 'keap.orders_custom']) r
 union all
 select 'authenticated', r, 'DELETE,INSERT,SELECT,UPDATE' from unnest(array[
   'keapsync.members', 'keapsync.settings', 'keapsync.conflict_policies', 'keapsync.sync_directions',
@@ -88,7 +88,7 @@ select 'keap_analyst', r, 'SELECT' from unnest(array[
   'keapsync.sync_status', 'keapsync.kpi_contacts_weekly', 'keapsync.kpi_orders_monthly',
   'keapsync.kpi_subscriptions', 'keapsync.kpi_top_tags', 'keapsync.kpi_totals',
   'keapsync.custom_fields', 'keap.contacts_custom', 'keap.companies_custom', 'keap.tasks_custom',
-  'keap.opportunities_custom', 'keap.subscriptions_custom']) r;
+  'keap.opportunities_custom', 'keap.subscriptions_custom', 'keap.notes_custom', 'keap.orders_custom']) r;
 
 select set_eq(
   $$select p.role, c.oid::regclass::text, string_agg(pr, ',' order by pr)

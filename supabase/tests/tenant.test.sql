@@ -169,7 +169,7 @@ insert into calls values
   (null, false, $$insert into keap.contacts (account_id, given_name) values ('{B}', 'x')$$),
   (null, false, $$insert into keap.notes (account_id, contact_keap_id, title) values ('{A}', {keap}, 'x')$$),
   (null, false, $$update keap.notes set contact_keap_id = {keap} where account_id = '{A}'$$),
-  (null, false, $$select count(*) from keapsync.sync_state where local_id = {contact}$$),
+  (null, false, $$select count(*) from keapsync.sync_state where object_type = 'contact' and local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.push_queue where local_id = {contact}$$),
   (null, false, $$select count(*) from keapsync.conflicts where id = {conflict}$$),
   (null, false, $$select count(*) from keapsync.change_history where id = {history}$$),
