@@ -181,3 +181,18 @@ func TestEveryCommandParses(t *testing.T) {
 	}
 	walk(nil, newApp().Commands)
 }
+
+// A setting from the environment is the value of that run only: the flags are package
+// variables, and urfave/cli writes the environment's value into the flag it parses, so a shared
+// flag kept it as every later run's default (and apps running at once wrote the same flags).
+func TestEnvironmentDoesNotOutliveItsRun(t *testing.T) {
+	const fromEnv = "http://from-the-environment.example/crm/rest"
+	t.Setenv("KEAP_API_URL", fromEnv)
+	if out, err := runApp(t, "doctor", "--help"); err != nil { // parses the flags, the environment's too
+		t.Fatalf("doctor --help with KEAP_API_URL set: %v\n%s", err, out)
+	}
+	os.Unsetenv("KEAP_API_URL") // t.Setenv restores it after the test
+	if out, err := runApp(t, "doctor", "--help"); err != nil || strings.Contains(out, fromEnv) || !strings.Contains(out, `default: "https://api.infusionsoft.com/crm/rest"`) {
+		t.Fatalf("doctor --help after KEAP_API_URL was unset still shows it: %v\n%s", err, out)
+	}
+}
