@@ -22,6 +22,7 @@ import (
 // (docs/ops/grafana-dashboard.json) name is in a /metrics scrape of a running serve: a rule on a
 // metric that does not exist never fires.
 func TestEveryAlertMetricIsServed(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sb, err := sandbox.New(sandbox.Options{Seed: 5, Contacts: 3, Unthrottled: true})
