@@ -280,11 +280,12 @@ func startServe(t *testing.T, ctx context.Context, args []string) (base string, 
 	}
 }
 
-// waitFor polls cond for up to 30 s: a bound on a test that would otherwise hang, not a
-// performance threshold.
+// waitFor polls cond for up to two minutes: a bound on a test that would otherwise hang, not a
+// performance threshold (the package's tests run side by side, on a machine that may be busy
+// with other packages too: 30 s was once not enough for a push to reach Keap).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
