@@ -34,11 +34,8 @@ test-inner:
 	$(GO) test -count=1 -p 3 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-sql test-supabase-cli test-schema test-ops
 
-test-sql: ## pgTAP suites in supabase/tests (needs PG* env naming a cluster; `make test` provides it)
-	psql -q -d postgres -c 'drop database if exists pgtap with (force)' -c 'create database pgtap'
-	$(BIN) migrate --database-url "postgres://postgres@127.0.0.1:$$PGPORT/pgtap?sslmode=disable"
-	psql -q -d pgtap -c 'create extension if not exists pgtap'
-	pg_prove -d pgtap --ext .sql -r supabase/tests
+test-sql: ## pgTAP suites in supabase/tests, two shards side by side (needs PG* env naming a cluster; `make test` provides it)
+	.ci/pgtap-run
 
 schema: build ## regenerate sql/schema/ (the current schema, for reading) from the migrations
 	$(WITHPG) $(MAKE) --no-print-directory schema-inner

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 	"github.com/keapsync/keapsync/sidecar/push"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
+
+// e2eSlots numbers the replication slots of this package run (slot names are cluster-wide).
+var e2eSlots atomic.Int64
 
 // e2eDir holds the browser test and its pinned npm package (playwright-core).
 const e2eDir = "../.ci/dashboard-e2e"
@@ -79,7 +83,7 @@ func startPush(t *testing.T, db *pgxpool.Pool) *sandbox.Server {
 	t.Cleanup(pool.Close)
 	pc := push.DefaultConfig()
 	pc.DB, pc.Log = pool, testLogger(t)
-	pc.Slot = fmt.Sprintf("dash_e2e_%d_%d", os.Getpid(), seedN.Add(1))
+	pc.Slot = fmt.Sprintf("dash_e2e_%d_%d", os.Getpid(), e2eSlots.Add(1))
 	pc.API = func(_ context.Context, account string) (push.Keap, error) {
 		if account != accountA {
 			return nil, fmt.Errorf("no Keap for account %s in this test", account)

@@ -395,6 +395,7 @@ func TestSettingsAdminOnly(t *testing.T) {
 // Sync health names a stalled path of the account (keapsync.my_stalls), and not another
 // account's; it goes when the work moves again.
 func TestHealthShowsStalls(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.as(viewerA)
 	ctx := context.Background()
@@ -425,6 +426,7 @@ func TestHealthShowsStalls(t *testing.T) {
 // A rollback of a change the retention window pruned says so (410), instead of "gone, or you
 // cannot see it"; an admin of another account learns nothing from the same id.
 func TestRollbackOfAPrunedChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	var id string

@@ -9,14 +9,10 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
@@ -73,59 +69,12 @@ func newEnv(t testing.TB) *env {
 	return startEnv(t, seededPool(t))
 }
 
-var (
-	seedOnce sync.Once
-	seedDB   string // a seeded template database, made once per package run
-	seedErr  error
-	seedN    atomic.Int64
-)
-
-// seededPool clones a database that has the seed and fixtures: seeding 1200 contacts through
-// apply_keap_records takes seconds, cloning takes milliseconds. The template lives as long as
-// the throwaway test cluster.
+// seededPool clones a database that has the seed and fixtures (seeding 1200 contacts through
+// apply_keap_records takes seconds; pgtest.Seeded does it once per package run).
 func seededPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
-	seedOnce.Do(func() {
-		src := pgtest.URL(t)
-		seedErr = func() error {
-			db, err := pgxpool.New(ctx, src)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if _, err := db.Exec(ctx, supabase.Seed); err != nil {
-				return fmt.Errorf("seed: %w", err)
-			}
-			if _, err := db.Exec(ctx, sqlFixtures); err != nil {
-				return fmt.Errorf("fixtures: %w", err)
-			}
-			for _, c := range []struct {
-				acct       string
-				keap       int64
-				local, kap string
-			}{{accountA, 1001, "Ada (local)", "Ada (Keap)"}, {accountB, 1001, "Bertha (local)", "Bertha (Keap)"}} {
-				if err := SeedDemoConflict(ctx, db, c.acct, c.keap, c.local, c.kap); err != nil {
-					return err
-				}
-			}
-			db.Close()
-			seedDB = fmt.Sprintf("dash_seed_%d", os.Getpid())
-			return adminExec(ctx, src, "create database "+pgx.Identifier{seedDB}.Sanitize()+" template "+pgx.Identifier{dbName(src)}.Sanitize())
-		}()
-	})
-	if seedErr != nil {
-		t.Fatal(seedErr)
-	}
-	src := pgtest.URL(t) // only for the cluster's address
-	name := fmt.Sprintf("%s_%d", seedDB, seedN.Add(1))
-	if err := adminExec(ctx, src, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{seedDB}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = adminExec(context.Background(), src, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
-	})
-	pool, err := pgxpool.New(ctx, withDB(src, name))
+	pool, err := pgxpool.New(ctx, pgtest.Seeded(t, "dashboard", seedDashboard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,28 +82,29 @@ func seededPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-func adminExec(ctx context.Context, anyURL, sql string) error {
-	conn, err := pgx.Connect(ctx, withDB(anyURL, "postgres"))
+// seedDashboard loads the demo seed, the fixtures and a conflict in each account.
+func seedDashboard(ctx context.Context, url string) error {
+	db, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-func dbName(u string) string {
-	base, _, _ := strings.Cut(u, "?")
-	return base[strings.LastIndex(base, "/")+1:]
-}
-
-func withDB(u, db string) string {
-	base, q, _ := strings.Cut(u, "?")
-	out := base[:strings.LastIndex(base, "/")+1] + db
-	if q != "" {
-		out += "?" + q
+	defer db.Close()
+	if _, err := db.Exec(ctx, supabase.Seed); err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
-	return out
+	if _, err := db.Exec(ctx, sqlFixtures); err != nil {
+		return fmt.Errorf("fixtures: %w", err)
+	}
+	for _, c := range []struct {
+		acct       string
+		keap       int64
+		local, kap string
+	}{{accountA, 1001, "Ada (local)", "Ada (Keap)"}, {accountB, 1001, "Bertha (local)", "Bertha (Keap)"}} {
+		if err := SeedDemoConflict(ctx, db, c.acct, c.keap, c.local, c.kap); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serveDashboard serves a dashboard made from cfg, which is given the server's own URL.

@@ -12,6 +12,7 @@ import (
 // Companies arrive by backfill and hooks (create, edit, delete as a person in Keap), a dropped
 // hook is caught by reconcile and the delete sweep, and a contact's company is a reference.
 func TestCompaniesArrive(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	acme, err := w.sb.CreateCompany(map[string]any{"company_name": "Acme", "website": "https://acme.io",
@@ -106,6 +107,7 @@ func TestCompaniesArrive(t *testing.T) {
 // across pages) stores every contact at once, unlinked, and ends with every contact linked to
 // the company its Keap object names.
 func TestBackfillContactsBeforeCompanies(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	w.sweeper.PageSize = 2
@@ -159,6 +161,7 @@ func (w *world) settle(t *testing.T) {
 // see each other's rows, end linked whichever commits first: the contact that finds no company
 // waits for the company's link step, or the link step for the contact.
 func TestCompanyLinkConcurrent(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	ctx := context.Background()
 	const apply = `select keapsync.apply_keap_record($1, $2, $3::jsonb)`

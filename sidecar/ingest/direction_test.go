@@ -14,6 +14,7 @@ import (
 // A type turned off is neither backfilled, reconciled nor subscribed to, and its deliveries
 // fetch nothing; a type synced from Keap only still arrives, but refuses local writes.
 func TestSyncDirections(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 10)
 	ctx := context.Background()
 	if _, err := w.db.Exec(ctx, `update keapsync.sync_directions set direction = 'off' where account_id = $1 and object_type = 'order'`, w.account); err != nil {

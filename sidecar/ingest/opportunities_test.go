@@ -12,6 +12,7 @@ import (
 // another stage and deleted as a person in Keap arrive by hooks (stage_move included), the
 // won/lost KPI counts the move, and lost hooks are caught by reconcile and the delete sweep.
 func TestOpportunitiesArrive(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	contact := idOf(t, w.sb.Snapshot().Contacts[0])

@@ -21,6 +21,7 @@ import (
 // (GET /v2/sales/payments?filter=order_ids==…, a batch naming many orders). Each order's stored
 // payments are exactly what the per-order read gives.
 func TestPaymentsSameEitherWay(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 40)
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, []string{"order"}); err != nil {

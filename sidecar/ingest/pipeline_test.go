@@ -14,6 +14,7 @@ import (
 // A backfill fetched in ranges at once stores every contact; interrupted, it leaves a checkpoint
 // below which every contact is stored, and the next run completes with a total that matches.
 func TestSlicedBackfillIsCompleteAndResumesExactly(t *testing.T) {
+	t.Parallel()
 	for _, pr := range profiles {
 		t.Run(pr.name, func(t *testing.T) {
 			w := newWorldWith(t, sandbox.Options{Seed: 7, Contacts: 400, Profile: pr.p})
@@ -81,6 +82,7 @@ func TestSlicedBackfillIsCompleteAndResumesExactly(t *testing.T) {
 // A contact edited in Keap while a ranged backfill runs, after its old range was fetched or
 // before, is stored as edited: the open-ended last range is walked after all the others.
 func TestSlicedBackfillMeetsEditsMadeDuringIt(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 400)
 	w.sweeper.ListLimit, w.sweeper.PageSize, w.sweeper.Fetchers = 25, 25, 4
 	w.sb.SetFaults(sandbox.Faults{Latency: 20 * time.Millisecond})

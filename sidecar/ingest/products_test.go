@@ -11,6 +11,7 @@ import (
 // caught by reconcile (the whole catalogue is listed: v2 cannot filter products by time) and a
 // lost delete by the delete sweep.
 func TestProductsArrive(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 12) // enough contacts for orders, whose items name products
 	ctx := context.Background()
 	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {

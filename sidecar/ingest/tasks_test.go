@@ -11,6 +11,7 @@ import (
 // Tasks on contacts arrive by backfill and hooks (create, complete, delete as a person in Keap),
 // and a lost hook is caught by reconcile and the delete sweep.
 func TestTasksArrive(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	contact := idOf(t, w.sb.Snapshot().Contacts[0])

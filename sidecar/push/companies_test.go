@@ -12,6 +12,7 @@ import (
 // Companies inserted, updated and deleted in Postgres reach Keap through v2, and Keap's answers
 // settle them (no echo, nothing left to push).
 func TestPushesCompanies(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	w.pushing()

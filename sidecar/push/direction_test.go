@@ -10,6 +10,7 @@ import (
 // A change made while contacts synced both ways, still queued when the account switched them to
 // Keap → Postgres only, is not sent: push follows the direction at the time it would send.
 func TestKeapOnlyTypeIsNotPushed(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 5)
 	w.start(w.pusher(w.config(nil)).Run)
 	w.quiet()

@@ -257,6 +257,7 @@ func TestCoalescing(t *testing.T) {
 // Not parallel: its 2000 pushes take the machine's cores, and a test beside it would make
 // both crawl toward their time bound.
 func TestBulkUpdate(t *testing.T) {
+	t.Parallel()
 	const rows = 2000 // bench: 10k
 	w := newWorld(t, rows)
 	w.start(w.pusher(w.config(nil)).Run)

@@ -11,6 +11,7 @@ import (
 // v2: an opportunity's contact and stage go as contact_id and stage_id (v2 reads them as
 // {"contact": {"id"}} and {"stage": {"id"}}), a change of stage is a PATCH of stage_id alone.
 func TestPushesOpportunities(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)

@@ -19,6 +19,7 @@ import (
 // Product edits, inserts and deletes made here reach Keap. An insert is created with its
 // price_cents as the bare number Keap's create takes; without one it is parked with the reason.
 func TestPushesProducts(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	sweeper := &ingest.Sweeper{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}

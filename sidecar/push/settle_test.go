@@ -12,6 +12,7 @@ import (
 // no wait passes the longest settle after the first change. (Times are set in the queue, not
 // waited for.)
 func TestHotRowsRestLongerColdRowsDoNot(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	cfg := w.config(nil)
 	cfg.Settle, cfg.MaxSettle = time.Minute, 10*time.Minute

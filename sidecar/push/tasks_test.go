@@ -11,6 +11,7 @@ import (
 
 // Tasks inserted, completed and deleted here reach Keap, ids sent as v2 strings.
 func TestPushesTasks(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	w.pushing()

@@ -19,6 +19,7 @@ import (
 // non-zero when any failed. "A broken" sorts first and its token cannot be opened; "B never
 // connected" has no token and is skipped with its state; the sandbox's account still syncs.
 func TestAllAccountsCommandsCarryOn(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	sb, err := sandbox.New(sandbox.Options{Seed: 4, Contacts: 5, AutoApprove: true, Unthrottled: true})
 	if err != nil {
@@ -88,6 +89,7 @@ insert into keapsync.accounts (name, keap_tenant) values ('B never connected', '
 // A backfill that fails says so where it is shown: its row keeps the error (not "running"), and
 // the account's state is failing, with the reason and since when.
 func TestFailedBackfillSaysSo(t *testing.T) {
+	t.Parallel()
 	notKeap := httptest.NewServer(http.NotFoundHandler())
 	defer notKeap.Close()
 	url := pgtest.URL(t)

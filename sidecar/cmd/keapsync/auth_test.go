@@ -11,6 +11,7 @@ import (
 )
 
 func TestAuthCommands(t *testing.T) {
+	t.Parallel()
 	sb, err := sandbox.New(sandbox.Options{Seed: 2, Contacts: 2, AutoApprove: true, Unthrottled: true})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +57,7 @@ func TestAuthCommands(t *testing.T) {
 }
 
 func TestMissingOrMalformedSettingNamesTheVariable(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	for _, tc := range []struct {
 		args []string
@@ -76,6 +78,7 @@ func TestMissingOrMalformedSettingNamesTheVariable(t *testing.T) {
 
 // Secrets come from the environment or a file, never from the command line, where ps shows them.
 func TestSecretsNeverFromTheCommandLine(t *testing.T) {
+	// Not parallel: it sets the environment, which every app in the process reads.
 	url := pgtest.URL(t)
 	for _, flag := range []string{"--client-secret", "--secret-key"} {
 		args := append([]string{"auth", "login", "--database-url", url, "--client-id", "x", flag, "on-argv"}, secretFiles(t, "y", "")...)

@@ -22,6 +22,7 @@ import (
 // one-time link (keapsync auth link) starts a connection, and KEAPSYNC_ALLOWED_TENANTS refuses
 // other tenants before any account row exists.
 func TestServeConnectNeedsAOneTimeLink(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sb, err := sandbox.New(sandbox.Options{Seed: 4, Contacts: 2, AutoApprove: true, Unthrottled: true})

@@ -39,6 +39,7 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // printed psql step reaches Keap, the announced conflict waits and its resolution is pushed.
 // Screenshots go to $KEAPSYNC_ARTIFACTS/demo-run-N (or a temp dir, printed).
 func TestDemoWalkInBrowser(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}

@@ -21,6 +21,7 @@ import (
 // TestSupabaseGuide runs every `sh` and `sql` block of docs/supabase.md, in order, against a
 // local Supabase-like database: the guide's commands are the ones that work.
 func TestSupabaseGuide(t *testing.T) {
+	// Not parallel: it sets the environment, which every app in the process reads.
 	ctx := context.Background()
 	cli, err := filepath.Abs("../../../.ci/supabase-cli/node_modules/.bin/supabase")
 	if err != nil {

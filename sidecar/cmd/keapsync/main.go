@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -81,7 +82,26 @@ func newApp() *cli.App {
 	}
 	app.ErrWriter = os.Stderr
 	guardUnknownSubcommands(app.Commands)
+	ownFlags(app.Commands)
 	return app
+}
+
+// ownFlags gives every command of this app flags of its own. The flags are package variables,
+// and urfave/cli writes into a flag as it parses (the environment's value becomes the flag's
+// value and default): shared, one app's environment would outlive it as the next app's default,
+// and apps running at once in one process (the tests) would write the same flags at once.
+func ownFlags(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		own := make([]cli.Flag, len(cmd.Flags))
+		for i, f := range cmd.Flags {
+			v := reflect.ValueOf(f).Elem() // every cli flag is a pointer to a struct
+			c := reflect.New(v.Type())
+			c.Elem().Set(v)
+			own[i] = c.Interface().(cli.Flag)
+		}
+		cmd.Flags = own
+		ownFlags(cmd.Subcommands)
+	}
 }
 
 // unknownCommand answers a word that is no command (urfave/cli would say "No help topic").

@@ -65,6 +65,7 @@ func secretFile(t *testing.T, v string) string {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	url := pgtest.EmptyURL(t)
 	pgtest.LockRoles(t) // migrating grants to the cluster's roles
 	out, err := runApp(t, "migrate", "--database-url", url)
@@ -78,6 +79,7 @@ func TestMigrateCommand(t *testing.T) {
 }
 
 func TestMigrateCommandUnreachableDatabase(t *testing.T) {
+	t.Parallel()
 	port, err := pgcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +92,7 @@ func TestMigrateCommandUnreachableDatabase(t *testing.T) {
 
 // The demo starts its own cluster, loads the sample data, and can run again on the same data.
 func TestDemoIsRepeatable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port, err := pgcluster.FreePort()
 	if err != nil {
@@ -152,6 +155,7 @@ func TestDemoIsRepeatable(t *testing.T) {
 
 // Two demos at once: the second says so instead of failing on a busy port.
 func TestSecondDemoSaysOneIsRunning(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	unlock, err := lockDemo(dir)
 	if err != nil {
@@ -166,6 +170,7 @@ func TestSecondDemoSaysOneIsRunning(t *testing.T) {
 
 // Every command's flags parse (a name defined twice panics only when the command runs).
 func TestEveryCommandParses(t *testing.T) {
+	t.Parallel()
 	var walk func(prefix []string, cmds []*cli.Command)
 	walk = func(prefix []string, cmds []*cli.Command) {
 		for _, cmd := range cmds {
@@ -180,4 +185,20 @@ func TestEveryCommandParses(t *testing.T) {
 		}
 	}
 	walk(nil, newApp().Commands)
+}
+
+// A setting from the environment is the value of that run only: the flags are package
+// variables, and urfave/cli writes the environment's value into the flag it parses, so a shared
+// flag kept it as every later run's default (and apps running at once wrote the same flags).
+func TestEnvironmentDoesNotOutliveItsRun(t *testing.T) {
+	// Not parallel: it sets the environment, which every app in the process reads.
+	const fromEnv = "http://from-the-environment.example/crm/rest"
+	t.Setenv("KEAP_API_URL", fromEnv)
+	if out, err := runApp(t, "doctor", "--help"); err != nil { // parses the flags, the environment's too
+		t.Fatalf("doctor --help with KEAP_API_URL set: %v\n%s", err, out)
+	}
+	os.Unsetenv("KEAP_API_URL") // t.Setenv restores it after the test
+	if out, err := runApp(t, "doctor", "--help"); err != nil || strings.Contains(out, fromEnv) || !strings.Contains(out, `default: "https://api.infusionsoft.com/crm/rest"`) {
+		t.Fatalf("doctor --help after KEAP_API_URL was unset still shows it: %v\n%s", err, out)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,22 +13,34 @@ import (
 	"github.com/keapsync/keapsync/supabase"
 )
 
+// demoSeededURL is a database holding the demo seed and an open conflict over its contact 1001
+// ("Here" locally, "There" in Keap). The seed (1,200 contacts) loads once per package run.
+func demoSeededURL(t *testing.T) string {
+	t.Helper()
+	return pgtest.Seeded(t, "demo", func(ctx context.Context, url string) error {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if _, err := pool.Exec(ctx, supabase.Seed); err != nil {
+			return fmt.Errorf("demo seed: %w", err)
+		}
+		return dashboard.SeedDemoConflict(ctx, pool, dashboard.DemoAccountID, 1001, "Here", "There")
+	})
+}
+
 // conflicts, deadletters and rollback do from the CLI what the dashboard does, through the same
 // SQL functions.
 func TestConflictDeadLetterAndRollbackCommands(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.URL(t)
+	url := demoSeededURL(t)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, supabase.Seed); err != nil {
-		t.Fatal(err)
-	}
-	if err := dashboard.SeedDemoConflict(ctx, pool, dashboard.DemoAccountID, 1001, "Here", "There"); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := pool.Exec(ctx, `insert into keapsync.dead_letters (account_id, source, object_type, keap_id, error, http_status)
 	    values ($1, 'push', 'contact', 1001, 'Invalid email', 400)`, dashboard.DemoAccountID); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 // keapsync prune --dry-run shows what would go and deletes nothing; prune deletes it; a rollback
 // of a pruned change says it is older than the history window instead of "no change".
 func TestPruneAndRollbackOfAPrunedChange(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dbURL := pgtest.URL(t)
 	conn, err := pgx.Connect(ctx, dbURL)

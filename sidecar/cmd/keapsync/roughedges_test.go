@@ -13,10 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/keapsync/keapsync/dashboard"
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
-	"github.com/keapsync/keapsync/supabase"
 )
 
 // printedError runs the CLI and returns the error line it printed (the last line of output).
@@ -40,6 +38,7 @@ func printedError(t *testing.T, args ...string) string {
 }
 
 func TestDatabaseURLUnsetIsNamed(t *testing.T) {
+	// Not parallel: it sets the environment, which every app in the process reads.
 	t.Setenv("DATABASE_URL", "")
 	os.Unsetenv("DATABASE_URL")
 	for _, args := range [][]string{{"conflicts", "list"}, {"auth", "status"}, {"doctor"}, {"migrate"}} {
@@ -51,6 +50,7 @@ func TestDatabaseURLUnsetIsNamed(t *testing.T) {
 
 // The server's refusal comes first and alone, not the TLS attempt that preceded it.
 func TestConnectionRefusalIsOneLine(t *testing.T) {
+	t.Parallel()
 	url := pgtest.URL(t)
 	noTLS := regexp.MustCompile(`\?sslmode=disable$`).ReplaceAllString(url, "")
 	bad := regexp.MustCompile(`/[^/]+$`).ReplaceAllString(noTLS, "/no_such_database")
@@ -66,6 +66,7 @@ func TestConnectionRefusalIsOneLine(t *testing.T) {
 }
 
 func TestDashboardWithoutSupabaseURL(t *testing.T) {
+	// Not parallel: it sets the environment, which every app in the process reads.
 	for _, v := range []string{"SUPABASE_URL", "SUPABASE_ANON_KEY"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
@@ -79,6 +80,7 @@ func TestDashboardWithoutSupabaseURL(t *testing.T) {
 // A wrong KEAP_API_URL (something that answers, but is not Keap) gets a hint. Its first answer
 // is a 503, so the client logs a retry: log lines name their component once.
 func TestWrongKeapAPIURLHints(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	notKeap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
@@ -107,6 +109,7 @@ func TestWrongKeapAPIURLHints(t *testing.T) {
 }
 
 func TestSecretKeyHelp(t *testing.T) {
+	t.Parallel()
 	out, err := runApp(t, "auth", "login", "--help")
 	if err != nil || strings.Contains(out, "--secret-key keapsync keygen") || !strings.Contains(out, "--secret-key-file value") {
 		t.Errorf("auth login --help: %v\n%s", err, out)
@@ -114,6 +117,7 @@ func TestSecretKeyHelp(t *testing.T) {
 }
 
 func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"frobnicate"}, {"hooks", "frobnicate"}} {
 		if line := printedError(t, args...); !strings.Contains(line, `unknown command "frobnicate"`) {
 			t.Errorf("keapsync %s: %s", strings.Join(args, " "), line)
@@ -124,19 +128,14 @@ func TestUnknownCommand(t *testing.T) {
 // The manage commands: flags after the id, one-line not-found errors that name the list command
 // (which exists), and a filter by an unknown account fails.
 func TestManageCommandsRoughEdges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.URL(t)
+	url := demoSeededURL(t)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, supabase.Seed); err != nil {
-		t.Fatal(err)
-	}
-	if err := dashboard.SeedDemoConflict(ctx, pool, dashboard.DemoAccountID, 1001, "Here", "There"); err != nil {
-		t.Fatal(err)
-	}
 	var id string
 	_ = pool.QueryRow(ctx, `select id::text from keapsync.conflicts where status = 'open'`).Scan(&id)
 	if out, err := runApp(t, "conflicts", "resolve", id, "--keep", "keap", "--database-url", url); err != nil || !strings.Contains(out, "resolved (keap)") {
@@ -167,6 +166,7 @@ func TestManageCommandsRoughEdges(t *testing.T) {
 
 // Against the sandbox with a personal key: hooks list has a header, and a second backfill counts its own rows, not the first one's again.
 func TestKeapCommandsRoughEdges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	sb, err := sandbox.New(sandbox.Options{Seed: 3, Contacts: 20, Unthrottled: true})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 // keapsync_sidecar role auth login, serve, hooks ensure, backfill; a change made in Keap arrives
 // through a hook and a SQL edit is pushed to Keap.
 func TestServeBringsKeapChangesIn(t *testing.T) {
+	t.Parallel()
 	owner := pgtest.EmptyURL(t)
 	release := pgtest.LockRoles(t) // migrating grants to the cluster's roles
 	if out, err := runApp(t, "migrate", "--database-url", owner); err != nil {
@@ -36,6 +37,7 @@ func TestServeBringsKeapChangesIn(t *testing.T) {
 
 // The same run as a role that lacks one right the sidecar uses stops at once, naming the right.
 func TestServeAsRoleMissingARight(t *testing.T) {
+	t.Parallel()
 	owner := pgtest.URL(t)
 	conn, err := pgx.Connect(context.Background(), owner)
 	if err != nil {
@@ -102,7 +104,10 @@ func serveEndToEnd(t *testing.T, owner, dbURL string) {
 		t.Fatalf("login: %v\n%s", err, out)
 	}
 
-	base, stop := startServe(t, ctx, append([]string{"--listen", listen, "--coalesce", "0s", "--reconcile-every", "0s"}, common...))
+	// A slot of its own: slot names are cluster-wide, and other packages' tests on the shared
+	// cluster create the default one.
+	base, stop := startServe(t, ctx, append([]string{"--listen", listen, "--coalesce", "0s", "--reconcile-every", "0s",
+		"--push-slot", "keapsync_serve_e2e_test"}, common...))
 
 	if out, err := runApp(t, append([]string{"hooks", "ensure", "--public-url", base}, common...)...); err != nil || !strings.Contains(out, fmt.Sprintf("%d verified", len(ingest.EventKeys))) {
 		t.Fatalf("hooks ensure: %v\n%s", err, out)
@@ -275,11 +280,12 @@ func startServe(t *testing.T, ctx context.Context, args []string) (base string, 
 	}
 }
 
-// waitFor polls cond for up to 30 s: a bound on a test that would otherwise hang, not a
-// performance threshold.
+// waitFor polls cond for up to two minutes: a bound on a test that would otherwise hang, not a
+// performance threshold (the package's tests run side by side, on a machine that may be busy
+// with other packages too: 30 s was once not enough for a push to reach Keap).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
@@ -296,6 +302,7 @@ func must[T any](v T, err error) T {
 
 // serve given Supabase's transaction pooler stops before connecting and names the direct URL.
 func TestServeRefusesSupabasePooler(t *testing.T) {
+	t.Parallel()
 	_, err := runApp(t, "serve", "--api-key-file", secretFile(t, "unused"), "--database-url",
 		"postgresql://keapsync_sidecar.abcdefgh:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres")
 	if err == nil || !strings.Contains(err.Error(), "transaction mode") ||

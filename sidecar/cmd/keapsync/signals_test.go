@@ -28,6 +28,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestFirstSignalCancelsSecondExits(t *testing.T) {
+	t.Parallel()
 	sigs := make(chan os.Signal, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -61,6 +62,7 @@ func TestFirstSignalCancelsSecondExits(t *testing.T) {
 }
 
 func TestNoExitAfterCleanStop(t *testing.T) {
+	t.Parallel()
 	sigs := make(chan os.Signal, 2)
 	done := make(chan struct{})
 	finished := make(chan struct{})

@@ -50,6 +50,7 @@ values ('00000000-0000-4000-8000-000000000004', 'tag', 'reconcile', '2026-12-03 
 // The state matrix: for each state, the dashboard (overview and sync health), /readyz, doctor
 // and auth status say the same line, the one keapsync.account_state words.
 func TestStateMatrixEverySurfaceSaysTheSame(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dbURL := pgtest.URL(t)
 	pool, err := pgxpool.New(ctx, dbURL)
