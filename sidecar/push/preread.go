@@ -1,0 +1,210 @@
+package push
+
+// The batched pre-read: one listing of an account's contacts changed since the versions held
+// stands in for the fetch-before-update of several due updates at once.
+//
+// The fetch-before-update (refresh) is there to see a Keap-side edit made since the version we
+// hold. GET /v1/contacts?since=T lists every contact whose last_updated is at or after T (FACTS
+// §4: "on LastUpdated"). With T a little before the oldest stamp among the versions held for the
+// due updates, every one of those contacts is in the listing, changed or not (a contact's stamp
+// never goes below the one of a version already read), each as Keap holds it when the listing is
+// answered. So each listed item is exactly what its own GET would have returned, read a little
+// earlier: it is applied the same way (keapsync.set_asked_at with the database's time before
+// the listing, then keapsync.apply_keap_record), and the queue row notes when
+// (push_queue.keap_checked_at). An update whose change was queued before that, with no hook for
+// the contact waiting, goes without its own GET (knownCurrent). Safety does not depend on the
+// listing being complete: only contacts that appear in it are marked, so one it leaves out
+// (deleted in Keap, beyond the page, a stamp Keap moved back) simply keeps its own GET.
+//
+// The race it leaves open is the one the GET leaves (a Keap edit between the read and the
+// PATCH), as wide as the push of the records one listing covers: at most the records the workers
+// push in one round (Workers × claimBatch), and a mark counts for checkedFor only.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keapsync/keapsync/sidecar/keap"
+)
+
+const (
+	// prereadFactor: a listing pays only while it holds at most this many contacts per update
+	// it reads for (the others are contacts changed meanwhile: bytes, not calls).
+	prereadFactor = 10
+	// prereadPage is Keap's largest v1 page.
+	prereadPage = 1000
+	// stampMargin goes below the oldest stamp held: Keap may stamp whole seconds and may read
+	// `since` as exclusive (FACTS §7), and a contact missing from the listing costs its own GET.
+	stampMargin = time.Second
+	// checkedFor is how long a listing's read stands in for an update's own: the covered
+	// records are the next ones due, pushed within a round; one left longer (a worker stopped,
+	// a throttled account) reads again.
+	checkedFor = 5 * time.Second
+)
+
+// sqlPrereadEligible: contact update q (with sync state st) would read Keap's version first
+// and has not been read for since its last change. Retries and pushes whose answer is not
+// recorded keep their own GET, as in knownCurrent.
+const sqlPrereadEligible = `q.account_id = $1::uuid and q.object_type = 'contact'
+     and st.keap_id is not null and st.keap_modified is not null and st.local_deleted_at is null
+     and q.attempts = 0 and q.sent is null and q.create_sent_at is null
+     and not coalesce(q.keap_checked_at > q.last_enqueued_at and q.keap_checked_at > now() - $6::interval, false)`
+
+// sqlPrereadCandidates: the account's contact updates a listing could read for: those this
+// worker claimed ($2), and the next ones due (claim order, at most $5), with Keap's stamp of the
+// version held and how many of the account's contacts hold a stamp at or after it less the
+// margin ($7; counted up to $8): about what a listing from there returns.
+var sqlPrereadCandidates = `
+select c.local_id, c.keap_id, c.keap_modified,
+       (select count(*) from (select 1 from keap.contacts x
+                               where x.account_id = $1::uuid and x.last_updated >= c.keap_modified - $7::interval
+                               limit $8) n)
+  from ((select q.local_id, st.keap_id, st.keap_modified from keapsync.push_queue q
+           join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
+          where ` + sqlPrereadEligible + ` and q.local_id = any ($2::bigint[]))
+        union all
+        (select q.local_id, st.keap_id, st.keap_modified from keapsync.push_queue q
+           join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
+          where ` + sqlPrereadEligible + ` and not q.local_id = any ($2::bigint[]) and ` + sqlDue + `
+          order by q.next_attempt_at
+          limit $5)) c`
+
+// sqlNoteChecked: Keap's version of the contact was read at $3 for its queued change.
+const sqlNoteChecked = `
+update keapsync.push_queue set keap_checked_at = $3
+ where account_id = $1::uuid and object_type = 'contact' and local_id = $2
+   and (keap_checked_at is null or keap_checked_at < $3)`
+
+// candidate is a due contact update a listing may read for.
+type candidate struct {
+	localID, keapID int64
+	modified        time.Time // Keap's stamp of the version held
+	around          int       // the account's contacts stamped at or after modified - stampMargin
+}
+
+// cover picks the candidates one listing reads for: the most recently stamped, as many as keep
+// the listing within prereadFactor contacts per update and one page. Fewer than two: none (a
+// single update's GET costs what the listing would).
+func cover(cands []candidate) []candidate {
+	slices.SortFunc(cands, func(a, b candidate) int { return b.modified.Compare(a.modified) })
+	for n := len(cands); n >= 2; n-- {
+		if cands[n-1].around <= min(prereadPage, prereadFactor*n) {
+			return cands[:n]
+		}
+	}
+	return nil
+}
+
+// preread runs the batched pre-read for the contact updates among the claimed jobs, per account.
+// It only saves calls: whatever fails, each update reads its contact itself as before.
+func (p *Pusher) preread(ctx context.Context, conn *pgxpool.Conn, jobs []job) {
+	if !p.cfg.FetchBeforeUpdate {
+		return
+	}
+	claimed := map[string][]int64{}
+	for _, j := range jobs {
+		if j.objectType == "contact" && j.attempts == 0 && len(j.sent) == 0 && j.createSentAt == nil {
+			claimed[j.account] = append(claimed[j.account], j.localID)
+		}
+	}
+	for account, ids := range claimed {
+		if err := p.prereadAccount(ctx, conn, account, ids); err != nil && ctx.Err() == nil {
+			p.log.Warn("batched read of due contacts failed; each update reads its contact", "account", account, "err", err)
+		}
+	}
+}
+
+func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account string, claimed []int64) error {
+	if both, err := sendsToKeap(ctx, conn, &job{account: account, objectType: "contact"}); err != nil || !both {
+		return err
+	}
+	rows, err := conn.Query(ctx, sqlPrereadCandidates, account, claimed, p.cfg.Settle.String(), p.cfg.MaxSettle.String(),
+		p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1)
+	if err != nil {
+		return fmt.Errorf("push: due contact updates: %w", err)
+	}
+	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
+		var c candidate
+		return c, r.Scan(&c.localID, &c.keapID, &c.modified, &c.around)
+	})
+	if err != nil {
+		return fmt.Errorf("push: due contact updates: %w", err)
+	}
+	covered := cover(cands)
+	p.log.Debug("batched read of due contacts", "account", account, "due", len(cands), "covered", len(covered))
+	if covered == nil {
+		return nil
+	}
+	api, err := p.cfg.API(ctx, account)
+	if err != nil {
+		return fmt.Errorf("push: Keap client of account %s: %w", account, err)
+	}
+	var asked time.Time
+	if err := conn.QueryRow(ctx, sqlNow).Scan(&asked); err != nil {
+		return fmt.Errorf("push: the database's time: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(keap.WithPriority(ctx, keap.Live), p.cfg.CallTimeout)
+	defer cancel()
+	since := covered[len(covered)-1].modified.Add(-stampMargin)
+	page, err := api.ListContacts(cctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated,
+		OptionalProperties: keap.SyncProperties, Limit: min(prereadPage, prereadFactor*len(covered))})
+	p.metrics.prereads.Inc()
+	if err != nil {
+		return fmt.Errorf("push: list contacts changed since %s: %w", keap.FormatTime(since), err)
+	}
+	local := make(map[keap.ID]int64, len(covered))
+	for _, c := range covered {
+		local[keap.ID(c.keapID)] = c.localID
+	}
+	for _, c := range page.Items {
+		id, ok := local[c.ID]
+		if !ok {
+			continue // changed too, but not due here: its hook brings it
+		}
+		err := applyRead(ctx, conn, account, id, asked, c.Raw, func(tx pgx.Tx, outcome string) error {
+			switch outcome {
+			case "updated", "unchanged", "duplicate":
+				// Held now: Keap's version as of the listing. Not so a 'stale' one (we hold a
+				// newer version, read when?) or an 'ambiguous' one (a recheck is queued).
+				_, err := tx.Exec(ctx, sqlNoteChecked, account, id, asked)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyRead applies raw, Keap's version of contact localID read by a request asked for at asked
+// (keapsync.set_asked_at), and runs then with apply_keap_record's outcome in the same transaction.
+func applyRead(ctx context.Context, conn *pgxpool.Conn, account string, localID int64, asked time.Time, raw json.RawMessage,
+	then func(tx pgx.Tx, outcome string) error) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("push: note when Keap's version was asked for: %w", err)
+		}
+		var outcome string
+		if err := tx.QueryRow(ctx, sqlApply, account, raw).Scan(&outcome); err != nil {
+			return fmt.Errorf("push: apply Keap's version: %w", err)
+		}
+		if then == nil {
+			return nil
+		}
+		if err := then(tx, outcome); err != nil {
+			return fmt.Errorf("push: after applying Keap's version: %w", err)
+		}
+		return nil
+	})
+}
