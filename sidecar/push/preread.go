@@ -37,6 +37,11 @@ const (
 	// prereadFactor: a listing pays only while it holds at most this many contacts per update
 	// it reads for (the others are contacts changed meanwhile: bytes, not calls).
 	prereadFactor = 10
+	// prereadSmall: a listing of up to this many contacts is worth one call whatever the ratio.
+	// A hot account's own pushes restamp every contact they write, so a listing since a hot
+	// contact's stamp holds every contact pushed since; a page this size still answers in about
+	// the time of one or two single reads.
+	prereadSmall = 200
 	// prereadPage is Keap's largest v1 page.
 	prereadPage = 1000
 	// stampMargin goes below the oldest stamp held: Keap may stamp whole seconds and may read
@@ -46,6 +51,10 @@ const (
 	// records are the next ones due, pushed within a round; one left longer (a worker stopped,
 	// a throttled account) reads again.
 	checkedFor = 5 * time.Second
+	// dueWithin: a listing also reads for the updates due this soon (if they do not change
+	// again), which other workers claim next: records come due one by one as each one's
+	// settle ends, and a listing only for what is due at once would often read for one.
+	dueWithin = checkedFor / 2
 )
 
 // sqlPrereadEligible: contact update q (with sync state st) would read Keap's version first
@@ -57,21 +66,23 @@ const sqlPrereadEligible = `q.account_id = $1::uuid and q.object_type = 'contact
      and not coalesce(q.keap_checked_at > q.last_enqueued_at and q.keap_checked_at > now() - $6::interval, false)`
 
 // sqlPrereadCandidates: the account's contact updates a listing could read for: those this
-// worker claimed ($2), and the next ones due (claim order, at most $5), with Keap's stamp of the
+// worker claimed ($2), and the next ones due within dueWithin ($9) if they do not change again
+// (claim order, at most $5; none another worker holds), with Keap's stamp of the
 // version held and how many of the account's contacts hold a stamp at or after it less the
 // margin ($7; counted up to $8): about what a listing from there returns.
 var sqlPrereadCandidates = `
-select c.local_id, c.keap_id, c.keap_modified,
+select c.local_id, c.keap_id, c.keap_modified, c.claimed,
        (select count(*) from (select 1 from keap.contacts x
                                where x.account_id = $1::uuid and x.last_updated >= c.keap_modified - $7::interval
                                limit $8) n)
-  from ((select q.local_id, st.keap_id, st.keap_modified from keapsync.push_queue q
+  from ((select q.local_id, st.keap_id, st.keap_modified, true as claimed from keapsync.push_queue q
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
           where ` + sqlPrereadEligible + ` and q.local_id = any ($2::bigint[]))
         union all
-        (select q.local_id, st.keap_id, st.keap_modified from keapsync.push_queue q
+        (select q.local_id, st.keap_id, st.keap_modified, false from keapsync.push_queue q
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
-          where ` + sqlPrereadEligible + ` and not q.local_id = any ($2::bigint[]) and ` + sqlDue + `
+          where ` + sqlPrereadEligible + ` and not q.local_id = any ($2::bigint[])
+            and q.next_attempt_at <= now() and ` + dueBy("now() + $9::interval") + `
           order by q.next_attempt_at
           limit $5)) c`
 
@@ -86,20 +97,26 @@ type candidate struct {
 	localID, keapID int64
 	modified        time.Time // Keap's stamp of the version held
 	around          int       // the account's contacts stamped at or after modified - stampMargin
+	claimed         bool      // this worker holds it: without the listing it reads with a GET now
 }
 
 // cover picks the candidates one listing reads for: the most recently stamped, as many as keep
-// the listing within prereadFactor contacts per update and one page. Fewer than two: none (a
-// single update's GET costs what the listing would).
+// the listing within one page of prereadLimit. Fewer than two, or none this worker holds: none
+// (a single update's GET costs what the listing would, and a listing only for records other
+// workers may not reach in time is a call that may save none).
 func cover(cands []candidate) []candidate {
 	slices.SortFunc(cands, func(a, b candidate) int { return b.modified.Compare(a.modified) })
 	for n := len(cands); n >= 2; n-- {
-		if cands[n-1].around <= min(prereadPage, prereadFactor*n) {
+		if cands[n-1].around <= prereadLimit(n) && slices.ContainsFunc(cands[:n], func(c candidate) bool { return c.claimed }) {
 			return cands[:n]
 		}
 	}
 	return nil
 }
+
+// prereadLimit is the page size of a listing that reads for n updates: prereadFactor contacts
+// each, at least prereadSmall, at most one page.
+func prereadLimit(n int) int { return min(prereadPage, max(prereadSmall, prereadFactor*n)) }
 
 // preread runs the batched pre-read for the contact updates among the claimed jobs, per account.
 // It only saves calls: whatever fails, each update reads its contact itself as before.
@@ -125,13 +142,13 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 		return err
 	}
 	rows, err := conn.Query(ctx, sqlPrereadCandidates, account, claimed, p.cfg.Settle.String(), p.cfg.MaxSettle.String(),
-		p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1)
+		p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1, dueWithin.String())
 	if err != nil {
 		return fmt.Errorf("push: due contact updates: %w", err)
 	}
 	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
 		var c candidate
-		return c, r.Scan(&c.localID, &c.keapID, &c.modified, &c.around)
+		return c, r.Scan(&c.localID, &c.keapID, &c.modified, &c.claimed, &c.around)
 	})
 	if err != nil {
 		return fmt.Errorf("push: due contact updates: %w", err)
@@ -153,7 +170,7 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 	defer cancel()
 	since := covered[len(covered)-1].modified.Add(-stampMargin)
 	page, err := api.ListContacts(cctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated,
-		OptionalProperties: keap.SyncProperties, Limit: min(prereadPage, prereadFactor*len(covered))})
+		OptionalProperties: keap.SyncProperties, Limit: prereadLimit(len(covered))})
 	p.metrics.prereads.Inc()
 	if err != nil {
 		return fmt.Errorf("push: list contacts changed since %s: %w", keap.FormatTime(since), err)

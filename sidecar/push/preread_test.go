@@ -111,7 +111,7 @@ func TestBatchedPrereadMeetsKeapEdit(t *testing.T) {
 // Each update reads its contact with its own GET, as without the batched read.
 func TestBatchedPrereadTooBigFallsBack(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, 40)
+	w := newWorld(t, 250) // more than prereadSmall (200)
 	p := w.pusher(w.config(nil))
 	w.start(p.Consume)
 	w.enqueued()
