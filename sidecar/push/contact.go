@@ -258,7 +258,19 @@ func (j *pushJob) refresh(ctx context.Context, req *request) (*request, error) {
 	if err != nil {
 		return nil, refused(err, req)
 	}
-	if err := applyRead(ctx, j.conn, j.account, j.localID, asked, c.Raw, nil); err != nil {
+	err = pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("push: note when Keap's version was asked for: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApply, j.account, c.Raw); err != nil {
+			return fmt.Errorf("push: apply Keap's version: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	fresh, err := j.request(ctx)

@@ -86,11 +86,16 @@ select c.local_id, c.keap_id, c.keap_modified, c.claimed,
           order by q.next_attempt_at
           limit $5)) c`
 
-// sqlNoteChecked: Keap's version of the contact was read at $3 for its queued change.
-const sqlNoteChecked = `
+const (
+	// sqlApplyListed applies listed versions of contacts, one by one, as Keap's answers asked for
+	// at the time set (keapsync.set_asked_at); it yields each one's Keap id and outcome.
+	sqlApplyListed = `select keap_id, outcome from keapsync.apply_keap_records($1::uuid, 'contact', $2::jsonb)`
+	// sqlNoteChecked: Keap's versions of contacts $2 were read at $3 for their queued changes.
+	sqlNoteChecked = `
 update keapsync.push_queue set keap_checked_at = $3
- where account_id = $1::uuid and object_type = 'contact' and local_id = $2
+ where account_id = $1::uuid and object_type = 'contact' and local_id = any ($2::bigint[])
    and (keap_checked_at is null or keap_checked_at < $3)`
+)
 
 // candidate is a due contact update a listing may read for.
 type candidate struct {
@@ -179,48 +184,45 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 	for _, c := range covered {
 		local[keap.ID(c.keapID)] = c.localID
 	}
+	var listed []json.RawMessage
 	for _, c := range page.Items {
-		id, ok := local[c.ID]
-		if !ok {
-			continue // changed too, but not due here: its hook brings it
+		if _, ok := local[c.ID]; ok {
+			listed = append(listed, c.Raw) // others changed too, but are not due here: their hooks bring them
 		}
-		err := applyRead(ctx, conn, account, id, asked, c.Raw, func(tx pgx.Tx, outcome string) error {
+	}
+	if len(listed) == 0 {
+		return nil
+	}
+	raws, err := json.Marshal(listed)
+	if err != nil {
+		return fmt.Errorf("push: listed contacts: %w", err)
+	}
+	// One transaction for all: each version is applied as its own GET's answer would be.
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
+			return fmt.Errorf("push: note when Keap's versions were asked for: %w", err)
+		}
+		rows, err := tx.Query(ctx, sqlApplyListed, account, raws)
+		if err != nil {
+			return fmt.Errorf("push: apply listed contacts: %w", err)
+		}
+		var checked []int64
+		var id int64
+		var outcome string
+		_, err = pgx.ForEachRow(rows, []any{&id, &outcome}, func() error {
 			switch outcome {
 			case "updated", "unchanged", "duplicate":
 				// Held now: Keap's version as of the listing. Not so a 'stale' one (we hold a
 				// newer version, read when?) or an 'ambiguous' one (a recheck is queued).
-				_, err := tx.Exec(ctx, sqlNoteChecked, account, id, asked)
-				return err
+				checked = append(checked, local[keap.ID(id)])
 			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("push: apply listed contacts: %w", err)
 		}
-	}
-	return nil
-}
-
-// applyRead applies raw, Keap's version of contact localID read by a request asked for at asked
-// (keapsync.set_asked_at), and runs then with apply_keap_record's outcome in the same transaction.
-func applyRead(ctx context.Context, conn *pgxpool.Conn, account string, localID int64, asked time.Time, raw json.RawMessage,
-	then func(tx pgx.Tx, outcome string) error) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockRow["contact"], localID); err != nil {
-			return fmt.Errorf("push: lock row: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlAskedAt, asked); err != nil {
-			return fmt.Errorf("push: note when Keap's version was asked for: %w", err)
-		}
-		var outcome string
-		if err := tx.QueryRow(ctx, sqlApply, account, raw).Scan(&outcome); err != nil {
-			return fmt.Errorf("push: apply Keap's version: %w", err)
-		}
-		if then == nil {
-			return nil
-		}
-		if err := then(tx, outcome); err != nil {
-			return fmt.Errorf("push: after applying Keap's version: %w", err)
+		if _, err := tx.Exec(ctx, sqlNoteChecked, account, checked, asked); err != nil {
+			return fmt.Errorf("push: note the contacts read: %w", err)
 		}
 		return nil
 	})
