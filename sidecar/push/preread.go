@@ -18,7 +18,7 @@ package push
 //
 // The race it leaves open is the one the GET leaves (a Keap edit between the read and the
 // PATCH), as wide as the push of the records one listing covers: at most the records the workers
-// push in one round (Workers × claimBatch), and a mark counts for checkedFor only.
+// claim in a few rounds (prereadRounds), due within dueWithin, and a mark counts for checkedFor only.
 
 import (
 	"context"
@@ -55,6 +55,10 @@ const (
 	// again), which other workers claim next: records come due one by one as each one's
 	// settle ends, and a listing only for what is due at once would often read for one.
 	dueWithin = checkedFor / 2
+	// prereadRounds: a listing reads for at most what the workers claim in this many rounds
+	// (Workers × claimBatch each), so its versions are applied, in one transaction, in a
+	// moment before the claimed pushes go.
+	prereadRounds = 4
 )
 
 // sqlPrereadEligible: contact update q (with sync state st) would read Keap's version first
@@ -147,7 +151,7 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 		return err
 	}
 	rows, err := conn.Query(ctx, sqlPrereadCandidates, account, claimed, p.cfg.Settle.String(), p.cfg.MaxSettle.String(),
-		p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1, dueWithin.String())
+		prereadRounds*p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1, dueWithin.String())
 	if err != nil {
 		return fmt.Errorf("push: due contact updates: %w", err)
 	}
