@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,7 +59,7 @@ const (
 	// prereadRounds: a listing reads for at most what the workers claim in this many rounds
 	// (Workers × claimBatch each), so its versions are applied, in one transaction, in a
 	// moment before the claimed pushes go.
-	prereadRounds = 4
+	prereadRounds = 2
 )
 
 // sqlPrereadEligible: contact update q (with sync state st) would read Keap's version first
@@ -70,15 +71,10 @@ const sqlPrereadEligible = `q.account_id = $1::uuid and q.object_type = 'contact
      and not coalesce(q.keap_checked_at > q.last_enqueued_at and q.keap_checked_at > now() - $6::interval, false)`
 
 // sqlPrereadCandidates: the account's contact updates a listing could read for: those this
-// worker claimed ($2), and the next ones due within dueWithin ($9) if they do not change again
-// (claim order, at most $5; none another worker holds), with Keap's stamp of the
-// version held and how many of the account's contacts hold a stamp at or after it less the
-// margin ($7; counted up to $8): about what a listing from there returns.
+// worker claimed ($2), and the next ones due within dueWithin ($7) if they do not change again
+// (claim order, at most $5; none another worker holds), with Keap's stamp of the version held.
 var sqlPrereadCandidates = `
-select c.local_id, c.keap_id, c.keap_modified, c.claimed,
-       (select count(*) from (select 1 from keap.contacts x
-                               where x.account_id = $1::uuid and x.last_updated >= c.keap_modified - $7::interval
-                               limit $8) n)
+select c.local_id, c.keap_id, c.keap_modified, c.claimed
   from ((select q.local_id, st.keap_id, st.keap_modified, true as claimed from keapsync.push_queue q
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
           where ` + sqlPrereadEligible + ` and q.local_id = any ($2::bigint[]))
@@ -86,9 +82,22 @@ select c.local_id, c.keap_id, c.keap_modified, c.claimed,
         (select q.local_id, st.keap_id, st.keap_modified, false from keapsync.push_queue q
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
           where ` + sqlPrereadEligible + ` and not q.local_id = any ($2::bigint[])
-            and q.next_attempt_at <= now() and ` + dueBy("now() + $9::interval") + `
+            and q.next_attempt_at <= now() and ` + dueBy("now() + $7::interval") + `
           order by q.next_attempt_at
           limit $5)) c`
+
+const (
+	// sqlNewestStamps: the account's newest Keap stamps of contacts held here, up to $2: about
+	// what a listing since one of them returns (index contacts_account_updated_idx).
+	sqlNewestStamps = `
+select last_updated from keap.contacts
+ where account_id = $1::uuid and last_updated is not null
+ order by last_updated desc limit $2`
+	// One worker at a time reads ahead for an account's updates other workers will claim; the
+	// others read for their own claims only, so two listings do not read for the same updates.
+	sqlReadAheadLock   = `select pg_try_advisory_lock(hashtextextended('keapsync.preread/' || $1, 0))`
+	sqlReadAheadUnlock = `select pg_advisory_unlock(hashtextextended('keapsync.preread/' || $1, 0))`
+)
 
 const (
 	// sqlApplyListed applies listed versions of contacts, one by one, as Keap's answers asked for
@@ -105,7 +114,7 @@ update keapsync.push_queue set keap_checked_at = $3
 type candidate struct {
 	localID, keapID int64
 	modified        time.Time // Keap's stamp of the version held
-	around          int       // the account's contacts stamped at or after modified - stampMargin
+	around          int       // the account's contacts stamped at or after modified - stampMargin (up to a page and one)
 	claimed         bool      // this worker holds it: without the listing it reads with a GET now
 }
 
@@ -150,17 +159,46 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 	if both, err := sendsToKeap(ctx, conn, &job{account: account, objectType: "contact"}); err != nil || !both {
 		return err
 	}
+	ahead := 0
+	var locked bool
+	if err := conn.QueryRow(ctx, sqlReadAheadLock, account).Scan(&locked); err != nil {
+		return fmt.Errorf("push: read-ahead lock: %w", err)
+	}
+	if locked {
+		defer func() {
+			if _, err := conn.Exec(context.WithoutCancel(ctx), sqlReadAheadUnlock, account); err != nil {
+				discard(conn)
+			}
+		}()
+		ahead = prereadRounds * p.cfg.Workers * claimBatch
+	}
 	rows, err := conn.Query(ctx, sqlPrereadCandidates, account, claimed, p.cfg.Settle.String(), p.cfg.MaxSettle.String(),
-		prereadRounds*p.cfg.Workers*claimBatch, checkedFor.String(), stampMargin.String(), prereadPage+1, dueWithin.String())
+		ahead, checkedFor.String(), dueWithin.String())
 	if err != nil {
 		return fmt.Errorf("push: due contact updates: %w", err)
 	}
 	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
 		var c candidate
-		return c, r.Scan(&c.localID, &c.keapID, &c.modified, &c.claimed, &c.around)
+		return c, r.Scan(&c.localID, &c.keapID, &c.modified, &c.claimed)
 	})
 	if err != nil {
 		return fmt.Errorf("push: due contact updates: %w", err)
+	}
+	if len(cands) < 2 {
+		return nil
+	}
+	rows, err = conn.Query(ctx, sqlNewestStamps, account, prereadPage+1)
+	if err != nil {
+		return fmt.Errorf("push: newest contact stamps: %w", err)
+	}
+	stamps, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return fmt.Errorf("push: newest contact stamps: %w", err)
+	}
+	for i := range cands {
+		// Newest first: the stamps at or after the candidate's less the margin lead the list.
+		cutoff := cands[i].modified.Add(-stampMargin)
+		cands[i].around = sort.Search(len(stamps), func(k int) bool { return stamps[k].Before(cutoff) })
 	}
 	covered := cover(cands)
 	p.log.Debug("batched read of due contacts", "account", account, "due", len(cands), "covered", len(covered))
