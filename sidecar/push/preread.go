@@ -18,7 +18,7 @@ package push
 //
 // The race it leaves open is the one the GET leaves (a Keap edit between the read and the
 // PATCH), as wide as the push of the records one listing covers: at most the records the workers
-// claim in a few rounds (prereadRounds), due within dueWithin, and a mark counts for checkedFor only.
+// claim next (readAhead), due within dueWithin, and a mark counts for checkedFor only.
 
 import (
 	"context"
@@ -56,10 +56,10 @@ const (
 	// again), which other workers claim next: records come due one by one as each one's
 	// settle ends, and a listing only for what is due at once would often read for one.
 	dueWithin = checkedFor / 2
-	// prereadRounds: a listing reads for at most what the workers claim in this many rounds
-	// (Workers × claimBatch each), so its versions are applied, in one transaction, in a
-	// moment before the claimed pushes go.
-	prereadRounds = 2
+	// readAhead: a listing reads for at most this many updates besides the worker's own claims
+	// (two rounds of the default four workers), so its versions are applied, in one
+	// transaction, in a moment before the claimed pushes go.
+	readAhead = 2 * 4 * claimBatch
 )
 
 // sqlPrereadEligible: contact update q (with sync state st) would read Keap's version first
@@ -170,7 +170,7 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 				discard(conn)
 			}
 		}()
-		ahead = prereadRounds * p.cfg.Workers * claimBatch
+		ahead = readAhead
 	}
 	rows, err := conn.Query(ctx, sqlPrereadCandidates, account, claimed, p.cfg.Settle.String(), p.cfg.MaxSettle.String(),
 		ahead, checkedFor.String(), dueWithin.String())
