@@ -50,22 +50,7 @@ func TestBadTokensGetSigninPage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	now := time.Now()
-	sign := func(secret string, claims jwt.MapClaims) string {
-		base := jwt.MapClaims{"iss": localIssuer, "aud": "authenticated", "sub": adminA, "role": "authenticated",
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-		for k, v := range claims {
-			if v == nil {
-				delete(base, k)
-			} else {
-				base[k] = v
-			}
-		}
-		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, base).SignedString([]byte(secret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	sign := func(secret string, claims jwt.MapClaims) string { return signLocal(t, secret, claims) }
 	good := sign(testSecret, nil)
 	if resp, _ := e.withToken(good).get("/"); resp.StatusCode != 200 {
 		t.Fatalf("good token: %d", resp.StatusCode)

@@ -63,7 +63,8 @@ type kind struct {
 	// complete, where set, adds what list leaves out and get includes (an order's payments).
 	complete func(ctx context.Context, api Keap, rec record) (record, error)
 	// completeAll, where set, is complete for many records in few calls (the payments of many
-	// orders in one listing), for a batch of hooks that names many.
+	// orders in one listing), for a batch of hooks that names many and for a sweep's pages;
+	// both go through completeListed, which falls back to complete when Keap's listing is unusable.
 	completeAll func(ctx context.Context, api Keap, recs []record) ([]record, error)
 	// count, where Keap reports totals, says how many objects list will yield (for progress).
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)

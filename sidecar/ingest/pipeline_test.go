@@ -101,3 +101,34 @@ func TestSlicedBackfillMeetsEditsMadeDuringIt(t *testing.T) {
 		t.Fatalf("%d of %d contacts edited during the backfill are stored as edited", got, len(ids))
 	}
 }
+
+// A sweep reads a type's custom-field model beside its records, not before them: against a
+// Keap that takes its time to answer, the first listing goes out while the model is still being
+// answered (it used to wait a whole round trip), and the model is stored all the same.
+func TestSweepReadsTheModelBesideTheRecords(t *testing.T) {
+	w := newWorld(t, 50)
+	w.sb.SetFaults(sandbox.Faults{Latency: 300 * time.Millisecond})
+	w.sb.ClearRequests()
+	if err := w.sweeper.Backfill(context.Background(), w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	var model, listing *sandbox.RequestRecord
+	for _, r := range w.sb.Requests() {
+		switch {
+		case strings.HasSuffix(r.Path, "/v1/contacts/model") && model == nil:
+			model = &r
+		case strings.HasSuffix(r.Path, "/v1/contacts") && r.Method == "GET" && listing == nil:
+			listing = &r
+		}
+	}
+	if model == nil || listing == nil {
+		t.Fatalf("want the model and a listing asked for; got model %v, listing %v", model, listing)
+	}
+	if answered := model.At.Add(model.Duration); !listing.At.Before(answered) {
+		t.Fatalf("the first listing went out %v after the model was answered: the records waited for the model",
+			listing.At.Sub(answered))
+	}
+	if got := w.count(t, `select count(*) from keapsync.custom_fields where account_id = $1 and object_type = 'contact'`, w.account); got == 0 {
+		t.Fatal("the contact model was not stored")
+	}
+}

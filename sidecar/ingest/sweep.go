@@ -155,19 +155,27 @@ func (s *Sweeper) sweep(ctx context.Context, account string, objectTypes []strin
 	// database failure on its page) must not stop the rest. Every failure is reported.
 	var errs []error
 	for _, k := range ks {
+		// The model is read beside the records, not before them: against a Keap answering in
+		// about a second, reading it first kept every sweep of the type a round trip from its
+		// first page. Records are stored by field id, so they need not wait for it.
+		model := make(chan error, 1)
 		if k.model != "" {
-			// A model Keap cannot serve today leaves the views by label as they were; the
-			// records are swept all the same.
-			if err := s.refreshModel(ctx, api, account, k); err != nil {
-				if ctx.Err() != nil {
-					return errors.Join(append(errs, err)...)
-				}
-				s.Log.Warn("custom-field model not refreshed; sweeping the records", "type", k.objectType,
-					"account", account, "err", err)
-				errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))
-			}
+			go func() { model <- s.refreshModel(ctx, api, account, k) }()
+		} else {
+			model <- nil
 		}
-		if err := s.sweepOne(ctx, api, account, k, kindName); err != nil {
+		err := s.sweepOne(ctx, api, account, k, kindName)
+		// A model Keap cannot serve today leaves the views by label as they were; the records
+		// are swept all the same.
+		if merr := <-model; merr != nil {
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, merr)...)
+			}
+			s.Log.Warn("custom-field model not refreshed; the records were swept", "type", k.objectType,
+				"account", account, "err", merr)
+			errs = append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, merr))
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, fmt.Errorf("%s %ss of account %s: %w", kindName, k.objectType, account, err))...)
 			}
@@ -261,7 +269,7 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		}
 		if k.objectType == "order" {
 			var err error
-			if page, err = s.withPayments(ctx, api, account, page); err != nil {
+			if page, err = s.withPayments(ctx, api, account, k, page); err != nil {
 				return err
 			}
 		}
@@ -336,9 +344,11 @@ func (s *Sweeper) changedOnly(ctx context.Context, account, objectType string, p
 }
 
 // withPayments adds payments to the page's orders (see withPayments in kinds.go): none for an
-// order nothing was paid on, fetched for one whose totals changed or whose payments are not here
-// yet, and left out (kept as they are) for the rest, so a sweep does not cost a call per order.
-func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, page []record) ([]record, error) {
+// order nothing was paid on, read for one whose totals changed or whose payments are not here
+// yet, and left out (kept as they are) for the rest. They are read as for a batch of hooks
+// (completeListed): 500 orders' a call, order by order only when Keap's listing is unusable,
+// so a sweep costs neither a call per paid order nor a way of reading payments of its own.
+func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, k kind, page []record) ([]record, error) {
 	ids, paid, refunded := make([]int64, 0, len(page)), make([]float64, 0, len(page)), make([]float64, 0, len(page))
 	for _, r := range page {
 		if r.hasPayments() {
@@ -361,16 +371,24 @@ func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, pa
 			current[id] = true
 		}
 	}
+	stale := make([]record, 0, len(page))
+	for _, r := range page {
+		if !current[r.id] {
+			stale = append(stale, r)
+		}
+	}
+	done, err := completeListed(ctx, s.Log, api, k, stale)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]record, len(page))
+	next := 0
 	for i, r := range page {
-		if current[r.id] {
-			out[i] = r
-			continue
+		if !current[r.id] {
+			r = done[next]
+			next++
 		}
-		var err error
-		if out[i], err = withPayments(ctx, api, r); err != nil {
-			return nil, err
-		}
+		out[i] = r
 	}
 	return out, nil
 }

@@ -156,12 +156,16 @@ func TestStartSharesBudgetsAndStopLeaves(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
+	db := pgtest.Pool(t)
 	for name, cfg := range map[string]keapclients.Config{
 		"no API URL":             {APIKey: "k"},
 		"neither key nor keeper": {APIURL: "http://x"},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: valid", name)
+		}
+		if r, err := keapclients.New(cfg, db); err == nil || r != nil {
+			t.Errorf("%s: New made a registry", name)
 		}
 	}
 	if err := (keapclients.Config{APIURL: "http://x", APIKey: "k"}).Validate(); err != nil {

@@ -149,8 +149,7 @@ func splitTags(pushed json.RawMessage) (json.RawMessage, json.RawMessage) {
 }
 
 const (
-	sqlApply       = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
-	sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, 'contact', $2)`
+	sqlApply = `select keapsync.apply_keap_record($1::uuid, 'contact', $2::jsonb)`
 	// The database's time, taken before a read whose answer is applied (keapsync.set_asked_at).
 	sqlNow = `select clock_timestamp()`
 )
@@ -164,25 +163,6 @@ func goneFromKeap(ctx context.Context, api Keap, id keap.ID) bool {
 
 // errDeletedInKeap: Keap answered 404 for the contact an update was for.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
-
-// deletedInKeap applies a delete Keap confirmed (a 404 for the contact) and finishes the job:
-// Keap's delete wins over a local edit, exactly as when its hook arrives; the row stays in the
-// change history.
-func (j *pushJob) deletedInKeap(ctx context.Context, id keap.ID) (string, error) {
-	err := pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockRow["contact"], j.localID); err != nil {
-			return fmt.Errorf("push: lock row: %w", err)
-		}
-		if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, int64(id)); err != nil {
-			return fmt.Errorf("push: apply Keap's delete: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return OutcomeKeapDeleted, j.done(ctx, nil, nil, false)
-}
 
 // sqlKnownCurrent answers two questions about a contact update's fetch-before-update, for a
 // record with a Keap id and no inbox delivery naming it waiting (a hook says Keap changed the

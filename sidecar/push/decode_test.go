@@ -59,6 +59,9 @@ func TestDecoder(t *testing.T) {
 		relationMsg(1, "keap", "contacts", "id", "account_id", "given_name", "sync_origin"),
 		relationMsg(2, "keap", "contact_tags", "account_id", "contact_id", "tag_id", "date_applied", "sync_origin"),
 		relationMsg(3, "public", "contacts", "id", "account_id"),
+		// A keap table without the column that names its record (a table the registry does not
+		// know, or one altered by hand) is not taken for the record type.
+		relationMsg(4, "keap", "contacts", "account_id", "given_name", "sync_origin"),
 	} {
 		msg, err := pglogrepl.ParseV2(m, false)
 		if err != nil {
@@ -85,6 +88,9 @@ func TestDecoder(t *testing.T) {
 			[]byte{'N'}, tuple(s(acct), s("11"), s("3"), s("2026-01-01"), s("local"))),
 			[]change{{acct, "contact", 11}, {"", "contact", 10}}},
 		{"other schemas are ignored", rowMsg('I', 3, []byte{'N'}, tuple(s("1"), s(acct))), nil},
+		{"deletes in other schemas too", rowMsg('D', 3, []byte{'K'}, tuple(s("1"), nil)), nil},
+		{"a table without its record's id is ignored", rowMsg('I', 4, []byte{'N'}, tuple(s(acct), s("Ada"), s("local"))), nil},
+		{"a message that is not a row", []byte("O" + "\x00\x00\x00\x00\x00\x00\x00\x01" + "origin\x00"), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg, err := pglogrepl.ParseV2(tc.msg, false)
@@ -105,6 +111,12 @@ func TestDecoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, err := d.row(msg); err == nil {
+			t.Error("no error")
+		}
+	})
+	t.Run("a row id that is not a number is an error", func(t *testing.T) {
+		msg, _ := pglogrepl.ParseV2(rowMsg('D', 1, []byte{'K'}, tuple(s("seven"), nil, nil, nil)), false)
 		if _, err := d.row(msg); err == nil {
 			t.Error("no error")
 		}

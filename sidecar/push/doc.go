@@ -48,10 +48,10 @@
 // A claimed job reads top to bottom: worker.go claims rows, has preread.go read the claimed
 // contacts with one listing where that saves calls, and hands each row to a pushJob (PushOnce,
 // run), whose methods are the steps of its push. send.go reads the request and picks the path
-// (push, request, send) and holds the delete; contact.go a contact's create or update and its
-// tags; create.go the other creates and the lookups a marked create makes; objects.go the v2
-// types; job.go what is recorded of the queue row (the marks before a call, then done, retry or
-// parked).
+// (push, request, send) and holds the deletes (ours, and Keap's met by a write); contact.go a
+// contact's create or update and its tags; create.go the other creates and the lookups a marked
+// create makes; objects.go the v2 types; job.go what is recorded of the queue row (the marks
+// before a call, then done, retry or parked).
 //
 // Keap's 4xx for a record parks it in keapsync.dead_letters and lets everything else flow;
 // 5xx, 429, 401/403 and network errors keep it queued with exponential backoff.

@@ -133,6 +133,22 @@ func (l *lossy) UpsertContact(ctx context.Context, dup string, body any) (*keap.
 	return c, err
 }
 
+func (l *lossy) CreateTag(ctx context.Context, in keap.TagInput) (*keap.Tag, error) {
+	tag, err := l.Keap.CreateTag(ctx, in)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return nil, errLost
+	}
+	return tag, err
+}
+
+func (l *lossy) CreateOrder(ctx context.Context, in keap.OrderInput) (*keap.Order, error) {
+	o, err := l.Keap.CreateOrder(ctx, in)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return nil, errLost
+	}
+	return o, err
+}
+
 func TestCreateIsNotDoubled(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 5)
@@ -185,6 +201,14 @@ func (a *answerLost) UpdateContact(ctx context.Context, id keap.ID, body any, ma
 	return c, err
 }
 
+func (a *answerLost) CreateContact(ctx context.Context, body any) (*keap.Contact, error) {
+	c, err := a.Keap.CreateContact(ctx, body)
+	if a.lose(err) {
+		return nil, errLost
+	}
+	return c, err
+}
+
 func (a *answerLost) UpsertContact(ctx context.Context, dup string, body any) (*keap.Contact, error) {
 	c, err := a.Keap.UpsertContact(ctx, dup, body)
 	if a.lose(err) {
@@ -202,50 +226,114 @@ func (a *answerLost) CreateOrder(ctx context.Context, in keap.OrderInput) (*keap
 }
 
 // A record deleted here after Keap took its create but before the answer was recorded: nothing
-// here names what the create made any more, and it must not outlive the delete in Keap.
+// here names what the create made any more, and it must not outlive the delete in Keap, unless
+// the account keeps local deletes from Keap (then it stays there, like any record deleted here).
 func TestDeletedBeforeCreateAnswer(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, insert string }{
-		{"contact", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Gone', 'gone@example.com') returning id`},
-		{"order", `with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
+	ctx := context.Background()
+	contactsNamed := func(w *world, q keap.ContactQuery) int {
+		page, err := w.api.ListContacts(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Items)
+	}
+	for _, tc := range []struct {
+		name, table, insert string
+		propagate           bool
+		inKeap              func(w *world) int // how many of what the create made Keap holds
+	}{
+		{"contact", "contacts", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Gone', 'gone@example.com') returning id`, true,
+			func(w *world) int { return contactsNamed(w, keap.ContactQuery{Email: "gone@example.com"}) }},
+		{"contact without email", "contacts", `insert into keap.contacts (account_id, given_name, family_name, phone) values ($1, 'Gone', 'Phoneonly', '555-0142') returning id`, true,
+			func(w *world) int {
+				return contactsNamed(w, keap.ContactQuery{GivenName: "Gone", FamilyName: "Phoneonly"})
+			}},
+		{"order", "orders", `with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
 		    values ($1, (select min(keap_id) from keap.contacts), 'Gone order', 'Offline', now()) returning id)
-		    insert into keap.order_items (account_id, order_id, product_id, quantity) select $1, id, 1, 1 from o returning order_id`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, 5)
-			ctx := context.Background()
-			w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, true)`, w.account)
-			var id int64
-			api := &answerLost{Keap: w.api}
-			api.meanwhile = func() { w.exec(`delete from keap.`+tc.name+`s where id = $1`, id) }
-			w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
-			w.quiet()
-			id = w.int(tc.insert, w.account)
-			w.quiet()
-			switch tc.name {
-			case "contact":
-				page, err := w.api.ListContacts(ctx, keap.ContactQuery{Email: "gone@example.com"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, c := range page.Items {
-					t.Errorf("Keap still holds the contact deleted here: %d", c.ID)
-				}
-			case "order":
+		    insert into keap.order_items (account_id, order_id, product_id, quantity) select $1, id, 1, 1 from o returning order_id`, true,
+			func(w *world) int {
 				page, err := w.api.ListOrders(ctx, keap.OrderQuery{Limit: 1000})
 				if err != nil {
 					t.Fatal(err)
 				}
+				n := 0
 				for _, o := range page.Items {
 					if o.Title == "Gone order" {
-						t.Errorf("Keap still holds the order deleted here: %d", o.ID)
+						n++
 					}
 				}
+				return n
+			}},
+		{"contact, deletes kept from Keap", "contacts", `insert into keap.contacts (account_id, given_name, email) values ($1, 'Kept', 'kept@example.com') returning id`, false,
+			func(w *world) int { return contactsNamed(w, keap.ContactQuery{Email: "kept@example.com"}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 5)
+			w.exec(`insert into keapsync.settings (account_id, propagate_deletes) values ($1, $2)`, w.account, tc.propagate)
+			var id int64
+			api := &answerLost{Keap: w.api}
+			api.meanwhile = func() { w.exec(`delete from keap.`+tc.table+` where id = $1`, id) }
+			w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+			w.quiet()
+			id = w.int(tc.insert, w.account)
+			w.quiet()
+			want := 0
+			if !tc.propagate {
+				want = 1
+			}
+			if n := tc.inKeap(w); n != want {
+				t.Errorf("Keap holds %d of what the create made, want %d", n, want)
 			}
 			if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
 				t.Errorf("%d dead letters", n)
 			}
 		})
+	}
+}
+
+// Keap made the tag and the order, and its answers were lost: the retries find them and record
+// them instead of making second ones.
+func TestLostTagAndOrderCreatesAreFoundNotRepeated(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	api := &lossy{Keap: w.api}
+	api.lose.Store(2)
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+	contact := w.int(`select min(keap_id) from keap.contacts`)
+	w.exec(`insert into keap.tags (account_id, name) values ($1, 'Lost tag')`, w.account)
+	w.exec(`with o as (insert into keap.orders (account_id, contact_keap_id, title, order_type, order_date)
+	    values ($1, $2, 'Lost order', 'Offline', now()) returning id)
+	    insert into keap.order_items (account_id, order_id, product_id, quantity) select $1, id, 1, 1 from o`, w.account, contact)
+	w.quiet()
+	if api.lose.Load() > 0 {
+		t.Fatalf("not both answers were lost (%d left to lose): the test proves nothing", api.lose.Load())
+	}
+	tags, err := w.api.ListTags(ctx, keap.TagQuery{Name: "Lost tag", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders, err := w.api.ListOrders(ctx, keap.OrderQuery{ContactID: keap.ID(contact), Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lostOrders := 0
+	for _, o := range orders.Items {
+		if o.Title == "Lost order" {
+			lostOrders++
+		}
+	}
+	if len(tags.Items) != 1 || lostOrders != 1 {
+		t.Errorf("Keap holds %d tags and %d orders from one create each", len(tags.Items), lostOrders)
+	}
+	if n := w.int(`select count(*) from keap.tags where name = 'Lost tag' and keap_id is not null`) +
+		w.int(`select count(*) from keap.orders where title = 'Lost order' and keap_id is not null`); n != 2 {
+		t.Errorf("%d of 2 Keap ids written back", n)
+	}
+	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters", n)
 	}
 }
 
@@ -315,6 +403,10 @@ func TestSetupErrors(t *testing.T) {
 		if err := w.pusher(cfg).Check(ctx); !errors.Is(err, push.ErrNoReplication) {
 			t.Errorf("got %v", err)
 		}
+		// The push path ends with the reason instead of retrying what only a person can fix.
+		if err := w.pusher(cfg).Consume(ctx); !errors.Is(err, push.ErrNoReplication) {
+			t.Errorf("Consume: %v", err)
+		}
 	})
 	t.Run("slot held by another process", func(t *testing.T) {
 		w.start(w.pusher(w.config(nil)).Consume)
@@ -382,5 +474,51 @@ func TestPostgresRestart(t *testing.T) {
 		if c := w.contact(kid); c.JobTitle != want {
 			t.Errorf("contact %d: %q, want %q", kid, c.JobTitle, want)
 		}
+	}
+}
+
+// refusedThenGone refuses a contact's create with a 503 (Keap made nothing), and meanwhile the
+// row is deleted here.
+type refusedThenGone struct {
+	failing
+	meanwhile func()
+}
+
+func (r *refusedThenGone) CreateContact(ctx context.Context, body any) (*keap.Contact, error) {
+	r.meanwhile()
+	return nil, apiError(503)
+}
+
+func (f *failing) ListContacts(ctx context.Context, q keap.ContactQuery) (*keap.Page[keap.Contact], error) {
+	if err := f.hit("ListContacts"); err != nil {
+		return nil, err
+	}
+	return f.Keap.ListContacts(ctx, q)
+}
+
+// A contact deleted here after a create Keap refused with a 503: the create is marked, so the
+// retry looks in Keap for what it may have made (a failed look is retried too), finds nothing,
+// and deletes nothing there.
+func TestDeletedAfterRefusedCreateDeletesNothingInKeap(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3)
+	w.propagateDeletes()
+	var id int64
+	api := &refusedThenGone{failing: failing{Keap: w.api}}
+	api.meanwhile = func() { w.exec(`delete from keap.contacts where id = $1`, id) }
+	api.fail("ListContacts", apiError(503), 1)
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+	w.sb.ClearRequests()
+	id = w.int(`insert into keap.contacts (account_id, given_name, family_name, phone) values ($1, 'Never', 'Made', '555-0123') returning id`, w.account)
+	w.quiet()
+	if api.armed("ListContacts") {
+		t.Fatal("the look in Keap never ran: the case proves nothing")
+	}
+	if got := w.writes(); len(got) != 0 {
+		t.Errorf("calls that change Keap: %v", got)
+	}
+	if n := w.int(`select count(*) from keapsync.dead_letters`); n != 0 {
+		t.Errorf("%d dead letters", n)
 	}
 }

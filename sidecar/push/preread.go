@@ -166,8 +166,10 @@ func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account
 	}
 	if locked {
 		defer func() {
+			// Not discarded on failure: the session holds the claimed records' locks. A lock
+			// left behind only keeps other workers from reading ahead for the account.
 			if _, err := conn.Exec(context.WithoutCancel(ctx), sqlReadAheadUnlock, account); err != nil {
-				discard(conn)
+				p.log.Warn("read-ahead unlock", "account", account, "err", err)
 			}
 		}()
 		ahead = readAhead

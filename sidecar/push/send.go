@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -170,4 +171,27 @@ func (j *pushJob) deleteInKeap(ctx context.Context, req *request) error {
 		return refused(err, req)
 	}
 	return nil
+}
+
+// sqlApplyDelete applies Keap's delete of the record ($2 is its type, $3 its Keap id).
+const sqlApplyDelete = `select keapsync.apply_keap_delete($1::uuid, $2, $3)`
+
+// deletedInKeap applies a delete Keap confirmed (a 404 for the record a write was for) and
+// finishes the job: Keap's delete wins over a local edit, exactly as when its hook arrives; the
+// row stays in the change history. The delete is of the job's own type: Keap's ids are per type,
+// so a contact and a company may share one.
+func (j *pushJob) deletedInKeap(ctx context.Context, id keap.ID) (string, error) {
+	err := pgx.BeginFunc(ctx, j.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockRow[j.objectType], j.localID); err != nil {
+			return fmt.Errorf("push: lock row: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlApplyDelete, j.account, j.objectType, int64(id)); err != nil {
+			return fmt.Errorf("push: apply Keap's delete: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return OutcomeKeapDeleted, j.done(ctx, nil, nil, false)
 }

@@ -121,7 +121,8 @@ func (p *Pusher) workLoop(ctx context.Context, requeue bool) error {
 	}
 }
 
-// PushOnce claims up to a few due records and pushes them; it returns how many it claimed.
+// PushOnce claims up to a few due records and pushes them; it returns how many it started (a
+// shutdown leaves the rest of the claimed ones queued).
 func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 	conn, err := p.cfg.DB.Acquire(ctx)
 	if err != nil {
@@ -144,21 +145,25 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 	// One listing reads Keap's versions for several due contact updates (preread.go).
 	p.preread(ctx, conn, jobs)
 	var fatal error
-	for i, j := range jobs {
+	started := 0
+	for _, j := range jobs {
 		if ctx.Err() != nil || fatal != nil {
-			// Shutting down: what is not started stays queued (the lease expires).
-			jobs = jobs[:i]
+			// Shutting down (or every record would meet the same error): what is not started
+			// stays queued until the lease expires.
 			break
 		}
 		fatal = p.run(ctx, conn, j)
+		started++
 	}
+	// Every claimed record is unlocked, started or not: the connection goes back to the pool,
+	// and a lock left on it would keep the record from every other session for its lifetime.
 	for _, j := range jobs {
 		if _, err := conn.Exec(context.WithoutCancel(ctx), sqlUnlock, j.account, j.objectType, j.localID); err != nil {
 			discard(conn)
 			break
 		}
 	}
-	return len(jobs), fatal
+	return started, fatal
 }
 
 // discard closes a pooled connection so the pool drops it (and the server frees its locks).

@@ -62,4 +62,15 @@ func TestBudgetReporter(t *testing.T) {
 	if used, _, _ := row(); used != 13000 {
 		t.Fatalf("after more calls: used %d", used)
 	}
+	// Keap paused the account (a 429 storm): the dashboard shows until when.
+	paused := time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC)
+	s.PausedUntil = paused
+	stats[account] = s
+	if err := r.report(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var until time.Time
+	if err := db.QueryRow(ctx, `select paused_until from keapsync.rate_budget_usage where account_id = $1`, account).Scan(&until); err != nil || !until.Equal(paused) {
+		t.Errorf("paused until %v (%v), want %v", until, err, paused)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keapsync/keapsync/sidecar/accountstate"
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
 	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/httpguard"
@@ -88,7 +89,7 @@ func TestReadyzNamesTheCheckNotTheDSN(t *testing.T) {
 	cfg := pc.ConnConfig
 	s := &Server{DB: db, Log: testlog.New(t)}
 	rec := httptest.NewRecorder()
-	s.routes().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	s.routes(accountstate.Thresholds{}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	body := rec.Body.String()
 	if rec.Code != 503 || !strings.Contains(body, `"database":"unreachable"`) {
 		t.Fatalf("/readyz with the database down: %d %s", rec.Code, body)

@@ -19,23 +19,15 @@ func TestScheduledRounds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Pool(t)
-	var slot, account string
-	if err := db.QueryRow(ctx, `select 'rounds_' || replace(gen_random_uuid()::text, '-', '_')`).Scan(&slot); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, slot); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Exec(context.Background(), `select pg_drop_replication_slot($1)`, slot) })
+	slot := replicationSlot(t, db)
+	var account string
 	if err := db.QueryRow(ctx, `insert into keapsync.accounts (name, credential) values ('Budget', 'oauth') returning id::text`).Scan(&account); err != nil {
 		t.Fatal(err)
 	}
 	log := testlog.New(t)
-	const every = 20 * time.Millisecond
 	s := &Server{
-		Config: Config{Listen: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1", ReconcileEvery: every, HooksEvery: every,
-			DeletesEvery: every, BudgetsEvery: every, Slot: slot, SlotEvery: every, ShutdownGrace: time.Second},
-		DB: db, Log: log,
+		Config: everyRound(slot),
+		DB:     db, Log: log,
 		Receiver: &ingest.Receiver{DB: db, Log: log},
 		Worker:   &ingest.Worker{DB: db, Log: log},
 		Sweeper:  &ingest.Sweeper{DB: db, Log: log},
@@ -59,7 +51,7 @@ func TestScheduledRounds(t *testing.T) {
 	}
 	for !seen(`select count(*) from keapsync.slot_progress where slot_name = $1`, slot) ||
 		!seen(`select count(*) from keapsync.rate_budget_usage where account_id = $1 and minute_available = 5`, account) {
-		time.Sleep(every)
+		time.Sleep(roundEvery)
 	}
 	cancel()
 	if err := <-ran; err != nil {
@@ -70,4 +62,28 @@ func TestScheduledRounds(t *testing.T) {
 	default:
 		t.Error("Run returned before the server was done")
 	}
+}
+
+// roundEvery is how often the rounds of everyRound run.
+const roundEvery = 20 * time.Millisecond
+
+// everyRound is a serve configuration that runs every scheduled round every 20 ms.
+func everyRound(slot string) Config {
+	return Config{Listen: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1", ReconcileEvery: roundEvery, HooksEvery: roundEvery,
+		DeletesEvery: roundEvery, BudgetsEvery: roundEvery, Slot: slot, SlotEvery: roundEvery, ShutdownGrace: time.Second}
+}
+
+// replicationSlot makes a pgoutput slot for serve to sample, dropped when the test ends.
+func replicationSlot(t *testing.T, db DB) string {
+	t.Helper()
+	ctx := context.Background()
+	var slot string
+	if err := db.QueryRow(ctx, `select 'rounds_' || replace(gen_random_uuid()::text, '-', '_')`).Scan(&slot); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, slot); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec(context.Background(), `select pg_drop_replication_slot($1)`, slot) })
+	return slot
 }

@@ -110,9 +110,8 @@ type Server struct {
 	// while the server runs (nil: this process counts alone).
 	BudgetShares lifecycle.Part
 
-	stalls accountstate.Thresholds // Config.Stalls with defaults, for /readyz
-	loop   lifecycle.Loop
-	addr   string
+	loop lifecycle.Loop
+	addr string
 }
 
 const sqlObserveSlot = `select keapsync.observe_slot($1)`
@@ -131,17 +130,18 @@ func (s *Server) Start(ctx context.Context) error {
 	if cfg.HTTP.Log == nil {
 		cfg.HTTP.Log = log
 	}
+	// A Start that fails closes its listener: the address is free for the next try.
 	if s.Registry != nil {
 		if err := s.Registry.Register(&opsCollector{db: s.DB, thresholds: cfg.Stalls, log: log}); err != nil {
+			ln.Close()
 			return fmt.Errorf("register ops metrics: %w", err)
 		}
 	}
-	s.stalls = cfg.Stalls
-	s.addr = ln.Addr().String()
 	if err := s.loop.Go(ctx, func(ctx context.Context) error { return s.serve(ctx, ln, cfg, log) }); err != nil {
 		ln.Close()
 		return err
 	}
+	s.addr = ln.Addr().String() // only now: a Start refused while running leaves the running one's
 	return nil
 }
 
@@ -184,7 +184,7 @@ func (s *Server) parts(cfg Config) []lifecycle.Part {
 }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) error {
-	srv := cfg.HTTP.Server(s.routes())
+	srv := cfg.HTTP.Server(s.routes(cfg.Stalls))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -290,7 +290,7 @@ func every(ctx context.Context, d time.Duration, f func(context.Context)) error 
 	}
 }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes(stalls accountstate.Thresholds) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/", s.Receiver)
 	if s.Connect != nil {
@@ -299,23 +299,27 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /readyz", s.ready(stalls))
 	if s.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	}
 	return mux
 }
 
-// Ready is the /readyz handler on its own (the state-matrix test compares it with the other
-// surfaces).
-func (s *Server) Ready() http.Handler { return http.HandlerFunc(s.ready) }
+// Ready is the /readyz handler on its own, with Config.Stalls (the state-matrix test compares it
+// with the other surfaces).
+func (s *Server) Ready() http.Handler { return s.ready(s.Config.withDefaults().Stalls) }
 
 // ready: the database answers, no account waits for a person (not connected, needs
 // re-authorization) and no path is stalled (keapsync.stalls: work waits and nothing advanced;
 // a stalled pod must not look Ready). Each account's state is the line keapsync.account_state words (the
 // dashboard, doctor and auth status show the same); failing or paused accounts are reported
 // but keep the process ready, since hooks must still be taken.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ready(thresholds accountstate.Thresholds) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.readiness(w, r, thresholds) }
+}
+
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request, thresholds accountstate.Thresholds) {
 	checks := map[string]any{}
 	status := http.StatusOK
 	if states, err := accountstate.List(r.Context(), s.DB); err != nil {
@@ -334,7 +338,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		checks["accounts"] = accounts
-		stalls, err := accountstate.Stalls(r.Context(), s.DB, s.stalls)
+		stalls, err := accountstate.Stalls(r.Context(), s.DB, thresholds)
 		if err != nil {
 			s.Log.Warn("readiness: stall check failed", "err", err)
 			checks["stalls"] = "unreadable"

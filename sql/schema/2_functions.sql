@@ -1029,15 +1029,24 @@ $$;
 -- Name: keap_custom_columns(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_custom_columns(p_column text, p_raw jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    LANGUAGE plpgsql IMMUTABLE
     AS $$
-  select case when p_column is not null and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') = 'array'
-    then pg_catalog.jsonb_build_object(p_column, coalesce(
-           (select pg_catalog.jsonb_object_agg(x ->> 'id', x -> 'content')
-              from pg_catalog.jsonb_array_elements(p_raw -> 'custom_fields') x
-             where x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null'), '{}'))
-    else '{}' end;
+declare
+  fields jsonb := p_raw -> 'custom_fields';
+  x jsonb;
+  cf jsonb := '{}';
+begin
+  if p_column is null or pg_catalog.jsonb_typeof(fields) is distinct from 'array' then
+    return '{}';
+  end if;
+  for i in 0 .. pg_catalog.jsonb_array_length(fields) - 1 loop
+    x := fields -> i;
+    if x ->> 'id' is not null and pg_catalog.jsonb_typeof(x -> 'content') <> 'null' then
+      cf := cf || pg_catalog.jsonb_build_object(x ->> 'id', x -> 'content');
+    end if;
+  end loop;
+  return pg_catalog.jsonb_build_object(p_column, cf);
+end;
 $$;
 
 
@@ -2258,11 +2267,20 @@ $$;
 -- Name: tag_doc(jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tag_doc(p_raw jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    LANGUAGE plpgsql IMMUTABLE
     AS $$
-  select coalesce(jsonb_object_agg('tag.' || (t #>> '{}'), true), '{}')
-    from jsonb_array_elements(case when jsonb_typeof(p_raw -> 'tag_ids') = 'array' then p_raw -> 'tag_ids' else '[]' end) t;
+declare
+  tags jsonb := p_raw -> 'tag_ids';
+  doc jsonb := '{}';
+begin
+  if pg_catalog.jsonb_typeof(tags) is distinct from 'array' then
+    return doc;
+  end if;
+  for i in 0 .. pg_catalog.jsonb_array_length(tags) - 1 loop
+    doc := doc || pg_catalog.jsonb_build_object('tag.' || (tags -> i #>> '{}'), true);
+  end loop;
+  return doc;
+end;
 $$;
 
 
@@ -3024,13 +3042,12 @@ $$;
 
 CREATE FUNCTION keapsync.tg_stamp_row() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
 begin
   -- keapsync.current_origin(), inlined: this runs for every row written.
-  new.sync_origin := case when current_setting('keapsync.origin', true) = 'keap' then 'keap' else 'local' end;
+  new.sync_origin := case when pg_catalog.current_setting('keapsync.origin', true) = 'keap' then 'keap' else 'local' end;
   if tg_table_name <> 'contact_tags' then
-    new.updated_at := now();
+    new.updated_at := pg_catalog.now();
     if tg_op = 'UPDATE' then
       new.version := old.version + 1;
     end if;

@@ -3,7 +3,7 @@
 -- a rename keeps, writes through it, and RLS on it.
 begin;
 create extension if not exists pgtap;
-select plan(40);
+select plan(44);
 
 insert into auth.users (id, email) values
   ('a0000000-0000-4000-8000-00000000000a', 'viewer-a@example.com'),
@@ -157,6 +157,16 @@ select is(pg_temp.attempt('admin_a', $$update keap.contacts_custom set seats = '
           'an admin of A cannot write B''s rows through the view');
 select is(pg_temp.attempt('analyst', 'update keap.contacts_custom set seats = ''9'''), 'denied', 'an analyst only reads');
 select is(pg_temp.attempt('admin_a', 'delete from keap.contacts_custom'), 'denied', 'the view deletes nothing');
+
+-- What an applied record's custom values and tag links become, at the edges (a later entry of an
+-- id wins; no id, null content or no list leave nothing), as the query-based versions had it.
+select is(keapsync.keap_custom_columns('custom_fields', '{"custom_fields": [{"id": 1, "content": "a"}, {"id": 2, "content": null},
+            {"content": "no id"}, {"id": 1, "content": "b"}, {"id": "x", "content": {"k": null}}, 7]}'),
+          '{"custom_fields": {"1": "b", "x": {"k": null}}}', 'custom values: a later id wins, no id or null content left out');
+select is(keapsync.keap_custom_columns('custom_fields', '{"custom_fields": {"1": "a"}}') || keapsync.keap_custom_columns(null, '{"custom_fields": []}'),
+          '{}', 'custom values: nothing without a list or a column');
+select is(keapsync.tag_doc('{"tag_ids": [3, "4", 3]}'), '{"tag.3": true, "tag.4": true}', 'tag doc: one key a tag');
+select is(keapsync.tag_doc('{"tag_ids": null}') || keapsync.tag_doc('{"tag_ids": []}') || keapsync.tag_doc('{}'), '{}', 'tag doc: none without tags');
 
 select * from finish();
 rollback;
