@@ -191,3 +191,39 @@ func TestBatchedPrereadEditAfterListingFetches(t *testing.T) {
 		t.Errorf("contact edited after the listing: %q in Keap", c.JobTitle)
 	}
 }
+
+// A contact the listing leaves out (Keap deleted it) is not taken as read: its update reads it
+// itself, meets Keap's 404 and deletes it here, while the listed ones go on the listing's read.
+func TestBatchedPrereadLeavesOutDeleted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 12)
+	p := w.pusher(w.config(nil))
+	w.start(p.Consume)
+	w.enqueued()
+	var ids, kids []int64
+	for n := range 3 {
+		id, kid := w.synced(n)
+		ids, kids = append(ids, id), append(kids, kid)
+	}
+	w.editLocally("Set here", ids...)
+	if err := w.sb.DeleteContact(kids[0]); err != nil {
+		t.Fatal(err)
+	}
+	w.due()
+	w.sb.ClearRequests()
+	w.pushQueued(p)
+	if n := w.listings(); n != 1 {
+		t.Errorf("%d listings of contacts, want 1", n)
+	}
+	if gets, patches := w.calls(kids[0]); gets == 0 || patches != 0 {
+		t.Errorf("the contact Keap deleted: %d GETs and %d PATCHes, want a GET and no PATCH", gets, patches)
+	}
+	if n := w.int(`select count(*) from keap.contacts where id = $1`, ids[0]); n != 0 {
+		t.Error("the contact Keap deleted is still here")
+	}
+	for i, kid := range kids[1:] {
+		if got := w.fetchedFirst(kid); len(got) != 1 || got[0] {
+			t.Errorf("contact %d: fetched before each PATCH: %v, want [false]", i+1, got)
+		}
+	}
+}
