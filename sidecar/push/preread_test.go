@@ -8,6 +8,7 @@ import (
 
 	"github.com/keapsync/keapsync/sidecar/keap"
 	"github.com/keapsync/keapsync/sidecar/push"
+	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
 // listings counts the sandbox's logged listings of contacts (GET /v1/contacts).
@@ -62,10 +63,15 @@ func (w *world) due() {
 // since the versions held, instead of a GET each; the listing is that read. A Keap-side edit
 // made after the local one, of the same field, is in the listing and wins under newest_wins,
 // exactly as the per-record GET would make it win; an update sent without reading it (the
-// listing ignored) would overwrite it.
+// listing ignored) would overwrite it. Under the hardest profile too: whole-second stamps and an
+// exclusive `since` (the listing starts a second early).
 func TestBatchedPrereadMeetsKeapEdit(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, 12)
+	underProfiles(t, testBatchedPrereadMeetsKeapEdit)
+}
+
+func testBatchedPrereadMeetsKeapEdit(t *testing.T, profile sandbox.Profile) {
+	w := newWorldWith(t, profileOptions(12, profile))
 	p := w.pusher(w.config(nil)) // the default: no KnownFor
 	w.start(p.Consume)
 	w.enqueued()
