@@ -53,6 +53,26 @@ func (w *world) editLocally(title string, ids ...int64) {
 	w.enqueued()
 }
 
+// pushDue pushes everything queued, due at once (due), and returns how many listings of
+// contacts it made; the request log holds its calls only.
+func (w *world) pushDue(p *push.Pusher) int {
+	w.t.Helper()
+	w.due()
+	w.sb.ClearRequests()
+	w.pushQueued(p)
+	return w.listings()
+}
+
+// syncedFirst returns the local and Keap ids of the first n synced contacts.
+func (w *world) syncedFirst(n int) (ids, kids []int64) {
+	w.t.Helper()
+	for i := range n {
+		id, kid := w.synced(i)
+		ids, kids = append(ids, id), append(kids, kid)
+	}
+	return ids, kids
+}
+
 // due makes everything queued due now (rested past any settle), so one claim takes it all.
 func (w *world) due() {
 	w.t.Helper()
@@ -75,11 +95,7 @@ func testBatchedPrereadMeetsKeapEdit(t *testing.T, profile sandbox.Profile) {
 	p := w.pusher(w.config(nil)) // the default: no KnownFor
 	w.start(p.Consume)
 	w.enqueued()
-	var ids, kids []int64
-	for n := range 4 {
-		id, kid := w.synced(n)
-		ids, kids = append(ids, id), append(kids, kid)
-	}
+	ids, kids := w.syncedFirst(4)
 	w.editLocally("Set here", ids...)
 	// The local edit an hour back, so Keap's (now) is the newer whatever the clocks' precision.
 	w.exec(`update keapsync.sync_state set local_changed_at = jsonb_set(local_changed_at, '{job_title}', to_jsonb(now() - interval '1 hour'))
@@ -87,10 +103,7 @@ func testBatchedPrereadMeetsKeapEdit(t *testing.T, profile sandbox.Profile) {
 	if err := w.sb.EditContact(kids[0], map[string]any{"job_title": "Set in Keap later"}); err != nil {
 		t.Fatal(err)
 	}
-	w.due()
-	w.sb.ClearRequests()
-	w.pushQueued(p)
-	if n := w.listings(); n != 1 {
+	if n := w.pushDue(p); n != 1 {
 		t.Errorf("%d listings of contacts, want 1", n)
 	}
 	for i, kid := range kids {
@@ -135,10 +148,7 @@ func TestBatchedPrereadTooBigFallsBack(t *testing.T) {
 		ids, kids = append(ids, id), append(kids, kid)
 	}
 	w.editLocally("Old ones", ids...)
-	w.due()
-	w.sb.ClearRequests()
-	w.pushQueued(p)
-	if n := w.listings(); n != 0 {
+	if n := w.pushDue(p); n != 0 {
 		t.Errorf("%d listings of contacts, want none", n)
 	}
 	for i, kid := range kids {
@@ -168,21 +178,14 @@ func (l *listingHook) ListContacts(ctx context.Context, q keap.ContactQuery) (*k
 func TestBatchedPrereadEditAfterListingFetches(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 12)
-	var ids, kids []int64
-	for n := range 4 {
-		id, kid := w.synced(n)
-		ids, kids = append(ids, id), append(kids, kid)
-	}
+	ids, kids := w.syncedFirst(4)
 	hook := &listingHook{Client: w.api}
 	p := w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return hook, nil }))
 	w.start(p.Consume)
 	w.enqueued()
 	w.editLocally("Before the listing", ids...)
 	hook.after = func() { w.editLocally("After the listing", ids[0]) }
-	w.due()
-	w.sb.ClearRequests()
-	w.pushQueued(p)
-	if n := w.listings(); n != 1 {
+	if n := w.pushDue(p); n != 1 {
 		t.Errorf("%d listings of contacts, want 1", n)
 	}
 	if got := w.fetchedFirst(kids[0]); len(got) == 0 || !got[0] {
@@ -206,19 +209,12 @@ func TestBatchedPrereadLeavesOutDeleted(t *testing.T) {
 	p := w.pusher(w.config(nil))
 	w.start(p.Consume)
 	w.enqueued()
-	var ids, kids []int64
-	for n := range 3 {
-		id, kid := w.synced(n)
-		ids, kids = append(ids, id), append(kids, kid)
-	}
+	ids, kids := w.syncedFirst(3)
 	w.editLocally("Set here", ids...)
 	if err := w.sb.DeleteContact(kids[0]); err != nil {
 		t.Fatal(err)
 	}
-	w.due()
-	w.sb.ClearRequests()
-	w.pushQueued(p)
-	if n := w.listings(); n != 1 {
+	if n := w.pushDue(p); n != 1 {
 		t.Errorf("%d listings of contacts, want 1", n)
 	}
 	if gets, patches := w.calls(kids[0]); gets == 0 || patches != 0 {
