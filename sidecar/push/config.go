@@ -57,7 +57,9 @@ type Config struct {
 	MaxSettle time.Duration
 	// FetchBeforeUpdate reads a contact from Keap and applies it before sending an update, so
 	// a field changed in Keap since the agreed state goes through the conflict policy instead of
-	// being overwritten. It costs one GET per update, except as KnownFor allows.
+	// being overwritten. Several due updates of one account are read with one listing of the
+	// contacts changed since the versions held (a GET /v1/contacts?since=…) where that saves
+	// calls; otherwise each update costs one GET, except as KnownFor allows.
 	FetchBeforeUpdate bool
 	// KnownFor is how long a Keap version of a contact that keapsync applied (fetched for a hook
 	// or an earlier update, listed by a sweep, or answered to our own PATCH) stands for Keap's
@@ -66,7 +68,7 @@ type Config struct {
 	// then cost one call each: each PATCH answer is the next push's known version. The price is
 	// the window: a Keap-side edit of a field this push also sends, made within KnownFor before
 	// it and not yet seen, is overwritten instead of meeting the conflict policy (the fetch
-	// leaves that window one Keap round trip wide). 0, the default, fetches before every update:
+	// leaves that window one Keap round trip wide). 0, the default, reads before every update:
 	// Keap offers no conditional write, so no window makes the skip provably safe.
 	KnownFor time.Duration
 	// PollInterval is how often an idle worker looks for due work.

@@ -38,8 +38,10 @@ func (j *pushJob) pushContact(ctx context.Context, req *request, refreshed bool)
 		pushed = tagPart
 	case len(req.UpdateMask) > 0:
 		if j.p.cfg.FetchBeforeUpdate && !refreshed {
-			// A list is sent whole: always completed from a version fetched just before.
-			if req.known && !hasFieldLists(req.Body) {
+			// A list is sent whole: always completed from a version fetched just before. Tags
+			// are read first when a listing stood in for the fetch: v1 lists contacts without
+			// tag_ids (its list schema has none), and a tag change may keep last_updated.
+			if !hasFieldLists(req.Body) && (req.known || (req.checked && len(req.TagsAdd)+len(req.TagsRemove) == 0)) {
 				j.p.metrics.fetchSkips.Inc()
 				break
 			}
@@ -162,51 +164,63 @@ func goneFromKeap(ctx context.Context, api Keap, id keap.ID) bool {
 // errDeletedInKeap: Keap answered 404 for the contact an update was for.
 var errDeletedInKeap = errors.New("push: deleted in Keap")
 
-// sqlKnownCurrent: a version of the record from Keap was applied within the interval (a fetch
-// for a hook or an earlier update, a listing, or the answer to our own PATCH:
-// keapsync.apply_keap_record stamps last_applied_at whenever it applies a version newer than,
-// or different from, the stored one); the queued local change is as recent; no inbox delivery
-// naming the Keap id waits (a hook says Keap changed the record after what we hold; any pending
-// row counts, whatever its type, as a tag hook's ids may be contacts'); and no policy of the
-// account lets Keap's value of a contact field win (keap_wins) or wait for a person (manual).
+// sqlKnownCurrent answers two questions about a contact update's fetch-before-update, for a
+// record with a Keap id and no inbox delivery naming it waiting (a hook says Keap changed the
+// record after what we hold; any pending row counts, whatever its type, as a tag hook's ids may
+// be contacts'):
+//
+//   - known (KnownFor, $4): a version of the record from Keap was applied within the interval (a
+//     fetch for a hook or an earlier update, a listing, or the answer to our own PATCH:
+//     keapsync.apply_keap_record stamps last_applied_at whenever it applies a version newer
+//     than, or different from, the stored one); the queued local change is as recent; and no
+//     policy of the account lets Keap's value of a contact field win (keap_wins) or wait for a
+//     person (manual).
+//   - checked: a listing read Keap's version for the queued change (preread), after its last
+//     enqueue and within checkedFor ($5): that read was this update's fetch.
 const sqlKnownCurrent = `
-select exists (
-  select 1 from keapsync.sync_state s
-    join keapsync.push_queue q on q.account_id = s.account_id and q.object_type = s.object_type and q.local_id = s.local_id
-   where s.account_id = $1::uuid and s.object_type = $2 and s.local_id = $3 and s.keap_id is not null
-     and s.last_applied_at > now() - $4::interval and q.first_enqueued_at > now() - $4::interval
-     and not exists (select 1 from keapsync.webhook_inbox i
-                      where i.account_id = s.account_id and i.processed_at is null
-                        and s.keap_id = any (i.object_ids))
-     and not exists (select 1 from keapsync.conflict_policies c
-                      where c.account_id = s.account_id and c.object_type = s.object_type
-                        and c.policy in ('keap_wins', 'manual'))
-     and not exists (select 1 from keapsync.settings g
-                      where g.account_id = s.account_id and g.default_policy in ('keap_wins', 'manual')))`
+select coalesce(bool_or(s.last_applied_at > now() - $4::interval and q.first_enqueued_at > now() - $4::interval
+                        and not exists (select 1 from keapsync.conflict_policies c
+                                         where c.account_id = s.account_id and c.object_type = s.object_type
+                                           and c.policy in ('keap_wins', 'manual'))
+                        and not exists (select 1 from keapsync.settings g
+                                         where g.account_id = s.account_id and g.default_policy in ('keap_wins', 'manual'))), false),
+       coalesce(bool_or(q.keap_checked_at > q.last_enqueued_at and q.keap_checked_at > now() - $5::interval), false)
+  from keapsync.sync_state s
+  join keapsync.push_queue q on q.account_id = s.account_id and q.object_type = s.object_type and q.local_id = s.local_id
+ where s.account_id = $1::uuid and s.object_type = $2 and s.local_id = $3 and s.keap_id is not null
+   and not exists (select 1 from keapsync.webhook_inbox i
+                    where i.account_id = s.account_id and i.processed_at is null
+                      and s.keap_id = any (i.object_ids))`
 
-// knownCurrent says whether a contact update may go without the fetch-before-update
-// (sqlKnownCurrent within KnownFor, and no earlier attempt for the record that may have reached
-// Keap unrecorded: a retry, or a push whose answer is not recorded). It is asked before the
+// knownCurrent says whether a contact update may go without the fetch-before-update, and why:
+// known (sqlKnownCurrent within KnownFor, an opt-in) or checked (a listing read the contact for
+// this change: preread). Either needs no earlier attempt for the record that may have reached
+// Keap unrecorded (a retry, or a push whose answer is not recorded). It is asked before the
 // request is read, so a version applied meanwhile is merged into the request.
 //
-// What the fetch would add is a Keap-side edit that no applied version shows yet. The skip
-// cannot change the outcome for a field it does not send (update_mask leaves it alone, and the
-// PATCH answer brings it in through the merge), nor under local_wins. Under newest_wins it
-// loses only a Keap edit of a sent field made after the local edit, within KnownFor before the
-// push, and not yet reported by a hook: the race the fetch leaves open for one Keap round trip,
-// widened to at most KnownFor. Under keap_wins and manual it would lose such an edit made at
-// any time since the known version, so those accounts always fetch; so does an update sending a
-// field-keyed list, which is sent whole.
-func (j *pushJob) knownCurrent(ctx context.Context) (bool, error) {
-	if !j.p.cfg.FetchBeforeUpdate || j.p.cfg.KnownFor <= 0 || j.objectType != "contact" ||
+// checked gives up nothing the fetch does not: the listing returned Keap's version after the
+// local change was queued, and it was applied as the fetch's would be; a Keap edit after the
+// listing and before the PATCH is overwritten, as one after the fetch is, and the listing is at
+// most checkedFor older than the PATCH instead of one round trip.
+//
+// known, on the other hand, rests on a version that may predate the local edit. The skip cannot
+// change the outcome for a field it does not send (update_mask leaves it alone, and the PATCH
+// answer brings it in through the merge), nor under local_wins. Under newest_wins it loses only
+// a Keap edit of a sent field made after the local edit, within KnownFor before the push, and
+// not yet reported by a hook: the race the fetch leaves open for one Keap round trip, widened to
+// at most KnownFor. Under keap_wins and manual it would lose such an edit made at any time since
+// the known version, so those accounts always fetch; so does an update sending a field-keyed
+// list, which is sent whole.
+func (j *pushJob) knownCurrent(ctx context.Context) (known, checked bool, err error) {
+	if !j.p.cfg.FetchBeforeUpdate || j.objectType != "contact" ||
 		j.attempts > 0 || len(j.sent) > 0 || j.createSentAt != nil {
-		return false, nil
+		return false, false, nil
 	}
-	var known bool
-	if err := j.conn.QueryRow(ctx, sqlKnownCurrent, j.account, j.objectType, j.localID, j.p.cfg.KnownFor.String()).Scan(&known); err != nil {
-		return false, fmt.Errorf("push: is Keap's version known current: %w", err)
+	if err := j.conn.QueryRow(ctx, sqlKnownCurrent, j.account, j.objectType, j.localID, j.p.cfg.KnownFor.String(),
+		checkedFor.String()).Scan(&known, &checked); err != nil {
+		return false, false, fmt.Errorf("push: is Keap's version known current: %w", err)
 	}
-	return known, nil
+	return known && j.p.cfg.KnownFor > 0, checked, nil
 }
 
 // refresh applies Keap's current version of a contact before an update goes out, so a field

@@ -32,9 +32,12 @@
 // to MaxSettle), and the worker reads keapsync.push_request at send time, so ten quick edits
 // become one PATCH with only the changed fields (update_mask). Before an update it applies
 // Keap's current version of the contact (keapsync.apply_keap_record), so a field changed in Keap
-// since the agreed state meets the conflict policy instead of being overwritten, unless a
-// version applied within KnownFor is known current (knownCurrent says when, and what that
-// gives up). It sends the request and records Keap's answer with
+// since the agreed state meets the conflict policy instead of being overwritten. Several due
+// contact updates of one account are read with one listing of the contacts changed since the
+// versions held (preread.go), each listed version applied as the update's own read would be;
+// an update reads its contact itself when no listing read it after its change was queued, and
+// not at all when a version applied within KnownFor is known current (knownCurrent says when,
+// and what that gives up). It sends the request and records Keap's answer with
 // keapsync.mark_pushed in the same transaction that removes the queue row (only if no newer
 // change arrived meanwhile). A crash between Keap's answer and that commit repeats the push:
 // PATCH, tag calls and deletes are idempotent; contacts with an email are created with PUT
@@ -42,7 +45,8 @@
 // (push_queue.create_sent_at), and a marked create first looks in Keap for the record it may
 // have made.
 //
-// A claimed job reads top to bottom: worker.go claims rows and hands each to a pushJob (PushOnce,
+// A claimed job reads top to bottom: worker.go claims rows, has preread.go read the claimed
+// contacts with one listing where that saves calls, and hands each row to a pushJob (PushOnce,
 // run), whose methods are the steps of its push. send.go reads the request and picks the path
 // (push, request, send) and holds the deletes (ours, and Keap's met by a write); contact.go a
 // contact's create or update and its tags; create.go the other creates and the lookups a marked

@@ -20,6 +20,7 @@ type metrics struct {
 	enqueued   prometheus.Counter
 	pushes     *prometheus.CounterVec
 	fetchSkips prometheus.Counter
+	prereads   prometheus.Counter
 }
 
 // Push outcomes, the values of keapsync_push_pushes_total{outcome}.
@@ -55,12 +56,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keapsync_push_pushes_total",
 			Help: "Records pushed to Keap, by outcome."}, []string{"outcome"}),
 		fetchSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "keapsync_push_fetch_skipped_total",
-			Help: "Updates sent without the fetch-before-update: Keap's version of the record was applied within KnownFor and no hook for it was pending."}),
+			Help: "Updates sent without their own fetch-before-update: a listing read the contact after the change was queued, or (KnownFor) Keap's version was applied within KnownFor; no hook for it was pending."}),
+		prereads: prometheus.NewCounter(prometheus.CounterOpts{Name: "keapsync_push_prereads_total",
+			Help: "Listings of an account's contacts changed since the versions held, each read for several due updates at once."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagOver, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes, m.fetchSkips} {
+	for _, c := range []prometheus.Collector{m.active, m.lagBytes, m.lagOver, m.lagSeconds, m.depth, m.oldest, m.changes, m.enqueued, m.pushes, m.fetchSkips, m.prereads} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -54,9 +54,12 @@ type request struct {
 
 	// current is Keap's contact as fetched just before this request was read (FetchBeforeUpdate).
 	current *keap.Contact
-	// known: Keap's version was known current when this request was read (knownCurrent), so
-	// an update naming no list may go without fetching first.
+	// known: Keap's version was known current when this request was read (knownCurrent,
+	// within KnownFor), so an update naming no list may go without fetching first.
 	known bool
+	// checked: a listing read Keap's version for this change (preread), so an update naming
+	// no list and no tag may go without fetching first.
+	checked bool
 }
 
 func (r *request) payload() json.RawMessage {
@@ -93,7 +96,7 @@ func (j *pushJob) push(ctx context.Context) (string, error) {
 		j.p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
 		return OutcomeNone, j.done(ctx, nil, nil, false)
 	}
-	known, err := j.knownCurrent(ctx)
+	known, checked, err := j.knownCurrent(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +104,7 @@ func (j *pushJob) push(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	req.known = known
+	req.known, req.checked = known, checked
 	if j.api, err = j.p.cfg.API(ctx, j.account); err != nil {
 		return "", fmt.Errorf("push: Keap client of account %s: %w", j.account, err)
 	}

@@ -12,19 +12,27 @@ import (
 )
 
 // blockingRead holds every contact read until its context ends, as a slow Keap would while the
-// sidecar shuts down.
+// sidecar shuts down: a GET, or the listing that reads several due contacts at once.
 type blockingRead struct {
 	push.Keap
 	entered chan struct{}
 }
 
-func (b *blockingRead) GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error) {
+func (b *blockingRead) block(ctx context.Context) error {
 	select {
 	case b.entered <- struct{}{}:
 	default:
 	}
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return ctx.Err()
+}
+
+func (b *blockingRead) GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error) {
+	return nil, b.block(ctx)
+}
+
+func (b *blockingRead) ListContacts(ctx context.Context, q keap.ContactQuery) (*keap.Page[keap.Contact], error) {
+	return nil, b.block(ctx)
 }
 
 // Shutdown in the middle of a claimed batch: the record in flight and those not started stay

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,24 @@ const claimBatch = 4
 // could leave Keap holding an older value than the one recorded as agreed.
 const lockKey = `hashtextextended('keapsync.push/' || %s || '/' || %s || '/' || %s, 0)`
 
+// dueBy is the condition that queue row q may be pushed at time at (an SQL expression; $3 the
+// settle time, $4 the longest settle), if it does not change again. Hot rows coalesce,
+// adaptively: a record changed again while it rests waits until it has been quiet for as long as
+// it has been busy (its changes so far span last - first), and at least the settle time once per
+// change queued (so one pause early in a burst does not push it); and one pushed less than the
+// longest settle ago waits for that to pass. Either wait ends the longest settle after its first
+// change, so none waits longer; a single change (busy for no time) goes after the settle time.
+// It waits, kept, while the account cannot sync (account_state says why).
+func dueBy(at string) string {
+	return strings.ReplaceAll(`q.next_attempt_at <= @at and q.first_enqueued_at <= @at - $3::interval
+     and (q.first_enqueued_at <= @at - $4::interval
+          or (q.last_enqueued_at <= @at - greatest($3::interval * q.changes, q.last_enqueued_at - q.first_enqueued_at)
+              and not exists (select 1 from keapsync.sync_state s
+                               where s.account_id = q.account_id and s.object_type = q.object_type
+                                 and s.local_id = q.local_id and s.last_pushed_at > @at - $4::interval)))
+     and keapsync.account_can_sync(q.account_id)`, "@at", at)
+}
+
 var (
 	// Claim due rows of active accounts. The row locks (SKIP LOCKED) last only for this
 	// statement's transaction; the session advisory lock lasts until the push is recorded, and
@@ -27,20 +46,7 @@ var (
 	sqlClaim = `
 with c as materialized (
   select q.account_id, q.object_type, q.local_id from keapsync.push_queue q
-    join keapsync.accounts a on a.id = q.account_id
-   where q.next_attempt_at <= now() and q.first_enqueued_at <= now() - $3::interval
-     -- Hot rows coalesce, adaptively: a record changed again while it rests waits until it has
-     -- been quiet for as long as it has been busy (its changes so far span last - first), and
-     -- at least the settle time once per change queued (so one pause early in a burst does not
-     -- push it); and one pushed less than the longest settle ago waits for that to pass. Either
-     -- wait ends the longest settle after its first change, so none waits longer; a single
-     -- change (busy for no time) goes after the settle time.
-     and (q.first_enqueued_at <= now() - $4::interval
-          or (q.last_enqueued_at <= now() - greatest($3::interval * q.changes, q.last_enqueued_at - q.first_enqueued_at)
-              and not exists (select 1 from keapsync.sync_state s
-                               where s.account_id = q.account_id and s.object_type = q.object_type
-                                 and s.local_id = q.local_id and s.last_pushed_at > now() - $4::interval)))
-     and keapsync.account_can_sync(a.id)  -- waits, kept, while the account cannot sync (account_state says why)
+   where ` + dueBy("now()") + `
    order by q.next_attempt_at
    limit $1
    for update of q skip locked
@@ -136,6 +142,8 @@ func (p *Pusher) PushOnce(ctx context.Context) (int, error) {
 		discard(conn)
 		return 0, fmt.Errorf("push: claim: %w", err)
 	}
+	// One listing reads Keap's versions for several due contact updates (preread.go).
+	p.preread(ctx, conn, jobs)
 	var fatal error
 	started := 0
 	for _, j := range jobs {

@@ -893,7 +893,8 @@ CREATE TABLE keapsync.push_queue (
     sent jsonb,
     create_sent_at timestamp with time zone,
     last_enqueued_at timestamp with time zone DEFAULT now() NOT NULL,
-    changes integer DEFAULT 1 NOT NULL
+    changes integer DEFAULT 1 NOT NULL,
+    keap_checked_at timestamp with time zone
 );
 
 
@@ -923,6 +924,13 @@ COMMENT ON COLUMN keapsync.push_queue.last_enqueued_at IS 'when the latest chang
 -- Name: COLUMN push_queue.changes; Type: COMMENT; Schema: keapsync; Owner: -
 
 COMMENT ON COLUMN keapsync.push_queue.changes IS 'how many times the record was queued since its first change rested (one per enqueue batch): the push waits that many settle times after the latest';
+
+
+--
+
+-- Name: COLUMN push_queue.keap_checked_at; Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON COLUMN keapsync.push_queue.keap_checked_at IS 'database time before a listing that read Keap''s current version of this contact and applied it (the fetch-before-update done for several due updates at once); counts for changes queued before it';
 
 
 --
