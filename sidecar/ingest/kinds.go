@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"sync"
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -70,10 +69,10 @@ type kind struct {
 	count func(ctx context.Context, api Keap, since time.Time) (int64, error)
 	// between, where set, lists like list but only what is stamped before until (zero: no
 	// end), so ranges of an ascending listing can be fetched at once; span then says how many
-	// objects list would yield and the oldest and newest stamps among them.
+	// objects list would yield and the newest stamp among them (its first page tells the oldest).
 	// limit is the records per call (0: Keap's largest).
 	between func(ctx context.Context, api Keap, since, until time.Time, limit int) iter.Seq2[record, error]
-	span    func(ctx context.Context, api Keap, since time.Time) (oldest, newest time.Time, n int, err error)
+	span    func(ctx context.Context, api Keap, since time.Time) (newest time.Time, n int, err error)
 	// model, where the type has custom fields, is the path of Keap's model of them (the
 	// registry's Model), whose custom_fields keapsync.apply_custom_field_model stores.
 	model string
@@ -104,26 +103,12 @@ var kinds = map[string]kind{
 			return contactsBetween(ctx, api, since, time.Time{}, 0)
 		},
 		between: contactsBetween,
-		span: func(ctx context.Context, api Keap, since time.Time) (oldest, newest time.Time, n int, err error) {
-			// Both ends at once: one round trip.
-			ends := [2]*keap.Page[keap.Contact]{}
-			errs := [2]error{}
-			var wg sync.WaitGroup
-			for i := range ends {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					ends[i], errs[i] = api.ListContacts(ctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated, Descending: i == 1, Limit: 1})
-				}()
+		span: func(ctx context.Context, api Keap, since time.Time) (newest time.Time, n int, err error) {
+			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated, Descending: true, Limit: 1})
+			if err != nil || len(p.Items) == 0 {
+				return newest, 0, err
 			}
-			wg.Wait()
-			if err := errors.Join(errs[:]...); err != nil {
-				return oldest, newest, 0, err
-			}
-			if len(ends[0].Items) == 0 || len(ends[1].Items) == 0 {
-				return oldest, newest, 0, nil
-			}
-			return ends[0].Items[0].LastUpdated.Time, ends[1].Items[0].LastUpdated.Time, ends[0].Count, nil
+			return p.Items[0].LastUpdated.Time, p.Count, nil
 		},
 		count: func(ctx context.Context, api Keap, since time.Time) (int64, error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Limit: 1})

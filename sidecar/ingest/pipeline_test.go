@@ -134,3 +134,32 @@ func TestSweepReadsTheModelBesideTheRecords(t *testing.T) {
 		t.Fatal("the contact model was not stored")
 	}
 }
+
+// A sweep's first page is asked for beside the listing's span, so a listing that fits in one page
+// (a reconcile's usual few changes) costs one round trip: two calls at once, and none after them.
+// It used to measure both ends first, then ask for the page.
+func TestSmallSweepIsOneRoundTrip(t *testing.T) {
+	w := newWorld(t, 50)
+	w.sb.SetFaults(sandbox.Faults{Latency: 300 * time.Millisecond})
+	w.sb.ClearRequests()
+	if err := w.sweeper.Backfill(context.Background(), w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	var listings []sandbox.RequestRecord
+	for _, r := range w.sb.Requests() {
+		if strings.HasSuffix(r.Path, "/v1/contacts") && r.Method == "GET" {
+			listings = append(listings, r)
+		}
+	}
+	if len(listings) != 2 {
+		t.Fatalf("%d contact listings for 50 contacts, want the first page and the span", len(listings))
+	}
+	for _, r := range listings[1:] {
+		if answered := listings[0].At.Add(listings[0].Duration); !r.At.Before(answered) {
+			t.Fatalf("a listing went out %v after the first was answered: the sweep waited a round trip", r.At.Sub(answered))
+		}
+	}
+	if got := w.count(t, `select count(*) from keap.contacts where account_id = $1`, w.account); got != 50 {
+		t.Fatalf("%d of 50 contacts stored", got)
+	}
+}

@@ -524,30 +524,57 @@ func (s *Sweeper) fetchPagesListed(ctx context.Context, list iter.Seq2[record, e
 }
 
 // fetchSlices fetches a listing in Keap's clock order s.Fetchers ranges at a time, so a backfill
-// waits on Keap's latency once per s.Fetchers pages instead of once per page. The stamps from
-// since to the newest are cut into ranges of whole seconds (so a Keap that reads since/until at
-// a coarser precision than it stamps still splits at the same place), each walked on its own by
-// the keyset listing (since inclusive, until exclusive). The last range is open-ended and walked
-// only after every other one has been read from Keap: a record modified during the sweep moves
-// there (its new stamp is past every boundary), and walking that range last meets it, as a single
-// walk would. It waits for the other ranges' reading, not for their pages' apply: the apply is
-// usually the slower side, and Keap's latency on this last call then overlaps it. Pages are
-// reported in listing order, so the checkpoint stays exact.
+// waits on Keap's latency once per s.Fetchers pages instead of once per page. The listing's first
+// page is asked for beside its newest end and size (span), so cutting it costs no round trip of
+// its own: the first range is what that page holds before its last whole second (every record
+// stamped earlier came before it in the listing), and a listing that fits in the page is done in
+// that one call. The stamps from there to the newest are cut into ranges of whole seconds (so a
+// Keap that reads since/until at a coarser precision than it stamps still splits at the same
+// place), each walked on its own by the keyset listing (since inclusive, until exclusive). The
+// last range is open-ended and walked only after every other one has been read from Keap: a
+// record modified during the sweep moves there (its new stamp is past every boundary), and
+// walking that range last meets it, as a single walk would. It waits for the other ranges'
+// reading, not for their pages' apply: the apply is usually the slower side, and Keap's latency
+// on this last call then overlaps it. Pages are reported in listing order, so the checkpoint
+// stays exact.
 func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, out chan<- numberedPage) error {
-	oldest, newest, n, err := k.span(ctx, api, since)
+	var newest time.Time
+	var n int
+	var spanErr error
+	spanned := make(chan struct{})
+	go func() {
+		defer close(spanned)
+		newest, n, spanErr = k.span(ctx, api, since)
+	}()
+	head, whole, err := firstPage(without(k.between(ctx, api, since, time.Time{}, s.ListLimit), since, atMark), s.ListLimit)
+	<-spanned
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("measure the listing: %w", err)
-		}
-		// Not knowing the ends costs only speed: walk it in one piece.
-		s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", err)
-		n = 0
+		return err
 	}
-	bounds := sliceBounds(oldest, newest, n, s.ListLimit, s.Fetchers)
-	if len(bounds) == 0 {
+	if whole {
+		return s.fetchPages(ctx, recordsOf(head), 0, out)
+	}
+	// The head's records stamped before its last whole second are the first range, entire.
+	cut := head[len(head)-1].modified.Truncate(time.Second)
+	first := head[:0:0]
+	for _, r := range head {
+		if r.modified.Before(cut) {
+			first = append(first, r)
+		}
+	}
+	if spanErr != nil || len(first) == 0 {
+		if spanErr != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("measure the listing: %w", spanErr)
+			}
+			// Not knowing the ends costs only speed: walk it in one piece.
+			s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", spanErr)
+		}
+		// A page stamped within one second (or no span) cannot be cut: walk it in one piece.
 		return s.fetchPages(ctx, without(k.list(ctx, api, since), since, atMark), 0, out)
 	}
-	// bounds[i] starts slice i+1; slice 0 starts at since.
+	// bounds[i] starts slice i+1; slice 0 (the head's first range) starts at since.
+	bounds := append([]time.Time{cut}, sliceBounds(cut, newest, n-len(first), s.ListLimit, s.Fetchers)...)
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg, listed sync.WaitGroup
@@ -555,23 +582,25 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 	var firstErr error
 	turn := make(chan struct{}, s.Fetchers)
 	for i := range bounds {
-		from := since
+		list := recordsOf(first) // read already: it takes no turn
 		if i > 0 {
-			from = bounds[i-1]
-		}
-		select {
-		case turn <- struct{}{}:
-		case <-gctx.Done():
-		}
-		if gctx.Err() != nil {
-			break
+			select {
+			case turn <- struct{}{}:
+			case <-gctx.Done():
+			}
+			if gctx.Err() != nil {
+				break
+			}
+			list = without(k.between(gctx, api, bounds[i-1], bounds[i], s.ListLimit), since, atMark)
 		}
 		wg.Add(1)
 		listed.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-turn }()
-			if err := s.fetchPagesListed(gctx, without(k.between(gctx, api, from, bounds[i], s.ListLimit), since, atMark), i, out, listed.Done); err != nil {
+			if i > 0 {
+				defer func() { <-turn }()
+			}
+			if err := s.fetchPagesListed(gctx, list, i, out, listed.Done); err != nil {
 				once.Do(func() { firstErr = err; stop() })
 			}
 		}()
@@ -592,6 +621,31 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 		return err
 	}
 	return lastErr
+}
+
+// firstPage reads list up to limit records: all of it (whole) when it holds no more.
+func firstPage(list iter.Seq2[record, error], limit int) (head []record, whole bool, err error) {
+	for rec, err := range list {
+		if err != nil {
+			return nil, false, err
+		}
+		head = append(head, rec)
+		if len(head) == limit {
+			return head, false, nil
+		}
+	}
+	return head, true, nil
+}
+
+// recordsOf lists recs.
+func recordsOf(recs []record) iter.Seq2[record, error] {
+	return func(yield func(record, error) bool) {
+		for _, r := range recs {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
 }
 
 // without drops from list the records stamped exactly at mark whose ids are in skip.

@@ -168,10 +168,19 @@ func TestFetchSlicesAsksTheLastRangeBeforeTheOthersAreApplied(t *testing.T) {
 	lastAsked := make(chan struct{})
 	k := kind{
 		objectType: "contact",
-		span: func(context.Context, Keap, time.Time) (time.Time, time.Time, int, error) {
-			return oldest, oldest.Add(time.Hour), 40, nil
+		span: func(context.Context, Keap, time.Time) (time.Time, int, error) {
+			return oldest.Add(time.Hour), 40, nil
 		},
-		between: func(_ context.Context, _ Keap, since, until time.Time, _ int) iter.Seq2[record, error] {
+		between: func(_ context.Context, _ Keap, since, until time.Time, limit int) iter.Seq2[record, error] {
+			if since.IsZero() { // the first page, asked for beside the span: a full one
+				return func(yield func(record, error) bool) {
+					for i := range limit {
+						if !yield(record{id: int64(i + 1), modified: oldest.Add(time.Duration(i) * time.Minute)}, nil) {
+							return
+						}
+					}
+				}
+			}
 			if until.IsZero() {
 				close(lastAsked)
 			}
