@@ -135,11 +135,14 @@ func TestSweepReadsTheModelBesideTheRecords(t *testing.T) {
 	}
 }
 
-// A sweep's first page is asked for beside the listing's span, so a listing that fits in one page
-// (a reconcile's usual few changes) costs one round trip: two calls at once, and none after them.
-// It used to measure both ends first, then ask for the page.
+// A sweep's first page is asked for beside the listing's span and the progress bar's count, so a
+// listing that fits in one page (a reconcile's usual few changes) costs one round trip: three
+// calls at once, and none after them. It used to count, then measure both ends, then ask for
+// the page.
 func TestSmallSweepIsOneRoundTrip(t *testing.T) {
 	w := newWorld(t, 50)
+	var progress strings.Builder
+	w.sweeper.Progress = &progress
 	w.sb.SetFaults(sandbox.Faults{Latency: 300 * time.Millisecond})
 	w.sb.ClearRequests()
 	if err := w.sweeper.Backfill(context.Background(), w.account, []string{"contact"}); err != nil {
@@ -151,8 +154,8 @@ func TestSmallSweepIsOneRoundTrip(t *testing.T) {
 			listings = append(listings, r)
 		}
 	}
-	if len(listings) != 2 {
-		t.Fatalf("%d contact listings for 50 contacts, want the first page and the span", len(listings))
+	if len(listings) != 3 {
+		t.Fatalf("%d contact listings for 50 contacts, want the first page, the span and the count", len(listings))
 	}
 	for _, r := range listings[1:] {
 		if answered := listings[0].At.Add(listings[0].Duration); !r.At.Before(answered) {
@@ -161,5 +164,8 @@ func TestSmallSweepIsOneRoundTrip(t *testing.T) {
 	}
 	if got := w.count(t, `select count(*) from keap.contacts where account_id = $1`, w.account); got != 50 {
 		t.Fatalf("%d of 50 contacts stored", got)
+	}
+	if !strings.Contains(progress.String(), "backfill contacts: 50/50 rows") {
+		t.Fatalf("the progress does not show the count:\n%s", progress.String())
 	}
 }

@@ -14,7 +14,8 @@ type progress struct {
 	out     io.Writer
 	tty     bool
 	label   string
-	total   int64 // 0 when unknown
+	total   int64        // 0 when unknown
+	totals  <-chan int64 // where set, the total once Keap has counted (see poll)
 	done    int64
 	resumed int64 // done before this run: not part of its rate
 	printed int64 // done as of the last line written
@@ -37,8 +38,18 @@ func (p *progress) resume(done int64) {
 	p.done, p.resumed = done, done
 }
 
+// poll takes the total if it has been counted meanwhile.
+func (p *progress) poll() {
+	select {
+	case t := <-p.totals:
+		p.total, p.totals = t, nil
+	default:
+	}
+}
+
 func (p *progress) add(n int) {
 	p.done += int64(n)
+	p.poll()
 	if p.out == nil {
 		return
 	}
@@ -51,6 +62,7 @@ func (p *progress) add(n int) {
 }
 
 func (p *progress) finish() {
+	p.poll()
 	// Off a terminal, the last line may already say it all.
 	if p.out != nil && (p.tty || p.done != p.printed) {
 		p.print(true)

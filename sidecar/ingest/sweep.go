@@ -246,15 +246,24 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 			atMark[id] = true
 		}
 	}
-	var total int64
-	if k.count != nil && s.Progress != nil {
-		// One extra call buys an ETA; a failure here only costs the ETA.
-		if n, err := k.count(ctx, api, since); err == nil {
-			total = done + max(0, n-int64(len(atMark)))
-		}
-	}
-	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", total)
+	bar := newProgress(s.Progress, kindName+" "+k.objectType+"s", 0)
 	bar.resume(done)
+	counted := make(chan struct{})
+	if k.count != nil && s.Progress != nil {
+		// One extra call buys an ETA. It is asked beside the listing, not before it (the bar
+		// shows "?" until it is answered), and a failure only costs the ETA.
+		totals := make(chan int64, 1)
+		bar.totals = totals
+		go func() {
+			defer close(counted)
+			if n, err := k.count(ctx, api, since); err == nil {
+				totals <- done + max(0, n-int64(len(atMark)))
+			}
+		}()
+	} else {
+		close(counted)
+	}
+	defer func() { <-counted }()
 	fetch := func(ctx context.Context, out chan<- numberedPage) error {
 		if k.between != nil && s.Fetchers > 1 {
 			return s.fetchSlices(ctx, api, k, since, atMark, out)
@@ -304,6 +313,7 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	if err != nil {
 		return err
 	}
+	<-counted
 	bar.finish()
 	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName, newestAll); err != nil {
 		return fmt.Errorf("record checkpoint: %w", err)
