@@ -386,26 +386,9 @@ func (s *Sweeper) withPayments(ctx context.Context, api Keap, account string, k 
 			current[id] = true
 		}
 	}
-	stale := make([]record, 0, len(page))
-	for _, r := range page {
-		if !current[r.id] {
-			stale = append(stale, r)
-		}
-	}
-	done, err := completeListed(ctx, s.Log, api, k, stale)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]record, len(page))
-	next := 0
-	for i, r := range page {
-		if !current[r.id] {
-			r = done[next]
-			next++
-		}
-		out[i] = r
-	}
-	return out, nil
+	return onSome(page, func(r record) bool { return !current[r.id] }, func(stale []record) ([]record, error) {
+		return completeListed(ctx, s.Log, api, k, stale)
+	})
 }
 
 // numberedPage is a page of the listing and its place in it: page seq of slice (a range of the

@@ -320,37 +320,46 @@ func completeListed(ctx context.Context, log *slog.Logger, api Keap, k kind, rec
 	if k.complete == nil {
 		return recs, nil
 	}
-	good := make([]record, 0, len(recs))
-	for _, r := range recs {
-		if r.bad == nil {
-			good = append(good, r)
+	return onSome(recs, func(r record) bool { return r.bad == nil }, func(good []record) ([]record, error) {
+		if k.completeAll == nil {
+			return completeEach(ctx, api, k, good)
 		}
-	}
-	var err error
-	if k.completeAll == nil {
-		good, err = completeEach(ctx, api, k, good)
-	} else if done, allErr := k.completeAll(ctx, api, good); allErr == nil {
-		good = done
-	} else if listingUnusable(allErr) {
+		done, err := k.completeAll(ctx, api, good)
+		if err == nil {
+			return done, nil
+		}
+		if !listingUnusable(err) {
+			return nil, fmt.Errorf("fetch what %d listed %ss lack: %w", len(good), k.objectType, err)
+		}
 		// One item that does not decode, or a filter Keap refuses, spoils the whole listing;
 		// asking record by record confines it to the record it belongs to, as before the listing.
 		log.Warn("Keap's listing of what the records lack was unusable; asking record by record",
-			"type", k.objectType, "records", len(good), "err", allErr)
-		good, err = completeEach(ctx, api, k, good)
-	} else {
-		err = fmt.Errorf("fetch what %d listed %ss lack: %w", len(good), k.objectType, allErr)
+			"type", k.objectType, "records", len(good), "err", err)
+		return completeEach(ctx, api, k, good)
+	})
+}
+
+// onSome passes f the records of recs that pick selects, and returns recs with each of them
+// replaced by f's answer in turn (f answers as many records as it was given, in their order).
+func onSome(recs []record, pick func(record) bool, f func([]record) ([]record, error)) ([]record, error) {
+	some := make([]record, 0, len(recs))
+	for _, r := range recs {
+		if pick(r) {
+			some = append(some, r)
+		}
 	}
+	done, err := f(some)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]record, 0, len(recs))
+	out := make([]record, len(recs))
 	next := 0
-	for _, r := range recs {
-		if r.bad == nil {
-			r = good[next]
+	for i, r := range recs {
+		if pick(r) {
+			r = done[next]
 			next++
 		}
-		out = append(out, r)
+		out[i] = r
 	}
 	return out, nil
 }
