@@ -555,16 +555,18 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 			first = append(first, r)
 		}
 	}
-	if spanErr != nil || len(first) == 0 {
-		if spanErr != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("measure the listing: %w", spanErr)
-			}
-			// Not knowing the ends costs only speed: walk it in one piece.
-			s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", spanErr)
-		}
-		// A page stamped within one second (or no span) cannot be cut: walk it in one piece.
+	if len(first) == 0 {
+		// A page stamped within one second cannot be cut: walk the listing in one piece.
 		return s.fetchPages(ctx, without(k.list(ctx, api, since), since, atMark), 0, out)
+	}
+	if spanErr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("measure the listing: %w", spanErr)
+		}
+		// Not knowing the ends costs only speed: after the head's range, the rest is one range
+		// (no size, no bounds), walked a page at a time.
+		s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", spanErr)
+		n = 0
 	}
 	// bounds[i] starts slice i+1; slice 0 (the head's first range) starts at since.
 	bounds := append([]time.Time{cut}, sliceBounds(cut, newest, n-len(first), s.ListLimit, s.Fetchers)...)

@@ -216,3 +216,62 @@ func TestFetchSlicesAsksTheLastRangeBeforeTheOthersAreApplied(t *testing.T) {
 		t.Fatalf("%d pages: the listing was not cut into ranges", pages)
 	}
 }
+
+// A listing whose span Keap will not answer is still fetched whole, and its first page is not
+// asked for twice: the head's first range, then the rest as one range from the cut.
+func TestFetchSlicesWithoutASpanKeepsTheFirstPage(t *testing.T) {
+	t.Parallel()
+	oldest := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 25 // records a minute apart
+	heads := 0
+	walk := func(from time.Time) iter.Seq2[record, error] {
+		return func(yield func(record, error) bool) {
+			for i := range n {
+				at := oldest.Add(time.Duration(i) * time.Minute)
+				if at.Before(from) {
+					continue
+				}
+				if !yield(record{id: int64(i + 1), modified: at}, nil) {
+					return
+				}
+			}
+		}
+	}
+	k := kind{
+		objectType: "contact",
+		span: func(context.Context, Keap, time.Time) (time.Time, int, error) {
+			return time.Time{}, 0, errors.New("keap: 503")
+		},
+		list: func(context.Context, Keap, time.Time) iter.Seq2[record, error] {
+			t.Error("the listing was walked again from its start")
+			return walk(time.Time{})
+		},
+		between: func(_ context.Context, _ Keap, since, _ time.Time, _ int) iter.Seq2[record, error] {
+			if since.IsZero() {
+				heads++
+			}
+			return walk(since)
+		},
+	}
+	s := &Sweeper{PageSize: 10, ListLimit: 10, Fetchers: 4}
+	s.defaults()
+	out := make(chan numberedPage, 16)
+	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, out); err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	seen := map[int64]int{}
+	for p := range out {
+		for _, r := range p.records {
+			seen[r.id]++
+		}
+	}
+	for id := int64(1); id <= n; id++ {
+		if seen[id] != 1 {
+			t.Fatalf("record %d fetched %d times: %v", id, seen[id], seen)
+		}
+	}
+	if heads != 1 {
+		t.Fatalf("the first page was asked for %d times", heads)
+	}
+}
