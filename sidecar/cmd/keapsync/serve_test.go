@@ -244,12 +244,27 @@ func serveEndToEnd(t *testing.T, owner, dbURL string) {
 func startServe(t *testing.T, ctx context.Context, args []string) (base string, stop func()) {
 	t.Helper()
 	served := make(chan error, 1)
+	ended := make(chan struct{})
 	var serveOut bytes.Buffer
 	go func() {
+		defer close(ended)
 		app := newApp()
 		app.Writer, app.ErrWriter = &serveOut, &serveOut
 		served <- app.RunContext(ctx, append([]string{"keapsync", "--log-level", "warn", "serve"}, args...))
 	}()
+	// A test that fails waiting on serve (a push that never reaches Keap) shows what serve warned
+	// of, once its context has ended it.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		select {
+		case <-ended:
+			t.Logf("serve's warnings and errors:\n%s", serveOut.String())
+		case <-time.After(30 * time.Second):
+			t.Log("serve did not stop; its output is not shown")
+		}
+	})
 	for i, a := range args {
 		if a == "--listen" {
 			base = "http://" + args[i+1]
