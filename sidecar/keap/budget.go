@@ -180,15 +180,14 @@ func (b *Budget) Wait(ctx context.Context) error {
 	w := &waiter{prio: PriorityFrom(ctx), flow: ctx.Value(flowKey{}), wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.enqueue(w)
-	b.mu.Unlock()
 	var due time.Time // when the token this waiter last slept for came free
 	for {
-		b.mu.Lock()
 		if b.queue.head() != w {
 			b.mu.Unlock()
 			due = time.Time{}
 			select {
 			case <-w.wake:
+				b.mu.Lock()
 				continue
 			case <-ctx.Done():
 				return b.leave(w, ctx)
@@ -207,13 +206,19 @@ func (b *Budget) Wait(ctx context.Context) error {
 			b.mu.Unlock()
 			return nil
 		}
+		timer, stop := b.cfg.Clock.Timer(d)
 		b.mu.Unlock()
 		select {
-		case <-b.cfg.Clock.After(d):
-		case <-w.wake:
+		case <-timer:
+		case <-w.wake: // a new rate or a new head: reckon again
 		case <-ctx.Done():
+			stop()
 			return b.leave(w, ctx)
 		}
+		// Stopped under mu, so a clock that moves only once every fired timer is stopped
+		// (the tests' fake clock) cannot move between this wake-up and the reservation.
+		b.mu.Lock()
+		stop()
 	}
 }
 

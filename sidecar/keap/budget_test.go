@@ -108,13 +108,13 @@ func (c *lateClock) Now() time.Time {
 	return c.now
 }
 
-func (c *lateClock) After(d time.Duration) <-chan time.Time {
+func (c *lateClock) Timer(d time.Duration) (<-chan time.Time, func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d + c.late)
 	ch := make(chan time.Time, 1)
 	ch <- c.now
-	return ch
+	return ch, func() {}
 }
 
 // A waiter woken late takes the token it slept for as of when it came free (up to half an

@@ -98,13 +98,23 @@ func (s *BudgetShare) Start(ctx context.Context) error {
 	return nil
 }
 
+// tick waits one interval; false when ctx ends first.
+func (s *BudgetShare) tick(ctx context.Context) bool {
+	c, stop := s.cfg.Clock.Timer(s.cfg.Interval)
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c:
+		return true
+	}
+}
+
 func (s *BudgetShare) run(ctx context.Context) {
 	defer close(s.done)
 	for {
-		select {
-		case <-ctx.Done():
+		if !s.tick(ctx) {
 			return
-		case <-s.cfg.Clock.After(s.cfg.Interval):
 		}
 		if _, err := s.Beat(ctx); err != nil && ctx.Err() == nil {
 			// Keep the last share: guessing "alone" could double the spend.

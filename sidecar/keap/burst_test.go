@@ -16,12 +16,12 @@ import (
 // while the clock moves, so no call is granted at the old time and sent at the new one:
 // requests arrive at the sandbox at the instant the limiter granted them (zero network
 // latency in fake time).
-func quietWhen(e *env) func(advance func()) bool { return quietWhenAlso(e, nil) }
+func quietWhen(e *env) func(advance func() bool) bool { return quietWhenAlso(e, nil) }
 
 // quietWhenAlso adds a condition checked under the budget locks.
-func quietWhenAlso(e *env, also func() bool) func(advance func()) bool {
+func quietWhenAlso(e *env, also func() bool) func(advance func() bool) bool {
 	budgets := []*Budget{e.client.app, e.client.tenant}
-	return func(advance func()) bool {
+	return func(advance func() bool) bool {
 		if e.client.app.granted.Load() != e.wire.done.Load() {
 			return false // cheap check first: the locks below slow the callers down
 		}
@@ -37,8 +37,7 @@ func quietWhenAlso(e *env, also func() bool) func(advance func()) bool {
 		if e.client.app.granted.Load() != done || (also != nil && !also()) {
 			return false
 		}
-		advance()
-		return true
+		return advance()
 	}
 }
 

@@ -235,8 +235,10 @@ func (c *Client) backoff(ctx context.Context, r request, reason string, n int, c
 	d := c.delay(n)
 	c.metrics.retries.WithLabelValues(r.endpoint, reason).Inc()
 	c.log.Info("retrying keap call", "method", r.method, "endpoint", r.endpoint, "attempt", n+1, "in", d, "cause", cause)
+	timer, stop := c.cfg.Clock.Timer(d)
+	defer stop()
 	select {
-	case <-c.cfg.Clock.After(d):
+	case <-timer:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("keap %s %s: %w (while backing off after: %w)", r.method, r.endpoint, ctx.Err(), cause)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,12 +31,14 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // fakeClock is a discrete-event clock shared by the client and the sandbox: when a timer is
 // pending, it jumps to the earliest one, so a limiter wait of a minute costs microseconds.
 // gate decides whether time may move now and, if so, calls advance while holding whatever
-// must not change meanwhile (see quietWhen); by default time always may move.
+// must not change meanwhile (see quietWhen); by default time always may move. It never moves
+// while a fired timer is not yet stopped: its waiter has woken but not yet acted (Clock).
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []fakeTimer
-	gate   func(advance func()) bool
+	fired  map[chan time.Time]bool // fired, not yet stopped
+	gate   func(advance func() bool) bool
 	kick   chan struct{}
 }
 
@@ -45,7 +48,7 @@ type fakeTimer struct {
 }
 
 func newFakeClock(t testing.TB) *fakeClock {
-	c := &fakeClock{now: t0, gate: always, kick: make(chan struct{}, 1)}
+	c := &fakeClock{now: t0, fired: map[chan time.Time]bool{}, gate: always, kick: make(chan struct{}, 1)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go c.drive(stop, done)
@@ -59,13 +62,13 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+func (c *fakeClock) Timer(d time.Duration) (<-chan time.Time, func()) {
 	ch := make(chan time.Time, 1)
 	c.mu.Lock()
 	if d <= 0 {
 		ch <- c.now
 		c.mu.Unlock()
-		return ch
+		return ch, func() {}
 	}
 	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
 	c.mu.Unlock()
@@ -73,15 +76,25 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	return ch
+	return ch, func() { c.stop(ch) }
 }
 
-func always(advance func()) bool { advance(); return true }
+// stop drops ch's timer: time must not jump to a moment nobody waits for (a poked budget
+// waiter sleeps again on a new timer, and a jump to its old one would pass the token it is
+// about to take), nor move again while ch's waiter is still acting on it.
+func (c *fakeClock) stop(ch chan time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timers = slices.DeleteFunc(c.timers, func(tm fakeTimer) bool { return tm.ch == ch })
+	delete(c.fired, ch)
+}
 
-func never(func()) bool { return false }
+func always(advance func() bool) bool { return advance() }
+
+func never(func() bool) bool { return false }
 
 // setGate replaces the gate.
-func (c *fakeClock) setGate(g func(advance func()) bool) {
+func (c *fakeClock) setGate(g func(advance func() bool) bool) {
 	c.mu.Lock()
 	c.gate = g
 	c.mu.Unlock()
@@ -100,6 +113,7 @@ func (c *fakeClock) fireLocked() {
 	for _, tm := range c.timers {
 		if !tm.at.After(c.now) {
 			tm.ch <- c.now
+			c.fired[tm.ch] = true
 		} else {
 			keep = append(keep, tm)
 		}
@@ -142,12 +156,13 @@ func (c *fakeClock) drive(stop, done chan struct{}) {
 	}
 }
 
-// advance jumps to the earliest pending timer and fires what falls due.
-func (c *fakeClock) advance() {
+// advance jumps to the earliest pending timer and fires what falls due, unless a timer
+// already fired is not yet stopped.
+func (c *fakeClock) advance() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.timers) == 0 {
-		return
+	if len(c.timers) == 0 || len(c.fired) > 0 {
+		return false
 	}
 	next := c.timers[0].at
 	for _, tm := range c.timers[1:] {
@@ -159,6 +174,7 @@ func (c *fakeClock) advance() {
 		c.now = next
 	}
 	c.fireLocked()
+	return true
 }
 
 // env is a sandbox and a client on one fake clock, every exchange checked by keapspec.
