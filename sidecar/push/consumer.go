@@ -13,6 +13,7 @@ import (
 
 const (
 	sqlConfirmed = `select coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = $1`
+	sqlCatchUp   = `select keapsync.enqueue_unstreamed()`
 
 	// One statement per batch (keapsync.enqueue_pushes is enqueue_push for many records). Deletes arrive without their account (the old tuple is the
 	// primary key only): sync_state still holds it when the delete is to be propagated, and
@@ -66,6 +67,22 @@ func (p *Pusher) Consume(ctx context.Context) error {
 	}
 }
 
+// catchUp queues every record with a local change not yet pushed, once the stream carries
+// whatever commits from now on. A new slot streams only what commits after it is made, so
+// without this an edit made before serve's first start (or while a dropped slot was made
+// again, or before a process died between the two) would wait for its record's next edit.
+// Records already queued, or with nothing to send, cost only their turn in the queue.
+func (p *Pusher) catchUp(ctx context.Context) error {
+	var n int
+	if err := p.cfg.DB.QueryRow(ctx, sqlCatchUp).Scan(&n); err != nil {
+		return fmt.Errorf("push: queue the local changes not yet pushed: %w", explain(err))
+	}
+	if n > 0 {
+		p.log.Info("queued local changes not yet pushed", "records", n)
+	}
+	return nil
+}
+
 // stream is one replication session. Changes are gathered, written to the queue in one
 // transaction per batch, and only then is the end of the last transaction received confirmed.
 func (p *Pusher) stream(ctx context.Context) error {
@@ -93,6 +110,9 @@ func (p *Pusher) stream(ctx context.Context) error {
 		return fmt.Errorf("push: start replication: %w", explain(err))
 	}
 	p.log.Info("streaming", "slot", p.cfg.Slot, "from", confirmed)
+	if err := p.catchUp(ctx); err != nil {
+		return err
+	}
 	p.metrics.active.Set(1)
 	defer p.metrics.active.Set(0)
 	return s.run(ctx, conn)

@@ -54,6 +54,13 @@ CREATE TABLE keapsync.dead_letters (
 
 --
 
+-- Name: FUNCTION enqueue_unstreamed(); Type: COMMENT; Schema: keapsync; Owner: -
+
+COMMENT ON FUNCTION keapsync.enqueue_unstreamed() IS 'queues every record with a local change not yet pushed; serve calls it each time it starts streaming the push slot, which carries only later changes';
+
+
+--
+
 -- Name: object_types; Type: TABLE; Schema: keapsync; Owner: -
 
 CREATE TABLE keapsync.object_types (

@@ -719,6 +719,29 @@ $$;
 
 --
 
+-- Name: enqueue_unstreamed(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.enqueue_unstreamed() RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(keapsync.enqueue_pushes(array_agg(s.account_id), array_agg(s.object_type),
+                                          array_agg(s.local_id), array_agg(pg_catalog.pg_current_wal_lsn())), 0)
+    from keapsync.sync_state s
+   where (s.keap_id is null
+          or s.local_deleted_at is not null
+          or exists (select 1 from pg_catalog.jsonb_each_text(s.local_changed_at) e
+                      where e.value::timestamptz > coalesce(s.last_pushed_at, '-infinity')))
+     and not exists (select 1 from keapsync.sync_directions d
+                      where d.account_id = s.account_id and d.object_type = s.object_type and d.direction <> 'both')
+     and not exists (select 1 from keapsync.dead_letters d
+                      where d.source = 'push' and d.status = 'parked' and d.account_id = s.account_id
+                        and d.object_type = s.object_type and d.local_id = s.local_id);
+$$;
+
+
+--
+
 -- Name: flat_doc(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) RETURNS jsonb

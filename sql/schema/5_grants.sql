@@ -256,6 +256,15 @@ GRANT ALL ON FUNCTION keapsync.enqueue_pushes(p_accounts uuid[], p_types text[],
 
 --
 
+-- Name: FUNCTION enqueue_unstreamed(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.enqueue_unstreamed() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.enqueue_unstreamed() TO service_role;
+GRANT ALL ON FUNCTION keapsync.enqueue_unstreamed() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION flat_doc(p_type text, p_cols jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.flat_doc(p_type text, p_cols jsonb) FROM PUBLIC;
