@@ -73,6 +73,9 @@ type kind struct {
 	// limit is the records per call (0: Keap's largest).
 	between func(ctx context.Context, api Keap, since, until time.Time, limit int) iter.Seq2[record, error]
 	span    func(ctx context.Context, api Keap, since time.Time) (newest time.Time, n int, err error)
+	// page, where set, reads one page of the whole listing in Keap's clock order at an offset:
+	// a backfill asks for several beside its first (see fetchSlices).
+	page func(ctx context.Context, api Keap, offset, limit int) ([]record, error)
 	// model, where the type has custom fields, is the path of Keap's model of them (the
 	// registry's Model), whose custom_fields keapsync.apply_custom_field_model stores.
 	model string
@@ -103,6 +106,18 @@ var kinds = map[string]kind{
 			return contactsBetween(ctx, api, since, time.Time{}, 0)
 		},
 		between: contactsBetween,
+		page: func(ctx context.Context, api Keap, offset, limit int) ([]record, error) {
+			p, err := api.ListContacts(ctx, keap.ContactQuery{OptionalProperties: keap.SyncProperties,
+				Order: keap.OrderByLastUpdated, Offset: offset, Limit: limit})
+			if err != nil {
+				return nil, err
+			}
+			recs := make([]record, len(p.Items))
+			for i, c := range p.Items {
+				recs[i] = record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}
+			}
+			return recs, nil
+		},
 		span: func(ctx context.Context, api Keap, since time.Time) (newest time.Time, n int, err error) {
 			p, err := api.ListContacts(ctx, keap.ContactQuery{Since: since, Order: keap.OrderByLastUpdated, Descending: true, Limit: 1})
 			if err != nil || len(p.Items) == 0 {

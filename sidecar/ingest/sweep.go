@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -266,7 +267,12 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	defer func() { <-counted }()
 	fetch := func(ctx context.Context, out chan<- numberedPage) error {
 		if k.between != nil && s.Fetchers > 1 {
-			return s.fetchSlices(ctx, api, k, since, atMark, out)
+			// A backfill from the start asks for the pages after the first beside it.
+			ahead := 0
+			if kindName == "backfill" && since.IsZero() && len(atMark) == 0 {
+				ahead = s.Fetchers - 1
+			}
+			return s.fetchSlices(ctx, api, k, since, atMark, ahead, out)
 		}
 		return s.fetchPages(ctx, without(k.list(ctx, api, since), since, atMark), 0, out)
 	}
@@ -521,16 +527,21 @@ func (s *Sweeper) fetchPagesListed(ctx context.Context, list iter.Seq2[record, e
 // page is asked for beside its newest end and size (span), so cutting it costs no round trip of
 // its own: the first range is what that page holds before its last whole second (every record
 // stamped earlier came before it in the listing), and a listing that fits in the page is done in
-// that one call. The stamps from there to the newest are cut into ranges of whole seconds (so a
-// Keap that reads since/until at a coarser precision than it stamps still splits at the same
-// place), each walked on its own by the keyset listing (since inclusive, until exclusive). The
-// last range is open-ended and walked only after every other one has been read from Keap: a
+// that one call. A backfill from the start also asks, in that first round, for the pages after
+// it by offset: each gives entire the range strictly inside its first and last whole seconds
+// (what is stamped there sits between those two records in the listing, however a record that
+// moved meanwhile shifted the offsets). The pages overlap a little, so these ranges usually
+// meet; where they do not, the seconds between them are a range of their own to walk. The
+// stamps from there to the newest are cut into ranges of whole seconds
+// (so a Keap that reads since/until at a coarser precision than it stamps still splits at the
+// same place), each walked on its own by the keyset listing (since inclusive, until exclusive).
+// The last range is open-ended and walked only after every other one has been read from Keap: a
 // record modified during the sweep moves there (its new stamp is past every boundary), and
 // walking that range last meets it, as a single walk would. It waits for the other ranges'
 // reading, not for their pages' apply: the apply is usually the slower side, and Keap's latency
 // on this last call then overlaps it. Pages are reported in listing order, so the checkpoint
 // stays exact.
-func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, out chan<- numberedPage) error {
+func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, ahead int, out chan<- numberedPage) error {
 	var newest time.Time
 	var n int
 	var spanErr error
@@ -539,8 +550,10 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 		defer close(spanned)
 		newest, n, spanErr = k.span(ctx, api, since)
 	}()
+	later := s.pagesAhead(ctx, api, k, ahead)
 	head, whole, err := firstPage(without(k.between(ctx, api, since, time.Time{}, s.ListLimit), since, atMark), s.ListLimit)
 	<-spanned
+	pages := later()
 	if err != nil {
 		return err
 	}
@@ -563,39 +576,124 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 		if ctx.Err() != nil {
 			return fmt.Errorf("measure the listing: %w", spanErr)
 		}
-		// Not knowing the ends costs only speed: after the head's range, the rest is one range
-		// (no size, no bounds), walked a page at a time.
+		// Not knowing the ends costs only speed: after the ranges read already, the rest is one
+		// range (no size, no bounds), walked a page at a time.
 		s.Log.Warn("cannot measure the listing; fetching one page at a time", "type", k.objectType, "err", spanErr)
 		n = 0
 	}
-	// bounds[i] starts slice i+1; slice 0 (the head's first range) starts at since.
-	bounds := append([]time.Time{cut}, sliceBounds(cut, newest, n-len(first), s.ListLimit, s.Fetchers)...)
+	pieces, known := piecesOf(cut, first, pages)
+	for _, b := range sliceBounds(pieces[len(pieces)-1].end, newest, n-known, s.ListLimit, s.Fetchers) {
+		pieces = append(pieces, piece{end: b})
+	}
+	return s.fetchPieces(ctx, api, k, since, atMark, pieces, out)
+}
+
+// A piece is one range of a listing in Keap's clock order: what is stamped from the previous
+// piece's end (the sweep's since, for the first) up to end. read says records holds all of it.
+type piece struct {
+	end     time.Time
+	records []record
+	read    bool
+}
+
+// pagesAhead asks for the n pages after the listing's first, by offset, all at once; the
+// function it returns waits for them. Each starts a tenth of a page before the previous one
+// ends: the ranges they hold entire then meet (piecesOf) unless a second holds that many
+// records. A page Keap does not give (an error, or past the end) comes back empty: its range
+// is walked later like any other.
+func (s *Sweeper) pagesAhead(ctx context.Context, api Keap, k kind, n int) func() [][]record {
+	if n <= 0 || k.page == nil {
+		return func() [][]record { return nil }
+	}
+	step := s.ListLimit - max(1, s.ListLimit/10)
+	pages := make([][]record, n)
+	var wg sync.WaitGroup
+	for i := range pages {
+		wg.Go(func() {
+			var err error
+			if pages[i], err = k.page(ctx, api, (i+1)*step, s.ListLimit); err != nil && ctx.Err() == nil {
+				s.Log.Debug("a page asked for ahead failed; its range is walked instead", "type", k.objectType, "err", err)
+			}
+		})
+	}
+	return func() [][]record { wg.Wait(); return pages }
+}
+
+// piecesOf turns the first range (up to cut) and the pages read ahead into pieces in clock
+// order, and counts the records they hold. A page holds entire the range strictly inside its
+// first and last whole seconds: the part of it after the last piece's end is the next piece,
+// and if it starts after that end, the seconds between are a piece still to be walked. A page
+// that adds nothing (its inside ends before the last piece does), or is not in clock order
+// (a Keap that ignored the order asked for), is left out: its range is walked.
+func piecesOf(cut time.Time, first []record, pages [][]record) ([]piece, int) {
+	pieces := []piece{{end: cut, records: first, read: true}}
+	known := len(first)
+	for _, p := range pages {
+		if len(p) == 0 {
+			break // the listing ends here (or Keap did not answer): the rest is walked
+		}
+		lo := p[0].modified.Truncate(time.Second).Add(time.Second)
+		hi := p[len(p)-1].modified.Truncate(time.Second)
+		end := pieces[len(pieces)-1].end
+		if !end.Before(hi) || !lo.Before(hi) || !slices.IsSortedFunc(p, func(a, b record) int { return a.modified.Compare(b.modified) }) {
+			continue
+		}
+		if lo.After(end) {
+			pieces = append(pieces, piece{end: lo})
+			end = lo
+		}
+		var inside []record
+		for _, r := range p {
+			if !r.modified.Before(end) && r.modified.Before(hi) {
+				inside = append(inside, r)
+			}
+		}
+		pieces = append(pieces, piece{end: hi, records: inside, read: true})
+		known += len(inside)
+	}
+	return pieces, known
+}
+
+// fetchPieces walks the pieces not read yet, s.Fetchers at a time, then the open range after
+// the last piece (see fetchSlices), handing every piece's pages on in clock order.
+func (s *Sweeper) fetchPieces(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, pieces []piece, out chan<- numberedPage) error {
 	gctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg, listed sync.WaitGroup
 	var once sync.Once
 	var firstErr error
+	// A piece holds a turn while Keap is being read for it, and a place until its pages are
+	// handed to the apply: the next pieces are asked for while the apply catches up (it is
+	// usually the slower side), and the records read ahead stay bounded.
 	turn := make(chan struct{}, s.Fetchers)
-	for i := range bounds {
-		list := recordsOf(first) // read already: it takes no turn
-		if i > 0 {
+	place := make(chan struct{}, 2*s.Fetchers)
+	for i, pc := range pieces {
+		list := recordsOf(pc.records) // read already: it takes no turn
+		if !pc.read {
 			select {
-			case turn <- struct{}{}:
+			case place <- struct{}{}:
+				select {
+				case turn <- struct{}{}:
+				case <-gctx.Done():
+					<-place
+				}
 			case <-gctx.Done():
 			}
 			if gctx.Err() != nil {
 				break
 			}
-			list = without(k.between(gctx, api, bounds[i-1], bounds[i], s.ListLimit), since, atMark)
+			list = without(k.between(gctx, api, pieces[i-1].end, pc.end, s.ListLimit), since, atMark)
 		}
 		wg.Add(1)
 		listed.Add(1)
 		go func() {
 			defer wg.Done()
-			if i > 0 {
-				defer func() { <-turn }()
+			read := listed.Done
+			if !pc.read {
+				defer func() { <-place }()
+				read = func() { <-turn; listed.Done() }
 			}
-			if err := s.fetchPagesListed(gctx, list, i, out, listed.Done); err != nil {
+			if err := s.fetchPagesListed(gctx, list, i, out, read); err != nil {
 				once.Do(func() { firstErr = err; stop() })
 			}
 		}()
@@ -603,8 +701,8 @@ func (s *Sweeper) fetchSlices(ctx context.Context, api Keap, k kind, since time.
 	listed.Wait()
 	var lastErr error
 	if gctx.Err() == nil {
-		last := len(bounds)
-		if lastErr = s.fetchPages(gctx, k.between(gctx, api, bounds[last-1], time.Time{}, s.ListLimit), last, out); lastErr != nil {
+		last := len(pieces)
+		if lastErr = s.fetchPages(gctx, k.between(gctx, api, pieces[last-1].end, time.Time{}, s.ListLimit), last, out); lastErr != nil {
 			stop()
 		}
 	}

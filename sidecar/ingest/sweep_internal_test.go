@@ -193,7 +193,7 @@ func TestFetchSlicesAsksTheLastRangeBeforeTheOthersAreApplied(t *testing.T) {
 	s.defaults()
 	out := make(chan numberedPage) // nobody takes a page until the last range is asked
 	fetched := make(chan error, 1)
-	go func() { fetched <- s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, out) }()
+	go func() { fetched <- s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, 0, out) }()
 	select {
 	case <-lastAsked:
 	case <-time.After(time.Minute): // a liveness bound, not a measure: it is asked at once
@@ -256,7 +256,7 @@ func TestFetchSlicesWithoutASpanKeepsTheFirstPage(t *testing.T) {
 	s := &Sweeper{PageSize: 10, ListLimit: 10, Fetchers: 4}
 	s.defaults()
 	out := make(chan numberedPage, 16)
-	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, out); err != nil {
+	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, 0, out); err != nil {
 		t.Fatal(err)
 	}
 	close(out)
@@ -273,5 +273,118 @@ func TestFetchSlicesWithoutASpanKeepsTheFirstPage(t *testing.T) {
 	}
 	if heads != 1 {
 		t.Fatalf("the first page was asked for %d times", heads)
+	}
+}
+
+// A backfill's pages asked for ahead by offset may come from a listing records have moved in
+// meanwhile (an edit restamps one past the end, and every later offset shifts by one; three
+// edits shift them by more than the pages overlap), and a page may end between two records of
+// one second: every record is still fetched, and none twice but the moved ones (their old and
+// their new versions).
+func TestPagesAheadSurviveAShiftedListing(t *testing.T) {
+	t.Parallel()
+	oldest := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 60 // records two a second (Keap stamps to the second); three in the head are edited once it is read
+	moved := map[int64]bool{5: true, 6: true, 7: true}
+	before := make([]record, n)
+	for i := range before {
+		before[i] = record{id: int64(i + 1), modified: oldest.Add(time.Duration(i/2) * time.Second)}
+	}
+	var after, edited []record
+	for _, r := range before {
+		if moved[r.id] {
+			edited = append(edited, record{id: r.id, modified: oldest.Add(time.Hour + time.Duration(len(edited))*time.Second)})
+		} else {
+			after = append(after, r)
+		}
+	}
+	after = append(after, edited...)
+	in := func(list []record, since, until time.Time) iter.Seq2[record, error] {
+		return func(yield func(record, error) bool) {
+			for _, r := range list {
+				if !r.modified.Before(since) && (until.IsZero() || r.modified.Before(until)) && !yield(r, nil) {
+					return
+				}
+			}
+		}
+	}
+	k := kind{
+		objectType: "contact",
+		span: func(context.Context, Keap, time.Time) (time.Time, int, error) {
+			return after[n-1].modified, n, nil
+		},
+		between: func(_ context.Context, _ Keap, since, until time.Time, _ int) iter.Seq2[record, error] {
+			if since.IsZero() {
+				return in(before, since, until) // the head: read before the edit
+			}
+			return in(after, since, until)
+		},
+		page: func(_ context.Context, _ Keap, offset, limit int) ([]record, error) {
+			return after[min(offset, n):min(offset+limit, n)], nil
+		},
+	}
+	s := &Sweeper{PageSize: 10, ListLimit: 10, Fetchers: 8}
+	s.defaults()
+	out := make(chan numberedPage, 64)
+	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, s.Fetchers-1, out); err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	seen := map[int64]int{}
+	for p := range out {
+		for _, r := range p.records {
+			seen[r.id]++
+		}
+	}
+	for id := int64(1); id <= n; id++ {
+		if want := 1 + btoi(moved[id]); seen[id] != want {
+			t.Fatalf("record %d fetched %d times, want %d: %v", id, seen[id], want, seen)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// piecesOf keeps of each page read ahead the range inside its first and last whole seconds,
+// joined to the last piece where they overlap and with a piece to walk where they do not; a
+// page stamped within one second, or out of clock order, adds nothing.
+func TestPiecesOf(t *testing.T) {
+	t.Parallel()
+	at := func(s float64) time.Time {
+		return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(s * float64(time.Second)))
+	}
+	recs := func(stamps ...float64) []record {
+		out := make([]record, len(stamps))
+		for i, s := range stamps {
+			out[i] = record{id: int64(s * 10), modified: at(s)}
+		}
+		return out
+	}
+	first := recs(0, 1, 2)
+	pieces, known := piecesOf(at(3), first, [][]record{
+		recs(2.5, 3.5, 4, 5, 6.2),    // overlaps the first range: [3, 6) from it
+		recs(8.5, 9, 10, 11.5),       // starts after 6: [6, 9) is walked, [9, 11) is read
+		recs(12.1, 12.2, 12.3),       // one second: nothing inside
+		recs(14.5, 13.5, 15.5, 16.5), // out of order
+		recs(),                       // the end of the listing
+		recs(30.5, 31.5, 32.5),       // after the end: never used
+	})
+	type got struct {
+		end  time.Time
+		n    int
+		read bool
+	}
+	var have []got
+	for _, p := range pieces {
+		have = append(have, got{p.end, len(p.records), p.read})
+	}
+	want := []got{{at(3), 3, true}, {at(6), 3, true}, {at(9), 0, false}, {at(11), 2, true}}
+	if !slices.Equal(have, want) || known != 8 {
+		t.Fatalf("pieces %v (%d known), want %v (8 known)", have, known, want)
 	}
 }
