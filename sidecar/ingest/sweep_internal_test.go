@@ -259,13 +259,7 @@ func TestFetchSlicesWithoutASpanKeepsTheFirstPage(t *testing.T) {
 	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, 0, out); err != nil {
 		t.Fatal(err)
 	}
-	close(out)
-	seen := map[int64]int{}
-	for p := range out {
-		for _, r := range p.records {
-			seen[r.id]++
-		}
-	}
+	seen := fetchedIDs(out)
 	for id := int64(1); id <= n; id++ {
 		if seen[id] != 1 {
 			t.Fatalf("record %d fetched %d times: %v", id, seen[id], seen)
@@ -329,6 +323,16 @@ func TestPagesAheadSurviveAShiftedListing(t *testing.T) {
 	if err := s.fetchSlices(context.Background(), nil, k, time.Time{}, nil, s.Fetchers-1, out); err != nil {
 		t.Fatal(err)
 	}
+	seen := fetchedIDs(out)
+	for id := int64(1); id <= n; id++ {
+		if want := 1 + btoi(moved[id]); seen[id] != want {
+			t.Fatalf("record %d fetched %d times, want %d: %v", id, seen[id], want, seen)
+		}
+	}
+}
+
+// fetchedIDs closes out and counts how often each record came in its pages.
+func fetchedIDs(out chan numberedPage) map[int64]int {
 	close(out)
 	seen := map[int64]int{}
 	for p := range out {
@@ -336,11 +340,7 @@ func TestPagesAheadSurviveAShiftedListing(t *testing.T) {
 			seen[r.id]++
 		}
 	}
-	for id := int64(1); id <= n; id++ {
-		if want := 1 + btoi(moved[id]); seen[id] != want {
-			t.Fatalf("record %d fetched %d times, want %d: %v", id, seen[id], want, seen)
-		}
-	}
+	return seen
 }
 
 func btoi(b bool) int {

@@ -149,7 +149,7 @@ func TestKeeperWithTheDatabaseDown(t *testing.T) {
 func TestScheduledRefreshWarnsAndRetries(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	k := e.keeperWith(t, deadPool(t), func(c *keapauth.Config) {
 		c.CheckEvery = time.Millisecond
 		c.Log = slogTo(logs)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
@@ -271,7 +272,7 @@ func TestDenyOnConsentPage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false)
 	k := e.keeper(t, e.keys)
-	out := &lockedBuffer{}
+	out := &testlog.Buffer{}
 	res := make(chan error, 1)
 	go func() {
 		_, _, err := k.Login(context.Background(), keapauth.LoginOptions{Out: out, Timeout: 20 * time.Second})
@@ -463,23 +464,6 @@ func TestLoggedTokenShowsNoSecret(t *testing.T) {
 	if strings.Contains(buf.String(), "SECRET") || !strings.Contains(buf.String(), "ab1.infusionsoft.com") {
 		t.Fatalf("logged token:\n%s", buf.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Keap wants HTTPS redirect URIs, which `auth login` cannot listen on: the person pastes the

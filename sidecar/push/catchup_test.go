@@ -1,13 +1,11 @@
 package push_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
@@ -30,10 +28,10 @@ func TestPushesChangesMadeBeforeTheSlot(t *testing.T) {
 	// starts again until it can, so nothing is lost.
 	w.exec(`alter function keapsync.enqueue_unstreamed() rename to enqueue_unstreamed_away`)
 	cfg := w.config(nil)
-	var log logBuffer
+	var log testlog.Buffer
 	cfg.Log = slog.New(slog.NewTextHandler(io.MultiWriter(testlog.Writer(t), &log), nil))
 	stop := w.start(w.pusher(cfg).Run)
-	w.eventually("a start that fails to catch up", func() bool { return log.has("queue the local changes not yet pushed") })
+	w.eventually("a start that fails to catch up", func() bool { return log.Has("queue the local changes not yet pushed") })
 	if got := w.writes(); len(got) != 0 {
 		t.Fatalf("pushed before catching up: %v", got)
 	}
@@ -70,22 +68,4 @@ func TestPushesChangesMadeBeforeTheSlot(t *testing.T) {
 	if n := w.int(`select keapsync.enqueue_unstreamed()`); n != 0 {
 		t.Fatalf("%d records still seen as not pushed", n)
 	}
-}
-
-// logBuffer keeps what a logger wrote, for a test to wait on.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) has(s string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Contains(b.buf.String(), s)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -11,27 +10,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 )
-
-// lockedBuffer is the demo's output, read while the demo writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestDemoWalkInBrowser runs `keapsync demo` and walks it as a newcomer in headless Chromium
 // (.ci/dashboard-e2e/demo-walk.mjs), on a first run and on a rerun over the same directory:
@@ -74,7 +60,7 @@ func TestDemoWalkInBrowser(t *testing.T) {
 	t.Cleanup(func() { _, _ = runApp(t, "demo", "--dir", dir, "--pg-port", ports[0], "--stop") })
 
 	for n := 1; n <= 2; n++ {
-		out := &lockedBuffer{}
+		out := &testlog.Buffer{}
 		app := newApp()
 		app.Writer, app.ErrWriter = out, out
 		ctx, cancel := context.WithCancel(context.Background())

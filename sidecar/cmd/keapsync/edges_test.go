@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/pgcluster"
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
@@ -184,7 +185,7 @@ func TestServingCommandsStopOnInterrupt(t *testing.T) {
 		{[]string{"dashboard", "--local", "--listen", "127.0.0.1:0", "--database-url", pgtest.URL(t)}, "keapsync dashboard: http://"},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
-		var out syncBuffer
+		var out testlog.Buffer
 		app := newApp()
 		app.Writer, app.ErrWriter = &out, &out
 		done := make(chan error, 1)

@@ -4,28 +4,11 @@ import (
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 )
-
-// syncBuffer is a writer the watcher goroutine and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestFirstSignalCancelsSecondExits(t *testing.T) {
 	t.Parallel()
@@ -33,7 +16,7 @@ func TestFirstSignalCancelsSecondExits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
-	var out syncBuffer
+	var out testlog.Buffer
 	go watchSignals(sigs, make(chan struct{}), cancel, &out, func(code int) { exited <- code })
 
 	sigs <- os.Interrupt
@@ -67,7 +50,7 @@ func TestNoExitAfterCleanStop(t *testing.T) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
-		watchSignals(sigs, done, func() {}, &syncBuffer{}, func(int) { t.Error("exit after a clean stop") })
+		watchSignals(sigs, done, func() {}, &testlog.Buffer{}, func(int) { t.Error("exit after a clean stop") })
 		close(finished)
 	}()
 	sigs <- os.Interrupt

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keapsync/keapsync/sidecar/devtools/testlog"
 	"github.com/keapsync/keapsync/sidecar/keapauth"
 )
 
@@ -45,7 +46,7 @@ func TestSandboxCommandServesUntilInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testlog.Buffer
 	done := make(chan error, 1)
 	go func() { done <- serveSandbox(ctx, &out, cfg) }()
 	for !strings.Contains(out.String(), "personal key:") {
