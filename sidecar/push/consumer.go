@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	sqlConfirmed = `select coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = $1`
+	sqlConfirmed = `select coalesce(confirmed_flush_lsn, '0/0')::text, active from pg_replication_slots where slot_name = $1`
 	sqlCatchUp   = `select keapsync.enqueue_unstreamed()`
 
 	// One statement per batch (keapsync.enqueue_pushes is enqueue_push for many records). Deletes arrive without their account (the old tuple is the
@@ -67,9 +67,9 @@ func (p *Pusher) Consume(ctx context.Context) error {
 	}
 }
 
-// catchUp queues every record with a local change not yet pushed, once the stream carries
-// whatever commits from now on. A new slot streams only what commits after it is made, so
-// without this an edit made before serve's first start (or while a dropped slot was made
+// catchUp queues every record with a local change not yet pushed. The slot (made already)
+// carries whatever commits after its position; a new slot, only what commits after it is made,
+// so without this an edit made before serve's first start (or while a dropped slot was made
 // again, or before a process died between the two) would wait for its record's next edit.
 // Records already queued, or with nothing to send, cost only their turn in the queue.
 func (p *Pusher) catchUp(ctx context.Context) error {
@@ -87,8 +87,16 @@ func (p *Pusher) catchUp(ctx context.Context) error {
 // transaction per batch, and only then is the end of the last transaction received confirmed.
 func (p *Pusher) stream(ctx context.Context) error {
 	var start string
-	if err := p.cfg.DB.QueryRow(ctx, sqlConfirmed, p.cfg.Slot).Scan(&start); err != nil {
+	var held bool
+	if err := p.cfg.DB.QueryRow(ctx, sqlConfirmed, p.cfg.Slot).Scan(&start, &held); err != nil {
 		return fmt.Errorf("push: read slot position: %w", err)
+	}
+	// Before taking the slot, so that whoever sees it taken knows the catch-up is done; a
+	// standby finding it held by another process skips it (and is refused just below).
+	if !held {
+		if err := p.catchUp(ctx); err != nil {
+			return err
+		}
 	}
 	confirmed, err := pglogrepl.ParseLSN(start)
 	if err != nil {
@@ -110,9 +118,6 @@ func (p *Pusher) stream(ctx context.Context) error {
 		return fmt.Errorf("push: start replication: %w", explain(err))
 	}
 	p.log.Info("streaming", "slot", p.cfg.Slot, "from", confirmed)
-	if err := p.catchUp(ctx); err != nil {
-		return err
-	}
 	p.metrics.active.Set(1)
 	defer p.metrics.active.Set(0)
 	return s.run(ctx, conn)

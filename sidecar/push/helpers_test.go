@@ -162,8 +162,9 @@ func (w *world) eventually(what string, cond func() bool) {
 	w.t.Fatalf("timed out waiting for %s", what)
 }
 
-// enqueued waits until the slot has confirmed everything written so far: every change made
-// before the call is in the push queue (or was dropped as Keap's own).
+// enqueued waits until a pusher streams the slot (so it has queued the changes made before the
+// slot) and the slot has confirmed everything written so far: every change made before the
+// call is in the push queue (or was dropped as Keap's own).
 func (w *world) enqueued() {
 	w.t.Helper()
 	var lsn string
@@ -171,7 +172,7 @@ func (w *world) enqueued() {
 		w.t.Fatal(err)
 	}
 	w.eventually("the slot to confirm "+lsn, func() bool {
-		return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and confirmed_flush_lsn >= $2::pg_lsn`, w.slot, lsn) == 1
+		return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and active and confirmed_flush_lsn >= $2::pg_lsn`, w.slot, lsn) == 1
 	})
 }
 
