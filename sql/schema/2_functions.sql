@@ -146,7 +146,7 @@ begin
   -- inserted first is left to the per-record path below.
   execute format($f$
     with src as (
-      select distinct on (keap_id) raw, keap_id
+      select distinct on (keap_id) raw, keap_id, modified
         from (select x as raw, (x ->> 'id')::bigint as keap_id, keapsync.keap_modified($2, x) as modified
                 from unnest($3) x) s
        order by keap_id, modified desc nulls last),
@@ -164,9 +164,9 @@ begin
     st as (
       insert into keapsync.sync_state (account_id, object_type, local_id, keap_id, agreed, keap_modified, last_applied_at)
       select $1, $2, ins.id, ins.keap_id,
-             keapsync.merge_doc($2, to_jsonb(ins)) || case when $2 = 'contact' then keapsync.tag_doc(ins.keap_object) else '{}' end,
-             keapsync.keap_modified($2, ins.keap_object), now()
-        from ins),
+             %4$s || case when $2 = 'contact' then keapsync.tag_doc(ins.keap_object) else '{}' end,
+             f.modified, now()
+        from ins join fresh f on f.keap_id = ins.keap_id),
     links as (
       select ins.id as contact_id, x.tag::bigint as tag
         from ins, jsonb_array_elements_text(case when $2 = 'contact' and jsonb_typeof(ins.keap_object -> 'tag_ids') = 'array'
@@ -177,7 +177,19 @@ begin
     t.table_name,
     (select string_agg(format('%I', c), ', ') from unnest(cols) c),
     (select string_agg(case when c = t.map_column then format('coalesce(p.%I, %L)', c, '{}') else format('p.%I', c) end, ', ')
-       from unnest(cols) c))
+       from unnest(cols) c),
+    -- The agreed doc, what keapsync.merge_doc(type, to_jsonb(row)) makes of the row, spelled
+    -- out for this type's columns: the merge columns that are not null, and the map column's
+    -- entries that are not null, keyed '<map>.<key>'.
+    format('(coalesce((select pg_catalog.jsonb_object_agg(d.k, d.v) from (values %s) d(k, v) where pg_catalog.jsonb_typeof(d.v) <> %L), %L)%s)',
+      coalesce((select string_agg(format('(%L, pg_catalog.to_jsonb(ins.%I))', c, c), ', ') from unnest(t.merge_columns) c),
+               '(null::text, null::jsonb)'),
+      'null', '{}',
+      case when t.map_column is not null then format(
+        ' || coalesce((select pg_catalog.jsonb_object_agg(%L || e.key, e.value) from pg_catalog.jsonb_each('
+        'case when pg_catalog.jsonb_typeof(pg_catalog.to_jsonb(ins.%I)) = %L then pg_catalog.to_jsonb(ins.%I) else %L end) e'
+        ' where pg_catalog.jsonb_typeof(e.value) <> %L), %L)',
+        t.map_column || '.', t.map_column, 'object', t.map_column, '{}', 'null', '{}') else '' end))
     into new_ids, new_keap_ids, link_contacts, link_tags using p_account, p_type, p_raws;
 
   if link_tags is not null then
