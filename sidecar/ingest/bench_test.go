@@ -458,7 +458,7 @@ func peakRSSMiB() float64 {
 // 20,000, the figure) with the sandbox answering each call after 1 s, as real Keap
 // answers a 1000-contact page, fetching ranges at once (the default), divided into the same
 // backfill fetching one page at a time (Fetchers 1, applying still overlapped), measured in the
-// same run. Goal >= 5.
+// same run (the pipelined one three times, and the median taken). Goal >= 5.
 func BenchmarkPipelinedBackfill(b *testing.B) {
 	n := 20000
 	if v, err := strconv.Atoi(os.Getenv("KEAPSYNC_BENCH_PIPELINE_CONTACTS")); err == nil && v > 0 {
@@ -487,10 +487,16 @@ func BenchmarkPipelinedBackfill(b *testing.B) {
 			return took
 		}
 		serial := run(1)
-		b.StartTimer()
-		pipelined := run(0)
-		b.StopTimer()
-		// How long Keap was being asked: what pipelining shortens; the rest is the apply's.
+		// The median of three pipelined runs: bound by the apply, one run varies by a tenth on a
+		// two-core machine; the one-page-at-a-time run is bound by Keap's latency and varies little.
+		var runs []float64
+		for range benchRounds {
+			b.StartTimer()
+			runs = append(runs, run(0))
+			b.StopTimer()
+		}
+		pipelined := median(runs)
+		// How long Keap was being asked (in the last run): what pipelining shortens; the rest is the apply's.
 		var last time.Time
 		calls := 0
 		for _, r := range w.sb.Requests() {
