@@ -179,7 +179,7 @@ func decoded(objectType string, id int64, raw []byte) record {
 	case "contact":
 		var c keap.Contact
 		if err = json.Unmarshal(raw, &c); err == nil {
-			rec = record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}
+			rec = contactRecord(c)
 		}
 	case "tag":
 		var g keap.Tag

@@ -94,8 +94,12 @@ func contactsBetween(ctx context.Context, api Keap, since, until time.Time, limi
 		limit = listLimit
 	}
 	q := keap.ContactQuery{OptionalProperties: keap.SyncProperties, Limit: limit, Until: until}
-	return mapSeq(api.ContactsSince(ctx, since, q),
-		func(c keap.Contact) record { return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw} })
+	return mapSeq(api.ContactsSince(ctx, since, q), contactRecord)
+}
+
+// contactRecord is a contact as the sweep and the worker carry it.
+func contactRecord(c keap.Contact) record {
+	return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}
 }
 
 var kinds = map[string]kind{
@@ -112,9 +116,13 @@ var kinds = map[string]kind{
 			if err != nil {
 				return nil, err
 			}
+			if len(p.Bad) > 0 {
+				// The page cannot vouch for its range: walked, the record is parked as bad.
+				return nil, p.Bad[0]
+			}
 			recs := make([]record, len(p.Items))
 			for i, c := range p.Items {
-				recs[i] = record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}
+				recs[i] = contactRecord(c)
 			}
 			return recs, nil
 		},
@@ -137,7 +145,7 @@ var kinds = map[string]kind{
 			if err != nil {
 				return record{}, err
 			}
-			return record{id: int64(c.ID), modified: c.LastUpdated.Time, raw: c.Raw}, nil
+			return contactRecord(*c), nil
 		},
 	},
 	"tag": {

@@ -599,8 +599,8 @@ type piece struct {
 // pagesAhead asks for the n pages after the listing's first, by offset, all at once; the
 // function it returns waits for them. Each starts a tenth of a page before the previous one
 // ends: the ranges they hold entire then meet (piecesOf) unless a second holds that many
-// records. A page Keap does not give (an error, or past the end) comes back empty: its range
-// is walked later like any other.
+// records. A page past the end comes back empty; one Keap did not give whole (an error, an
+// item that does not decode) comes back nil: its range is walked later like any other.
 func (s *Sweeper) pagesAhead(ctx context.Context, api Keap, k kind, n int) func() [][]record {
 	if n <= 0 || k.page == nil {
 		return func() [][]record { return nil }
@@ -623,14 +623,17 @@ func (s *Sweeper) pagesAhead(ctx context.Context, api Keap, k kind, n int) func(
 // order, and counts the records they hold. A page holds entire the range strictly inside its
 // first and last whole seconds: the part of it after the last piece's end is the next piece,
 // and if it starts after that end, the seconds between are a piece still to be walked. A page
-// that adds nothing (its inside ends before the last piece does), or is not in clock order
-// (a Keap that ignored the order asked for), is left out: its range is walked.
+// not given whole (nil), that adds nothing (its inside ends before the last piece does), or
+// not in clock order (a Keap that ignored the order asked for) is left out: its range is walked.
 func piecesOf(cut time.Time, first []record, pages [][]record) ([]piece, int) {
 	pieces := []piece{{end: cut, records: first, read: true}}
 	known := len(first)
 	for _, p := range pages {
+		if p == nil {
+			continue // not given whole: its range is walked
+		}
 		if len(p) == 0 {
-			break // the listing ends here (or Keap did not answer): the rest is walked
+			break // the listing ends here: the rest is walked
 		}
 		lo := p[0].modified.Truncate(time.Second).Add(time.Second)
 		hi := p[len(p)-1].modified.Truncate(time.Second)

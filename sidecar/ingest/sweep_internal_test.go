@@ -352,7 +352,8 @@ func btoi(b bool) int {
 
 // piecesOf keeps of each page read ahead the range inside its first and last whole seconds,
 // joined to the last piece where they overlap and with a piece to walk where they do not; a
-// page stamped within one second, or out of clock order, adds nothing.
+// page not given whole, stamped within one second, or out of clock order, adds nothing, and
+// the pages after it still count.
 func TestPiecesOf(t *testing.T) {
 	t.Parallel()
 	at := func(s float64) time.Time {
@@ -368,6 +369,7 @@ func TestPiecesOf(t *testing.T) {
 	first := recs(0, 1, 2)
 	pieces, known := piecesOf(at(3), first, [][]record{
 		recs(2.5, 3.5, 4, 5, 6.2),    // overlaps the first range: [3, 6) from it
+		nil,                          // not given whole (an item that did not decode)
 		recs(8.5, 9, 10, 11.5),       // starts after 6: [6, 9) is walked, [9, 11) is read
 		recs(12.1, 12.2, 12.3),       // one second: nothing inside
 		recs(14.5, 13.5, 15.5, 16.5), // out of order
