@@ -236,12 +236,9 @@ func (s *store) setNoteCustom(id, contact int64, set func(*customValues) error) 
 		if n == nil || (contact != 0 && n.contactID != contact) {
 			return nil, v2Error(http.StatusNotFound, fmt.Sprintf("Note with ID %d not found", id))
 		}
-		cv := maps.Clone(n.custom)
-		if err := set(&cv); err != nil {
+		if err := s.changeCustom(&n.custom, &n.updated, set); err != nil {
 			return nil, err
 		}
-		n.custom = cv
-		n.updated = s.stamp.next()
 		out = n
 		return []event{noteEvent("note.edit", n)}, nil
 	})
@@ -256,16 +253,24 @@ func (s *store) setOrderCustom(id int64, set func(*customValues) error) (*order,
 		if o == nil {
 			return nil, v2Error(http.StatusNotFound, fmt.Sprintf("Order with ID %d not found", id))
 		}
-		cv := maps.Clone(o.custom)
-		if err := set(&cv); err != nil {
+		if err := s.changeCustom(&o.custom, &o.updated, set); err != nil {
 			return nil, err
 		}
-		o.custom = cv
-		o.updated = s.stamp.next()
 		out = o
 		return []event{orderEvent("order.edit", o, o.updated)}, nil
 	})
 	return out, err
+}
+
+// changeCustom applies set to a copy of a record's custom values and, if it succeeds, puts the
+// copy in place and stamps the record. The caller holds the write lock.
+func (s *store) changeCustom(custom *customValues, updated *time.Time, set func(*customValues) error) error {
+	cv := maps.Clone(*custom)
+	if err := set(&cv); err != nil {
+		return err
+	}
+	*custom, *updated = cv, s.stamp.next()
+	return nil
 }
 
 // oneCustomValue sets (nil content: clears) one field of a record type's values.
