@@ -2468,6 +2468,21 @@ $_$;
 
 --
 
+-- Name: tg_forget_account_activity(); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.tg_forget_account_activity() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  delete from keapsync.sync_activity s using gone g where s.account_id = g.id;
+  return null;
+end;
+$$;
+
+
+--
+
 -- Name: tg_forget_cascaded(); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.tg_forget_cascaded() RETURNS trigger
@@ -3130,6 +3145,7 @@ begin
     from new_rows r
    where r.origin = 'keap'
      and not (r.op = 'update' and r.changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)
+     and exists (select 1 from keapsync.accounts a where a.id = r.account_id)
    group by 1, 2;
   if found and random() < 0.05 then
     perform keapsync.compact_sync_activity();
@@ -3154,8 +3170,9 @@ begin
     v_at := coalesce(new.last_pushed_at, v_at);
   end if;
   insert into keapsync.sync_activity (account_id, hour, direction, changes, last_at)
-  values (old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at);
-  if random() < 0.05 then
+  select old.account_id, date_trunc('hour', v_at, 'UTC'), 'out', 1, v_at
+   where exists (select 1 from keapsync.accounts a where a.id = old.account_id);
+  if found and random() < 0.05 then
     perform keapsync.compact_sync_activity();
   end if;
   return null;

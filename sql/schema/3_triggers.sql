@@ -901,6 +901,13 @@ CREATE TRIGGER write_custom_fields INSTEAD OF UPDATE ON keap.tasks_custom FOR EA
 
 --
 
+-- Name: accounts forget_activity; Type: TRIGGER; Schema: keapsync; Owner: -
+
+CREATE TRIGGER forget_activity AFTER DELETE ON keapsync.accounts REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION keapsync.tg_forget_account_activity();
+
+
+--
+
 -- Name: conflicts push_resolution; Type: TRIGGER; Schema: keapsync; Owner: -
 
 CREATE TRIGGER push_resolution AFTER UPDATE OF status ON keapsync.conflicts FOR EACH ROW WHEN (((old.status = 'open'::text) AND (new.status = 'resolved'::text) AND (new.resolution = ANY (ARRAY['local'::text, 'value'::text])) AND (new.resolved_value IS DISTINCT FROM new.keap_value))) EXECUTE FUNCTION keapsync.tg_push_resolution();

@@ -826,6 +826,15 @@ GRANT ALL ON FUNCTION keapsync.tg_custom_view_update() TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION tg_forget_account_activity(); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.tg_forget_account_activity() FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.tg_forget_account_activity() TO service_role;
+GRANT ALL ON FUNCTION keapsync.tg_forget_account_activity() TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION tg_forget_cascaded(); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.tg_forget_cascaded() FROM PUBLIC;
