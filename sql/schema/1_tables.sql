@@ -2400,14 +2400,6 @@ ALTER TABLE ONLY keap.companies
 
 --
 
--- Name: contact_tags contact_tags_account_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
-
-ALTER TABLE ONLY keap.contact_tags
-    ADD CONSTRAINT contact_tags_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
-
-
---
-
 -- Name: contact_tags contact_tags_contact_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.contact_tags
@@ -2472,14 +2464,6 @@ ALTER TABLE ONLY keap.opportunity_stages
 
 --
 
--- Name: order_items order_items_account_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
-
-ALTER TABLE ONLY keap.order_items
-    ADD CONSTRAINT order_items_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
-
-
---
-
 -- Name: order_items order_items_order_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
 
 ALTER TABLE ONLY keap.order_items
@@ -2492,14 +2476,6 @@ ALTER TABLE ONLY keap.order_items
 
 ALTER TABLE ONLY keap.order_items
     ADD CONSTRAINT order_items_product_fkey FOREIGN KEY (product_account_id, product_id) REFERENCES keap.products(account_id, keap_id) ON DELETE SET NULL (product_account_id);
-
-
---
-
--- Name: order_payments order_payments_account_id_fkey; Type: FK CONSTRAINT; Schema: keap; Owner: -
-
-ALTER TABLE ONLY keap.order_payments
-    ADD CONSTRAINT order_payments_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
 
 
 --
