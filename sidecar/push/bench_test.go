@@ -31,9 +31,7 @@ func BenchmarkSlotThroughput(b *testing.B) {
 	w := newWorld(b, 0)
 	p := w.pusher(w.config(nil))
 	stop := w.start(p.Consume) // creates the publication and the slot
-	w.eventually("the slot", func() bool {
-		return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and active`, w.slot) == 1
-	})
+	w.streaming()
 	stop()
 	recvSlot := w.slot + "_recv"
 	w.exec(`select pg_create_logical_replication_slot($1, 'pgoutput')`, recvSlot)

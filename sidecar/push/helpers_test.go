@@ -162,6 +162,18 @@ func (w *world) eventually(what string, cond func() bool) {
 	w.t.Fatalf("timed out waiting for %s", what)
 }
 
+// sqlStreaming counts the walsenders holding the slot: a pusher streaming it, past its catch-up.
+// A slot is also "active" while pg_create_logical_replication_slot makes it, held by the
+// creating backend, with a position that may already lie past changes no pusher will queue.
+const sqlStreaming = `select count(*) from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid
+ where s.slot_name = $1 and s.confirmed_flush_lsn >= $2::pg_lsn`
+
+// streaming waits until a pusher streams the slot.
+func (w *world) streaming() {
+	w.t.Helper()
+	w.eventually("a pusher to stream the slot", func() bool { return w.int(sqlStreaming, w.slot, "0/0") == 1 })
+}
+
 // enqueued waits until a pusher streams the slot (so it has queued the changes made before the
 // slot) and the slot has confirmed everything written so far: every change made before the
 // call is in the push queue (or was dropped as Keap's own).
@@ -171,9 +183,7 @@ func (w *world) enqueued() {
 	if err := w.db.QueryRow(context.Background(), `select pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
 		w.t.Fatal(err)
 	}
-	w.eventually("the slot to confirm "+lsn, func() bool {
-		return w.int(`select count(*) from pg_replication_slots where slot_name = $1 and active and confirmed_flush_lsn >= $2::pg_lsn`, w.slot, lsn) == 1
-	})
+	w.eventually("the slot to confirm "+lsn, func() bool { return w.int(sqlStreaming, w.slot, lsn) == 1 })
 }
 
 // quiet waits until every change made so far is enqueued and pushed.
