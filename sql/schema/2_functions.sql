@@ -3255,8 +3255,8 @@ begin
   if origin = 'keap' and tg_op in ('INSERT', 'DELETE') then
     if tg_op = 'INSERT' then
       -- The row's data columns, named: to_jsonb of the whole row and then "- ignored" copied
-      -- keap_object (the raw record, most of a row's bytes) twice only to drop it, a fifth of a
-      -- backfill page's apply. The same keys and values (supabase/tests/history_keap_insert).
+      -- keap_object (the raw record, most of a row's bytes) twice only to drop it. The same keys
+      -- and values (supabase/tests/history_keap_insert).
       execute format($f$
         insert into keapsync.change_history (account_id, table_name, row_id, keap_id, op, origin, changed, actor)
         select n.account_id, %1$L, n.%2$I, %3$s, 'insert', $1, pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(d)), $2
