@@ -17,8 +17,8 @@ begin
     from new_rows r
    where r.origin = 'keap'
      and not (r.op = 'update' and r.changed - '{last_updated,modification_date}'::text[] = '{}'::jsonb)
-     and exists (select 1 from keapsync.accounts a where a.id = r.account_id)
-   group by 1, 2;
+   group by 1, 2
+  having exists (select 1 from keapsync.accounts a where a.id = r.account_id);  -- once per bucket, not per row
   if found and random() < 0.05 then
     perform keapsync.compact_sync_activity();
   end if;
