@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -36,21 +37,23 @@ func benchContacts() int {
 // interleaved rounds of each), and divided by the
 // rows/s of a COPY of the rows the backfill stored, every column, into a table of the same
 // columns without triggers: the physical limit (goal >= 0.3). Memory (skipped with -short): the
-// heap a backfill of 50k rows holds at its peak, and how much more that is than for 10k (flat in
-// rows: goal <= 1.5).
+// heap a backfill of 100k rows holds at its peak, and how much more that is than for 20k (flat
+// in rows: goal <= 1.5).
 func BenchmarkBackfillVsCopy(b *testing.B) {
 	n := benchContacts()
 	ctx := context.Background()
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
 		// Memory, apart from the timed run and before its world exists: the heap a backfill
-		// holds at its peak, for 50k and 10k rows (both many times the pages in flight).
+		// holds at its peak, for 100k and 20k rows. A backfill holds at most Fetchers pieces
+		// (about as many pages) ahead of its apply, so an account smaller than that window
+		// holds less: both sizes are past it, and their ratio shows growth with the account.
 		heap := func(contacts int) float64 {
 			w := oauthWorld(b, contacts)
 			return heapGrowthMiB(b, func() error { return w.sweeper.Backfill(ctx, w.account, []string{"contact"}) })
 		}
 		if !testing.Short() {
-			large, small := heap(50000), heap(10000)
+			large, small := heap(100000), heap(20000)
 			b.ReportMetric(large, "backfill-heap-MiB")
 			b.ReportMetric(large/small, "heap-5x-rows-ratio(goal<=1.5)")
 		}
@@ -168,19 +171,23 @@ func oauthWorld(b *testing.B, contacts int) *world {
 }
 
 // heapGrowthMiB runs f and returns how far the live heap rose above its level before f: what
-// f itself holds at its peak. The sampler collects every 20 ms and reads the live heap the
-// collection found; the heap's total size would also count garbage, which the GC lets pile up
-// in proportion to whatever else is live, whatever f does.
+// f itself holds at its peak. The heap's total size would also count garbage, which the GC lets
+// pile up in proportion to whatever else is live, so this reads the live heap each collection
+// found. During f the collector runs whenever the heap has grown by a tenth, so collections
+// follow f's holdings closely; forcing one every few milliseconds instead costs a whole mark of
+// the benchmark's large heap each time, and still missed short peaks between them.
 func heapGrowthMiB(b *testing.B, f func() error) float64 {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	live := func() uint64 { runtime.GC(); metrics.Read(sample); return sample[0].Value.Uint64() }
+	live := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	runtime.GC()
 	base := live()
 	peak := base
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
 		for {
 			select {

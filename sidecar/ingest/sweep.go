@@ -657,7 +657,7 @@ func piecesOf(cut time.Time, first []record, pages [][]record) ([]piece, int) {
 	return pieces, known
 }
 
-// fetchPieces walks the pieces not read yet, s.Fetchers at a time, then the open range after
+// fetchPieces walks the pieces not read yet, at most s.Fetchers ahead of the apply, then the open range after
 // the last piece (see fetchSlices), handing every piece's pages on in clock order.
 func (s *Sweeper) fetchPieces(ctx context.Context, api Keap, k kind, since time.Time, atMark map[int64]bool, pieces []piece, out chan<- numberedPage) error {
 	gctx, stop := context.WithCancel(ctx)
@@ -665,38 +665,31 @@ func (s *Sweeper) fetchPieces(ctx context.Context, api Keap, k kind, since time.
 	var wg, listed sync.WaitGroup
 	var once sync.Once
 	var firstErr error
-	// A piece holds a turn while Keap is being read for it, and a place until its pages are
-	// handed to the apply: the next pieces are asked for while the apply catches up (it is
-	// usually the slower side), and the records read ahead stay bounded.
-	turn := make(chan struct{}, s.Fetchers)
-	place := make(chan struct{}, 2*s.Fetchers)
+	// A piece holds a place while Keap is being read for it (a piece read already: from the
+	// start) and until its pages are handed to the apply. So at most s.Fetchers ranges are read
+	// at once, the next ones are asked for while the apply catches up (it is usually the slower
+	// side), and what is held ahead of the apply stays within s.Fetchers pieces (about as many
+	// pages), however large the account. The pages read ahead fill the places first; the ranges
+	// after them are asked for as the apply takes the first pages.
+	place := make(chan struct{}, s.Fetchers)
 	for i, pc := range pieces {
-		list := recordsOf(pc.records) // read already: it takes no turn
+		select {
+		case place <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		list := recordsOf(pc.records)
 		if !pc.read {
-			select {
-			case place <- struct{}{}:
-				select {
-				case turn <- struct{}{}:
-				case <-gctx.Done():
-					<-place
-				}
-			case <-gctx.Done():
-			}
-			if gctx.Err() != nil {
-				break
-			}
 			list = without(k.between(gctx, api, pieces[i-1].end, pc.end, s.ListLimit), since, atMark)
 		}
 		wg.Add(1)
 		listed.Add(1)
 		go func() {
 			defer wg.Done()
-			read := listed.Done
-			if !pc.read {
-				defer func() { <-place }()
-				read = func() { <-turn; listed.Done() }
-			}
-			if err := s.fetchPagesListed(gctx, list, i, out, read); err != nil {
+			defer func() { <-place }()
+			if err := s.fetchPagesListed(gctx, list, i, out, listed.Done); err != nil {
 				once.Do(func() { firstErr = err; stop() })
 			}
 		}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -214,6 +215,66 @@ func TestFetchSlicesAsksTheLastRangeBeforeTheOthersAreApplied(t *testing.T) {
 	}
 	if pages < 3 {
 		t.Fatalf("%d pages: the listing was not cut into ranges", pages)
+	}
+}
+
+// What a sweep holds ahead of its apply is bounded by Fetchers pieces, the pages read ahead
+// included, however many ranges the listing is cut into: with the apply taking nothing, Keap is
+// asked for no more ranges than fill the places the pages read already left.
+func TestFetchPiecesHoldsAtMostFetchersAhead(t *testing.T) {
+	t.Parallel()
+	oldest := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var asked atomic.Int32
+	k := kind{
+		objectType: "contact",
+		between: func(_ context.Context, _ Keap, since, until time.Time, _ int) iter.Seq2[record, error] {
+			asked.Add(1)
+			return func(yield func(record, error) bool) {
+				if !until.IsZero() {
+					yield(record{id: since.Unix(), modified: since}, nil)
+				}
+			}
+		},
+	}
+	const fetchers, readAhead, ranges = 4, 2, 40
+	pieces := []piece{}
+	for i := range readAhead + ranges {
+		end := oldest.Add(time.Duration(i+1) * time.Minute)
+		if i < readAhead {
+			pieces = append(pieces, piece{end: end, records: []record{{id: int64(i), modified: end.Add(-time.Second)}}, read: true})
+			continue
+		}
+		pieces = append(pieces, piece{end: end})
+	}
+	s := &Sweeper{PageSize: 10, ListLimit: 10, Fetchers: fetchers}
+	s.defaults()
+	out := make(chan numberedPage) // the apply takes nothing yet
+	fetched := make(chan error, 1)
+	go func() { fetched <- s.fetchPieces(context.Background(), nil, k, time.Time{}, nil, pieces, out) }()
+	for asked.Load() < fetchers-readAhead {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room to ask for more, which it must not take
+	if n := asked.Load(); n != fetchers-readAhead {
+		t.Fatalf("%d ranges asked for while the apply took nothing; want %d (Fetchers %d less the %d pieces read ahead)", n, fetchers-readAhead, fetchers, readAhead)
+	}
+	got := map[int]bool{}
+	for {
+		select {
+		case p := <-out:
+			if len(p.records) > 0 {
+				got[p.slice] = true
+			}
+			continue
+		case err := <-fetched:
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		break
+	}
+	if len(got) != readAhead+ranges || int(asked.Load()) != ranges+1 {
+		t.Fatalf("pieces with records: %d of %d; ranges asked: %d (want %d and the open end)", len(got), readAhead+ranges, asked.Load(), ranges)
 	}
 }
 

@@ -79,7 +79,7 @@ var (
 	appliersFlag = &cli.IntFlag{Name: "appliers", Value: ingest.DefaultAppliers, EnvVars: []string{"KEAPSYNC_APPLIERS"},
 		Usage: "pages applied at once, each in its own transaction (more use more of the database's cores)"}
 	fetchersFlag = &cli.IntFlag{Name: "fetchers", Value: ingest.DefaultFetchers, EnvVars: []string{"KEAPSYNC_FETCHERS"},
-		Usage: "pages fetched from Keap at once where a listing can be cut into ranges (contacts) or read ahead (orders); 1 fetches one page at a time"}
+		Usage: "pages fetched from Keap at once where a listing can be cut into ranges (contacts) or read ahead (orders), and at most held ahead of the apply; 1 fetches one page at a time"}
 	listLimitFlag = &cli.IntFlag{Name: "list-limit", Value: ingest.MaxListLimit, EnvVars: []string{"KEAPSYNC_LIST_LIMIT"},
 		Usage: "records asked of Keap per call where pages are fetched at once (1 to 1000, Keap's largest page)"}
 	sweepFlags = []cli.Flag{appliersFlag, fetchersFlag, listLimitFlag}
