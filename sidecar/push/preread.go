@@ -156,7 +156,7 @@ func (p *Pusher) preread(ctx context.Context, conn *pgxpool.Conn, jobs []job) {
 }
 
 func (p *Pusher) prereadAccount(ctx context.Context, conn *pgxpool.Conn, account string, claimed []int64) error {
-	if both, err := sendsToKeap(ctx, conn, &job{account: account, objectType: "contact"}); err != nil || !both {
+	if direction, err := syncDirection(ctx, conn, account, "contact"); err != nil || direction != "both" {
 		return err
 	}
 	ahead := 0

@@ -89,12 +89,11 @@ type pushJob struct {
 // push sends one record to Keap and records the answer. It returns the outcome, or an error:
 // a *refusal parks the record, anything else is retried.
 func (j *pushJob) push(ctx context.Context) (string, error) {
-	if both, err := sendsToKeap(ctx, j.conn, &j.job); err != nil || !both {
+	if direction, err := syncDirection(ctx, j.conn, j.account, j.objectType); err != nil || direction != "both" {
 		if err != nil {
 			return "", err
 		}
-		j.p.log.Info("not pushed: the type syncs from Keap only (or not at all) for this account", "record", j.String())
-		return OutcomeNone, j.done(ctx, nil, nil, false)
+		return j.notSent(ctx, direction)
 	}
 	known, checked, err := j.knownCurrent(ctx)
 	if err != nil {
