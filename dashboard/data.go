@@ -184,9 +184,31 @@ var notesTable = prepare(&dataTable{
 	},
 })
 
+var subscriptionsTable = prepare(&dataTable{
+	Name: "subscriptions", Title: "Subscriptions",
+	Headers: []string{"ID", "Keap ID", "Contact (Keap ID)", "Product (Keap ID)", "Amount", "Cycle", "Active", "Next bill", "Last updated"},
+	sel: `id::text, coalesce(keap_id::text, ''), coalesce(contact_keap_id::text, ''), coalesce(product_id::text, ''),
+       coalesce(billing_amount::text, ''), coalesce(billing_frequency::text || ' × ' || billing_cycle, billing_cycle, ''),
+       case active when true then 'yes' when false then 'no' else '' end,
+       coalesce(to_char(next_bill_date, 'YYYY-MM-DD'), ''),
+       coalesce(to_char(modification_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
+	from:   `keap.subscriptions t`,
+	search: `($2 = '' or billing_cycle ilike $2)`,
+	filter: `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
+	Filters: [2]filterSpec{{Param: "active", Label: "Active", Options: []string{"yes", "no"}},
+		{Param: "contact", Label: "Contact Keap ID"}},
+	Sorts: []sortSpec{
+		{Key: "next", Label: "Next bill", expr: `coalesce(next_bill_date, '-infinity')`, cast: `date`},
+		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
+		{Key: "amount", Label: "Amount", expr: `coalesce(billing_amount, -1)`, cast: `numeric`},
+		{Key: "updated", Label: "Last updated", expr: `coalesce(modification_time, '-infinity')`, cast: `timestamptz`},
+	},
+})
+
 // dataTables are the Data page's tabs, in the order shown; each is served at /data/<name> and
-// /data/<name>.csv.
-var dataTables = []*dataTable{contactsTable, ordersTable, companiesTable, productsTable, tasksTable, notesTable, opportunitiesTable}
+// /data/<name>.csv. Every synced type has one, or is shown within another's
+// (TestEveryObjectTypeIsBrowsable).
+var dataTables = []*dataTable{contactsTable, ordersTable, subscriptionsTable, companiesTable, productsTable, tasksTable, notesTable, opportunitiesTable}
 
 func prepare(t *dataTable) *dataTable {
 	t.queries = map[string]string{}

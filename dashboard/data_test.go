@@ -5,6 +5,8 @@ import (
 	"encoding/csv"
 	"strings"
 	"testing"
+
+	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
 // Every Data tab lists every other tab, and each is served with its CSV.
@@ -29,6 +31,59 @@ func TestDataTabsLinkEachOther(t *testing.T) {
 		if resp, csv := c.get("/data/" + tab.Name + ".csv"); resp.StatusCode != 200 || !strings.HasPrefix(csv, strings.Join(tab.Headers, ",")+"\n") {
 			t.Errorf("GET /data/%s.csv: %d\n%.200s", tab.Name, resp.StatusCode, csv)
 		}
+	}
+}
+
+// Every synced object type can be browsed: it has a Data tab named after its table, or it is
+// named here with the place that shows it. A type added to the registry without either fails.
+func TestEveryObjectTypeIsBrowsable(t *testing.T) {
+	shownElsewhere := map[string]string{
+		"tag_category":      "the tags' categories: Keap's grouping of tags, no records of their own",
+		"tag":               "the overview's top tags, and the contacts they are on",
+		"opportunity_stage": "the opportunities tab's Stage column and filter, and the overview's pipeline by stage",
+	}
+	tabs := map[string]bool{}
+	for _, tab := range dataTables {
+		tabs[tab.Name] = true
+	}
+	for _, ot := range objecttype.All {
+		if !tabs[ot.Table] && shownElsewhere[ot.Name] == "" {
+			t.Errorf("object type %s (keap.%s) has no Data tab and is not shown elsewhere", ot.Name, ot.Table)
+		}
+		if tabs[ot.Table] && shownElsewhere[ot.Name] != "" {
+			t.Errorf("object type %s has a Data tab now: take it out of shownElsewhere", ot.Name)
+		}
+	}
+}
+
+// Subscriptions are listed under RLS, filtered by activity and contact, and sorted by next bill.
+func TestSubscriptionsTab(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, f := range []struct{ account, sql string }{{accountA, `
+insert into keap.subscriptions (account_id, keap_id, contact_keap_id, product_id, billing_amount, billing_cycle,
+                                billing_frequency, active, next_bill_date, sync_origin)
+select $1, 6000 + g, 1000 + g % 3, 5000 + g, g * 10, 'MONTH', 1, g % 2 = 0, '2027-01-01'::date + g, 'keap'
+  from generate_series(1, 60) g`}, {accountB, `
+insert into keap.subscriptions (account_id, keap_id, contact_keap_id, billing_amount, billing_cycle, sync_origin)
+values ($1, 99003, 1001, 777, 'YEAR', 'keap')`}} {
+		if _, err := e.db.Exec(ctx, f.sql, f.account); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.as(viewerA)
+	_, body := c.get("/data/subscriptions?active=yes&contact=1002&sort=next&dir=asc")
+	rows := strings.Split(body, "<tr><td>")[1:]
+	// g even and g % 3 = 2: 2, 8, 14, ... 56: ten of them, the first billed on 2027-01-03.
+	if len(rows) != 10 || !strings.Contains(rows[0], "<td>2027-01-03</td>") || !strings.Contains(rows[0], "<td>1 × MONTH</td>") {
+		t.Errorf("active subscriptions of contact 1002 by next bill: %d rows, first %.300s", len(rows), strings.Join(rows, ""))
+	}
+	if _, body := c.get("/data/subscriptions.csv"); strings.Contains(body, "777.00") || !strings.Contains(body, ",6060,1000,") {
+		t.Errorf("A's members do not get exactly A's subscriptions:\n%.300s", body)
+	}
+	if _, body := e.as(adminB).get("/data/subscriptions"); !strings.Contains(body, "<td>777.00</td>") || strings.Contains(body, "<td>6001</td>") {
+		t.Error("B's admin sees the wrong subscriptions")
 	}
 }
 
