@@ -105,3 +105,40 @@ func TestOpportunitiesArrive(t *testing.T) {
 		t.Errorf("delete sweep: %d, %v", n, err)
 	}
 }
+
+// A pipeline stage deleted in Keap leaves here too. Keap sends no hook about stages, so only the
+// delete sweep can see it go; the stage kept is left alone.
+func TestOpportunityStageDeletedInKeap(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 2)
+	ctx := context.Background()
+	keep, err := w.sb.CreateOpportunityStage(map[string]any{"name": "Keep", "order": 1, "probability": 10, "target_number_days": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := w.sb.CreateOpportunityStage(map[string]any{"name": "Gone", "order": 2, "probability": 20, "target_number_days": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sweeper.Backfill(ctx, w.account, ingest.ObjectTypes); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `select count(*) from keap.opportunity_stages where keap_id = any($1)`, []int64{keep, gone}); got != 2 {
+		t.Fatalf("%d of the 2 stages backfilled", got)
+	}
+	if err := w.sb.DeleteOpportunityStage(gone); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"opportunity_stage"}); err != nil || n != 1 {
+		t.Errorf("delete sweep: %d, %v", n, err)
+	}
+	if got := w.count(t, `select count(*) from keap.opportunity_stages where keap_id = $1`, gone); got != 0 {
+		t.Error("the stage deleted in Keap is still here")
+	}
+	if got := w.count(t, `select count(*) from keapsync.sync_state where account_id = $1 and object_type = 'opportunity_stage' and keap_id = $2`, w.account, gone); got != 0 {
+		t.Error("the sync state of the stage deleted in Keap is left behind")
+	}
+	if got := w.count(t, `select count(*) from keap.opportunity_stages where keap_id = $1 and name = 'Keep'`, keep); got != 1 {
+		t.Error("the stage kept in Keap is gone")
+	}
+}

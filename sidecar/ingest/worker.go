@@ -539,7 +539,7 @@ func (w *Worker) drain(ctx context.Context) error {
 const sqlRecordsHere = `select count(*) from keapsync.sync_state where account_id = $1::uuid and object_type = $2`
 
 // listCheaper says whether listing fetches the changed ids in fewer calls than one GET each. A
-// listing that cannot filter by time (tags, products) walks the whole collection, a page per
+// listing that cannot filter by time (tags, products, notes, opportunities, stages) walks the whole collection, a page per
 // 1000 records, so it pays only when more ids changed than it has pages.
 func (w *Worker) listCheaper(ctx context.Context, tx pgx.Tx, account string, k kind, changed int) (bool, error) {
 	if changed <= w.ListThreshold {

@@ -1,8 +1,9 @@
 -- Sync direction per account and object type: a row for every pair, changes audited, local
 -- writes to a type that does not sync both ways refused, Keap's own writes let through.
+-- Every pushed type's table carries that guard (a type added without it fails here).
 begin;
 create extension if not exists pgtap;
-select plan(11);
+select plan(14);
 
 insert into auth.users (id, email) values ('d0000000-0000-4000-8000-0000000000ad', 'admin-d@example.com');
 insert into keapsync.accounts (id, name) values ('d0000000-0000-4000-8000-000000000001', 'D');
@@ -48,6 +49,60 @@ update keapsync.sync_directions set direction = 'off'
  where account_id = 'd0000000-0000-4000-8000-000000000001' and object_type = 'order';
 select throws_ok($$update keap.orders set title = 'x' where account_id = 'd0000000-0000-4000-8000-000000000001'$$,
                  '25006', null, 'a type that is off takes no local writes either');
+
+-- Every type whose local changes are pushed (its table in the keapsync_push publication) has the
+-- guard, for inserts, updates and deletes, naming its own type; so does a part table (contact_tags)
+-- for its owner's. A type added without it fails here.
+select is(array(select t.table_name from keapsync.object_types t
+                 where exists (select 1 from pg_publication_tables p
+                                where p.pubname = 'keapsync_push' and p.schemaname = 'keap' and p.tablename = t.table_name)
+                   and not exists (select 1 from pg_trigger g
+                                    where g.tgrelid = format('keap.%I', t.table_name)::regclass
+                                      and g.tgfoid = 'keapsync.tg_guard_direction'::regproc
+                                      and g.tgtype & 31 = 31  -- row, before, insert, delete, update
+                                      and g.tgenabled <> 'D' and g.tgnargs = 1
+                                      and encode(g.tgargs, 'escape') = t.object_type || '\000')
+                 order by 1),
+          '{}'::text[], 'every pushed type''s table guards its direction against local inserts, updates and deletes');
+select is(array(select p.tablename::text from pg_publication_tables p
+                 where p.pubname = 'keapsync_push' and p.schemaname = 'keap'
+                   and not exists (select 1 from pg_trigger g
+                                    where g.tgrelid = format('keap.%I', p.tablename)::regclass
+                                      and g.tgfoid = 'keapsync.tg_guard_direction'::regproc
+                                      and g.tgtype & 31 = 31 and g.tgenabled <> 'D')
+                 order by 1),
+          '{}'::text[], 'every table the push publication carries has one, a part table (contact_tags) included');
+
+-- And it does refuse: each pushed type in turn set to Keap → Postgres only, the others both ways,
+-- a local insert into its table is refused. The names of those that took it come back.
+create function pg_temp.not_refused(p_account uuid) returns text[] language plpgsql as $$
+declare
+  t record;
+  out text[] := '{}';
+begin
+  update keapsync.sync_directions set direction = 'both' where account_id = p_account;
+  for t in select o.object_type, o.table_name from keapsync.object_types o
+            where exists (select 1 from pg_publication_tables p
+                           where p.pubname = 'keapsync_push' and p.schemaname = 'keap' and p.tablename = o.table_name)
+            order by 1 loop
+    update keapsync.sync_directions set direction = 'keap_to_postgres' where account_id = p_account and object_type = t.object_type;
+    begin
+      execute format('insert into keap.%I (account_id) values ($1)', t.table_name) using p_account;
+      out := out || t.table_name;
+      raise exception using errcode = 'P0001';  -- undo it
+    exception
+      when read_only_sql_transaction then null;
+      when raise_exception then null;
+      when others then out := out || (t.table_name || ': ' || sqlerrm);
+    end;
+    update keapsync.sync_directions set direction = 'both' where account_id = p_account and object_type = t.object_type;
+  end loop;
+  return out;
+end;
+$$;
+select set_config('keapsync.origin', '', true);
+select is(pg_temp.not_refused('d0000000-0000-4000-8000-000000000001'), '{}'::text[],
+          'a local insert into any pushed type''s table is refused while it syncs Keap → Postgres only');
 
 select * from finish();
 rollback;
