@@ -91,12 +91,7 @@ func TestCompaniesArrive(t *testing.T) {
 	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1 and website = 'https://globex.example'`, created); got != 1 {
 		t.Error("reconcile did not catch the edit whose hook was lost")
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"company"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
-	if got := w.count(t, `select count(*) from keap.companies where keap_id = $1`, acme); got != 0 {
-		t.Error("the delete sweep did not catch the delete whose hook was lost")
-	}
+	w.sweptAway(t, "company", "companies", acme)
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1 and company_keap_id is null
 	    and (keap_object -> 'company' ->> 'id')::bigint = $2`, member, acme); got != 1 {
 		t.Error("the contact of the deleted company is still linked, or lost Keap's id of it")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keapsync/keapsync/sidecar/devtools/pgtest"
@@ -96,6 +97,23 @@ func (w *world) count(t testing.TB, sql string, args ...any) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sweptAway runs the delete sweep of one type and checks that it took exactly the record Keap
+// deleted (keapID, whose hook was lost): the row and its sync state.
+func (w *world) sweptAway(t *testing.T, objectType, table string, keapID int64) {
+	t.Helper()
+	if n, err := w.sweeper.SweepDeletes(context.Background(), w.account, []string{objectType}); err != nil || n != 1 {
+		t.Errorf("%s delete sweep: %d, %v", objectType, n, err)
+	}
+	rows := `select count(*) from ` + pgx.Identifier{"keap", table}.Sanitize() + ` where account_id = $1 and keap_id = $2`
+	if got := w.count(t, rows, w.account, keapID); got != 0 {
+		t.Errorf("the delete sweep left the %s %d deleted in Keap", objectType, keapID)
+	}
+	if got := w.count(t, `select count(*) from keapsync.sync_state where account_id = $1 and object_type = $2 and keap_id = $3`,
+		w.account, objectType, keapID); got != 0 {
+		t.Errorf("the sync state of the %s %d deleted in Keap is left behind", objectType, keapID)
+	}
 }
 
 // drain runs the worker until the inbox is empty.

@@ -130,12 +130,7 @@ func TestNotesArrive(t *testing.T) {
 	if err := w.sb.DeleteNote(first); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"note"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
-	if got := w.count(t, `select count(*) from keap.notes where keap_id = $1`, first); got != 0 {
-		t.Error("the delete sweep left the note deleted in Keap")
-	}
+	w.sweptAway(t, "note", "notes", first)
 
 	// The contact deleted in Keap goes with its notes, and nothing of them is left to sweep.
 	if err := w.sb.DeleteContact(fresh); err != nil {

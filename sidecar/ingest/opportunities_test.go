@@ -101,9 +101,7 @@ func TestOpportunitiesArrive(t *testing.T) {
 	if err := w.sb.DeleteOpportunity(first); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"opportunity"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
+	w.sweptAway(t, "opportunity", "opportunities", first)
 }
 
 // A pipeline stage deleted in Keap leaves here too. Keap sends no hook about stages, so only the
@@ -129,15 +127,7 @@ func TestOpportunityStageDeletedInKeap(t *testing.T) {
 	if err := w.sb.DeleteOpportunityStage(gone); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"opportunity_stage"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
-	if got := w.count(t, `select count(*) from keap.opportunity_stages where keap_id = $1`, gone); got != 0 {
-		t.Error("the stage deleted in Keap is still here")
-	}
-	if got := w.count(t, `select count(*) from keapsync.sync_state where account_id = $1 and object_type = 'opportunity_stage' and keap_id = $2`, w.account, gone); got != 0 {
-		t.Error("the sync state of the stage deleted in Keap is left behind")
-	}
+	w.sweptAway(t, "opportunity_stage", "opportunity_stages", gone)
 	if got := w.count(t, `select count(*) from keap.opportunity_stages where keap_id = $1 and name = 'Keep'`, keep); got != 1 {
 		t.Error("the stage kept in Keap is gone")
 	}

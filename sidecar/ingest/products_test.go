@@ -80,13 +80,5 @@ func TestProductsArrive(t *testing.T) {
 	if err := w.sb.DeleteProduct(gone); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"product"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
-	if got := w.count(t, `select count(*) from keap.products where keap_id = $1`, gone); got != 0 {
-		t.Error("the delete sweep left the product deleted in Keap")
-	}
-	if got := w.count(t, `select count(*) from keapsync.sync_state where account_id = $1 and object_type = 'product' and keap_id = $2`, w.account, gone); got != 0 {
-		t.Error("the sync state of the product deleted in Keap is left behind")
-	}
+	w.sweptAway(t, "product", "products", gone)
 }

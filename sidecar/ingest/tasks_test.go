@@ -70,13 +70,5 @@ func TestTasksArrive(t *testing.T) {
 	if err := w.sb.DeleteTask(first); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.sweeper.SweepDeletes(ctx, w.account, []string{"task"}); err != nil || n != 1 {
-		t.Errorf("delete sweep: %d, %v", n, err)
-	}
-	if got := w.count(t, `select count(*) from keap.tasks where keap_id = $1`, first); got != 0 {
-		t.Error("the delete sweep left the task deleted in Keap")
-	}
-	if got := w.count(t, `select count(*) from keapsync.sync_state where account_id = $1 and object_type = 'task' and keap_id = $2`, w.account, first); got != 0 {
-		t.Error("the sync state of the task deleted in Keap is left behind")
-	}
+	w.sweptAway(t, "task", "tasks", first)
 }
