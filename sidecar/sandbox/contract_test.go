@@ -122,6 +122,8 @@ func TestContract(t *testing.T) {
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 200, nil)
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/products/%d?update_mask=description", pid), map[string]any{"description": "d"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/products?page_size=2&order_by=last_updated_time%20asc", nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of products: by their ids.
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/products?page_size=1000&filter=product_ids%%3D%%3D%d,1", pid), nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
 	var tk map[string]any
 	c.json("POST", "/crm/rest/v2/tasks", map[string]any{"title": "Call", "assigned_to_user_id": "1", "contact_id": strconv.FormatInt(id, 10),
@@ -147,6 +149,8 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", "/crm/rest/v2/opportunities/"+opid+"?update_mask=stage_id&update_mask=opportunity_notes",
 		map[string]any{"stage_id": st2["id"], "opportunity_notes": "signed"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/opportunities?page_size=1&order_by=created_time%20asc&filter=stage_id%3D%3D"+st2["id"].(string), nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of opportunities: newest first.
+	c.json("GET", "/crm/rest/v2/opportunities?page_size=1000&fields=custom_fields&order_by=update_time%20desc", nil, 200, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/"+opid, nil, 204, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 204, nil)
 	var nt map[string]any
