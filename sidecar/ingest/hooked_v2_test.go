@@ -2,10 +2,11 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -14,22 +15,65 @@ import (
 	"github.com/keapsync/keapsync/sidecar/objecttype"
 )
 
-// A batch of hooked changes of products or opportunities, whose v2 listings cannot filter by
-// time, is read through v2's listing of the changed records (products by their ids,
-// opportunities newest first) in one call, where listing the whole collection took a page per
-// 1000 records. Each record is stored as a GET of it stores it, as it is when the batch is read
-// a GET per id, and when Keap refuses the listing the worker reads the batch as before.
+// hookedRead is how a type whose v2 listing cannot filter by time reads a batch of hooked
+// changes: batch tells its listing of the changed records by the query, get reads one record as
+// a GET per id does.
+type hookedRead struct {
+	batch func(path string, q url.Values) bool
+	get   func(ctx context.Context, api *keap.Client, typ objecttype.Type, id int64) (json.RawMessage, error)
+}
+
+func getV2(ctx context.Context, api *keap.Client, typ objecttype.Type, id int64) (json.RawMessage, error) {
+	o, err := api.GetObject(ctx, typ.V2.Path, keap.ID(id), typ.V2.Fields...)
+	if err != nil {
+		return nil, err
+	}
+	return o.Raw, nil
+}
+
+var hookedReads = map[string]hookedRead{
+	"product": {
+		batch: func(path string, q url.Values) bool { return path == "/crm/rest/v2/products" && q.Has("filter") },
+		get:   getV2,
+	},
+	"opportunity": {
+		batch: func(path string, q url.Values) bool {
+			return path == "/crm/rest/v2/opportunities" && q.Get("order_by") == "update_time desc"
+		},
+		get: getV2,
+	},
+	"subscription": {
+		batch: func(path string, q url.Values) bool {
+			return path == "/crm/rest/v2/subscriptions" && q.Get("order_by") == "modification_time desc"
+		},
+		get: func(ctx context.Context, api *keap.Client, _ objecttype.Type, id int64) (json.RawMessage, error) {
+			s, err := api.GetSubscriptionV2(ctx, keap.ID(id))
+			if err != nil {
+				return nil, err
+			}
+			return s.Raw, nil
+		},
+	},
+}
+
+// A batch of hooked changes of products, opportunities or subscriptions, whose v2 listings
+// cannot filter by time, is read through v2's listing of the changed records (products by
+// their ids, the others newest first) in one call, where listing the whole collection took a
+// page per 1000 records. Each record is stored as a GET of it stores it, as it is when the batch
+// is read a GET per id, and when Keap refuses the listing the worker reads the batch as before.
 func TestHookedReadSameEitherWay(t *testing.T) {
-	for _, name := range []string{"product", "opportunity"} {
+	for name, read := range hookedReads {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			const collection = 1500 // two pages of the whole listing
 			typ, _ := objecttype.ByName(name)
 			h := hookedChanges[name]
-			w := newWorld(t, 20)
+			w := newWorld(t, max(20, h.contacts*collection))
 			ctx := context.Background()
-			const collection = 1500 // two pages of the whole listing
-			if err := h.seed(w, collection); err != nil {
-				t.Fatal(err)
+			if h.seed != nil {
+				if err := h.seed(w, collection); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := w.sweeper.Backfill(ctx, w.account, append(slices.Clone(h.needs), name)); err != nil {
 				t.Fatal(err)
@@ -38,6 +82,9 @@ func TestHookedReadSameEitherWay(t *testing.T) {
 				t.Fatal(err)
 			}
 			ids := w.keapIDs(t, typ)
+			if len(ids) < collection {
+				t.Fatalf("%d %ss here, want %d", len(ids), name, collection)
+			}
 			change := func(ids []int64) {
 				t.Helper()
 				for i, id := range ids {
@@ -51,6 +98,19 @@ func TestHookedReadSameEitherWay(t *testing.T) {
 				}
 				w.sb.ClearRequests()
 			}
+			stored := func(how string, ids []int64) {
+				t.Helper()
+				for _, id := range ids {
+					raw, err := read.get(ctx, w.api, typ, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if w.count(t, `select count(*) from keap.`+typ.Table+` where account_id = $1 and keap_id = $2 and keap_object = $3::jsonb`,
+						w.account, id, string(raw)) != 1 {
+						t.Errorf("%s: %s %d is not stored as Keap's GET gives it: %s", how, name, id, raw)
+					}
+				}
+			}
 
 			// A GET per id, as for a few changes.
 			w.worker.ListThreshold = 1 << 20
@@ -59,29 +119,50 @@ func TestHookedReadSameEitherWay(t *testing.T) {
 			if got := len(w.sb.Requests()); got != 10 {
 				t.Errorf("10 changes read a GET each: %d calls", got)
 			}
-			w.storesAsGet(t, "a GET each", typ, ids[:10])
+			stored("a GET each", ids[:10])
 
 			// Listed: one call for the batch, however large the collection.
 			w.worker.ListThreshold = 1
 			change(ids[10:40])
 			w.drain(t)
-			if reqs := w.sb.Requests(); len(reqs) != 1 || !strings.Contains(reqs[0].Query, "filter=product_ids") && !strings.Contains(reqs[0].Query, "order_by=update_time") {
-				t.Errorf("30 changes among %d: %d calls (%v), want one listing of the changed records", collection, len(reqs), reqs)
+			if reqs := w.sb.Requests(); len(reqs) != 1 || !read.batch(reqs[0].Path, query(t, reqs[0].Query)) {
+				t.Errorf("30 changes among %d: %d calls (%v), want one listing of the changed records", len(ids), len(reqs), reqs)
 			}
-			w.storesAsGet(t, "listed", typ, ids[10:40])
+			stored("listed", ids[10:40])
 
 			// Keap refuses the listing: the whole collection is listed, as before.
-			api, refused := w.listingRefused(t, typ.V2.Path)
+			var refused atomic.Int32
+			api := w.apiThrough(t, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+					if !read.batch(r.URL.Path, r.URL.Query()) {
+						next.ServeHTTP(rw, r)
+						return
+					}
+					refused.Add(1)
+					rw.Header().Set("Content-Type", "application/json")
+					rw.WriteHeader(http.StatusBadRequest)
+					io.WriteString(rw, `{"message": "Invalid filter"}`)
+				})
+			})
 			w.worker.API = func(context.Context, string) (ingest.Keap, error) { return api, nil }
 			change(ids[40:70])
 			w.drain(t)
-			if refused.Load() != 1 || len(w.sb.Requests()) != (collection+999)/1000 {
+			if pages := (len(ids) + 999) / 1000; refused.Load() != 1 || len(w.sb.Requests()) != pages {
 				t.Errorf("listing refused %d times, then %d calls; want it tried once, then the collection's %d pages",
-					refused.Load(), len(w.sb.Requests()), (collection+999)/1000)
+					refused.Load(), len(w.sb.Requests()), pages)
 			}
-			w.storesAsGet(t, "after a refused listing", typ, ids[40:70])
+			stored("after a refused listing", ids[40:70])
 		})
 	}
+}
+
+func query(t *testing.T, raw string) url.Values {
+	t.Helper()
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 // keapIDs are the Keap ids of typ's records here, in order.
@@ -94,40 +175,4 @@ func (w *world) keapIDs(t *testing.T, typ objecttype.Type) []int64 {
 		t.Fatal(err)
 	}
 	return ids
-}
-
-// storesAsGet checks that each record stores exactly what Keap's GET of it gives.
-func (w *world) storesAsGet(t *testing.T, how string, typ objecttype.Type, ids []int64) {
-	t.Helper()
-	for _, id := range ids {
-		o, err := w.api.GetObject(context.Background(), typ.V2.Path, keap.ID(id), typ.V2.Fields...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w.count(t, `select count(*) from keap.`+typ.Table+` where account_id = $1 and keap_id = $2 and keap_object = $3::jsonb`,
-			w.account, id, string(o.Raw)) != 1 {
-			t.Errorf("%s: %s %d is not stored as Keap's GET gives it: %s", how, typ.Name, id, o.Raw)
-		}
-	}
-}
-
-// listingRefused is a client to whose listings of the changed records at path (filtered by id,
-// or ordered) Keap answers 400, and how many it answered so; the whole listing goes through.
-func (w *world) listingRefused(t *testing.T, path string) (*keap.Client, *atomic.Int32) {
-	t.Helper()
-	var n atomic.Int32
-	api := w.apiThrough(t, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			q := r.URL.Query()
-			if r.URL.Path == "/crm/rest"+path && (q.Has("filter") || q.Has("order_by")) {
-				n.Add(1)
-				rw.Header().Set("Content-Type", "application/json")
-				rw.WriteHeader(http.StatusBadRequest)
-				io.WriteString(rw, `{"message": "Invalid filter"}`)
-				return
-			}
-			next.ServeHTTP(rw, r)
-		})
-	})
-	return api, &n
 }

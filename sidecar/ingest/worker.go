@@ -585,7 +585,8 @@ const sqlRecordsHere = `select count(*) from keapsync.sync_state where account_i
 // listCheaper says whether listing fetches the changed ids in fewer calls than one GET each. A
 // listing that cannot filter by time (tags, notes) walks the whole collection, a page per
 // 1000 records, so it pays only when more ids changed than it has pages; a kind that reads
-// changed records on their own (products, opportunities) pays as one filtered by time does.
+// changed records on their own (products, opportunities, subscriptions) pays as one filtered
+// by time does.
 func (w *Worker) listCheaper(ctx context.Context, tx pgx.Tx, account string, k kind, changed int) (bool, error) {
 	if changed <= w.ListThreshold {
 		return false, nil

@@ -92,6 +92,8 @@ func TestContract(t *testing.T) {
 	c.json("GET", "/crm/rest/v2/subscriptions/model", nil, 200, nil)
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil) // with its custom field
 	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of subscriptions: newest first.
+	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1000&order_by=modification_time%20desc", nil, 200, nil)
 	// Custom fields of the v2 types that carry them: a model each, values on create and patch.
 	cf := map[string]string{}
 	for _, rt := range []string{"COMPANY", "TASK_NOTE_APPOINTMENT", "OPPORTUNITY"} {
