@@ -270,9 +270,20 @@ type hookedChange struct {
 }
 
 var hookedChanges = map[string]hookedChange{
-	"tag": {creates: true, change: func(w *world, _ int64, i int) (int64, error) {
-		return w.sb.CreateTag("Bench tag "+strconv.Itoa(i), "made in Keap")
-	}},
+	"tag": {
+		creates: true,
+		seed: func(w *world, n int) error {
+			for i := range n {
+				if _, err := w.sb.CreateTag("Seed tag "+strconv.Itoa(i), "made in Keap"); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		change: func(w *world, _ int64, i int) (int64, error) {
+			return w.sb.CreateTag("Bench tag "+strconv.Itoa(i), "made in Keap")
+		},
+	},
 	"company": {
 		seed: func(w *world, n int) error {
 			for i := range n {
