@@ -137,7 +137,7 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 			all = append(all, p)
 		}
 	}
-	desc := strings.EqualFold(dir, "desc")
+	field, desc := a.store.listOrder(field, dir, "last_updated_time")
 	sort.Slice(all, func(i, j int) bool {
 		x, y := all[i], all[j]
 		switch {
