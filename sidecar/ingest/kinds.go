@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -53,6 +54,11 @@ type kind struct {
 	// whole: list cannot filter by time, so every listing walks the whole collection; hooked
 	// changes are then listed only when that takes fewer calls than a GET per id.
 	whole bool
+	// changed, where set, reads the current version of the records ids names (hooked changes of
+	// them reported since since) in calls that grow with how many there are, not with the
+	// collection: a whole kind's batch of hooks is read so instead of through list. It may
+	// yield records not asked about, and leave out some asked about (deleted, or read no further).
+	changed func(ctx context.Context, api Keap, ids []int64, since time.Time) iter.Seq2[record, error]
 	// reconcileAll: a reconcile walks everything, not what changed since its checkpoint, because
 	// Keap may change the object without moving its stamp; objects whose Keap JSON is exactly
 	// what is stored are skipped before the apply.
@@ -195,37 +201,32 @@ var kinds = map[string]kind{
 	},
 	"subscription": {
 		objectType: "subscription",
+		// v2 is the only way to see when a subscription changed; it cannot filter by that time,
+		// so every listing walks the whole collection, older ones skipped after ordering by it.
+		whole: true,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
-			// v2 is the only way to see when a subscription changed; it cannot filter by that
-			// time, so older ones are skipped here after ordering by it.
-			seq := api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time asc", PageSize: 1000})
+			seq := mapSeq(api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time asc", PageSize: 1000}), subscriptionRecord)
 			return func(yield func(record, error) bool) {
-				for s, err := range seq {
-					if bad, ok := badRecord(err); ok {
-						if !yield(bad, nil) {
-							return
-						}
+				for r, err := range seq {
+					if err == nil && r.bad == nil && !since.IsZero() && r.modified.Before(since) {
 						continue
 					}
-					if err != nil {
-						yield(record{}, err)
-						return
-					}
-					if !since.IsZero() && s.ModificationTime.Time.Before(since) {
-						continue
-					}
-					if !yield(record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil) {
+					if !yield(r, err) {
 						return
 					}
 				}
 			}
+		},
+		changed: func(ctx context.Context, api Keap, ids []int64, since time.Time) iter.Seq2[record, error] {
+			seq := api.SubscriptionsV2(ctx, keap.SubscriptionV2Query{OrderBy: "modification_time desc", PageSize: 1000})
+			return newestFirst(mapSeq(seq, subscriptionRecord), ids, since)
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			s, err := api.GetSubscriptionV2(ctx, keap.ID(id))
 			if err != nil {
 				return record{}, err
 			}
-			return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}, nil
+			return subscriptionRecord(*s), nil
 		},
 	},
 }
@@ -248,8 +249,7 @@ func init() {
 // since_time filters by update_time, but the listing cannot be ordered by it, so the checkpoint
 // moves only when a sweep is done.
 func v2Kind(name string, res objecttype.V2Resource) kind {
-	rec := func(o keap.Object) record { return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw} }
-	return kind{
+	k := kind{
 		objectType: name,
 		whole:      res.NoSince,
 		list: func(ctx context.Context, api Keap, since time.Time) iter.Seq2[record, error] {
@@ -257,7 +257,7 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 			if res.NoSince {
 				q.Since = time.Time{}
 			}
-			seq := mapSeq(api.Objects(ctx, res.Path, q), rec)
+			seq := mapSeq(api.Objects(ctx, res.Path, q), objectRecord)
 			return func(yield func(record, error) bool) {
 				for r, err := range seq {
 					if err == nil && r.bad == nil && !since.IsZero() && r.modified.Before(since) {
@@ -274,9 +274,83 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 			if err != nil {
 				return record{}, err
 			}
-			return rec(*o), nil
+			return objectRecord(*o), nil
 		},
 	}
+	switch {
+	case res.IDsFilter != "":
+		k.changed = changedByIDs(res)
+	case res.NewestFirst != "":
+		k.changed = changedNewestFirst(res)
+	}
+	return k
+}
+
+func subscriptionRecord(s keap.Subscription) record {
+	return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}
+}
+
+func objectRecord(o keap.Object) record {
+	return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw}
+}
+
+// changedByIDs reads records through the collection's filter by ids, keap.IDsPerCall ids a call.
+// The listing gives each record as the whole listing does, so what is stored is the same.
+func changedByIDs(res objecttype.V2Resource) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
+	return func(ctx context.Context, api Keap, ids []int64, _ time.Time) iter.Seq2[record, error] {
+		return func(yield func(record, error) bool) {
+			for chunk := range slices.Chunk(ids, keap.IDsPerCall) {
+				q := keap.ObjectQuery{IDs: keapIDs(chunk), IDsFilter: res.IDsFilter, Fields: res.Fields, PageSize: 1000}
+				for r, err := range mapSeq(api.Objects(ctx, res.Path, q), objectRecord) {
+					if !yield(r, err) || err != nil {
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+// changedNewestFirst reads the collection newest first (see newestFirst).
+func changedNewestFirst(res objecttype.V2Resource) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
+	return func(ctx context.Context, api Keap, ids []int64, since time.Time) iter.Seq2[record, error] {
+		q := keap.ObjectQuery{OrderBy: res.NewestFirst, Fields: res.Fields, PageSize: 1000}
+		return newestFirst(mapSeq(api.Objects(ctx, res.Path, q), objectRecord), ids, since)
+	}
+}
+
+// newestFirst yields the records of seq, a listing newest first, until every record ids names
+// was seen or the listing is past since: as many pages as records changed after the oldest of
+// them (in a batch of hooks, about as many as the hooks name), however large the collection.
+// Keap documents order_by's field names, not that they order by the record's clock (an
+// opportunity's update_time is its last_updated_time); should one not, the walk stops early or
+// late, and what it did not bring is fetched by id: the cost changes, not what is stored.
+func newestFirst(seq iter.Seq2[record, error], ids []int64, since time.Time) iter.Seq2[record, error] {
+	return func(yield func(record, error) bool) {
+		unseen := make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			unseen[id] = true
+		}
+		for r, err := range seq {
+			if err == nil && r.bad == nil && r.modified.Before(since) {
+				return // past the window: what follows is older still
+			}
+			if !yield(r, err) || err != nil {
+				return
+			}
+			if delete(unseen, r.id); len(unseen) == 0 {
+				return // all seen: the next page is not asked for
+			}
+		}
+	}
+}
+
+func keapIDs(ids []int64) []keap.ID {
+	out := make([]keap.ID, len(ids))
+	for i, id := range ids {
+		out[i] = keap.ID(id)
+	}
+	return out
 }
 
 var errNoCount = errors.New("no count for this listing")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -235,22 +237,9 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		// Keap delivers hooks 30-60 s after a change and retries for up to ~40 minutes; listing
 		// what changed since well before the oldest delivery catches every id in few calls.
 		since := oldest.Add(-time.Hour)
-		var listed []record
-		for rec, err := range k.list(ctx, api, since) {
-			if errors.Is(err, keap.ErrBadResponse) {
-				// A page Keap answered but that does not decode (one hostile record in it):
-				// the ids not yet seen are fetched one by one below, so only that record fails.
-				w.Log.Warn("listing unusable; fetching the changed ids one by one", "type", objectType, "err", err)
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("list %ss changed since %s: %w", objectType, since.Format(time.RFC3339), err)
-			}
-			if !changed[rec.id] {
-				continue // also changed, but not asked about: the reconcile sweep covers it
-			}
-			found[rec.id] = true
-			listed = append(listed, rec)
+		listed, err := w.listChanged(ctx, tx, account, api, k, changed, found, since)
+		if err != nil {
+			return err
 		}
 		if listed, err = completeListed(ctx, w.Log, api, k, listed); err != nil {
 			return err
@@ -311,6 +300,61 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		}
 	}
 	return settle(ctx, tx, account, objectType, settled)
+}
+
+// listChanged reads the changed records a listing brings, marking them found: through the
+// kind's read of changed records where it has one, else through its listing of what changed
+// since. What a listing Keap answers unusably did not bring is left to the GETs per id, or, when
+// the read of changed records was the unusable one, to today's listing if that is cheaper.
+func (w *Worker) listChanged(ctx context.Context, tx pgx.Tx, account string, api Keap, k kind,
+	changed, found map[int64]bool, since time.Time) ([]record, error) {
+	if k.changed != nil {
+		ids := slices.Sorted(maps.Keys(changed))
+		listed, usable, err := w.collect(k, k.changed(ctx, api, ids, since), changed, found)
+		if err != nil {
+			return nil, fmt.Errorf("read %d changed %ss: %w", len(ids), k.objectType, err)
+		}
+		if usable {
+			return listed, nil
+		}
+		whole, err := w.wholeCheaper(ctx, tx, account, k, len(changed)-len(listed))
+		if err != nil || !whole {
+			return listed, err
+		}
+		more, err := w.listSince(ctx, api, k, changed, found, since)
+		return append(listed, more...), err
+	}
+	return w.listSince(ctx, api, k, changed, found, since)
+}
+
+// listSince is listChanged through the kind's listing of what changed since.
+func (w *Worker) listSince(ctx context.Context, api Keap, k kind, changed, found map[int64]bool, since time.Time) ([]record, error) {
+	listed, _, err := w.collect(k, k.list(ctx, api, since), changed, found)
+	if err != nil {
+		return nil, fmt.Errorf("list %ss changed since %s: %w", k.objectType, since.Format(time.RFC3339), err)
+	}
+	return listed, nil
+}
+
+// collect gathers the changed records of seq not found yet and marks them found. A listing Keap
+// answers unusably (a page with a hostile record in it, a filter refused) ends early, usable
+// false: what it did not bring is read another way, so only that record fails.
+func (w *Worker) collect(k kind, seq iter.Seq2[record, error], changed, found map[int64]bool) (recs []record, usable bool, err error) {
+	for rec, err := range seq {
+		if listingUnusable(err) {
+			w.Log.Warn("listing unusable; reading the changed records it did not bring otherwise", "type", k.objectType, "err", err)
+			return recs, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if !changed[rec.id] || found[rec.id] {
+			continue // changed too, but not asked about (the reconcile sweep covers it), or a repeat
+		}
+		found[rec.id] = true
+		recs = append(recs, rec)
+	}
+	return recs, true, nil
 }
 
 // completeListed adds to the changed records a listing found what the listing leaves out: in
@@ -539,14 +583,25 @@ func (w *Worker) drain(ctx context.Context) error {
 const sqlRecordsHere = `select count(*) from keapsync.sync_state where account_id = $1::uuid and object_type = $2`
 
 // listCheaper says whether listing fetches the changed ids in fewer calls than one GET each. A
-// listing that cannot filter by time (tags, products, notes, opportunities, stages) walks the whole collection, a page per
-// 1000 records, so it pays only when more ids changed than it has pages.
+// listing that cannot filter by time (tags, notes) walks the whole collection, a page per
+// 1000 records, so it pays only when more ids changed than it has pages; a kind that reads
+// changed records on their own (products, opportunities, subscriptions) pays as one filtered
+// by time does.
 func (w *Worker) listCheaper(ctx context.Context, tx pgx.Tx, account string, k kind, changed int) (bool, error) {
 	if changed <= w.ListThreshold {
 		return false, nil
 	}
-	if !k.whole {
+	if !k.whole || k.changed != nil {
 		return true, nil
+	}
+	return w.wholeCheaper(ctx, tx, account, k, changed)
+}
+
+// wholeCheaper says whether listing the whole collection takes fewer calls than a GET for each
+// of changed ids.
+func (w *Worker) wholeCheaper(ctx context.Context, tx pgx.Tx, account string, k kind, changed int) (bool, error) {
+	if changed <= w.ListThreshold {
+		return false, nil
 	}
 	var here int
 	if err := tx.QueryRow(ctx, sqlRecordsHere, account, k.objectType).Scan(&here); err != nil {

@@ -61,7 +61,12 @@ type ObjectQuery struct {
 	SinceFilter string
 	// IDs, when set, lists only these objects (filter=ids==1,2,3); keep them few enough for a
 	// short request line (see IDsPerCall).
-	IDs       []ID
+	IDs []ID
+	// IDsFilter names the filter IDs sets where the collection calls it otherwise (products:
+	// product_ids); "" is ids.
+	IDsFilter string
+	// OrderBy is the listing's order_by, e.g. "update_time desc" ("": Keap's default order).
+	OrderBy   string
 	Fields    []string
 	PageSize  int // at most 1000
 	PageToken string
@@ -86,13 +91,20 @@ func (q ObjectQuery) values() url.Values {
 		for i, id := range q.IDs {
 			ids[i] = id.String()
 		}
-		filter = append(filter, "ids=="+strings.Join(ids, ","))
+		name := q.IDsFilter
+		if name == "" {
+			name = "ids"
+		}
+		filter = append(filter, name+"=="+strings.Join(ids, ","))
 	}
 	if len(filter) > 0 {
 		v.Set("filter", strings.Join(filter, ";"))
 	}
 	if len(q.Fields) > 0 {
 		v.Set("fields", strings.Join(q.Fields, ","))
+	}
+	if q.OrderBy != "" {
+		v.Set("order_by", q.OrderBy)
 	}
 	if q.PageSize > 0 {
 		v.Set("page_size", strconv.Itoa(q.PageSize))

@@ -92,6 +92,8 @@ func TestContract(t *testing.T) {
 	c.json("GET", "/crm/rest/v2/subscriptions/model", nil, 200, nil)
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/subscriptions/%d", num(sub["id"])), nil, 200, nil) // with its custom field
 	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1&filter=contact_id%3D%3D"+fmt.Sprint(id)+"&order_by=id%20desc", nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of subscriptions: newest first.
+	c.json("GET", "/crm/rest/v2/subscriptions?page_size=1000&order_by=modification_time%20desc", nil, 200, nil)
 	// Custom fields of the v2 types that carry them: a model each, values on create and patch.
 	cf := map[string]string{}
 	for _, rt := range []string{"COMPANY", "TASK_NOTE_APPOINTMENT", "OPPORTUNITY"} {
@@ -122,6 +124,8 @@ func TestContract(t *testing.T) {
 	c.json("GET", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 200, nil)
 	c.json("PATCH", fmt.Sprintf("/crm/rest/v2/products/%d?update_mask=description", pid), map[string]any{"description": "d"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/products?page_size=2&order_by=last_updated_time%20asc", nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of products: by their ids.
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/products?page_size=1000&filter=product_ids%%3D%%3D%d,1", pid), nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("/crm/rest/v2/products/%d", pid), nil, 204, nil)
 	var tk map[string]any
 	c.json("POST", "/crm/rest/v2/tasks", map[string]any{"title": "Call", "assigned_to_user_id": "1", "contact_id": strconv.FormatInt(id, 10),
@@ -147,6 +151,8 @@ func TestContract(t *testing.T) {
 	c.json("PATCH", "/crm/rest/v2/opportunities/"+opid+"?update_mask=stage_id&update_mask=opportunity_notes",
 		map[string]any{"stage_id": st2["id"], "opportunity_notes": "signed"}, 200, nil)
 	c.json("GET", "/crm/rest/v2/opportunities?page_size=1&order_by=created_time%20asc&filter=stage_id%3D%3D"+st2["id"].(string), nil, 200, nil)
+	// As keapsync reads a batch of hooked changes of opportunities: newest first.
+	c.json("GET", "/crm/rest/v2/opportunities?page_size=1000&fields=custom_fields&order_by=update_time%20desc", nil, 200, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/"+opid, nil, 204, nil)
 	c.json("DELETE", "/crm/rest/v2/opportunities/stages/"+st1["id"].(string), nil, 204, nil)
 	var nt map[string]any

@@ -357,7 +357,7 @@ func (a *restAPI) listOpportunitiesV2(w http.ResponseWriter, r *http.Request) er
 		}
 		all = append(all, o)
 	}
-	desc := strings.EqualFold(dir, "desc")
+	field, desc := a.store.listOrder(field, dir, "update_time")
 	sort.SliceStable(all, func(i, j int) bool {
 		x, y := all[i], all[j]
 		switch {

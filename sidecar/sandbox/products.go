@@ -112,16 +112,18 @@ func (s *store) deleteProduct(id int64) error {
 	})
 }
 
-// listProductsV2 serves page_size/page_token paging and order_by=name|sku|last_updated_time
-// [asc|desc] (id order by default). [V2] offers no filter by time.
+// listProductsV2 serves page_size/page_token paging, filter=product_ids==1,2,3 and
+// order_by=name|sku|last_updated_time [asc|desc] (id order by default). [V2] offers no filter by
+// time.
 func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	size, offset, err := v2Page(q)
 	if err != nil {
 		return err
 	}
-	if q.Get("filter") != "" {
-		return badRequest("Invalid filter: " + q.Get("filter"))
+	ids, err := productIDsFilter(q.Get("filter"))
+	if err != nil {
+		return err
 	}
 	field, dir, _ := strings.Cut(q.Get("order_by"), " ")
 	if field != "" && field != "name" && field != "sku" && field != "last_updated_time" {
@@ -131,9 +133,11 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 	defer a.store.mu.RUnlock()
 	all := make([]*product, 0, len(a.store.products))
 	for _, p := range a.store.products {
-		all = append(all, p)
+		if ids == nil || ids[p.ID] {
+			all = append(all, p)
+		}
 	}
-	desc := strings.EqualFold(dir, "desc")
+	field, desc := a.store.listOrder(field, dir, "last_updated_time")
 	sort.Slice(all, func(i, j int) bool {
 		x, y := all[i], all[j]
 		switch {
@@ -157,6 +161,27 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// productIDsFilter reads a products listing's filter: product_ids==1,2,3 (nil: no filter). The
+// sandbox refuses the other filters listProducts documents, which keapsync does not send.
+func productIDsFilter(f string) (map[int64]bool, error) {
+	if f == "" {
+		return nil, nil
+	}
+	list, ok := strings.CutPrefix(f, "product_ids==")
+	if !ok {
+		return nil, badRequest("Invalid filter: " + f)
+	}
+	ids := map[int64]bool{}
+	for _, v := range strings.Split(list, ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return nil, badRequest("Invalid filter: " + f)
+		}
+		ids[id] = true
+	}
+	return ids, nil
 }
 
 func (a *restAPI) getProductV2(w http.ResponseWriter, r *http.Request) error {

@@ -39,6 +39,10 @@ type Profile struct {
 	// parties report it empty or missing), so a receiver cannot tell from the delivery whether
 	// an id names a contact or a tag.
 	TagHookOmitsAPIURL bool
+	// TimeOrderIgnored lists v2 opportunities, subscriptions and products in id order when asked
+	// to order them by update time (update_time, modification_time, last_updated_time): Keap
+	// documents those order_by names, not that they sort by the record's clock.
+	TimeOrderIgnored bool
 }
 
 // profiles are the named presets `keapsync sandbox --profile` and the test API accept.
@@ -51,6 +55,7 @@ var profiles = map[string]Profile{
 		TagHookCarriesTagIDs: true,
 		TagHookOmitsAPIURL:   true,
 		NullIgnored:          true,
+		TimeOrderIgnored:     true,
 		// Orders stay newest first: that is documented, and the documented default is what
 		// keapsync must read; the oldest-first listing is a switch of its own.
 		PaymentKeepsOrderStamp: true,
@@ -74,4 +79,14 @@ func ParseProfile(name string) (Profile, error) {
 		return Profile{}, fmt.Errorf("unknown sandbox profile %q (known: %s)", name, strings.Join(ProfileNames(), ", "))
 	}
 	return p, nil
+}
+
+// listOrder is the field and direction a v2 listing sorts by for its order_by field and dir:
+// id order, ascending, when field is the listing's update time (clock) and
+// Profile.TimeOrderIgnored is on.
+func (s *store) listOrder(field, dir, clock string) (string, bool) {
+	if field == clock && s.profile.get().TimeOrderIgnored {
+		return "", false
+	}
+	return field, strings.EqualFold(dir, "desc")
 }

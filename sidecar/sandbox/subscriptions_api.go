@@ -81,7 +81,7 @@ func (a *restAPI) listSubscriptionsV2(w http.ResponseWriter, r *http.Request) er
 	if field != "" && field != "id" && field != "modification_time" {
 		return badRequest("Invalid order_by: " + q.Get("order_by"))
 	}
-	desc := strings.EqualFold(dir, "desc")
+	field, desc := a.store.listOrder(field, dir, "modification_time")
 	sort.SliceStable(all, func(i, j int) bool {
 		x, y := all[i], all[j]
 		less, eq := x.id < y.id, x.id == y.id
