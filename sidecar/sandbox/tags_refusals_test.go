@@ -38,7 +38,31 @@ func TestTagEndpointsRefuseAsKeapDoes(t *testing.T) {
 	c := newClient(t, srv, true) // malformed requests on purpose: no contract to hold them to
 	const v1 = "/crm/rest/v1"
 	before, _ := json.Marshal(srv.Snapshot())
-	refused(t, c, []refusal{})
+	refused(t, c, []refusal{
+		{"GET", v1 + "/tags?category=abc", nil, 400, "Invalid category: abc"},
+		{"GET", v1 + "/tags?limit=-3", nil, 400, ""},
+		{"GET", v1 + "/tags/99999", nil, 404, "Tag with ID 99999 not found"},
+		{"GET", v1 + "/tags/abc", nil, 400, "Invalid id"},
+		{"POST", v1 + "/tags", "{", 400, ""},
+		{"POST", v1 + "/tags/categories", "{", 400, ""},
+		{"GET", v1 + "/tags/abc/contacts", nil, 400, "Invalid id"},
+		{"GET", v1 + "/tags/99999/contacts", nil, 404, "Tag with ID 99999 not found"},
+		{"POST", v1 + "/tags/abc/contacts", map[string]any{"ids": []int{1}}, 400, "Invalid id"},
+		{"POST", v1 + "/tags/1/contacts", "{", 400, ""},
+		{"POST", v1 + "/tags/99999/contacts", map[string]any{"ids": []int{1}}, 404, "Tag with ID 99999 not found"},
+		{"POST", v1 + "/contacts/abc/tags", map[string]any{"tagIds": []int{1}}, 400, "Invalid id"},
+		{"POST", v1 + "/contacts/1/tags", "{", 400, ""},
+		{"POST", v1 + "/contacts/99999/tags", map[string]any{"tagIds": []int{1}}, 404, "Contact with ID 99999 not found"},
+		{"GET", v1 + "/contacts/abc/tags", nil, 400, "Invalid id"},
+		{"DELETE", v1 + "/contacts/abc/tags?ids=1", nil, 400, "Invalid id"},
+		{"DELETE", v1 + "/contacts/1/tags?ids=x", nil, 400, ""},
+		{"DELETE", v1 + "/contacts/1/tags", nil, 400, "ids is required"},
+		{"DELETE", v1 + "/contacts/99999/tags?ids=1", nil, 404, "Contact with ID 99999 not found"},
+		{"DELETE", v1 + "/contacts/1/tags/abc", nil, 400, "Invalid tagId"},
+		{"DELETE", v1 + "/contacts/abc/tags/1", nil, 400, "Invalid id"},
+		{"DELETE", v1 + "/tags/99999/contacts?ids=1", nil, 404, "Tag with ID 99999 not found"},
+		{"DELETE", v1 + "/tags/1/contacts/abc", nil, 400, "Invalid contactId"},
+	})
 	if after, _ := json.Marshal(srv.Snapshot()); string(after) != string(before) {
 		t.Error("a refused request changed the sandbox's state")
 	}
