@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -14,17 +15,21 @@ type refusal struct {
 	says         string
 }
 
-// refused sends each request and requires its status and Keap's error body ({"message"}, in
-// v1's shape and v2's alike) saying what it must.
+// refused sends each request and requires its status and Keap's error body saying what it must:
+// {"message"} in v1, and in v2 its Error ({"code", "message", "status"}, the code the HTTP status).
 func refused(t *testing.T, c *client, rs []refusal) {
 	t.Helper()
 	for _, r := range rs {
 		resp, body := c.do(r.method, r.path, r.body)
 		var msg struct {
 			Message string `json:"message"`
+			Code    any    `json:"code"`
+			Status  string `json:"status"`
 		}
 		if resp.StatusCode != r.status || json.Unmarshal(body, &msg) != nil || msg.Message == "" || !strings.Contains(msg.Message, r.says) {
 			t.Errorf("%s %s: %d %s; want %d with a message saying %q", r.method, r.path, resp.StatusCode, body, r.status, r.says)
+		} else if strings.HasPrefix(r.path, "/crm/rest/v2/") && (fmt.Sprint(msg.Code) != fmt.Sprint(r.status) || msg.Status == "") {
+			t.Errorf("%s %s: %s; want v2's error body, code %d and a status", r.method, r.path, body, r.status)
 		}
 	}
 }
