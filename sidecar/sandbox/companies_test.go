@@ -78,7 +78,7 @@ func TestCompanyEndpointsAsKeapDoes(t *testing.T) {
 	before, _ := json.Marshal(srv.Snapshot())
 	refused(t, raw, []refusal{
 		{"POST", v2, map[string]any{"company_name": "  "}, 400, "company_name is required"},
-		{"POST", v2, map[string]any{"company_name": "Delta", "custom_fields": []any{map[string]any{"id": strconv.FormatInt(taskField, 10), "content": "x"}}}, 400, ""},
+		{"POST", v2, map[string]any{"company_name": "Delta", "custom_fields": []any{map[string]any{"id": strconv.FormatInt(taskField, 10), "content": "x"}}}, 400, fmt.Sprintf("Invalid custom field id: %d", taskField)},
 		{"PATCH", v2 + "/99999", map[string]any{"company_name": "X"}, 404, "Company with ID 99999 not found"},
 		{"GET", v2 + "/99999", nil, 404, "Company with ID 99999 not found"},
 		{"GET", v2 + "/abc", nil, 400, "Invalid id: abc"},
