@@ -80,6 +80,8 @@ func TestNoteEndpointsAsKeapDoes(t *testing.T) {
 	notes := fmt.Sprintf("%s/contacts/1/notes/%d?update_mask=custom_fields", v2, firstID)
 	refused(t, raw, []refusal{
 		{"PATCH", fmt.Sprintf("%s/%d", v1, firstID), map[string]any{"contact_id": 99999}, 400, "Contact not found"},
+		{"POST", v1, map[string]any{"title": "Whose?"}, 400, "Input could not be converted"}, // the document requires the contact
+		{"POST", v1, map[string]any{"contact_id": 99999, "title": "Whose?"}, 400, "Contact not found"},
 		{"GET", v1 + "/abc", nil, 400, "Invalid id: abc"},
 		{"GET", v1 + "/99999", nil, 404, "Note with ID 99999 not found"},
 		{"GET", v1 + "?limit=-1", nil, 400, "Invalid limit: -1"},

@@ -100,9 +100,11 @@ func TestOrderAndPaymentEndpointsAsKeapDoes(t *testing.T) {
 		{"GET", v1 + "?until=tomorrow", nil, 400, "Invalid date: tomorrow"},
 		{"GET", v1 + "/abc", nil, 400, "Invalid id: abc"},
 		{"POST", v1, "{", 400, "Input could not be converted"},
+		{"POST", v1, "", 400, "Input could not be converted"}, // no body: past the document's check, the decoder's
 		{"DELETE", v1 + "/abc", nil, 400, "Invalid id: abc"},
 		{"POST", v1 + "/abc/items", map[string]any{"product_id": 1, "quantity": 1}, 400, "Invalid id: abc"},
 		{"POST", v1 + "/" + a + "/items", "{", 400, "Input could not be converted"},
+		{"POST", v1 + "/" + a + "/items", "", 400, "Input could not be converted"},
 		{"POST", v1 + "/" + a + "/items", map[string]any{"product_id": 99999, "quantity": 1}, 400, "Product with ID 99999 not found"},
 		{"POST", v1 + "/99999/items", map[string]any{"product_id": 1, "quantity": 1}, 404, "Order with ID 99999 not found"},
 		{"DELETE", v1 + "/abc/items/1", nil, 400, "Invalid id: abc"},
@@ -112,6 +114,7 @@ func TestOrderAndPaymentEndpointsAsKeapDoes(t *testing.T) {
 		{"GET", v1 + "/99999/payments", nil, 404, "Order with ID 99999 not found"},
 		{"POST", v1 + "/abc/payments", map[string]any{"payment_amount": "1", "payment_method_type": "CASH"}, 400, "Invalid id: abc"},
 		{"POST", v1 + "/" + a + "/payments", "{", 400, "Input could not be converted"},
+		{"POST", v1 + "/" + a + "/payments", "", 400, "Input could not be converted"},
 		{"POST", v1 + "/" + a + "/payments", map[string]any{"payment_amount": "lots", "payment_method_type": "CASH"}, 400, "Invalid payment_amount: lots"},
 		{"POST", v1 + "/" + a + "/payments", map[string]any{"payment_amount": "1", "payment_method_type": "CASH", "date": "Tuesday"}, 400, "Input could not be converted"}, // not a date-time to the document
 		{"GET", v2 + "/sales/payments?page_size=x", nil, 400, "Invalid page_size: x"},
