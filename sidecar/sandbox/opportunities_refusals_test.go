@@ -44,7 +44,14 @@ func TestOpportunityEndpointsRefuseAndOrderAsKeapDoes(t *testing.T) {
 	}
 	stageRef := fmt.Sprint(stageID)
 	before, _ := json.Marshal(srv.Snapshot())
-	refused(t, raw, []refusal{})
+	refused(t, raw, []refusal{
+		{"GET", v2 + "/stages?filter=name==x", nil, 400, "Invalid filter"},
+		{"GET", v2 + "/stages?order_by=name", nil, 400, "Invalid order_by"},
+		{"POST", v2, map[string]any{"opportunity_title": "X", "contact_id": "99999", "stage_id": stageRef}, 400, "Contact not found: 99999"},
+		{"GET", v2 + "?filter=title==x", nil, 400, "Invalid filter"},
+		{"GET", v2 + "?order_by=estimated_close_time", nil, 400, "Invalid order_by"},
+		{"GET", v2 + "/99999", nil, 404, "Opportunity with ID 99999 not found"},
+	})
 	if after, _ := json.Marshal(srv.Snapshot()); string(after) != string(before) {
 		t.Error("a refused request changed the sandbox's state")
 	}
