@@ -32,8 +32,9 @@ or run .ci/run; go test -short skips this test`
 
 // TestBrowserE2E drives the dashboard in headless Chromium: sign in, KPIs, a database change
 // appearing live, resolving a conflict and seeing the value pushed to Keap (the sandbox),
-// retrying a dead letter, CSV export, 375 px layout. Screenshots go to $KEAPSYNC_ARTIFACTS (or
-// a temp dir, printed).
+// retrying a dead letter, CSV export, 375 px layout. With $KEAPSYNC_ARTIFACTS set, a screenshot
+// of each step goes there; otherwise only the pages open when a check fails are taken, into a
+// temp dir (printed) that is kept only then.
 func TestBrowserE2E(t *testing.T) {
 	t.Parallel()
 	node, chromium, artifacts := e2eTools(t)
@@ -153,10 +154,29 @@ func e2eTools(t *testing.T) (node, chromium, artifacts string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { removeUnlessFailed(t, artifacts) })
 	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return node, chromium, artifacts
+}
+
+// shotsEnv asks the browser test for a screenshot at every step when a person named a directory
+// for them ($KEAPSYNC_ARTIFACTS), and otherwise for screenshots of a failure only.
+func shotsEnv() string {
+	if os.Getenv("KEAPSYNC_ARTIFACTS") != "" {
+		return "SHOTS=all"
+	}
+	return "SHOTS=failure"
+}
+
+// removeUnlessFailed removes a temp dir of screenshots unless the test failed, when they show how.
+func removeUnlessFailed(t *testing.T, dir string) {
+	if t.Failed() {
+		t.Logf("screenshots of the failure in %s", dir)
+		return
+	}
+	_ = os.RemoveAll(dir)
 }
 
 func runBrowser(t *testing.T, e *env, node, chromium, artifacts, mode string) {
@@ -166,10 +186,9 @@ func runBrowser(t *testing.T, e *env, node, chromium, artifacts, mode string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(e2eDir, "e2e.mjs"))
 	cmd.Env = append(os.Environ(), "BASE_URL="+e.ts.URL, "CONTROL_URL="+ctl.URL, "ARTIFACTS="+artifacts,
-		"CHROMIUM="+chromium, "MODE="+mode)
+		"CHROMIUM="+chromium, "MODE="+mode, shotsEnv())
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test output:\n%s", out)
-	t.Logf("screenshots in %s", artifacts)
 	if err != nil {
 		t.Fatalf("browser test failed: %v", err)
 	}

@@ -23,7 +23,9 @@ import (
 // (.ci/dashboard-e2e/demo-walk.mjs), on a first run and on a rerun over the same directory:
 // the first page is the synced account with the printed counts, a change in Keap arrives, the
 // printed psql step reaches Keap, the announced conflict waits and its resolution is pushed.
-// Screenshots go to $KEAPSYNC_ARTIFACTS/demo-run-N (or a temp dir, printed).
+// With $KEAPSYNC_ARTIFACTS set, a screenshot of each step goes to $KEAPSYNC_ARTIFACTS/demo-run-N;
+// otherwise only the pages open when a check fails are taken, into a temp dir (printed) that is
+// kept only then.
 func TestDemoWalkInBrowser(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -41,9 +43,20 @@ func TestDemoWalkInBrowser(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json")); err != nil {
 		t.Fatalf("playwright-core not installed: (cd .ci/dashboard-e2e && npm ci)")
 	}
-	artifacts := os.Getenv("KEAPSYNC_ARTIFACTS")
+	artifacts, shots := os.Getenv("KEAPSYNC_ARTIFACTS"), "SHOTS=all"
 	if artifacts == "" {
-		artifacts = t.TempDir()
+		shots = "SHOTS=failure"
+		artifacts, err = os.MkdirTemp("", "keapsync-demo-walk-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("screenshots of the failure in %s", artifacts)
+			} else {
+				_ = os.RemoveAll(artifacts)
+			}
+		})
 	}
 	dir := t.TempDir()
 	ports := make([]string, 4)
@@ -103,15 +116,15 @@ func TestDemoWalkInBrowser(t *testing.T) {
 				http.Error(w, err.Error(), 500)
 			}
 		}))
-		shots := filepath.Join(artifacts, "demo-run-"+strconv.Itoa(n))
-		if err := os.MkdirAll(shots, 0o755); err != nil {
+		shotDir := filepath.Join(artifacts, "demo-run-"+strconv.Itoa(n))
+		if err := os.MkdirAll(shotDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		bctx, bcancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(bctx, node, filepath.Join(e2eDir, "demo-walk.mjs"))
 		cmd.Env = append(os.Environ(), "BASE_URL="+find(`Dashboard: (http://\S+)`), "SANDBOX_URL="+find(`Keap sandbox at (http://\S+)`),
 			"CONTROL_URL="+ctl.URL, "TENANT="+find(`Connected through OAuth: account \S+ \(([^)]+)\)`),
-			"CONTACTS="+find(`In Postgres now: (\d+) contacts`), "HOOKS="+find(`\((\d+) hooks verified`), "ARTIFACTS="+shots, "CHROMIUM="+chromium)
+			"CONTACTS="+find(`In Postgres now: (\d+) contacts`), "HOOKS="+find(`\((\d+) hooks verified`), "ARTIFACTS="+shotDir, "CHROMIUM="+chromium, shots)
 		browserOut, err := cmd.CombinedOutput()
 		bcancel()
 		ctl.Close()
@@ -124,5 +137,7 @@ func TestDemoWalkInBrowser(t *testing.T) {
 			t.Fatalf("demo run %d: the walk failed: %v\ndemo output:\n%s", n, err, out)
 		}
 	}
-	t.Logf("screenshots in %s", artifacts)
+	if shots == "SHOTS=all" {
+		t.Logf("screenshots in %s", artifacts)
+	}
 }
