@@ -173,13 +173,9 @@ func productIDsFilter(f string) (map[int64]bool, error) {
 	if !ok {
 		return nil, badRequest("Invalid filter: " + f)
 	}
-	ids := map[int64]bool{}
-	for _, v := range strings.Split(list, ",") {
-		id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return nil, badRequest("Invalid filter: " + f)
-		}
-		ids[id] = true
+	ids, err := idSet(list)
+	if err != nil {
+		return nil, badRequest("Invalid filter: " + f)
 	}
 	return ids, nil
 }

@@ -71,15 +71,7 @@ func parseV2Filter(f, sinceName, untilName string) (v2Filter, error) {
 		case !ok:
 			err = fmt.Errorf("no ==")
 		case name == "ids":
-			out.ids = map[int64]bool{}
-			for _, v := range strings.Split(val, ",") {
-				id, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				if perr != nil {
-					err = perr
-					break
-				}
-				out.ids[id] = true
-			}
+			out.ids, err = idSet(val)
 		case name == sinceName:
 			out.since, err = parseKeapTime(val)
 		case name == untilName:
@@ -94,6 +86,19 @@ func parseV2Filter(f, sinceName, untilName string) (v2Filter, error) {
 		}
 	}
 	return out, nil
+}
+
+// idSet reads a filter's comma-separated ids (ids==1,2,3, product_ids==1,2,3).
+func idSet(list string) (map[int64]bool, error) {
+	ids := map[int64]bool{}
+	for _, v := range strings.Split(list, ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, nil
 }
 
 func (f v2Filter) keep(id, contact int64, updated time.Time) bool {
