@@ -27,11 +27,13 @@ type dataTable struct {
 	sel     string // columns, each as text, id first
 	from    string
 	search  string // uses $2 (an ILIKE pattern, '' for none)
-	filter  string // uses $3 and $4
-	Filters [2]filterSpec
-	Sorts   []sortSpec
-	queries map[string]string // sort+dir -> page query
-	export  string
+	// SearchHint names what search matches, shown in the empty search box.
+	SearchHint string
+	filter     string // uses $3 and $4
+	Filters    [2]filterSpec
+	Sorts      []sortSpec
+	queries    map[string]string // sort+dir -> page query
+	export     string
 }
 
 type filterSpec struct {
@@ -51,9 +53,10 @@ var contactsTable = prepare(&dataTable{
        coalesce(email, ''), coalesce(company_name, ''), coalesce(locality, ''),
        case email_opted_in when true then 'yes' when false then 'no' else '' end,
        coalesce(to_char(last_updated at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.contacts t`,
-	search: `($2 = '' or email ilike $2 or given_name ilike $2 or family_name ilike $2 or company_name ilike $2)`,
-	filter: `($3 = '' or company_name = $3) and ($4 = '' or email_opted_in = ($4 = 'yes'))`,
+	from:       `keap.contacts t`,
+	search:     `($2 = '' or email ilike $2 or given_name ilike $2 or family_name ilike $2 or company_name ilike $2)`,
+	SearchHint: "name, email, company…",
+	filter:     `($3 = '' or company_name = $3) and ($4 = '' or email_opted_in = ($4 = 'yes'))`,
 	Filters: [2]filterSpec{{Param: "company", Label: "Company"},
 		{Param: "opted", Label: "Opted in", Options: []string{"yes", "no"}}},
 	Sorts: []sortSpec{
@@ -71,9 +74,10 @@ var ordersTable = prepare(&dataTable{
        coalesce(contact_keap_id::text, ''),
        coalesce(to_char(order_date at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), ''),
        coalesce(total::text, ''), coalesce(total_paid::text, ''), coalesce(total_due::text, '')`,
-	from:   `keap.orders t`,
-	search: `($2 = '' or title ilike $2)`,
-	filter: `($3 = '' or status = $3) and ($4 = '' or contact_keap_id::text = $4)`,
+	from:       `keap.orders t`,
+	search:     `($2 = '' or title ilike $2)`,
+	SearchHint: "title…",
+	filter:     `($3 = '' or status = $3) and ($4 = '' or contact_keap_id::text = $4)`,
 	Filters: [2]filterSpec{{Param: "status", Label: "Status", Options: []string{"PAID", "SENT", "DRAFT"}},
 		{Param: "contact", Label: "Contact Keap ID"}},
 	Sorts: []sortSpec{
@@ -90,10 +94,11 @@ var companiesTable = prepare(&dataTable{
        coalesce(phone, ''), coalesce(locality, ''),
        (select count(*) from keap.contacts c where c.account_id = t.account_id and c.company_keap_id = t.keap_id)::text,
        coalesce(to_char(update_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:    `keap.companies t`,
-	search:  `($2 = '' or company_name ilike $2 or email ilike $2)`,
-	filter:  `($3 = '' or locality = $3) and ($4 = '' or region = $4)`,
-	Filters: [2]filterSpec{{Param: "city", Label: "City"}, {Param: "region", Label: "Region"}},
+	from:       `keap.companies t`,
+	search:     `($2 = '' or company_name ilike $2 or email ilike $2)`,
+	SearchHint: "name, email…",
+	filter:     `($3 = '' or locality = $3) and ($4 = '' or region = $4)`,
+	Filters:    [2]filterSpec{{Param: "city", Label: "City"}, {Param: "region", Label: "Region"}},
 	Sorts: []sortSpec{
 		{Key: "name", Label: "Name", expr: `coalesce(lower(company_name), '')`, cast: `text`},
 		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
@@ -111,8 +116,9 @@ var opportunitiesTable = prepare(&dataTable{
        coalesce(contact_keap_id::text, ''), coalesce(coalesce(projected_revenue_high, projected_revenue_low)::text, ''),
        coalesce(to_char(estimated_close_time at time zone 'UTC', 'YYYY-MM-DD'), ''),
        coalesce(to_char(last_updated_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.opportunities t`,
-	search: `($2 = '' or title ilike $2)`,
+	from:       `keap.opportunities t`,
+	search:     `($2 = '' or title ilike $2)`,
+	SearchHint: "title…",
 	filter: `($3 = '' or exists (select 1 from keap.opportunity_stages s where s.account_id = t.account_id
 	                                and s.keap_id = t.stage_keap_id and s.name = $3))
 	     and ($4 = '' or coalesce((select s.outcome from keap.opportunity_stages s
@@ -134,9 +140,10 @@ var productsTable = prepare(&dataTable{
        coalesce((price_cents / 100.0)::numeric(20, 2)::text, ''), coalesce(currency_code, ''),
        case active when true then 'yes' when false then 'no' else '' end,
        coalesce(to_char(update_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.products t`,
-	search: `($2 = '' or name ilike $2 or sku ilike $2 or short_description ilike $2)`,
-	filter: `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or currency_code = $4)`,
+	from:       `keap.products t`,
+	search:     `($2 = '' or name ilike $2 or sku ilike $2 or short_description ilike $2)`,
+	SearchHint: "name, SKU, description…",
+	filter:     `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or currency_code = $4)`,
 	Filters: [2]filterSpec{{Param: "active", Label: "Active", Options: []string{"yes", "no"}},
 		{Param: "currency", Label: "Currency"}},
 	Sorts: []sortSpec{
@@ -155,9 +162,10 @@ var tasksTable = prepare(&dataTable{
        coalesce(to_char(due_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), ''),
        case completed when true then 'yes' when false then 'no' else '' end,
        coalesce(to_char(modification_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.tasks t`,
-	search: `($2 = '' or title ilike $2 or description ilike $2)`,
-	filter: `($3 = '' or completed = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
+	from:       `keap.tasks t`,
+	search:     `($2 = '' or title ilike $2 or description ilike $2)`,
+	SearchHint: "title, description…",
+	filter:     `($3 = '' or completed = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
 	Filters: [2]filterSpec{{Param: "completed", Label: "Completed", Options: []string{"yes", "no"}},
 		{Param: "contact", Label: "Contact Keap ID"}},
 	Sorts: []sortSpec{
@@ -173,10 +181,11 @@ var notesTable = prepare(&dataTable{
 	Headers: []string{"ID", "Keap ID", "Title", "Type", "Contact (Keap ID)", "Body", "Last updated"},
 	sel: `id::text, coalesce(keap_id::text, ''), coalesce(title, ''), coalesce(type, ''), coalesce(contact_keap_id::text, ''),
        coalesce(left(body, 120), ''), coalesce(to_char(last_updated at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:    `keap.notes t`,
-	search:  `($2 = '' or title ilike $2 or body ilike $2)`,
-	filter:  `($3 = '' or type = $3) and ($4 = '' or contact_keap_id::text = $4)`,
-	Filters: [2]filterSpec{{Param: "type", Label: "Type"}, {Param: "contact", Label: "Contact Keap ID"}},
+	from:       `keap.notes t`,
+	search:     `($2 = '' or title ilike $2 or body ilike $2)`,
+	SearchHint: "title, body…",
+	filter:     `($3 = '' or type = $3) and ($4 = '' or contact_keap_id::text = $4)`,
+	Filters:    [2]filterSpec{{Param: "type", Label: "Type"}, {Param: "contact", Label: "Contact Keap ID"}},
 	Sorts: []sortSpec{
 		{Key: "updated", Label: "Last updated", expr: `coalesce(last_updated, '-infinity')`, cast: `timestamptz`},
 		{Key: "id", Label: "ID", expr: `t.id`, cast: `bigint`},
@@ -192,9 +201,10 @@ var subscriptionsTable = prepare(&dataTable{
        case active when true then 'yes' when false then 'no' else '' end,
        coalesce(to_char(next_bill_date, 'YYYY-MM-DD'), ''),
        coalesce(to_char(modification_time at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), '')`,
-	from:   `keap.subscriptions t`,
-	search: `($2 = '' or billing_cycle ilike $2)`,
-	filter: `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
+	from:       `keap.subscriptions t`,
+	search:     `($2 = '' or billing_cycle ilike $2)`,
+	SearchHint: "billing cycle (MONTH, YEAR…)",
+	filter:     `($3 = '' or active = ($3 = 'yes')) and ($4 = '' or contact_keap_id::text = $4)`,
 	Filters: [2]filterSpec{{Param: "active", Label: "Active", Options: []string{"yes", "no"}},
 		{Param: "contact", Label: "Contact Keap ID"}},
 	Sorts: []sortSpec{

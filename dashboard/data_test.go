@@ -19,6 +19,9 @@ func TestDataTabsLinkEachOther(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET /data/%s: %d\n%s", tab.Name, resp.StatusCode, body)
 		}
+		if tab.SearchHint == "" || !strings.Contains(body, `placeholder="`+tab.SearchHint+`"`) {
+			t.Errorf("/data/%s does not say what its search matches (%q)", tab.Name, tab.SearchHint)
+		}
 		for _, other := range dataTables {
 			link := `<a href="/data/` + other.Name + `?account=` + accountA + `"`
 			if other == tab {
