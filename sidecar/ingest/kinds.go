@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"slices"
 	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
@@ -294,20 +293,12 @@ func objectRecord(o keap.Object) record {
 	return record{id: int64(o.ID), modified: o.Modified(), raw: o.Raw}
 }
 
-// changedByIDs reads records through the collection's filter by ids, keap.IDsPerCall ids a call.
-// The listing gives each record as the whole listing does, so what is stored is the same.
+// changedByIDs reads records through the collection's filter by ids (keap.IDsPerCall ids a
+// call). The listing gives each record as the whole listing does, so what is stored is the same.
 func changedByIDs(res objecttype.V2Resource) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
 	return func(ctx context.Context, api Keap, ids []int64, _ time.Time) iter.Seq2[record, error] {
-		return func(yield func(record, error) bool) {
-			for chunk := range slices.Chunk(ids, keap.IDsPerCall) {
-				q := keap.ObjectQuery{IDs: keapIDs(chunk), IDsFilter: res.IDsFilter, Fields: res.Fields, PageSize: 1000}
-				for r, err := range mapSeq(api.Objects(ctx, res.Path, q), objectRecord) {
-					if !yield(r, err) || err != nil {
-						return
-					}
-				}
-			}
-		}
+		q := keap.ObjectQuery{IDs: keapIDs(ids), IDsFilter: res.IDsFilter, Fields: res.Fields, PageSize: 1000}
+		return mapSeq(api.Objects(ctx, res.Path, q), objectRecord)
 	}
 }
 

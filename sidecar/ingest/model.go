@@ -95,13 +95,11 @@ func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, r
 				missing = append(missing, keap.ID(id))
 			}
 		}
-		slices.Sort(missing)
-		for chunk := range slices.Chunk(missing, keap.IDsPerCall) {
-			if err := read(keap.ObjectQuery{IDs: chunk}); err != nil {
-				return err
-			}
+		if len(missing) == 0 {
+			return nil
 		}
-		return nil
+		slices.Sort(missing)
+		return read(keap.ObjectQuery{IDs: missing})
 	}()
 	if listingUnusable(err) {
 		log.Warn("Keap's v2 listing of custom fields was unusable; the records keep the values stored",

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +60,7 @@ type ObjectQuery struct {
 	// SinceFilter names the filter Since sets where the collection calls it otherwise
 	// (orders: modified_since_time); "" is since_time.
 	SinceFilter string
-	// IDs, when set, lists only these objects (filter=ids==1,2,3); keep them few enough for a
-	// short request line (see IDsPerCall).
+	// IDs, when set, lists only these objects (filter=ids==1,2,3), IDsPerCall of them a call.
 	IDs []ID
 	// IDsFilter names the filter IDs sets where the collection calls it otherwise (products:
 	// product_ids); "" is ids.
@@ -155,28 +155,47 @@ func (c *Client) Objects(ctx context.Context, path string, q ObjectQuery) iter.S
 		return walk[Object](ctx, c, c.get(path, path, v), collection(path))
 	}
 	return func(yield func(Object, error) bool) {
-		seen := map[string]bool{}
-		for {
-			p, err := c.ListObjects(ctx, path, q)
-			if err != nil {
-				yield(Object{}, err)
-				return
-			}
-			for _, o := range p.Items {
-				if !yield(o, nil) {
-					return
-				}
-			}
-			if !yieldBad(p.Bad, yield) || p.NextPageToken == "" || len(p.Items)+len(p.Bad) == 0 {
-				return
-			}
-			if seen[p.NextPageToken] {
-				yield(Object{}, fmt.Errorf("keap GET %s: page token repeats", path))
-				return
-			}
-			seen[p.NextPageToken] = true
-			q.PageToken = p.NextPageToken
+		if len(q.IDs) <= IDsPerCall {
+			c.objectPages(ctx, path, q, yield)
+			return
 		}
+		for chunk := range slices.Chunk(q.IDs, IDsPerCall) {
+			cq := q
+			cq.IDs = chunk
+			if !c.objectPages(ctx, path, cq, yield) {
+				return
+			}
+		}
+	}
+}
+
+// objectPages yields the objects of one v2 listing, page after page; false: it stopped early
+// (the consumer's choice, or an error yielded).
+func (c *Client) objectPages(ctx context.Context, path string, q ObjectQuery, yield func(Object, error) bool) bool {
+	seen := map[string]bool{}
+	for {
+		p, err := c.ListObjects(ctx, path, q)
+		if err != nil {
+			yield(Object{}, err)
+			return false
+		}
+		for _, o := range p.Items {
+			if !yield(o, nil) {
+				return false
+			}
+		}
+		if !yieldBad(p.Bad, yield) {
+			return false
+		}
+		if p.NextPageToken == "" || len(p.Items)+len(p.Bad) == 0 {
+			return true
+		}
+		if seen[p.NextPageToken] {
+			yield(Object{}, fmt.Errorf("keap GET %s: page token repeats", path))
+			return false
+		}
+		seen[p.NextPageToken] = true
+		q.PageToken = p.NextPageToken
 	}
 }
 

@@ -4,6 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +75,55 @@ func TestContractV2Objects(t *testing.T) {
 	task := Object{ModificationTime: Time{Time: since}}
 	if !task.Modified().Equal(since) {
 		t.Errorf("a task's clock: %v", task.Modified())
+	}
+}
+
+// A listing by more ids than one request line holds goes out IDsPerCall ids a call, each call
+// naming its own ids once and in order, and yields what every call lists; a consumer that stops
+// early leaves the later calls unmade.
+func TestObjectsByManyIDsSplitsTheCalls(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var calls [][]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids := strings.Split(strings.TrimPrefix(r.URL.Query().Get("filter"), "product_ids=="), ",")
+		mu.Lock()
+		calls = append(calls, ids)
+		mu.Unlock()
+		items := make([]map[string]string, len(ids))
+		for i, id := range ids {
+			items[i] = map[string]string{"id": id}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"products": items})
+	}))
+	t.Cleanup(srv.Close)
+	cfg := DefaultConfig()
+	cfg.APIURL, cfg.Credentials = srv.URL, APIKey("key")
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]ID, 2*IDsPerCall+7)
+	for i := range ids {
+		ids[i] = ID(i + 1)
+	}
+	q := ObjectQuery{IDs: ids, IDsFilter: "product_ids"}
+	var got []ID
+	for o, err := range c.Objects(context.Background(), "/v2/products", q) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o.ID)
+	}
+	if !slices.Equal(got, ids) || len(calls) != 3 || len(calls[0]) != IDsPerCall || len(calls[2]) != 7 || calls[1][0] != strconv.Itoa(IDsPerCall+1) {
+		t.Fatalf("%d objects from %d calls (sizes %d, ...), want all %d from 3 calls of at most %d", len(got), len(calls), len(calls[0]), len(ids), IDsPerCall)
+	}
+	calls = nil
+	for range c.Objects(context.Background(), "/v2/products", q) {
+		break
+	}
+	if len(calls) != 1 {
+		t.Errorf("a consumer that stopped at the first object cost %d calls", len(calls))
 	}
 }
