@@ -18,11 +18,14 @@ import (
 	"github.com/keapsync/keapsync/sidecar/sandbox"
 )
 
-// hookedRead is how a type whose v2 listing cannot filter by time reads a batch of hooked
-// changes: batch tells its listing of the changed records by the query, get reads one record as
+// hookedRead is how a type whose listing cannot filter by time (v2's, or tags' v1 one) reads a
+// batch of hooked changes: batch tells its listing of the changed records by the query, get reads one record as
 // a GET per id does.
 type hookedRead struct {
 	batch func(path string, q url.Values) bool
+	// aside, where set, is the path of a call the batch's listing may add (tags: their
+	// categories, which v2's tag names by id alone).
+	aside string
 	get   func(ctx context.Context, api *keap.Client, typ objecttype.Type, id int64) (json.RawMessage, error)
 }
 
@@ -35,6 +38,18 @@ func getV2(ctx context.Context, api *keap.Client, typ objecttype.Type, id int64)
 }
 
 var hookedReads = map[string]hookedRead{
+	"tag": {
+		// A listing that names a categorised tag lists the categories too: one more call.
+		batch: func(path string, q url.Values) bool { return path == "/crm/rest/v2/tags" && q.Has("filter") },
+		aside: "/crm/rest/v2/tags/categories",
+		get: func(ctx context.Context, api *keap.Client, _ objecttype.Type, id int64) (json.RawMessage, error) {
+			tag, err := api.GetTag(ctx, keap.ID(id))
+			if err != nil {
+				return nil, err
+			}
+			return tag.Raw, nil
+		},
+	},
 	"product": {
 		batch: func(path string, q url.Values) bool { return path == "/crm/rest/v2/products" && q.Has("filter") },
 		get:   getV2,
@@ -79,11 +94,19 @@ func TestHookedReadSameEitherWay(t *testing.T) {
 			}
 			w.storesAsGet(t, "a GET each", name, ids[:10])
 
-			// Listed: one call for the batch, however large the collection.
+			// Listed: one call for the batch, however large the collection (and one aside).
 			w.worker.ListThreshold = 1
 			w.changeInKeap(t, name, ids[10:40])
 			w.drain(t)
-			if reqs := w.sb.Requests(); len(reqs) != 1 || !read.batch(reqs[0].Path, query(t, reqs[0].Query)) {
+			var listings, asides int
+			for _, r := range w.sb.Requests() {
+				if read.batch(r.Path, query(t, r.Query)) {
+					listings++
+				} else if r.Path == read.aside {
+					asides++
+				}
+			}
+			if reqs := w.sb.Requests(); listings != 1 || asides > 1 || len(reqs) != listings+asides {
 				t.Errorf("30 changes among %d: %d calls (%v), want one listing of the changed records", len(ids), len(reqs), reqs)
 			}
 			w.storesAsGet(t, "listed", name, ids[10:40])

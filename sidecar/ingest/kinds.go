@@ -20,6 +20,7 @@ type Keap interface {
 	GetContact(ctx context.Context, id keap.ID, optional ...string) (*keap.Contact, error)
 	Tags(ctx context.Context, q keap.TagQuery) iter.Seq2[keap.Tag, error]
 	GetTag(ctx context.Context, id keap.ID) (*keap.Tag, error)
+	TagsByID(ctx context.Context, ids []keap.ID) iter.Seq2[keap.Tag, error]
 	TaggedContacts(ctx context.Context, tagID keap.ID) iter.Seq2[keap.TaggedContact, error]
 	OrdersSince(ctx context.Context, since time.Time, q keap.OrderQuery) iter.Seq2[keap.Order, error]
 	GetOrder(ctx context.Context, id keap.ID) (*keap.Order, error)
@@ -157,16 +158,19 @@ var kinds = map[string]kind{
 		objectType: "tag",
 		whole:      true,
 		list: func(ctx context.Context, api Keap, _ time.Time) iter.Seq2[record, error] {
-			// v1 tags carry no timestamps: every listing is the whole set (it is small).
-			return mapSeq(api.Tags(ctx, keap.TagQuery{Limit: 1000}),
-				func(t keap.Tag) record { return record{id: int64(t.ID), raw: t.Raw} })
+			// v1 tags carry no timestamps: every listing is the whole set.
+			return mapSeq(api.Tags(ctx, keap.TagQuery{Limit: 1000}), tagRecord)
+		},
+		// A batch of hooks is read through v2, which lists tags by id, in v1's shape.
+		changed: func(ctx context.Context, api Keap, ids []int64, _ time.Time) iter.Seq2[record, error] {
+			return mapSeq(api.TagsByID(ctx, keapIDs(ids)), tagRecord)
 		},
 		get: func(ctx context.Context, api Keap, id int64) (record, error) {
 			t, err := api.GetTag(ctx, keap.ID(id))
 			if err != nil {
 				return record{}, err
 			}
-			return record{id: int64(t.ID), raw: t.Raw}, nil
+			return tagRecord(*t), nil
 		},
 	},
 	"order": {
@@ -284,6 +288,8 @@ func v2Kind(name string, res objecttype.V2Resource) kind {
 	}
 	return k
 }
+
+func tagRecord(t keap.Tag) record { return record{id: int64(t.ID), raw: t.Raw} }
 
 func subscriptionRecord(s keap.Subscription) record {
 	return record{id: int64(s.ID), modified: s.ModificationTime.Time, raw: s.Raw}

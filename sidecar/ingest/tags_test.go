@@ -11,9 +11,9 @@ import (
 
 var oneTag = regexp.MustCompile(`^/crm/rest/v1/tags/[0-9]+$`)
 
-// Tags made in Keap arrive through one listing of all tags rather than a GET each: v1 tags
-// cannot be listed by time, but a page of 1000 costs less than the changed ids' GETs.
-func TestTagHooksFetchedByListing(t *testing.T) {
+// Tags made in Keap arrive through one v2 listing of them by id, rather than a GET each or a
+// walk of every tag (v1 lists tags neither by time nor by id).
+func TestTagHooksFetchedByID(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 5)
 	ctx := context.Background()
@@ -41,16 +41,18 @@ func TestTagHooksFetchedByListing(t *testing.T) {
 	if got := w.count(t, `select count(*) from keap.tags where keap_id = any($1) and name like 'Made in Keap %'`, made); got != len(made) {
 		t.Fatalf("%d of %d tags made in Keap arrived", got, len(made))
 	}
-	lists, gets := 0, 0
+	byID, whole, gets := 0, 0, 0
 	for _, r := range w.sb.Requests() {
 		switch {
+		case r.Path == "/crm/rest/v2/tags":
+			byID++
 		case r.Path == "/crm/rest/v1/tags":
-			lists++
+			whole++
 		case oneTag.MatchString(r.Path):
 			gets++
 		}
 	}
-	if lists != 1 || gets != 0 {
-		t.Errorf("%d tag listings and %d single-tag GETs, want 1 and 0", lists, gets)
+	if byID != 1 || whole != 0 || gets != 0 || len(w.sb.Requests()) != 1 {
+		t.Errorf("%d listings by id, %d of every tag, %d single-tag GETs (%d calls); want 1, 0, 0 (1)", byID, whole, gets, len(w.sb.Requests()))
 	}
 }

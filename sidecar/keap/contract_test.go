@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -546,4 +547,83 @@ func TestContractCustomFieldsOfV1Types(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TagsByID reads tags through v2 by id and gives each as v1's GET does (the raw JSON too, which
+// is what the sync stores), the category's name and description filled in from one listing of
+// the categories. A tag whose category that listing lacks is an unusable answer, not a tag
+// without its category.
+func TestTagsByIDInV1Shape(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sandbox: sandbox.Options{Contacts: 5, Seed: 2}})
+	c, ctx := e.client, context.Background()
+	cat, err := c.CreateTagCategory(ctx, "Sync", "made by the client test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ID
+	for i, in := range []TagInput{{Name: "In a category", Description: "d", CategoryID: cat.ID}, {Name: "Bare"}} {
+		tag, err := c.CreateTag(ctx, in)
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		ids = append(ids, tag.ID)
+	}
+	ids = append(ids, 1) // a generated tag, in a generated category
+
+	before := e.wire.done.Load()
+	got, err := Collect(c.TagsByID(ctx, append(slices.Clone(ids), 99999)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.wire.done.Load() - before; len(got) != len(ids) || calls != 2 {
+		t.Fatalf("%d tags in %d calls, want %d in 2 (the tags, the categories)", len(got), calls, len(ids))
+	}
+	for _, tag := range got {
+		want, err := c.GetTag(ctx, tag.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameJSON(t, tag.Raw, want.Raw) || tag.Name != want.Name || tag.Description != want.Description {
+			t.Errorf("tag %d through v2: %s; v1's GET: %s", tag.ID, tag.Raw, want.Raw)
+		}
+	}
+
+	before = e.wire.done.Load()
+	if bare, err := Collect(c.TagsByID(ctx, ids[1:2])); err != nil || len(bare) != 1 || e.wire.done.Load()-before != 1 {
+		t.Errorf("a tag without a category: %v, %v in %d calls, want it in one", bare, err, e.wire.done.Load()-before)
+	}
+
+	// A category made between the two listings: the tag cannot be given as v1 does.
+	stale := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/categories") {
+			fmt.Fprint(w, `{"tag_categories": [{"id": "1", "name": "Old"}]}`)
+			return
+		}
+		fmt.Fprint(w, `{"tags": [{"id": "5", "name": "New", "category": {"id": "2"}}]}`)
+	}))
+	t.Cleanup(stale.Close)
+	cfg := DefaultConfig()
+	cfg.APIURL, cfg.Credentials = stale.URL, APIKey("key")
+	sc, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Collect(sc.TagsByID(ctx, []ID{5})); !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "category 2") {
+		t.Errorf("a tag in a category Keap did not list: %v, want an unusable answer naming the category", err)
+	}
+}
+
+// sameJSON says whether a and b are the same JSON value, however laid out.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -115,8 +115,17 @@ func (q ObjectQuery) values() url.Values {
 	return v
 }
 
-// collection is the v2 list envelope: the items sit under the collection's name.
-func collection(path string) string { return path[strings.LastIndex(path, "/")+1:] }
+// collection is the v2 list envelope: the items sit under the collection's name, the path's
+// last segment unless Keap names it otherwise.
+func collection(path string) string {
+	if key, ok := collectionKeys[path]; ok {
+		return key
+	}
+	return path[strings.LastIndex(path, "/")+1:]
+}
+
+// collectionKeys are the envelopes not named after their path's last segment.
+var collectionKeys = map[string]string{"/v2/tags/categories": "tag_categories"}
 
 // ListObjects fetches one page of the v2 collection at path (e.g. "/v2/companies").
 func (c *Client) ListObjects(ctx context.Context, path string, q ObjectQuery) (*PageV2[Object], error) {

@@ -307,3 +307,95 @@ func joinIDs(ids []ID) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// TagsByID yields the tags ids names, each in v1's shape (Raw as GET /v1/tags/{id} gives it),
+// read through v2, which lists tags by id (filter tag_ids, IDsPerCall a call) where v1 lists
+// only the whole set. v2's tag names its category by id alone; the name and description v1
+// nests in the tag come from one listing of the categories, asked for at the first tag that has
+// one. A tag whose category that listing lacks (made in between) yields an error of
+// ErrBadResponse, so that the caller reads the tags another way.
+func (c *Client) TagsByID(ctx context.Context, ids []ID) iter.Seq2[Tag, error] {
+	return func(yield func(Tag, error) bool) {
+		var categories map[ID]TagCategory
+		for o, err := range c.Objects(ctx, "/v2/tags", ObjectQuery{IDs: ids, IDsFilter: "tag_ids", PageSize: 1000}) {
+			if err != nil {
+				yield(Tag{}, err)
+				return
+			}
+			var v2 struct {
+				Name        string          `json:"name"`
+				Description json.RawMessage `json:"description"`
+				Category    *struct {
+					ID ID `json:"id"`
+				} `json:"category"`
+			}
+			if err := json.Unmarshal(o.Raw, &v2); err != nil {
+				yield(Tag{}, unusableTag(o, err))
+				return
+			}
+			v1 := v1Tag{ID: o.ID, Name: v2.Name}
+			if len(v2.Description) > 0 && !bytes.Equal(v2.Description, jsonNull) {
+				v1.Description = v2.Description
+			}
+			if v2.Category != nil {
+				if categories == nil {
+					if categories, err = c.tagCategories(ctx); err != nil {
+						yield(Tag{}, err)
+						return
+					}
+				}
+				cat, ok := categories[v2.Category.ID]
+				if !ok {
+					yield(Tag{}, unusableTag(o, fmt.Errorf("its category %s is not among those Keap listed", v2.Category.ID)))
+					return
+				}
+				v1.Category = &cat
+			}
+			raw, err := json.Marshal(v1)
+			if err != nil {
+				yield(Tag{}, fmt.Errorf("tag %s in v1's shape: %w", o.ID, err))
+				return
+			}
+			var t Tag
+			if err := json.Unmarshal(raw, &t); err != nil {
+				yield(Tag{}, unusableTag(o, err))
+				return
+			}
+			if !yield(t, nil) {
+				return
+			}
+		}
+	}
+}
+
+// unusableTag is the error for a tag v2 listed that TagsByID cannot give in v1's shape.
+func unusableTag(o Object, err error) error {
+	return &ResponseError{Method: http.MethodGet, Endpoint: "/v2/tags", Status: http.StatusOK, Body: o.Raw,
+		Err: fmt.Errorf("tag %s: %w", o.ID, err)}
+}
+
+// v1Tag is [V1]'s Tag as TagsByID builds it from v2's: the description as v2 gave it (absent
+// stays absent), the category whole.
+type v1Tag struct {
+	ID          ID              `json:"id"`
+	Name        string          `json:"name"`
+	Description json.RawMessage `json:"description,omitempty"`
+	Category    *TagCategory    `json:"category,omitempty"`
+}
+
+// tagCategories lists every tag category (v2), by id.
+func (c *Client) tagCategories(ctx context.Context) (map[ID]TagCategory, error) {
+	out := map[ID]TagCategory{}
+	for o, err := range c.Objects(ctx, "/v2/tags/categories", ObjectQuery{PageSize: 1000}) {
+		if err != nil {
+			return nil, err
+		}
+		var cat TagCategory
+		if err := json.Unmarshal(o.Raw, &cat); err != nil {
+			return nil, &ResponseError{Method: http.MethodGet, Endpoint: "/v2/tags/categories", Status: http.StatusOK,
+				Body: o.Raw, Err: fmt.Errorf("category %s: %w", o.ID, err)}
+		}
+		out[o.ID] = cat
+	}
+	return out, nil
+}

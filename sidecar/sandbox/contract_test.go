@@ -49,6 +49,8 @@ func TestContract(t *testing.T) {
 	tid := num(tag["id"])
 	c.json("GET", v1+"/tags?limit=3", nil, 200, nil)
 	c.json("GET", fmt.Sprintf("%s/tags/%d", v1, tid), nil, 200, nil)
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/tags?filter=tag_ids%%3D%%3D%d,1&order_by=update_time%%20desc&page_size=1", tid), nil, 200, nil)
+	c.json("GET", "/crm/rest/v2/tags/categories?page_size=2", nil, 200, nil)
 	c.json("POST", fmt.Sprintf("%s/contacts/%d/tags", v1, id), map[string]any{"tagIds": []int64{tid, 1}}, 200, nil)
 	c.json("GET", fmt.Sprintf("%s/contacts/%d/tags", v1, id), nil, 200, nil)
 	c.json("DELETE", fmt.Sprintf("%s/contacts/%d/tags/%d", v1, id, tid), nil, 204, nil)

@@ -25,10 +25,10 @@ func generate(s *store, seed int64, count int) {
 	now := s.stamp.clock.Now().UTC().Truncate(time.Millisecond)
 
 	for i, cat := range []string{"Lifecycle", "Source", "Channel"} {
-		c := &tagCategory{ID: s.nextID("category"), Name: cat, Description: cat + " tags"}
+		c := &tagCategory{ID: s.nextID("category"), Name: cat, Description: cat + " tags", created: now}
 		s.categories[c.ID] = c
 		for _, name := range tagNames[i] {
-			t := &tag{id: s.nextID("tag"), name: name, category: c.ID, contacts: map[int64]time.Time{}}
+			t := &tag{id: s.nextID("tag"), name: name, category: c.ID, contacts: map[int64]time.Time{}, created: now, updated: now}
 			s.tags[t.id] = t
 			s.tagIDs = append(s.tagIDs, t.id)
 		}

@@ -93,6 +93,14 @@ func (s *Server) CreateTag(name, description string) (int64, error) {
 	return t["id"].(int64), nil
 }
 
+// EditTag changes a tag's description (emits contactGroup.edit).
+func (s *Server) EditTag(id int64, description string) error {
+	if err := s.store.editTag(id, description); err != nil {
+		return fmt.Errorf("edit tag %d: %w", id, err)
+	}
+	return nil
+}
+
 // ApplyTag applies a tag to a contact; RemoveTag removes it.
 func (s *Server) ApplyTag(contactID, tagID int64) error { return s.setTag(contactID, tagID, true) }
 

@@ -121,7 +121,7 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ids, err := productIDsFilter(q.Get("filter"))
+	ids, err := idsFilter(q.Get("filter"), "product_ids")
 	if err != nil {
 		return err
 	}
@@ -163,13 +163,14 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// productIDsFilter reads a products listing's filter: product_ids==1,2,3 (nil: no filter). The
-// sandbox refuses the other filters listProducts documents, which keapsync does not send.
-func productIDsFilter(f string) (map[int64]bool, error) {
+// idsFilter reads a listing's filter by a list of ids, name==1,2,3 (products: product_ids;
+// nil: no filter). The sandbox refuses the collection's other filters, which keapsync does not
+// send.
+func idsFilter(f, name string) (map[int64]bool, error) {
 	if f == "" {
 		return nil, nil
 	}
-	list, ok := strings.CutPrefix(f, "product_ids==")
+	list, ok := strings.CutPrefix(f, name+"==")
 	if !ok {
 		return nil, badRequest("Invalid filter: " + f)
 	}

@@ -113,6 +113,9 @@ func (a *restAPI) routes(mux *http.ServeMux) []string {
 	// Notes' and orders' custom fields, which only v2 carries: read by id or update time,
 	// written alone, and their models (notes share the tasks' fields, as Keap documents).
 	h("GET /crm/rest/v2/notes", a.listNotesV2)
+	// Tags by id, which v1 cannot list, and their categories, which v2's tag names by id alone.
+	h("GET /crm/rest/v2/tags", a.listTagsV2)
+	h("GET /crm/rest/v2/tags/categories", a.listTagCategoriesV2)
 	h("GET /crm/rest/v2/notes/model", a.v2ModelOf(recordTask))
 	h("PATCH /crm/rest/v2/contacts/{contact_id}/notes/{id}", a.patchNoteV2)
 	h("GET /crm/rest/v2/orders", a.listOrdersV2)

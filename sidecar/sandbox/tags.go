@@ -9,9 +9,10 @@ import (
 )
 
 type tagCategory struct {
-	ID          int64  `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
+	ID          int64     `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	created     time.Time // v2 shows it; v1 does not
 }
 
 type tag struct {
@@ -20,6 +21,9 @@ type tag struct {
 	description string
 	category    int64
 	contacts    map[int64]time.Time // contact id -> date applied
+	// created and updated are the times v2 shows (v1 shows none); updated moves when the tag
+	// itself changes, not when it is applied to or removed from a contact.
+	created, updated time.Time
 }
 
 func (s *store) renderTag(t *tag) map[string]any {
@@ -36,7 +40,7 @@ func (s *store) renderTag(t *tag) map[string]any {
 func (s *store) createCategory(name, description string) tagCategory {
 	var out tagCategory
 	_ = s.write(func() ([]event, error) {
-		c := &tagCategory{ID: s.nextID("category"), Name: name, Description: description}
+		c := &tagCategory{ID: s.nextID("category"), Name: name, Description: description, created: s.stamp.next()}
 		s.categories[c.ID] = c
 		out = *c
 		return nil, nil
@@ -51,13 +55,28 @@ func (s *store) createTag(name, description string, category int64) (map[string]
 		if category != 0 && s.categories[category] == nil {
 			return nil, badRequest(fmt.Sprintf("Tag category %d not found", category))
 		}
-		t := &tag{id: s.nextID("tag"), name: name, description: description, category: category, contacts: map[int64]time.Time{}}
+		now := s.stamp.next()
+		t := &tag{id: s.nextID("tag"), name: name, description: description, category: category,
+			contacts: map[int64]time.Time{}, created: now, updated: now}
 		s.tags[t.id] = t
 		s.tagIDs = append(s.tagIDs, t.id)
 		out = s.renderTag(t)
-		return []event{{key: "contactGroup.add", objectType: "contactGroup", id: t.id, apiPath: fmt.Sprintf("/v1/tags/%d", t.id), at: s.stamp.next()}}, nil
+		return []event{{key: "contactGroup.add", objectType: "contactGroup", id: t.id, apiPath: fmt.Sprintf("/v1/tags/%d", t.id), at: now}}, nil
 	})
 	return out, err
+}
+
+// editTag changes a tag's description, as a person does in Keap's web app (v1 cannot), and
+// emits contactGroup.edit.
+func (s *store) editTag(id int64, description string) error {
+	return s.write(func() ([]event, error) {
+		t := s.tags[id]
+		if t == nil {
+			return nil, notFound(fmt.Sprintf("Tag with ID %d not found", id))
+		}
+		t.description, t.updated = description, s.stamp.next()
+		return []event{{key: "contactGroup.edit", objectType: "contactGroup", id: id, apiPath: fmt.Sprintf("/v1/tags/%d", id), at: t.updated}}, nil
+	})
 }
 
 // Tag application results, as in [V1]'s enum.

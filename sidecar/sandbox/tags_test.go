@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestTagsAndApplication(t *testing.T) {
@@ -79,4 +80,59 @@ func TestTagsAndApplication(t *testing.T) {
 	}
 	c.json("GET", "/crm/rest/v1/contacts/999/tags", nil, 404, nil)
 	c.json("POST", "/crm/rest/v1/tags/999/contacts", map[string]any{"ids": []int64{1}}, 404, nil)
+}
+
+// v2 lists tags by id (filter tag_ids, which v1 lacks), each with its times and its category
+// named by id alone, and lists the categories whose names v1 nests in each tag: a tag read
+// through v2 carries what its v1 GET does.
+func TestTagsV2ByIDs(t *testing.T) {
+	t.Parallel()
+	srv, clock := start(t, Options{Contacts: 3, Seed: 8})
+	c := newClient(t, srv, false)
+	var cat, gold, plain, v1gold map[string]any
+	c.json("POST", "/crm/rest/v1/tags/categories", map[string]any{"name": "Imported", "description": "from CSV"}, 200, &cat)
+	c.json("POST", "/crm/rest/v1/tags", map[string]any{"name": "Gold", "description": "best", "category": map[string]any{"id": num(cat["id"])}}, 200, &gold)
+	clock.Advance(time.Second)
+	c.json("POST", "/crm/rest/v1/tags", map[string]any{"name": "Plain"}, 200, &plain)
+	c.json("GET", fmt.Sprintf("/crm/rest/v1/tags/%d", num(gold["id"])), nil, 200, &v1gold)
+
+	var list struct {
+		Tags          []map[string]any `json:"tags"`
+		NextPageToken string           `json:"next_page_token"`
+	}
+	c.json("GET", fmt.Sprintf("/crm/rest/v2/tags?filter=tag_ids%%3D%%3D%d,%d,99999", num(plain["id"]), num(gold["id"])), nil, 200, &list)
+	if len(list.Tags) != 2 || list.NextPageToken != "" {
+		t.Fatalf("two of three ids are tags: %v", list)
+	}
+	g := list.Tags[0]
+	if g["id"] != fmt.Sprint(num(gold["id"])) || g["name"] != "Gold" || g["description"] != "best" ||
+		g["category"].(map[string]any)["id"] != fmt.Sprint(num(cat["id"])) || g["create_time"] == nil || g["update_time"] == nil {
+		t.Errorf("v2 tag %v, v1 tag %v", g, v1gold)
+	}
+	if _, ok := list.Tags[1]["category"]; ok {
+		t.Errorf("a tag without a category has one in v2: %v", list.Tags[1])
+	}
+
+	c.json("GET", "/crm/rest/v2/tags?order_by=update_time%20desc&page_size=1", nil, 200, &list)
+	if len(list.Tags) != 1 || list.Tags[0]["name"] != "Plain" || list.NextPageToken == "" {
+		t.Errorf("newest first, a page of one: %v", list)
+	}
+
+	var cats struct {
+		Categories []map[string]any `json:"tag_categories"`
+	}
+	c.json("GET", "/crm/rest/v2/tags/categories", nil, 200, &cats)
+	want := v1gold["category"].(map[string]any)
+	if last := cats.Categories[len(cats.Categories)-1]; last["id"] != fmt.Sprint(num(want["id"])) ||
+		last["name"] != want["name"] || last["description"] != want["description"] {
+		t.Errorf("categories %v: the last is not v1's %v", cats.Categories, want)
+	}
+
+	refused(t, newClient(t, srv, true), []refusal{
+		{"GET", "/crm/rest/v2/tags?filter=name%3D%3DGold", nil, 400, "Invalid filter"},
+		{"GET", "/crm/rest/v2/tags?filter=tag_ids%3D%3Dx", nil, 400, "Invalid filter"},
+		{"GET", "/crm/rest/v2/tags?order_by=id", nil, 400, "Invalid order_by"},
+		{"GET", "/crm/rest/v2/tags?page_size=1001", nil, 400, "Invalid page_size"},
+		{"GET", "/crm/rest/v2/tags/categories?order_by=name", nil, 400, "id order only"},
+	})
 }
