@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"cmp"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"sort"
@@ -164,35 +163,6 @@ func (s *store) deleteCompany(id int64) error {
 	})
 }
 
-// v2Page reads [V2]'s page_size (at most 1000) and page_token (an opaque offset here).
-func v2Page(q map[string][]string) (size, offset int, err error) {
-	size = 1000
-	if v := first(q["page_size"]); v != "" {
-		n, perr := strconv.Atoi(v)
-		if perr != nil || n < 0 || n > 1000 {
-			return 0, 0, badRequest("Invalid page_size: " + v)
-		}
-		if n > 0 {
-			size = n
-		}
-	}
-	if v := first(q["page_token"]); v != "" {
-		raw, derr := base64.RawURLEncoding.DecodeString(v)
-		if derr == nil {
-			offset, derr = strconv.Atoi(strings.TrimPrefix(string(raw), "o:"))
-		}
-		if derr != nil || offset < 0 {
-			return 0, 0, badRequest("Invalid page_token")
-		}
-	}
-	return size, offset, nil
-}
-
-// v2NextToken is the token of the page starting at offset.
-func v2NextToken(offset int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(offset)))
-}
-
 // listCompaniesV2 serves page_size/page_token paging, filter=since_time==T;until_time==T (by
 // update_time, inclusive) and order_by=id|create_time [asc|desc].
 func (a *restAPI) listCompaniesV2(w http.ResponseWriter, r *http.Request) error {
@@ -223,6 +193,7 @@ func (a *restAPI) listCompaniesV2(w http.ResponseWriter, r *http.Request) error 
 		return badRequest("Invalid order_by: " + q.Get("order_by"))
 	}
 	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
 	var all []*company
 	for _, id := range a.store.companyIDs {
 		c := a.store.companies[id]
@@ -238,17 +209,7 @@ func (a *restAPI) listCompaniesV2(w http.ResponseWriter, r *http.Request) error 
 		}
 		return (x.id < y.id) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, c := range all[lo:hi] {
-		items = append(items, askedOnly(r, c.v2()))
-	}
-	a.store.mu.RUnlock()
-	out := map[string]any{"companies": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "companies", all, size, offset, func(c *company) map[string]any { return askedOnly(r, c.v2()) })
 	return nil
 }
 

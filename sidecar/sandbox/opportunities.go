@@ -370,16 +370,7 @@ func (a *restAPI) listOpportunitiesV2(w http.ResponseWriter, r *http.Request) er
 		}
 		return (x.id < y.id) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, o := range all[lo:hi] {
-		items = append(items, askedOnly(r, o.v2(a.store)))
-	}
-	out := map[string]any{"opportunities": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "opportunities", all, size, offset, func(o *opportunity) map[string]any { return askedOnly(r, o.v2(a.store)) })
 	return nil
 }
 
@@ -452,16 +443,7 @@ func (a *restAPI) listStagesV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return (all[i].id < all[j].id) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, st := range all[lo:hi] {
-		items = append(items, st.v2())
-	}
-	out := map[string]any{"stages": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "stages", all, size, offset, (*stage).v2)
 	return nil
 }
 

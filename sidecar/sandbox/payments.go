@@ -143,6 +143,7 @@ func (a *restAPI) listPaymentsV2(w http.ResponseWriter, r *http.Request) error {
 		o *order
 	}
 	a.store.mu.RLock()
+	defer a.store.mu.RUnlock()
 	var all []paid
 	for _, id := range a.store.orderIDs {
 		o := a.store.orders[id]
@@ -177,16 +178,6 @@ func (a *restAPI) listPaymentsV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return (all[i].p.id < all[j].p.id) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, x := range all[lo:hi] {
-		items = append(items, x.p.v2(x.o))
-	}
-	a.store.mu.RUnlock()
-	out := map[string]any{"payments": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "payments", all, size, offset, func(x paid) map[string]any { return x.p.v2(x.o) })
 	return nil
 }

@@ -150,16 +150,7 @@ func (a *restAPI) listProductsV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return (x.ID < y.ID) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, p := range all[lo:hi] {
-		items = append(items, p.v2())
-	}
-	out := map[string]any{"products": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "products", all, size, offset, (*product).v2)
 	return nil
 }
 

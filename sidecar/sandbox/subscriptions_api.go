@@ -93,15 +93,6 @@ func (a *restAPI) listSubscriptionsV2(w http.ResponseWriter, r *http.Request) er
 		}
 		return less != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, sub := range all[lo:hi] {
-		items = append(items, sub.v2())
-	}
-	out := map[string]any{"subscriptions": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "subscriptions", all, size, offset, (*subscription).v2)
 	return nil
 }

@@ -95,18 +95,3 @@ func (a *restAPI) listTagCategoriesV2(w http.ResponseWriter, r *http.Request) er
 	writeV2Page(w, "tag_categories", all, size, offset, (*tagCategory).v2)
 	return nil
 }
-
-// writeV2Page writes one page of all, filtered and ordered already, as [V2] lists a collection:
-// the page's items under key, and a next_page_token while more follow.
-func writeV2Page[T any](w http.ResponseWriter, key string, all []T, size, offset int, render func(T) map[string]any) {
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, x := range all[lo:hi] {
-		items = append(items, render(x))
-	}
-	out := map[string]any{key: items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
-}

@@ -224,16 +224,7 @@ func (a *restAPI) listTasksV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return (x.id < y.id) != desc
 	})
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	items := make([]map[string]any, 0, hi-lo)
-	for _, t := range all[lo:hi] {
-		items = append(items, askedOnly(r, t.v2()))
-	}
-	out := map[string]any{"tasks": items}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, "tasks", all, size, offset, func(t *task) map[string]any { return askedOnly(r, t.v2()) })
 	return nil
 }
 

@@ -127,18 +127,13 @@ func (a *restAPI) listV2(w http.ResponseWriter, r *http.Request, key, sinceName,
 	}
 	a.store.mu.RLock()
 	defer a.store.mu.RUnlock()
-	all := []map[string]any{}
+	var all []listedV2
 	for _, id := range ids() {
 		if rec := record(id); f.keep(id, rec.contact, rec.updated) {
-			all = append(all, rec.render())
+			all = append(all, rec)
 		}
 	}
-	lo, hi := page{limit: size, offset: offset}.bounds(len(all))
-	out := map[string]any{key: all[lo:hi]}
-	if hi < len(all) {
-		out["next_page_token"] = v2NextToken(hi)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeV2Page(w, key, all, size, offset, func(rec listedV2) map[string]any { return rec.render() })
 	return nil
 }
 
