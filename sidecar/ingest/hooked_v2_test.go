@@ -74,11 +74,12 @@ var hookedReads = map[string]hookedRead{
 	},
 }
 
-// A batch of hooked changes of products, opportunities or subscriptions, whose v2 listings
-// cannot filter by time, is read through v2's listing of the changed records (products by
-// their ids, the others newest first) in one call, where listing the whole collection took a
-// page per 1000 records. Each record is stored as a GET of it stores it, as it is when the batch
-// is read a GET per id, and when Keap refuses the listing the worker reads the batch as before.
+// A batch of hooked changes of tags, products, opportunities or subscriptions, whose listings
+// cannot filter by time, is read through v2's listing of the changed records (tags and products
+// by their ids, the others newest first) in one call (tags: and their categories), where
+// listing the whole collection took a page per 1000 records. Each record is stored as a GET of
+// it stores it (a tag as v1's GET gives it), as it is when the batch is read a GET per id, and
+// when Keap refuses the listing the worker reads the batch as before.
 func TestHookedReadSameEitherWay(t *testing.T) {
 	for name, read := range hookedReads {
 		t.Run(name, func(t *testing.T) {
