@@ -312,31 +312,30 @@ func joinIDs(ids []ID) string {
 // read through v2, which lists tags by id (filter tag_ids, IDsPerCall a call) where v1 lists
 // only the whole set. v2's tag names its category by id alone; the name and description v1
 // nests in the tag come from one listing of the categories, asked for at the first tag that has
-// one. A tag whose category that listing lacks (made in between) yields an error of
-// ErrBadResponse, so that the caller reads the tags another way.
+// one. The values are moved as Keap sent them, byte for byte (a name that is not valid UTF-8
+// stays so, for ingest to record what it alters). A tag whose category that listing lacks
+// (made in between) yields an error of ErrBadResponse, so that the caller reads the tags
+// another way.
 func (c *Client) TagsByID(ctx context.Context, ids []ID) iter.Seq2[Tag, error] {
 	return func(yield func(Tag, error) bool) {
-		var categories map[ID]TagCategory
+		var categories map[ID]v1Category
 		for o, err := range c.Objects(ctx, "/v2/tags", ObjectQuery{IDs: ids, IDsFilter: "tag_ids", PageSize: 1000}) {
 			if err != nil {
 				yield(Tag{}, err)
 				return
 			}
 			var v2 struct {
-				Name        string          `json:"name"`
+				Name        json.RawMessage `json:"name"`
 				Description json.RawMessage `json:"description"`
 				Category    *struct {
 					ID ID `json:"id"`
 				} `json:"category"`
 			}
 			if err := json.Unmarshal(o.Raw, &v2); err != nil {
-				yield(Tag{}, unusableTag(o, err))
+				yield(Tag{}, unusable(o, "/v2/tags", err))
 				return
 			}
-			v1 := v1Tag{ID: o.ID, Name: v2.Name}
-			if len(v2.Description) > 0 && !bytes.Equal(v2.Description, jsonNull) {
-				v1.Description = v2.Description
-			}
+			v1 := v1Tag{ID: o.ID, Name: v2.Name, Description: v2.Description}
 			if v2.Category != nil {
 				if categories == nil {
 					if categories, err = c.tagCategories(ctx); err != nil {
@@ -346,19 +345,19 @@ func (c *Client) TagsByID(ctx context.Context, ids []ID) iter.Seq2[Tag, error] {
 				}
 				cat, ok := categories[v2.Category.ID]
 				if !ok {
-					yield(Tag{}, unusableTag(o, fmt.Errorf("its category %s is not among those Keap listed", v2.Category.ID)))
+					yield(Tag{}, unusable(o, "/v2/tags", fmt.Errorf("its category %s is not among those Keap listed", v2.Category.ID)))
 					return
 				}
 				v1.Category = &cat
 			}
 			raw, err := json.Marshal(v1)
 			if err != nil {
-				yield(Tag{}, fmt.Errorf("tag %s in v1's shape: %w", o.ID, err))
+				yield(Tag{}, unusable(o, "/v2/tags", err))
 				return
 			}
 			var t Tag
 			if err := json.Unmarshal(raw, &t); err != nil {
-				yield(Tag{}, unusableTag(o, err))
+				yield(Tag{}, unusable(o, "/v2/tags", err))
 				return
 			}
 			if !yield(t, nil) {
@@ -368,32 +367,39 @@ func (c *Client) TagsByID(ctx context.Context, ids []ID) iter.Seq2[Tag, error] {
 	}
 }
 
-// unusableTag is the error for a tag v2 listed that TagsByID cannot give in v1's shape.
-func unusableTag(o Object, err error) error {
-	return &ResponseError{Method: http.MethodGet, Endpoint: "/v2/tags", Status: http.StatusOK, Body: o.Raw,
-		Err: fmt.Errorf("tag %s: %w", o.ID, err)}
+// unusable is the error for an object of a v2 listing at endpoint that cannot be given in
+// v1's shape.
+func unusable(o Object, endpoint string, err error) error {
+	return &ResponseError{Method: http.MethodGet, Endpoint: endpoint, Status: http.StatusOK, Body: o.Raw,
+		Err: fmt.Errorf("%s: %w", o.ID, err)}
 }
 
-// v1Tag is [V1]'s Tag as TagsByID builds it from v2's: the description as v2 gave it (absent
-// stays absent), the category whole.
-type v1Tag struct {
-	ID          ID              `json:"id"`
-	Name        string          `json:"name"`
-	Description json.RawMessage `json:"description,omitempty"`
-	Category    *TagCategory    `json:"category,omitempty"`
-}
+// v1Tag and v1Category are [V1]'s Tag and TagCategory as TagsByID builds them from v2's, each
+// value as v2 gave it (absent stays absent).
+type (
+	v1Tag struct {
+		ID          ID              `json:"id"`
+		Name        json.RawMessage `json:"name,omitempty"`
+		Description json.RawMessage `json:"description,omitempty"`
+		Category    *v1Category     `json:"category,omitempty"`
+	}
+	v1Category struct {
+		ID          ID              `json:"id"`
+		Name        json.RawMessage `json:"name,omitempty"`
+		Description json.RawMessage `json:"description,omitempty"`
+	}
+)
 
-// tagCategories lists every tag category (v2), by id.
-func (c *Client) tagCategories(ctx context.Context) (map[ID]TagCategory, error) {
-	out := map[ID]TagCategory{}
+// tagCategories lists every tag category (v2) in v1's shape, by id.
+func (c *Client) tagCategories(ctx context.Context) (map[ID]v1Category, error) {
+	out := map[ID]v1Category{}
 	for o, err := range c.Objects(ctx, "/v2/tags/categories", ObjectQuery{PageSize: 1000}) {
 		if err != nil {
 			return nil, err
 		}
-		var cat TagCategory
+		cat := v1Category{ID: o.ID}
 		if err := json.Unmarshal(o.Raw, &cat); err != nil {
-			return nil, &ResponseError{Method: http.MethodGet, Endpoint: "/v2/tags/categories", Status: http.StatusOK,
-				Body: o.Raw, Err: fmt.Errorf("category %s: %w", o.ID, err)}
+			return nil, unusable(o, "/v2/tags/categories", err)
 		}
 		out[o.ID] = cat
 	}
