@@ -56,3 +56,45 @@ func TestTagHooksFetchedByID(t *testing.T) {
 		t.Errorf("%d listings by id, %d of every tag, %d single-tag GETs (%d calls); want 1, 0, 0 (1)", byID, whole, gets, len(w.sb.Requests()))
 	}
 }
+
+// A tag named with a NUL among a batch of hooked tags read through v2 harms only itself, as
+// through v1: it is stored without the NUL and parked with its original, and the tags beside it
+// arrive.
+func TestNULTagInABatchReadByID(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"tag"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+	var made []int64
+	for _, name := range []string{"Fine 1", "VIP\x00customers", "Fine 2", "Fine 3"} {
+		id, err := w.sb.CreateTag(name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, id)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	w.worker.Window, w.worker.ListThreshold = 0, 1
+	w.drain(t)
+	if got := w.count(t, `select count(*) from keap.tags where keap_id = any($1) and name in ('Fine 1', 'Fine 2', 'Fine 3', 'VIPcustomers')`, made); got != 4 {
+		t.Errorf("%d of 4 tags arrived (the NUL one without its NUL)", got)
+	}
+	if got := w.count(t, `select count(*) from keapsync.dead_letters where object_type = 'tag' and keap_id = $1
+	    and payload ->> 'original' like '%VIP\\u0000customers%'`, made[1]); got != 1 {
+		t.Errorf("%d dead letters keep the NUL tag's original; want one", got)
+	}
+	for _, r := range w.sb.Requests() {
+		if r.Path != "/crm/rest/v2/tags" {
+			t.Errorf("the batch was not read through v2 by id alone: %s %s", r.Method, r.Path)
+		}
+	}
+}
