@@ -15,28 +15,11 @@ var oneTag = regexp.MustCompile(`^/crm/rest/v1/tags/[0-9]+$`)
 // walk of every tag (v1 lists tags neither by time nor by id).
 func TestTagHooksFetchedByID(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, 5)
-	ctx := context.Background()
-	if err := w.sweeper.Backfill(ctx, w.account, []string{"tag"}); err != nil {
-		t.Fatal(err)
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = "Made in Keap " + strconv.Itoa(i)
 	}
-	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
-		t.Fatal(err)
-	}
-	var made []int64
-	for i := range 10 {
-		id, err := w.sb.CreateTag("Made in Keap "+strconv.Itoa(i), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		made = append(made, id)
-	}
-	w.sb.FlushHooks()
-	if err := w.sb.WaitHooksIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.sb.ClearRequests()
-	w.worker.Window = 0
+	w, made := tagsMadeInKeap(t, names...)
 	w.drain(t)
 	if got := w.count(t, `select count(*) from keap.tags where keap_id = any($1) and name like 'Made in Keap %'`, made); got != len(made) {
 		t.Fatalf("%d of %d tags made in Keap arrived", got, len(made))
@@ -62,28 +45,8 @@ func TestTagHooksFetchedByID(t *testing.T) {
 // arrive.
 func TestNULTagInABatchReadByID(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, 5)
-	ctx := context.Background()
-	if err := w.sweeper.Backfill(ctx, w.account, []string{"tag"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
-		t.Fatal(err)
-	}
-	var made []int64
-	for _, name := range []string{"Fine 1", "VIP\x00customers", "Fine 2", "Fine 3"} {
-		id, err := w.sb.CreateTag(name, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		made = append(made, id)
-	}
-	w.sb.FlushHooks()
-	if err := w.sb.WaitHooksIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.sb.ClearRequests()
-	w.worker.Window, w.worker.ListThreshold = 0, 1
+	w, made := tagsMadeInKeap(t, "Fine 1", "VIP\x00customers", "Fine 2", "Fine 3")
+	w.worker.ListThreshold = 1
 	w.drain(t)
 	if got := w.count(t, `select count(*) from keap.tags where keap_id = any($1) and name in ('Fine 1', 'Fine 2', 'Fine 3', 'VIPcustomers')`, made); got != 4 {
 		t.Errorf("%d of 4 tags arrived (the NUL one without its NUL)", got)
@@ -97,4 +60,34 @@ func TestNULTagInABatchReadByID(t *testing.T) {
 			t.Errorf("the batch was not read through v2 by id alone: %s %s", r.Method, r.Path)
 		}
 	}
+}
+
+// tagsMadeInKeap is a world whose tags were backfilled, with hooks subscribed, in which a person
+// then made tags of these names in Keap; their hooks are delivered, the request log is cleared
+// and the worker reads every delivery at once. It returns the tags' Keap ids.
+func tagsMadeInKeap(t *testing.T, names ...string) (*world, []int64) {
+	t.Helper()
+	w := newWorld(t, 5)
+	ctx := context.Background()
+	if err := w.sweeper.Backfill(ctx, w.account, []string{"tag"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.EnsureHooks(ctx, w.db, w.api, w.account, w.hooks.URL); err != nil {
+		t.Fatal(err)
+	}
+	var made []int64
+	for _, name := range names {
+		id, err := w.sb.CreateTag(name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, id)
+	}
+	w.sb.FlushHooks()
+	if err := w.sb.WaitHooksIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.sb.ClearRequests()
+	w.worker.Window = 0
+	return w, made
 }
