@@ -90,7 +90,16 @@ func (k *Keeper) Login(ctx context.Context, o LoginOptions) (account, tenant str
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
+	// The handler hands over the result before it returns, so its page may still be unsent:
+	// Shutdown lets it finish (Close cut it off, and the person's browser showed a reset
+	// connection instead of what happened), bounded for a browser that stops reading.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	authURL := k.AuthCodeURL(state, redirect)
 	if o.Out != nil {

@@ -290,9 +290,13 @@ func TestDenyOnConsentPage(t *testing.T) {
 	form.Set("decision", "deny")
 	resp, err := http.PostForm(e.sb.URL()+"/app/oauth/authorize", form) // a person clicks Deny
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(err) // the callback server closed before its page was sent
 	}
+	page, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil || !strings.Contains(string(page), "keapsync is not connected") || !strings.Contains(string(page), "access_denied") {
+		t.Errorf("the person's browser shows %q (%v), want that keapsync is not connected and why", page, err)
+	}
 	if err := <-res; err == nil || !strings.Contains(err.Error(), "access_denied") {
 		t.Fatalf("login after a deny: err = %v, want access_denied", err)
 	}
