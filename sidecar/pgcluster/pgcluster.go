@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -72,15 +73,27 @@ func hasServer(d string) bool {
 	return true
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, and never one it returned
+// before in this process. The kernel offers a port it just offered again once it is closed (here
+// within about a hundred calls), so tests that start servers side by side were given the same
+// port, and one of the servers could not listen.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, before := handedOut.LoadOrStore(port, true); !before {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("find a free port: the system offered only ports handed out before")
 }
+
+// handedOut are the ports FreePort returned.
+var handedOut sync.Map
 
 // Initialized reports whether Dir already holds a cluster.
 func (c *Cluster) Initialized() bool {
@@ -123,12 +136,30 @@ func (c *Cluster) Start(ctx context.Context) error {
 	for _, s := range c.Config {
 		opts = append(opts, "-c "+s)
 	}
-	_, err := c.run(ctx, "pg_ctl", "-D", c.Dir, "-l", filepath.Join(c.Dir, "server.log"), "-w", "-t", "60",
-		"-o", strings.Join(opts, " "), "start")
-	if err != nil {
-		return fmt.Errorf("start PostgreSQL in %s (log: %s): %w", c.Dir, filepath.Join(c.Dir, "server.log"), err)
+	logPath := filepath.Join(c.Dir, "server.log")
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.Dir, "-l", logPath, "-w", "-t", "60",
+		"-o", strings.Join(opts, " "), "start"); err != nil {
+		// pg_ctl says only "could not start server": what went wrong is at the log's end.
+		tail := logTail(logPath)
+		if strings.Contains(tail, "Address already in use") {
+			err = fmt.Errorf("%w: port %d: %w", ErrPortInUse, c.Port, err)
+		}
+		return fmt.Errorf("start PostgreSQL in %s: %w\n%s (the end of %s)", c.Dir, err, tail, logPath)
 	}
 	return nil
+}
+
+// ErrPortInUse: the server could not listen on its port, which another process holds.
+var ErrPortInUse = errors.New("the port is in use")
+
+// logTail is the last lines of the server log at path, or a note that it cannot be read.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no server log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-8):], "\n")
 }
 
 // Running reports whether a server is running on Dir.

@@ -2,8 +2,11 @@ package pgcluster_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +68,19 @@ func TestClusterLifecycle(t *testing.T) {
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+
+	// Another process holds the port: the error says so, with the server log's words, where
+	// pg_ctl said only that it could not start the server.
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = c.Start(ctx)
+	if !errors.Is(err, pgcluster.ErrPortInUse) || !strings.Contains(err.Error(), "Address already in use") {
+		c.Stop(ctx)
+		t.Errorf("start on a port in use: %v; want ErrPortInUse and the log's reason", err)
+	}
 }
 
 // Without the server binaries every step fails and says where to get them.
@@ -99,5 +115,22 @@ func TestFindBinDir(t *testing.T) {
 	if _, err := pgcluster.FindBinDir(); err == nil || !strings.Contains(err.Error(), "PG_BINDIR="+empty) ||
 		!strings.Contains(err.Error(), pgcluster.InstallHint) {
 		t.Errorf("PG_BINDIR without binaries: %v", err)
+	}
+}
+
+// FreePort never hands out a port twice: the kernel offers a closed port again, here within
+// about a hundred calls, and two servers then raced for it.
+func TestFreePortNeverRepeats(t *testing.T) {
+	t.Parallel()
+	seen := map[int]bool{}
+	for i := range 1000 {
+		p, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("call %d returned port %d again", i, p)
+		}
+		seen[p] = true
 	}
 }

@@ -137,7 +137,12 @@ func startDemoDatabase(ctx context.Context, cluster *pgcluster.Cluster) (string,
 		}
 	}
 	if !cluster.Running(ctx) {
-		if err := cluster.Start(ctx); err != nil {
+		err := cluster.Start(ctx)
+		if errors.Is(err, pgcluster.ErrPortInUse) {
+			return "", fmt.Errorf("the demo's PostgreSQL cannot listen on port %d, which another server holds: stop it, "+
+				"or choose another port with --pg-port (or KEAPSYNC_DEMO_PG_PORT): %w", cluster.Port, err)
+		}
+		if err != nil {
 			return "", err
 		}
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,6 +89,23 @@ func TestMigrateCommandUnreachableDatabase(t *testing.T) {
 	_, err = runApp(t, "migrate", "--database-url", "postgres://postgres@127.0.0.1:"+strconv.Itoa(port)+"/x?sslmode=disable")
 	if err == nil || !strings.Contains(err.Error(), "connect to database") {
 		t.Fatalf("err = %v, want a connection error that says what it was doing", err)
+	}
+}
+
+// A demo whose port another server holds says so, and how to choose another, where pg_ctl says
+// only that it could not start the server.
+func TestDemoSaysWhenItsPortIsTaken(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
+	out, err := runApp(t, "demo", "--dir", t.TempDir(), "--pg-port", port)
+	if !errors.Is(err, pgcluster.ErrPortInUse) || !strings.Contains(out, "port "+port+", which another server holds") ||
+		!strings.Contains(out, "--pg-port") {
+		t.Errorf("demo on a taken port: %v\n%s", err, out)
 	}
 }
 

@@ -9,6 +9,7 @@ package pgtest
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -56,9 +57,20 @@ func StartCluster(ctx context.Context) (*pgcluster.Cluster, func(), error) {
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	if err := c.Start(ctx); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, nil, err
+	// Another process (another package's tests) may take the port before the server binds it.
+	for attempt := 1; ; attempt++ {
+		err := c.Start(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgcluster.ErrPortInUse) || attempt == 3 {
+			_ = os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		if c.Port, err = pgcluster.FreePort(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, nil, err
+		}
 	}
 	watchdog(dir, c.Dir)
 	return c, cleanup, nil
