@@ -99,14 +99,11 @@ func TestRefreshFailuresThatAreNotTheAccounts(t *testing.T) {
 	}
 }
 
+// httptestClosedURL is a token URL where nothing listens: port 1, which no test binds (a port
+// just closed could be bound by the next test server, which the kernel may give it).
 func httptestClosedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
-	return "http://" + ln.Addr().String() + "/token"
+	return "http://127.0.0.1:1/token"
 }
 
 // With the database down, every operation says what it was doing; the connect flow's pages
