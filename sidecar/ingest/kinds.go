@@ -303,6 +303,9 @@ func objectRecord(o keap.Object) record {
 // call). The listing gives each record as the whole listing does, so what is stored is the same.
 func changedByIDs(res objecttype.V2Resource) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
 	return func(ctx context.Context, api Keap, ids []int64, _ time.Time) iter.Seq2[record, error] {
+		if len(ids) == 0 {
+			return func(func(record, error) bool) {} // no ids is no filter: it would list everything
+		}
 		q := keap.ObjectQuery{IDs: keapIDs(ids), IDsFilter: res.IDsFilter, Fields: res.Fields, PageSize: 1000}
 		return mapSeq(api.Objects(ctx, res.Path, q), objectRecord)
 	}

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -35,5 +37,14 @@ func TestIsOurStaleURL(t *testing.T) {
 		if got := isOurStaleURL(url, public); got != want {
 			t.Errorf("isOurStaleURL(%s) = %v, want %v", url, got, want)
 		}
+	}
+}
+
+// A read of changed records through a v2 filter by ids, given no ids, asks Keap nothing: an
+// empty id filter is no filter, and the listing would walk the whole collection (the nil API
+// panics if called). keap.Client.TagsByID keeps the same rule for tags (TestTagsByIDInV1Shape).
+func TestChangedByNoIDsAsksNothing(t *testing.T) {
+	for _, err := range kinds["product"].changed(context.Background(), nil, nil, time.Time{}) {
+		t.Errorf("no ids yielded %v", err)
 	}
 }

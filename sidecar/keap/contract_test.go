@@ -590,6 +590,9 @@ func TestTagsByIDInV1Shape(t *testing.T) {
 	}
 
 	before = e.wire.done.Load()
+	if none, err := Collect(c.TagsByID(ctx, nil)); err != nil || len(none) != 0 || e.wire.done.Load() != before {
+		t.Errorf("no ids: %d tags, %v, %d calls; want nothing asked (an empty filter lists every tag)", len(none), err, e.wire.done.Load()-before)
+	}
 	if bare, err := Collect(c.TagsByID(ctx, ids[1:2])); err != nil || len(bare) != 1 || e.wire.done.Load()-before != 1 {
 		t.Errorf("a tag without a category: %v, %v in %d calls, want it in one", bare, err, e.wire.done.Load()-before)
 	}

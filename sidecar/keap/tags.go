@@ -318,6 +318,9 @@ func joinIDs(ids []ID) string {
 // another way.
 func (c *Client) TagsByID(ctx context.Context, ids []ID) iter.Seq2[Tag, error] {
 	return func(yield func(Tag, error) bool) {
+		if len(ids) == 0 {
+			return // no ids is no filter to v2: it would list every tag
+		}
 		var categories map[ID]v1Category
 		for o, err := range c.Objects(ctx, "/v2/tags", ObjectQuery{IDs: ids, IDsFilter: "tag_ids", PageSize: 1000}) {
 			if err != nil {
