@@ -53,8 +53,11 @@ func startServeDB(t testing.TB, hc httpguard.Config) (addr, token string, db *pg
 	}
 	log := testlog.New(t)
 	s := &Server{
+		// The grace bounds the shutdown; it is not waited out. A second was too short on a
+		// loaded machine for the handlers of the slow bodies a test cut off to end and for
+		// Shutdown's polling (up to 500 ms apart) to see it: Err said "context deadline exceeded".
 		Config: Config{Listen: "127.0.0.1:0", ReconcileEvery: -1, HooksEvery: -1, DeletesEvery: -1, BudgetsEvery: -1,
-			ShutdownGrace: time.Second, HTTP: hc},
+			ShutdownGrace: 10 * time.Second, HTTP: hc},
 		DB: db, Log: log,
 		Receiver: &ingest.Receiver{DB: db, Log: log},
 		Worker:   &ingest.Worker{DB: db, Log: log},
