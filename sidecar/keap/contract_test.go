@@ -598,40 +598,29 @@ func TestTagsByIDInV1Shape(t *testing.T) {
 	}
 
 	// A category made between the two listings: the tag cannot be given as v1 does.
-	stale := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	stale := standIn(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/categories") {
 			fmt.Fprint(w, `{"tag_categories": [{"id": "1", "name": "Old"}]}`)
 			return
 		}
 		fmt.Fprint(w, `{"tags": [{"id": "5", "name": "New", "category": {"id": "2"}}]}`)
-	}))
-	t.Cleanup(stale.Close)
-	cfg := DefaultConfig()
-	cfg.APIURL, cfg.Credentials = stale.URL, APIKey("key")
-	sc, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Collect(sc.TagsByID(ctx, []ID{5})); !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "category 2") {
+	})
+	if _, err := Collect(stale.TagsByID(ctx, []ID{5})); !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "category 2") {
 		t.Errorf("a tag in a category Keap did not list: %v, want an unusable answer naming the category", err)
 	}
 
 	// A hostile name (a NUL, a byte that is not UTF-8) reaches the caller as Keap sent it, for
 	// ingest to record what it alters: decoding it into a string would have replaced the byte.
-	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hostile := standIn(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/categories") {
 			fmt.Fprint(w, "{\"tag_categories\": [{\"id\": \"1\", \"name\": \"Odd \xfe\"}]}")
 			return
 		}
 		fmt.Fprint(w, "{\"tags\": [{\"id\": \"5\", \"name\": \"VIP\\u0000 \xff\", \"category\": {\"id\": \"1\"}}]}")
-	}))
-	t.Cleanup(hostile.Close)
-	cfg.APIURL = hostile.URL
-	if hc, err := New(cfg); err != nil {
-		t.Fatal(err)
-	} else if got, err := Collect(hc.TagsByID(ctx, []ID{5})); err != nil || len(got) != 1 ||
+	})
+	if got, err := Collect(hostile.TagsByID(ctx, []ID{5})); err != nil || len(got) != 1 ||
 		!strings.Contains(string(got[0].Raw), "VIP\\u0000 \xff") || !strings.Contains(string(got[0].Raw), "Odd \xfe") {
 		t.Errorf("a hostile tag: %d tags (%v); want one, its bytes as Keap sent them", len(got), err)
 		for _, tag := range got {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"slices"
@@ -356,3 +357,17 @@ func count429(srv *sandbox.Server) (n int) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// standIn is a client of h served at a test address: Keap as a test scripts it.
+func standIn(t testing.TB, h http.HandlerFunc) *Client {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	cfg := DefaultConfig()
+	cfg.APIURL, cfg.Credentials = srv.URL, APIKey("key")
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,7 +84,7 @@ func TestObjectsByManyIDsSplitsTheCalls(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var calls [][]string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := standIn(t, func(w http.ResponseWriter, r *http.Request) {
 		ids := strings.Split(strings.TrimPrefix(r.URL.Query().Get("filter"), "product_ids=="), ",")
 		mu.Lock()
 		calls = append(calls, ids)
@@ -96,14 +95,7 @@ func TestObjectsByManyIDsSplitsTheCalls(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"products": items})
-	}))
-	t.Cleanup(srv.Close)
-	cfg := DefaultConfig()
-	cfg.APIURL, cfg.Credentials = srv.URL, APIKey("key")
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	ids := make([]ID, 2*IDsPerCall+7)
 	for i := range ids {
 		ids[i] = ID(i + 1)

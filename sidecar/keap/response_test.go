@@ -25,18 +25,10 @@ func TestEmptyOrUndecodableSuccessIsAnError(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := standIn(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = io.WriteString(w, body)
-			}))
-			t.Cleanup(srv.Close)
-			cfg := DefaultConfig()
-			cfg.APIURL = srv.URL
-			cfg.Credentials = APIKey("key")
-			c, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
 			o, err := c.GetOrder(context.Background(), 12)
 			var re *ResponseError
 			if o != nil || !errors.Is(err, ErrBadResponse) || !errors.As(err, &re) || re.Status != 200 || string(re.Body) != body {
