@@ -171,6 +171,25 @@ func (c *Cluster) Running(ctx context.Context) bool {
 	return err == nil
 }
 
+// ServingPort is the port the server running on Dir listens on, read from its postmaster.pid,
+// which can differ from Port: the cluster was started earlier with another.
+func (c *Cluster) ServingPort() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("read the running server's port: %w", err)
+	}
+	// Line 4 is the port (PostgreSQL's LOCK_FILE_LINE_PORT).
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, fmt.Errorf("read the running server's port: %s has %d lines, want at least 4", filepath.Join(c.Dir, "postmaster.pid"), len(lines))
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err != nil {
+		return 0, fmt.Errorf("read the running server's port from postmaster.pid: %w", err)
+	}
+	return port, nil
+}
+
 // Stop stops the server (fast shutdown: open transactions roll back).
 func (c *Cluster) Stop(ctx context.Context) error {
 	if err := c.resolveBin(); err != nil {

@@ -46,6 +46,9 @@ func TestClusterLifecycle(t *testing.T) {
 	if !c.Running(ctx) {
 		t.Error("not running after Start")
 	}
+	if p, err := c.ServingPort(); err != nil || p != port {
+		t.Errorf("serving port %d (%v), want %d", p, err, port)
+	}
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +64,9 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	if c.Running(ctx) {
 		t.Error("running after Stop")
+	}
+	if _, err := c.ServingPort(); err == nil {
+		t.Error("a stopped cluster has a serving port")
 	}
 	if err := c.Start(ctx); err != nil { // a stopped cluster starts again on its data
 		t.Fatal(err)

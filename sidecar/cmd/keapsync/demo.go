@@ -136,6 +136,19 @@ func startDemoDatabase(ctx context.Context, cluster *pgcluster.Cluster) (string,
 			return "", err
 		}
 	}
+	if cluster.Running(ctx) {
+		// Started by an earlier run with another --pg-port: the database is made afresh anyway,
+		// so the server moves to the port asked for, where the printed commands point.
+		was, err := cluster.ServingPort()
+		if err != nil {
+			return "", err
+		}
+		if was != cluster.Port {
+			if err := cluster.Stop(ctx); err != nil {
+				return "", fmt.Errorf("move the demo's PostgreSQL from port %d to %d: %w", was, cluster.Port, err)
+			}
+		}
+	}
 	if !cluster.Running(ctx) {
 		err := cluster.Start(ctx)
 		if errors.Is(err, pgcluster.ErrPortInUse) {

@@ -109,6 +109,44 @@ func TestDemoSaysWhenItsPortIsTaken(t *testing.T) {
 	}
 }
 
+// A demo run with another --pg-port than the run that left the server running moves the server
+// to the new port: the printed psql line works, where it was refused (TestDemoWalkInBrowser
+// failed so when its first run, retried on other ports, left the server on the old one).
+func TestDemoDatabaseMovesToTheAskedPort(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var ports [2]int
+	for i := range ports {
+		p, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	dir := filepath.Join(t.TempDir(), "pg")
+	before := &pgcluster.Cluster{Dir: dir, Port: ports[0]}
+	if err := before.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := before.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := &pgcluster.Cluster{Dir: dir, Port: ports[1]}
+	t.Cleanup(func() { _ = now.Stop(context.Background()) })
+	url, err := startDemoDatabase(ctx, now)
+	if err != nil {
+		t.Fatalf("demo database on port %d after a run on %d: %v", ports[1], ports[0], err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("the printed URL %s: %v", url, err)
+	}
+	conn.Close(ctx)
+	if p, err := now.ServingPort(); err != nil || p != ports[1] {
+		t.Errorf("the server listens on %d (%v), want %d", p, err, ports[1])
+	}
+}
+
 // The demo starts its own cluster, loads the sample data, and can run again on the same data.
 func TestDemoIsRepeatable(t *testing.T) {
 	t.Parallel()
