@@ -43,6 +43,13 @@ type Profile struct {
 	// to order them by update time (update_time, modification_time, last_updated_time): Keap
 	// documents those order_by names, not that they sort by the record's clock.
 	TimeOrderIgnored bool
+	// NoteTimesInSeconds writes v2's note times (create_time, update_time) at whole seconds,
+	// "2024-03-15T10:30:00Z" as swagger.yml's example, while v1's keep their milliseconds.
+	// Undocumented (FACTS §7).
+	NoteTimesInSeconds bool
+	// NoteUserUnassigned leaves v2's assigned_to_user out of a note that has v1's user_id: v2
+	// does not document that the two are the same user. Undocumented (FACTS §7).
+	NoteUserUnassigned bool
 }
 
 // profiles are the named presets `keapsync sandbox --profile` and the test API accept.
@@ -56,6 +63,8 @@ var profiles = map[string]Profile{
 		TagHookOmitsAPIURL:   true,
 		NullIgnored:          true,
 		TimeOrderIgnored:     true,
+		NoteTimesInSeconds:   true,
+		NoteUserUnassigned:   true,
 		// Orders stay newest first: that is documented, and the documented default is what
 		// keapsync must read; the oldest-first listing is a switch of its own.
 		PaymentKeepsOrderStamp: true,

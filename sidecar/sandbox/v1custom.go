@@ -14,11 +14,17 @@ import (
 // carry custom fields: a listing that reads them by id or update time, and the update of their
 // custom fields. keapsync reads and writes everything else of them through v1.
 
-// v2 renders [V2]'s Note: ids are strings, update_time is its clock.
-func (n *note) v2() map[string]any {
+// v2 renders [V2]'s Note: ids are strings, update_time is its clock. Keap documents neither
+// that its times are v1's to the millisecond nor that assigned_to_user is v1's user_id (FACTS
+// §7): the profile's NoteTimesInSeconds and NoteUserUnassigned say otherwise.
+func (n *note) v2(p Profile) map[string]any {
+	at := keapTime
+	if p.NoteTimesInSeconds {
+		at = func(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+	}
 	out := map[string]any{
 		"id": strconv.FormatInt(n.id, 10), "contact_id": strconv.FormatInt(n.contactID, 10),
-		"create_time": keapTime(n.created), "update_time": keapTime(n.updated), "custom_fields": n.custom.v2(),
+		"create_time": at(n.created), "update_time": at(n.updated), "custom_fields": n.custom.v2(),
 	}
 	for k, v := range map[string]string{"title": n.title, "text": n.body, "type": n.kind} {
 		if v != "" {
@@ -27,6 +33,9 @@ func (n *note) v2() map[string]any {
 	}
 	if n.userID != 0 {
 		out["last_updated_by_user_id"] = strconv.FormatInt(n.userID, 10)
+		if !p.NoteUserUnassigned {
+			out["assigned_to_user"] = map[string]any{"id": strconv.FormatInt(n.userID, 10)}
+		}
 	}
 	return out
 }
@@ -143,7 +152,7 @@ func (a *restAPI) listNotesV2(w http.ResponseWriter, r *http.Request) error {
 	return a.listV2(w, r, "notes", "since_time", "until_time", func() []int64 { return a.store.noteIDs },
 		func(id int64) listedV2 {
 			n := a.store.notes[id]
-			return listedV2{n.contactID, n.updated, func() map[string]any { return askedOnly(r, n.v2()) }}
+			return listedV2{n.contactID, n.updated, func() map[string]any { return askedOnly(r, n.v2(a.store.profile.get())) }}
 		})
 }
 
@@ -201,7 +210,7 @@ func (a *restAPI) patchNoteV2(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.store.mu.RLock()
 	defer a.store.mu.RUnlock()
-	writeJSON(w, http.StatusOK, n.v2())
+	writeJSON(w, http.StatusOK, n.v2(a.store.profile.get()))
 	return nil
 }
 
