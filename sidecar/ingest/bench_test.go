@@ -345,7 +345,8 @@ var hookedChanges = map[string]hookedChange{
 				if err != nil {
 					return err
 				}
-				if _, err := w.sb.CreateNote(map[string]any{"contact_id": contact, "title": "Note " + strconv.Itoa(i)}); err != nil {
+				if _, err := w.sb.CreateNote(map[string]any{"contact_id": contact, "title": "Note " + strconv.Itoa(i),
+					"user_id": 1 + i%3}); err != nil {
 					return err
 				}
 			}

@@ -41,6 +41,8 @@ type record struct {
 	// bad is set for an object Keap listed that does not decode: it is parked, never applied.
 	bad   error
 	order *keap.Order // for orders: the decoded object (its totals say whether it has payments)
+	// withCustom: raw carries the custom_fields v2 gives (it was read through v2).
+	withCustom bool
 }
 
 // kind knows how to read one object type from Keap.
@@ -88,6 +90,9 @@ type kind struct {
 	// custom, for a type read through v1 whose records carry no custom fields, is where v2 has
 	// them (the registry's CustomFields; see withCustomFields).
 	custom *objecttype.CustomFieldsV2
+	// asV1, for such a type, puts custom's v2 copy of a record in v1's shape (keap.NoteAsV1),
+	// which is then compared with v1's, and may stand in for it (see agreement.go).
+	asV1 func(v2 json.RawMessage, lastUpdatedBy func(keap.ID) json.RawMessage) (json.RawMessage, error)
 }
 
 // listLimit is Keap's largest v1 page.
@@ -235,7 +240,7 @@ var kinds = map[string]kind{
 }
 
 // The registry's v2 types are read without code of their own, and every type with custom
-// fields has its model read the same way.
+// fields has its model read the same way. Notes' v2 copy can be put in v1's shape.
 func init() {
 	for _, t := range objecttype.All {
 		if t.V2 != nil {
@@ -246,6 +251,9 @@ func init() {
 			kinds[t.Name] = k
 		}
 	}
+	note := kinds["note"]
+	note.asV1 = keap.NoteAsV1
+	kinds["note"] = note
 }
 
 // v2Kind reads a type through its v2 collection (or a v1 one of the same shape, notes):

@@ -48,20 +48,25 @@ func (s *Sweeper) refreshModel(ctx context.Context, api Keap, account string, k 
 // sweep's page, hooked records fetched one by one), is listed by id, keap.IDsPerCall a call. A
 // record v2 does not list (deleted meanwhile), or a listing Keap answers unusably, leaves the
 // records without the list: their stored values stay as they are (keapsync.keap_unknown).
-func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, recs []record, since time.Time) ([]record, error) {
+// Where v2's copy can be put in v1's shape (notes), each record is compared with it: the
+// agreement returned says how they compared (see agreement.go). Records read through v2 are
+// left as they are.
+func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, recs []record, since time.Time) ([]record, agreement, error) {
+	var seen agreement
 	if k.custom == nil {
-		return recs, nil
+		return recs, seen, nil
 	}
 	want := map[int64]bool{}
 	for _, r := range recs {
-		if r.bad == nil {
+		if r.bad == nil && !r.withCustom {
 			want[r.id] = true
 		}
 	}
 	if len(want) == 0 {
-		return recs, nil
+		return recs, seen, nil
 	}
 	found := make(map[int64]json.RawMessage, len(want))
+	copies := make(map[int64]json.RawMessage, len(want)) // the whole v2 records, where compared
 	read := func(q keap.ObjectQuery) error {
 		q.Fields, q.PageSize = k.custom.Fields, 1000
 		for o, err := range api.Objects(ctx, k.custom.List, q) {
@@ -79,6 +84,9 @@ func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, r
 			}
 			if json.Unmarshal(o.Raw, &v) == nil && len(v.CustomFields) > 0 {
 				found[int64(o.ID)] = v.CustomFields
+			}
+			if k.asV1 != nil {
+				copies[int64(o.ID)] = o.Raw
 			}
 		}
 		return nil
@@ -104,19 +112,22 @@ func withCustomFields(ctx context.Context, log *slog.Logger, api Keap, k kind, r
 	if listingUnusable(err) {
 		log.Warn("Keap's v2 listing of custom fields was unusable; the records keep the values stored",
 			"type", k.objectType, "records", len(want), "err", err)
-		return recs, nil
+		return recs, seen, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("custom fields of %d %ss: %w", len(want), k.objectType, err)
+		return nil, seen, fmt.Errorf("custom fields of %d %ss: %w", len(want), k.objectType, err)
 	}
 	out := make([]record, len(recs))
 	for i, r := range recs {
 		out[i] = r
-		if cf, ok := found[r.id]; ok {
+		if cf, ok := found[r.id]; ok && want[r.id] {
 			if withCF, err := r.with("custom_fields", cf); err == nil {
 				out[i] = withCF
 			}
 		}
+		if v2, ok := copies[r.id]; ok && want[r.id] {
+			seen.compare(k, out[i], v2)
+		}
 	}
-	return out, nil
+	return out, seen, nil
 }

@@ -292,8 +292,11 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 		if len(page) == 0 {
 			return nil
 		}
-		page, err := withCustomFields(ctx, s.Log, api, k, page, time.Time{})
+		page, seen, err := withCustomFields(ctx, s.Log, api, k, page, time.Time{})
 		if err != nil {
+			return err
+		}
+		if err := seen.store(ctx, s.DB, s.Log, account, k.objectType); err != nil {
 			return err
 		}
 		return s.applyPage(ctx, account, k.objectType, page, &asked)

@@ -229,6 +229,9 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		}
 		return err
 	}
+	if k, err = throughV2(ctx, tx, account, k); err != nil {
+		return err
+	}
 	list, err := w.listCheaper(ctx, tx, account, k, len(changed))
 	if err != nil {
 		return err
@@ -244,7 +247,11 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 		if listed, err = completeListed(ctx, w.Log, api, k, listed); err != nil {
 			return err
 		}
-		if listed, err = withCustomFields(ctx, w.Log, api, k, listed, since); err != nil {
+		var seen agreement
+		if listed, seen, err = withCustomFields(ctx, w.Log, api, k, listed, since); err != nil {
+			return err
+		}
+		if err := seen.store(ctx, tx, w.Log, account, objectType); err != nil {
 			return err
 		}
 		for _, rec := range listed {
@@ -291,7 +298,11 @@ func (w *Worker) process(ctx context.Context, tx pgx.Tx, account, objectType str
 			got = append(got, rec)
 		}
 	}
-	if got, err = withCustomFields(ctx, w.Log, api, k, got, time.Time{}); err != nil {
+	got, seen, err := withCustomFields(ctx, w.Log, api, k, got, time.Time{})
+	if err != nil {
+		return err
+	}
+	if err := seen.store(ctx, tx, w.Log, account, objectType); err != nil {
 		return err
 	}
 	for _, rec := range got {

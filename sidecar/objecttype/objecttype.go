@@ -129,7 +129,9 @@ var All = []Type{
 		EventPrefixes: []string{"note."},
 		// Read and written through v1, whose notes are what keap.notes was built on; their
 		// custom fields come from v2 (v1's Note has none; Keap's model of them is the tasks'
-		// one, "combined" as v2 documents). v2 writes a note only under its contact.
+		// one, "combined" as v2 documents). v2 writes a note only under its contact. A batch of
+		// hooked notes may be read through v2 where v2's notes prove to be v1's (ingest's
+		// agreement.go).
 		V2:    &V2Resource{Path: "/v1/notes", NoSince: true},
 		Model: "/v2/notes/model",
 		CustomFields: &CustomFieldsV2{List: "/v2/notes", Fields: []string{"custom_fields"}, SinceFilter: "since_time",

@@ -1633,6 +1633,21 @@ CREATE VIEW keapsync.sync_status WITH (security_invoker='true') AS
 
 --
 
+-- Name: v2_agreement; Type: TABLE; Schema: keapsync; Owner: -
+
+CREATE TABLE keapsync.v2_agreement (
+    account_id uuid NOT NULL,
+    object_type text NOT NULL,
+    agreed bigint DEFAULT 0 NOT NULL,
+    differed bigint DEFAULT 0 NOT NULL,
+    difference text,
+    users jsonb DEFAULT '{}'::jsonb NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+
 -- Name: webhook_inbox_id_seq; Type: SEQUENCE; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.webhook_inbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -2107,6 +2122,14 @@ ALTER TABLE ONLY keapsync.sync_state
 
 ALTER TABLE ONLY keapsync.sync_state
     ADD CONSTRAINT sync_state_pkey PRIMARY KEY (account_id, object_type, local_id);
+
+
+--
+
+-- Name: v2_agreement v2_agreement_pkey; Type: CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.v2_agreement
+    ADD CONSTRAINT v2_agreement_pkey PRIMARY KEY (account_id, object_type);
 
 
 --
@@ -2716,6 +2739,22 @@ ALTER TABLE ONLY keapsync.sync_state
 
 ALTER TABLE ONLY keapsync.sync_state
     ADD CONSTRAINT sync_state_object_type_fkey FOREIGN KEY (object_type) REFERENCES keapsync.object_types(object_type);
+
+
+--
+
+-- Name: v2_agreement v2_agreement_account_id_fkey; Type: FK CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.v2_agreement
+    ADD CONSTRAINT v2_agreement_account_id_fkey FOREIGN KEY (account_id) REFERENCES keapsync.accounts(id) ON DELETE CASCADE;
+
+
+--
+
+-- Name: v2_agreement v2_agreement_object_type_fkey; Type: FK CONSTRAINT; Schema: keapsync; Owner: -
+
+ALTER TABLE ONLY keapsync.v2_agreement
+    ADD CONSTRAINT v2_agreement_object_type_fkey FOREIGN KEY (object_type) REFERENCES keapsync.object_types(object_type);
 
 
 --

@@ -1099,6 +1099,13 @@ CREATE POLICY keapsync_sidecar_all ON keapsync.sync_state TO keapsync_sidecar US
 
 --
 
+-- Name: v2_agreement keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
+
+CREATE POLICY keapsync_sidecar_all ON keapsync.v2_agreement TO keapsync_sidecar USING (true) WITH CHECK (true);
+
+
+--
+
 -- Name: webhook_inbox keapsync_sidecar_all; Type: POLICY; Schema: keapsync; Owner: -
 
 CREATE POLICY keapsync_sidecar_all ON keapsync.webhook_inbox TO keapsync_sidecar USING (true) WITH CHECK (true);
@@ -1370,6 +1377,12 @@ ALTER TABLE keapsync.sync_directions ENABLE ROW LEVEL SECURITY;
 -- Name: sync_state; Type: ROW SECURITY; Schema: keapsync; Owner: -
 
 ALTER TABLE keapsync.sync_state ENABLE ROW LEVEL SECURITY;
+
+--
+
+-- Name: v2_agreement; Type: ROW SECURITY; Schema: keapsync; Owner: -
+
+ALTER TABLE keapsync.v2_agreement ENABLE ROW LEVEL SECURITY;
 
 --
 

@@ -1992,6 +1992,14 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.sync_status TO keapsync_side
 
 --
 
+-- Name: TABLE v2_agreement; Type: ACL; Schema: keapsync; Owner: -
+
+GRANT ALL ON TABLE keapsync.v2_agreement TO service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE keapsync.v2_agreement TO keapsync_sidecar;
+
+
+--
+
 -- Name: SEQUENCE webhook_inbox_id_seq; Type: ACL; Schema: keapsync; Owner: -
 
 GRANT SELECT,USAGE ON SEQUENCE keapsync.webhook_inbox_id_seq TO service_role;

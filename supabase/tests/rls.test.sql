@@ -35,6 +35,7 @@ insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm
 insert into keapsync.retention (account_id) select id from acct;
 insert into keapsync.slot_progress (slot_name, advanced_at, observed_at) values ('s1', now(), now());
 insert into keapsync.notifications (key, message) values ('k1', 'm');
+insert into keapsync.v2_agreement (account_id, object_type) select id, 'note' from acct;
 insert into keapsync.rate_budget_usage (account_id, per_day, day_available) select id, 250000, 240000 from acct;
 insert into keapsync.custom_fields (account_id, object_type, keap_id, label, field_type) select id, 'contact', 1, 'Seats', 'WholeNumber' from acct;
 select keapsync.apply_keap_record(id, 'contact', '{"id": 1, "given_name": "K", "tag_ids": [5], "last_updated": "2026-01-01T00:00:00Z"}') from acct;
@@ -90,6 +91,7 @@ insert into matrix values
   ('keapsync', 'retention', $$insert into keapsync.retention (account_id) values ('cccccccc-0000-4000-8000-000000000000')$$, 'history_days'),
   ('keapsync', 'slot_progress', $$insert into keapsync.slot_progress (slot_name, advanced_at, observed_at) values ('s2', now(), now())$$, 'observed_at'),
   ('keapsync', 'notifications', $$insert into keapsync.notifications (key, message) values ('k2', 'm')$$, 'message'),
+  ('keapsync', 'v2_agreement', $$insert into keapsync.v2_agreement (account_id, object_type) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order')$$, 'agreed'),
   ('keapsync', 'rate_budget_members', $$insert into keapsync.rate_budget_members (budget_key, member_id) values ('k', 'm2')$$, 'heartbeat_at'),
   ('keapsync', 'push_queue', $$insert into keapsync.push_queue (account_id, object_type, local_id) values ('aaaaaaaa-0000-4000-8000-000000000000', 'order', -5)$$, 'attempts'),
   ('keapsync', 'dead_letters', $$insert into keapsync.dead_letters (account_id, source, object_type, error) values ('aaaaaaaa-0000-4000-8000-000000000000', 'push', 'contact', 'x')$$, 'attempts'),
@@ -170,7 +172,8 @@ create function pg_temp.expect(p_who text, p_schema text, p_tbl text, p_op text)
   select case
     when p_who = 'anon' then 'denied'
     -- service-only tables: no account, no grants but the service role's
-    when p_tbl in ('oauth_states', 'oauth_links', 'rate_budget_members', 'hook_endpoints', 'retention', 'slot_progress', 'notifications') then case
+    when p_tbl in ('oauth_states', 'oauth_links', 'rate_budget_members', 'hook_endpoints', 'retention', 'slot_progress', 'notifications',
+                   'v2_agreement') then case
       when p_who <> 'service' then 'denied' when p_op = 'select' then c.total::text else '1' end
     when p_who = 'service' then case p_op when 'select' then c.total::text when 'insert' then '1'
                                           else (case when p_tbl = 'object_types' then 0 else c.a_rows end)::text end
