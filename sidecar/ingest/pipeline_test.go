@@ -186,3 +186,24 @@ func TestSmallSweepIsOneRoundTrip(t *testing.T) {
 		t.Fatal("the reconcile did not store the change")
 	}
 }
+
+// A backfill leaves the planner statistics of what it filled (keapsync.analyze_synced): without
+// them, a push right after it joined the queue to the sync state by scanning the account's whole
+// sync state for every queued row, since the planner took an account's rows for a handful.
+func TestBackfillLeavesStatistics(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 120)
+	if err := w.sweeper.Backfill(context.Background(), w.account, []string{"contact"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"keap.contacts", "keapsync.sync_state"} { // names from this list only
+		var estimated int
+		if err := w.db.QueryRow(context.Background(), `select reltuples::int from pg_class where oid = $1::regclass`,
+			table).Scan(&estimated); err != nil {
+			t.Fatal(err)
+		}
+		if rows := w.count(t, `select count(*) from `+table); estimated != rows || rows < 120 {
+			t.Errorf("%s: the planner estimates %d rows, it holds %d", table, estimated, rows)
+		}
+	}
+}

@@ -304,7 +304,9 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	// The newest stamp applied. A checkpoint never moves past rows not yet applied: for a listing
 	// in Keap's clock order it follows each page (in listing order), else it moves at the end.
 	var newestAll *time.Time
+	applied := 0
 	err := applyInOrder(ctx, s.Appliers, fetch, apply, func(n int, newest *time.Time) error {
+		applied += n
 		if newest != nil && (newestAll == nil || newest.After(*newestAll)) {
 			newestAll = newest
 		}
@@ -327,8 +329,18 @@ func (s *Sweeper) sweepOne(ctx context.Context, api Keap, account string, k kind
 	if _, err := s.DB.Exec(ctx, sqlCursorFinish, account, k.objectType, kindName, newestAll); err != nil {
 		return fmt.Errorf("record checkpoint: %w", err)
 	}
+	if kindName == "backfill" && applied > 0 {
+		// Statistics only: a backfill that could not analyze still brought everything in.
+		if _, err := s.DB.Exec(ctx, sqlAnalyzeSynced, k.objectType); err != nil {
+			s.Log.Warn("could not analyze what the backfill filled; autovacuum will", "type", k.objectType, "err", err)
+		}
+	}
 	return nil
 }
+
+// sqlAnalyzeSynced gives the planner statistics of the records a backfill brought, before
+// autovacuum would (see keapsync.analyze_synced).
+const sqlAnalyzeSynced = `select keapsync.analyze_synced($1)`
 
 // changedOnly drops the records whose Keap JSON is exactly what is stored: a walk over every
 // order then costs the database one query per page, not one apply per order.

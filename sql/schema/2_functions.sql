@@ -17,6 +17,27 @@ $$;
 
 --
 
+-- Name: analyze_synced(text); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.analyze_synced(p_object_type text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  t text;
+begin
+  select table_name into t from keapsync.object_types where object_type = p_object_type;
+  if t is null then
+    raise exception 'keapsync.analyze_synced: no object type %', p_object_type using errcode = '22023';
+  end if;
+  execute pg_catalog.format('analyze keap.%I', t);
+  analyze keapsync.sync_state;
+end;
+$$;
+
+
+--
+
 -- Name: apply_custom_field_model(uuid, text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) RETURNS integer

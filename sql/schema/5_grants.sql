@@ -31,6 +31,15 @@ GRANT ALL ON FUNCTION keapsync.account_can_sync(p_account uuid) TO authenticated
 
 --
 
+-- Name: FUNCTION analyze_synced(p_object_type text); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.analyze_synced(p_object_type text) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.analyze_synced(p_object_type text) TO service_role;
+GRANT ALL ON FUNCTION keapsync.analyze_synced(p_object_type text) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.apply_custom_field_model(p_account uuid, p_type text, p_fields jsonb) FROM PUBLIC;
