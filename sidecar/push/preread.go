@@ -73,11 +73,15 @@ const sqlPrereadEligible = `q.account_id = $1::uuid and q.object_type = 'contact
 // sqlPrereadCandidates: the account's contact updates a listing could read for: those this
 // worker claimed ($2), and the next ones due within dueWithin ($7) if they do not change again
 // (claim order, at most $5; none another worker holds), with Keap's stamp of the version held.
+// The claimed are looked up by key (unnest), and the next due walked in order
+// (push_queue_account_due_idx): neither reads all the account has queued, whatever the planner's
+// statistics say.
 var sqlPrereadCandidates = `
 select c.local_id, c.keap_id, c.keap_modified, c.claimed
-  from ((select q.local_id, st.keap_id, st.keap_modified, true as claimed from keapsync.push_queue q
+  from ((select q.local_id, st.keap_id, st.keap_modified, true as claimed from unnest($2::bigint[]) as claimed (local_id)
+           join keapsync.push_queue q on q.account_id = $1::uuid and q.object_type = 'contact' and q.local_id = claimed.local_id
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id
-          where ` + sqlPrereadEligible + ` and q.local_id = any ($2::bigint[]))
+          where ` + sqlPrereadEligible + `)
         union all
         (select q.local_id, st.keap_id, st.keap_modified, false from keapsync.push_queue q
            join keapsync.sync_state st on st.account_id = q.account_id and st.object_type = q.object_type and st.local_id = q.local_id

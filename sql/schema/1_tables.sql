@@ -2366,6 +2366,13 @@ CREATE INDEX oauth_states_expires_at ON keapsync.oauth_states USING btree (expir
 
 --
 
+-- Name: push_queue_account_due_idx; Type: INDEX; Schema: keapsync; Owner: -
+
+CREATE INDEX push_queue_account_due_idx ON keapsync.push_queue USING btree (account_id, object_type, next_attempt_at);
+
+
+--
+
 -- Name: push_queue_due_idx; Type: INDEX; Schema: keapsync; Owner: -
 
 CREATE INDEX push_queue_due_idx ON keapsync.push_queue USING btree (next_attempt_at);
