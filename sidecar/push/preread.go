@@ -73,9 +73,9 @@ const sqlPrereadEligible = `q.account_id = $1::uuid and q.object_type = 'contact
 // sqlPrereadCandidates: the account's contact updates a listing could read for: those this
 // worker claimed ($2), and the next ones due within dueWithin ($7) if they do not change again
 // (claim order, at most $5; none another worker holds), with Keap's stamp of the version held.
-// The claimed are looked up by key (unnest), and the next due walked in order
-// (push_queue_account_due_idx): neither reads all the account has queued, whatever the planner's
-// statistics say.
+// The claimed are looked up by key (unnest), and the next due can be walked in order
+// (push_queue_account_due_idx), so neither has to read all the account has queued: a bulk edit's
+// queue, too new for statistics, made the planner read and sort it on every claim.
 var sqlPrereadCandidates = `
 select c.local_id, c.keap_id, c.keap_modified, c.claimed
   from ((select q.local_id, st.keap_id, st.keap_modified, true as claimed from unnest($2::bigint[]) as claimed (local_id)
