@@ -423,6 +423,19 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 		t.Fatalf("after the kill: %d due rows with no attempt counted, want 1", got)
 	}
 	w.sb.SetFaults(sandbox.Faults{})
+	// The killed worker's connection is closed, but its server session may still hold the row's
+	// lock for a moment (more on a loaded machine): a worker claiming meanwhile skips the row
+	// (SKIP LOCKED), as a worker in serve would until its next round. Drain once it is free.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if w.count(t, `select count(*) from pg_locks l
+			where l.database = (select oid from pg_database where datname = current_database())
+			  and l.relation = 'keapsync.webhook_inbox'::regclass and l.mode = 'RowShareLock' and l.pid <> pg_backend_pid()`) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed worker's session still holds the inbox")
+		}
+	}
 	w.drain(t)
 	if got := w.count(t, `select count(*) from keap.contacts where keap_id = $1`, id); got != 1 {
 		t.Error("the delivery was lost with the killed worker")
