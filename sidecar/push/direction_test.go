@@ -46,7 +46,7 @@ func TestKeapOnlyTypeIsNotPushed(t *testing.T) {
 		t.Errorf("the dead letter does not say why or what to do: %q", reason)
 	}
 	w.exec(`update keapsync.sync_directions set direction = 'both' where account_id = $1 and object_type = 'contact'`, w.account)
-	w.exec(`select keapsync.retry_dead_letter($1)`, letter)
+	w.retry(letter)
 	w.quiet()
 	if c := w.contact(kid); c.JobTitle != "Queued" {
 		t.Errorf("retried after the direction was set back, Keap has job title %q", c.JobTitle)

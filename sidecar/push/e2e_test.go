@@ -345,7 +345,7 @@ func TestRefusedRecordIsParked(t *testing.T) {
 	}
 	// Fixed and retried through the SQL function the dashboard and CLI use.
 	w.exec(`update keap.contacts set country_code = 'US' where id = $1`, bad)
-	w.exec(`select keapsync.retry_dead_letter(id) from keapsync.dead_letters where local_id = $1`, bad)
+	w.retry(w.int(`select id from keapsync.dead_letters where local_id = $1`, bad))
 	w.quiet()
 	if n := w.int(`select count(*) from keapsync.pending_push($1, 'contact', $2) p where p ->> 'op' <> 'none'`, w.account, bad); n != 0 {
 		t.Error("the fixed record was not pushed")

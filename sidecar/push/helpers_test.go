@@ -186,6 +186,17 @@ func (w *world) enqueued() {
 	w.eventually("the slot to confirm "+lsn, func() bool { return w.int(sqlStreaming, w.slot, lsn) == 1 })
 }
 
+// retry asks, through the SQL function the dashboard and CLI use, to retry a parked push, and
+// waits until a worker has queued it again: keapsync.retry_dead_letter only marks the letter, and
+// a quiet() before the worker's next round would find the queue empty with the push not yet made.
+func (w *world) retry(letter int64) {
+	w.t.Helper()
+	w.exec(`select keapsync.retry_dead_letter($1)`, letter)
+	w.eventually("the retried push to be queued", func() bool {
+		return w.int(`select count(*) from keapsync.dead_letters where id = $1 and status = 'done'`, letter) == 1
+	})
+}
+
 // quiet waits until every change made so far is enqueued and pushed.
 func (w *world) quiet() {
 	w.t.Helper()
