@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keapsync/keapsync/sidecar/keap"
 )
@@ -37,9 +36,15 @@ const agreementFloor = 100
 // agreement is what one read found comparing v1 records with their v2 copies.
 type agreement struct {
 	agreed, differed int
-	difference       string                     // the first difference, for a person
-	users            map[string]json.RawMessage // v1's last_updated_by objects by user id
+	difference       string // the first difference, for a person
+	users            users
 }
+
+// users are v1's last_updated_by objects by user id, which v2 names by id alone.
+type users map[string]json.RawMessage
+
+// lastUpdatedBy is v1's object for the user, nil if no read has met them (kind.asV1 takes it).
+func (u users) lastUpdatedBy(id keap.ID) json.RawMessage { return u[id.String()] }
 
 // compare counts one pair: v1 is the record as v1 gave it with v2's custom fields added (as it
 // would be stored), v2 the v2 copy. A v2 version stamped after v1's by more than a second
@@ -53,7 +58,7 @@ func (a *agreement) compare(k kind, v1 record, v2 json.RawMessage) {
 	}
 	if json.Unmarshal(v1.raw, &by) == nil && json.Unmarshal(by.LastUpdatedBy, &user) == nil && user.UserID != nil {
 		if a.users == nil {
-			a.users = map[string]json.RawMessage{}
+			a.users = users{}
 		}
 		a.users[user.UserID.String()] = by.LastUpdatedBy
 	}
@@ -61,7 +66,7 @@ func (a *agreement) compare(k kind, v1 record, v2 json.RawMessage) {
 	if json.Unmarshal(v2, &clock) == nil && clock.Modified().After(v1.modified.Add(time.Second)) {
 		return
 	}
-	asV1, err := k.asV1(v2, func(id keap.ID) json.RawMessage { return a.users[id.String()] })
+	asV1, err := k.asV1(v2, a.users.lastUpdatedBy)
 	if err == nil {
 		err = sameJSON(v1.raw, asV1)
 	}
@@ -119,12 +124,6 @@ on conflict (account_id, object_type) do update
        updated_at = now()
 returning (select coalesce(max(differed), 0) from before)`
 
-// execer is a pool or a transaction.
-type execer interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
 // store adds what the read found to the account's counts; the first difference is logged.
 func (a agreement) store(ctx context.Context, db execer, log *slog.Logger, account, objectType string) error {
 	if a.agreed+a.differed == 0 {
@@ -159,22 +158,22 @@ func throughV2(ctx context.Context, tx pgx.Tx, account string, k kind) (kind, er
 		return k, nil
 	}
 	var agreed, differed int64
-	var users map[string]json.RawMessage
-	err := tx.QueryRow(ctx, sqlAgreement, account, k.objectType).Scan(&agreed, &differed, &users)
+	var met users
+	err := tx.QueryRow(ctx, sqlAgreement, account, k.objectType).Scan(&agreed, &differed, &met)
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && (differed > 0 || agreed < agreementFloor) {
 		return k, nil
 	}
 	if err != nil {
 		return k, fmt.Errorf("read how Keap's v2 %ss agree with v1's: %w", k.objectType, err)
 	}
-	k.changed = changedAsV1(k, users)
+	k.changed = changedAsV1(k, met)
 	return k, nil
 }
 
 // changedAsV1 reads the records ids names through v2 by id and yields them in v1's shape, custom
 // fields included. One v2 cannot give in v1's shape (a hostile one, or one whose last updater's
 // v1 names are not known here) is left out, for the caller to GET through v1.
-func changedAsV1(k kind, users map[string]json.RawMessage) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
+func changedAsV1(k kind, met users) func(context.Context, Keap, []int64, time.Time) iter.Seq2[record, error] {
 	return func(ctx context.Context, api Keap, ids []int64, _ time.Time) iter.Seq2[record, error] {
 		return func(yield func(record, error) bool) {
 			if len(ids) == 0 {
@@ -189,7 +188,7 @@ func changedAsV1(k kind, users map[string]json.RawMessage) func(context.Context,
 				if r.bad != nil {
 					continue
 				}
-				raw, err := k.asV1(r.raw, func(id keap.ID) json.RawMessage { return users[id.String()] })
+				raw, err := k.asV1(r.raw, met.lastUpdatedBy)
 				var o keap.Object
 				if err != nil || json.Unmarshal(raw, &o) != nil {
 					continue

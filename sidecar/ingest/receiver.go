@@ -21,13 +21,14 @@ const DefaultMaxBody = 1 << 20
 // Receiver answers Keap's REST Hook requests at /hooks/{token}. A delivery is acknowledged only
 // after its inbox row commits (law 5); nothing from a request that fails a check is stored.
 type Receiver struct {
-	DB         receiverDB
+	DB         execer
 	MaxBody    int64  // default DefaultMaxBody
 	SigningKey []byte // if set, require X-Hook-Signature: hex HMAC-SHA256 of the body (for a signing relay)
 	Log        *slog.Logger
 }
 
-type receiverDB interface {
+// execer is a pool or a transaction: what the receiver, and the store of an agreement, use.
+type execer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
