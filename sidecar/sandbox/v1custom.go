@@ -149,10 +149,11 @@ func (a *restAPI) listV2(w http.ResponseWriter, r *http.Request, key, sinceName,
 // listNotesV2 serves GET /v2/notes (listAllNotes): filter ids, since_time/until_time (update
 // time), contact_id; custom_fields only when fields asks for them.
 func (a *restAPI) listNotesV2(w http.ResponseWriter, r *http.Request) error {
+	p := a.store.profile.get() // one listing, one profile
 	return a.listV2(w, r, "notes", "since_time", "until_time", func() []int64 { return a.store.noteIDs },
 		func(id int64) listedV2 {
 			n := a.store.notes[id]
-			return listedV2{n.contactID, n.updated, func() map[string]any { return askedOnly(r, n.v2(a.store.profile.get())) }}
+			return listedV2{n.contactID, n.updated, func() map[string]any { return askedOnly(r, n.v2(p)) }}
 		})
 }
 
