@@ -3262,14 +3262,26 @@ CREATE FUNCTION keapsync.tg_track_change() RETURNS trigger
     SET search_path TO ''
     AS $_$
 declare
-  origin text := keapsync.current_origin();
-  actor uuid := auth.uid();
+  origin text;
+  actor uuid;
   -- Bookkeeping columns, not data.
   ignored constant text[] := array['updated_at', 'version', 'sync_origin', 'keap_object', 'created_at'];
   tags boolean := tg_table_name = 'contact_tags';
-  v_type text := case when tg_table_name = 'contact_tags' then 'contact'
-                      else (select object_type from keapsync.object_types where table_name = tg_table_name) end;
+  v_type text;
 begin
+  -- A statement that touched no row (an upsert that found every row there, a delete that
+  -- matched none) has nothing to record.
+  if tg_op = 'DELETE' then
+    if not exists (select from old_rows) then
+      return null;
+    end if;
+  elsif not exists (select from new_rows) then
+    return null;
+  end if;
+  origin := keapsync.current_origin();
+  actor := auth.uid();
+  v_type := case when tags then 'contact'
+                 else (select object_type from keapsync.object_types where table_name = tg_table_name) end;
   -- Keap's inserts and deletes (a backfill page, a hook's delete) need only their history: write
   -- it straight from the transition table. The scratch table below is for local changes and
   -- updates, whose bookkeeping reads it several times.
@@ -3324,9 +3336,12 @@ begin
     insert into pg_temp.keapsync_changes (account_id, row_id, keap_id, tag_id, r, o, changed)
     select (p.n ->> 'account_id')::uuid, (p.n ->> case when tags then 'contact_id' else 'id' end)::bigint,
            (p.n ->> 'keap_id')::bigint, (p.n ->> 'tag_id')::bigint, p.n - 'keap_object', p.o - 'keap_object', d.changed
-      from (select to_jsonb(o) as o, to_jsonb(n) as n from old_rows o join new_rows n
-              on coalesce(to_jsonb(o) ->> 'id', (to_jsonb(o) ->> 'contact_id') || '/' || (to_jsonb(o) ->> 'tag_id'))
-               = coalesce(to_jsonb(n) ->> 'id', (to_jsonb(n) ->> 'contact_id') || '/' || (to_jsonb(n) ->> 'tag_id'))) p,
+      -- offset 0: to_jsonb once per row, not once per row pair the join compares.
+      from (select o.r as o, n.r as n
+              from (select to_jsonb(x) as r from old_rows x offset 0) o
+              join (select to_jsonb(x) as r from new_rows x offset 0) n
+                on coalesce(o.r ->> 'id', (o.r ->> 'contact_id') || '/' || (o.r ->> 'tag_id'))
+                 = coalesce(n.r ->> 'id', (n.r ->> 'contact_id') || '/' || (n.r ->> 'tag_id'))) p,
            lateral (select jsonb_object_agg(k, jsonb_build_object('old', p.o -> k, 'new', p.n -> k)) as changed
                       from jsonb_object_keys(p.n) k
                      where not (k = any (ignored)) and (p.o -> k) is distinct from (p.n -> k)) d
@@ -3416,19 +3431,28 @@ CREATE FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint,
     AS $$
 declare
   wanted bigint[] := array(select substr(k, 5)::bigint from jsonb_object_keys(p_doc) k where k like 'tag.%');
+  have bigint[] := array(select tg.keap_id from keap.contact_tags ct join keap.tags tg on tg.id = ct.tag_id
+                          where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.keap_id is not null);
 begin
-  insert into keap.tags (account_id, keap_id)
-  select p_account, w from unnest(wanted) w
-  on conflict (account_id, keap_id) do nothing;
+  if exists (select from unnest(wanted) w
+              where not exists (select from keap.tags tg where tg.account_id = p_account and tg.keap_id = w)) then
+    insert into keap.tags (account_id, keap_id)
+    select p_account, w from unnest(wanted) w
+    on conflict (account_id, keap_id) do nothing;
+  end if;
 
-  delete from keap.contact_tags ct using keap.tags tg
-   where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
-     and not (tg.keap_id = any (wanted));
+  if exists (select from unnest(have) h where not (h = any (wanted))) then
+    delete from keap.contact_tags ct using keap.tags tg
+     where ct.account_id = p_account and ct.contact_id = p_contact_id and tg.id = ct.tag_id and tg.keap_id is not null
+       and not (tg.keap_id = any (wanted));
+  end if;
 
-  insert into keap.contact_tags (account_id, contact_id, tag_id)
-  select p_account, p_contact_id, tg.id from keap.tags tg
-   where tg.account_id = p_account and tg.keap_id = any (wanted)
-  on conflict do nothing;
+  if exists (select from unnest(wanted) w where not (w = any (have))) then
+    insert into keap.contact_tags (account_id, contact_id, tag_id)
+    select p_account, p_contact_id, tg.id from keap.tags tg
+     where tg.account_id = p_account and tg.keap_id = any (wanted)
+    on conflict do nothing;
+  end if;
 end;
 $$;
 
