@@ -149,15 +149,25 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	if version >= 150000 {
 		cloneStrategy = " strategy file_copy"
 	}
+	// Looked for before the lock as well as under it: the lock is also the one LockRoles holds,
+	// and a package whose template was there already waited out another package's test of the
+	// Supabase CLI (a minute and more), holding one of go test's -p slots all that time.
+	exists := func() (bool, error) {
+		var found bool
+		err := admin.QueryRow(ctx, `select exists (select 1 from pg_database where datname = $1)`, name).Scan(&found)
+		if err != nil {
+			return false, fmt.Errorf("look for template database %s: %w", name, err)
+		}
+		return found, nil
+	}
+	if found, err := exists(); err != nil || found {
+		return name, err
+	}
 	if _, err := admin.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
 		return "", fmt.Errorf("lock test cluster: %w", err)
 	}
-	var exists bool
-	if err := admin.QueryRow(ctx, `select exists (select 1 from pg_database where datname = $1)`, name).Scan(&exists); err != nil {
-		return "", fmt.Errorf("look for template database %s: %w", name, err)
-	}
-	if exists {
-		return name, nil
+	if found, err := exists(); err != nil || found {
+		return name, err
 	}
 	building := name + "_building"
 	if _, err := admin.Exec(ctx, "drop database if exists "+pgx.Identifier{building}.Sanitize()+" with (force)"); err != nil {
