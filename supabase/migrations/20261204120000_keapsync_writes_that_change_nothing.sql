@@ -160,8 +160,7 @@ end;
 $$;
 
 -- As in 20261203100000_keapsync_tenant_ids.sql, running only the statements that change something.
--- have: the Keap tag ids the contact is linked to now. The links' tag rows are the account's (the
--- composite foreign keys), so when have is wanted, every wanted tag row exists as well.
+-- have: the Keap tag ids the contact is linked to now.
 create or replace function keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb)
 returns void
 language plpgsql volatile set search_path = ''
