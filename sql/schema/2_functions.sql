@@ -259,9 +259,13 @@ declare
   v_modified timestamptz := keapsync.keap_modified(p_type, p_raw);
   st keapsync.sync_state;
   v_local_id bigint;
+  v_row jsonb;  -- the local row, whole (to_jsonb), read once
   kdoc jsonb;
   kmerged jsonb;
   unknown text[];
+  unknown_keys text[];
+  open_fields text[];
+  undecided text[];
   ldoc jsonb;
   agreed jsonb;
   new_local jsonb;
@@ -273,6 +277,8 @@ declare
   open_conflict keapsync.conflicts;
   v_sent jsonb;
   v_asked_at timestamptz := keapsync.asked_at();
+  -- The local row by id, locked or not (%s: '' or 'for update', never input).
+  row_sql constant text := 'select to_jsonb(x) from keap.%I x where x.id = $1 %s';
 begin
   perform keapsync.require_admin(p_account);
   select * into t from keapsync.object_types where object_type = p_type;
@@ -288,13 +294,19 @@ begin
 
   -- Lock order: the local row, then its sync state, as a local edit takes them (the row, then
   -- its trigger's sync_state update), so an apply and an edit of one record cannot deadlock.
+  -- The row locked is the row read: its doc and its Keap object come from this one read.
   select s.local_id into v_local_id from keapsync.sync_state s
    where s.account_id = p_account and s.object_type = p_type and s.keap_id = v_keap_id;
   if v_local_id is not null then
-    execute format('select 1 from keap.%I where id = $1 for update', t.table_name) using v_local_id;
+    execute format(row_sql, t.table_name, 'for update') into v_row using v_local_id;
   end if;
   select * into st from keapsync.sync_state
    where account_id = p_account and object_type = p_type and keap_id = v_keap_id for update;
+  if found and st.local_id is distinct from v_local_id then
+    -- The record moved to another row between the two reads: read that one (unlocked: its
+    -- sync state is locked already, and the lock order must hold).
+    execute format(row_sql, t.table_name, '') into v_row using st.local_id;
+  end if;
   -- Keap's clock orders versions, but it does not tell every change: a tag applied without a
   -- last_updated bump, two edits within one second at second precision, a payment that leaves
   -- modification_date alone. Only a strictly older version is stale; one with the same stamp
@@ -306,9 +318,9 @@ begin
   -- cannot differ: it is left out of the stored side too.
   if found and st.keap_modified is not null and v_modified is not null and v_modified = st.keap_modified
      and keapsync.keap_content(p_type, p_raw)
-         = (select keapsync.keap_content(p_type, x.keap_object - array(select ok from jsonb_object_keys(x.keap_object) ok
-                                                                      where not p_raw ? ok))
-              from keapsync.keap_object_of(p_type, st.local_id) x) then
+         = keapsync.keap_content(p_type, (v_row -> 'keap_object')
+                                         - array(select ok from jsonb_object_keys(v_row -> 'keap_object') ok
+                                                  where not p_raw ? ok)) then
     return 'duplicate';
   end if;
   -- Same stamp, other content, and this version was asked for before the stored one was in: Keap
@@ -337,9 +349,9 @@ begin
   unknown := keapsync.keap_unknown(p_type, p_raw);
 
   if st.local_id is null then
-    execute format('select id from keap.%I where account_id = $1 and keap_id = $2', t.table_name)
-      into v_local_id using p_account, v_keap_id;
-    if v_local_id is null then
+    execute format('select to_jsonb(x) from keap.%I x where x.account_id = $1 and x.keap_id = $2', t.table_name)
+      into v_row using p_account, v_keap_id;
+    if v_row is null then
       v_local_id := keapsync.write_row(p_account, p_type, null, v_keap_id, kdoc, p_raw);
       insert into keapsync.sync_state (account_id, object_type, local_id, keap_id, agreed, keap_modified, last_applied_at)
       values (p_account, p_type, v_local_id, v_keap_id,
@@ -348,7 +360,8 @@ begin
       return 'inserted';
     end if;
     -- A row that names this Keap id but was never synced: Keap's values are the truth.
-    ldoc := keapsync.row_doc(p_type, v_local_id);
+    v_local_id := (v_row ->> 'id')::bigint;
+    ldoc := keapsync.row_doc_of(p_type, v_row);
     agreed := ldoc;
     insert into keapsync.sync_state (account_id, object_type, local_id, keap_id)
     values (p_account, p_type, v_local_id, v_keap_id)
@@ -356,7 +369,7 @@ begin
     returning * into st;
   else
     v_local_id := st.local_id;
-    ldoc := keapsync.row_doc(p_type, v_local_id);
+    ldoc := keapsync.row_doc_of(p_type, v_row);
     agreed := st.agreed;
     if ldoc is null then  -- the row is gone without a pending delete: bring it back from Keap
       v_local_id := keapsync.write_row(p_account, p_type, null, v_keap_id, kdoc, p_raw);
@@ -368,39 +381,49 @@ begin
     end if;
   end if;
 
+  select q.sent into v_sent from keapsync.push_queue q
+   where q.account_id = p_account and q.object_type = p_type and q.local_id = v_local_id;
+  -- What the object did not carry is unknown, not removed: such a field counts as unchanged.
+  select coalesce(array_agg(j.k), '{}') into unknown_keys
+    from jsonb_object_keys(kdoc || ldoc || agreed || coalesce(v_sent, '{}')) j(k)
+   where exists (select 1 from unnest(unknown) u where j.k = u or (u like '%.' and starts_with(j.k, u)));
+
   -- A push whose answer never reached us (a crash, a connection lost between Keap's answer and
   -- mark_pushed) may have landed all the same. A field Keap now holds with exactly the value
   -- that push sent is ours, so it is agreed: not a change made in Keap, to be merged (and maybe
   -- to win) against what was edited here since.
-  select q.sent into v_sent from keapsync.push_queue q
-   where q.account_id = p_account and q.object_type = p_type and q.local_id = v_local_id;
   for k in select key from jsonb_object_keys(coalesce(v_sent, '{}')) key loop
-    continue when exists (select 1 from unnest(unknown) u where k = u or (u like '%.' and starts_with(k, u)));
+    continue when k = any (unknown_keys);
     if nullif(v_sent -> k, 'null'::jsonb) is not distinct from kdoc -> k then
       agreed := keapsync.doc_set(agreed, k, kdoc -> k);
     end if;
   end loop;
 
-  new_local := ldoc;
+  -- Keap-owned fields: Keap's value, always.
+  new_local := (ldoc - array(select j.k from jsonb_object_keys(ldoc) j(k) where not keapsync.is_merge_key(t, j.k)))
+            || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(kdoc) e
+                 where not keapsync.is_merge_key(t, e.key));
   new_agreed := agreed;
-  for k in
-    select key from jsonb_object_keys(kdoc || ldoc || agreed) key
-  loop
-    if not keapsync.is_merge_key(t, k) then
-      -- Keap-owned: Keap's value, always.
-      new_local := case when kdoc ? k then jsonb_set(new_local, array[k], kdoc -> k) else new_local - k end;
-      continue;
-    end if;
+  -- Merged fields: one whose three sides agree, with no conflict open on it, needs no decision
+  -- (most fields of most applies); the others are walked in the docs' key order.
+  select coalesce(array_agg(c.field), '{}') into open_fields from keapsync.conflicts c
+   where c.account_id = p_account and c.object_type = p_type and c.local_id = v_local_id and c.status = 'open';
+  select coalesce(array_agg(d.k order by d.n), '{}') into undecided
+    from (select j.k, j.n, case when j.k = any (unknown_keys) then agreed -> j.k else kdoc -> j.k end as kv
+            from jsonb_object_keys(kdoc || ldoc || agreed) with ordinality j(k, n)
+           where keapsync.is_merge_key(t, j.k)) d
+   where d.k = any (open_fields) or jsonb_typeof(d.kv) = 'null'
+      or d.kv is distinct from ldoc -> d.k or d.kv is distinct from agreed -> d.k;
+  foreach k in array undecided loop
     av := agreed -> k;
     lv := ldoc -> k;
-    -- What the object did not carry is unknown, not removed: treat it as unchanged.
-    kv := case when exists (select 1 from unnest(unknown) u
-                             where k = u or (u like '%.' and starts_with(k, u)))
-               then av else kdoc -> k end;
-
-    select * into open_conflict from keapsync.conflicts
-     where account_id = p_account and object_type = p_type and local_id = v_local_id
-       and field = k and status = 'open';
+    kv := case when k = any (unknown_keys) then av else kdoc -> k end;
+    open_conflict := null;
+    if k = any (open_fields) then
+      select * into open_conflict from keapsync.conflicts
+       where account_id = p_account and object_type = p_type and local_id = v_local_id
+         and field = k and status = 'open';
+    end if;
 
     if kv is not distinct from lv then
       new_agreed := keapsync.doc_set(new_agreed, k, kv);
@@ -441,8 +464,7 @@ begin
     end if;
   end loop;
 
-  if new_local is distinct from ldoc or
-     p_raw is distinct from (select x.keap_object from keapsync.keap_object_of(p_type, v_local_id) x) then
+  if new_local is distinct from ldoc or p_raw is distinct from v_row -> 'keap_object' then
     perform keapsync.write_row(p_account, p_type, v_local_id, v_keap_id, new_local, p_raw);
   end if;
   update keapsync.sync_state
@@ -802,17 +824,20 @@ $_$;
 -- Name: flat_doc_typed(text, jsonb, boolean); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.flat_doc_typed(p_type text, p_typed jsonb, p_merged_only boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-  select coalesce((select pg_catalog.jsonb_object_agg(c, p_typed -> c)
-                     from pg_catalog.unnest(case when p_merged_only then t.merge_columns
-                                                 else t.merge_columns || t.keap_columns end) c
-                    where pg_catalog.jsonb_typeof(p_typed -> c) <> 'null'), '{}')
-      || coalesce((select pg_catalog.jsonb_object_agg(t.map_column || '.' || e.key, e.value)
-                     from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(p_typed -> t.map_column) = 'object'
-                                                     then p_typed -> t.map_column else '{}' end) e
-                    where pg_catalog.jsonb_typeof(e.value) <> 'null'), '{}')
-    from keapsync.object_types t where t.object_type = p_type;
+begin
+  return (
+    select coalesce((select pg_catalog.jsonb_object_agg(c, p_typed -> c)
+                       from pg_catalog.unnest(case when p_merged_only then t.merge_columns
+                                                   else t.merge_columns || t.keap_columns end) c
+                      where pg_catalog.jsonb_typeof(p_typed -> c) <> 'null'), '{}')
+        || coalesce((select pg_catalog.jsonb_object_agg(t.map_column || '.' || e.key, e.value)
+                       from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(p_typed -> t.map_column) = 'object'
+                                                       then p_typed -> t.map_column else '{}' end) e
+                      where pg_catalog.jsonb_typeof(e.value) <> 'null'), '{}')
+      from keapsync.object_types t where t.object_type = p_type);
+end;
 $$;
 
 
@@ -877,11 +902,13 @@ $$;
 -- Name: is_admin(uuid); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.is_admin(p_account uuid) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select exists (select 1 from keapsync.members m
+begin
+  return exists (select 1 from keapsync.members m
                   where m.account_id = p_account and m.user_id = (select auth.uid()) and m.role = 'admin');
+end;
 $$;
 
 
@@ -1181,10 +1208,11 @@ $_$;
 -- Name: keap_unknown(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) RETURNS text[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select case when p_type <> 'contact' then array(
+begin
+  return case when p_type <> 'contact' then array(
     select t.map_column || '.' from keapsync.object_types t
      where t.object_type = p_type and t.map_column is not null
        and pg_catalog.jsonb_typeof(p_raw -> 'custom_fields') is distinct from 'array')
@@ -1198,6 +1226,7 @@ CREATE FUNCTION keapsync.keap_unknown(p_type text, p_raw jsonb) RETURNS text[]
       ('custom_fields.', 'custom_fields'), ('tag.', 'tag_ids')) m(key, source)
      where not (p_raw ? m.source))
   end;
+end;
 $$;
 
 
@@ -2129,22 +2158,12 @@ CREATE FUNCTION keapsync.row_doc(p_type text, p_local_id bigint) RETURNS jsonb
     SET "TimeZone" TO 'UTC'
     AS $_$
 declare
-  t keapsync.object_types;
   r jsonb;
-  doc jsonb;
 begin
-  select * into strict t from keapsync.object_types where object_type = p_type;
-  execute format('select to_jsonb(x) from keap.%I x where x.id = $1', t.table_name) into r using p_local_id;
-  if r is null then
-    return null;
-  end if;
-  doc := keapsync.flat_doc_typed(p_type, r);
-  if p_type = 'contact' then
-    doc := doc || coalesce((select jsonb_object_agg('tag.' || tg.keap_id, true)
-                              from keap.contact_tags ct join keap.tags tg on tg.id = ct.tag_id
-                             where ct.contact_id = p_local_id and tg.keap_id is not null), '{}');
-  end if;
-  return doc;
+  execute format('select to_jsonb(x) from keap.%I x where x.id = $1',
+                 (select table_name from keapsync.object_types where object_type = p_type))
+    into r using p_local_id;
+  return keapsync.row_doc_of(p_type, r);
 end;
 $_$;
 
@@ -2158,6 +2177,28 @@ CREATE FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint)
     SET search_path TO ''
     AS $$
   select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
+$$;
+
+
+--
+
+-- Name: row_doc_of(text, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.row_doc_of(p_type text, p_row jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_row is null then
+    return null;
+  end if;
+  return keapsync.flat_doc_typed(p_type, p_row)
+      || case when p_type = 'contact' then
+           coalesce((select jsonb_object_agg('tag.' || tg.keap_id, true)
+                       from keap.contact_tags ct join keap.tags tg on tg.id = ct.tag_id
+                      where ct.contact_id = (p_row ->> 'id')::bigint and tg.keap_id is not null), '{}')
+         else '{}' end;
+end;
 $$;
 
 
@@ -3268,6 +3309,7 @@ declare
   ignored constant text[] := array['updated_at', 'version', 'sync_origin', 'keap_object', 'created_at'];
   tags boolean := tg_table_name = 'contact_tags';
   v_type text;
+  pairs jsonb[];  -- an update's rows, old and new, and the fields it changed
 begin
   -- A statement that touched no row (an upsert that found every row there, a delete that
   -- matched none) has nothing to record.
@@ -3283,8 +3325,8 @@ begin
   v_type := case when tags then 'contact'
                  else (select object_type from keapsync.object_types where table_name = tg_table_name) end;
   -- Keap's inserts and deletes (a backfill page, a hook's delete) need only their history: write
-  -- it straight from the transition table. The scratch table below is for local changes and
-  -- updates, whose bookkeeping reads it several times.
+  -- it straight from the transition table. The scratch table below is for local changes, whose
+  -- bookkeeping reads them several times.
   if origin = 'keap' and tg_op in ('INSERT', 'DELETE') then
     if tg_op = 'INSERT' then
       -- The row's data columns, named: to_jsonb of the whole row and then "- ignored" copied
@@ -3311,6 +3353,33 @@ begin
     end if;
     return null;
   end if;
+  if tg_op = 'UPDATE' then
+    -- Its rows paired, old with new (offset 0: to_jsonb once per row, not once per row pair the
+    -- join compares), with the fields each changed; a row left as it was records nothing.
+    select array_agg(jsonb_build_object('o', p.o - 'keap_object', 'n', p.n - 'keap_object', 'changed', d.changed))
+      into pairs
+      from (select o.r as o, n.r as n
+              from (select to_jsonb(x) as r from old_rows x offset 0) o
+              join (select to_jsonb(x) as r from new_rows x offset 0) n
+                on coalesce(o.r ->> 'id', (o.r ->> 'contact_id') || '/' || (o.r ->> 'tag_id'))
+                 = coalesce(n.r ->> 'id', (n.r ->> 'contact_id') || '/' || (n.r ->> 'tag_id'))) p,
+           lateral (select jsonb_object_agg(k, jsonb_build_object('old', p.o -> k, 'new', p.n -> k)) as changed
+                      from jsonb_object_keys(p.n) k
+                     where not (k = any (ignored)) and (p.o -> k) is distinct from (p.n -> k)) d
+     where d.changed is not null;
+    insert into keapsync.change_history (account_id, table_name, row_id, keap_id, op, origin, changed,
+                                         old_row, new_row, actor)
+    select (p -> 'n' ->> 'account_id')::uuid, tg_table_name, (p -> 'n' ->> case when tags then 'contact_id' else 'id' end)::bigint,
+           case when tags then (select c.keap_id from keap.contacts c where c.id = (p -> 'n' ->> 'contact_id')::bigint)
+                else (p -> 'n' ->> 'keap_id')::bigint end,
+           'update', origin, p -> 'changed', p -> 'o', p -> 'n', actor
+      from unnest(pairs) p;
+    -- Keap's update needs only its history: the scratch table below is not touched, so it is not
+    -- emptied at commit either (which would make every statement that names it plan again).
+    if origin = 'keap' then
+      return null;
+    end if;
+  end if;
 
   -- 1. Changes: one row per record (r: the row, o/n: old/new for updates, changed, stamps: the doc
   --    keys touched, for newest_wins).
@@ -3334,32 +3403,19 @@ begin
       from (select to_jsonb(o) - 'keap_object' as r from old_rows o) x;
   else
     insert into pg_temp.keapsync_changes (account_id, row_id, keap_id, tag_id, r, o, changed)
-    select (p.n ->> 'account_id')::uuid, (p.n ->> case when tags then 'contact_id' else 'id' end)::bigint,
-           (p.n ->> 'keap_id')::bigint, (p.n ->> 'tag_id')::bigint, p.n - 'keap_object', p.o - 'keap_object', d.changed
-      -- offset 0: to_jsonb once per row, not once per row pair the join compares.
-      from (select o.r as o, n.r as n
-              from (select to_jsonb(x) as r from old_rows x offset 0) o
-              join (select to_jsonb(x) as r from new_rows x offset 0) n
-                on coalesce(o.r ->> 'id', (o.r ->> 'contact_id') || '/' || (o.r ->> 'tag_id'))
-                 = coalesce(n.r ->> 'id', (n.r ->> 'contact_id') || '/' || (n.r ->> 'tag_id'))) p,
-           lateral (select jsonb_object_agg(k, jsonb_build_object('old', p.o -> k, 'new', p.n -> k)) as changed
-                      from jsonb_object_keys(p.n) k
-                     where not (k = any (ignored)) and (p.o -> k) is distinct from (p.n -> k)) d
-     where d.changed is not null;
-  end if;
-  if tags then
-    update pg_temp.keapsync_changes c set keap_id = k.keap_id from keap.contacts k where k.id = c.row_id;
+    select (p -> 'n' ->> 'account_id')::uuid, (p -> 'n' ->> case when tags then 'contact_id' else 'id' end)::bigint,
+           (p -> 'n' ->> 'keap_id')::bigint, (p -> 'n' ->> 'tag_id')::bigint, p -> 'n', p -> 'o', p -> 'changed'
+      from unnest(pairs) p;
   end if;
 
-  -- 2. History.
-  insert into keapsync.change_history (account_id, table_name, row_id, keap_id, op, origin, changed,
-                                       old_row, new_row, actor)
-  select account_id, tg_table_name, row_id, keap_id, lower(tg_op), origin, changed, o,
-         case when tg_op = 'UPDATE' then r end, actor
-    from pg_temp.keapsync_changes;
-
-  if origin = 'keap' then
-    return null;
+  -- 2. History (an update's is written above).
+  if tg_op <> 'UPDATE' then
+    if tags then
+      update pg_temp.keapsync_changes c set keap_id = k.keap_id from keap.contacts k where k.id = c.row_id;
+    end if;
+    insert into keapsync.change_history (account_id, table_name, row_id, keap_id, op, origin, changed, old_row, actor)
+    select account_id, tg_table_name, row_id, keap_id, lower(tg_op), origin, changed, o, actor
+      from pg_temp.keapsync_changes;
   end if;
 
   -- 3. A local change: remember when each doc key changed (newest_wins compares it with Keap's

@@ -727,6 +727,15 @@ GRANT ALL ON FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id b
 
 --
 
+-- Name: FUNCTION row_doc_of(p_type text, p_row jsonb); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.row_doc_of(p_type text, p_row jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.row_doc_of(p_type text, p_row jsonb) TO service_role;
+GRANT ALL ON FUNCTION keapsync.row_doc_of(p_type text, p_row jsonb) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION set_asked_at(p_at timestamp with time zone); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.set_asked_at(p_at timestamp with time zone) FROM PUBLIC;
