@@ -316,11 +316,14 @@ begin
   end if;
   -- What the object does not carry (an optional property not asked for, payments not fetched)
   -- cannot differ: it is left out of the stored side too.
+  -- The very object stored (a read before a push, a hook's GET of an unchanged record) is the
+  -- same content without working it out.
   if found and st.keap_modified is not null and v_modified is not null and v_modified = st.keap_modified
-     and keapsync.keap_content(p_type, p_raw)
-         = keapsync.keap_content(p_type, (v_row -> 'keap_object')
-                                         - array(select ok from jsonb_object_keys(v_row -> 'keap_object') ok
-                                                  where not p_raw ? ok)) then
+     and (p_raw = v_row -> 'keap_object'
+          or keapsync.keap_content(p_type, p_raw)
+             = keapsync.keap_content(p_type, (v_row -> 'keap_object')
+                                             - array(select ok from jsonb_object_keys(v_row -> 'keap_object') ok
+                                                      where not p_raw ? ok))) then
     return 'duplicate';
   end if;
   -- Same stamp, other content, and this version was asked for before the stored one was in: Keap
@@ -2173,11 +2176,19 @@ $_$;
 -- Name: row_doc(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
-    AS $$
-  select case when keapsync.owns_row(p_account, p_type, p_local_id) then keapsync.row_doc(p_type, p_local_id) end;
-$$;
+    SET "TimeZone" TO 'UTC'
+    AS $_$
+declare
+  r jsonb;
+begin
+  execute format('select to_jsonb(x) from keap.%I x where x.id = $1 and x.account_id = $2',
+                 (select table_name from keapsync.object_types where object_type = p_type))
+    into r using p_local_id, p_account;
+  return keapsync.row_doc_of(p_type, r);
+end;
+$_$;
 
 
 --

@@ -10,7 +10,9 @@
 --   asked_at, set_origin) measured no different and stay SQL.
 -- - apply_keap_record read the local row three times by dynamic SQL, each planned anew: to lock
 --   it, for its doc (row_doc) and for its Keap object. The locking read now returns the row, and
---   its doc comes from keapsync.row_doc_of.
+--   its doc comes from keapsync.row_doc_of. A version with the stored one's stamp that is the
+--   stored object exactly is a duplicate without comparing their contents field by field.
+--   row_doc(account, type, id), which pending_push reads, reads the row once, not twice.
 -- - apply_keap_record's merge loop ran two queries for every field of the record (is the field
 --   unknown; is a conflict open on it). The unknown fields and the open conflicts are now read
 --   once, and a merged field whose three sides agree, with no conflict open, is not walked.
@@ -104,6 +106,21 @@ begin
 end;
 $$;
 
+-- The account's row only (null for another account's): one read, where owns_row and then
+-- row_doc made two, each planned anew.
+create or replace function keapsync.row_doc(p_account uuid, p_type text, p_local_id bigint) returns jsonb
+language plpgsql stable set search_path = '' set timezone to 'UTC'
+as $$
+declare
+  r jsonb;
+begin
+  execute format('select to_jsonb(x) from keap.%I x where x.id = $1 and x.account_id = $2',
+                 (select table_name from keapsync.object_types where object_type = p_type))
+    into r using p_local_id, p_account;
+  return keapsync.row_doc_of(p_type, r);
+end;
+$$;
+
 -- As in 20261204000000_equal_stamp_order.sql, with the row read once and only the fields that
 -- need a decision walked (see the header).
 create or replace function keapsync.apply_keap_record(p_account uuid, p_type text, p_raw jsonb)
@@ -173,11 +190,14 @@ begin
   end if;
   -- What the object does not carry (an optional property not asked for, payments not fetched)
   -- cannot differ: it is left out of the stored side too.
+  -- The very object stored (a read before a push, a hook's GET of an unchanged record) is the
+  -- same content without working it out.
   if found and st.keap_modified is not null and v_modified is not null and v_modified = st.keap_modified
-     and keapsync.keap_content(p_type, p_raw)
-         = keapsync.keap_content(p_type, (v_row -> 'keap_object')
-                                         - array(select ok from jsonb_object_keys(v_row -> 'keap_object') ok
-                                                  where not p_raw ? ok)) then
+     and (p_raw = v_row -> 'keap_object'
+          or keapsync.keap_content(p_type, p_raw)
+             = keapsync.keap_content(p_type, (v_row -> 'keap_object')
+                                             - array(select ok from jsonb_object_keys(v_row -> 'keap_object') ok
+                                                      where not p_raw ? ok))) then
     return 'duplicate';
   end if;
   -- Same stamp, other content, and this version was asked for before the stored one was in: Keap
