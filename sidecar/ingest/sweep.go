@@ -78,11 +78,7 @@ select x.id from unnest($2::bigint[], $3::numeric[], $4::numeric[]) x(id, paid, 
    and exists (select 1 from keap.order_payments p where p.order_id = o.id)`
 	// Records whose Keap JSON is exactly what is stored (payments and v2's custom fields aside,
 	// which a v1 listing lacks).
-	sqlUnchanged = `
-select x.id from unnest($3::bigint[], $4::text[]) x(id, raw)
-  join keapsync.sync_state s on s.account_id = $1 and s.object_type = $2 and s.keap_id = x.id
- cross join lateral keapsync.keap_object_of($2, s.local_id) k
- where k.keap_object - 'payments' - 'custom_fields' = x.raw::jsonb`
+	sqlUnchanged = `select keapsync.unchanged_keap_ids($1, $2, $3::bigint[], $4::text[])`
 	// The records a checkpoint's page applied at the checkpoint's own stamp.
 	sqlAtMark = `
 select keap_id from keapsync.sync_state

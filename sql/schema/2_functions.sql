@@ -3490,6 +3490,26 @@ $_$;
 
 --
 
+-- Name: unchanged_keap_ids(uuid, text, bigint[], text[]); Type: FUNCTION; Schema: keapsync; Owner: -
+
+CREATE FUNCTION keapsync.unchanged_keap_ids(p_account uuid, p_type text, p_ids bigint[], p_raws text[]) RETURNS SETOF bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $_$
+begin
+  return query execute format($q$
+    select x.id from unnest($3, $4) x(id, raw)
+      join keapsync.sync_state s on s.account_id = $1 and s.object_type = $2 and s.keap_id = x.id
+      join keap.%I r on r.id = s.local_id
+     where r.keap_object - 'payments' - 'custom_fields' = x.raw::jsonb$q$,
+    (select table_name from keapsync.object_types where object_type = p_type))
+    using p_account, p_type, p_ids, p_raws;
+end;
+$_$;
+
+
+--
+
 -- Name: write_contact_tags(uuid, bigint, jsonb); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) RETURNS void

@@ -1115,6 +1115,15 @@ GRANT ALL ON FUNCTION keapsync.topic_account(p_topic text) TO keapsync_sidecar;
 
 --
 
+-- Name: FUNCTION unchanged_keap_ids(p_account uuid, p_type text, p_ids bigint[], p_raws text[]); Type: ACL; Schema: keapsync; Owner: -
+
+REVOKE ALL ON FUNCTION keapsync.unchanged_keap_ids(p_account uuid, p_type text, p_ids bigint[], p_raws text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION keapsync.unchanged_keap_ids(p_account uuid, p_type text, p_ids bigint[], p_raws text[]) TO service_role;
+GRANT ALL ON FUNCTION keapsync.unchanged_keap_ids(p_account uuid, p_type text, p_ids bigint[], p_raws text[]) TO keapsync_sidecar;
+
+
+--
+
 -- Name: FUNCTION write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.write_contact_tags(p_account uuid, p_contact_id bigint, p_doc jsonb) FROM PUBLIC;

@@ -153,6 +153,10 @@ insert into calls values
   ('keapsync.write_order_children(uuid,bigint,jsonb)', true,
    $$select keapsync.write_order_children('{A}', {order}, '{"order_items": [], "payments": []}')::text$$),
   ('keapsync.account_can_sync(uuid)', false, $$select keapsync.account_can_sync('{B}')::text$$),
+  -- B's Keap id with B's stored object, asked as A's: not among A's unchanged records.
+  ('keapsync.unchanged_keap_ids(uuid,text,bigint[],text[])', true,
+   $$select count(*) from keapsync.unchanged_keap_ids('{A}', 'contact', array[{keap}]::bigint[],
+       array[(select c.keap_object::text from keap.contacts c where c.keap_id = 7001)])$$),
   -- internal, by id alone: only for ids their callers read from the account's own rows
   ('keapsync.row_doc(text,bigint)', false, $$select keapsync.row_doc('contact', {contact})::text$$),
   ('keapsync.keap_object_of(text,bigint)', false, $$select count(*) from keapsync.keap_object_of('contact', {contact})$$),
