@@ -30,7 +30,7 @@ test: build test-docs ## everything: Go tests (with a 2-minute chaos soak), pgTA
 # the slowest packages take 2-4 minutes on a loaded two-core machine; 20m keeps a slow machine
 # from killing a test binary, and every test bounds its own waits well inside it.
 # -vet=off: `go vet ./...` has just run every analyzer, a superset of the few go test runs
-# again; -ldflags=-w: no DWARF in the 23 test binaries (stack traces do not need it), a third
+# again; -ldflags=-w: no DWARF in the 23 test binaries (stack traces do not need it), a quarter
 # less link time.
 test-inner:
 	$(GO) vet ./...

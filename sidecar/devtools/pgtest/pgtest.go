@@ -42,8 +42,8 @@ const EnvClusterDir = "KEAPSYNC_TEST_CLUSTER_DIR"
 
 // clusterParent is where a test cluster's data directory goes. Every test clones the template
 // database, some 560 files, and drops it after: on ext4, creating files among that many freshly
-// deleted inodes (find_inode_bit, recently_deleted) took a fifth of the ingest package's CPU in
-// a perf profile, and tmpfs has no such cost. A test cluster never outlives its run, so memory
+// deleted inodes (find_inode_bit, recently_deleted) took 15 % of all CPU in a perf profile of
+// the ingest package's run, and tmpfs has no such cost. A test cluster never outlives its run, so memory
 // is the right place for it where there is room.
 func clusterParent() string {
 	if dir := os.Getenv(EnvClusterDir); dir != "" {
