@@ -31,7 +31,26 @@ with c as (
 )
 select keapsync.enqueue_pushes(array_agg(r.account_id), array_agg(r.object_type), array_agg(r.local_id), array_agg(r.lsn::pg_lsn))
   from r where exists (select 1 from keapsync.accounts a where a.id = r.account_id)`
+
+	// How many of the transactions ($1, 32-bit ids as pgoutput gives them) a snapshot taken now
+	// does not see yet. A commit is in the WAL, and so in the stream, a moment before other
+	// sessions see it (PostgreSQL writes the commit record, then takes the transaction out of
+	// the running ones): a worker reading the record in that moment would push the version
+	// before the change, then take it off the queue, and the change would be lost. Each id is
+	// widened to the xid8 of the current epoch, or of the one before when it lies ahead of
+	// the snapshot's xmax (it wrapped); one ahead of xmax for real is still running.
+	sqlUnseen = `
+with s as (select pg_current_snapshot() as snap, pg_snapshot_xmax(pg_current_snapshot())::text::numeric as top)
+select count(*)::int from s, unnest($1::bigint[]) as x(xid),
+ lateral (select (s.top % 4294967296 - x.xid + 4294967296) % 4294967296 as back) b
+ where not pg_visible_in_snapshot(
+   (case when b.back < 2147483648 then s.top - b.back else s.top + (4294967296 - b.back) end)::text::xid8, s.snap)`
 )
+
+// seenPoll is how often enqueue looks again for transactions committed but not yet seen: they
+// become visible within microseconds, unless the committing session waits on something (a
+// synchronous standby).
+const seenPoll = 2 * time.Millisecond
 
 // Consume tails the slot until ctx ends: it sets up the publication and slot, streams, and
 // reconnects after a lost connection, resuming from the slot's confirmed position. While
@@ -142,11 +161,15 @@ func (p *Pusher) replicationConn(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
-// enqueue writes changed records to the push queue in one transaction.
-func (p *Pusher) enqueue(ctx context.Context, changes map[change]pglogrepl.LSN) error {
+// enqueue writes changed records to the push queue in one transaction, once every transaction
+// that made them (xids) is seen by other sessions, so a worker that claims them reads them.
+func (p *Pusher) enqueue(ctx context.Context, changes map[change]pglogrepl.LSN, xids []uint32) error {
 	n := len(changes)
 	if n == 0 {
 		return nil
+	}
+	if err := p.awaitSeen(ctx, xids); err != nil {
+		return err
 	}
 	accounts, kinds, ids, lsns := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n), make([]string, 0, n)
 	for c, lsn := range changes {
@@ -157,4 +180,26 @@ func (p *Pusher) enqueue(ctx context.Context, changes map[change]pglogrepl.LSN) 
 	}
 	time.AfterFunc(p.cfg.Settle, p.nudge) // a first change is due then
 	return nil
+}
+
+// awaitSeen waits until a snapshot sees every transaction in xids (sqlUnseen).
+func (p *Pusher) awaitSeen(ctx context.Context, xids []uint32) error {
+	ids := make([]int64, len(xids))
+	for i, x := range xids {
+		ids[i] = int64(x)
+	}
+	for {
+		var unseen int
+		if err := p.cfg.DB.QueryRow(ctx, sqlUnseen, ids).Scan(&unseen); err != nil {
+			return fmt.Errorf("push: are the changes' transactions visible: %w", err)
+		}
+		if unseen == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(seenPoll):
+		}
+	}
 }

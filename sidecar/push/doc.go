@@ -13,6 +13,12 @@
 // nothing is pending, the keepalive's WAL position is confirmed too, so WAL of unrelated
 // tables is released.
 //
+// A commit reaches the stream a moment before other sessions see it (PostgreSQL writes the
+// commit record, then takes the transaction out of the running ones; a synchronous standby
+// stretches that moment). A batch is written only once a snapshot sees every transaction that
+// made its changes: a worker claiming a row queued earlier would read the record as it was
+// before the change, find nothing to push and take the row off the queue, losing the change.
+//
 // # No echo
 //
 // Writes made on behalf of Keap run with the transaction-local setting keapsync.origin =

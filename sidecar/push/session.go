@@ -18,6 +18,7 @@ const pollWhileWriting = 5 * time.Millisecond
 // upTo is in the queue and may be confirmed.
 type batch struct {
 	changes  map[change]pglogrepl.LSN
+	xids     []uint32 // the transactions that made the changes
 	upTo     pglogrepl.LSN
 	upToTime time.Time
 }
@@ -35,8 +36,11 @@ type session struct {
 	p         *Pusher
 	dec       *decoder
 	pending   map[change]pglogrepl.LSN // changed records not yet handed to the writer -> commit LSN
+	xids      []uint32                 // the transactions that made the pending changes
 	inTx      bool
 	txLSN     pglogrepl.LSN // the open transaction's commit LSN
+	txXid     uint32        // the open transaction's id
+	txMade    bool          // the open transaction made a pending change
 	received  pglogrepl.LSN // end of the last transaction received whole
 	recvTime  time.Time
 	confirmed pglogrepl.LSN // what the server may forget: everything before it is in the queue
@@ -113,7 +117,7 @@ func (s *session) writer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case b := <-s.batches:
-			s.results <- written{batch: b, err: s.p.enqueue(ctx, b.changes)}
+			s.results <- written{batch: b, err: s.p.enqueue(ctx, b.changes, b.xids)}
 		}
 	}
 }
@@ -179,7 +183,7 @@ func (s *session) message(ctx context.Context, data []byte) error {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		s.inTx, s.txLSN = true, m.FinalLSN
+		s.inTx, s.txLSN, s.txXid, s.txMade = true, m.FinalLSN, m.Xid, false
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
 		s.received, s.recvTime = m.TransactionEndLSN, m.CommitTime
@@ -199,6 +203,9 @@ func (s *session) message(ctx context.Context, data []byte) error {
 		for _, c := range changes {
 			s.pending[c] = s.txLSN
 		}
+		if len(changes) > 0 && !s.txMade {
+			s.xids, s.txMade = append(s.xids, s.txXid), true
+		}
 		s.p.metrics.changes.Add(float64(len(changes)))
 		// A large transaction is handed over in parts; its end is confirmed after the last.
 		if len(s.pending) >= s.p.cfg.BatchSize {
@@ -212,8 +219,9 @@ func (s *session) message(ctx context.Context, data []byte) error {
 // empty batch still goes through the writer, in order, to confirm transactions that carried
 // nothing to push once the batches before them are written.
 func (s *session) flush(ctx context.Context) error {
-	b := batch{changes: s.pending, upTo: s.received, upToTime: s.recvTime}
-	s.pending, s.flushBy = map[change]pglogrepl.LSN{}, time.Time{}
+	b := batch{changes: s.pending, xids: s.xids, upTo: s.received, upToTime: s.recvTime}
+	// A large transaction is handed over in parts: its next part names it again.
+	s.pending, s.xids, s.txMade, s.flushBy = map[change]pglogrepl.LSN{}, nil, false, time.Time{}
 	select {
 	case s.batches <- b:
 		s.inflight++
