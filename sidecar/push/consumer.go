@@ -52,6 +52,9 @@ select count(*)::int from s, unnest($1::bigint[]) as x(xid),
 // synchronous standby).
 const seenPoll = 2 * time.Millisecond
 
+// seenWarnAfter is how long a wait for visibility goes before it is logged.
+const seenWarnAfter = 10 * time.Second
+
 // Consume tails the slot until ctx ends: it sets up the publication and slot, streams, and
 // reconnects after a lost connection, resuming from the slot's confirmed position. While
 // another process holds the slot it waits and retries, so a standby takes over within
@@ -188,13 +191,22 @@ func (p *Pusher) awaitSeen(ctx context.Context, xids []uint32) error {
 	for i, x := range xids {
 		ids[i] = int64(x)
 	}
+	start, warned := time.Now(), false
 	for {
 		var unseen int
 		if err := p.cfg.DB.QueryRow(ctx, sqlUnseen, ids).Scan(&unseen); err != nil {
 			return fmt.Errorf("push: are the changes' transactions visible: %w", err)
 		}
 		if unseen == 0 {
+			if warned {
+				p.log.Info("committed transactions became visible; queueing their changes", "waited", time.Since(start).Round(time.Millisecond))
+			}
 			return nil
+		}
+		if !warned && time.Since(start) >= seenWarnAfter {
+			warned = true
+			p.log.Warn("transactions committed in the WAL are not yet visible to other sessions; their changes wait to be queued (is a synchronous standby named in synchronous_standby_names down?)",
+				"transactions", unseen, "waited", time.Since(start).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
