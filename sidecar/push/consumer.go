@@ -37,8 +37,8 @@ select keapsync.enqueue_pushes(array_agg(r.account_id), array_agg(r.object_type)
 	// sessions see it (PostgreSQL writes the commit record, then takes the transaction out of
 	// the running ones): a worker reading the record in that moment would push the version
 	// before the change, then take it off the queue, and the change would be lost. Each id is
-	// widened to the xid8 of the current epoch, or of the one before when it lies ahead of
-	// the snapshot's xmax (it wrapped); one ahead of xmax for real is still running.
+	// widened to the xid8 nearest the snapshot's xmax: behind it by under 2^31 (across an
+	// epoch boundary too), or ahead of it, a transaction still running and so not seen.
 	sqlUnseen = `
 with s as (select pg_current_snapshot() as snap, pg_snapshot_xmax(pg_current_snapshot())::text::numeric as top)
 select count(*)::int from s, unnest($1::bigint[]) as x(xid),
