@@ -1490,25 +1490,6 @@ $$;
 
 --
 
--- Name: owns_row(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
-
-CREATE FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) RETURNS boolean
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $_$
-declare
-  v_owned boolean;
-begin
-  execute format('select exists (select 1 from keap.%I where id = $1 and account_id = $2)',
-                 (select table_name from keapsync.object_types where object_type = p_type))
-    into v_owned using p_local_id, p_account;
-  return v_owned;
-end;
-$_$;
-
-
---
-
 -- Name: pending_push(uuid, text, bigint); Type: FUNCTION; Schema: keapsync; Owner: -
 
 CREATE FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) RETURNS jsonb

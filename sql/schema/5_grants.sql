@@ -536,15 +536,6 @@ GRANT ALL ON FUNCTION keapsync.ops_figures() TO keapsync_sidecar;
 
 --
 
--- Name: FUNCTION owns_row(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
-
-REVOKE ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;
-GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO service_role;
-GRANT ALL ON FUNCTION keapsync.owns_row(p_account uuid, p_type text, p_local_id bigint) TO keapsync_sidecar;
-
-
---
-
 -- Name: FUNCTION pending_push(p_account uuid, p_type text, p_local_id bigint); Type: ACL; Schema: keapsync; Owner: -
 
 REVOKE ALL ON FUNCTION keapsync.pending_push(p_account uuid, p_type text, p_local_id bigint) FROM PUBLIC;

@@ -145,7 +145,6 @@ insert into calls values
   ('keapsync.policy_for(uuid,text,text)', false, $$select keapsync.policy_for('{B}', 'contact', 'given_name')$$),
   ('keapsync.rebuild_kpi_summaries(uuid)', false, $$select keapsync.rebuild_kpi_summaries('{B}')::text$$),
   ('keapsync.signal(uuid,text,jsonb)', false, $$select keapsync.signal('{B}', 'data', '{}')::text$$),
-  ('keapsync.owns_row(uuid,text,bigint)', true, $$select keapsync.owns_row('{A}', 'contact', {contact})$$),
   ('keapsync.row_doc(uuid,text,bigint)', true, $$select keapsync.row_doc('{A}', 'contact', {contact})::text$$),
   ('keapsync.write_row(uuid,text,bigint,bigint,jsonb,jsonb)', true,
    $$select keapsync.write_row('{A}', 'contact', {contact}, null, '{"given_name": "x"}', null)$$),
