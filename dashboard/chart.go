@@ -47,6 +47,7 @@ type tick struct {
 
 type chart struct {
 	Title   string
+	Empty   string // what a chart with nothing to draw says (horizontal bar charts)
 	Width   float64
 	Height  float64
 	Bars    []bar
@@ -191,8 +192,9 @@ func trimZero(s string) string {
 }
 
 // hbarChart is a horizontal bar chart for ranked labels (top tags); each bar carries its value.
-func hbarChart(title string, pts []point) chart {
-	c := chart{Title: title, Width: chartW, Points: pts, Left: hbarLabelW}
+// empty is what it says when there are none.
+func hbarChart(title, empty string, pts []point) chart {
+	c := chart{Title: title, Empty: empty, Width: chartW, Points: pts, Left: hbarLabelW}
 	for _, p := range pts {
 		c.Rows = append(c.Rows, tableRow{Label: p.Label, Values: []string{p.Display}})
 	}

@@ -13,6 +13,10 @@ import (
 func TestOverviewOpportunities(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	// Before any deal, the chart by stage says so in its own words (it once said "No tags applied yet.").
+	if _, body := e.as(adminA).get("/"); !strings.Contains(body, "No open opportunities yet.") {
+		t.Error("the overview's empty pipeline chart does not say there are no open opportunities")
+	}
 	for _, q := range []string{
 		`with a as (select $1::uuid as id, 'Discovery' as name, 1500 as big union all select $2::uuid, 'Discovery', 999999)
 	  select keapsync.apply_keap_record(a.id, 'opportunity_stage', jsonb_build_object('id', '1', 'name', a.name, 'order', 1,

@@ -319,8 +319,8 @@ func (d *overviewData) charts() {
 	}
 	d.Weekly = barChart("New contacts per week", "New contacts", "Week starting (UTC)", weekly, compact)
 	d.Monthly = barChart("Revenue per month", "Revenue", "Month (UTC)", monthly, compactMoney)
-	d.Tags = hbarChart("Top tags", tags)
-	d.Pipeline = hbarChart("Open pipeline by stage", pipeline)
+	d.Tags = hbarChart("Top tags", "No tags applied yet.", tags)
+	d.Pipeline = hbarChart("Open pipeline by stage", "No open opportunities yet.", pipeline)
 	d.WonLost = groupedChart("Opportunities won and lost per month", "Opportunities", "Month (UTC)", chartW,
 		[]series{{Name: "Won", Class: "bar", Points: won}, {Name: "Lost", Class: "bar-out", Points: lost}}, compact)
 	d.Activity = groupedChart("Sync activity, last 48 hours", "Changes", "Hour (UTC)", 2*chartW,
