@@ -30,6 +30,7 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, u universe,
 
 	// 1. Record by record, field by field.
 	byKeap := map[int64]pgContact{}
+	var divs []divergence
 	localToKeap := map[int64]int64{}
 	for _, c := range pg {
 		localToKeap[c.localID] = c.keapID
@@ -55,6 +56,7 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, u universe,
 					continue
 				}
 				rep.Divergent = append(rep.Divergent, fmt.Sprintf("contact %d %s: Keap %q, Postgres %q", id, k, kv, lv))
+				divs = append(divs, divergence{keapID: id, localID: row.localID, field: k})
 			}
 		}
 	}
@@ -108,6 +110,7 @@ func (w *world) check(ctx context.Context, rep *Report, led *ledger, u universe,
 	rep.Ops, rep.Writes = ops, len(writes)
 	w.judgeDeletes(rep, deleted, emails, keap, byKeap, owners, resolve)
 	judgeWrites(rep, writes, deleted, initial, keap, resolve)
+	rep.Trails = w.trails(ctx, divs, writes, resolve)
 
 	// 4. Echo calls: writes to Keap for a contact the local actor never touched, among those the
 	// Keap actor knows (present at the start, or made by it). The others were made by pushes of

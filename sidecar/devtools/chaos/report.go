@@ -26,6 +26,7 @@ type Report struct {
 	HarnessErr               string // the soak could not finish; no verdict on the engine
 
 	Divergent   []string
+	Trails      []string // how each divergent field came apart, event by event
 	Parked      []string // divergent fields parked as open manual conflicts (allowed)
 	Duplicates  []string
 	LostUpdates []string
@@ -85,6 +86,9 @@ func (r *Report) Print(out io.Writer) {
 	section(out, "deliberate kills that did not land (goal 0)", r.MissedKills)
 	section(out, "engine bugs recognised (goal 0)", r.EngineBugs)
 	section(out, "divergent fields (goal 0)", r.Divergent)
+	if len(r.Trails) > 0 {
+		fmt.Fprintf(out, "how they came apart:\n  %s\n", strings.Join(r.Trails, "\n  "))
+	}
 	section(out, "parked as open manual conflicts", r.Parked)
 	section(out, "duplicates: contacts by email, orders by title (goal 0)", r.Duplicates)
 	section(out, "lost updates (goal 0)", r.LostUpdates)
