@@ -1341,6 +1341,8 @@ declare
   v_keap_id bigint := (p_keap_raw ->> 'id')::bigint;
   v_twin bigint;
   e record;
+  v_outcome text;
+  v_doc jsonb;
 begin
   perform keapsync.require_admin(p_account);
   perform keapsync.set_origin('keap');
@@ -1374,7 +1376,21 @@ begin
   end loop;
   update keapsync.sync_state set keap_id = v_keap_id, agreed = st.agreed, last_pushed_at = now()
    where account_id = p_account and object_type = p_type and local_id = p_local_id;
-  return keapsync.apply_keap_record(p_account, p_type, p_keap_raw);
+  v_outcome := keapsync.apply_keap_record(p_account, p_type, p_keap_raw);
+  -- A sent field the row no longer holds (a Keap version merged in while the call was out won
+  -- it) is a change still to push. Both tests: a row that still holds what was sent has nothing
+  -- new to send, whatever the agreed state says, so a push never queues itself again for good.
+  if p_pushed is not null and p_pushed <> '{}' then
+    v_doc := keapsync.row_doc(p_account, p_type, p_local_id);
+    select agreed into st.agreed from keapsync.sync_state
+     where account_id = p_account and object_type = p_type and local_id = p_local_id;
+    if v_doc is not null and exists (select 1 from jsonb_each(p_pushed) s(key, value)
+                                      where (v_doc -> s.key) is distinct from s.value
+                                        and (v_doc -> s.key) is distinct from (st.agreed -> s.key)) then
+      perform keapsync.enqueue_push(p_account, p_type, p_local_id, pg_catalog.pg_current_wal_lsn());
+    end if;
+  end if;
+  return v_outcome;
 end;
 $_$;
 

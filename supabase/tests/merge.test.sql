@@ -2,7 +2,7 @@
 -- custom fields, tags, deletes, and the push hand-off (pending_push / mark_pushed).
 begin;
 create extension if not exists pgtap;
-select plan(71);
+select plan(77);
 
 insert into keapsync.accounts (id, name) values ('10000000-0000-4000-8000-000000000001', 'A');
 insert into keapsync.settings (account_id, default_policy) values ('10000000-0000-4000-8000-000000000001', 'newest_wins');
@@ -155,6 +155,27 @@ select keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact', (
 select is((pg_temp.row_of(1)).job_title, 'Poet', 'an edit made during the push is kept');
 select is(keapsync.pending_push('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(1)).id) -> 'fields',
           '{"job_title": "Poet"}'::jsonb, 'and is pending, not a conflict');
+
+-- A Keap edit newer than ours, merged in while our PATCH was out, wins the field here; Keap then
+-- takes the PATCH and answers with our value. The record is queued again, so the merge's choice
+-- reaches Keap (it used to be agreed away: Keap kept ours, Postgres Keap's, for good).
+select pg_temp.apply(pg_temp.contact(5, '2026-03-20T10:00:00.000Z'));
+select pg_temp.local_edit(5, 'update keap.contacts set job_title = ''L84'' where keap_id = $1');
+select pg_temp.apply(pg_temp.contact(5, '2099-01-01T10:00:00.000Z', '{"job_title": "K370"}'));
+select is((pg_temp.row_of(5)).job_title, 'K370', 'the newer Keap edit wins the field while our PATCH is out');
+select keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(5)).id,
+       '{"job_title": "L84"}', pg_temp.contact(5, '2099-01-01T10:00:00.000Z', '{"job_title": "L84"}'));
+select is((pg_temp.row_of(5)).job_title, 'K370', 'the PATCH''s answer does not undo the merge');
+select is(keapsync.pending_push('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(5)).id) -> 'fields',
+          '{"job_title": "K370"}'::jsonb, 'the merge''s choice is pending');
+select is((select count(*) from keapsync.push_queue where local_id = (pg_temp.row_of(5)).id)::int, 1,
+          'and queued, though no change in the stream carries it');
+select mark_pushed is not null from (select keapsync.mark_pushed('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(5)).id,
+       '{"job_title": "K370"}', pg_temp.contact(5, '2099-01-01T10:00:01.000Z', '{"job_title": "K370"}'))) m;
+select is((select changes from keapsync.push_queue where local_id = (pg_temp.row_of(5)).id)::int, 1,
+          'pushing it queues nothing more (the queue row is the worker''s to remove)');
+select is(keapsync.pending_push('10000000-0000-4000-8000-000000000001', 'contact', (pg_temp.row_of(5)).id) ->> 'op',
+          'none', 'and leaves nothing to push');
 
 -- ---- custom fields and tags merge key by key ------------------------------------------------
 select pg_temp.local_edit(1, 'update keap.contacts set custom_fields = custom_fields || ''{"8": "local"}'' where keap_id = $1');
