@@ -45,7 +45,8 @@
 // not at all when a version applied within KnownFor is known current (knownCurrent says when,
 // and what that gives up). It sends the request and records Keap's answer with
 // keapsync.mark_pushed in the same transaction that removes the queue row (only if no newer
-// change arrived meanwhile). A crash between Keap's answer and that commit repeats the push:
+// change arrived meanwhile; mark_pushed queues the record again when a Keap version merged in
+// while the call was out took a field it sent, so the merge's choice reaches Keap). A crash between Keap's answer and that commit repeats the push:
 // PATCH, tag calls and deletes are idempotent; contacts with an email are created with PUT
 // create-or-update by email; other creates are marked in the queue row before they are sent
 // (push_queue.create_sent_at), and a marked create first looks in Keap for the record it may
