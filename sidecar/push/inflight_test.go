@@ -71,3 +71,66 @@ func TestKeapEditThatWinsWhileOurPatchIsOut(t *testing.T) {
 		t.Errorf("%d PATCHes of the job title, want 2 (ours, then the merge's choice): %v", patches, w.writes())
 	}
 }
+
+// created is a Keap client that runs then once the first contact create has been answered,
+// before the answer comes back to the pusher.
+type created struct {
+	*keap.Client
+	once sync.Once
+	then func(id int64)
+}
+
+func (c *created) UpsertContact(ctx context.Context, duplicateOption string, body any) (*keap.Contact, error) {
+	got, err := c.Client.UpsertContact(ctx, duplicateOption, body)
+	if err == nil {
+		c.once.Do(func() { c.then(int64(got.ID)) })
+	}
+	return got, err
+}
+
+// Someone edits a contact in Keap the moment our create made it, and the edit's hook comes before
+// the create's answer is recorded: the hook imports the record as a second row, which
+// mark_pushed drops for ours. The edit used to go with it (only the create's older answer was
+// applied); now mark_pushed has the record read again, and the edit lands here.
+func TestKeapEditOfOurNewContactBeforeItsAnswer(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 3)
+	ctx := context.Background()
+	worker := &ingest.Worker{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}
+	drain := func() {
+		for more := true; more; {
+			var err error
+			if more, err = worker.RunOnce(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	api := &created{Client: w.api, then: func(id int64) {
+		if err := w.sb.EditContact(id, map[string]any{"job_title": "Edited in Keap"}); err != nil {
+			t.Error(err)
+		}
+		w.exec(`insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
+		        values ($1, 'contact.edit', 'contact', array[$2::bigint], '{}')`, w.account, id)
+		drain()
+	}}
+	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
+	w.quiet()
+
+	w.exec(`insert into keap.contacts (account_id, given_name, email) values ($1, 'New', 'new.one@example.com')`, w.account)
+	w.quiet()
+	drain() // the read mark_pushed asked for
+	var rows int64
+	var kid int64
+	var job string
+	if err := w.db.QueryRow(ctx, `select count(*) over (), keap_id, coalesce(job_title, '') from keap.contacts
+	                               where email = 'new.one@example.com'`).Scan(&rows, &kid, &job); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 {
+		t.Fatalf("%d rows for the new contact, want 1", rows)
+	}
+	if kp := w.contact(kid).JobTitle; job != "Edited in Keap" || kp != job {
+		t.Fatalf("job title: Postgres %q, Keap %q; want Keap's edit on both sides", job, kp)
+	}
+}

@@ -1367,6 +1367,13 @@ begin
     if v_twin is not null then
       delete from keapsync.sync_state where account_id = p_account and object_type = p_type and local_id = v_twin;
       execute format('delete from keap.%I where id = $1 and account_id = $2', tbl) using v_twin, p_account;
+      -- The twin may hold a Keap edit newer than the create's answer (the hook that imported it
+      -- was for that edit): read the record again, after this, rather than lose it.
+      insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
+      select p_account, p_type || '.recheck', p_type, array[v_keap_id], '{}'
+       where not exists (select 1 from keapsync.webhook_inbox i
+                          where i.account_id = p_account and i.object_type = p_type
+                            and i.processed_at is null and v_keap_id = any (i.object_ids));
     end if;
     execute format('update keap.%I set keap_id = $1 where id = $2 and account_id = $3', tbl)
       using v_keap_id, p_local_id, p_account;

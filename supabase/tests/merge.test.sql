@@ -2,7 +2,7 @@
 -- custom fields, tags, deletes, and the push hand-off (pending_push / mark_pushed).
 begin;
 create extension if not exists pgtap;
-select plan(77);
+select plan(78);
 
 insert into keapsync.accounts (id, name) values ('10000000-0000-4000-8000-000000000001', 'A');
 insert into keapsync.settings (account_id, default_policy) values ('10000000-0000-4000-8000-000000000001', 'newest_wins');
@@ -226,6 +226,8 @@ select lives_ok($$select keapsync.mark_pushed('10000000-0000-4000-8000-000000000
           '{"id": 60, "given_name": "Twin", "email_addresses": [{"email": "twin@example.com", "field": "EMAIL1"}], "last_updated": "2026-03-14T00:00:00.000Z"}')$$,
           'marking the retried create done does not trip over the twin');
 select is((select count(*) from keap.contacts where email = 'twin@example.com')::int, 1, 'one row is left');
+select is((select count(*) from keapsync.webhook_inbox where event_key = 'contact.recheck' and object_ids = array[60::bigint]
+            and processed_at is null)::int, 1, 'and Keap''s record is read again (the twin may hold a newer Keap edit)');
 select is((select count(*) from keapsync.sync_state where keap_id = 60)::int, 1, 'with one sync state');
 
 select is(keapsync.apply_keap_delete('10000000-0000-4000-8000-000000000001', 'contact', 2), 'deleted', 'Keap deleted it: gone here');

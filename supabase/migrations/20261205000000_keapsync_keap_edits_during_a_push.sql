@@ -1,17 +1,26 @@
--- A Keap version applied while our PATCH was on its way, and whose field won its conflict, was
--- lost on Keap's side: the chaos soak (profile "hardest", seed 2) ended with a contact whose
--- phone was "L84" in Keap and "K370" here. What happened:
---   1. the pusher sent PATCH phone=L84 (a local edit);
---   2. meanwhile the Keap edit phone=K370, newer than the local edit, came in by hook; the
---      merge gave it the field (newest_wins), so the row said K370;
---   3. Keap answered the PATCH: phone L84 (Keap took our write after its own edit);
---   4. mark_pushed set the agreed phone to L84, the value sent, and applied the answer, which
---      changes nothing against that agreed state. The row kept K370, the agreed state said L84,
---      and the queue row was removed: the pending K370 had no change in the stream to queue it.
--- Now mark_pushed looks, for each field it sent, whether the row moved away from the value sent
--- and from the agreed state. Where it did, the record is queued again (as any change would queue it): that
--- makes the queue row due, so the worker's dequeue finds it changed and leaves it, and the next
--- push sends the row's value. Keap then ends where the merge decided, here K370.
+-- Two Keap edits made while one of our pushes was out were lost; mark_pushed now keeps both.
+--
+-- 1. A Keap edit that wins its field while our PATCH is on its way was lost on Keap's side. The
+--    chaos soak (profile "hardest", seed 2) ended with a contact whose phone was "L84" in Keap
+--    and "K370" here:
+--      a. the pusher sent PATCH phone=L84 (a local edit);
+--      b. meanwhile the Keap edit phone=K370, newer than the local edit, came in by hook; the
+--         merge gave it the field (newest_wins), so the row said K370;
+--      c. Keap answered the PATCH: phone L84 (Keap took our write after its own edit);
+--      d. mark_pushed set the agreed phone to L84, the value sent, and applied the answer, which
+--         changes nothing against that agreed state. The row kept K370, the agreed state said
+--         L84, and the queue row was removed: no change in the stream was left to queue K370.
+--    Now mark_pushed looks, for each field it sent, whether the row moved away both from the
+--    value sent and from the agreed state. Where it did, the record is queued again, as any
+--    change would queue it: the queue row is due at once, so the worker's dequeue finds it
+--    changed and leaves it, and the next push sends the row's value. Keap then ends where the
+--    merge decided, here K370.
+--
+-- 2. A Keap edit of a record we just created was lost here. When the create's write-back was
+--    lost or had not come yet, the edit's hook imported the record as a new row, a twin, which
+--    mark_pushed drops in favour of ours, and the create's answer, older than the edit, was all
+--    that was applied. Now dropping a twin queues a read of the record in the inbox (as an
+--    equal-stamp tie does), and Keap's current version is merged when it comes.
 create or replace function keapsync.mark_pushed(p_account uuid, p_type text, p_local_id bigint, p_pushed jsonb, p_keap_raw jsonb)
 returns text
 language plpgsql volatile security definer set search_path = '' set timezone to 'UTC'
@@ -48,6 +57,13 @@ begin
     if v_twin is not null then
       delete from keapsync.sync_state where account_id = p_account and object_type = p_type and local_id = v_twin;
       execute format('delete from keap.%I where id = $1 and account_id = $2', tbl) using v_twin, p_account;
+      -- The twin may hold a Keap edit newer than the create's answer (the hook that imported it
+      -- was for that edit): read the record again, after this, rather than lose it.
+      insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
+      select p_account, p_type || '.recheck', p_type, array[v_keap_id], '{}'
+       where not exists (select 1 from keapsync.webhook_inbox i
+                          where i.account_id = p_account and i.object_type = p_type
+                            and i.processed_at is null and v_keap_id = any (i.object_ids));
     end if;
     execute format('update keap.%I set keap_id = $1 where id = $2 and account_id = $3', tbl)
       using v_keap_id, p_local_id, p_account;
