@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // divergence is one contact field on which Keap and Postgres ended apart.
@@ -102,12 +105,15 @@ func (w *world) trail(ctx context.Context, d divergence, writes []write, resolve
 	}
 	slices.SortStableFunc(rows, func(a, b trailRow) int { return a.at.Compare(b.at) })
 	var agreed, modified, seen string
+	end := "at the end, no sync state"
 	err = w.pool.QueryRow(ctx, sqlTrailState, w.account, d.localID, d.keapID, d.field).Scan(&agreed, &modified, &seen)
-	if err != nil {
-		return rows, fmt.Errorf("read its sync state: %w", err)
+	switch {
+	case err == nil:
+		end = fmt.Sprintf("at the end, sync state agrees %s=%q, Keap stamp %s applied at %s", d.field, agreed, modified, seen)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("read its sync state: %w", err)
 	}
-	rows = append(rows, trailRow{time.Now(), fmt.Sprintf("at the end, sync state agrees %s=%q, Keap stamp %s applied at %s", d.field, agreed, modified, seen)})
-	return rows, nil
+	return append(rows, trailRow{time.Now(), end}), nil
 }
 
 func deref(s *string) string {
