@@ -181,7 +181,7 @@ func runFaults(ctx context.Context, w *world, evs []event) (*faultRun, error) {
 		case "kill-mid-refresh":
 			background(e, func() (string, error) {
 				// Past Keap's 24 h access-token lifetime: every stored access token is now expired.
-				return run.trapKill(ctx, w, newTrap(callRefresh, "", false), func() { w.sb.Advance(25 * time.Hour) },
+				return run.trapKill(ctx, w, newTrap(callRefresh, "", false), func() { w.advanceKeap(25 * time.Hour) },
 					"held before Keap saw it (the token row stays locked until the kill ends its session)"), nil
 			})
 		case "kill-mid-push":

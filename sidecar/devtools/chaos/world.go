@@ -48,6 +48,7 @@ type world struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	rnd      *rand.Rand // setup choices (the backfill kill); actors and faults have their own
+	jumps    keapJumps  // where the sandbox's clock was moved ahead (advanceKeap)
 }
 
 func newWorld(ctx context.Context, cfg Config) (w *world, err error) {
