@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,10 +38,43 @@ func TestChaosShortHardest(t *testing.T) {
 	soak(t, cfg)
 }
 
+// TestMain removes the binary the soaks shared.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// shared is the keapsync binary both soaks run: linked once, not once per soak (a link is some
+// 3 CPU-s, and the soaks run beside the rest of the suite).
+var shared struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func sharedBinary() (string, error) {
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "keapsync-chaos-bin-"); shared.err != nil {
+			return
+		}
+		shared.bin = filepath.Join(shared.dir, "keapsync")
+		shared.err = buildKeapsync(context.Background(), shared.bin)
+	})
+	return shared.bin, shared.err
+}
+
 func soak(t *testing.T, cfg Config) {
 	if testing.Short() {
 		t.Skip("the soak takes two minutes; -short skips it (make test runs it)")
 	}
+	bin, err := sharedBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bin = bin
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deadline := time.Now().Add(soakBound)
 	if d, ok := t.Deadline(); ok && d.Add(-30*time.Second).Before(deadline) {

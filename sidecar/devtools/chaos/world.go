@@ -146,7 +146,12 @@ func (w *world) build(ctx context.Context) error {
 		return nil
 	}
 	w.bin = filepath.Join(w.dir, "keapsync")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", w.bin, "github.com/keapsync/keapsync/sidecar/cmd/keapsync")
+	return buildKeapsync(ctx, w.bin)
+}
+
+// buildKeapsync compiles the keapsync command to bin.
+func buildKeapsync(ctx context.Context, bin string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/keapsync/keapsync/sidecar/cmd/keapsync")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build keapsync: %w\n%s", err, out)
 	}
