@@ -69,8 +69,8 @@ func newEnv(t testing.TB) *env {
 	return startEnv(t, seededPool(t))
 }
 
-// seededPool clones a database that has the seed and fixtures (seeding 1200 contacts through
-// apply_keap_records takes seconds; pgtest.Seeded does it once per package run).
+// seededPool clones a database that has the seed and fixtures (loading the seed's 2,300 records
+// costs more than cloning a database holding them; pgtest.Seeded does it once per package run).
 func seededPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
