@@ -62,18 +62,13 @@ func TestEqualStampsOrderedByWhenAsked(t *testing.T) {
 	held := &heldRead{Client: w.api}
 	worker := &ingest.Worker{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return held, nil }}
 	hook := func() {
-		w.exec(`insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
-		        values ($1, 'contact.edit', 'contact', array[$2::bigint], '{}')`, w.account, kid)
+		if err := w.hookEdit(ctx, kid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	drain := func() {
-		for {
-			more, err := worker.RunOnce(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !more {
-				return
-			}
+		if err := drainInbox(ctx, worker); err != nil {
+			t.Fatal(err)
 		}
 	}
 	names := func() (pg, kp string) {

@@ -125,6 +125,27 @@ func (w *world) exec(sql string, args ...any) {
 	}
 }
 
+// hookEdit puts in the inbox what Keap's contact.edit hook for the contact kid would. It returns
+// its error, as the tests call it from a Keap client's call inside the pusher's goroutine too.
+func (w *world) hookEdit(ctx context.Context, kid int64) error {
+	_, err := w.db.Exec(ctx, `insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
+	                          values ($1, 'contact.edit', 'contact', array[$2::bigint], '{}')`, w.account, kid)
+	if err != nil {
+		return fmt.Errorf("queue a contact.edit hook for %d: %w", kid, err)
+	}
+	return nil
+}
+
+// drainInbox runs worker until the inbox holds nothing due.
+func drainInbox(ctx context.Context, worker *ingest.Worker) error {
+	for {
+		more, err := worker.RunOnce(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
 func (w *world) int(sql string, args ...any) int64 {
 	w.t.Helper()
 	var n int64

@@ -39,14 +39,11 @@ func TestKeapEditThatWinsWhileOurPatchIsOut(t *testing.T) {
 		if err := w.sb.EditContact(kid, map[string]any{"job_title": "K370"}); err != nil {
 			t.Error(err)
 		}
-		w.exec(`insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
-		        values ($1, 'contact.edit', 'contact', array[$2::bigint], '{}')`, w.account, kid)
-		for more := true; more; {
-			var err error
-			if more, err = worker.RunOnce(ctx); err != nil {
-				t.Error(err)
-				return
-			}
+		if err := w.hookEdit(ctx, kid); err != nil {
+			t.Error(err)
+		}
+		if err := drainInbox(ctx, worker); err != nil {
+			t.Error(err)
 		}
 	}}
 	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
@@ -97,21 +94,19 @@ func TestKeapEditOfOurNewContactBeforeItsAnswer(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx := context.Background()
 	worker := &ingest.Worker{DB: w.db, API: func(context.Context, string) (ingest.Keap, error) { return w.api, nil }}
+	// t.Error, not t.Fatal: it runs in the pusher's goroutine as well as the test's.
 	drain := func() {
-		for more := true; more; {
-			var err error
-			if more, err = worker.RunOnce(ctx); err != nil {
-				t.Error(err)
-				return
-			}
+		if err := drainInbox(ctx, worker); err != nil {
+			t.Error(err)
 		}
 	}
 	api := &created{Client: w.api, then: func(id int64) {
 		if err := w.sb.EditContact(id, map[string]any{"job_title": "Edited in Keap"}); err != nil {
 			t.Error(err)
 		}
-		w.exec(`insert into keapsync.webhook_inbox (account_id, event_key, object_type, object_ids, payload)
-		        values ($1, 'contact.edit', 'contact', array[$2::bigint], '{}')`, w.account, id)
+		if err := w.hookEdit(ctx, id); err != nil {
+			t.Error(err)
+		}
 		drain()
 	}}
 	w.start(w.pusher(w.config(func(context.Context, string) (push.Keap, error) { return api, nil })).Run)
